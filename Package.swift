@@ -1,0 +1,62 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+/// One set of Swift settings for every target: Swift 6 language mode (strict concurrency).
+let swiftSettings: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "tether",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "tether", targets: ["tether"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // System libraries: module.modulemap + shim.h only. apt packages in Scripts/bootstrap.
+        .systemLibrary(name: "CNGHTTP2", pkgConfig: "libnghttp2", providers: [.apt(["libnghttp2-dev"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CProtobufC", pkgConfig: "libprotobuf-c", providers: [.apt(["libprotobuf-c-dev"])]),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+
+        // protoc-c output for Protos/, committed; Scripts/generate-protos rewrites it.
+        .target(
+            name: "TetherProtoC",
+            dependencies: ["CProtobufC"],
+            path: "Generated",
+            publicHeadersPath: "."
+        ),
+
+        // Swift value types <-> protobuf bytes, through protobuf-c.
+        .target(name: "TetherWire", dependencies: ["TetherProtoC", "CProtobufC"], swiftSettings: swiftSettings),
+        // HTTP/2 transport: event loop, sockets, TLS, nghttp2 sessions. Knows nothing of Tether.
+        .target(name: "H2", dependencies: ["CNGHTTP2", "COpenSSL"], swiftSettings: swiftSettings),
+        // SQLite: connection, statements, transactions, migrations.
+        .target(name: "TetherStore", dependencies: ["CSQLite"], swiftSettings: swiftSettings),
+
+        .executableTarget(
+            name: "tether",
+            dependencies: [
+                "TetherWire", "H2", "TetherStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings,
+            plugins: ["BuildInfoPlugin"]
+        ),
+        // Writes the git commit into the executable at build time.
+        .plugin(name: "BuildInfoPlugin", capability: .buildTool()),
+
+        // Test support: locating the repository, running the project's Python venv.
+        .target(name: "TetherTestSupport", path: "Tests/TetherTestSupport", swiftSettings: swiftSettings),
+        .testTarget(
+            name: "TetherWireTests",
+            dependencies: ["TetherWire", "TetherTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

@@ -1,0 +1,66 @@
+public import Foundation
+
+/// Paths inside the checkout, found from this source file's location so tests work
+/// from any working directory.
+public enum Repository {
+    /// The repository root (the directory holding Package.swift).
+    public static let root: URL = {
+        var url = URL(fileURLWithPath: #filePath)
+        while url.path != "/" {
+            url.deleteLastPathComponent()
+            if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) {
+                return url
+            }
+        }
+        fatalError("Package.swift not found above \(#filePath)")
+    }()
+
+    /// The project's Python, from the venv that Scripts/bootstrap makes.
+    public static var python: URL { root.appendingPathComponent(".venv/bin/python") }
+}
+
+/// What a finished child process printed and how it ended.
+public struct ProcessResult: Sendable {
+    public let status: Int32
+    public let stdout: String
+    public let stderr: String
+}
+
+public enum ProcessRunError: Error, CustomStringConvertible {
+    case missingExecutable(String)
+    public var description: String {
+        switch self {
+        case .missingExecutable(let path): return "\(path) not found: run Scripts/bootstrap first"
+        }
+    }
+}
+
+/// Runs `executable` to completion, reading its output concurrently so a full
+/// pipe cannot stall it.
+public func runProcess(_ executable: URL, _ arguments: [String], cwd: URL = Repository.root) throws -> ProcessResult {
+    guard FileManager.default.isExecutableFile(atPath: executable.path) else {
+        throw ProcessRunError.missingExecutable(executable.path)
+    }
+    let process = Process()
+    process.executableURL = executable
+    process.arguments = arguments
+    process.currentDirectoryURL = cwd
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    process.standardInput = FileHandle.nullDevice
+    try process.run()
+    let group = DispatchGroup()
+    nonisolated(unsafe) var errData = Data()
+    group.enter()
+    DispatchQueue.global().async {
+        errData = err.fileHandleForReading.readDataToEndOfFile()
+        group.leave()
+    }
+    let outData = out.fileHandleForReading.readDataToEndOfFile()
+    group.wait()
+    process.waitUntilExit()
+    return ProcessResult(status: process.terminationStatus,
+                         stdout: String(decoding: outData, as: UTF8.self),
+                         stderr: String(decoding: errData, as: UTF8.self))
+}

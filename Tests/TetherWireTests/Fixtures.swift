@@ -1,0 +1,6 @@
+@testable import TetherWire
+
+/// Populated instances of every message, per package, shared by the codec tests.
+enum Fixtures {
+    static var all: [any WireMessage] { healthV1 + agentV1 + controlV1 }
+}
