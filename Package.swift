@@ -36,13 +36,15 @@ let package = Package(
         .target(name: "TetherWire", dependencies: ["TetherProtoC", "CProtobufC"], swiftSettings: swiftSettings),
         // HTTP/2 transport: event loop, sockets, TLS, nghttp2 sessions. Knows nothing of Tether.
         .target(name: "H2", dependencies: ["CNGHTTP2", "COpenSSL"], swiftSettings: swiftSettings),
+        // gRPC over HTTP/2: status, metadata, deadlines, 5-byte framing, server and client calls.
+        .target(name: "GRPC", dependencies: ["H2"], swiftSettings: swiftSettings),
         // SQLite: connection, statements, transactions, migrations.
         .target(name: "TetherStore", dependencies: ["CSQLite"], swiftSettings: swiftSettings),
 
         .executableTarget(
             name: "tether",
             dependencies: [
-                "TetherWire", "H2", "TetherStore",
+                "TetherWire", "H2", "GRPC", "TetherStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings,
@@ -58,5 +60,9 @@ let package = Package(
             dependencies: ["TetherWire", "TetherTestSupport"],
             swiftSettings: swiftSettings
         ),
+        .testTarget(name: "H2Tests", dependencies: ["H2", "TetherTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "GRPCTests", dependencies: ["GRPC", "TetherWire", "TetherTestSupport"], swiftSettings: swiftSettings),
+        // Runs the built `tether` binary as a user would.
+        .testTarget(name: "TetherCLITests", dependencies: ["TetherTestSupport"], swiftSettings: swiftSettings),
     ]
 )

@@ -5,6 +5,7 @@ by reflection (all fields set, 3 repeated elements, 3 map entries, unicode,
 one instance per oneof member) so a new field is covered without editing here.
 
   wire_interop.py protoc-check           compile Protos/ with grpc_tools; fail on any warning
+  wire_interop.py comment-check          fail unless every message, field, enum value and RPC has a comment
   wire_interop.py encode DIR             write DIR/py/NAME.K.bin; re-encode DIR/swift/* into DIR/py-from-swift/
   wire_interop.py compare DIR            DIR/swift-from-py/* must parse equal to DIR/py/*
 """
@@ -189,16 +190,66 @@ def compare(directory):
 
 
 def protoc_check():
-    out = protoc(tempfile.mkdtemp(prefix="tether-protoc-"))
+    out_dir = tempfile.mkdtemp(prefix="tether-protoc-")
+    out = protoc(out_dir)
     if out.strip():
         sys.exit(f"grpc_tools.protoc printed warnings:\n{out}")
     print(f"compiled {len(FILES)} files with no warnings")
+
+
+def comment_check():
+    """Every message, field, enum, enum value, service and RPC has a comment."""
+    from google.protobuf import descriptor_pb2
+    out = os.path.join(tempfile.mkdtemp(prefix="tether-desc-"), "set.pb")
+    subprocess.run([sys.executable, "-m", "grpc_tools.protoc", f"-I{PROTOS}", "--include_source_info",
+                    f"--descriptor_set_out={out}", *FILES], check=True)
+    fds = descriptor_pb2.FileDescriptorSet()
+    with open(out, "rb") as f:
+        fds.ParseFromString(f.read())
+    missing = []
+    for file in fds.file:
+        commented = {tuple(loc.path) for loc in file.source_code_info.location
+                     if (loc.leading_comments or loc.trailing_comments).strip()}
+
+        def need(path, name):
+            if tuple(path) not in commented:
+                missing.append(f"{file.name}: {name}")
+
+        def enum(e, path, prefix):
+            need(path, f"{prefix}{e.name}")
+            for i, v in enumerate(e.value):
+                need(path + [2, i], f"{prefix}{e.name}.{v.name}")
+
+        def message(m, path, prefix):
+            if m.options.map_entry:
+                return
+            need(path, f"{prefix}{m.name}")
+            for i, fld in enumerate(m.field):
+                need(path + [2, i], f"{prefix}{m.name}.{fld.name}")
+            for i, n in enumerate(m.nested_type):
+                message(n, path + [3, i], f"{prefix}{m.name}.")
+            for i, e in enumerate(m.enum_type):
+                enum(e, path + [4, i], f"{prefix}{m.name}.")
+
+        for i, m in enumerate(file.message_type):
+            message(m, [4, i], "")
+        for i, e in enumerate(file.enum_type):
+            enum(e, [5, i], "")
+        for i, svc in enumerate(file.service):
+            need([6, i], svc.name)
+            for j, method in enumerate(svc.method):
+                need([6, i, 2, j], f"{svc.name}.{method.name}")
+    if missing:
+        sys.exit("no comment on:\n  " + "\n  ".join(missing))
+    print(f"every element of {len(FILES)} files has a comment")
 
 
 if __name__ == "__main__":
     command = sys.argv[1]
     if command == "protoc-check":
         protoc_check()
+    elif command == "comment-check":
+        comment_check()
     elif command == "encode":
         encode(sys.argv[2])
     elif command == "compare":

@@ -59,3 +59,10 @@ private func reencode<M: WireMessage>(_ type: M.Type, _ bytes: [UInt8]) throws -
 private func decodesEqual<M: WireMessage>(_ original: M, _ bytes: [UInt8]) throws -> Bool {
     try M(serializedBytes: bytes) == original
 }
+
+@Suite struct ProtoContractTests {
+    @Test func everyMessageFieldEnumValueAndRPCHasAComment() throws {
+        let result = try runProcess(Repository.python, [PythonInteropTests.script, "comment-check"])
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+    }
+}
