@@ -13,6 +13,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "tether", targets: ["tether"]),
+        .executable(name: "tether-echo", targets: ["tether-echo"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -22,6 +23,7 @@ let package = Package(
         .systemLibrary(name: "CNGHTTP2", pkgConfig: "libnghttp2", providers: [.apt(["libnghttp2-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CProtobufC", pkgConfig: "libprotobuf-c", providers: [.apt(["libprotobuf-c-dev"])]),
+        .systemLibrary(name: "CLinux"),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
 
         // protoc-c output for Protos/, committed; Scripts/generate-protos rewrites it.
@@ -35,20 +37,29 @@ let package = Package(
         // Swift value types <-> protobuf bytes, through protobuf-c.
         .target(name: "TetherWire", dependencies: ["TetherProtoC", "CProtobufC"], swiftSettings: swiftSettings),
         // HTTP/2 transport: event loop, sockets, TLS, nghttp2 sessions. Knows nothing of Tether.
-        .target(name: "H2", dependencies: ["CNGHTTP2", "COpenSSL"], swiftSettings: swiftSettings),
+        .target(name: "H2", dependencies: ["CLinux", "CNGHTTP2", "COpenSSL"], swiftSettings: swiftSettings),
         // gRPC over HTTP/2: status, metadata, deadlines, 5-byte framing, server and client calls.
-        .target(name: "GRPC", dependencies: ["H2"], swiftSettings: swiftSettings),
+        .target(name: "GRPC", dependencies: ["H2", "TetherWire"], swiftSettings: swiftSettings),
+        // The orchestration plane: RPC handlers, auth, dashboard, metrics, health.
+        .target(name: "TetherServer", dependencies: ["GRPC", "H2", "TetherWire", "TetherStore"], swiftSettings: swiftSettings),
         // SQLite: connection, statements, transactions, migrations.
         .target(name: "TetherStore", dependencies: ["CSQLite"], swiftSettings: swiftSettings),
 
         .executableTarget(
             name: "tether",
             dependencies: [
-                "TetherWire", "H2", "GRPC", "TetherStore",
+                "TetherWire", "H2", "GRPC", "TetherStore", "TetherServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings,
             plugins: ["BuildInfoPlugin"]
+        ),
+        // The echo service on our transport, for interop tests and benchmarks.
+        .target(name: "TetherEcho", dependencies: ["GRPC", "TetherWire"], swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "tether-echo",
+            dependencies: ["GRPC", "H2", "TetherEcho", "TetherWire", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: swiftSettings
         ),
         // Writes the git commit into the executable at build time.
         .plugin(name: "BuildInfoPlugin", capability: .buildTool()),
@@ -61,7 +72,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "H2Tests", dependencies: ["H2", "TetherTestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "GRPCTests", dependencies: ["GRPC", "TetherWire", "TetherTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "GRPCTests", dependencies: ["GRPC", "H2", "TetherEcho", "TetherWire", "TetherTestSupport"], swiftSettings: swiftSettings),
         // Runs the built `tether` binary as a user would.
         .testTarget(name: "TetherCLITests", dependencies: ["TetherTestSupport"], swiftSettings: swiftSettings),
     ]

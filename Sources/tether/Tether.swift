@@ -1,11 +1,11 @@
 import ArgumentParser
 
 @main
-struct Tether: ParsableCommand {
+struct Tether: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tether",
         abstract: "Tether: DAG orchestration with a control server and agents that dial out.",
         version: TetherVersion.string,
-        subcommands: [VersionCommand.self]
+        subcommands: [ServerCommand.self, VersionCommand.self]
     )
 }

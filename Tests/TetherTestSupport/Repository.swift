@@ -15,11 +15,13 @@ public enum Repository {
         fatalError("Package.swift not found above \(#filePath)")
     }()
 
-    /// The `tether` binary of the current debug build (`swift build` puts it beside the tests).
-    public static var tetherBinary: URL {
-        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-        if dir.lastPathComponent == "MacOS" { dir = dir.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent() }
-        return dir.appendingPathComponent("tether")
+    /// The `tether` binary of the current build (`swift build` puts it beside the tests).
+    public static var tetherBinary: URL { binary("tether") }
+
+    /// A product of the current build, e.g. "tether-echo".
+    public static func binary(_ name: String) -> URL {
+        URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+            .deletingLastPathComponent().appendingPathComponent(name)
     }
 
     /// The project's Python, from the venv that Scripts/bootstrap makes.

@@ -142,3 +142,22 @@ extension Fixtures {
         return [request, response]
     }()
 }
+
+extension Fixtures {
+    static let echoV1: [any WireMessage] = {
+        var request = EchoV1.EchoRequest()
+        request.payload = [0, 1, 2, 0xFF, 0, 0x80]
+        request.text = unicode
+        request.repeat = 3
+        request.delayMs = .max
+        request.failWithCode = 14
+        request.failWithMessage = "unavailable \(unicode)"
+        request.responseSize = .max
+        var response = EchoV1.EchoResponse()
+        response.payload = Array(repeating: 0, count: 1000) + [1]
+        response.text = unicode
+        response.index = 2
+        response.metadata = ["a=1", "b-bin=AAE", unicode]
+        return [request, response]
+    }()
+}

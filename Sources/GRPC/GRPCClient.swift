@@ -1,0 +1,239 @@
+public import H2
+public import TetherWire
+
+/// A gRPC client: one HTTP/2 connection to one server, shared by every call,
+/// reconnected with gRPC's connection backoff when it breaks.
+///
+/// Calls fail fast with UNAVAILABLE while the connection is down (gRPC's default
+/// "fail-fast" semantics) and a broken connection fails its in-flight calls with
+/// UNAVAILABLE at once. All connection and call state lives on `eventLoop`; start
+/// a task with `Task(executorPreference: client.eventLoop)` to run its awaits
+/// there with no thread hop.
+public final class GRPCClient: Sendable {
+    public struct Configuration: Sendable {
+        public var target: SocketAddress
+        /// TLS (ALPN h2) with the server name checked; nil speaks h2c.
+        public var tls: TLSContext?
+        /// `:authority`; defaults to the target address.
+        public var authority: String?
+        public var http2 = HTTP2Configuration()
+        public var maxReceiveMessageBytes = 4 << 20
+        public var maxSendMessageBytes = 4 << 20
+        /// gRPC connection backoff (doc/connection-backoff.md) defaults.
+        public var backoff = GRPCConnectionBackoff()
+
+        public init(target: SocketAddress, tls: TLSContext?) {
+            self.target = target
+            self.tls = tls
+        }
+    }
+
+    public let configuration: Configuration
+    /// The loop that owns the connection and every call's state.
+    public let eventLoop: EventLoop
+    private let ownsLoop: Bool
+    private let connection: GRPCClientConnection
+
+    /// - Parameter eventLoop: the loop to run on; a new one is started if nil.
+    public init(configuration: Configuration, eventLoop: EventLoop? = nil) throws {
+        self.configuration = configuration
+        if let eventLoop {
+            self.eventLoop = eventLoop
+            ownsLoop = false
+        } else {
+            self.eventLoop = try EventLoop.start(name: "grpc-client")
+            ownsLoop = true
+        }
+        connection = GRPCClientConnection(configuration: configuration, loop: self.eventLoop)
+    }
+
+    /// Closes the connection (in-flight calls fail with UNAVAILABLE) and stops an owned loop.
+    public func close() async {
+        await withTaskExecutorPreference(eventLoop) { self.connection.shutdown() }
+        if ownsLoop { eventLoop.stop() }
+    }
+
+    /// Starts a call of any shape. Unary and server-streaming callers send one
+    /// message then `finishSending()`.
+    public func makeCall<Request: WireMessage, Response: WireMessage>(
+        _ path: String, metadata: GRPCMetadata = GRPCMetadata(), timeout: Duration? = nil,
+        request: Request.Type = Request.self, response: Response.Type = Response.self
+    ) async throws(GRPCStatus) -> GRPCClientCall<Request, Response> {
+        guard let methodPath = GRPCMethodPath(path: path) else {
+            throw GRPCStatus(code: .internal, message: "not a gRPC method path: \(path)")
+        }
+        let head = GRPCRequestHead(path: methodPath,
+                                   authority: configuration.authority ?? configuration.target.description,
+                                   timeout: timeout.map(GRPCTimeout.init(rounding:)),
+                                   userAgent: "tether-grpc/0.1", acceptEncodings: ["identity"], metadata: metadata)
+        let call = GRPCClientCall<Request, Response>(
+            loop: eventLoop, maxReceiveMessageBytes: configuration.maxReceiveMessageBytes,
+            maxSendMessageBytes: configuration.maxSendMessageBytes)
+        let scheme = configuration.tls == nil ? "http" : "https"
+        let headers = head.wireHeaders(scheme: scheme).map { HTTP2Header($0.name, $0.value) }
+        await withTaskExecutorPreference(eventLoop) {
+            self.connection.withReadyConnection { outcome in
+                switch outcome {
+                case .failure(let status):
+                    call.core.fail(status)
+                case .success(let h2):
+                    do {
+                        try call.core.open(on: h2, headers: headers, timeout: timeout)
+                    } catch {
+                        call.core.fail(GRPCStatus(code: .unavailable, message: "could not open stream: \(error)"))
+                    }
+                }
+            }
+        }
+        return call
+    }
+
+    /// One request, one response.
+    public func unary<Request: WireMessage, Response: WireMessage>(
+        _ path: String, _ request: Request, metadata: GRPCMetadata = GRPCMetadata(), timeout: Duration? = nil,
+        response: Response.Type = Response.self
+    ) async throws(GRPCStatus) -> Response {
+        let call: GRPCClientCall<Request, Response> = try await makeCall(path, metadata: metadata, timeout: timeout)
+        try await call.send(request)
+        await call.finishSending()
+        guard let reply = try await call.next() else {
+            throw await call.status() ?? GRPCStatus(code: .internal, message: "no response message")
+        }
+        while try await call.next() != nil {}
+        return reply
+    }
+}
+
+/// gRPC's connection backoff parameters (doc/connection-backoff.md).
+public struct GRPCConnectionBackoff: Sendable {
+    public var initial: Duration = .seconds(1)
+    public var multiplier = 1.6
+    public var jitter = 0.2
+    public var maximum: Duration = .seconds(120)
+    public var minimumConnectTimeout: Duration = .seconds(20)
+
+    public init() {}
+
+    /// The wait before attempt `attempt` (0 = first retry), with jitter from `random`.
+    public func delay(attempt: Int, random: Double) -> Duration {
+        var seconds = Double(initial.components.seconds) + Double(initial.components.attoseconds) / 1e18
+        let cap = Double(maximum.components.seconds)
+        for _ in 0..<attempt { seconds = min(seconds * multiplier, cap) }
+        let jittered = seconds * (1 + jitter * (2 * random - 1))
+        return .milliseconds(Int64(max(0, jittered) * 1000))
+    }
+}
+
+/// The client's one connection and its reconnect state. Loop thread only.
+final class GRPCClientConnection: @unchecked Sendable {
+    private enum State {
+        case idle
+        case connecting(HTTP2Connection)
+        case ready(HTTP2Connection)
+        case backoff(until: ContinuousClock.Instant, lastError: String)
+        case shutdown
+    }
+
+    private let configuration: GRPCClient.Configuration
+    private let loop: EventLoop
+    private var state = State.idle
+    /// Connections that got GOAWAY: kept alive until their last calls finish.
+    private var draining: [ObjectIdentifier: HTTP2Connection] = [:]
+    private var waiters: [(Result<HTTP2Connection, GRPCStatus>) -> Void] = []
+    private var attempt = 0
+
+    init(configuration: GRPCClient.Configuration, loop: EventLoop) {
+        self.configuration = configuration
+        self.loop = loop
+    }
+
+    /// Calls `body` with a ready connection, or with UNAVAILABLE if none can be had
+    /// now (fail-fast). Loop thread only.
+    func withReadyConnection(_ body: @escaping (Result<HTTP2Connection, GRPCStatus>) -> Void) {
+        loop.preconditionInEventLoop()
+        switch state {
+        case .ready(let connection) where connection.isActive:
+            body(.success(connection))
+        case .ready, .idle:
+            waiters.append(body)
+            connect()
+        case .connecting:
+            waiters.append(body)
+        case .backoff(let until, let lastError):
+            if ContinuousClock.now >= until {
+                waiters.append(body)
+                connect()
+            } else {
+                body(.failure(GRPCStatus(code: .unavailable, message: "connection to \(configuration.target) failed: \(lastError)")))
+            }
+        case .shutdown:
+            body(.failure(GRPCStatus(code: .unavailable, message: "client closed")))
+        }
+    }
+
+    private func connect() {
+        let connection: HTTP2Connection
+        do {
+            connection = try HTTP2Connection.connect(to: configuration.target, tls: configuration.tls, loop: loop,
+                                                     configuration: configuration.http2)
+        } catch {
+            return failed("\(error)")
+        }
+        state = .connecting(connection)
+        let timeout = loop.schedule(after: configuration.backoff.minimumConnectTimeout) { [weak connection] in
+            connection?.terminate("connect timed out")
+        }
+        connection.onReady = { [unowned self, unowned connection] in
+            loop.cancelTimer(timeout)
+            attempt = 0
+            state = .ready(connection)
+            let waiting = waiters
+            waiters = []
+            for waiter in waiting { waiter(.success(connection)) }
+        }
+        connection.onGoAway = { [unowned self, unowned connection] _ in
+            // Existing calls finish on it; the next call makes a new connection.
+            if case .ready(let current) = state, current === connection {
+                state = .idle
+                draining[ObjectIdentifier(connection)] = connection
+            }
+        }
+        connection.onClose = { [unowned self, unowned connection] reason in
+            loop.cancelTimer(timeout)
+            draining[ObjectIdentifier(connection)] = nil
+            switch state {
+            case .connecting(let current) where current === connection:
+                failed(reason)
+            case .ready(let current) where current === connection:
+                state = .idle
+            default:
+                break
+            }
+        }
+    }
+
+    private func failed(_ reason: String) {
+        let delay = configuration.backoff.delay(attempt: attempt, random: Double.random(in: 0...1))
+        attempt += 1
+        state = .backoff(until: .now + delay, lastError: reason)
+        let waiting = waiters
+        waiters = []
+        let status = GRPCStatus(code: .unavailable, message: "connection to \(configuration.target) failed: \(reason)")
+        for waiter in waiting { waiter(.failure(status)) }
+    }
+
+    func shutdown() {
+        let current: HTTP2Connection?
+        switch state {
+        case .connecting(let c), .ready(let c): current = c
+        default: current = nil
+        }
+        state = .shutdown
+        current?.terminate("client closed")
+        for connection in draining.values { connection.terminate("client closed") }
+        draining = [:]
+        let waiting = waiters
+        waiters = []
+        for waiter in waiting { waiter(.failure(GRPCStatus(code: .unavailable, message: "client closed"))) }
+    }
+}

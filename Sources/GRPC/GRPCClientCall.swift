@@ -1,0 +1,260 @@
+import H2
+public import TetherWire
+
+/// One client call of any shape: send requests, then `finishSending()`; read
+/// responses with `next()` until it returns nil (status OK) or throws the
+/// call's status. `cancel()` sends RST_STREAM(CANCEL).
+///
+/// Methods may be called from any task; they run on the client's loop, hopping
+/// there only when the caller is elsewhere.
+public final class GRPCClientCall<Request: WireMessage, Response: WireMessage>: Sendable {
+    let core: GRPCClientCallCore
+    private let loop: EventLoop
+
+    init(loop: EventLoop, maxReceiveMessageBytes: Int, maxSendMessageBytes: Int) {
+        self.loop = loop
+        core = GRPCClientCallCore(loop: loop, maxReceiveMessageBytes: maxReceiveMessageBytes,
+                                  maxSendMessageBytes: maxSendMessageBytes)
+    }
+
+    /// Sends one request message; waits while the stream's send buffer is full.
+    /// - Throws: the call's status if it has already ended.
+    public func send(_ message: Request) async throws(GRPCStatus) {
+        let bytes = try encode(message)
+        let core = self.core
+        try await withTaskExecutorPreference(loop) { () async throws(GRPCStatus) in
+            try core.send(bytes)
+            try await core.waitUntilWritable()
+        }
+    }
+
+    /// Half-closes: no more requests.
+    public func finishSending() async {
+        let core = self.core
+        await withTaskExecutorPreference(loop) { core.finishSending() }
+    }
+
+    /// The next response, or nil once the call ended with OK.
+    /// - Throws: the call's status when it ends with anything but OK.
+    public func next() async throws(GRPCStatus) -> Response? {
+        let core = self.core
+        let bytes = try await withTaskExecutorPreference(loop) { () async throws(GRPCStatus) in try await core.next() }
+        guard let bytes else { return nil }
+        do {
+            return try Response(serializedBytes: bytes)
+        } catch {
+            let status = GRPCStatus(code: .internal, message: "could not decode \(Response.protoName): \(error)")
+            await cancel(status)
+            throw status
+        }
+    }
+
+    /// Cancels the call: RST_STREAM(CANCEL) to the server, CANCELLED locally.
+    public func cancel() async {
+        await cancel(GRPCStatus(code: .cancelled, message: "cancelled by the client"))
+    }
+
+    private func cancel(_ status: GRPCStatus) async {
+        let core = self.core
+        await withTaskExecutorPreference(loop) { core.cancel(status) }
+    }
+
+    /// The call's final status, once it has ended (nil before).
+    public func status() async -> GRPCStatus? {
+        let core = self.core
+        return await withTaskExecutorPreference(loop) { core.finalStatus }
+    }
+
+    /// Metadata from the response headers (empty until they arrive).
+    public func initialMetadata() async -> GRPCMetadata {
+        let core = self.core
+        return await withTaskExecutorPreference(loop) { core.initialMetadata }
+    }
+}
+
+/// The byte-level state of one client call. Loop thread only.
+final class GRPCClientCallCore: HTTP2StreamDelegate, @unchecked Sendable {
+    private let loop: EventLoop
+    private var stream: HTTP2Stream?
+    private var deframer: GRPCMessageDeframer
+    private let framer: GRPCMessageFramer
+    private var unsent: [[UInt8]] = []       // sends before the stream opened
+    private var sendingFinished = false
+    private var responses: [[UInt8]] = []
+    private var responseHead = 0
+    private var waiter: CheckedContinuation<[UInt8]?, any Error>?
+    private var writableWaiters: [CheckedContinuation<Void, any Error>] = []
+    private(set) var finalStatus: GRPCStatus?
+    private(set) var initialMetadata = GRPCMetadata()
+    private var receivedHeaders = false
+    private var deadlineTimer: EventLoop.TimerID?
+    static let sendBufferBytes = 1 << 20
+
+    init(loop: EventLoop, maxReceiveMessageBytes: Int, maxSendMessageBytes: Int) {
+        self.loop = loop
+        deframer = GRPCMessageDeframer(maxMessageBytes: maxReceiveMessageBytes)
+        framer = GRPCMessageFramer(maxMessageBytes: maxSendMessageBytes)
+    }
+
+    func open(on connection: HTTP2Connection, headers: [HTTP2Header], timeout: Duration?) throws {
+        guard finalStatus == nil else { return }
+        let stream = try connection.openStream(headers: headers, delegate: self)
+        self.stream = stream
+        for message in unsent { stream.sendData(message) }
+        unsent = []
+        if sendingFinished { stream.finish() }
+        if let timeout {
+            deadlineTimer = loop.schedule(after: timeout) { [weak self] in
+                self?.deadlineTimer = nil
+                self?.cancel(GRPCStatus(code: .deadlineExceeded, message: "deadline of \(timeout) exceeded"))
+            }
+        }
+    }
+
+    func send(_ message: [UInt8]) throws(GRPCStatus) {
+        if let finalStatus { throw finalStatus.code == .ok ? GRPCStatus(code: .internal, message: "call already ended") : finalStatus }
+        guard !sendingFinished else { throw GRPCStatus(code: .internal, message: "send after finishSending") }
+        let framed = try framer.frame(message)
+        if let stream { stream.sendData(framed) } else { unsent.append(framed) }
+    }
+
+    func waitUntilWritable() async throws(GRPCStatus) {
+        guard let stream, stream.bufferedBytes > Self.sendBufferBytes, finalStatus == nil else { return }
+        do {
+            try await withCheckedThrowingContinuation { writableWaiters.append($0) }
+        } catch {
+            throw (error as? GRPCStatus) ?? GRPCStatus(code: .cancelled, message: "\(error)")
+        }
+    }
+
+    func finishSending() {
+        guard !sendingFinished else { return }
+        sendingFinished = true
+        stream?.finish()
+    }
+
+    func next() async throws(GRPCStatus) -> [UInt8]? {
+        loop.preconditionInEventLoop()
+        if responseHead < responses.count {
+            let message = responses[responseHead]
+            responseHead += 1
+            if responseHead == responses.count {
+                responses.removeAll(keepingCapacity: false)
+                responseHead = 0
+            }
+            return message
+        }
+        if let finalStatus {
+            if finalStatus.code == .ok { return nil }
+            throw finalStatus
+        }
+        do {
+            return try await withCheckedThrowingContinuation { waiter = $0 }
+        } catch {
+            throw (error as? GRPCStatus) ?? GRPCStatus(code: .cancelled, message: "\(error)")
+        }
+    }
+
+    /// Ends the call locally with `status` and resets the stream.
+    func cancel(_ status: GRPCStatus) {
+        guard finalStatus == nil else { return }
+        stream?.reset(.cancel)
+        end(status)
+    }
+
+    /// Fails a call that never got a stream.
+    func fail(_ status: GRPCStatus) {
+        end(status)
+    }
+
+    private func end(_ status: GRPCStatus) {
+        guard finalStatus == nil else { return }
+        finalStatus = status
+        if let deadlineTimer { loop.cancelTimer(deadlineTimer) }
+        deadlineTimer = nil
+        if let waiter {
+            self.waiter = nil
+            if status.code == .ok { waiter.resume(returning: nil) } else { waiter.resume(throwing: status) }
+        }
+        let writable = writableWaiters
+        writableWaiters = []
+        for w in writable { w.resume(throwing: status) }
+    }
+
+    private func deliver(_ message: [UInt8]) {
+        if let waiter {
+            self.waiter = nil
+            waiter.resume(returning: message)
+        } else {
+            responses.append(message)
+        }
+    }
+
+    // MARK: HTTP2StreamDelegate
+
+    func streamReceivedHeaders(_ stream: HTTP2Stream, _ headers: [HTTP2Header], endStream: Bool) {
+        if !receivedHeaders {
+            receivedHeaders = true
+            let httpStatus = headers[":status"].flatMap { Int($0) } ?? 0
+            if httpStatus != 200 {
+                let code = GRPCStatusCode(httpStatus: httpStatus)
+                return cancel(GRPCStatus(code: code, message: "HTTP status \(httpStatus) from server"))
+            }
+            let contentType = headers["content-type"] ?? ""
+            guard contentType.hasPrefix("application/grpc") else {
+                return cancel(GRPCStatus(code: .unknown, message: "server sent content-type '\(contentType)'"))
+            }
+            initialMetadata = GRPCMetadata(wireHeaders: headers.map { ($0.name, $0.value) })
+            if !endStream { return }
+        }
+        // Trailers (or Trailers-Only).
+        guard endStream else { return }
+        end(status(from: headers))
+    }
+
+    private func status(from trailers: [HTTP2Header]) -> GRPCStatus {
+        guard let raw = trailers["grpc-status"], let code = Int(raw) else {
+            return GRPCStatus(code: .internal, message: "server ended the stream without grpc-status")
+        }
+        if code == 0 && deframer.hasPartialMessage {
+            return GRPCStatus(code: .internal, message: "response stream ended inside a message")
+        }
+        let message = trailers["grpc-message"].map(GRPCPercentEncoding.decode) ?? ""
+        let metadata = GRPCMetadata(wireHeaders: trailers.map { ($0.name, $0.value) })
+        return GRPCStatus(code: GRPCStatusCode(rawValue: code), message: message, trailingMetadata: metadata)
+    }
+
+    func streamReceivedData(_ stream: HTTP2Stream, _ bytes: UnsafeRawBufferPointer, endStream: Bool) {
+        guard finalStatus == nil else { return }
+        if bytes.count > 0 {
+            deframer.append(bytes)
+            do {
+                while let message = try deframer.next() { deliver(message) }
+            } catch {
+                return cancel(error)
+            }
+        }
+        if endStream {
+            end(GRPCStatus(code: .internal, message: "server ended the stream without trailers"))
+        }
+    }
+
+    func streamClosed(_ stream: HTTP2Stream, reason: HTTP2StreamCloseReason) {
+        self.stream = nil
+        switch reason {
+        case .finished:
+            end(GRPCStatus(code: .internal, message: "stream closed without a status"))
+        case .reset(let code):
+            let grpcCode: GRPCStatusCode = code == .refusedStream ? .unavailable : code == .cancel ? .cancelled : .internal
+            end(GRPCStatus(code: grpcCode, message: "stream reset by the server: \(code)"))
+        case .connectionClosed(let why):
+            end(GRPCStatus(code: .unavailable, message: "connection closed: \(why)"))
+        }
+    }
+
+    func streamWritable(_ stream: HTTP2Stream) {
+        let writable = writableWaiters
+        writableWaiters = []
+        for w in writable { w.resume() }
+    }
+}

@@ -1,0 +1,128 @@
+public import TetherWire
+
+/// The methods a server answers, by path, each with its handler. Built once
+/// before the server starts; read-only afterwards.
+public struct GRPCRouter: Sendable {
+    struct Method: Sendable {
+        let run: @Sendable (GRPCServerCall, GRPCServerContext) async throws -> Void
+    }
+
+    private var methods: [GRPCMethodPath: Method] = [:]
+
+    public init() {}
+
+    func method(for path: GRPCMethodPath) -> Method? { methods[path] }
+
+    /// Every registered path, e.g. for reflection or health.
+    public var paths: [GRPCMethodPath] { Array(methods.keys) }
+
+    private mutating func add(_ service: String, _ method: String, _ run: Method) {
+        guard let path = GRPCMethodPath(service: service, method: method) else {
+            preconditionFailure("invalid gRPC method name \(service)/\(method)")
+        }
+        precondition(methods[path] == nil, "\(path) registered twice")
+        methods[path] = run
+    }
+
+    /// One request, one response.
+    public mutating func unary<Request: WireMessage, Response: WireMessage>(
+        _ service: String, _ method: String,
+        _ handler: @escaping @Sendable (Request, GRPCServerContext) async throws -> Response
+    ) {
+        add(service, method, Method { call, context in
+            let request: Request = try await GRPCRequestStream<Request>(call).single()
+            let response = try await handler(request, context)
+            try call.send(try encode(response))
+        })
+    }
+
+    /// One request, a stream of responses.
+    public mutating func serverStreaming<Request: WireMessage, Response: WireMessage>(
+        _ service: String, _ method: String,
+        _ handler: @escaping @Sendable (Request, GRPCResponseWriter<Response>, GRPCServerContext) async throws -> Void
+    ) {
+        add(service, method, Method { call, context in
+            let request: Request = try await GRPCRequestStream<Request>(call).single()
+            try await handler(request, GRPCResponseWriter(call), context)
+        })
+    }
+
+    /// A stream of requests, one response.
+    public mutating func clientStreaming<Request: WireMessage, Response: WireMessage>(
+        _ service: String, _ method: String,
+        _ handler: @escaping @Sendable (GRPCRequestStream<Request>, GRPCServerContext) async throws -> Response
+    ) {
+        add(service, method, Method { call, context in
+            let response = try await handler(GRPCRequestStream(call), context)
+            try call.send(try encode(response))
+        })
+    }
+
+    /// Streams both ways.
+    public mutating func bidirectionalStreaming<Request: WireMessage, Response: WireMessage>(
+        _ service: String, _ method: String,
+        _ handler: @escaping @Sendable (GRPCRequestStream<Request>, GRPCResponseWriter<Response>, GRPCServerContext) async throws -> Void
+    ) {
+        add(service, method, Method { call, context in
+            try await handler(GRPCRequestStream(call), GRPCResponseWriter(call), context)
+        })
+    }
+}
+
+func encode<M: WireMessage>(_ message: M) throws(GRPCStatus) -> [UInt8] {
+    do {
+        return try message.serializedBytes()
+    } catch {
+        throw GRPCStatus(code: .internal, message: "could not encode \(M.protoName): \(error)")
+    }
+}
+
+/// The request messages of a call, decoded, in order. Iterate it once.
+/// Ends at the client's half-close; throws the call's status if the call fails.
+public struct GRPCRequestStream<Message: WireMessage>: AsyncSequence, Sendable {
+    private let call: GRPCServerCall
+
+    init(_ call: GRPCServerCall) { self.call = call }
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        let call: GRPCServerCall
+
+        public mutating func next() async throws -> Message? {
+            guard let bytes = try await call.requests.next() else { return nil }
+            do {
+                return try Message(serializedBytes: bytes)
+            } catch {
+                throw GRPCStatus(code: .internal, message: "could not decode \(Message.protoName): \(error)")
+            }
+        }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(call: call) }
+
+    /// Exactly one message, as unary and server-streaming calls need.
+    func single() async throws -> Message {
+        var iterator = makeAsyncIterator()
+        guard let first = try await iterator.next() else {
+            throw GRPCStatus(code: .internal, message: "client half-closed without a request message")
+        }
+        guard try await iterator.next() == nil else {
+            throw GRPCStatus(code: .internal, message: "more than one request message for a single-request method")
+        }
+        return first
+    }
+}
+
+/// Sends response messages of a streaming call. `write` suspends while the
+/// client is not reading (the stream's send buffer is full), so a slow client
+/// cannot make the server buffer without bound.
+public struct GRPCResponseWriter<Message: WireMessage>: Sendable {
+    private let call: GRPCServerCall
+
+    init(_ call: GRPCServerCall) { self.call = call }
+
+    /// Queues one message. Throws the call's status if the call has ended.
+    public func write(_ message: Message) async throws {
+        try await call.waitUntilWritable()
+        try call.send(try encode(message))
+    }
+}

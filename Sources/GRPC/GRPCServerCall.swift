@@ -1,0 +1,254 @@
+public import H2
+
+/// What a handler knows about its call.
+public struct GRPCServerContext: Sendable {
+    /// The request's headers: method, authority, timeout, metadata.
+    public let head: GRPCRequestHead
+    /// The peer's address, "host:port".
+    public let peer: String
+    /// The verified TLS client certificate, when the server asked for one.
+    public let peerIdentity: TLSPeerIdentity?
+    /// When the call's deadline passes (from `grpc-timeout`), if it has one.
+    public let deadline: ContinuousClock.Instant?
+}
+
+/// One server-side gRPC call on one HTTP/2 stream: validates the request head,
+/// deframes request messages, runs the handler as a task on the connection's
+/// event loop, frames responses and ends the stream with status trailers.
+///
+/// State lives on the loop. The handler is a task whose executor preference is
+/// the loop, so its nonisolated code (and the request stream and response writer
+/// it uses) run there too; `@unchecked Sendable` rests on that.
+final class GRPCServerCall: HTTP2StreamDelegate, @unchecked Sendable {
+    private enum State {
+        case awaitingHead
+        case running            // handler started; responses may flow
+        case finished           // status sent (or stream gone); nothing more goes out
+    }
+
+    let stream: HTTP2Stream
+    let loop: EventLoop
+    private let router: GRPCRouter
+    private let limits: GRPCServer.Limits
+    private var state = State.awaitingHead
+    private var deframer: GRPCMessageDeframer
+    private let framer: GRPCMessageFramer
+    let requests = GRPCRequestBuffer()
+    private var responseHeadersSent = false
+    private var task: Task<Void, Never>?
+    private var deadlineTimer: EventLoop.TimerID?
+    private var writableWaiters: [CheckedContinuation<Void, any Error>] = []
+
+    init(stream: HTTP2Stream, loop: EventLoop, router: GRPCRouter, limits: GRPCServer.Limits) {
+        self.stream = stream
+        self.loop = loop
+        self.router = router
+        self.limits = limits
+        self.deframer = GRPCMessageDeframer(maxMessageBytes: limits.maxReceiveMessageBytes)
+        self.framer = GRPCMessageFramer(maxMessageBytes: limits.maxSendMessageBytes)
+    }
+
+    // MARK: HTTP2StreamDelegate
+
+    func streamReceivedHeaders(_ stream: HTTP2Stream, _ headers: [HTTP2Header], endStream: Bool) {
+        guard case .awaitingHead = state else {
+            // Client trailers are not part of gRPC; only their END_STREAM matters.
+            if endStream { endOfRequests() }
+            return
+        }
+        let head: GRPCRequestHead
+        do {
+            head = try GRPCRequestHead(validating: headers.map { ($0.name, $0.value) })
+        } catch {
+            if error.httpStatus == 200 {
+                var status = error.status
+                if error.code == .unimplemented, error.message.contains("encoding") {
+                    status.message = error.message
+                }
+                return finish(status, extraHeaders: [HTTP2Header("grpc-accept-encoding", "identity")])
+            }
+            state = .finished
+            return stream.sendHeadersOnly([HTTP2Header(":status", String(error.httpStatus)),
+                                           HTTP2Header("content-type", "text/plain")])
+        }
+        guard let method = router.method(for: head.path) else {
+            return finish(GRPCStatus(code: .unimplemented, message: "unknown method \(head.path)"))
+        }
+        state = .running
+        var deadline: ContinuousClock.Instant?
+        if let timeout = head.timeout {
+            let duration = timeout.duration
+            deadline = .now + duration
+            deadlineTimer = loop.schedule(after: duration) { [weak self] in
+                self?.deadlineTimer = nil
+                self?.cancel(GRPCStatus(code: .deadlineExceeded, message: "deadline of \(timeout) exceeded"))
+            }
+        }
+        let connection = stream.connection
+        let context = GRPCServerContext(head: head, peer: connection?.peerAddress?.description ?? "unknown",
+                                        peerIdentity: connection?.peerIdentity, deadline: deadline)
+        if endStream { requests.finish() }
+        task = Task(executorPreference: loop) { [self] in
+            let status: GRPCStatus
+            do {
+                try await method.run(self, context)
+                status = .ok
+            } catch let error as GRPCStatus {
+                status = error
+            } catch is CancellationError {
+                status = GRPCStatus(code: .cancelled, message: "call cancelled")
+            } catch {
+                status = GRPCStatus(code: .unknown, message: String(describing: error))
+            }
+            self.finish(status)
+        }
+    }
+
+    func streamReceivedData(_ stream: HTTP2Stream, _ bytes: UnsafeRawBufferPointer, endStream: Bool) {
+        guard case .running = state else { return }
+        if bytes.count > 0 {
+            deframer.append(bytes)
+            do {
+                while let message = try deframer.next() {
+                    requests.push(message)
+                }
+            } catch {
+                return cancel(error)
+            }
+        }
+        if endStream { endOfRequests() }
+    }
+
+    func streamClosed(_ stream: HTTP2Stream, reason: HTTP2StreamCloseReason) {
+        let wasRunning: Bool
+        if case .running = state { wasRunning = true } else { wasRunning = false }
+        state = .finished
+        if let deadlineTimer { loop.cancelTimer(deadlineTimer) }
+        deadlineTimer = nil
+        let status = GRPCStatus(code: .cancelled, message: "stream closed: \(reason)")
+        requests.fail(status)
+        resumeWritableWaiters(throwing: status)
+        if wasRunning { task?.cancel() }
+        task = nil
+    }
+
+    func streamWritable(_ stream: HTTP2Stream) {
+        resumeWritableWaiters(throwing: nil)
+    }
+
+    private func endOfRequests() {
+        guard case .running = state else { return }
+        if deframer.hasPartialMessage {
+            return cancel(GRPCStatus(code: .internal, message: "request stream ended inside a message"))
+        }
+        requests.finish()
+    }
+
+    // MARK: Responses (loop only; called by the handler task)
+
+    /// Frames and queues one response message, sending response headers first.
+    func send(_ message: [UInt8]) throws(GRPCStatus) {
+        loop.preconditionInEventLoop()
+        guard case .running = state else { throw GRPCStatus(code: .cancelled, message: "call already finished") }
+        if !responseHeadersSent {
+            responseHeadersSent = true
+            stream.sendResponseHeaders([HTTP2Header(":status", "200"),
+                                        HTTP2Header("content-type", "application/grpc"),
+                                        HTTP2Header("grpc-accept-encoding", "identity")])
+        }
+        stream.sendData(try framer.frame(message))
+    }
+
+    /// Suspends while more than `GRPCServer.Limits.sendBufferBytes` are queued.
+    func waitUntilWritable() async throws {
+        loop.preconditionInEventLoop()
+        guard stream.bufferedBytes > limits.sendBufferBytes else { return }
+        try await withCheckedThrowingContinuation { writableWaiters.append($0) }
+    }
+
+    private func resumeWritableWaiters(throwing error: GRPCStatus?) {
+        let waiters = writableWaiters
+        writableWaiters = []
+        for waiter in waiters {
+            if let error { waiter.resume(throwing: error) } else { waiter.resume() }
+        }
+    }
+
+    /// Ends the call with `status` now (deadline, bad input): the handler is cancelled.
+    private func cancel(_ status: GRPCStatus) {
+        guard case .running = state else { return }
+        // The client may still be sending: RST_STREAM(NO_ERROR) after the status
+        // tells it to stop, as RFC 9113 8.1 allows once the response is complete.
+        finish(status, resetAfter: .noError)
+        task?.cancel()
+        requests.fail(status)
+        resumeWritableWaiters(throwing: status)
+    }
+
+    /// Sends the status: as trailers after responses, or Trailers-Only.
+    func finish(_ status: GRPCStatus, extraHeaders: [HTTP2Header] = [], resetAfter: HTTP2ErrorCode? = nil) {
+        if case .finished = state { return }
+        state = .finished
+        if let deadlineTimer { loop.cancelTimer(deadlineTimer) }
+        deadlineTimer = nil
+        var trailers = [HTTP2Header("grpc-status", String(status.code.rawValue))]
+        if !status.message.isEmpty {
+            trailers.append(HTTP2Header("grpc-message", GRPCPercentEncoding.encode(status.message)))
+        }
+        for (name, value) in status.trailingMetadata.wireHeaders { trailers.append(HTTP2Header(name, value)) }
+        if responseHeadersSent {
+            stream.finish(trailers: trailers, resetAfter: resetAfter)
+        } else {
+            stream.sendHeadersOnly([HTTP2Header(":status", "200"), HTTP2Header("content-type", "application/grpc")]
+                                   + extraHeaders + trailers, resetAfter: resetAfter)
+        }
+    }
+}
+
+/// Request messages waiting for the handler. Loop thread only.
+final class GRPCRequestBuffer: @unchecked Sendable {
+    private var messages: [[UInt8]] = []
+    private var head = 0
+    private var ended: GRPCStatus?      // .ok = clean end of stream
+    private var waiter: CheckedContinuation<[UInt8]?, any Error>?
+
+    func push(_ message: [UInt8]) {
+        if let waiter {
+            self.waiter = nil
+            waiter.resume(returning: message)
+        } else {
+            messages.append(message)
+        }
+    }
+
+    func finish() { end(.ok) }
+
+    func fail(_ status: GRPCStatus) { end(status) }
+
+    private func end(_ status: GRPCStatus) {
+        guard ended == nil else { return }
+        ended = status
+        if let waiter {
+            self.waiter = nil
+            if status.code == .ok { waiter.resume(returning: nil) } else { waiter.resume(throwing: status) }
+        }
+    }
+
+    /// The next message, nil at a clean end; throws the call's status if it failed.
+    func next() async throws -> [UInt8]? {
+        if head < messages.count {
+            let message = messages[head]
+            head += 1
+            if head == messages.count {
+                messages.removeAll(keepingCapacity: false)
+                head = 0
+            }
+            return message
+        }
+        if let ended {
+            if ended.code == .ok { return nil }
+            throw ended
+        }
+        return try await withCheckedThrowingContinuation { waiter = $0 }
+    }
+}

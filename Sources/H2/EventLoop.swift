@@ -1,0 +1,439 @@
+#if canImport(Glibc)
+internal import Glibc
+internal import CLinux
+#endif
+import Synchronization
+
+/// Something registered with an `EventLoop` for readiness of one file descriptor.
+/// Every method is called on the loop's thread only.
+public protocol EventLoopSelectable: AnyObject {
+    /// The descriptor is readable (or at EOF).
+    func eventLoopReadable()
+    /// The descriptor is writable; only delivered while write interest is on.
+    func eventLoopWritable()
+    /// The peer hung up or the descriptor is in error; the handler should close.
+    func eventLoopHangup()
+}
+
+/// Something with buffered output that the loop flushes once per iteration,
+/// after handling every ready event, so writes batch without waiting.
+public protocol EventLoopFlushable: AnyObject {
+    /// Called on the loop's thread.
+    func eventLoopFlush()
+}
+
+/// One thread running an epoll loop: readiness callbacks, timers, work handed
+/// over from other threads (through an eventfd, written only when the loop may be
+/// asleep), and a once-per-iteration flush.
+///
+/// The loop is also a Swift `TaskExecutor`: a task started with
+/// `Task(executorPreference: loop)` (or code inside
+/// `withTaskExecutorPreference(loop)`) runs its nonisolated code on the thread
+/// that owns the sockets, with no hop to the global pool.
+///
+/// Threading: `execute`, `enqueue` and `stop` may be called from any thread; every
+/// other method only on the loop's thread (checked with `preconditionInEventLoop`).
+public final class EventLoop: @unchecked Sendable {
+    public let name: String
+    private let epollFD: Int32
+    private let wakeFD: Int32
+
+    private enum Work {
+        case closure(() -> Void)
+        case job(UnownedJob)
+    }
+
+    private enum SendableWork: Sendable {
+        case closure(@Sendable () -> Void)
+        case job(UnownedJob)
+
+        var work: Work {
+            switch self {
+            case .closure(let body): return .closure(body)
+            case .job(let job): return .job(job)
+            }
+        }
+    }
+
+    // Shared with other threads.
+    private let inbox = Mutex<[SendableWork]>([])
+    private let sleeping = Atomic<Bool>(false)
+    private let stopRequested = Atomic<Bool>(false)
+    private let loopThread = Atomic<UInt>(0)
+
+    // Loop-thread state.
+
+    /// Scratch space for one read at a time, shared by every connection on the loop
+    /// so an idle connection holds no read buffer of its own. Loop thread only.
+    public let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
+    /// Scratch space where a connection gathers frames into one write. Loop thread only.
+    public let writeBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
+    private var registrations: [Registration?] = []
+    private var freeSlots: [Int] = []
+    private var timers = TimerHeap()
+    private var flushQueue: [any EventLoopFlushable] = []
+    private var flushQueued = Set<ObjectIdentifier>()
+    private var running: [Work] = []
+
+    private struct Registration {
+        let fd: Int32
+        let generation: UInt32
+        unowned(unsafe) let handler: any EventLoopSelectable
+        var readInterest = true
+        var writeInterest: Bool
+    }
+    private var generation: UInt32 = 0
+    private static let wakeToken: UInt64 = .max
+
+    /// Creates a loop; call `run()` on the thread that will own it, or use `start(name:)`.
+    public init(name: String) throws(SystemError) {
+        self.name = name
+        epollFD = try syscallChecked("epoll_create1") { epoll_create1(Int32(EPOLL_CLOEXEC)) }
+        let wake = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
+        guard wake >= 0 else {
+            let error = SystemError("eventfd", errno: Glibc.errno)
+            close(epollFD)
+            throw error
+        }
+        wakeFD = wake
+        var event = epoll_event(events: EPOLLIN.rawValue, data: epoll_data_t(u64: Self.wakeToken))
+        _ = try? syscallChecked("epoll_ctl(eventfd)") { epoll_ctl(epollFD, EPOLL_CTL_ADD, wakeFD, &event) }
+    }
+
+    deinit {
+        readBuffer.deallocate()
+        writeBuffer.deallocate()
+        close(wakeFD)
+        close(epollFD)
+    }
+
+    /// Starts a loop on a new thread and returns once it is running.
+    public static func start(name: String) throws(SystemError) -> EventLoop {
+        let loop = try EventLoop(name: name)
+        let box = Unmanaged.passRetained(loop).toOpaque()
+        var thread = pthread_t()
+        let result = pthread_create(&thread, nil, { box in
+            let loop = Unmanaged<EventLoop>.fromOpaque(box!).takeRetainedValue()
+            loop.run()
+            return nil
+        }, box)
+        guard result == 0 else {
+            Unmanaged<EventLoop>.fromOpaque(box).release()
+            throw SystemError("pthread_create", errno: result)
+        }
+        pthread_detach(thread)
+        while loop.loopThread.load(ordering: .acquiring) == 0 { sched_yield() }
+        return loop
+    }
+
+    /// Whether the caller is on this loop's thread.
+    public var inEventLoop: Bool {
+        loopThread.load(ordering: .relaxed) == UInt(pthread_self())
+    }
+
+    public func preconditionInEventLoop(file: StaticString = #fileID, line: UInt = #line) {
+        precondition(inEventLoop, "not on event loop \(name)", file: file, line: line)
+    }
+
+    /// Runs `work` on the loop's thread soon. From the loop itself it runs after
+    /// the current callback; from another thread it wakes the loop if needed.
+    public func execute(_ work: @escaping @Sendable () -> Void) {
+        submit(.closure(work))
+    }
+
+    /// Swift concurrency's entry point (TaskExecutor).
+    public func enqueue(_ job: consuming ExecutorJob) {
+        submit(.job(UnownedJob(job)))
+    }
+
+    /// Runs `work` on the loop's thread; for callers already on it, non-Sendable.
+    public func executeSoon(_ work: @escaping () -> Void) {
+        preconditionInEventLoop()
+        running.append(.closure(work))
+    }
+
+    private func submit(_ work: SendableWork) {
+        if inEventLoop {
+            running.append(work.work)
+            return
+        }
+        inbox.withLock { $0.append(work) }
+        if sleeping.load(ordering: .sequentiallyConsistent) {
+            var one: UInt64 = 1
+            _ = Glibc.write(wakeFD, &one, 8)
+        }
+    }
+
+    /// Asks the loop to return from `run()` after its current iteration.
+    public func stop() {
+        stopRequested.store(true, ordering: .sequentiallyConsistent)
+        execute {}
+    }
+
+    // MARK: Registration (loop thread only)
+
+    /// A handle for one registered descriptor.
+    public struct RegistrationID: Hashable, Sendable {
+        fileprivate let slot: Int
+        fileprivate let generation: UInt32
+    }
+
+    /// Watches `fd` for readability (and writability when `write` is true).
+    /// The loop does not retain `handler`: the handler must `unregister` before it dies.
+    public func register(_ fd: Int32, handler: any EventLoopSelectable, write: Bool = false) throws(SystemError) -> RegistrationID {
+        preconditionInEventLoop()
+        generation &+= 1
+        let slot: Int
+        if let free = freeSlots.popLast() { slot = free } else {
+            slot = registrations.count
+            registrations.append(nil)
+        }
+        registrations[slot] = Registration(fd: fd, generation: generation, handler: handler, writeInterest: write)
+        var event = epoll_event(events: Self.mask(write: write), data: epoll_data_t(u64: Self.token(slot, generation)))
+        do {
+            _ = try syscallChecked("epoll_ctl(ADD)") { epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, &event) }
+        } catch {
+            registrations[slot] = nil
+            freeSlots.append(slot)
+            throw error
+        }
+        return RegistrationID(slot: slot, generation: generation)
+    }
+
+    /// Sets which readiness the loop reports: pausing reads (`read: false`) is how a
+    /// connection applies backpressure without spinning on a level-triggered fd.
+    public func setInterest(_ id: RegistrationID, read: Bool, write: Bool) {
+        preconditionInEventLoop()
+        guard var registration = registrations[id.slot], registration.generation == id.generation,
+              registration.writeInterest != write || registration.readInterest != read else { return }
+        registration.writeInterest = write
+        registration.readInterest = read
+        registrations[id.slot] = registration
+        var event = epoll_event(events: Self.mask(read: read, write: write),
+                                data: epoll_data_t(u64: Self.token(id.slot, id.generation)))
+        _ = epoll_ctl(epollFD, EPOLL_CTL_MOD, registration.fd, &event)
+    }
+
+    /// Stops watching; events already fetched for it are dropped. Call before closing the fd.
+    public func unregister(_ id: RegistrationID) {
+        preconditionInEventLoop()
+        guard let registration = registrations[id.slot], registration.generation == id.generation else { return }
+        _ = epoll_ctl(epollFD, EPOLL_CTL_DEL, registration.fd, nil)
+        registrations[id.slot] = nil
+        freeSlots.append(id.slot)
+    }
+
+    private static func mask(read: Bool = true, write: Bool) -> UInt32 {
+        (read ? EPOLLIN.rawValue | EPOLLRDHUP.rawValue : 0) | (write ? EPOLLOUT.rawValue : 0)
+    }
+
+    private static func token(_ slot: Int, _ generation: UInt32) -> UInt64 {
+        UInt64(generation) << 32 | UInt64(slot)
+    }
+
+    // MARK: Flush and timers (loop thread only)
+
+    /// Queues `target.eventLoopFlush()` for the end of this iteration (once).
+    public func scheduleFlush(_ target: any EventLoopFlushable) {
+        preconditionInEventLoop()
+        if flushQueued.insert(ObjectIdentifier(target)).inserted {
+            flushQueue.append(target)
+        }
+    }
+
+    /// A scheduled timer; cancel it with `cancelTimer`.
+    public struct TimerID: Hashable, Sendable {
+        let value: UInt64
+    }
+
+    /// Runs `work` on the loop after `delay`.
+    @discardableResult
+    public func schedule(after delay: Duration, _ work: @escaping () -> Void) -> TimerID {
+        preconditionInEventLoop()
+        return TimerID(value: timers.add(deadline: MonotonicClock.nanoseconds() &+ delay.nanoseconds, work))
+    }
+
+    public func cancelTimer(_ id: TimerID) {
+        preconditionInEventLoop()
+        timers.cancel(id.value)
+    }
+
+    // MARK: Running
+
+    /// Runs the loop on the calling thread until `stop()`.
+    public func run() {
+        loopThread.store(UInt(pthread_self()), ordering: .releasing)
+        var events = [epoll_event](repeating: epoll_event(), count: 256)
+        while !stopRequested.load(ordering: .relaxed) {
+            runWork()
+            for timer in timers.popDue(now: MonotonicClock.nanoseconds()) { timer() }
+            runWork()
+            flush()
+
+            var timeout: Int32 = -1
+            if let next = timers.nextDeadline {
+                let remaining = next - MonotonicClock.nanoseconds()
+                timeout = remaining <= 0 ? 0 : Int32(clamping: (remaining + 999_999) / 1_000_000)
+            }
+            sleeping.store(true, ordering: .sequentiallyConsistent)
+            if !running.isEmpty || !inbox.withLock({ $0.isEmpty }) || stopRequested.load(ordering: .relaxed) {
+                timeout = 0
+            }
+            let count = events.withUnsafeMutableBufferPointer { buffer in
+                epoll_wait(epollFD, buffer.baseAddress, Int32(buffer.count), timeout)
+            }
+            sleeping.store(false, ordering: .sequentiallyConsistent)
+            guard count > 0 else { continue }
+            for i in 0..<Int(count) {
+                dispatch(events[i])
+            }
+        }
+        runWork()
+        loopThread.store(0, ordering: .releasing)
+    }
+
+    private func dispatch(_ event: epoll_event) {
+        let token = event.data.u64
+        if token == Self.wakeToken {
+            var value: UInt64 = 0
+            _ = Glibc.read(wakeFD, &value, 8)
+            return
+        }
+        let slot = Int(token & 0xFFFF_FFFF)
+        let generation = UInt32(token >> 32)
+        let flags = event.events
+        // Re-check before each callback: an earlier callback may have unregistered it.
+        func live() -> (any EventLoopSelectable)? {
+            guard slot < registrations.count, let r = registrations[slot], r.generation == generation else { return nil }
+            return r.handler
+        }
+        if flags & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue) != 0, let handler = live() {
+            handler.eventLoopReadable()
+        }
+        if flags & EPOLLOUT.rawValue != 0, let handler = live() {
+            handler.eventLoopWritable()
+        }
+        if flags & (EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0, let handler = live() {
+            handler.eventLoopHangup()
+        }
+    }
+
+    /// Runs queued work; work queued meanwhile runs in later rounds, at most 16
+    /// rounds per iteration so a self-rescheduling job cannot starve I/O.
+    private func runWork() {
+        for _ in 0..<16 {
+            var batch = running
+            running = []
+            let handedOver = inbox.withLock { inbox in
+                defer { inbox.removeAll(keepingCapacity: true) }
+                return inbox
+            }
+            batch.append(contentsOf: handedOver.lazy.map(\.work))
+            if batch.isEmpty { return }
+            for work in batch {
+                switch work {
+                case .closure(let body):
+                    body()
+                case .job(let job):
+                    job.runSynchronously(on: asUnownedTaskExecutor())
+                }
+            }
+        }
+    }
+
+    private func flush() {
+        while !flushQueue.isEmpty {
+            let queue = flushQueue
+            flushQueue.removeAll(keepingCapacity: true)
+            flushQueued.removeAll(keepingCapacity: true)
+            for target in queue { target.eventLoopFlush() }
+        }
+    }
+}
+
+// MARK: - Swift concurrency
+
+extension EventLoop: TaskExecutor {
+    public func asUnownedTaskExecutor() -> UnownedTaskExecutor {
+        UnownedTaskExecutor(ordinary: self)
+    }
+}
+
+// MARK: - Time
+
+enum MonotonicClock {
+    /// CLOCK_MONOTONIC in nanoseconds.
+    static func nanoseconds() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
+    }
+}
+
+extension Duration {
+    /// The duration in whole nanoseconds, saturating.
+    var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        let (ns, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        if overflow { return seconds < 0 ? .min : .max }
+        return ns &+ attoseconds / 1_000_000_000
+    }
+}
+
+/// A binary min-heap of timers keyed by deadline; cancelled timers are dropped lazily.
+struct TimerHeap {
+    private var heap: [(deadline: Int64, id: UInt64)] = []
+    private var work: [UInt64: () -> Void] = [:]
+    private var nextID: UInt64 = 0
+
+    var nextDeadline: Int64? {
+        mutating get {
+            while let top = heap.first, work[top.id] == nil { pop() }
+            return heap.first?.deadline
+        }
+    }
+
+    mutating func add(deadline: Int64, _ body: @escaping () -> Void) -> UInt64 {
+        nextID += 1
+        work[nextID] = body
+        heap.append((deadline, nextID))
+        var i = heap.count - 1
+        while i > 0 {
+            let parent = (i - 1) / 2
+            guard heap[i].deadline < heap[parent].deadline else { break }
+            heap.swapAt(i, parent)
+            i = parent
+        }
+        return nextID
+    }
+
+    mutating func cancel(_ id: UInt64) {
+        work[id] = nil
+    }
+
+    /// Removes and returns the timers due at `now`, in deadline order. The caller
+    /// runs them after this returns, so a timer may schedule another.
+    mutating func popDue(now: Int64) -> [() -> Void] {
+        var due: [() -> Void] = []
+        while let top = heap.first, top.deadline <= now {
+            pop()
+            if let body = work.removeValue(forKey: top.id) { due.append(body) }
+        }
+        return due
+    }
+
+    private mutating func pop() {
+        heap.swapAt(0, heap.count - 1)
+        heap.removeLast()
+        var i = 0
+        while true {
+            let l = 2 * i + 1, r = l + 1
+            var smallest = i
+            if l < heap.count, heap[l].deadline < heap[smallest].deadline { smallest = l }
+            if r < heap.count, heap[r].deadline < heap[smallest].deadline { smallest = r }
+            if smallest == i { return }
+            heap.swapAt(i, smallest)
+            i = smallest
+        }
+    }
+}

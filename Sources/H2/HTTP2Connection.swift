@@ -1,0 +1,654 @@
+#if canImport(Glibc)
+internal import Glibc
+#endif
+internal import CNGHTTP2
+
+/// Accepts the streams a peer opens on a server connection.
+/// Called on the connection's event loop; one delegate may serve several loops.
+public protocol HTTP2ServerDelegate: AnyObject, Sendable {
+    /// A peer opened `stream`; return who receives its events.
+    func connection(_ connection: HTTP2Connection, didOpen stream: HTTP2Stream) -> any HTTP2StreamDelegate
+}
+
+/// One HTTP/2 connection over TCP or TLS, server or client side, driven by an
+/// nghttp2 session on one event loop.
+///
+/// Read path: socket -> the loop's shared read buffer -> `nghttp2_session_mem_recv`
+/// -> stream delegates, all on the loop thread. Write path: stream and control
+/// frames -> `nghttp2_session_mem_send`, gathered in the loop's write buffer and
+/// written once per loop iteration. If the peer stops reading, unsent bytes stay
+/// in `pending` (bounded by `maxPendingOutputBytes`) and we stop reading from it
+/// until it drains, so a stalled peer cannot make us buffer without bound.
+///
+/// Threading: everything on `loop`; the class is not Sendable.
+public final class HTTP2Connection: EventLoopSelectable, EventLoopFlushable {
+    public enum Role: Sendable { case server, client }
+
+    public let loop: EventLoop
+    public let role: Role
+    public let peerAddress: SocketAddress?
+    public let configuration: HTTP2Configuration
+    /// The verified certificate identity of the peer, after a TLS handshake.
+    public private(set) var peerIdentity: TLSPeerIdentity?
+    /// Called once when the connection has closed, with why.
+    public var onClose: ((String) -> Void)?
+    /// Client side: called when the peer sent GOAWAY (no new streams may be opened).
+    public var onGoAway: ((HTTP2ErrorCode) -> Void)?
+    /// Client side: called when the connection is ready for streams.
+    public var onReady: (() -> Void)?
+    weak var serverDelegate: (any HTTP2ServerDelegate)?
+
+    private enum State: Equatable {
+        case connecting      // client TCP connect in progress
+        case handshaking     // TLS handshake in progress
+        case open
+        case draining        // GOAWAY sent or received; finishing streams
+        case closed
+    }
+    private var state: State
+    private var fd: Int32
+    private var registration: EventLoop.RegistrationID?
+    private let tls: TLSSession?
+    private var session: OpaquePointer!
+    private var streams: [Int32: HTTP2Stream] = [:]
+    private var pending: [UInt8] = []
+    private var pendingOffset = 0
+    private var wantsWrite = false
+    private var readPaused = false
+    private var tlsReadWantsWrite = false
+    private var lastReceive = MonotonicClock.nanoseconds()
+    private var keepaliveTimer: EventLoop.TimerID?
+    private var pingOutstanding = false
+    private var shutdownTimer: EventLoop.TimerID?
+    private var closeReason: String?
+
+    /// Number of streams currently open.
+    public var openStreamCount: Int { streams.count }
+    /// Whether new streams may be opened (client) or accepted (server).
+    public var isActive: Bool { state == .open }
+
+    init(loop: EventLoop, fd: Int32, role: Role, connecting: Bool, tls: TLSSession?,
+         peer: SocketAddress?, configuration: HTTP2Configuration) throws(HTTP2Error) {
+        self.loop = loop
+        self.fd = fd
+        self.role = role
+        self.tls = tls
+        self.peerAddress = peer
+        self.configuration = configuration
+        self.state = connecting ? .connecting : (tls == nil ? .open : .handshaking)
+        try makeSession()
+    }
+
+    deinit {
+        if let session { nghttp2_session_del(session) }
+        if fd >= 0 { Glibc.close(fd) }
+    }
+
+    /// Registers with the loop and starts the handshake. Loop thread only.
+    func start() throws(SystemError) {
+        loop.preconditionInEventLoop()
+        registration = try loop.register(fd, handler: self, write: state == .connecting || state == .handshaking)
+        if state == .open { becameOpen() }
+        scheduleKeepalive()
+    }
+
+    // MARK: nghttp2 session setup
+
+    private func makeSession() throws(HTTP2Error) {
+        var callbacks: OpaquePointer?
+        try check(nghttp2_session_callbacks_new(&callbacks), "nghttp2_session_callbacks_new")
+        defer { nghttp2_session_callbacks_del(callbacks) }
+        nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, onBeginHeaders)
+        nghttp2_session_callbacks_set_on_header_callback(callbacks, onHeader)
+        nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, onFrameRecv)
+        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, onDataChunkRecv)
+        nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, onStreamClose)
+        nghttp2_session_callbacks_set_on_frame_send_callback(callbacks, onFrameSend)
+
+        var option: OpaquePointer?
+        try check(nghttp2_option_new(&option), "nghttp2_option_new")
+        defer { nghttp2_option_del(option) }
+        // Flood protections (libnghttp2 1.52 + Debian's backports).
+        nghttp2_option_set_max_settings(option, 32)
+        nghttp2_option_set_max_outbound_ack(option, 1000)
+        nghttp2_option_set_stream_reset_rate_limit(option, configuration.streamResetBurst, configuration.streamResetRatePerSecond)
+        nghttp2_option_set_max_continuations(option, 8)
+        nghttp2_option_set_max_send_header_block_length(option, 64 << 10)
+        nghttp2_option_set_peer_max_concurrent_streams(option, 100)
+
+        let me = Unmanaged.passUnretained(self).toOpaque()
+        var raw: OpaquePointer?
+        let rc = role == .server
+            ? nghttp2_session_server_new2(&raw, callbacks, me, option)
+            : nghttp2_session_client_new2(&raw, callbacks, me, option)
+        try check(rc, "nghttp2_session_new")
+        session = raw
+
+        var settings = [
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue), value: configuration.maxConcurrentStreams),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue), value: UInt32(configuration.initialStreamWindow)),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue), value: configuration.maxHeaderListSize),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_FRAME_SIZE.rawValue), value: configuration.maxFrameSize),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_ENABLE_PUSH.rawValue), value: 0),
+        ]
+        if role == .server { settings.removeLast() }
+        try check(nghttp2_submit_settings(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), &settings, settings.count), "nghttp2_submit_settings")
+        try check(nghttp2_session_set_local_window_size(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, configuration.connectionWindow),
+                  "nghttp2_session_set_local_window_size")
+    }
+
+    private func check(_ rc: Int32, _ what: String) throws(HTTP2Error) {
+        if rc != 0 { throw HTTP2Error(what, code: rc) }
+    }
+
+    // MARK: Event loop callbacks
+
+    public func eventLoopReadable() {
+        switch state {
+        case .connecting: return
+        case .handshaking: continueHandshake()
+        case .open, .draining: readAvailable()
+        case .closed: return
+        }
+    }
+
+    public func eventLoopWritable() {
+        switch state {
+        case .connecting: finishConnect()
+        case .handshaking: continueHandshake()
+        case .open, .draining:
+            if tlsReadWantsWrite {
+                tlsReadWantsWrite = false
+                readAvailable()
+            }
+            eventLoopFlush()
+        case .closed: return
+        }
+    }
+
+    public func eventLoopHangup() {
+        if state == .connecting { finishConnect(); return }
+        // Read what is left (a GOAWAY, a last response) before giving up.
+        if state == .open || state == .draining { readAvailable() }
+        terminate("peer hung up")
+    }
+
+    private func finishConnect() {
+        let error = Socket.connectResult(fd)
+        guard error == 0 else {
+            terminate("connect failed: \(SystemError("connect", errno: error))")
+            return
+        }
+        state = tls == nil ? .open : .handshaking
+        if state == .open { becameOpen() } else { continueHandshake() }
+    }
+
+    private func continueHandshake() {
+        guard let tls else { return }
+        do {
+            switch try tls.handshake() {
+            case .done:
+                peerIdentity = tls.peerIdentity
+                state = .open
+                becameOpen()
+            case .wantRead: updateInterest(write: false)
+            case .wantWrite: updateInterest(write: true)
+            }
+        } catch {
+            terminate("TLS handshake failed: \(error)")
+        }
+    }
+
+    private func becameOpen() {
+        updateInterest(write: false)
+        loop.scheduleFlush(self)
+        onReady?()
+    }
+
+    private func readAvailable() {
+        for _ in 0..<8 where !readPaused && state != .closed {
+            let n: Int
+            if let tls {
+                do {
+                    switch try tls.read(into: loop.readBuffer) {
+                    case .bytes(let count): n = count
+                    case .wantRead: return finishRead()
+                    case .wantWrite:
+                        tlsReadWantsWrite = true
+                        updateInterest(write: true)
+                        return finishRead()
+                    case .closed: return terminate("peer closed the connection")
+                    }
+                } catch {
+                    return terminate("TLS read failed: \(error)")
+                }
+            } else {
+                let rc = Glibc.read(fd, loop.readBuffer.baseAddress, loop.readBuffer.count)
+                if rc == 0 { return terminate("peer closed the connection") }
+                if rc < 0 {
+                    if errno == EINTR { continue }
+                    if errno == EAGAIN || errno == EWOULDBLOCK { return finishRead() }
+                    return terminate("read failed: \(SystemError("read", errno: errno))")
+                }
+                n = rc
+            }
+            lastReceive = MonotonicClock.nanoseconds()
+            let consumed = nghttp2_session_mem_recv(session, loop.readBuffer.baseAddress!.assumingMemoryBound(to: UInt8.self), n)
+            if consumed < 0 {
+                // nghttp2 has queued a GOAWAY where the protocol wants one; send it, then close.
+                let reason = String(cString: nghttp2_strerror(Int32(consumed)))
+                eventLoopFlush()
+                return terminate("protocol error: \(reason)")
+            }
+        }
+        finishRead()
+    }
+
+    private func finishRead() {
+        loop.scheduleFlush(self)
+    }
+
+    // MARK: Writing
+
+    public func eventLoopFlush() {
+        guard state == .open || state == .draining else { return }
+        guard writePending() else { return }
+        let scratch = loop.writeBuffer
+        var used = 0
+        while true {
+            var chunk: UnsafePointer<UInt8>?
+            let n = nghttp2_session_mem_send(session, &chunk)
+            if n < 0 {
+                return terminate("nghttp2_session_mem_send: \(String(cString: nghttp2_strerror(Int32(n))))")
+            }
+            if n == 0 { break }
+            if used + n > scratch.count {
+                // Scratch full: write what is gathered, keep going only if it all went.
+                guard writeOut(UnsafeRawBufferPointer(rebasing: scratch[0..<used])) else {
+                    appendPending(UnsafeRawBufferPointer(start: chunk, count: n))
+                    return afterFlush()
+                }
+                used = 0
+                if n > scratch.count {
+                    guard writeOut(UnsafeRawBufferPointer(start: chunk, count: n)) else { return afterFlush() }
+                    continue
+                }
+            }
+            (scratch.baseAddress! + used).copyMemory(from: chunk!, byteCount: n)
+            used += n
+            if pending.count - pendingOffset > configuration.maxPendingOutputBytes { break }
+        }
+        if used > 0 { _ = writeOut(UnsafeRawBufferPointer(rebasing: scratch[0..<used])) }
+        afterFlush()
+    }
+
+    /// Writes `bytes`; whatever the socket does not take goes to `pending`.
+    /// Returns whether everything was written.
+    private func writeOut(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        var offset = 0
+        while offset < bytes.count {
+            let rest = UnsafeRawBufferPointer(rebasing: bytes[offset...])
+            guard let n = writeSome(rest) else {
+                appendPending(rest)
+                return false
+            }
+            if n < 0 { return false }
+            offset += n
+        }
+        return true
+    }
+
+    /// One write; nil when the socket would block, -1 after a fatal error.
+    private func writeSome(_ bytes: UnsafeRawBufferPointer) -> Int? {
+        if let tls {
+            do {
+                switch try tls.write(bytes) {
+                case .wrote(let n): return n
+                case .wantRead, .wantWrite: return nil
+                }
+            } catch {
+                terminate("TLS write failed: \(error)")
+                return -1
+            }
+        }
+        while true {
+            let rc = Glibc.send(fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL))
+            if rc >= 0 { return rc }
+            if errno == EINTR { continue }
+            if errno == EAGAIN || errno == EWOULDBLOCK { return nil }
+            terminate("write failed: \(SystemError("send", errno: errno))")
+            return -1
+        }
+    }
+
+    private func appendPending(_ bytes: UnsafeRawBufferPointer) {
+        pending.append(contentsOf: bytes)
+    }
+
+    /// Writes bytes left from earlier flushes. Returns whether none are left.
+    private func writePending() -> Bool {
+        guard pendingOffset < pending.count else { return true }
+        while pendingOffset < pending.count {
+            let n = pending.withUnsafeBytes { writeSome(UnsafeRawBufferPointer(rebasing: $0[pendingOffset...])) }
+            guard let n, n >= 0 else {
+                afterFlush()
+                return false
+            }
+            pendingOffset += n
+        }
+        pending = []   // release the memory: idle connections keep no buffer
+        pendingOffset = 0
+        return true
+    }
+
+    private func afterFlush() {
+        guard state != .closed else { return }
+        let backlog = pending.count - pendingOffset
+        readPaused = backlog > configuration.maxPendingOutputBytes
+        updateInterest(write: backlog > 0 || tlsReadWantsWrite)
+        if backlog == 0, nghttp2_session_want_read(session) == 0, nghttp2_session_want_write(session) == 0 {
+            terminate(closeReason ?? "session finished")
+        } else if state == .draining, streams.isEmpty, backlog == 0, role == .server {
+            terminate(closeReason ?? "graceful shutdown complete")
+        }
+    }
+
+    private func updateInterest(write: Bool) {
+        guard let registration else { return }
+        wantsWrite = write
+        loop.setInterest(registration, read: !readPaused, write: write)
+    }
+
+    // MARK: Streams (called by HTTP2Stream and the client)
+
+    /// Client: opens a stream with request headers; DATA may follow.
+    public func openStream(headers: [HTTP2Header], delegate: any HTTP2StreamDelegate) throws(HTTP2Error) -> HTTP2Stream {
+        loop.preconditionInEventLoop()
+        guard role == .client, state == .open else { throw HTTP2Error("openStream", code: Int32(NGHTTP2_ERR_INVALID_STATE.rawValue)) }
+        var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil), read_callback: readStreamData)
+        let id = withNameValues(headers) { nva, count in
+            nghttp2_submit_request(session, nil, nva, count, &provider, nil)
+        }
+        guard id > 0 else { throw HTTP2Error("nghttp2_submit_request", code: id) }
+        let stream = HTTP2Stream(id: id, connection: self)
+        stream.delegate = delegate
+        stream.markOpened()
+        streams[id] = stream
+        loop.scheduleFlush(self)
+        return stream
+    }
+
+    func submitResponse(_ stream: HTTP2Stream, headers: [HTTP2Header], endStream: Bool) {
+        var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil), read_callback: readStreamData)
+        let rc = withNameValues(headers) { nva, count in
+            endStream
+                ? nghttp2_submit_response(session, stream.id, nva, count, nil)
+                : nghttp2_submit_response(session, stream.id, nva, count, &provider)
+        }
+        if rc != 0 { nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), stream.id, HTTP2ErrorCode.internalError.rawValue) }
+        loop.scheduleFlush(self)
+    }
+
+    func submitTrailers(_ stream: HTTP2Stream, _ trailers: [HTTP2Header]) {
+        let rc = withNameValues(trailers) { nva, count in nghttp2_submit_trailer(session, stream.id, nva, count) }
+        if rc != 0 { nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), stream.id, HTTP2ErrorCode.internalError.rawValue) }
+    }
+
+    func submitReset(_ stream: HTTP2Stream, code: HTTP2ErrorCode) {
+        nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), stream.id, code.rawValue)
+        loop.scheduleFlush(self)
+    }
+
+    func resumeData(_ stream: HTTP2Stream) {
+        nghttp2_session_resume_data(session, stream.id)
+        loop.scheduleFlush(self)
+    }
+
+    // MARK: Shutdown
+
+    /// Graceful: sends GOAWAY (no new streams), lets open streams finish within
+    /// `gracefulShutdownTimeout`, then closes. Loop thread only.
+    public func shutdown(reason: String = "shutting down") {
+        guard state == .open || state == .handshaking || state == .connecting else { return }
+        if state != .open { return terminate(reason) }
+        state = .draining
+        closeReason = reason
+        let lastStream = role == .server ? nghttp2_session_get_last_proc_stream_id(session) : 0
+        nghttp2_submit_goaway(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), lastStream, HTTP2ErrorCode.noError.rawValue, nil, 0)
+        shutdownTimer = loop.schedule(after: configuration.gracefulShutdownTimeout) { [weak self] in
+            self?.terminate("graceful shutdown timed out")
+        }
+        loop.scheduleFlush(self)
+    }
+
+    /// Closes now: every open stream sees `.connectionClosed(reason)`.
+    public func terminate(_ reason: String) {
+        guard state != .closed else { return }
+        state = .closed
+        if let registration { loop.unregister(registration) }
+        registration = nil
+        if let keepaliveTimer { loop.cancelTimer(keepaliveTimer) }
+        if let shutdownTimer { loop.cancelTimer(shutdownTimer) }
+        tls?.shutdown()
+        Glibc.close(fd)
+        fd = -1
+        pending = []
+        let open = streams.values.sorted { $0.id < $1.id }
+        streams = [:]
+        for stream in open { stream.close(.connectionClosed(reason)) }
+        let onClose = self.onClose
+        self.onClose = nil
+        onReady = nil
+        onGoAway = nil
+        onClose?(reason)
+    }
+
+    // MARK: Keepalive
+
+    private func scheduleKeepalive() {
+        guard let interval = configuration.keepaliveInterval else { return }
+        keepaliveTimer = loop.schedule(after: interval) { [weak self] in self?.keepaliveTick() }
+    }
+
+    private func keepaliveTick() {
+        guard state != .closed, let interval = configuration.keepaliveInterval else { return }
+        if pingOutstanding {
+            return terminate("keepalive timeout: no PING ack within \(configuration.keepaliveTimeout)")
+        }
+        let idle = MonotonicClock.nanoseconds() - lastReceive
+        if idle >= interval.nanoseconds, state == .open || state == .draining {
+            pingOutstanding = true
+            nghttp2_submit_ping(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), nil)
+            loop.scheduleFlush(self)
+            keepaliveTimer = loop.schedule(after: configuration.keepaliveTimeout) { [weak self] in self?.keepaliveTick() }
+        } else {
+            keepaliveTimer = loop.schedule(after: .nanoseconds(max(interval.nanoseconds - idle, 1_000_000))) { [weak self] in
+                self?.keepaliveTick()
+            }
+        }
+    }
+
+    // MARK: nghttp2 callbacks, forwarded from the C functions below
+
+    fileprivate func beginHeaders(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
+        let id = frame.pointee.hd.stream_id
+        guard role == .server, frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST else { return 0 }
+        let stream = HTTP2Stream(id: id, connection: self)
+        streams[id] = stream
+        return 0
+    }
+
+    fileprivate func header(_ frame: UnsafePointer<nghttp2_frame>, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) -> Int32 {
+        guard let stream = streams[frame.pointee.hd.stream_id] else { return 0 }
+        stream.pendingHeaderBytes += name.count + value.count + 32
+        if stream.pendingHeaderBytes > Int(configuration.maxHeaderListSize) {
+            // nghttp2 enforces our advertised limit too; this guards trailers and clients.
+            return Int32(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
+        }
+        stream.pendingHeaders.append(HTTP2Header(String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
+        return 0
+    }
+
+    fileprivate func frameReceived(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
+        let hd = frame.pointee.hd
+        let endStream = hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
+        switch Int32(hd.type) {
+        case Int32(NGHTTP2_HEADERS.rawValue):
+            guard let stream = streams[hd.stream_id] else { return 0 }
+            let headers = stream.pendingHeaders
+            stream.pendingHeaders = []
+            stream.pendingHeaderBytes = 0
+            if role == .server && !stream.receivedInitialHeaders {
+                stream.receivedInitialHeaders = true
+                guard state == .open, let serverDelegate else {
+                    stream.reset(.refusedStream)
+                    return 0
+                }
+                stream.delegate = serverDelegate.connection(self, didOpen: stream)
+            }
+            stream.receivedInitialHeaders = true
+            stream.delegate?.streamReceivedHeaders(stream, headers, endStream: endStream)
+        case Int32(NGHTTP2_DATA.rawValue):
+            if endStream, let stream = streams[hd.stream_id] {
+                stream.delegate?.streamReceivedData(stream, UnsafeRawBufferPointer(start: nil, count: 0), endStream: true)
+            }
+        case Int32(NGHTTP2_PING.rawValue):
+            if hd.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) != 0 { pingOutstanding = false }
+        case Int32(NGHTTP2_GOAWAY.rawValue):
+            if state == .open { state = .draining }
+            onGoAway?(HTTP2ErrorCode(rawValue: frame.pointee.goaway.error_code))
+        default:
+            break
+        }
+        return 0
+    }
+
+    fileprivate func frameSent(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
+        let hd = frame.pointee.hd
+        guard hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0, let stream = streams[hd.stream_id],
+              let code = stream.resetAfterEnd else { return 0 }
+        stream.resetAfterEnd = nil
+        nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), hd.stream_id, code.rawValue)
+        return 0
+    }
+
+    fileprivate func dataChunk(streamID: Int32, _ bytes: UnsafeRawBufferPointer) -> Int32 {
+        guard let stream = streams[streamID] else { return 0 }
+        stream.delegate?.streamReceivedData(stream, bytes, endStream: false)
+        return 0
+    }
+
+    fileprivate func streamClosed(_ id: Int32, errorCode: UInt32) -> Int32 {
+        guard let stream = streams.removeValue(forKey: id) else { return 0 }
+        stream.close(errorCode == 0 ? .finished : .reset(HTTP2ErrorCode(rawValue: errorCode)))
+        return 0
+    }
+
+    fileprivate func readData(streamID: Int32, into buffer: UnsafeMutablePointer<UInt8>, length: Int,
+                              flags: UnsafeMutablePointer<UInt32>) -> Int {
+        guard let stream = streams[streamID] else { return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue) }
+        return stream.readOutbound(into: buffer, length: length, flags: flags)
+    }
+}
+
+/// An nghttp2 call that failed.
+public struct HTTP2Error: Error, CustomStringConvertible, Sendable {
+    public let operation: String
+    public let code: Int32
+    init(_ operation: String, code: Int32) {
+        self.operation = operation
+        self.code = code
+    }
+    public var description: String { "\(operation): \(String(cString: nghttp2_strerror(code))) (\(code))" }
+}
+
+/// Calls `body` with `headers` as nghttp2 name/value pairs (nghttp2 copies them).
+private func withNameValues<R>(_ headers: [HTTP2Header], _ body: (UnsafePointer<nghttp2_nv>, Int) -> R) -> R {
+    var storage: [UInt8] = []
+    var ranges: [(Int, Int, Int, Int)] = []
+    storage.reserveCapacity(headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count })
+    for header in headers {
+        let nameStart = storage.count
+        storage.append(contentsOf: header.name.utf8)
+        let valueStart = storage.count
+        storage.append(contentsOf: header.value.utf8)
+        ranges.append((nameStart, valueStart - nameStart, valueStart, storage.count - valueStart))
+    }
+    return storage.withUnsafeMutableBufferPointer { bytes in
+        let base = bytes.baseAddress ?? UnsafeMutablePointer<UInt8>(bitPattern: 1)!
+        let nva = ranges.map { r in
+            nghttp2_nv(name: base + r.0, value: base + r.2, namelen: r.1, valuelen: r.3,
+                       flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
+        }
+        return nva.withUnsafeBufferPointer { body($0.baseAddress!, $0.count) }
+    }
+}
+
+// MARK: - nghttp2 C callbacks: recover the connection, call one method.
+
+private func connection(_ userData: UnsafeMutableRawPointer?) -> HTTP2Connection {
+    Unmanaged<HTTP2Connection>.fromOpaque(userData!).takeUnretainedValue()
+}
+
+private func onBeginHeaders(_ session: OpaquePointer?, _ frame: UnsafePointer<nghttp2_frame>?,
+                            _ userData: UnsafeMutableRawPointer?) -> Int32 {
+    connection(userData).beginHeaders(frame!)
+}
+
+private func onHeader(_ session: OpaquePointer?, _ frame: UnsafePointer<nghttp2_frame>?,
+                      _ name: UnsafePointer<UInt8>?, _ nameLength: Int,
+                      _ value: UnsafePointer<UInt8>?, _ valueLength: Int,
+                      _ flags: UInt8, _ userData: UnsafeMutableRawPointer?) -> Int32 {
+    connection(userData).header(frame!, name: UnsafeRawBufferPointer(start: name, count: nameLength),
+                                value: UnsafeRawBufferPointer(start: value, count: valueLength))
+}
+
+private func onFrameRecv(_ session: OpaquePointer?, _ frame: UnsafePointer<nghttp2_frame>?,
+                         _ userData: UnsafeMutableRawPointer?) -> Int32 {
+    connection(userData).frameReceived(frame!)
+}
+
+private func onFrameSend(_ session: OpaquePointer?, _ frame: UnsafePointer<nghttp2_frame>?,
+                         _ userData: UnsafeMutableRawPointer?) -> Int32 {
+    connection(userData).frameSent(frame!)
+}
+
+private func onDataChunkRecv(_ session: OpaquePointer?, _ flags: UInt8, _ streamID: Int32,
+                             _ data: UnsafePointer<UInt8>?, _ length: Int,
+                             _ userData: UnsafeMutableRawPointer?) -> Int32 {
+    connection(userData).dataChunk(streamID: streamID, UnsafeRawBufferPointer(start: data, count: length))
+}
+
+private func onStreamClose(_ session: OpaquePointer?, _ streamID: Int32, _ errorCode: UInt32,
+                           _ userData: UnsafeMutableRawPointer?) -> Int32 {
+    connection(userData).streamClosed(streamID, errorCode: errorCode)
+}
+
+private func readStreamData(_ session: OpaquePointer?, _ streamID: Int32, _ buffer: UnsafeMutablePointer<UInt8>?,
+                            _ length: Int, _ flags: UnsafeMutablePointer<UInt32>?,
+                            _ source: UnsafeMutablePointer<nghttp2_data_source>?,
+                            _ userData: UnsafeMutableRawPointer?) -> Int {
+    connection(userData).readData(streamID: streamID, into: buffer!, length: length, flags: flags!)
+}
+
+extension HTTP2Connection {
+    /// Client: starts a connection to `address` (TLS if `tls` is set) on `loop`.
+    /// Loop thread only. Set `onReady` / `onClose` before returning to the loop:
+    /// `onReady` fires once TCP (and TLS) are up, `onClose` if it fails or ends.
+    public static func connect(to address: SocketAddress, tls: TLSContext?, loop: EventLoop,
+                               configuration: HTTP2Configuration = HTTP2Configuration()) throws -> HTTP2Connection {
+        loop.preconditionInEventLoop()
+        let fd = try Socket.startConnect(to: address)
+        let session: TLSSession?
+        do {
+            session = try tls.map { try TLSSession(context: $0, fileDescriptor: fd) }
+        } catch {
+            Glibc.close(fd)
+            throw error
+        }
+        let connection = try HTTP2Connection(loop: loop, fd: fd, role: .client, connecting: true, tls: session,
+                                             peer: address, configuration: configuration)
+        try connection.start()
+        return connection
+    }
+}

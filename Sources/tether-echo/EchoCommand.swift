@@ -1,0 +1,77 @@
+import ArgumentParser
+import Foundation
+import GRPC
+import H2
+import TetherEcho
+import TetherWire
+
+/// `tether-echo`: the echo service (Protos/tether/testing/v1/echo.proto) on
+/// Tether's gRPC transport, for interop tests and benchmarks.
+@main
+struct EchoCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tether-echo",
+        abstract: "Echo service on Tether's gRPC transport, for tests and benchmarks.",
+        subcommands: [Serve.self]
+    )
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve tether.testing.v1.EchoService (and gRPC health) until SIGTERM/SIGINT.",
+        discussion: "Prints \"listening on ADDRESS\" once ready."
+    )
+
+    @Option(help: "HOST:PORT to listen on; port 0 picks one.")
+    var listen = "127.0.0.1:0"
+    @Option(help: "TLS certificate chain (PEM); without it the server speaks h2c.")
+    var tlsCert: String?
+    @Option(help: "TLS private key (PEM).")
+    var tlsKey: String?
+    @Option(help: "CA (PEM) whose client certificates are required (mTLS).")
+    var clientCA: String?
+    @Option(help: "Event loops (default: one per core).")
+    var loops: Int?
+    @Option(help: "Largest request message accepted, in bytes.")
+    var maxReceiveBytes = 4 << 20
+    @Option(help: "Max concurrent streams per connection.")
+    var maxConcurrentStreams: UInt32 = 1000
+
+    func run() async throws {
+        var tls: TLSContext?
+        if let tlsCert, let tlsKey {
+            tls = try TLSContext(.server(certificateChainFile: tlsCert, privateKeyFile: tlsKey,
+                                         clientCAFile: clientCA, requireClientCertificate: clientCA != nil))
+        }
+        var configuration = GRPCServer.Configuration(address: try SocketAddress(parsing: listen), tls: tls)
+        if let loops { configuration.loopCount = loops }
+        configuration.limits.maxReceiveMessageBytes = maxReceiveBytes
+        configuration.http2.maxConcurrentStreams = maxConcurrentStreams
+        let server = try GRPCServer(configuration: configuration, router: EchoService.router())
+        let bound = try server.start()
+        FileHandle.standardOutput.write(Data(("listening on \(bound) (\(tls == nil ? "h2c" : "tls"))" + "\n").utf8))
+        await waitForTermination()
+        await server.shutdown(graceful: true)
+    }
+}
+
+/// Suspends until SIGTERM or SIGINT.
+func waitForTermination() async {
+    signal(SIGTERM, SIG_IGN)
+    signal(SIGINT, SIG_IGN)
+    signal(SIGPIPE, SIG_IGN)
+    await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+        let queue = DispatchQueue(label: "signals")
+        let sources = [SIGTERM, SIGINT].map { DispatchSource.makeSignalSource(signal: $0, queue: queue) }
+        nonisolated(unsafe) var resumed = false
+        for source in sources {
+            source.setEventHandler {
+                guard !resumed else { return }
+                resumed = true
+                for s in sources { s.cancel() }
+                done.resume()
+            }
+            source.resume()
+        }
+    }
+}

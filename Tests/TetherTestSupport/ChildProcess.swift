@@ -1,0 +1,63 @@
+public import Foundation
+
+/// A long-running child process started by a test (a server), stopped with
+/// SIGTERM (then SIGKILL) when the test is done.
+public final class ChildProcess: @unchecked Sendable {
+    public let process = Process()
+    private let output = Pipe()
+    /// The first line the child printed that starts with `readyPrefix`.
+    public private(set) var readyLine = ""
+
+    /// Starts `executable` and waits (up to `timeout`) for a stdout line starting
+    /// with `readyPrefix`; throws with the child's output if it exits or stays silent.
+    public init(_ executable: URL, _ arguments: [String], readyPrefix: String, timeout: Duration = .seconds(30)) throws {
+        guard FileManager.default.isExecutableFile(atPath: executable.path) else {
+            throw ProcessRunError.missingExecutable(executable.path)
+        }
+        process.executableURL = executable
+        process.arguments = arguments
+        process.standardOutput = output
+        process.standardError = output
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let handle = output.fileHandleForReading
+        var buffer = Data()
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            let chunk = handle.availableData   // blocks until output or EOF
+            if chunk.isEmpty { break }
+            buffer.append(chunk)
+            if let text = String(data: buffer, encoding: .utf8),
+               let line = text.split(separator: "\n").first(where: { $0.hasPrefix(readyPrefix) }) {
+                readyLine = String(line)
+                return
+            }
+        }
+        stop()
+        throw ChildProcessError(output: String(decoding: buffer, as: UTF8.self))
+    }
+
+    /// The "HOST:PORT" in a "listening on HOST:PORT (…)" ready line.
+    public var listeningAddress: String {
+        String(readyLine.split(separator: " ").dropFirst(2).first ?? "")
+    }
+
+    /// SIGTERM, then SIGKILL if it has not exited within `grace`; returns the exit status.
+    @discardableResult
+    public func stop(grace: Duration = .seconds(10)) -> Int32 {
+        guard process.isRunning else { return process.terminationStatus }
+        process.terminate()
+        let deadline = ContinuousClock.now + grace
+        while process.isRunning && ContinuousClock.now < deadline { usleep(10_000) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    deinit { stop() }
+}
+
+public struct ChildProcessError: Error, CustomStringConvertible {
+    public let output: String
+    public var description: String { "child process did not become ready; it printed:\n\(output)" }
+}
