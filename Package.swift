@@ -74,6 +74,6 @@ let package = Package(
         .testTarget(name: "H2Tests", dependencies: ["H2", "TetherTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "GRPCTests", dependencies: ["GRPC", "H2", "TetherEcho", "TetherWire", "TetherTestSupport"], swiftSettings: swiftSettings),
         // Runs the built `tether` binary as a user would.
-        .testTarget(name: "TetherCLITests", dependencies: ["TetherTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "TetherCLITests", dependencies: ["GRPC", "H2", "TetherWire", "TetherTestSupport"], swiftSettings: swiftSettings),
     ]
 )

@@ -179,8 +179,11 @@ public final class EventLoop: @unchecked Sendable {
     }
 
     /// Watches `fd` for readability (and writability when `write` is true).
+    /// `exclusive` (EPOLLEXCLUSIVE) is for one listening socket watched by several
+    /// loops: a new connection wakes one loop, not all of them.
     /// The loop does not retain `handler`: the handler must `unregister` before it dies.
-    public func register(_ fd: Int32, handler: any EventLoopSelectable, write: Bool = false) throws(SystemError) -> RegistrationID {
+    public func register(_ fd: Int32, handler: any EventLoopSelectable, write: Bool = false,
+                         exclusive: Bool = false) throws(SystemError) -> RegistrationID {
         preconditionInEventLoop()
         generation &+= 1
         let slot: Int
@@ -189,7 +192,9 @@ public final class EventLoop: @unchecked Sendable {
             registrations.append(nil)
         }
         registrations[slot] = Registration(fd: fd, generation: generation, handler: handler, writeInterest: write)
-        var event = epoll_event(events: Self.mask(write: write), data: epoll_data_t(u64: Self.token(slot, generation)))
+        // EPOLLEXCLUSIVE allows only EPOLLIN/EPOLLOUT beside it (else EINVAL).
+        let events = exclusive ? EPOLLIN.rawValue | EPOLLEXCLUSIVE.rawValue : Self.mask(write: write)
+        var event = epoll_event(events: events, data: epoll_data_t(u64: Self.token(slot, generation)))
         do {
             _ = try syscallChecked("epoll_ctl(ADD)") { epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, &event) }
         } catch {

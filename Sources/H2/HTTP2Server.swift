@@ -3,9 +3,10 @@ internal import Glibc
 #endif
 import Synchronization
 
-/// An HTTP/2 server: one listening socket per event loop (SO_REUSEPORT, so the
-/// kernel spreads connections across loops with no hand-off between threads);
-/// each connection lives on the loop that accepted it.
+/// An HTTP/2 server: one listening socket watched by every event loop with
+/// EPOLLEXCLUSIVE, so a new connection wakes one loop, which accepts it and owns
+/// it from then on: no hand-off between threads. (Not SO_REUSEPORT: that would
+/// also let a second process bind the same port and take half the connections.)
 ///
 /// Threading: `start` and `shutdown` from any thread; stream delegates are called
 /// on the loop that owns their connection.
@@ -30,6 +31,7 @@ public final class HTTP2Server: Sendable {
     private let loops: [EventLoop]
     private let delegate: any HTTP2ServerDelegate
     private let listeners = Mutex<[Listener]>([])
+    private let listenerFD = Mutex<Int32>(-1)
     private let connectionCount = Atomic<Int>(0)
 
     public init(configuration: Configuration, loops: [EventLoop], delegate: any HTTP2ServerDelegate) {
@@ -44,22 +46,23 @@ public final class HTTP2Server: Sendable {
 
     /// Binds and starts accepting. Returns the bound address (with the real port).
     public func start() throws -> SocketAddress {
-        var address = configuration.address
-        let reusePort = loops.count > 1
-        var created: [Listener] = []
-        do {
-            for loop in loops {
-                let fd = try Socket.listen(on: address, reusePort: reusePort)
-                if address.port == 0, let bound = Socket.localAddress(fd) { address = bound }
-                created.append(Listener(fd: fd, loop: loop, server: self))
-            }
-        } catch {
-            for listener in created { Glibc.close(listener.fd) }
-            throw error
-        }
+        let fd = try Socket.listen(on: configuration.address, reusePort: false)
+        let address = Socket.localAddress(fd) ?? configuration.address
+        let created = loops.map { Listener(fd: fd, loop: $0, server: self) }
         listeners.withLock { $0 = created }
+        listenerFD.withLock { $0 = fd }
+        // Register on each loop's thread and wait, so a failure is an error here,
+        // not a server that silently never accepts.
+        let results = Mutex<[SystemError?]>([])
         for listener in created {
-            listener.loop.execute { listener.register() }
+            listener.loop.execute {
+                let outcome = listener.register()
+                results.withLock { $0.append(outcome) }
+            }
+        }
+        while results.withLock({ $0.count }) < created.count { sched_yield() }
+        if let failure = results.withLock({ $0.compactMap { $0 }.first }) {
+            throw failure
         }
         return address
     }
@@ -78,6 +81,9 @@ public final class HTTP2Server: Sendable {
                 }
             }
         }
+        // Every loop has unregistered it by now.
+        let fd = listenerFD.withLock { fd in defer { fd = -1 }; return fd }
+        if fd >= 0 { Glibc.close(fd) }
     }
 
     fileprivate func reserveConnection() -> Bool {
@@ -113,12 +119,14 @@ private final class Listener: EventLoopSelectable, @unchecked Sendable {
         self.server = server
     }
 
-    func register() {
+    /// Starts watching the listening socket; nil on success.
+    func register() -> SystemError? {
         do {
-            registration = try loop.register(fd, handler: self)
+            registration = try loop.register(fd, handler: self, exclusive: true)
+            return nil
         } catch {
-            Glibc.close(fd)
             stopped = true
+            return error
         }
     }
 
@@ -182,7 +190,6 @@ private final class Listener: EventLoopSelectable, @unchecked Sendable {
             stopped = true
             if let registration { loop.unregister(registration) }
             registration = nil
-            Glibc.close(fd)
         }
         if connections.isEmpty { return done() }
         onDrained = done

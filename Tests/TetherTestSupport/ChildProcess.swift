@@ -30,11 +30,40 @@ public final class ChildProcess: @unchecked Sendable {
             if let text = String(data: buffer, encoding: .utf8),
                let line = text.split(separator: "\n").first(where: { $0.hasPrefix(readyPrefix) }) {
                 readyLine = String(line)
+                drainOutput()
                 return
             }
         }
         stop()
         throw ChildProcessError(output: String(decoding: buffer, as: UTF8.self))
+    }
+
+    /// Keeps reading the child's output so a chatty child never blocks on a full
+    /// pipe; the last 64 KiB are kept for `recentOutput`.
+    private func drainOutput() {
+        let handle = output.fileHandleForReading
+        let thread = Thread { [weak self] in
+            while true {
+                let chunk = handle.availableData
+                if chunk.isEmpty { return }
+                guard let self else { return }
+                self.lock.lock()
+                self.tail.append(chunk)
+                if self.tail.count > 64 << 10 { self.tail.removeFirst(self.tail.count - (64 << 10)) }
+                self.lock.unlock()
+            }
+        }
+        thread.start()
+    }
+
+    private let lock = NSLock()
+    private var tail = Data()
+
+    /// The last output the child printed after it became ready.
+    public var recentOutput: String {
+        lock.lock()
+        defer { lock.unlock() }
+        return String(decoding: tail, as: UTF8.self)
     }
 
     /// The "HOST:PORT" in a "listening on HOST:PORT (…)" ready line.
