@@ -50,28 +50,7 @@ struct Serve: AsyncParsableCommand {
         let server = try GRPCServer(configuration: configuration, router: EchoService.router())
         let bound = try server.start()
         FileHandle.standardOutput.write(Data(("listening on \(bound) (\(tls == nil ? "h2c" : "tls"))" + "\n").utf8))
-        await waitForTermination()
+        await waitForTerminationSignal()
         await server.shutdown(graceful: true)
-    }
-}
-
-/// Suspends until SIGTERM or SIGINT.
-func waitForTermination() async {
-    signal(SIGTERM, SIG_IGN)
-    signal(SIGINT, SIG_IGN)
-    signal(SIGPIPE, SIG_IGN)
-    await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
-        let queue = DispatchQueue(label: "signals")
-        let sources = [SIGTERM, SIGINT].map { DispatchSource.makeSignalSource(signal: $0, queue: queue) }
-        nonisolated(unsafe) var resumed = false
-        for source in sources {
-            source.setEventHandler {
-                guard !resumed else { return }
-                resumed = true
-                for s in sources { s.cancel() }
-                done.resume()
-            }
-            source.resume()
-        }
     }
 }

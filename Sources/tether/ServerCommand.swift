@@ -1,5 +1,5 @@
 import ArgumentParser
-import Dispatch
+import GRPC
 import Foundation
 import H2
 import TetherServer
@@ -54,30 +54,9 @@ struct ServerCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
         FileHandle.standardOutput.write(Data(("listening on \(bound) (\(insecurePlaintext ? "h2c" : "tls"))" + "\n").utf8))
-        await waitForTermination()
+        await waitForTerminationSignal()
         printError("tether server: shutting down")
         await server.shutdown()
-    }
-}
-
-/// Suspends until SIGTERM or SIGINT arrives.
-func waitForTermination() async {
-    signal(SIGTERM, SIG_IGN)
-    signal(SIGINT, SIG_IGN)
-    signal(SIGPIPE, SIG_IGN)
-    await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
-        let queue = DispatchQueue(label: "signals")
-        let sources = [SIGTERM, SIGINT].map { DispatchSource.makeSignalSource(signal: $0, queue: queue) }
-        nonisolated(unsafe) var resumed = false
-        for source in sources {
-            source.setEventHandler {
-                guard !resumed else { return }
-                resumed = true
-                for s in sources { s.cancel() }
-                done.resume()
-            }
-            source.resume()
-        }
     }
 }
 

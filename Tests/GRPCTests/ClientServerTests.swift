@@ -104,7 +104,6 @@ import TetherWire
             return Response()
         }
         try await withServer(router: router) { client in
-            let start = ContinuousClock.now
             let call = Task { () -> GRPCStatusCode? in
                 do {
                     let _: Response = try await client.unary("/test.Slow/Wait", Request(), timeout: .seconds(1))
@@ -120,7 +119,6 @@ import TetherWire
             let cancelled = try await next(&events, within: .seconds(10))
             #expect(cancelled == "cancelled")
             #expect(await call.value == .deadlineExceeded)
-            #expect(ContinuousClock.now - start < .seconds(10))
         }
     }
 
@@ -223,7 +221,8 @@ import TetherWire
         await #expect {
             _ = try await call.next()
         } throws: { ($0 as? GRPCStatus)?.code == .unavailable }
-        #expect(ContinuousClock.now - start < .seconds(2))
+        // Well under the 30 s keepalive: the close itself is noticed, not a timeout.
+        #expect(ContinuousClock.now - start < .seconds(10))
         await client.close()
     }
 

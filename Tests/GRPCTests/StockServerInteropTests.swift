@@ -88,12 +88,12 @@ import TetherWire
 
         // Deadline.
         var slow = Request()
-        slow.delayMs = 5_000
+        slow.delayMs = 30_000
         let start = ContinuousClock.now
         await #expect {
             let _: Response = try await client.unary(Self.service + "Echo", slow, timeout: .milliseconds(300))
         } throws: { ($0 as? GRPCStatus)?.code == .deadlineExceeded }
-        #expect(ContinuousClock.now - start < .seconds(4))
+        #expect(ContinuousClock.now - start < .seconds(20))
 
         // Cancellation of a stream.
         let cancelled: GRPCClientCall<Request, Response> = try await client.makeCall(Self.service + "Expand")

@@ -1,4 +1,5 @@
 import Testing
+import TetherTestSupport
 @testable import TetherWire
 
 /// Properties every message codec must have, checked over every fixture and type.
@@ -54,7 +55,7 @@ import Testing
     }
 
     @Test func bytesWithAnInvalidWireTypeAreRejected() {
-        var rng = SeededGenerator(seed: 7)
+        var rng = SplitMix64(seed: 7)
         for type in Self.types {
             for _ in 0..<200 {
                 let tail = (0..<Int.random(in: 0..<32, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
@@ -65,7 +66,7 @@ import Testing
     }
 
     @Test func randomBytesEitherThrowOrDecodeToAStableValue() throws {
-        var rng = SeededGenerator(seed: 42)
+        var rng = SplitMix64(seed: 42)
         for type in Self.types {
             for _ in 0..<500 {
                 let bytes = (0..<Int.random(in: 0..<64, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
@@ -183,18 +184,6 @@ func topLevelFieldBoundaries(_ bytes: [UInt8]) -> Set<Int>? {
     return boundaries
 }
 
-/// A deterministic random source (SplitMix64) so failures reproduce.
-struct SeededGenerator: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 @Suite struct WireStringTests {
     @Test func aDecodedStringWithNULIsRejectedNotTruncated() {
