@@ -38,6 +38,8 @@ final class GRPCServerCall: HTTP2StreamDelegate, @unchecked Sendable {
     private var task: Task<Void, Never>?
     private var deadlineTimer: EventLoop.TimerID?
     private var writableWaiters: [CheckedContinuation<Void, any Error>] = []
+    /// Received DATA bytes not yet reported to the stream as consumed (receive flow control).
+    private var withheldBytes = 0
 
     init(stream: HTTP2Stream, loop: EventLoop, router: GRPCRouter, limits: GRPCServer.Limits) {
         self.stream = stream
@@ -46,6 +48,11 @@ final class GRPCServerCall: HTTP2StreamDelegate, @unchecked Sendable {
         self.limits = limits
         self.deframer = GRPCMessageDeframer(maxMessageBytes: limits.maxReceiveMessageBytes)
         self.framer = GRPCMessageFramer(maxMessageBytes: limits.maxSendMessageBytes)
+        // Without this a client could stream requests faster than the handler reads them
+        // and the server would queue them all: the window now reopens only as the handler
+        // drains its queue (see `streamReceivedData`).
+        stream.reportsConsumedData = true
+        requests.onDrained = { [unowned self] in self.releaseWithheldBytes() }
     }
 
     // MARK: HTTP2StreamDelegate
@@ -105,7 +112,10 @@ final class GRPCServerCall: HTTP2StreamDelegate, @unchecked Sendable {
     }
 
     func streamReceivedData(_ stream: HTTP2Stream, _ bytes: UnsafeRawBufferPointer, endStream: Bool) {
-        guard case .running = state else { return }
+        guard case .running = state else {
+            stream.consumed(bytes.count)   // nobody reads these: keep the client's window open
+            return
+        }
         if bytes.count > 0 {
             deframer.append(bytes)
             do {
@@ -113,10 +123,27 @@ final class GRPCServerCall: HTTP2StreamDelegate, @unchecked Sendable {
                     requests.push(message)
                 }
             } catch {
+                stream.consumed(bytes.count)
                 return cancel(error)
+            }
+            // While the handler keeps up (its queue is empty), bytes count as consumed at
+            // once; that includes a message still being received, which may be larger than
+            // the stream window and must be able to complete. Once messages queue up unread,
+            // further bytes are withheld until the handler drains the queue, so the client
+            // gets at most one stream window ahead of it.
+            if requests.hasBacklog {
+                withheldBytes += bytes.count
+            } else {
+                stream.consumed(bytes.count)
             }
         }
         if endStream { endOfRequests() }
+    }
+
+    private func releaseWithheldBytes() {
+        guard withheldBytes > 0 else { return }
+        stream.consumed(withheldBytes)
+        withheldBytes = 0
     }
 
     func streamClosed(_ stream: HTTP2Stream, reason: HTTP2StreamCloseReason) {
@@ -189,6 +216,7 @@ final class GRPCServerCall: HTTP2StreamDelegate, @unchecked Sendable {
     func finish(_ status: GRPCStatus, extraHeaders: [HTTP2Header] = [], resetAfter: HTTP2ErrorCode? = nil) {
         if case .finished = state { return }
         state = .finished
+        releaseWithheldBytes()   // queued requests will not be read; let a still-sending client finish
         if let deadlineTimer { loop.cancelTimer(deadlineTimer) }
         deadlineTimer = nil
         var trailers = [HTTP2Header("grpc-status", String(status.code.rawValue))]
@@ -211,6 +239,11 @@ final class GRPCRequestBuffer: @unchecked Sendable {
     private var head = 0
     private var ended: GRPCStatus?      // .ok = clean end of stream
     private var waiter: CheckedContinuation<[UInt8]?, any Error>?
+    /// Called when the handler takes the last queued message.
+    var onDrained: (() -> Void)?
+
+    /// Whether messages are queued that the handler has not taken yet.
+    var hasBacklog: Bool { head < messages.count }
 
     func push(_ message: [UInt8]) {
         if let waiter {
@@ -242,6 +275,7 @@ final class GRPCRequestBuffer: @unchecked Sendable {
             if head == messages.count {
                 messages.removeAll(keepingCapacity: false)
                 head = 0
+                onDrained?()
             }
             return message
         }

@@ -115,6 +115,9 @@ public final class HTTP2Connection: EventLoopSelectable, EventLoopFlushable {
         nghttp2_option_set_max_continuations(option, 8)
         nghttp2_option_set_max_send_header_block_length(option, 64 << 10)
         nghttp2_option_set_peer_max_concurrent_streams(option, 100)
+        // Receive windows reopen when data is consumed, not when it arrives (see
+        // `dataChunk`), so a peer cannot send faster than a slow stream reader takes it.
+        nghttp2_option_set_no_auto_window_update(option, 1)
 
         let me = Unmanaged.passUnretained(self).toOpaque()
         var raw: OpaquePointer?
@@ -235,13 +238,28 @@ public final class HTTP2Connection: EventLoopSelectable, EventLoopFlushable {
             lastReceive = MonotonicClock.nanoseconds()
             let consumed = nghttp2_session_mem_recv(session, loop.readBuffer.baseAddress!.assumingMemoryBound(to: UInt8.self), n)
             if consumed < 0 {
-                // nghttp2 has queued a GOAWAY where the protocol wants one; send it, then close.
+                // Errors nghttp2 handles itself (bad frames, rapid reset, ...) come back as
+                // consumed input with a GOAWAY already queued. The fatal ones that come back
+                // here — a bad client preface, a SETTINGS/PING flood, too many CONTINUATIONs —
+                // queue nothing, and the peer would see a bare close. Queue the GOAWAY that
+                // says why (RFC 9113 5.4.1; a no-op if one is already queued), send, close.
                 let reason = String(cString: nghttp2_strerror(Int32(consumed)))
+                nghttp2_session_terminate_session(session, Self.goAwayCode(forFatal: Int32(consumed)).rawValue)
+                closeReason = "protocol error: \(reason)"
                 eventLoopFlush()
                 return terminate("protocol error: \(reason)")
             }
         }
         finishRead()
+    }
+
+    /// The GOAWAY error code for a fatal `nghttp2_session_mem_recv` result.
+    private static func goAwayCode(forFatal error: Int32) -> HTTP2ErrorCode {
+        switch error {
+        case NGHTTP2_ERR_FLOODED.rawValue, NGHTTP2_ERR_TOO_MANY_CONTINUATIONS.rawValue: .enhanceYourCalm
+        case NGHTTP2_ERR_BAD_CLIENT_MAGIC.rawValue: .protocolError
+        default: .internalError
+        }
     }
 
     private func finishRead() {
@@ -399,6 +417,16 @@ public final class HTTP2Connection: EventLoopSelectable, EventLoopFlushable {
         loop.scheduleFlush(self)
     }
 
+    /// Reopens `stream`'s receive window by `byteCount` consumed bytes.
+    func consume(_ stream: HTTP2Stream, _ byteCount: Int) {
+        guard state != .closed else { return }
+        // Fails only for a bad argument or out of memory; either way the session is unusable.
+        if nghttp2_session_consume_stream(session, stream.id, byteCount) != 0 {
+            nghttp2_session_terminate_session(session, HTTP2ErrorCode.internalError.rawValue)
+        }
+        loop.scheduleFlush(self)
+    }
+
     func resumeData(_ stream: HTTP2Stream) {
         nghttp2_session_resume_data(session, stream.id)
         loop.scheduleFlush(self)
@@ -482,7 +510,9 @@ public final class HTTP2Connection: EventLoopSelectable, EventLoopFlushable {
         guard let stream = streams[frame.pointee.hd.stream_id] else { return 0 }
         stream.pendingHeaderBytes += name.count + value.count + 32
         if stream.pendingHeaderBytes > Int(configuration.maxHeaderListSize) {
-            // nghttp2 enforces our advertised limit too; this guards trailers and clients.
+            // nghttp2 advertises SETTINGS_MAX_HEADER_LIST_SIZE but does not enforce it on
+            // receipt: this does, for requests, trailers and responses alike. nghttp2 resets
+            // the stream (INTERNAL_ERROR) and keeps decoding the block to stay in HPACK sync.
             return Int32(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
         }
         stream.pendingHeaders.append(HTTP2Header(String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
@@ -533,8 +563,16 @@ public final class HTTP2Connection: EventLoopSelectable, EventLoopFlushable {
     }
 
     fileprivate func dataChunk(streamID: Int32, _ bytes: UnsafeRawBufferPointer) -> Int32 {
-        guard let stream = streams[streamID] else { return 0 }
-        stream.delegate?.streamReceivedData(stream, bytes, endStream: false)
+        // The connection window reopens on arrival, so one slow stream never stalls the
+        // others; a stream's own window too, unless its delegate reports consumption itself
+        // (`HTTP2Stream.reportsConsumedData`): then the peer gets at most one stream window
+        // ahead of that delegate's reader.
+        let stream = streams[streamID]
+        let rc = stream?.reportsConsumedData == true
+            ? nghttp2_session_consume_connection(session, bytes.count)
+            : nghttp2_session_consume(session, streamID, bytes.count)
+        if rc != 0 { return Int32(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue) }
+        if let stream { stream.delegate?.streamReceivedData(stream, bytes, endStream: false) }
         return 0
     }
 

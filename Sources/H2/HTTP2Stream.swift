@@ -57,6 +57,13 @@ public final class HTTP2Stream {
     var pendingHeaderBytes = 0
     public private(set) var isClosed = false
 
+    /// Receive flow control. `false` (the default): the stream's receive window reopens as
+    /// soon as DATA has been delivered to the delegate. `true`: it reopens only by what the
+    /// delegate reports with `consumed(_:)`, so a peer can send at most one stream window
+    /// (`HTTP2Configuration.initialStreamWindow`) more than the delegate has processed.
+    /// Set it before DATA arrives (when the delegate is attached).
+    public var reportsConsumedData = false
+
     init(id: Int32, connection: HTTP2Connection) {
         self.id = id
         self.connection = connection
@@ -103,6 +110,14 @@ public final class HTTP2Stream {
     public func reset(_ code: HTTP2ErrorCode = .cancel) {
         guard !isClosed, let connection else { return }
         connection.submitReset(self, code: code)
+    }
+
+    /// Reports `byteCount` bytes of delivered DATA as processed (with `reportsConsumedData`):
+    /// the peer may send that much more (nghttp2 sends WINDOW_UPDATE once half the window
+    /// is consumed). Every delivered byte must be reported once, or the stream stalls.
+    public func consumed(_ byteCount: Int) {
+        guard byteCount > 0, !isClosed, let connection else { return }
+        connection.consume(self, byteCount)
     }
 
     /// Marks a client stream opened with a body provider as open.
