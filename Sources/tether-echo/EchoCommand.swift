@@ -12,7 +12,7 @@ struct EchoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tether-echo",
         abstract: "Echo service on Tether's gRPC transport, for tests and benchmarks.",
-        subcommands: [Serve.self]
+        subcommands: [Serve.self, PingPong.self]
     )
 }
 
