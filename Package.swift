@@ -17,6 +17,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
     targets: [
         // System libraries: module.modulemap + shim.h only. apt packages in Scripts/bootstrap.
@@ -42,8 +43,17 @@ let package = Package(
         .target(name: "GRPC", dependencies: ["H2", "TetherWire"], swiftSettings: swiftSettings),
         // The orchestration plane: RPC handlers, auth, dashboard, metrics, health.
         .target(name: "TetherServer", dependencies: ["GRPC", "H2", "TetherWire", "TetherStore"], swiftSettings: swiftSettings),
-        // SQLite: connection, statements, transactions, migrations.
+        // SQLite: connection, statements, transactions, migrations, group commit.
         .target(name: "TetherStore", dependencies: ["CSQLite"], swiftSettings: swiftSettings),
+        // Domain core: DAG specs and versions, runs, task state, cron, retries, lease dispatcher.
+        // Pure Swift over an injected clock and a store protocol; no C, no I/O.
+        .target(name: "TetherScheduler", dependencies: ["TetherStore"], swiftSettings: swiftSettings),
+        // DAG files: YAML -> TetherScheduler.DAGSpec, with errors naming file, line, task and field.
+        .target(
+            name: "TetherDAGFile",
+            dependencies: ["TetherScheduler", .product(name: "Yams", package: "Yams")],
+            swiftSettings: swiftSettings
+        ),
 
         .executableTarget(
             name: "tether",
@@ -73,6 +83,12 @@ let package = Package(
         ),
         .testTarget(name: "H2Tests", dependencies: ["H2", "TetherTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "GRPCTests", dependencies: ["GRPC", "H2", "TetherEcho", "TetherWire", "TetherTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "TetherStoreTests", dependencies: ["TetherStore", "TetherTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "TetherSchedulerTests",
+            dependencies: ["TetherScheduler", "TetherDAGFile", "TetherStore", "TetherTestSupport"],
+            swiftSettings: swiftSettings
+        ),
         // Runs the built `tether` binary as a user would.
         .testTarget(name: "TetherCLITests", dependencies: ["GRPC", "H2", "TetherWire", "TetherTestSupport"], swiftSettings: swiftSettings),
     ]
