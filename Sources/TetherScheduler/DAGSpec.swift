@@ -1,0 +1,113 @@
+/// A DAG as applied: every default resolved, every field explicit. Mirrors
+/// `tether.control.v1.DagSpec`. Built by `TetherDAGFile` from YAML and checked by
+/// `DAGSpec.validate()`; the scheduler only ever sees valid specs.
+public struct DAGSpec: Hashable, Sendable {
+    /// 1-128 characters of [A-Za-z0-9._-].
+    public var dagID: String
+    public var description: String
+    /// 5-field cron or @hourly/@daily/@weekly/@monthly, UTC; empty for manual runs only.
+    public var schedule: String
+    /// Whether the DAG starts paused when first applied.
+    public var paused: Bool
+    /// Most runs in queued or running state at once (>= 1).
+    public var maxActiveRuns: Int
+    /// Most task instances of this DAG leased at once across its runs; 0 means no limit.
+    public var maxActiveTasks: Int
+    /// DAG-level parameters with their defaults.
+    public var params: [String: String]
+    /// The tasks, in file order.
+    public var tasks: [TaskSpec]
+
+    public init(
+        dagID: String, description: String = "", schedule: String = "", paused: Bool = false,
+        maxActiveRuns: Int = DAGSpec.defaultMaxActiveRuns, maxActiveTasks: Int = 0,
+        params: [String: String] = [:], tasks: [TaskSpec]
+    ) {
+        self.dagID = dagID
+        self.description = description
+        self.schedule = schedule
+        self.paused = paused
+        self.maxActiveRuns = maxActiveRuns
+        self.maxActiveTasks = maxActiveTasks
+        self.params = params
+        self.tasks = tasks
+    }
+
+    public static let defaultMaxActiveRuns = 16
+}
+
+/// One task of a DAG spec, defaults applied. Mirrors `tether.control.v1.TaskSpec`.
+public struct TaskSpec: Hashable, Sendable {
+    /// Unique within the DAG; 1-128 characters of [A-Za-z0-9._-].
+    public var id: String
+    /// The entrypoint NAME an agent resolves from its own config; never a command line.
+    public var entrypoint: String
+    /// The queue whose agents may run it.
+    public var queue: String
+    /// Ids of tasks that must finish first.
+    public var dependsOn: [String]
+    public var triggerRule: TriggerRule
+    public var retry: RetryPolicy
+    /// An attempt running longer than this fails as timed out; nil means no limit.
+    public var executionTimeoutMilliseconds: Int64?
+    /// Higher is granted first among ready tasks of a queue.
+    public var priority: Int
+    /// Task parameters: override the DAG's, overridden by the run's.
+    public var params: [String: String]
+
+    public init(
+        id: String, entrypoint: String, queue: String = TaskSpec.defaultQueue, dependsOn: [String] = [],
+        triggerRule: TriggerRule = .allSuccess, retry: RetryPolicy = RetryPolicy(),
+        executionTimeoutMilliseconds: Int64? = nil, priority: Int = 0, params: [String: String] = [:]
+    ) {
+        self.id = id
+        self.entrypoint = entrypoint
+        self.queue = queue
+        self.dependsOn = dependsOn
+        self.triggerRule = triggerRule
+        self.retry = retry
+        self.executionTimeoutMilliseconds = executionTimeoutMilliseconds
+        self.priority = priority
+        self.params = params
+    }
+
+    public static let defaultQueue = "default"
+}
+
+/// When a task may run, given the final states of its upstream tasks (Airflow's names).
+public enum TriggerRule: String, Hashable, Sendable, CaseIterable {
+    case allSuccess = "all_success"
+    case allDone = "all_done"
+    case allFailed = "all_failed"
+    case oneSuccess = "one_success"
+    case oneFailed = "one_failed"
+    case noneFailed = "none_failed"
+}
+
+/// How a failed attempt is retried: `retries` more attempts, the n-th (1-based) after
+/// `delay * 2^(n-1)` when exponential, capped at `maxDelay`.
+public struct RetryPolicy: Hashable, Sendable {
+    public var retries: Int
+    public var delayMilliseconds: Int64
+    public var exponentialBackoff: Bool
+    /// Upper bound of any retry delay.
+    public var maxDelayMilliseconds: Int64
+
+    public init(retries: Int = 0, delayMilliseconds: Int64 = 0, exponentialBackoff: Bool = false, maxDelayMilliseconds: Int64 = 86_400_000) {
+        self.retries = retries
+        self.delayMilliseconds = delayMilliseconds
+        self.exponentialBackoff = exponentialBackoff
+        self.maxDelayMilliseconds = maxDelayMilliseconds
+    }
+
+    /// The delay before retry number `retry` (1 for the first retry).
+    public func delay(beforeRetry retry: Int) -> Int64 {
+        guard exponentialBackoff, retry > 1 else { return min(delayMilliseconds, maxDelayMilliseconds) }
+        var delay = delayMilliseconds
+        for _ in 1..<retry {
+            if delay >= maxDelayMilliseconds { break }
+            delay = delay > Int64.max / 2 ? Int64.max : delay * 2
+        }
+        return min(delay, maxDelayMilliseconds)
+    }
+}
