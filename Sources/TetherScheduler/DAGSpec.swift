@@ -1,7 +1,7 @@
 /// A DAG as applied: every default resolved, every field explicit. Mirrors
 /// `tether.control.v1.DagSpec`. Built by `TetherDAGFile` from YAML and checked by
 /// `DAGSpec.validate()`; the scheduler only ever sees valid specs.
-public struct DAGSpec: Hashable, Sendable {
+public struct DAGSpec: Hashable, Sendable, Codable {
     /// 1-128 characters of [A-Za-z0-9._-].
     public var dagID: String
     public var description: String
@@ -37,7 +37,7 @@ public struct DAGSpec: Hashable, Sendable {
 }
 
 /// One task of a DAG spec, defaults applied. Mirrors `tether.control.v1.TaskSpec`.
-public struct TaskSpec: Hashable, Sendable {
+public struct TaskSpec: Hashable, Sendable, Codable {
     /// Unique within the DAG; 1-128 characters of [A-Za-z0-9._-].
     public var id: String
     /// The entrypoint NAME an agent resolves from its own config; never a command line.
@@ -75,7 +75,7 @@ public struct TaskSpec: Hashable, Sendable {
 }
 
 /// When a task may run, given the final states of its upstream tasks (Airflow's names).
-public enum TriggerRule: String, Hashable, Sendable, CaseIterable {
+public enum TriggerRule: String, Hashable, Sendable, CaseIterable, Codable {
     case allSuccess = "all_success"
     case allDone = "all_done"
     case allFailed = "all_failed"
@@ -86,7 +86,7 @@ public enum TriggerRule: String, Hashable, Sendable, CaseIterable {
 
 /// How a failed attempt is retried: `retries` more attempts, the n-th (1-based) after
 /// `delay * 2^(n-1)` when exponential, capped at `maxDelay`.
-public struct RetryPolicy: Hashable, Sendable {
+public struct RetryPolicy: Hashable, Sendable, Codable {
     public var retries: Int
     public var delayMilliseconds: Int64
     public var exponentialBackoff: Bool

@@ -1,0 +1,217 @@
+/// Matches ready tasks to connected agents' free slots. Pure bookkeeping: it decides
+/// who gets what, and the `Scheduler` turns each decision into a lease.
+///
+/// Ready tasks wait in one heap per (queue, entrypoint), ordered by priority (higher
+/// first), then readiness time, then arrival. An agent can take a task when it serves
+/// the task's queue, offers its entrypoint and has a free slot, and neither the DAG's
+/// `max_active_tasks` nor the queue's slot cap is reached. A task whose DAG is at its
+/// limit is parked until that DAG frees a slot, so it never blocks other DAGs' tasks.
+///
+/// Not thread-safe: owned by one `Scheduler`.
+struct LeaseDispatcher {
+    struct ReadyTask: Comparable {
+        var key: TaskKey
+        var dagID: String
+        var queue: String
+        var entrypoint: String
+        var priority: Int
+        var readyAt: Instant
+        /// Arrival order; also tells a live heap entry from a removed one.
+        var sequence: UInt64
+
+        static func < (lhs: ReadyTask, rhs: ReadyTask) -> Bool {
+            if lhs.priority != rhs.priority { return lhs.priority > rhs.priority }
+            if lhs.readyAt != rhs.readyAt { return lhs.readyAt < rhs.readyAt }
+            return lhs.sequence < rhs.sequence
+        }
+        static func == (lhs: ReadyTask, rhs: ReadyTask) -> Bool { lhs.sequence == rhs.sequence }
+    }
+
+    struct Agent {
+        var id: String
+        var queues: Set<String>
+        var entrypoints: Set<String>
+        var slots: Int
+        var used = 0
+        /// False once it disconnected: it keeps its used slots (leases wait for it to
+        /// resume) but gets no new grants.
+        var connected = true
+        var free: Int { connected ? max(0, slots - used) : 0 }
+    }
+
+    /// Why a queued task has not been granted yet, for operators.
+    enum WaitReason: Equatable, CustomStringConvertible {
+        case noAgentServesQueue(String)
+        case noAgentOffersEntrypoint(queue: String, entrypoint: String)
+        case dagAtMaxActiveTasks(String)
+        case queueAtSlotCap(String)
+        case noFreeSlot(queue: String)
+
+        var description: String {
+            switch self {
+            case .noAgentServesQueue(let q): return "no connected agent serves queue '\(q)'"
+            case .noAgentOffersEntrypoint(let q, let e):
+                return "no connected agent on queue '\(q)' offers entrypoint '\(e)'"
+            case .dagAtMaxActiveTasks(let d): return "DAG '\(d)' is at its max_active_tasks"
+            case .queueAtSlotCap(let q): return "queue '\(q)' is at its slot cap"
+            case .noFreeSlot(let q): return "waiting for a free slot on queue '\(q)'"
+            }
+        }
+    }
+
+    private(set) var agents: [String: Agent] = [:]
+    private var ready: [String: [String: BinaryHeap<ReadyTask>]] = [:]
+    /// The live heap entry's sequence of every queued task.
+    private var queued: [TaskKey: ReadyTask] = [:]
+    private var parked: [String: [ReadyTask]] = [:]
+    private var activeByDAG: [String: Int] = [:]
+    private var activeByQueue: [String: Int] = [:]
+    private var dagLimits: [String: Int] = [:]
+    private let queueCaps: [String: Int]
+    private var nextSequence: UInt64 = 0
+
+    init(queueCaps: [String: Int]) {
+        self.queueCaps = queueCaps
+    }
+
+    var queuedCount: Int { queued.count }
+
+    /// Sets a DAG's max_active_tasks (0: no limit). A raised limit releases parked tasks.
+    mutating func setLimit(dagID: String, maxActiveTasks: Int) {
+        dagLimits[dagID] = maxActiveTasks > 0 ? maxActiveTasks : nil
+        unparkIfBelowLimit(dagID)
+    }
+
+    mutating func enqueue(_ key: TaskKey, dagID: String, queue: String, entrypoint: String, priority: Int, readyAt: Instant) {
+        precondition(queued[key] == nil, "task \(key) queued twice")
+        nextSequence += 1
+        let task = ReadyTask(key: key, dagID: dagID, queue: queue, entrypoint: entrypoint, priority: priority,
+                             readyAt: readyAt, sequence: nextSequence)
+        queued[key] = task
+        ready[queue, default: [:]][entrypoint, default: BinaryHeap()].insert(task)
+    }
+
+    /// Takes a queued task out (cancelled). Its heap entry is dropped lazily.
+    mutating func remove(_ key: TaskKey) {
+        queued[key] = nil
+    }
+
+    func isQueued(_ key: TaskKey) -> Bool { queued[key] != nil }
+
+    /// Adds or replaces a connected agent, keeping the slots its leases already use.
+    mutating func connect(agentID: String, queues: Set<String>, entrypoints: Set<String>, slots: Int) {
+        let used = agents[agentID]?.used ?? 0
+        agents[agentID] = Agent(id: agentID, queues: queues, entrypoints: entrypoints, slots: slots, used: used)
+    }
+
+    /// The agent gets no new grants; its used slots stay counted until released.
+    mutating func disconnect(agentID: String) {
+        agents[agentID]?.connected = false
+        if let agent = agents[agentID], agent.used == 0 { agents[agentID] = nil }
+    }
+
+    /// Counts a lease held by `agentID` for a task of `dagID` on `queue` (a grant, or a
+    /// lease loaded after a restart).
+    mutating func occupy(agentID: String, dagID: String, queue: String) {
+        if agents[agentID] == nil {
+            // Known from a stored lease only: it holds slots but is not connected yet.
+            agents[agentID] = Agent(id: agentID, queues: [], entrypoints: [], slots: 0, connected: false)
+        }
+        agents[agentID]!.used += 1
+        activeByDAG[dagID, default: 0] += 1
+        activeByQueue[queue, default: 0] += 1
+    }
+
+    /// Frees the slot a lease held.
+    mutating func release(agentID: String, dagID: String, queue: String) {
+        if var agent = agents[agentID] {
+            agent.used = max(0, agent.used - 1)
+            agents[agentID] = agent.connected || agent.used > 0 ? agent : nil
+        }
+        activeByDAG[dagID] = max(0, (activeByDAG[dagID] ?? 0) - 1)
+        activeByQueue[queue] = max(0, (activeByQueue[queue] ?? 0) - 1)
+        unparkIfBelowLimit(dagID)
+    }
+
+    /// The next grant to make: the best queued task some free agent can take, given to
+    /// the eligible agent with the most free slots (ties: lowest id). Removes the task
+    /// from the queue and counts the slot. Nil when nothing can be granted now.
+    mutating func nextGrant() -> (task: ReadyTask, agentID: String)? {
+        var best: (task: ReadyTask, agent: Agent)?
+        for agent in agents.values where agent.free > 0 {
+            guard let task = bestTask(for: agent) else { continue }
+            if let current = best {
+                if task < current.task
+                    || (task.sequence == current.task.sequence
+                        && (agent.free, current.agent.id) > (current.agent.free, agent.id)) {
+                    best = (task, agent)
+                }
+            } else {
+                best = (task, agent)
+            }
+        }
+        guard let (task, agent) = best else { return nil }
+        ready[task.queue]![task.entrypoint]!.popFirst()
+        queued[task.key] = nil
+        occupy(agentID: agent.id, dagID: task.dagID, queue: task.queue)
+        return (task, agent.id)
+    }
+
+    /// Why `key` (queued) is waiting, or nil if it is not queued.
+    func waitReason(_ key: TaskKey) -> WaitReason? {
+        guard let task = queued[key] else { return nil }
+        let serving = agents.values.filter { $0.connected && $0.queues.contains(task.queue) }
+        if serving.isEmpty { return .noAgentServesQueue(task.queue) }
+        if !serving.contains(where: { $0.entrypoints.contains(task.entrypoint) }) {
+            return .noAgentOffersEntrypoint(queue: task.queue, entrypoint: task.entrypoint)
+        }
+        if let limit = dagLimits[task.dagID], activeByDAG[task.dagID, default: 0] >= limit {
+            return .dagAtMaxActiveTasks(task.dagID)
+        }
+        if let cap = queueCaps[task.queue], activeByQueue[task.queue, default: 0] >= cap {
+            return .queueAtSlotCap(task.queue)
+        }
+        return .noFreeSlot(queue: task.queue)
+    }
+
+    /// The best task `agent` may take, after dropping removed entries and parking
+    /// tasks whose DAG is at its limit.
+    private mutating func bestTask(for agent: Agent) -> ReadyTask? {
+        var best: ReadyTask?
+        for queue in agent.queues {
+            if let cap = queueCaps[queue], activeByQueue[queue, default: 0] >= cap { continue }
+            guard let byEntrypoint = ready[queue] else { continue }
+            for entrypoint in byEntrypoint.keys where agent.entrypoints.contains(entrypoint) {
+                if let head = liveHead(queue: queue, entrypoint: entrypoint), best.map({ head < $0 }) ?? true {
+                    best = head
+                }
+            }
+        }
+        return best
+    }
+
+    private mutating func liveHead(queue: String, entrypoint: String) -> ReadyTask? {
+        while let head = ready[queue]![entrypoint]!.first {
+            if queued[head.key]?.sequence != head.sequence {
+                ready[queue]![entrypoint]!.popFirst()  // removed or re-queued since
+                continue
+            }
+            if let limit = dagLimits[head.dagID], activeByDAG[head.dagID, default: 0] >= limit {
+                ready[queue]![entrypoint]!.popFirst()
+                parked[head.dagID, default: []].append(head)
+                continue
+            }
+            return head
+        }
+        return nil
+    }
+
+    private mutating func unparkIfBelowLimit(_ dagID: String) {
+        guard let waiting = parked[dagID], !waiting.isEmpty else { return }
+        if let limit = dagLimits[dagID], activeByDAG[dagID, default: 0] >= limit { return }
+        parked[dagID] = nil
+        for task in waiting where queued[task.key]?.sequence == task.sequence {
+            ready[task.queue]![task.entrypoint]!.insert(task)
+        }
+    }
+}

@@ -1,0 +1,281 @@
+import Foundation
+public import TetherStore
+
+/// The scheduler's state in SQLite, written through a group-commit writer.
+///
+/// Every `SchedulerChange` is a whole-row upsert; `commit` first keeps only the last
+/// change to each row, then submits the batch as one writer change, so it is durable
+/// all or nothing, and calls `completion` after the COMMIT that includes it.
+/// Reads (`loadSnapshot` and the query methods) use their own read-only connection.
+public final class SQLiteSchedulerStore: SchedulerStore {
+    public let path: String
+    private let writer: GroupCommitWriter
+    private let readOptions: SQLiteDatabase.Options
+
+    /// Opens (creating and migrating if needed) the database at `path`.
+    /// - Throws: `SQLiteError` or `SQLiteMigrationError` from opening and migrating.
+    public init(path: String, synchronous: SQLiteDatabase.Options.Synchronous = .full, maxBatchSize: Int = 1024) throws {
+        self.path = path
+        writer = try GroupCommitWriter(SQLiteDatabase.Options(path: path, synchronous: synchronous),
+                                       migrations: Self.migrations, maxBatchSize: maxBatchSize)
+        readOptions = SQLiteDatabase.Options(path: path, access: .readOnly)
+    }
+
+    /// Drains pending commits and stops the writer.
+    public func close() { writer.close() }
+
+    public var commitStats: GroupCommitStats { writer.stats }
+
+    public func commit(_ changes: [SchedulerChange], completion: @escaping @Sendable (Result<Void, any Error>) -> Void) {
+        let rows = Self.lastChangePerRow(changes)
+        writer.submit({ database in
+            for change in rows { try Self.write(change, to: database) }
+        }, completion: completion)
+    }
+
+    public func loadSnapshot() throws -> SchedulerSnapshot {
+        let database = try SQLiteDatabase(readOptions)
+        return try database.transaction { db in
+            var snapshot = SchedulerSnapshot()
+            try db.query("SELECT dag_id, latest_version, paused, created_at_ms, updated_at_ms, last_scheduled_at_ms, run_count FROM dags") { row in
+                snapshot.dags.append(DAGRecord(
+                    dagID: row[0].text!, latestVersion: Int(row[1].int64!), paused: row[2].int64 != 0,
+                    createdAt: Instant(row[3]), updatedAt: Instant(row[4]), lastScheduledAt: Instant(optional: row[5]),
+                    runCount: Int(row[6].int64!)))
+            }
+            try db.query("SELECT dag_id, version, content_hash, spec_json, applied_at_ms FROM dag_versions") { row in
+                snapshot.versions.append(DAGVersionRecord(
+                    dagID: row[0].text!, version: Int(row[1].int64!), contentHash: row[2].text!,
+                    spec: try Self.decode(DAGSpec.self, row[3]), appliedAt: Instant(row[4])))
+            }
+            try db.query("\(Self.runColumns) WHERE state IN ('queued', 'running')") { row in
+                snapshot.activeRuns.append(try Self.runRecord(row))
+            }
+            try db.query("""
+                \(Self.taskColumns) JOIN runs USING (run_id) WHERE runs.state IN ('queued', 'running')
+                """) { row in snapshot.tasks.append(try Self.taskRecord(row)) }
+            try db.query("""
+                \(Self.attemptColumns) JOIN task_instances t ON t.lease_id = a.lease_id
+                """) { row in snapshot.liveAttempts.append(try Self.attemptRecord(row)) }
+            try db.query("SELECT agent_id, sequence FROM agent_sequences") { row in
+                snapshot.agentSequences[row[0].text!] = UInt64(row[1].int64!)
+            }
+            return snapshot
+        }
+    }
+
+    // MARK: Reads
+
+    /// Runs `body` on a fresh read-only connection (WAL: the last committed state).
+    public func read<T>(_ body: (SQLiteDatabase) throws -> T) throws -> T {
+        try body(try SQLiteDatabase(readOptions))
+    }
+
+    public func run(_ runID: String) throws -> RunRecord? {
+        try read { db in try db.firstRow("\(Self.runColumns) WHERE run_id = ?", [.text(runID)], Self.runRecord) }
+    }
+
+    public func tasks(ofRun runID: String) throws -> [TaskInstanceRecord] {
+        try read { db in
+            var tasks: [TaskInstanceRecord] = []
+            try db.query("\(Self.taskColumns) WHERE run_id = ? ORDER BY task_id", [.text(runID)]) { tasks.append(try Self.taskRecord($0)) }
+            return tasks
+        }
+    }
+
+    public func attempts(of key: TaskKey) throws -> [AttemptRecord] {
+        try read { db in
+            var attempts: [AttemptRecord] = []
+            try db.query("\(Self.attemptColumns) WHERE a.run_id = ? AND a.task_id = ? ORDER BY a.attempt",
+                         [.text(key.runID), .text(key.taskID)]) { attempts.append(try Self.attemptRecord($0)) }
+            return attempts
+        }
+    }
+
+    // MARK: Schema
+
+    static let migrations = [
+        SQLiteMigration(version: 1, name: "scheduler state", sql: """
+            CREATE TABLE dags (
+                dag_id TEXT PRIMARY KEY, latest_version INTEGER NOT NULL, paused INTEGER NOT NULL,
+                created_at_ms INTEGER NOT NULL, updated_at_ms INTEGER NOT NULL, last_scheduled_at_ms INTEGER,
+                run_count INTEGER NOT NULL);
+            CREATE TABLE dag_versions (
+                dag_id TEXT NOT NULL, version INTEGER NOT NULL, content_hash TEXT NOT NULL, spec_json TEXT NOT NULL,
+                applied_at_ms INTEGER NOT NULL, PRIMARY KEY (dag_id, version)) WITHOUT ROWID;
+            CREATE TABLE runs (
+                run_id TEXT PRIMARY KEY, dag_id TEXT NOT NULL, version INTEGER NOT NULL, number INTEGER NOT NULL,
+                state TEXT NOT NULL, trigger TEXT NOT NULL, logical_date_ms INTEGER NOT NULL, params_json TEXT NOT NULL,
+                created_at_ms INTEGER NOT NULL, started_at_ms INTEGER, finished_at_ms INTEGER);
+            CREATE INDEX runs_by_dag ON runs (dag_id, number);
+            CREATE INDEX runs_active ON runs (state) WHERE state IN ('queued', 'running');
+            CREATE TABLE task_instances (
+                run_id TEXT NOT NULL, task_id TEXT NOT NULL, state TEXT NOT NULL, tries INTEGER NOT NULL,
+                epoch INTEGER NOT NULL, ready_at_ms INTEGER, next_try_at_ms INTEGER, finished_at_ms INTEGER,
+                lease_id TEXT, lease_agent_id TEXT, lease_epoch INTEGER, lease_attempt INTEGER,
+                lease_granted_at_ms INTEGER, lease_expires_at_ms INTEGER, lease_revoked TEXT,
+                PRIMARY KEY (run_id, task_id)) WITHOUT ROWID;
+            CREATE TABLE task_attempts (
+                lease_id TEXT PRIMARY KEY, run_id TEXT NOT NULL, task_id TEXT NOT NULL, attempt INTEGER NOT NULL,
+                epoch INTEGER NOT NULL, agent_id TEXT NOT NULL, outcome TEXT NOT NULL, granted_at_ms INTEGER NOT NULL,
+                started_at_ms INTEGER, finished_at_ms INTEGER, exit_code INTEGER, signal INTEGER,
+                user_cpu_ms INTEGER NOT NULL, system_cpu_ms INTEGER NOT NULL, max_rss_kib INTEGER NOT NULL,
+                message TEXT NOT NULL);
+            CREATE INDEX task_attempts_by_task ON task_attempts (run_id, task_id, attempt);
+            CREATE TABLE agent_sequences (agent_id TEXT PRIMARY KEY, sequence INTEGER NOT NULL);
+            """),
+    ]
+
+    private static let runColumns = """
+        SELECT run_id, dag_id, version, number, state, trigger, logical_date_ms, params_json, created_at_ms,
+               started_at_ms, finished_at_ms FROM runs
+        """
+    private static let taskColumns = """
+        SELECT run_id, task_id, task_instances.state, tries, epoch, ready_at_ms, next_try_at_ms,
+               task_instances.finished_at_ms, lease_id, lease_agent_id, lease_epoch, lease_attempt,
+               lease_granted_at_ms, lease_expires_at_ms, lease_revoked FROM task_instances
+        """
+    private static let attemptColumns = """
+        SELECT a.lease_id, a.run_id, a.task_id, a.attempt, a.epoch, a.agent_id, a.outcome, a.granted_at_ms,
+               a.started_at_ms, a.finished_at_ms, a.exit_code, a.signal, a.user_cpu_ms, a.system_cpu_ms,
+               a.max_rss_kib, a.message FROM task_attempts a
+        """
+
+    // MARK: Writing
+
+    /// The last change of each row, in the order those last changes were made.
+    static func lastChangePerRow(_ changes: [SchedulerChange]) -> [SchedulerChange] {
+        var last: [RowKey: Int] = [:]
+        last.reserveCapacity(changes.count)
+        for (index, change) in changes.enumerated() { last[RowKey(change)] = index }
+        guard last.count < changes.count else { return changes }
+        return changes.indices.filter { last[RowKey(changes[$0])] == $0 }.map { changes[$0] }
+    }
+
+    private enum RowKey: Hashable {
+        case version(String, Int), dag(String), run(String), task(TaskKey), attempt(String), agent(String)
+
+        init(_ change: SchedulerChange) {
+            switch change {
+            case .dagVersion(let v): self = .version(v.dagID, v.version)
+            case .dag(let d): self = .dag(d.dagID)
+            case .run(let r): self = .run(r.runID)
+            case .task(let t): self = .task(t.key)
+            case .attempt(let a): self = .attempt(a.leaseID)
+            case .agentSequence(let agentID, _): self = .agent(agentID)
+            }
+        }
+    }
+
+    private static func write(_ change: SchedulerChange, to db: SQLiteDatabase) throws {
+        switch change {
+        case .dagVersion(let v):
+            try db.run("INSERT OR REPLACE INTO dag_versions VALUES (?, ?, ?, ?, ?)",
+                       [.text(v.dagID), .integer(Int64(v.version)), .text(v.contentHash), try encode(v.spec), v.appliedAt.value])
+        case .dag(let d):
+            try db.run("INSERT OR REPLACE INTO dags VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       [.text(d.dagID), .integer(Int64(d.latestVersion)), .integer(d.paused ? 1 : 0), d.createdAt.value,
+                        d.updatedAt.value, d.lastScheduledAt.value, .integer(Int64(d.runCount))])
+        case .run(let r):
+            try db.run("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       [.text(r.runID), .text(r.dagID), .integer(Int64(r.version)), .integer(Int64(r.number)),
+                        .text(r.state.rawValue), .text(r.trigger.rawValue), r.logicalDate.value, try encode(r.params),
+                        r.createdAt.value, r.startedAt.value, r.finishedAt.value])
+        case .task(let t):
+            let lease = t.lease
+            try db.run("INSERT OR REPLACE INTO task_instances VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       [.text(t.key.runID), .text(t.key.taskID), .text(t.state.rawValue), .integer(Int64(t.tries)),
+                        .integer(Int64(bitPattern: t.epoch)), t.readyAt.value, t.nextTryAt.value, t.finishedAt.value,
+                        lease.map { .text($0.leaseID) } ?? .null, lease.map { .text($0.agentID) } ?? .null,
+                        lease.map { .integer(Int64(bitPattern: $0.epoch)) } ?? .null,
+                        lease.map { .integer(Int64($0.attempt)) } ?? .null, lease?.grantedAt.value ?? .null,
+                        lease?.expiresAt.value ?? .null, lease?.revoked.map { .text($0.rawValue) } ?? .null])
+        case .attempt(let a):
+            try db.run("INSERT OR REPLACE INTO task_attempts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       [.text(a.leaseID), .text(a.key.runID), .text(a.key.taskID), .integer(Int64(a.attempt)),
+                        .integer(Int64(bitPattern: a.epoch)), .text(a.agentID), .text(a.outcome.rawValue), a.grantedAt.value,
+                        a.startedAt.value, a.finishedAt.value, a.usage.exitCode.map { .integer(Int64($0)) } ?? .null,
+                        a.usage.signal.map { .integer(Int64($0)) } ?? .null,
+                        .integer(Int64(clamping: a.usage.userCPUMilliseconds)), .integer(Int64(clamping: a.usage.systemCPUMilliseconds)),
+                        .integer(Int64(clamping: a.usage.maxRSSKiB)), .text(a.message)])
+        case .agentSequence(let agentID, let sequence):
+            try db.run("INSERT OR REPLACE INTO agent_sequences VALUES (?, ?)", [.text(agentID), .integer(Int64(bitPattern: sequence))])
+        }
+    }
+
+    // MARK: Reading rows
+
+    private static func runRecord(_ row: SQLiteRow) throws -> RunRecord {
+        RunRecord(runID: row[0].text!, dagID: row[1].text!, version: Int(row[2].int64!), number: Int(row[3].int64!),
+                  state: try enumValue(RunState.self, row[4]), trigger: try enumValue(RunTrigger.self, row[5]),
+                  logicalDate: Instant(row[6]), params: try decode([String: String].self, row[7]), createdAt: Instant(row[8]),
+                  startedAt: Instant(optional: row[9]), finishedAt: Instant(optional: row[10]))
+    }
+
+    private static func taskRecord(_ row: SQLiteRow) throws -> TaskInstanceRecord {
+        var lease: LeaseRecord?
+        if let leaseID = row[8].text {
+            lease = LeaseRecord(leaseID: leaseID, agentID: row[9].text ?? "", epoch: UInt64(bitPattern: row[10].int64 ?? 0),
+                                attempt: Int(row[11].int64 ?? 0), grantedAt: Instant(row[12]), expiresAt: Instant(row[13]),
+                                revoked: try row[14].isNull ? nil : enumValue(RevokeReason.self, row[14]))
+        }
+        return TaskInstanceRecord(
+            key: TaskKey(runID: row[0].text!, taskID: row[1].text!), state: try enumValue(TaskState.self, row[2]),
+            tries: Int(row[3].int64!), epoch: UInt64(bitPattern: row[4].int64!), readyAt: Instant(optional: row[5]),
+            nextTryAt: Instant(optional: row[6]), finishedAt: Instant(optional: row[7]), lease: lease)
+    }
+
+    private static func attemptRecord(_ row: SQLiteRow) throws -> AttemptRecord {
+        AttemptRecord(
+            key: TaskKey(runID: row[1].text!, taskID: row[2].text!), attempt: Int(row[3].int64!), leaseID: row[0].text!,
+            epoch: UInt64(bitPattern: row[4].int64!), agentID: row[5].text!, outcome: try enumValue(AttemptOutcome.self, row[6]),
+            grantedAt: Instant(row[7]), startedAt: Instant(optional: row[8]), finishedAt: Instant(optional: row[9]),
+            usage: AttemptUsage(exitCode: row[10].int64.map { Int32(truncatingIfNeeded: $0) },
+                                signal: row[11].int64.map { Int32(truncatingIfNeeded: $0) },
+                                userCPUMilliseconds: UInt64(row[12].int64!), systemCPUMilliseconds: UInt64(row[13].int64!),
+                                maxRSSKiB: UInt64(row[14].int64!)),
+            message: row[15].text ?? "")
+    }
+
+    private static func enumValue<T: RawRepresentable<String>>(_ type: T.Type, _ value: SQLiteValue) throws -> T {
+        guard let text = value.text, let result = T(rawValue: text) else {
+            throw SchedulerStoreError.corruptValue("\(value) is not a \(T.self)")
+        }
+        return result
+    }
+
+    private static func encode<T: Encodable>(_ value: T) throws -> SQLiteValue {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return .text(String(decoding: try encoder.encode(value), as: UTF8.self))
+    }
+
+    private static func decode<T: Decodable>(_ type: T.Type, _ value: SQLiteValue) throws -> T {
+        guard let text = value.text else { throw SchedulerStoreError.corruptValue("expected JSON text, found \(value)") }
+        return try JSONDecoder().decode(type, from: Data(text.utf8))
+    }
+}
+
+/// A stored value the scheduler cannot read back.
+public enum SchedulerStoreError: Error, CustomStringConvertible {
+    case corruptValue(String)
+
+    public var description: String {
+        switch self {
+        case .corruptValue(let what): return "scheduler store holds an unreadable value: \(what)"
+        }
+    }
+}
+
+private extension Instant {
+    init(_ value: SQLiteValue) { self.init(millisecondsSinceEpoch: value.int64 ?? 0) }
+    init?(optional value: SQLiteValue) {
+        guard let ms = value.int64 else { return nil }
+        self.init(millisecondsSinceEpoch: ms)
+    }
+    var value: SQLiteValue { .integer(millisecondsSinceEpoch) }
+}
+
+private extension Optional where Wrapped == Instant {
+    var value: SQLiteValue { self?.value ?? .null }
+}

@@ -1,0 +1,32 @@
+// Cron: scheduled runs. No catch-up: after downtime, a missed schedule fires once, for
+// the latest instant it missed.
+extension Scheduler {
+    /// Arms the DAG's next schedule instant after `instant` (none if paused or manual).
+    func armCron(_ entry: DAGEntry, after instant: Instant) {
+        entry.nextFireAt = nil
+        guard !entry.record.paused, let schedule = entry.schedule, let next = schedule.next(after: instant) else { return }
+        entry.nextFireAt = next
+        arm(.cron(dagID: entry.record.dagID), at: next)
+    }
+
+    func fireCron(_ dagID: String, timer: SchedulerTimer, now: Instant) {
+        guard let entry = dags[dagID], entry.nextFireAt == timer.at, !entry.record.paused,
+              let schedule = entry.schedule else { return }
+        let logicalDate = schedule.previous(atOrBefore: now) ?? timer.at
+        if entry.record.lastScheduledAt.map({ $0 < logicalDate }) ?? true {
+            entry.record.lastScheduledAt = logicalDate
+            _ = createRun(entry, trigger: .schedule, logicalDate: logicalDate, params: [:], now: now)
+        }
+        armCron(entry, after: now)
+    }
+
+    /// When the DAG's schedule fires next, if it is armed.
+    public func nextScheduledRun(_ dagID: String) -> Instant? { dags[dagID]?.nextFireAt }
+}
+
+extension DAGEntry {
+    /// The latest version's schedule; nil for manual-only DAGs.
+    var schedule: CronSchedule? {
+        latestSpec.schedule.isEmpty ? nil : try? CronSchedule(parsing: latestSpec.schedule)
+    }
+}

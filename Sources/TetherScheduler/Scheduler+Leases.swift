@@ -1,0 +1,278 @@
+// Leases: grants, agent sessions, reports, expiry and timeouts.
+
+/// What an agent announces when its stream opens.
+public struct AgentRegistration: Hashable, Sendable {
+    public var agentID: String
+    public var queues: Set<String>
+    public var entrypoints: Set<String>
+    public var slots: Int
+    /// Leases the agent still runs and wants to keep.
+    public var resumingLeaseIDs: [String]
+
+    public init(agentID: String, queues: Set<String>, entrypoints: Set<String>, slots: Int, resumingLeaseIDs: [String] = []) {
+        self.agentID = agentID
+        self.queues = queues
+        self.entrypoints = entrypoints
+        self.slots = slots
+        self.resumingLeaseIDs = resumingLeaseIDs
+    }
+}
+
+/// The scheduler's answer to a registration.
+public struct AgentWelcome: Hashable, Sendable {
+    /// Resumed leases that stand; every other resumed lease got a revoke.
+    public var confirmedLeaseIDs: [String]
+    /// The highest event sequence already applied for this agent.
+    public var appliedSequence: UInt64
+}
+
+/// One event an agent reports about one of its leases.
+public struct TaskReport: Hashable, Sendable {
+    public enum Kind: Hashable, Sendable {
+        /// The process started, at the agent's clock.
+        case started(at: Instant)
+        /// The attempt ended.
+        case finished(AttemptOutcome, AttemptUsage, message: String)
+    }
+
+    public var leaseID: String
+    public var epoch: UInt64
+    public var kind: Kind
+
+    public init(leaseID: String, epoch: UInt64, kind: Kind) {
+        self.leaseID = leaseID
+        self.epoch = epoch
+        self.kind = kind
+    }
+}
+
+/// What became of a report.
+public enum ReportResult: Equatable, Sendable {
+    case applied
+    /// Its sequence number was applied before: nothing changed.
+    case duplicate
+    /// Refused (stale epoch, unknown lease, another agent's lease, ...): nothing changed
+    /// but the agent's sequence, so the agent can drop the event.
+    case rejected(SchedulerError)
+}
+
+extension Scheduler {
+    // MARK: Agents
+
+    /// An agent's stream opened. Its resumed leases that still stand are confirmed and
+    /// renewed; the rest get revokes. Leases the scheduler holds for it that it did not
+    /// resume are lost (it restarted without them) and fail as `lost` now.
+    public func agentConnected(_ registration: AgentRegistration) -> AgentWelcome {
+        let now = clock.now()
+        let agentID = registration.agentID
+        var confirmed: [String] = []
+        let resuming = Set(registration.resumingLeaseIDs)
+        for leaseID in registration.resumingLeaseIDs.sorted() {
+            if let live = leases[leaseID], live.record.agentID == agentID, live.record.revoked == nil {
+                confirmed.append(leaseID)
+            } else if let live = leases[leaseID], live.record.agentID == agentID, let reason = live.record.revoked {
+                output.effects.append(.revoke(agentID: agentID, leaseID: leaseID, epoch: live.record.epoch, reason: reason))
+            } else {
+                let reason: RevokeReason = leases[leaseID] == nil && currentEpoch(ofLease: leaseID) != nil ? .superseded : .unknownLease
+                output.effects.append(.revoke(agentID: agentID, leaseID: leaseID, epoch: Self.epoch(ofLease: leaseID) ?? 0, reason: reason))
+            }
+        }
+        for leaseID in (leasesByAgent[agentID] ?? []).sorted() where !resuming.contains(leaseID) {
+            endAttempt(leaseID, .lost, AttemptUsage(), message: "agent \(agentID) reconnected without this lease", now: now)
+        }
+        dispatcher.connect(agentID: agentID, queues: registration.queues, entrypoints: registration.entrypoints,
+                           slots: registration.slots)
+        renewLeases(of: agentID, now: now)
+        dispatch()
+        return AgentWelcome(confirmedLeaseIDs: confirmed, appliedSequence: agentSequences[agentID] ?? 0)
+    }
+
+    /// The agent's stream closed. It gets no new grants; its leases live until their
+    /// TTL runs out, so it can reconnect and resume them.
+    public func agentDisconnected(_ agentID: String) {
+        dispatcher.disconnect(agentID: agentID)
+    }
+
+    /// Renews every lease the agent holds.
+    public func heartbeat(agentID: String) {
+        renewLeases(of: agentID, now: clock.now())
+    }
+
+    /// Applies an agent's report once. Sequence numbers must grow; a number seen before
+    /// is a duplicate and changes nothing.
+    public func report(agentID: String, sequence: UInt64, _ report: TaskReport) -> ReportResult {
+        if sequence <= agentSequences[agentID] ?? 0 { return .duplicate }
+        agentSequences[agentID] = sequence
+        output.changes.append(.agentSequence(agentID: agentID, sequence: sequence))
+        let now = clock.now()
+        guard let live = leases[report.leaseID] else {
+            if let current = currentEpoch(ofLease: report.leaseID), current != report.epoch {
+                return .rejected(.staleEpoch(leaseID: report.leaseID, reported: report.epoch, current: current))
+            }
+            return .rejected(.unknownLease(report.leaseID))
+        }
+        guard live.record.agentID == agentID else {
+            return .rejected(.notLeaseHolder(leaseID: report.leaseID, agentID: agentID))
+        }
+        guard live.record.epoch == report.epoch else {
+            return .rejected(.staleEpoch(leaseID: report.leaseID, reported: report.epoch, current: live.record.epoch))
+        }
+        switch report.kind {
+        case .started(let at):
+            leases[report.leaseID]!.attempt.startedAt = at
+            output.changes.append(.attempt(leases[report.leaseID]!.attempt))
+        case .finished(let outcome, let usage, let message):
+            guard outcome != .running else {
+                return .rejected(.invalidReport("a finished report needs a final outcome, not running"))
+            }
+            endAttempt(report.leaseID, outcome, usage, message: message, now: now)
+        }
+        renewLeases(of: agentID, now: now)
+        dispatch()
+        return .applied
+    }
+
+    // MARK: Grants
+
+    /// Grants every ready task a free agent slot can take, now.
+    func dispatch() {
+        guard dispatcher.queuedCount > 0 else { return }
+        while let (ready, agentID) = dispatcher.nextGrant() {
+            grant(ready, to: agentID)
+        }
+    }
+
+    private func grant(_ ready: LeaseDispatcher.ReadyTask, to agentID: String) {
+        let now = clock.now()
+        let run = runs[ready.key.runID]!
+        let spec = run.specs[ready.key.taskID]!
+        var task = run.tasks[ready.key.taskID]!
+        task.state = try! task.state.transition(to: .running)
+        task.tries += 1
+        task.epoch += 1
+        let leaseID = "\(task.key.runID)/\(task.key.taskID)/\(task.epoch)"
+        let lease = LeaseRecord(leaseID: leaseID, agentID: agentID, epoch: task.epoch, attempt: task.tries, grantedAt: now,
+                                expiresAt: now.adding(milliseconds: configuration.leaseTTLMilliseconds))
+        task.lease = lease
+        run.tasks[ready.key.taskID] = task
+        let attempt = AttemptRecord(key: task.key, attempt: task.tries, leaseID: leaseID, epoch: task.epoch, agentID: agentID,
+                                    outcome: .running, grantedAt: now)
+        leases[leaseID] = LiveLease(record: lease, dagID: run.record.dagID, queue: spec.queue, attempt: attempt)
+        leasesByAgent[agentID, default: []].insert(leaseID)
+        output.changes.append(.task(task))
+        output.changes.append(.attempt(attempt))
+        arm(.leaseExpiry(leaseID: leaseID), at: lease.expiresAt)
+        if let timeout = spec.executionTimeoutMilliseconds {
+            arm(.executionTimeout(leaseID: leaseID), at: now.adding(milliseconds: timeout + configuration.timeoutGraceMilliseconds))
+        }
+        var params = run.dagSpec.params.merging(spec.params) { $1 }
+        for (name, value) in run.record.params where params[name] != nil { params[name] = value }
+        output.effects.append(.grant(LeaseGrant(
+            agentID: agentID, leaseID: leaseID, epoch: task.epoch, key: task.key, dagID: run.record.dagID,
+            entrypoint: spec.entrypoint, params: params, timeoutMilliseconds: spec.executionTimeoutMilliseconds,
+            attempt: task.tries, grantedAt: now, readyAt: ready.readyAt)))
+    }
+
+    // MARK: Ending attempts
+
+    /// Ends a live lease's attempt with `outcome`, frees its slot, and moves its task on:
+    /// success, a retry, or failure.
+    func endAttempt(_ leaseID: String, _ outcome: AttemptOutcome, _ usage: AttemptUsage, message: String, now: Instant) {
+        guard var live = leases.removeValue(forKey: leaseID) else { return }
+        leasesByAgent[live.record.agentID]?.remove(leaseID)
+        if leasesByAgent[live.record.agentID]?.isEmpty == true { leasesByAgent[live.record.agentID] = nil }
+        dispatcher.release(agentID: live.record.agentID, dagID: live.dagID, queue: live.queue)
+        live.attempt.outcome = outcome
+        live.attempt.finishedAt = now
+        live.attempt.usage = usage
+        live.attempt.message = message
+        output.changes.append(.attempt(live.attempt))
+
+        guard let run = runs[live.key.runID], var task = run.tasks[live.key.taskID], task.lease?.leaseID == leaseID else { return }
+        task.lease = nil
+        run.tasks[live.key.taskID] = task
+        guard task.state == .running else {
+            output.changes.append(.task(task))  // cancelled earlier; its lease is now gone
+            return
+        }
+        if outcome == .succeeded {
+            markFinal(run, live.key.taskID, .success, now: now)
+        } else if task.tries <= run.specs[live.key.taskID]!.retry.retries {
+            let delay = run.specs[live.key.taskID]!.retry.delay(beforeRetry: task.tries)
+            task.state = try! task.state.transition(to: .upForRetry)
+            task.nextTryAt = now.adding(milliseconds: delay)
+            run.tasks[live.key.taskID] = task
+            if delay > 0 {
+                output.changes.append(.task(task))
+                arm(.retry(task.key), at: task.nextTryAt!)
+            } else {
+                makeReady(run, live.key.taskID, now: now)
+            }
+            return
+        } else {
+            markFinal(run, live.key.taskID, .failed, now: now)
+        }
+        settle(run, after: [live.key.taskID], now: now)
+    }
+
+    func renewLeases(of agentID: String, now: Instant) {
+        let expiresAt = now.adding(milliseconds: configuration.leaseTTLMilliseconds)
+        for leaseID in (leasesByAgent[agentID] ?? []).sorted() {
+            guard var live = leases[leaseID], live.record.expiresAt < expiresAt else { continue }
+            live.record.expiresAt = expiresAt
+            leases[leaseID] = live
+            if let run = runs[live.key.runID], run.tasks[live.key.taskID]?.lease?.leaseID == leaseID {
+                run.tasks[live.key.taskID]!.lease = live.record
+                output.changes.append(.task(run.tasks[live.key.taskID]!))
+            }
+        }
+    }
+
+    // MARK: Timers
+
+    func arm(_ kind: SchedulerTimer.Kind, at: Instant) {
+        timerSequence += 1
+        timers.insert(SchedulerTimer(at: at, sequence: timerSequence, kind: kind))
+    }
+
+    func fire(_ timer: SchedulerTimer, now: Instant) {
+        switch timer.kind {
+        case .retry(let key):
+            guard let run = runs[key.runID], let task = run.tasks[key.taskID], task.state == .upForRetry,
+                  let due = task.nextTryAt else { return }
+            if due > now { return arm(.retry(key), at: due) }
+            makeReady(run, key.taskID, now: now)
+        case .leaseExpiry(let leaseID):
+            guard let live = leases[leaseID] else { return }
+            if live.record.expiresAt > now { return arm(.leaseExpiry(leaseID: leaseID), at: live.record.expiresAt) }
+            if live.record.revoked == nil {
+                output.effects.append(.revoke(agentID: live.record.agentID, leaseID: leaseID, epoch: live.record.epoch, reason: .expired))
+            }
+            let silence = now.millisecondsSinceEpoch - (live.record.expiresAt.millisecondsSinceEpoch - configuration.leaseTTLMilliseconds)
+            endAttempt(leaseID, live.record.revoked == nil ? .lost : .cancelled, AttemptUsage(),
+                       message: "lease expired: no heartbeat from agent \(live.record.agentID) for \(silence) ms", now: now)
+        case .executionTimeout(let leaseID):
+            guard let live = leases[leaseID], live.record.revoked == nil else { return }
+            output.effects.append(.revoke(agentID: live.record.agentID, leaseID: leaseID, epoch: live.record.epoch, reason: .cancelled))
+            endAttempt(leaseID, .timedOut, AttemptUsage(),
+                       message: "no report from agent \(live.record.agentID) within execution_timeout + \(configuration.timeoutGraceMilliseconds) ms",
+                       now: now)
+        case .cron(let dagID):
+            fireCron(dagID, timer: timer, now: now)
+        }
+    }
+
+    // MARK: Lease ids
+
+    /// The epoch a lease id names: its last path component.
+    static func epoch(ofLease leaseID: String) -> UInt64? {
+        leaseID.split(separator: "/").last.flatMap { UInt64($0) }
+    }
+
+    /// The current epoch of the task a lease id names, if that task is in an active run.
+    func currentEpoch(ofLease leaseID: String) -> UInt64? {
+        let parts = leaseID.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 3, let run = runs[String(parts[0])], let task = run.tasks[String(parts[1])] else { return nil }
+        return task.epoch
+    }
+}

@@ -1,0 +1,57 @@
+// Rebuilding the in-memory state from a stored snapshot.
+extension Scheduler {
+    func restore(_ snapshot: SchedulerSnapshot) {
+        let now = clock.now()
+        agentSequences = snapshot.agentSequences
+        for record in snapshot.dags { dags[record.dagID] = DAGEntry(record: record) }
+        for version in snapshot.versions {
+            guard let entry = dags[version.dagID] else { continue }
+            entry.versions[version.version] = version
+            if version.version == entry.record.latestVersion {
+                entry.setLatest(version)
+                dispatcher.setLimit(dagID: version.dagID, maxActiveTasks: version.spec.maxActiveTasks)
+            }
+        }
+        var tasksByRun: [String: [String: TaskInstanceRecord]] = [:]
+        for task in snapshot.tasks { tasksByRun[task.key.runID, default: [:]][task.key.taskID] = task }
+        let attempts = Dictionary(snapshot.liveAttempts.map { ($0.leaseID, $0) }, uniquingKeysWith: { $1 })
+
+        for record in snapshot.activeRuns.sorted(by: { ($0.dagID, $0.number) < ($1.dagID, $1.number) }) {
+            guard let entry = dags[record.dagID], let version = entry.versions[record.version] else { continue }
+            let run = ActiveRun(record: record, spec: version.spec, tasks: tasksByRun[record.runID] ?? [:])
+            runs[record.runID] = run
+            if record.state == .running { entry.runningCount += 1 } else { entry.waitingRuns.append(record.runID) }
+            // Queued tasks in their original readiness order.
+            for task in run.tasks.values.sorted(by: { ($0.readyAt ?? now, $0.key) < ($1.readyAt ?? now, $1.key) }) {
+                let spec = run.specs[task.key.taskID]!
+                switch task.state {
+                case .queued:
+                    dispatcher.enqueue(task.key, dagID: record.dagID, queue: spec.queue, entrypoint: spec.entrypoint,
+                                       priority: spec.priority, readyAt: task.readyAt ?? now)
+                case .upForRetry:
+                    arm(.retry(task.key), at: task.nextTryAt ?? now)
+                default:
+                    break
+                }
+                guard let lease = task.lease else { continue }
+                let attempt = attempts[lease.leaseID]
+                    ?? AttemptRecord(key: task.key, attempt: lease.attempt, leaseID: lease.leaseID, epoch: lease.epoch,
+                                     agentID: lease.agentID, outcome: .running, grantedAt: lease.grantedAt)
+                leases[lease.leaseID] = LiveLease(record: lease, dagID: record.dagID, queue: spec.queue, attempt: attempt)
+                leasesByAgent[lease.agentID, default: []].insert(lease.leaseID)
+                dispatcher.occupy(agentID: lease.agentID, dagID: record.dagID, queue: spec.queue)
+                // Leases past their TTL expire at the first tick; the rest wait for their agent.
+                arm(.leaseExpiry(leaseID: lease.leaseID), at: lease.expiresAt)
+                if lease.revoked == nil, let timeout = spec.executionTimeoutMilliseconds {
+                    arm(.executionTimeout(leaseID: lease.leaseID),
+                        at: lease.grantedAt.adding(milliseconds: timeout + configuration.timeoutGraceMilliseconds))
+                }
+            }
+        }
+        for entry in dags.values.sorted(by: { $0.record.dagID < $1.record.dagID }) {
+            // A schedule instant missed while down fires once, at the first tick.
+            armCron(entry, after: entry.record.lastScheduledAt ?? entry.versions[1]?.appliedAt ?? now)
+            startQueuedRuns(entry)
+        }
+    }
+}

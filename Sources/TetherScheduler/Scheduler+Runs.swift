@@ -1,0 +1,120 @@
+// Run and task-instance progression: creating runs, trigger rules, finishing.
+extension Scheduler {
+    func createRun(_ entry: DAGEntry, trigger: RunTrigger, logicalDate: Instant, params: [String: String], now: Instant) -> RunRecord {
+        entry.record.runCount += 1
+        let spec = entry.latestSpec
+        let runID = "\(spec.dagID)-\(entry.record.runCount)"
+        let record = RunRecord(runID: runID, dagID: spec.dagID, version: entry.record.latestVersion, number: entry.record.runCount,
+                               state: .queued, trigger: trigger, logicalDate: logicalDate, params: params, createdAt: now)
+        var tasks: [String: TaskInstanceRecord] = [:]
+        tasks.reserveCapacity(spec.tasks.count)
+        for task in spec.tasks {
+            tasks[task.id] = TaskInstanceRecord(key: TaskKey(runID: runID, taskID: task.id), state: .scheduled)
+        }
+        let run = ActiveRun(record: record, spec: spec, tasks: tasks)
+        runs[runID] = run
+        output.changes.append(.dag(entry.record))
+        output.changes.append(.run(record))
+        for task in spec.tasks { output.changes.append(.task(tasks[task.id]!)) }
+        entry.waitingRuns.append(runID)
+        startQueuedRuns(entry)
+        return run.record
+    }
+
+    /// Starts waiting runs, oldest first, while the DAG is under its max_active_runs.
+    func startQueuedRuns(_ entry: DAGEntry) {
+        let now = clock.now()
+        while !entry.waitingRuns.isEmpty, entry.runningCount < entry.latestSpec.maxActiveRuns {
+            let run = runs[entry.waitingRuns.removeFirst()]!
+            entry.runningCount += 1
+            run.record.state = try! run.record.state.transition(to: .running)
+            run.record.startedAt = now
+            output.changes.append(.run(run.record))
+            for task in run.dagSpec.tasks where task.dependsOn.isEmpty { evaluate(run, task.id, now: now) }
+            // Tasks cancelled while the run waited count as finished upstreams now.
+            settle(run, after: run.dagSpec.tasks.map(\.id).filter { run.tasks[$0]!.state.isFinal }, now: now)
+        }
+    }
+
+    /// Applies the trigger rule of a scheduled task; returns true if that made it final.
+    @discardableResult
+    func evaluate(_ run: ActiveRun, _ taskID: String, now: Instant) -> Bool {
+        guard run.tasks[taskID]!.state == .scheduled else { return false }
+        var summary = UpstreamSummary()
+        for parent in run.upstream[taskID]! {
+            summary.total += 1
+            summary.count(run.tasks[parent]!.state)
+        }
+        switch run.specs[taskID]!.triggerRule.decide(summary) {
+        case .wait: return false
+        case .run: makeReady(run, taskID, now: now); return false
+        case .skip: markFinal(run, taskID, .skipped, now: now); return true
+        case .upstreamFailed: markFinal(run, taskID, .upstreamFailed, now: now); return true
+        }
+    }
+
+    /// Re-evaluates everything downstream of tasks that just reached a final state, and
+    /// finishes the run once every task has.
+    func settle(_ run: ActiveRun, after finished: [String], now: Instant) {
+        guard run.record.state == .running else { return }  // a waiting run settles when it starts
+        var work = finished
+        while let taskID = work.popLast() {
+            for child in run.downstream[taskID] ?? [] where evaluate(run, child, now: now) {
+                work.append(child)
+            }
+        }
+        guard run.unfinished == 0, !run.record.state.isFinal else { return }
+        let failed = run.tasks.values.contains { [.failed, .upstreamFailed, .cancelled].contains($0.state) }
+        finishRun(run, as: failed ? .failed : .success, now: now)
+    }
+
+    func makeReady(_ run: ActiveRun, _ taskID: String, now: Instant) {
+        var task = run.tasks[taskID]!
+        task.state = try! task.state.transition(to: .queued)
+        task.readyAt = now
+        task.nextTryAt = nil
+        run.tasks[taskID] = task
+        output.changes.append(.task(task))
+        let spec = run.specs[taskID]!
+        dispatcher.enqueue(task.key, dagID: run.record.dagID, queue: spec.queue, entrypoint: spec.entrypoint,
+                           priority: spec.priority, readyAt: now)
+    }
+
+    func markFinal(_ run: ActiveRun, _ taskID: String, _ state: TaskState, now: Instant) {
+        var task = run.tasks[taskID]!
+        task.state = try! task.state.transition(to: state)
+        task.finishedAt = now
+        task.nextTryAt = nil
+        run.tasks[taskID] = task
+        run.unfinished -= 1
+        output.changes.append(.task(task))
+    }
+
+    /// Cancels one unfinished task: out of its queue, or its lease revoked.
+    func cancelTask(_ run: ActiveRun, _ taskID: String, now: Instant) {
+        let task = run.tasks[taskID]!
+        if task.state == .queued { dispatcher.remove(task.key) }
+        if let lease = task.lease, var live = leases[lease.leaseID], live.record.revoked == nil {
+            live.record.revoked = .cancelled
+            leases[lease.leaseID] = live
+            run.tasks[taskID]!.lease = live.record
+            output.effects.append(.revoke(agentID: lease.agentID, leaseID: lease.leaseID, epoch: lease.epoch, reason: .cancelled))
+        }
+        markFinal(run, taskID, .cancelled, now: now)
+    }
+
+    func finishRun(_ run: ActiveRun, as state: RunState, now: Instant) {
+        let wasRunning = run.record.state == .running
+        run.record.state = try! run.record.state.transition(to: state)
+        run.record.finishedAt = now
+        output.changes.append(.run(run.record))
+        runs[run.record.runID] = nil
+        guard let entry = dags[run.record.dagID] else { return }
+        if wasRunning {
+            entry.runningCount -= 1
+        } else {
+            entry.waitingRuns.removeAll { $0 == run.record.runID }
+        }
+        startQueuedRuns(entry)
+    }
+}

@@ -1,0 +1,301 @@
+/// The orchestration core: DAG versions, runs, task instances, leases and the timers
+/// behind them (retries, lease expiry, execution timeouts, cron).
+///
+/// Pure and single-threaded: every method runs to completion on the caller's thread,
+/// reads time only from the injected clock, and records what must be made durable
+/// (`SchedulerChange`) and what must be told to agents (`SchedulerEffect`). The owner
+/// drains both with `takeOutput()`, commits the changes, and delivers the effects only
+/// after that commit, so an agent never acts on a grant the store could lose.
+///
+/// Not thread-safe: one owner serializes all calls.
+public final class Scheduler {
+    public let clock: any SchedulerClock
+    public let configuration: SchedulerConfiguration
+
+    var dags: [String: DAGEntry] = [:]
+    var runs: [String: ActiveRun] = [:]
+    /// Live leases (including revoked ones whose agent has not reported yet), by id.
+    var leases: [String: LiveLease] = [:]
+    var leasesByAgent: [String: Set<String>] = [:]
+    var dispatcher: LeaseDispatcher
+    var timers = BinaryHeap<SchedulerTimer>()
+    var timerSequence: UInt64 = 0
+    var agentSequences: [String: UInt64] = [:]
+    var output = SchedulerOutput()
+
+    /// A scheduler with no state.
+    public convenience init(clock: any SchedulerClock, configuration: SchedulerConfiguration = SchedulerConfiguration()) {
+        self.init(clock: clock, configuration: configuration, snapshot: SchedulerSnapshot())
+    }
+
+    /// Resumes from a stored snapshot: queued tasks go back to their queues, timers are
+    /// re-armed, and leases wait for their agents to resume them until they expire.
+    public init(clock: any SchedulerClock, configuration: SchedulerConfiguration = SchedulerConfiguration(),
+                snapshot: SchedulerSnapshot) {
+        self.clock = clock
+        self.configuration = configuration
+        self.dispatcher = LeaseDispatcher(queueCaps: configuration.queueSlotCaps)
+        restore(snapshot)
+    }
+
+    /// Everything recorded since the last call.
+    public func takeOutput() -> SchedulerOutput {
+        defer { output = SchedulerOutput() }
+        return output
+    }
+
+    // MARK: DAGs
+
+    /// Stores `spec` as the DAG's next version unless it is identical to the latest.
+    /// A DAG's first version creates it, paused if the spec says so.
+    /// - Throws: `SchedulerError.invalidSpec` listing every problem.
+    @discardableResult
+    public func apply(_ spec: DAGSpec) throws(SchedulerError) -> (version: DAGVersionRecord, created: Bool) {
+        do {
+            try spec.validate()
+        } catch {
+            throw .invalidSpec("\(error)")
+        }
+        let now = clock.now()
+        let hash = spec.contentHash
+        if let entry = dags[spec.dagID], let latest = entry.versions[entry.record.latestVersion] {
+            if latest.contentHash == hash { return (latest, false) }
+            let version = DAGVersionRecord(dagID: spec.dagID, version: latest.version + 1, contentHash: hash, spec: spec, appliedAt: now)
+            entry.versions[version.version] = version
+            entry.record.latestVersion = version.version
+            entry.record.updatedAt = now
+            entry.setLatest(version)
+            dispatcher.setLimit(dagID: spec.dagID, maxActiveTasks: spec.maxActiveTasks)
+            output.changes.append(.dagVersion(version))
+            output.changes.append(.dag(entry.record))
+            armCron(entry, after: now)
+            startQueuedRuns(entry)
+            return (version, true)
+        }
+        let version = DAGVersionRecord(dagID: spec.dagID, version: 1, contentHash: hash, spec: spec, appliedAt: now)
+        let entry = DAGEntry(record: DAGRecord(dagID: spec.dagID, latestVersion: 1, paused: spec.paused, createdAt: now, updatedAt: now))
+        entry.versions[1] = version
+        entry.setLatest(version)
+        dags[spec.dagID] = entry
+        dispatcher.setLimit(dagID: spec.dagID, maxActiveTasks: spec.maxActiveTasks)
+        output.changes.append(.dagVersion(version))
+        output.changes.append(.dag(entry.record))
+        armCron(entry, after: now)
+        return (version, true)
+    }
+
+    /// Stops (or restarts) the DAG's schedule. Runs already created go on; manual
+    /// triggers are still accepted.
+    /// - Throws: `SchedulerError.unknownDAG`.
+    public func setPaused(_ dagID: String, _ paused: Bool) throws(SchedulerError) {
+        guard let entry = dags[dagID] else { throw .unknownDAG(dagID) }
+        guard entry.record.paused != paused else { return }
+        let now = clock.now()
+        entry.record.paused = paused
+        entry.record.updatedAt = now
+        output.changes.append(.dag(entry.record))
+        // Unpausing does not catch up: the schedule resumes from now.
+        armCron(entry, after: now)
+    }
+
+    public func dag(_ dagID: String) -> DAGRecord? { dags[dagID]?.record }
+
+    public func version(_ dagID: String, _ version: Int) -> DAGVersionRecord? { dags[dagID]?.versions[version] }
+
+    // MARK: Runs
+
+    /// Creates a manual run of the DAG's latest version.
+    /// - Throws: `unknownDAG`; `unknownParam` if a parameter is declared neither by the
+    ///   DAG nor by any of its tasks.
+    @discardableResult
+    public func trigger(dagID: String, params: [String: String] = [:]) throws(SchedulerError) -> RunRecord {
+        guard let entry = dags[dagID] else { throw .unknownDAG(dagID) }
+        let spec = entry.latestSpec
+        for name in params.keys.sorted() where spec.params[name] == nil && !spec.tasks.contains(where: { $0.params[name] != nil }) {
+            throw .unknownParam(dagID: dagID, name: name)
+        }
+        let now = clock.now()
+        let run = createRun(entry, trigger: .manual, logicalDate: now, params: params, now: now)
+        dispatch()
+        return run
+    }
+
+    /// The run's record, if it is still active.
+    public func activeRun(_ runID: String) -> RunRecord? { runs[runID]?.record }
+
+    /// The task instances of an active run, by task id.
+    public func taskInstances(ofRun runID: String) -> [String: TaskInstanceRecord]? { runs[runID]?.tasks }
+
+    /// Why a queued task is waiting, e.g. "no connected agent on queue 'gpu' offers entrypoint 'train'".
+    public func waitReason(_ key: TaskKey) -> String? { dispatcher.waitReason(key)?.description }
+
+    /// Cancels every unfinished task of the run and the run itself. Leased tasks get a
+    /// revoke for their agent.
+    /// - Throws: `unknownRun` (also for runs already finished: only active runs are held).
+    public func cancelRun(_ runID: String) throws(SchedulerError) {
+        guard let run = runs[runID] else { throw .unknownRun(runID) }
+        let now = clock.now()
+        for taskID in run.specs.keys.sorted() where !(run.tasks[taskID]!.state.isFinal) {
+            cancelTask(run, taskID, now: now)
+        }
+        finishRun(run, as: .cancelled, now: now)
+        dispatch()
+    }
+
+    /// Cancels one unfinished task; its downstream tasks follow their trigger rules
+    /// (a cancelled upstream counts as failed).
+    /// - Throws: `unknownRun`, `unknownTask`, `alreadyFinished`.
+    public func cancelTask(runID: String, taskID: String) throws(SchedulerError) {
+        guard let run = runs[runID] else { throw .unknownRun(runID) }
+        guard let task = run.tasks[taskID] else { throw .unknownTask(runID: runID, taskID: taskID) }
+        guard !task.state.isFinal else { throw .alreadyFinished("task \(task.key)") }
+        let now = clock.now()
+        cancelTask(run, taskID, now: now)
+        settle(run, after: [taskID], now: now)
+        dispatch()
+    }
+
+    // MARK: Time
+
+    /// Fires everything due at or before now: cron runs, retries, lease expiries and
+    /// execution-timeout backstops.
+    public func tick() {
+        let now = clock.now()
+        while let timer = timers.first, timer.at <= now {
+            timers.popFirst()
+            fire(timer, now: now)
+        }
+        dispatch()
+    }
+
+    /// The earliest instant at which `tick()` has work, if any.
+    public func nextDeadline() -> Instant? { timers.first?.at }
+}
+
+/// Tunables of the scheduler.
+public struct SchedulerConfiguration: Sendable {
+    /// How long a lease lives without a heartbeat from its agent.
+    public var leaseTTLMilliseconds: Int64
+    /// How long past its execution timeout the server waits for the agent's report
+    /// before it fails the attempt itself.
+    public var timeoutGraceMilliseconds: Int64
+    /// Most leases at once per queue, across agents; a queue not listed has no cap.
+    public var queueSlotCaps: [String: Int]
+
+    public init(leaseTTLMilliseconds: Int64 = 30_000, timeoutGraceMilliseconds: Int64 = 30_000, queueSlotCaps: [String: Int] = [:]) {
+        self.leaseTTLMilliseconds = leaseTTLMilliseconds
+        self.timeoutGraceMilliseconds = timeoutGraceMilliseconds
+        self.queueSlotCaps = queueSlotCaps
+    }
+}
+
+/// What the scheduler decided since the last `takeOutput()`.
+public struct SchedulerOutput: Sendable {
+    /// To commit, in order, atomically.
+    public var changes: [SchedulerChange] = []
+    /// To deliver to agents after the commit.
+    public var effects: [SchedulerEffect] = []
+
+    public init() {}
+}
+
+/// A message for an agent.
+public enum SchedulerEffect: Hashable, Sendable {
+    case grant(LeaseGrant)
+    case revoke(agentID: String, leaseID: String, epoch: UInt64, reason: RevokeReason)
+}
+
+/// One task attempt given to an agent.
+public struct LeaseGrant: Hashable, Sendable {
+    public var agentID: String
+    public var leaseID: String
+    public var epoch: UInt64
+    public var key: TaskKey
+    public var dagID: String
+    public var entrypoint: String
+    /// DAG defaults, then task params, then the run's overrides.
+    public var params: [String: String]
+    public var timeoutMilliseconds: Int64?
+    public var attempt: Int
+    public var grantedAt: Instant
+    /// When the task became ready; `grantedAt - readyAt` is the dispatch latency.
+    public var readyAt: Instant
+}
+
+/// The mutable state of one DAG id.
+final class DAGEntry {
+    var record: DAGRecord
+    var versions: [Int: DAGVersionRecord] = [:]
+    private(set) var latestSpec: DAGSpec
+    /// Runs waiting for a free max_active_runs place, oldest first.
+    var waitingRuns: [String] = []
+    var runningCount = 0
+    /// When the armed cron timer fires; a timer with another instant is stale.
+    var nextFireAt: Instant?
+
+    init(record: DAGRecord) {
+        self.record = record
+        self.latestSpec = DAGSpec(dagID: record.dagID, tasks: [])
+    }
+
+    func setLatest(_ version: DAGVersionRecord) { latestSpec = version.spec }
+}
+
+/// A run in queued or running state, with its pinned spec and its task instances.
+final class ActiveRun {
+    var record: RunRecord
+    let dagSpec: DAGSpec
+    let specs: [String: TaskSpec]
+    let upstream: [String: [String]]
+    let downstream: [String: [String]]
+    var tasks: [String: TaskInstanceRecord]
+    var unfinished: Int
+
+    init(record: RunRecord, spec: DAGSpec, tasks: [String: TaskInstanceRecord]) {
+        self.record = record
+        self.dagSpec = spec
+        var specs: [String: TaskSpec] = [:]
+        var upstream: [String: [String]] = [:]
+        var downstream: [String: [String]] = [:]
+        for task in spec.tasks {
+            specs[task.id] = task
+            upstream[task.id] = task.dependsOn
+            for parent in task.dependsOn { downstream[parent, default: []].append(task.id) }
+        }
+        self.specs = specs
+        self.upstream = upstream
+        self.downstream = downstream
+        self.tasks = tasks
+        self.unfinished = tasks.values.filter { !$0.state.isFinal }.count
+    }
+}
+
+/// A lease the scheduler holds live, with what it needs to end the attempt even after
+/// its run has finished (a cancelled run's leases live until their agent reports).
+struct LiveLease {
+    var record: LeaseRecord
+    var dagID: String
+    var queue: String
+    var attempt: AttemptRecord
+    var key: TaskKey { attempt.key }
+}
+
+/// Something the scheduler must do at an instant. Stale timers (the thing they were
+/// for has moved on) are recognised and dropped when they fire.
+struct SchedulerTimer: Comparable {
+    enum Kind: Equatable {
+        case retry(TaskKey)
+        case leaseExpiry(leaseID: String)
+        case executionTimeout(leaseID: String)
+        case cron(dagID: String)
+    }
+
+    var at: Instant
+    var sequence: UInt64
+    var kind: Kind
+
+    static func < (lhs: SchedulerTimer, rhs: SchedulerTimer) -> Bool {
+        (lhs.at, lhs.sequence) < (rhs.at, rhs.sequence)
+    }
+    static func == (lhs: SchedulerTimer, rhs: SchedulerTimer) -> Bool { lhs.sequence == rhs.sequence }
+}

@@ -1,0 +1,215 @@
+/// Identifies one task instance: a task of a run.
+public struct TaskKey: Hashable, Sendable, Comparable, CustomStringConvertible {
+    public var runID: String
+    public var taskID: String
+
+    public init(runID: String, taskID: String) {
+        self.runID = runID
+        self.taskID = taskID
+    }
+
+    public static func < (lhs: TaskKey, rhs: TaskKey) -> Bool {
+        (lhs.runID, lhs.taskID) < (rhs.runID, rhs.taskID)
+    }
+
+    public var description: String { "\(runID)/\(taskID)" }
+}
+
+/// One applied version of a DAG. Immutable once stored.
+public struct DAGVersionRecord: Hashable, Sendable {
+    public var dagID: String
+    /// 1 for the first apply, growing by one per changed spec.
+    public var version: Int
+    /// SHA-256 of the spec's canonical encoding; equal hashes mean an identical spec.
+    public var contentHash: String
+    public var spec: DAGSpec
+    public var appliedAt: Instant
+
+    public init(dagID: String, version: Int, contentHash: String, spec: DAGSpec, appliedAt: Instant) {
+        self.dagID = dagID
+        self.version = version
+        self.contentHash = contentHash
+        self.spec = spec
+        self.appliedAt = appliedAt
+    }
+}
+
+/// The mutable part of a DAG: which version is latest, whether it is paused, where
+/// its schedule stands.
+public struct DAGRecord: Hashable, Sendable {
+    public var dagID: String
+    public var latestVersion: Int
+    public var paused: Bool
+    public var createdAt: Instant
+    public var updatedAt: Instant
+    /// The schedule instant of the newest scheduled run; nil before the first.
+    public var lastScheduledAt: Instant?
+    /// Runs created so far; the next run is number `runCount + 1`.
+    public var runCount: Int
+
+    public init(dagID: String, latestVersion: Int, paused: Bool, createdAt: Instant, updatedAt: Instant,
+                lastScheduledAt: Instant? = nil, runCount: Int = 0) {
+        self.dagID = dagID
+        self.latestVersion = latestVersion
+        self.paused = paused
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+        self.lastScheduledAt = lastScheduledAt
+        self.runCount = runCount
+    }
+}
+
+/// Why a run exists.
+public enum RunTrigger: String, Hashable, Sendable, Codable {
+    case manual
+    case schedule
+}
+
+/// One run of a DAG, pinned to the version it started with.
+public struct RunRecord: Hashable, Sendable {
+    /// `<dag id>-<run number>`.
+    public var runID: String
+    public var dagID: String
+    public var version: Int
+    public var number: Int
+    public var state: RunState
+    public var trigger: RunTrigger
+    /// For scheduled runs the schedule instant it stands for; for manual runs the trigger time.
+    public var logicalDate: Instant
+    /// Run parameters as given (DAG and task defaults are merged in at grant time).
+    public var params: [String: String]
+    public var createdAt: Instant
+    public var startedAt: Instant?
+    public var finishedAt: Instant?
+
+    public init(runID: String, dagID: String, version: Int, number: Int, state: RunState, trigger: RunTrigger,
+                logicalDate: Instant, params: [String: String], createdAt: Instant,
+                startedAt: Instant? = nil, finishedAt: Instant? = nil) {
+        self.runID = runID
+        self.dagID = dagID
+        self.version = version
+        self.number = number
+        self.state = state
+        self.trigger = trigger
+        self.logicalDate = logicalDate
+        self.params = params
+        self.createdAt = createdAt
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+    }
+}
+
+/// The lease a task instance is held under.
+public struct LeaseRecord: Hashable, Sendable {
+    /// `<run id>/<task id>/<epoch>`: unique because the epoch grows with every grant.
+    public var leaseID: String
+    public var agentID: String
+    /// The fencing epoch: reports must carry it.
+    public var epoch: UInt64
+    /// 1 for the first attempt.
+    public var attempt: Int
+    public var grantedAt: Instant
+    /// Renewed by the agent's heartbeats.
+    public var expiresAt: Instant
+    /// Set once the lease was taken back; the agent still holds the slot until it reports.
+    public var revoked: RevokeReason?
+
+    public init(leaseID: String, agentID: String, epoch: UInt64, attempt: Int, grantedAt: Instant,
+                expiresAt: Instant, revoked: RevokeReason? = nil) {
+        self.leaseID = leaseID
+        self.agentID = agentID
+        self.epoch = epoch
+        self.attempt = attempt
+        self.grantedAt = grantedAt
+        self.expiresAt = expiresAt
+        self.revoked = revoked
+    }
+}
+
+/// One task of one run.
+public struct TaskInstanceRecord: Hashable, Sendable {
+    public var key: TaskKey
+    public var state: TaskState
+    /// Attempts granted so far.
+    public var tries: Int
+    /// Grants so far: the epoch of the newest lease.
+    public var epoch: UInt64
+    /// When it last became ready (queued).
+    public var readyAt: Instant?
+    /// When an up_for_retry task becomes ready again.
+    public var nextTryAt: Instant?
+    public var finishedAt: Instant?
+    /// The live lease, if it is running (or cancelled and its agent has not reported yet).
+    public var lease: LeaseRecord?
+
+    public init(key: TaskKey, state: TaskState, tries: Int = 0, epoch: UInt64 = 0, readyAt: Instant? = nil,
+                nextTryAt: Instant? = nil, finishedAt: Instant? = nil, lease: LeaseRecord? = nil) {
+        self.key = key
+        self.state = state
+        self.tries = tries
+        self.epoch = epoch
+        self.readyAt = readyAt
+        self.nextTryAt = nextTryAt
+        self.finishedAt = finishedAt
+        self.lease = lease
+    }
+}
+
+/// Resource use an agent reports for a finished attempt.
+public struct AttemptUsage: Hashable, Sendable {
+    public var exitCode: Int32?
+    public var signal: Int32?
+    public var userCPUMilliseconds: UInt64
+    public var systemCPUMilliseconds: UInt64
+    public var maxRSSKiB: UInt64
+
+    public init(exitCode: Int32? = nil, signal: Int32? = nil, userCPUMilliseconds: UInt64 = 0,
+                systemCPUMilliseconds: UInt64 = 0, maxRSSKiB: UInt64 = 0) {
+        self.exitCode = exitCode
+        self.signal = signal
+        self.userCPUMilliseconds = userCPUMilliseconds
+        self.systemCPUMilliseconds = systemCPUMilliseconds
+        self.maxRSSKiB = maxRSSKiB
+    }
+}
+
+/// One attempt of a task instance: one lease, from grant to outcome.
+public struct AttemptRecord: Hashable, Sendable {
+    public var key: TaskKey
+    public var attempt: Int
+    public var leaseID: String
+    public var epoch: UInt64
+    public var agentID: String
+    public var outcome: AttemptOutcome
+    public var grantedAt: Instant
+    /// By the agent's report.
+    public var startedAt: Instant?
+    public var finishedAt: Instant?
+    public var usage: AttemptUsage
+    /// A short reason from the agent or the server; never task output.
+    public var message: String
+
+    public init(key: TaskKey, attempt: Int, leaseID: String, epoch: UInt64, agentID: String, outcome: AttemptOutcome,
+                grantedAt: Instant, startedAt: Instant? = nil, finishedAt: Instant? = nil,
+                usage: AttemptUsage = AttemptUsage(), message: String = "") {
+        self.key = key
+        self.attempt = attempt
+        self.leaseID = leaseID
+        self.epoch = epoch
+        self.agentID = agentID
+        self.outcome = outcome
+        self.grantedAt = grantedAt
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+        self.usage = usage
+        self.message = message
+    }
+}
+
+/// Why a lease was taken back (`tether.agent.v1.RevokeReason`).
+public enum RevokeReason: String, Hashable, Sendable, Codable {
+    case cancelled
+    case expired
+    case superseded
+    case unknownLease = "unknown_lease"
+}

@@ -1,0 +1,49 @@
+/// One durable change the scheduler asks its store to make. Every case is a whole-row
+/// upsert keyed by its identity, so applying a change twice is harmless and the last
+/// change to a row wins.
+public enum SchedulerChange: Hashable, Sendable {
+    case dagVersion(DAGVersionRecord)
+    case dag(DAGRecord)
+    case run(RunRecord)
+    case task(TaskInstanceRecord)
+    case attempt(AttemptRecord)
+    /// The highest event sequence number applied for an agent (exactly-once delivery).
+    case agentSequence(agentID: String, sequence: UInt64)
+}
+
+/// Everything the scheduler needs to resume after a restart.
+public struct SchedulerSnapshot: Sendable {
+    public var dags: [DAGRecord]
+    /// Every stored version of every DAG.
+    public var versions: [DAGVersionRecord]
+    /// Runs in queued or running state.
+    public var activeRuns: [RunRecord]
+    /// The task instances of the active runs.
+    public var tasks: [TaskInstanceRecord]
+    /// The attempts of the leases those task instances hold.
+    public var liveAttempts: [AttemptRecord]
+    public var agentSequences: [String: UInt64]
+
+    public init(dags: [DAGRecord] = [], versions: [DAGVersionRecord] = [], activeRuns: [RunRecord] = [],
+                tasks: [TaskInstanceRecord] = [], liveAttempts: [AttemptRecord] = [], agentSequences: [String: UInt64] = [:]) {
+        self.dags = dags
+        self.versions = versions
+        self.activeRuns = activeRuns
+        self.tasks = tasks
+        self.liveAttempts = liveAttempts
+        self.agentSequences = agentSequences
+    }
+}
+
+/// Where the scheduler's state is kept.
+///
+/// Contract: `commit` makes a batch of changes durable atomically (all or none) and in
+/// submission order, then calls `completion` — only after the changes would survive a
+/// crash. A failed commit leaves the store as it was before the batch.
+public protocol SchedulerStore: AnyObject, Sendable {
+    /// Reads the state to resume from.
+    func loadSnapshot() throws -> SchedulerSnapshot
+    /// Makes `changes` durable, then calls `completion` on another thread — never from
+    /// inside `commit`, whose caller may hold a lock the completion needs.
+    func commit(_ changes: [SchedulerChange], completion: @escaping @Sendable (Result<Void, any Error>) -> Void)
+}

@@ -1,0 +1,298 @@
+import Foundation
+import Testing
+import TetherTestSupport
+@testable import TetherScheduler
+
+/// Random sequences of applies, triggers, grants, agent events, expiries, cancels,
+/// crashes and restarts, checked after every step against the invariants:
+/// - a task attempt never has two live leases, and epochs only grow;
+/// - a report is applied only with the task's current epoch, and an event the store
+///   acknowledged is never applied again;
+/// - every finished run agrees with its tasks' states;
+/// - after a restart the scheduler holds exactly what the store acknowledged.
+@Suite struct SchedulerModelTests {
+    /// The agent side of the model: what each agent believes it holds, and its outbox
+    /// of events not yet acknowledged.
+    struct ModelAgent {
+        var id: String
+        var queues: Set<String>
+        var slots: Int
+        var connected = false
+        var held: [String: LeaseGrant] = [:]
+        var nextSequence: UInt64 = 1
+        var outbox: [(sequence: UInt64, report: TaskReport)] = []
+        /// Leases it held once, for stale reports.
+        var formerly: [LeaseGrant] = []
+    }
+
+    final class Model {
+        var rng: SplitMix64
+        let h: SchedulerHarness
+        var agents: [ModelAgent]
+        var highestEpoch: [TaskKey: UInt64] = [:]
+        /// (agent, sequence) of applied events whose commit was acknowledged.
+        var committedEvents = Set<String>()
+        /// Applied since the last flush.
+        var pendingEvents: [String] = []
+        var steps = 0
+
+        init(seed: UInt64) {
+            rng = SplitMix64(seed: seed)
+            h = SchedulerHarness(configuration: SchedulerConfiguration(leaseTTLMilliseconds: 10_000, timeoutGraceMilliseconds: 2_000))
+            agents = [
+                ModelAgent(id: "eu-1", queues: ["default", "gpu"], slots: 2),
+                ModelAgent(id: "us-1", queues: ["default"], slots: 3),
+                ModelAgent(id: "ap-1", queues: ["gpu"], slots: 1),
+            ]
+        }
+
+        func int(_ range: Range<Int>) -> Int { Int.random(in: range, using: &rng) }
+        func chance(_ p: Double) -> Bool { Double.random(in: 0..<1, using: &rng) < p }
+
+        func randomSpec() -> DAGSpec {
+            let dagID = ["alpha", "beta", "gamma"][int(0..<3)]
+            let count = int(1..<7)
+            var tasks: [TaskSpec] = []
+            for i in 0..<count {
+                let parents = (0..<i).filter { _ in chance(0.35) }.map { "t\($0)" }
+                tasks.append(TaskSpec(
+                    id: "t\(i)", entrypoint: "work", queue: chance(0.25) ? "gpu" : "default", dependsOn: parents,
+                    triggerRule: TriggerRule.allCases[int(0..<TriggerRule.allCases.count)],
+                    retry: RetryPolicy(retries: int(0..<3), delayMilliseconds: Int64(int(0..<3)) * 1_000, exponentialBackoff: chance(0.5)),
+                    executionTimeoutMilliseconds: chance(0.2) ? 30_000 : nil, priority: int(0..<3)))
+            }
+            var spec = DAGSpec(dagID: dagID, tasks: tasks)
+            spec.maxActiveRuns = int(1..<3)
+            spec.maxActiveTasks = int(0..<3)
+            return spec
+        }
+
+        /// Commits, acknowledging applied events and delivering effects to connected agents.
+        func flush() {
+            let effects = h.flush()
+            committedEvents.formUnion(pendingEvents)
+            pendingEvents = []
+            // The Ack after the commit; sometimes lost with the connection, so the agent resends.
+            for i in agents.indices where agents[i].connected && chance(0.7) { agents[i].outbox = [] }
+            deliver(effects)
+        }
+
+        func deliver(_ effects: [SchedulerEffect]) {
+            for effect in effects {
+                switch effect {
+                case .grant(let grant):
+                    let i = agents.firstIndex { $0.id == grant.agentID }!
+                    #expect(grant.epoch > highestEpoch[grant.key] ?? 0, "epoch must grow: \(grant.leaseID)")
+                    highestEpoch[grant.key] = grant.epoch
+                    // A grant for an agent that went away is lost in transit; its lease expires.
+                    if agents[i].connected { agents[i].held[grant.leaseID] = grant }
+                case .revoke(let agentID, let leaseID, _, _):
+                    let i = agents.firstIndex { $0.id == agentID }!
+                    guard agents[i].connected, let grant = agents[i].held[leaseID] else { continue }
+                    send(i, TaskReport(leaseID: leaseID, epoch: grant.epoch, kind: .finished(.cancelled, AttemptUsage(), message: "revoked")))
+                }
+            }
+        }
+
+        func send(_ i: Int, _ report: TaskReport) {
+            let sequence = agents[i].nextSequence
+            agents[i].nextSequence += 1
+            agents[i].outbox.append((sequence, report))
+            if case .finished = report.kind, let grant = agents[i].held.removeValue(forKey: report.leaseID) {
+                agents[i].formerly.append(grant)
+            }
+            submit(i, sequence, report)
+        }
+
+        func submit(_ i: Int, _ sequence: UInt64, _ report: TaskReport) {
+            let eventID = "\(agents[i].id)#\(sequence)"
+            let result = h.scheduler.report(agentID: agents[i].id, sequence: sequence, report)
+            if result == .applied {
+                let appliedBefore = committedEvents.contains(eventID)
+                #expect(!appliedBefore, "event \(eventID) applied twice")
+                #expect(report.epoch == highestEpoch[h.scheduler.leases[report.leaseID]?.key ?? TaskKey(runID: "", taskID: "")] ?? report.epoch)
+                pendingEvents.append(eventID)
+            }
+        }
+
+        func step() {
+            steps += 1
+            switch int(0..<100) {
+            case 0..<6:
+                _ = try? h.scheduler.apply(randomSpec())
+            case 6..<20:
+                _ = try? h.scheduler.trigger(dagID: ["alpha", "beta", "gamma"][int(0..<3)])
+            case 20..<28:
+                let i = int(0..<agents.count)
+                agents[i].connected = true
+                let welcome = h.scheduler.agentConnected(AgentRegistration(
+                    agentID: agents[i].id, queues: agents[i].queues, entrypoints: ["work"], slots: agents[i].slots,
+                    resumingLeaseIDs: agents[i].held.keys.sorted()))
+                for leaseID in agents[i].held.keys where !welcome.confirmedLeaseIDs.contains(leaseID) {
+                    agents[i].formerly.append(agents[i].held.removeValue(forKey: leaseID)!)
+                }
+                // Resend what the scheduler has not acknowledged, in order.
+                let resendFrom = chance(0.5) ? welcome.appliedSequence : 0  // an agent may ignore the hint
+                for (sequence, report) in agents[i].outbox where sequence > resendFrom {
+                    submit(i, sequence, report)
+                }
+            case 28..<32:
+                let i = int(0..<agents.count)
+                if agents[i].connected {
+                    agents[i].connected = false
+                    h.scheduler.agentDisconnected(agents[i].id)
+                }
+            case 32..<34:  // agent process dies: loses its leases (and outbox) and reconnects later
+                let i = int(0..<agents.count)
+                if agents[i].connected { h.scheduler.agentDisconnected(agents[i].id) }
+                agents[i].connected = false
+                agents[i].formerly += agents[i].held.values
+                agents[i].held = [:]
+                agents[i].outbox = []
+            case 34..<62:
+                let connected = agents.indices.filter { agents[$0].connected && !agents[$0].held.isEmpty }
+                guard let i = connected.randomElement(using: &rng) else { return }
+                let grant = agents[i].held.values.sorted { $0.leaseID < $1.leaseID }[int(0..<agents[i].held.count)]
+                let kind: TaskReport.Kind = chance(0.2)
+                    ? .started(at: h.clock.now())
+                    : .finished([.succeeded, .succeeded, .failed, .timedOut, .rejected][int(0..<5)], AttemptUsage(), message: "")
+                send(i, TaskReport(leaseID: grant.leaseID, epoch: grant.epoch, kind: kind))
+            case 62..<66:  // a stale report from a lease held earlier
+                let candidates = agents.indices.filter { agents[$0].connected && !agents[$0].formerly.isEmpty }
+                guard let i = candidates.randomElement(using: &rng) else { return }
+                let old = agents[i].formerly[int(0..<agents[i].formerly.count)]
+                let before = h.store.task(old.key)
+                deliver(h.commit(h.scheduler.takeOutput()))
+                send(i, TaskReport(leaseID: old.leaseID, epoch: old.epoch, kind: .finished(.succeeded, AttemptUsage(), message: "")))
+                let after = h.scheduler.takeOutput()
+                #expect(after.changes.allSatisfy { if case .agentSequence = $0 { true } else { false } } || before?.lease?.leaseID == old.leaseID,
+                        "stale report changed state")
+                deliver(h.commit(after))
+            case 66..<76:
+                for i in agents.indices where agents[i].connected { h.scheduler.heartbeat(agentID: agents[i].id) }
+            case 76..<90:
+                h.clock.advance(milliseconds: Int64(int(0..<12_000)))
+                h.scheduler.tick()
+            case 90..<94:
+                let active = h.scheduler.runs.keys.sorted()
+                guard let runID = active.randomElement(using: &rng) else { return }
+                if chance(0.5) {
+                    try? h.scheduler.cancelRun(runID)
+                } else {
+                    let taskID = h.scheduler.runs[runID]!.tasks.keys.sorted().randomElement(using: &rng)!
+                    try? h.scheduler.cancelTask(runID: runID, taskID: taskID)
+                }
+            default:  // crash: unflushed output is lost; agents keep running and reconnect
+                h.restart()
+                pendingEvents = []
+                for i in agents.indices { agents[i].connected = false }
+                checkSchedulerMatchesStore()
+            }
+            if chance(0.85) { flush() }
+            checkInvariants()
+        }
+
+        func checkInvariants() {
+            var liveByTask: [TaskKey: Int] = [:]
+            for live in h.scheduler.leases.values where live.record.revoked == nil { liveByTask[live.key, default: 0] += 1 }
+            #expect(liveByTask.values.allSatisfy { $0 <= 1 }, "two live leases for one task at step \(steps)")
+            for (runID, run) in h.scheduler.runs {
+                for task in run.tasks.values where task.state == .running {
+                    #expect(task.lease != nil && h.scheduler.leases[task.lease!.leaseID] != nil, "running task \(runID)/\(task.key.taskID) without a live lease")
+                }
+            }
+        }
+
+        func checkSchedulerMatchesStore() {
+            for (runID, run) in h.scheduler.runs {
+                #expect(h.store.run(runID)?.state == run.record.state)
+                for task in run.tasks.values { #expect(h.store.task(task.key) == task, "task \(task.key) differs after restart") }
+            }
+        }
+
+        func checkFinishedRuns() {
+            for dagID in ["alpha", "beta", "gamma"] {
+                for run in h.store.runs(ofDAG: dagID) where run.state.isFinal {
+                    let states = h.store.tasks(ofRun: run.runID).map(\.state)
+                    #expect(states.allSatisfy { $0.isFinal }, "finished run \(run.runID) has unfinished tasks")
+                    let bad = states.contains { [.failed, .upstreamFailed, .cancelled].contains($0) }
+                    switch run.state {
+                    case .success: #expect(!bad, "run \(run.runID) succeeded with failed tasks")
+                    case .failed: #expect(bad, "run \(run.runID) failed with no failed task")
+                    case .cancelled: #expect(states.contains(.cancelled) || states.isEmpty)
+                    default: break
+                    }
+                }
+            }
+        }
+    }
+
+    @Test func sqliteStoreReadsBackExactlyWhatWasCommitted() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tether-sched-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let model = Model(seed: 42)
+        let sqlite = try SQLiteSchedulerStore(path: directory.appendingPathComponent("state.db").path, synchronous: .normal)
+        model.h.mirror = sqlite
+        for round in 0..<6 {
+            for _ in 0..<200 { model.step() }
+            model.flush()
+            let expected = Normalized(try model.h.store.loadSnapshot())
+            let actual = Normalized(try sqlite.loadSnapshot())
+            #expect(actual.dags == expected.dags, "round \(round)")
+            #expect(actual.versions == expected.versions, "round \(round)")
+            #expect(actual.runs == expected.runs, "round \(round)")
+            #expect(actual.tasks == expected.tasks, "round \(round)")
+            #expect(actual.attempts == expected.attempts, "round \(round)")
+            #expect(actual.sequences == expected.sequences, "round \(round)")
+            #expect(!expected.tasks.isEmpty || round == 0)
+        }
+        sqlite.close()
+    }
+
+    /// A snapshot with its arrays in a fixed order, for comparison.
+    struct Normalized: Equatable {
+        var dags: [DAGRecord], versions: [DAGVersionRecord], runs: [RunRecord], tasks: [TaskInstanceRecord]
+        var attempts: [AttemptRecord], sequences: [String: UInt64]
+
+        init(_ s: SchedulerSnapshot) {
+            dags = s.dags.sorted { $0.dagID < $1.dagID }
+            versions = s.versions.sorted { ($0.dagID, $0.version) < ($1.dagID, $1.version) }
+            runs = s.activeRuns.sorted { $0.runID < $1.runID }
+            tasks = s.tasks.sorted { $0.key < $1.key }
+            attempts = s.liveAttempts.filter { a in s.tasks.contains { $0.lease?.leaseID == a.leaseID } }.sorted { $0.leaseID < $1.leaseID }
+            sequences = s.agentSequences
+        }
+    }
+
+    @Test(arguments: [1, 2, 3, 4, 5, 6, 7, 8] as [UInt64])
+    func randomHistoriesKeepTheInvariants(_ seed: UInt64) {
+        let model = Model(seed: seed)
+        for _ in 0..<1_500 { model.step() }
+        model.flush()
+        model.checkFinishedRuns()
+        // Let everything finish: agents connect and succeed whatever they hold.
+        for i in model.agents.indices where !model.agents[i].connected {
+            model.agents[i].connected = true
+            _ = model.h.scheduler.agentConnected(AgentRegistration(agentID: model.agents[i].id, queues: ["default", "gpu"],
+                                                                    entrypoints: ["work"], slots: 4))
+            model.agents[i].held = [:]
+        }
+        model.flush()
+        for _ in 0..<400 {
+            for i in model.agents.indices {
+                for grant in model.agents[i].held.values.sorted(by: { $0.leaseID < $1.leaseID }) {
+                    model.send(i, TaskReport(leaseID: grant.leaseID, epoch: grant.epoch, kind: .finished(.succeeded, AttemptUsage(), message: "")))
+                }
+            }
+            model.h.clock.advance(milliseconds: 10_000)
+            model.h.scheduler.tick()
+            model.flush()
+            model.checkInvariants()
+            if model.h.scheduler.runs.isEmpty { break }
+        }
+        #expect(model.h.scheduler.runs.isEmpty, "runs still active: \(model.h.scheduler.runs.keys.sorted())")
+        model.checkFinishedRuns()
+        #expect(model.steps == 1_500)
+    }
+}
