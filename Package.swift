@@ -71,6 +71,12 @@ let package = Package(
             dependencies: ["GRPC", "H2", "TetherEcho", "TetherWire", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swiftSettings
         ),
+        // kill -9 torture and group-commit benchmark for TetherStore.
+        .executableTarget(
+            name: "tether-torture",
+            dependencies: ["TetherStore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: swiftSettings
+        ),
         // Writes the git commit into the executable at build time.
         .plugin(name: "BuildInfoPlugin", capability: .buildTool()),
 

@@ -183,6 +183,9 @@ private final class WriterCore: @unchecked Sendable {
     /// COMMIT succeeded.
     private func commit(_ batch: [Pending]) -> (results: [Result<Void, any Error>], committed: Bool) {
         guard let database else { preconditionFailure("writer connection used after close") }
+        // A previous batch whose COMMIT and ROLLBACK both failed (its changes were all
+        // failed) would otherwise make every later BEGIN fail.
+        if database.isInTransaction { _ = try? database.run("ROLLBACK") }
         do {
             try database.run("BEGIN IMMEDIATE")
         } catch {

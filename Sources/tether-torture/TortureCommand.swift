@@ -1,0 +1,80 @@
+public import ArgumentParser
+import Foundation
+import Synchronization
+public import TetherStore
+
+/// `tether-torture`: crash and throughput harnesses for Tether's store.
+@main
+struct TortureCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tether-torture",
+        abstract: "Crash tests and benchmarks for Tether's SQLite store.",
+        subcommands: [StoreTorture.self, StoreBench.self]
+    )
+}
+
+extension SQLiteDatabase.Options.Synchronous: ExpressibleByArgument {}
+
+/// The table both subcommands write.
+enum AckedTable {
+    static let migrations = [
+        SQLiteMigration(version: 1, name: "acked", sql: "CREATE TABLE acked(id INTEGER PRIMARY KEY, payload BLOB NOT NULL)"),
+    ]
+
+    /// Inserts row `id` with a payload of `bytes` bytes derived from the id.
+    static func insert(_ id: Int64, bytes: Int) -> GroupCommitWriter.Change {
+        { database in
+            let payload = (0..<bytes).map { UInt8(truncatingIfNeeded: id &+ Int64($0)) }
+            try database.run("INSERT INTO acked(id, payload) VALUES (?, ?)", [.integer(id), .blob(payload)])
+        }
+    }
+}
+
+/// Hands out row ids, shared by the submitter threads.
+final class IDSource: Sendable {
+    private let next: Atomic<Int64>
+    private let limit: Int64
+
+    /// Ids `first...limit`.
+    init(first: Int64, limit: Int64 = .max) {
+        next = Atomic(first)
+        self.limit = limit
+    }
+
+    func take() -> Int64? {
+        let id = next.wrappingAdd(1, ordering: .relaxed).oldValue
+        return id <= limit ? id : nil
+    }
+}
+
+/// Starts `count` submitter threads; each keeps up to `window` inserts in flight, for
+/// the ids `ids` hands out. `done` runs on the writer thread after each commit (or failure).
+func startSubmitters(
+    count: Int, window: Int, payloadBytes: Int, writer: GroupCommitWriter, ids: IDSource,
+    done: @escaping @Sendable (Int64, Result<Void, any Error>) -> Void
+) {
+    for index in 0..<count {
+        let thread = Thread {
+            // Created empty and then filled: libdispatch traps if a semaphore is freed
+            // below its initial value, as it is when completions are still out.
+            let slots = DispatchSemaphore(value: 0)
+            for _ in 0..<window { slots.signal() }
+            while true {
+                slots.wait()
+                guard let id = ids.take() else { return }
+                writer.submit(AckedTable.insert(id, bytes: payloadBytes)) { result in
+                    done(id, result)
+                    slots.signal()
+                }
+            }
+        }
+        thread.name = "submitter-\(index)"
+        thread.start()
+    }
+}
+
+/// Writes `line` to stdout at once, unbuffered: a line printed is a line a parent reads,
+/// even if this process is killed right after.
+func writeLine(_ line: String, to handle: FileHandle = .standardOutput) {
+    handle.write(Data((line + "\n").utf8))
+}
