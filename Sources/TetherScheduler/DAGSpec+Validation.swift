@@ -77,6 +77,8 @@ extension DAGSpec {
         if description.utf8.count > DAGSpecLimits.maxDescriptionBytes {
             report("description", "is \(description.utf8.count) bytes; at most \(DAGSpecLimits.maxDescriptionBytes)")
         }
+        // NUL can arrive through a YAML escape ("\0"); C consumers would cut the text there.
+        if description.utf8.contains(0) { report("description", "contains a NUL character") }
         if !schedule.isEmpty {
             do throws(CronScheduleError) {
                 _ = try CronSchedule(parsing: schedule)

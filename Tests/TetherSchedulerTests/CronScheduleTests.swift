@@ -153,6 +153,43 @@ private func badToken(_ expression: String) -> String {
         }
     }
 
+    /// Each expression beside a hand-written predicate over (minute, hour, day, month,
+    /// weekday) from libc's `gmtime_r`; `next(after:)` must visit exactly the minutes the
+    /// predicate accepts across a window spanning month ends and a leap day.
+    @Test func nextVisitsExactlyTheMinutesAMinuteByMinuteCheckAccepts() throws {
+        let cases: [(String, (Int, Int, Int, Int, Int) -> Bool)] = [
+            ("*/7 3-5 * * *", { mi, h, _, _, _ in mi % 7 == 0 && (3...5).contains(h) }),
+            ("0 0 13 * FRI", { mi, h, d, _, w in mi == 0 && h == 0 && (d == 13 || w == 5) }),
+            ("0 12 */3 * MON-WED", { mi, h, d, _, w in mi == 0 && h == 12 && (d - 1) % 3 == 0 && (1...3).contains(w) }),
+            ("30 2 29-31 * *", { mi, h, d, _, _ in mi == 30 && h == 2 && d >= 29 }),
+            ("15,45 */6 * FEB,MAR SUN,SAT", { mi, h, _, mo, w in (mi == 15 || mi == 45) && h % 6 == 0 && (mo == 2 || mo == 3) && (w == 0 || w == 6) }),
+        ]
+        let start = utc(2028, 1, 20)
+        let end = utc(2028, 4, 10)
+        for (expression, matches) in cases {
+            var expected: [Instant] = []
+            var minute = start.adding(milliseconds: 60_000)
+            while minute <= end {
+                var seconds = time_t(minute.millisecondsSinceEpoch / 1_000)
+                var fields = tm()
+                gmtime_r(&seconds, &fields)
+                if matches(Int(fields.tm_min), Int(fields.tm_hour), Int(fields.tm_mday), Int(fields.tm_mon) + 1, Int(fields.tm_wday)) {
+                    expected.append(minute)
+                }
+                minute = minute.adding(milliseconds: 60_000)
+            }
+            let cron = try schedule(expression)
+            var visited: [Instant] = []
+            var cursor = start
+            while let next = cron.next(after: cursor), next <= end {
+                visited.append(next)
+                cursor = next
+            }
+            #expect(visited == expected, "\(expression)")
+            #expect(!expected.isEmpty, "\(expression) never matched in the window")
+        }
+    }
+
     @Test func instantsBeforeTheEpochWork() throws {
         #expect(try schedule("0 0 1 1 *").next(after: utc(1969, 6, 1)) == utc(1970, 1, 1))
         #expect(try schedule("0 0 1 1 *").previous(atOrBefore: utc(1969, 6, 1)) == utc(1969, 1, 1))

@@ -105,12 +105,13 @@ private func report(_ spec: DAGSpec) -> [String] {
         #expect(report(dag(many)) == ["field 'tasks': has 1001 tasks; at most 1000"])
 
         var spec = dag([task("a")])
-        spec.description = String(repeating: "x", count: DAGSpecLimits.maxDescriptionBytes + 1)
+        spec.description = String(repeating: "x", count: DAGSpecLimits.maxDescriptionBytes) + "\u{0}"
         spec.params = Dictionary(uniqueKeysWithValues: (0...DAGSpecLimits.maxParams).map { ("p\($0)", "") })
         spec.params["p0"] = String(repeating: "v", count: DAGSpecLimits.maxParamValueBytes + 1)
         spec.params["p1"] = "a\u{0}b"
         #expect(report(spec) == [
             "field 'description': is 4097 bytes; at most 4096",
+            "field 'description': contains a NUL character",
             "field 'params': has 101 entries; at most 100",
             "field 'params': value of 'p0' is 4097 bytes; at most 4096",
             "field 'params': value of 'p1' contains a NUL character",
