@@ -238,15 +238,11 @@ final class GRPCClientCallCore: HTTP2StreamDelegate, @unchecked Sendable {
     }
 
     private func status(from trailers: [HTTP2Header]) -> GRPCStatus {
-        guard let raw = trailers["grpc-status"], let code = Int(raw) else {
-            return GRPCStatus(code: .internal, message: "server ended the stream without grpc-status")
-        }
-        if code == 0 && deframer.hasPartialMessage {
+        let status = GRPCStatus(wireTrailers: trailers.map { ($0.name, $0.value) })
+        if status.code == .ok && deframer.hasPartialMessage {
             return GRPCStatus(code: .internal, message: "response stream ended inside a message")
         }
-        let message = trailers["grpc-message"].map(GRPCPercentEncoding.decode) ?? ""
-        let metadata = GRPCMetadata(wireHeaders: trailers.map { ($0.name, $0.value) })
-        return GRPCStatus(code: GRPCStatusCode(rawValue: code), message: message, trailingMetadata: metadata)
+        return status
     }
 
     func streamReceivedData(_ stream: HTTP2Stream, _ bytes: UnsafeRawBufferPointer, endStream: Bool) {
