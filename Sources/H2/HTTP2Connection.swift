@@ -559,15 +559,27 @@ public final class HTTP2Connection: EventLoopSelectable, EventLoopFlushable {
             return terminate("keepalive timeout: no PING ack within \(configuration.keepaliveTimeout)")
         }
         let idle = MonotonicClock.nanoseconds() - lastReceive
-        if idle >= interval.nanoseconds, state == .open || state == .draining {
+        guard idle >= interval.nanoseconds else {
+            keepaliveTimer = loop.schedule(after: .nanoseconds(interval.nanoseconds - idle)) { [weak self] in
+                self?.keepaliveTick()
+            }
+            return
+        }
+        switch state {
+        case .open, .draining:
             pingOutstanding = true
             nghttp2_submit_ping(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), nil)
             loop.scheduleFlush(self)
             keepaliveTimer = loop.schedule(after: configuration.keepaliveTimeout) { [weak self] in self?.keepaliveTick() }
-        } else {
-            keepaliveTimer = loop.schedule(after: .nanoseconds(max(interval.nanoseconds - idle, 1_000_000))) { [weak self] in
-                self?.keepaliveTick()
-            }
+        case .handshaking where role == .server:
+            // No HTTP/2 yet, so no PING: a client that stalls its TLS handshake would
+            // otherwise hold the connection for good.
+            terminate("TLS handshake not complete within \(interval)")
+        case .connecting, .handshaking, .awaitingSettings:
+            // A client's connect timer covers these.
+            keepaliveTimer = loop.schedule(after: interval) { [weak self] in self?.keepaliveTick() }
+        case .closed:
+            return
         }
     }
 

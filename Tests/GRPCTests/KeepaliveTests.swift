@@ -3,6 +3,7 @@ import Testing
 @testable import GRPC
 import H2
 import TetherEcho
+import TetherTestSupport
 import TetherWire
 
 /// Keepalive on both sides: after `keepaliveInterval` without receiving anything a side
@@ -29,6 +30,24 @@ import TetherWire
         // Not closed before the interval passed: it is the unanswered PING that closed it.
         let waited = result.stdout.split(separator: " ").drop { $0 != "after" }.dropFirst().first.flatMap { Double($0) }
         #expect((waited ?? 0) >= 0.2, "\(result.stdout)")
+        #expect(await eventually { server.openConnections == 0 })
+        await server.shutdown(graceful: false)
+    }
+
+    /// Over TLS a connection is not HTTP/2 until its handshake completes, so there is no
+    /// PING to send: a client that never finishes the handshake is closed once it has been
+    /// silent for the keepalive interval.
+    @Test func serverClosesATLSConnectionWhoseHandshakeStalls() async throws {
+        let certs = try await onThreadOfItsOwn { try TestCertificates.make() }
+        var configuration = GRPCServer.Configuration(
+            address: try SocketAddress(parsing: "127.0.0.1:0"),
+            tls: try TLSContext(.server(certificateChainFile: certs.serverCert, privateKeyFile: certs.serverKey)))
+        configuration.loopCount = 1
+        configuration.http2 = Self.shortKeepalive()
+        let server = try GRPCServer(configuration: configuration, router: EchoService.router())
+        let address = try server.start()
+        let result = try await H2Peer.runClient("silent-client", address, ["--wait", "10"])
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
         #expect(await eventually { server.openConnections == 0 })
         await server.shutdown(graceful: false)
     }

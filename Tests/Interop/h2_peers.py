@@ -20,6 +20,9 @@ server behaved as expected, 1 otherwise:
       the server's keepalive PINGs go unanswered. Waits up to S seconds (default 10) for
       the server to close the connection, noticed without reading (POLLRDHUP), then reads
       what the server had sent and reports it.
+  h2_peers.py silent-client ADDRESS [--wait S]
+      Connects over TCP and never sends a byte (no TLS ClientHello, no preface); waits up
+      to S seconds (default 10) for the server to close the connection.
   h2_peers.py too-many-streams ADDRESS --limit N (--before-ack | --after-ack)
       Opens N + 1 Chat streams on one connection, ignoring the server's
       SETTINGS_MAX_CONCURRENT_STREAMS of N: before acknowledging the server's SETTINGS
@@ -137,6 +140,19 @@ def unresponsive_client(conn, wait):
     return 0
 
 
+def silent_client(target, wait):
+    sock = target.tcp()
+    print("connected", flush=True)
+    start = time.monotonic()
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLRDHUP)
+    if not poller.poll(wait * 1000):
+        print(f"FAILED: the server kept a silent connection open for {wait} s")
+        return 1
+    print(f"closed after {time.monotonic() - start:.2f} s")
+    return 0
+
+
 def too_many_streams(conn, target, limit, before_ack):
     if not before_ack:
         settings = conn.read_until(lambda f: f.kind == SETTINGS and not f.flags & ACK)
@@ -200,7 +216,7 @@ class Address:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("role", choices=sorted(SERVERS) + ["unresponsive-client", "too-many-streams"])
+    parser.add_argument("role", choices=sorted(SERVERS) + ["unresponsive-client", "silent-client", "too-many-streams"])
     parser.add_argument("address", nargs="?", help="HOST:PORT of the server (client roles)")
     parser.add_argument("--wait", type=float, default=10)
     parser.add_argument("--limit", type=int)
@@ -222,6 +238,8 @@ def main():
     signal.alarm(int(args.wait) + 2 * IO_SECONDS)    # never outlive a hung test
     if args.role == "unresponsive-client":
         return unresponsive_client(RawConnection(target), args.wait)
+    if args.role == "silent-client":
+        return silent_client(target, args.wait)
     if args.limit is None or not (args.before_ack or args.after_ack):
         parser.error("too-many-streams needs --limit and --before-ack or --after-ack")
     # Before the ACK: the preface and our SETTINGS, but no reading (which would acknowledge
