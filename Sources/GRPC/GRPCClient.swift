@@ -110,6 +110,9 @@ public struct GRPCConnectionBackoff: Sendable {
     public var multiplier = 1.6
     public var jitter = 0.2
     public var maximum: Duration = .seconds(120)
+    /// How long one connection attempt may take: TCP connect, TLS handshake and the
+    /// server's first HTTP/2 SETTINGS frame together. Calls waiting for the connection
+    /// fail with UNAVAILABLE when it passes.
     public var minimumConnectTimeout: Duration = .seconds(20)
 
     public init() {}
@@ -175,16 +178,13 @@ final class GRPCClientConnection: @unchecked Sendable {
         let connection: HTTP2Connection
         do {
             connection = try HTTP2Connection.connect(to: configuration.target, tls: configuration.tls, loop: loop,
-                                                     configuration: configuration.http2)
+                                                     configuration: configuration.http2,
+                                                     connectTimeout: configuration.backoff.minimumConnectTimeout)
         } catch {
             return failed("\(error)")
         }
         state = .connecting(connection)
-        let timeout = loop.schedule(after: configuration.backoff.minimumConnectTimeout) { [weak connection] in
-            connection?.terminate("connect timed out")
-        }
         connection.onReady = { [unowned self, unowned connection] in
-            loop.cancelTimer(timeout)
             attempt = 0
             state = .ready(connection)
             let waiting = waiters
@@ -199,7 +199,6 @@ final class GRPCClientConnection: @unchecked Sendable {
             }
         }
         connection.onClose = { [unowned self, unowned connection] reason in
-            loop.cancelTimer(timeout)
             draining[ObjectIdentifier(connection)] = nil
             switch state {
             case .connecting(let current) where current === connection:

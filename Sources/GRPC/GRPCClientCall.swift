@@ -70,6 +70,12 @@ public final class GRPCClientCall<Request: WireMessage, Response: WireMessage>: 
         let core = self.core
         return await withTaskExecutorPreference(loop) { core.initialMetadata }
     }
+
+    /// Response bytes received and not yet taken by `next()`, for tests of receive flow control.
+    func bufferedResponseBytes() async -> Int {
+        let core = self.core
+        return await withTaskExecutorPreference(loop) { core.bufferedResponseBytes }
+    }
 }
 
 /// The byte-level state of one client call. Loop thread only.
@@ -82,6 +88,9 @@ final class GRPCClientCallCore: HTTP2StreamDelegate, @unchecked Sendable {
     private var sendingFinished = false
     private var responses: [[UInt8]] = []
     private var responseHead = 0
+    private var queuedResponseBytes = 0
+    /// Received DATA bytes not yet reported to the stream as consumed (receive flow control).
+    private var withheldBytes = 0
     private var waiter: CheckedContinuation<[UInt8]?, any Error>?
     private var writableWaiters: [CheckedContinuation<Void, any Error>] = []
     private(set) var finalStatus: GRPCStatus?
@@ -99,6 +108,10 @@ final class GRPCClientCallCore: HTTP2StreamDelegate, @unchecked Sendable {
     func open(on connection: HTTP2Connection, headers: [HTTP2Header], timeout: Duration?) throws {
         guard finalStatus == nil else { return }
         let stream = try connection.openStream(headers: headers, delegate: self)
+        // Without this a server could stream responses faster than the caller reads them and
+        // the client would queue them all: the window reopens only as `next()` drains the
+        // queue (see `streamReceivedData`).
+        stream.reportsConsumedData = true
         self.stream = stream
         for message in unsent { stream.sendData(message) }
         unsent = []
@@ -138,9 +151,11 @@ final class GRPCClientCallCore: HTTP2StreamDelegate, @unchecked Sendable {
         if responseHead < responses.count {
             let message = responses[responseHead]
             responseHead += 1
+            queuedResponseBytes -= message.count
             if responseHead == responses.count {
                 responses.removeAll(keepingCapacity: false)
                 responseHead = 0
+                releaseWithheldBytes()
             }
             return message
         }
@@ -187,8 +202,18 @@ final class GRPCClientCallCore: HTTP2StreamDelegate, @unchecked Sendable {
             waiter.resume(returning: message)
         } else {
             responses.append(message)
+            queuedResponseBytes += message.count
         }
     }
+
+    private func releaseWithheldBytes() {
+        guard withheldBytes > 0 else { return }
+        stream?.consumed(withheldBytes)
+        withheldBytes = 0
+    }
+
+    /// Queued response messages and a partial one, in bytes.
+    var bufferedResponseBytes: Int { queuedResponseBytes + deframer.bufferedByteCount }
 
     // MARK: HTTP2StreamDelegate
 
@@ -213,15 +238,11 @@ final class GRPCClientCallCore: HTTP2StreamDelegate, @unchecked Sendable {
     }
 
     private func status(from trailers: [HTTP2Header]) -> GRPCStatus {
-        guard let raw = trailers["grpc-status"], let code = Int(raw) else {
-            return GRPCStatus(code: .internal, message: "server ended the stream without grpc-status")
-        }
-        if code == 0 && deframer.hasPartialMessage {
+        let status = GRPCStatus(wireTrailers: trailers.map { ($0.name, $0.value) })
+        if status.code == .ok && deframer.hasPartialMessage {
             return GRPCStatus(code: .internal, message: "response stream ended inside a message")
         }
-        let message = trailers["grpc-message"].map(GRPCPercentEncoding.decode) ?? ""
-        let metadata = GRPCMetadata(wireHeaders: trailers.map { ($0.name, $0.value) })
-        return GRPCStatus(code: GRPCStatusCode(rawValue: code), message: message, trailingMetadata: metadata)
+        return status
     }
 
     func streamReceivedData(_ stream: HTTP2Stream, _ bytes: UnsafeRawBufferPointer, endStream: Bool) {
@@ -232,6 +253,16 @@ final class GRPCClientCallCore: HTTP2StreamDelegate, @unchecked Sendable {
                 while let message = try deframer.next() { deliver(message) }
             } catch {
                 return cancel(error)
+            }
+            // As on the server's request side (GRPCServerCall): while the caller keeps up,
+            // bytes count as consumed at once, a partial message included (it may be larger
+            // than the window and must be able to complete). Once responses queue up unread,
+            // further bytes are withheld until `next()` drains the queue, so the server gets
+            // at most one stream window ahead of the caller.
+            if responseHead < responses.count {
+                withheldBytes += bytes.count
+            } else {
+                stream.consumed(bytes.count)
             }
         }
         if endStream {

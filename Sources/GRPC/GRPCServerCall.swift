@@ -219,11 +219,7 @@ final class GRPCServerCall: HTTP2StreamDelegate, @unchecked Sendable {
         releaseWithheldBytes()   // queued requests will not be read; let a still-sending client finish
         if let deadlineTimer { loop.cancelTimer(deadlineTimer) }
         deadlineTimer = nil
-        var trailers = [HTTP2Header("grpc-status", String(status.code.rawValue))]
-        if !status.message.isEmpty {
-            trailers.append(HTTP2Header("grpc-message", GRPCPercentEncoding.encode(status.message)))
-        }
-        for (name, value) in status.trailingMetadata.wireHeaders { trailers.append(HTTP2Header(name, value)) }
+        let trailers = status.wireTrailers.map { HTTP2Header($0.name, $0.value) }
         if responseHeadersSent {
             stream.finish(trailers: trailers, resetAfter: resetAfter)
         } else {

@@ -34,13 +34,16 @@ public final class HTTP2Connection: EventLoopSelectable, EventLoopFlushable {
     public var onClose: ((String) -> Void)?
     /// Client side: called when the peer sent GOAWAY (no new streams may be opened).
     public var onGoAway: ((HTTP2ErrorCode) -> Void)?
-    /// Client side: called when the connection is ready for streams.
+    /// Client side: called once the connection is ready for streams: TCP (and TLS) are
+    /// up and the peer's first SETTINGS frame has arrived, so it speaks HTTP/2 and its
+    /// limits (max concurrent streams, windows) apply to the first request.
     public var onReady: (() -> Void)?
     weak var serverDelegate: (any HTTP2ServerDelegate)?
 
     private enum State: Equatable {
         case connecting      // client TCP connect in progress
         case handshaking     // TLS handshake in progress
+        case awaitingSettings  // client: preface sent, the peer's first SETTINGS not yet received
         case open
         case draining        // GOAWAY sent or received; finishing streams
         case closed
@@ -60,7 +63,11 @@ public final class HTTP2Connection: EventLoopSelectable, EventLoopFlushable {
     private var keepaliveTimer: EventLoop.TimerID?
     private var pingOutstanding = false
     private var shutdownTimer: EventLoop.TimerID?
+    private var connectTimer: EventLoop.TimerID?
     private var closeReason: String?
+    /// Client: the first bytes received before the peer's SETTINGS, to say what it speaks
+    /// instead when it never sends them (an HTTP/1.1 server answers the preface with a 400).
+    private var bytesBeforeSettings: [UInt8] = []
 
     /// Number of streams currently open.
     public var openStreamCount: Int { streams.count }
@@ -75,7 +82,8 @@ public final class HTTP2Connection: EventLoopSelectable, EventLoopFlushable {
         self.tls = tls
         self.peerAddress = peer
         self.configuration = configuration
-        self.state = connecting ? .connecting : (tls == nil ? .open : .handshaking)
+        self.state = .connecting
+        if !connecting { state = tls == nil ? transportEstablishedState : .handshaking }
         try makeSession()
     }
 
@@ -88,8 +96,29 @@ public final class HTTP2Connection: EventLoopSelectable, EventLoopFlushable {
     func start() throws(SystemError) {
         loop.preconditionInEventLoop()
         registration = try loop.register(fd, handler: self, write: state == .connecting || state == .handshaking)
-        if state == .open { becameOpen() }
+        if state == .open || state == .awaitingSettings { transportEstablished() }
         scheduleKeepalive()
+    }
+
+    /// Client: closes the connection unless it is ready within `timeout` (TCP connect, TLS
+    /// handshake and the peer's first SETTINGS together). Loop thread only.
+    func startConnectTimer(_ timeout: Duration) {
+        guard state != .open, state != .closed else { return }
+        connectTimer = loop.schedule(after: timeout) { [weak self] in
+            self?.connectTimer = nil
+            self?.connectTimedOut(after: timeout)
+        }
+    }
+
+    private func connectTimedOut(after timeout: Duration) {
+        let unfinished: String
+        switch state {
+        case .connecting: unfinished = "TCP connect not complete"
+        case .handshaking: unfinished = "TLS handshake not complete"
+        case .awaitingSettings: unfinished = "no HTTP/2 SETTINGS from the peer"
+        case .open, .draining, .closed: return
+        }
+        terminate("\(unfinished) within \(timeout)")
     }
 
     // MARK: nghttp2 session setup
@@ -150,7 +179,7 @@ public final class HTTP2Connection: EventLoopSelectable, EventLoopFlushable {
         switch state {
         case .connecting: return
         case .handshaking: continueHandshake()
-        case .open, .draining: readAvailable()
+        case .awaitingSettings, .open, .draining: readAvailable()
         case .closed: return
         }
     }
@@ -159,7 +188,7 @@ public final class HTTP2Connection: EventLoopSelectable, EventLoopFlushable {
         switch state {
         case .connecting: finishConnect()
         case .handshaking: continueHandshake()
-        case .open, .draining:
+        case .awaitingSettings, .open, .draining:
             if tlsReadWantsWrite {
                 tlsReadWantsWrite = false
                 readAvailable()
@@ -172,8 +201,8 @@ public final class HTTP2Connection: EventLoopSelectable, EventLoopFlushable {
     public func eventLoopHangup() {
         if state == .connecting { finishConnect(); return }
         // Read what is left (a GOAWAY, a last response) before giving up.
-        if state == .open || state == .draining { readAvailable() }
-        terminate("peer hung up")
+        if state == .awaitingSettings || state == .open || state == .draining { readAvailable() }
+        peerEnded("peer hung up")
     }
 
     private func finishConnect() {
@@ -182,8 +211,13 @@ public final class HTTP2Connection: EventLoopSelectable, EventLoopFlushable {
             terminate("connect failed: \(SystemError("connect", errno: error))")
             return
         }
-        state = tls == nil ? .open : .handshaking
-        if state == .open { becameOpen() } else { continueHandshake() }
+        if tls == nil {
+            state = transportEstablishedState
+            transportEstablished()
+        } else {
+            state = .handshaking
+            continueHandshake()
+        }
     }
 
     private func continueHandshake() {
@@ -192,8 +226,8 @@ public final class HTTP2Connection: EventLoopSelectable, EventLoopFlushable {
             switch try tls.handshake() {
             case .done:
                 peerIdentity = tls.peerIdentity
-                state = .open
-                becameOpen()
+                state = transportEstablishedState
+                transportEstablished()
             case .wantRead: updateInterest(write: false)
             case .wantWrite: updateInterest(write: true)
             }
@@ -202,10 +236,42 @@ public final class HTTP2Connection: EventLoopSelectable, EventLoopFlushable {
         }
     }
 
-    private func becameOpen() {
+    /// Once TCP (and TLS) are up: a server serves at once; a client has sent its preface
+    /// and waits for the peer's SETTINGS, which prove the peer speaks HTTP/2.
+    private var transportEstablishedState: State { role == .client ? .awaitingSettings : .open }
+
+    private func transportEstablished() {
         updateInterest(write: false)
         loop.scheduleFlush(self)
+        if state == .open { becameReady() }
+    }
+
+    /// Transition awaitingSettings -> open, on the peer's first SETTINGS frame.
+    private func peerSettingsArrived() {
+        guard state == .awaitingSettings else { return }
+        state = .open
+    }
+
+    /// Announces an open connection; called outside nghttp2's callbacks, since `onReady`
+    /// opens streams.
+    private func becameReady() {
+        if let connectTimer { loop.cancelTimer(connectTimer) }
+        connectTimer = nil
+        bytesBeforeSettings = []
         onReady?()
+    }
+
+    /// The peer closed or broke the connection; before its SETTINGS, says that too.
+    private func peerEnded(_ what: String) {
+        terminate(state == .awaitingSettings ? beforeSettings(what) : what)
+    }
+
+    /// Why a client connection ended (`what`) before the peer's first SETTINGS.
+    private func beforeSettings(_ what: String) -> String {
+        let text = bytesBeforeSettings.prefix { $0 >= 0x20 && $0 < 0x7f }
+        // A SETTINGS frame starts with binary length bytes; readable text is another protocol.
+        guard text.count >= 4 else { return "\(what) before sending HTTP/2 SETTINGS" }
+        return "peer does not speak HTTP/2: it answered \"\(String(decoding: text, as: UTF8.self))\" instead of SETTINGS"
     }
 
     private func readAvailable() {
@@ -220,22 +286,26 @@ public final class HTTP2Connection: EventLoopSelectable, EventLoopFlushable {
                         tlsReadWantsWrite = true
                         updateInterest(write: true)
                         return finishRead()
-                    case .closed: return terminate("peer closed the connection")
+                    case .closed: return peerEnded("peer closed the connection")
                     }
                 } catch {
                     return terminate("TLS read failed: \(error)")
                 }
             } else {
                 let rc = Glibc.read(fd, loop.readBuffer.baseAddress, loop.readBuffer.count)
-                if rc == 0 { return terminate("peer closed the connection") }
+                if rc == 0 { return peerEnded("peer closed the connection") }
                 if rc < 0 {
                     if errno == EINTR { continue }
                     if errno == EAGAIN || errno == EWOULDBLOCK { return finishRead() }
-                    return terminate("read failed: \(SystemError("read", errno: errno))")
+                    return peerEnded("read failed: \(SystemError("read", errno: errno))")
                 }
                 n = rc
             }
             lastReceive = MonotonicClock.nanoseconds()
+            let awaitingSettings = state == .awaitingSettings
+            if awaitingSettings && bytesBeforeSettings.count < 64 {
+                bytesBeforeSettings += UnsafeRawBufferPointer(rebasing: loop.readBuffer[0..<min(n, 64)])
+            }
             let consumed = nghttp2_session_mem_recv(session, loop.readBuffer.baseAddress!.assumingMemoryBound(to: UInt8.self), n)
             if consumed < 0 {
                 // Errors nghttp2 handles itself (bad frames, rapid reset, ...) come back as
@@ -249,6 +319,7 @@ public final class HTTP2Connection: EventLoopSelectable, EventLoopFlushable {
                 eventLoopFlush()
                 return terminate("protocol error: \(reason)")
             }
+            if awaitingSettings && state == .open { becameReady() }
         }
         finishRead()
     }
@@ -269,7 +340,7 @@ public final class HTTP2Connection: EventLoopSelectable, EventLoopFlushable {
     // MARK: Writing
 
     public func eventLoopFlush() {
-        guard state == .open || state == .draining else { return }
+        guard state == .awaitingSettings || state == .open || state == .draining else { return }
         guard writePending() else { return }
         let scratch = loop.writeBuffer
         var used = 0
@@ -365,7 +436,9 @@ public final class HTTP2Connection: EventLoopSelectable, EventLoopFlushable {
         readPaused = backlog > configuration.maxPendingOutputBytes
         updateInterest(write: backlog > 0 || tlsReadWantsWrite)
         if backlog == 0, nghttp2_session_want_read(session) == 0, nghttp2_session_want_write(session) == 0 {
-            terminate(closeReason ?? "session finished")
+            // Before the peer's SETTINGS, nghttp2 ends the session when the peer sent anything else.
+            let reason = closeReason ?? "session finished"
+            terminate(state == .awaitingSettings ? beforeSettings(reason) : reason)
         } else if state == .draining, streams.isEmpty, backlog == 0, role == .server {
             terminate(closeReason ?? "graceful shutdown complete")
         }
@@ -437,7 +510,7 @@ public final class HTTP2Connection: EventLoopSelectable, EventLoopFlushable {
     /// Graceful: sends GOAWAY (no new streams), lets open streams finish within
     /// `gracefulShutdownTimeout`, then closes. Loop thread only.
     public func shutdown(reason: String = "shutting down") {
-        guard state == .open || state == .handshaking || state == .connecting else { return }
+        guard state == .open || state == .awaitingSettings || state == .handshaking || state == .connecting else { return }
         if state != .open { return terminate(reason) }
         state = .draining
         closeReason = reason
@@ -457,6 +530,8 @@ public final class HTTP2Connection: EventLoopSelectable, EventLoopFlushable {
         registration = nil
         if let keepaliveTimer { loop.cancelTimer(keepaliveTimer) }
         if let shutdownTimer { loop.cancelTimer(shutdownTimer) }
+        if let connectTimer { loop.cancelTimer(connectTimer) }
+        connectTimer = nil
         tls?.shutdown()
         Glibc.close(fd)
         fd = -1
@@ -484,15 +559,27 @@ public final class HTTP2Connection: EventLoopSelectable, EventLoopFlushable {
             return terminate("keepalive timeout: no PING ack within \(configuration.keepaliveTimeout)")
         }
         let idle = MonotonicClock.nanoseconds() - lastReceive
-        if idle >= interval.nanoseconds, state == .open || state == .draining {
+        guard idle >= interval.nanoseconds else {
+            keepaliveTimer = loop.schedule(after: .nanoseconds(interval.nanoseconds - idle)) { [weak self] in
+                self?.keepaliveTick()
+            }
+            return
+        }
+        switch state {
+        case .open, .draining:
             pingOutstanding = true
             nghttp2_submit_ping(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), nil)
             loop.scheduleFlush(self)
             keepaliveTimer = loop.schedule(after: configuration.keepaliveTimeout) { [weak self] in self?.keepaliveTick() }
-        } else {
-            keepaliveTimer = loop.schedule(after: .nanoseconds(max(interval.nanoseconds - idle, 1_000_000))) { [weak self] in
-                self?.keepaliveTick()
-            }
+        case .handshaking where role == .server:
+            // No HTTP/2 yet, so no PING: a client that stalls its TLS handshake would
+            // otherwise hold the connection for good.
+            terminate("TLS handshake not complete within \(interval)")
+        case .connecting, .handshaking, .awaitingSettings:
+            // A client's connect timer covers these.
+            keepaliveTimer = loop.schedule(after: interval) { [weak self] in self?.keepaliveTick() }
+        case .closed:
+            return
         }
     }
 
@@ -542,6 +629,8 @@ public final class HTTP2Connection: EventLoopSelectable, EventLoopFlushable {
             if endStream, let stream = streams[hd.stream_id] {
                 stream.delegate?.streamReceivedData(stream, UnsafeRawBufferPointer(start: nil, count: 0), endStream: true)
             }
+        case Int32(NGHTTP2_SETTINGS.rawValue):
+            if hd.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) == 0 { peerSettingsArrived() }
         case Int32(NGHTTP2_PING.rawValue):
             if hd.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) != 0 { pingOutstanding = false }
         case Int32(NGHTTP2_GOAWAY.rawValue):
@@ -672,9 +761,12 @@ private func readStreamData(_ session: OpaquePointer?, _ streamID: Int32, _ buff
 extension HTTP2Connection {
     /// Client: starts a connection to `address` (TLS if `tls` is set) on `loop`.
     /// Loop thread only. Set `onReady` / `onClose` before returning to the loop:
-    /// `onReady` fires once TCP (and TLS) are up, `onClose` if it fails or ends.
+    /// `onReady` fires once TCP (and TLS) are up and the peer's first SETTINGS frame has
+    /// arrived; `onClose` if it fails or ends, with why: a peer that closes first or
+    /// answers in another protocol, or nothing of the three within `connectTimeout`.
     public static func connect(to address: SocketAddress, tls: TLSContext?, loop: EventLoop,
-                               configuration: HTTP2Configuration = HTTP2Configuration()) throws -> HTTP2Connection {
+                               configuration: HTTP2Configuration = HTTP2Configuration(),
+                               connectTimeout: Duration = .seconds(20)) throws -> HTTP2Connection {
         loop.preconditionInEventLoop()
         let fd = try Socket.startConnect(to: address)
         let session: TLSSession?
@@ -687,6 +779,7 @@ extension HTTP2Connection {
         let connection = try HTTP2Connection(loop: loop, fd: fd, role: .client, connecting: true, tls: session,
                                              peer: address, configuration: configuration)
         try connection.start()
+        connection.startConnectTimer(connectTimeout)
         return connection
     }
 }

@@ -127,13 +127,4 @@ import TetherTestSupport
         let running = server.process.isRunning
         return Outcome(script: result, serverWasRunning: running, serverExitStatus: server.stop())
     }
-
-    /// Runs blocking work (child processes and the waits for them, up to ~10 s an attack)
-    /// on a thread of its own rather than on one of the few cooperative-pool threads that
-    /// every other suite's async tests need.
-    private static func onThreadOfItsOwn<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            Thread { continuation.resume(with: Result { try body() }) }.start()
-        }
-    }
 }

@@ -15,24 +15,34 @@ import TetherWire
     static let service = "/tether.testing.v1.EchoService/"
 
     @Test func ourClientWorksAgainstGrpcioOverH2C() async throws {
-        let server = try ChildProcess(Repository.python, [Self.script], readyPrefix: "listening on")
+        let server = try await Self.startServer([])
         let client = try GRPCClient(configuration: .init(target: try SocketAddress(parsing: server.listeningAddress), tls: nil))
         try await exerciseEveryCallShape(client)
         await client.close()
-        #expect(server.stop() == 0, "\(server.recentOutput)")
+        try await Self.expectCleanStop(server)
     }
 
     @Test func ourClientWorksAgainstGrpcioOverTLS() async throws {
-        let certs = try TestCertificates.make()
-        let server = try ChildProcess(Repository.python, [Self.script, "--tls-cert", certs.serverCert, "--tls-key", certs.serverKey],
-                                      readyPrefix: "listening on")
+        let certs = try await onThreadOfItsOwn { try TestCertificates.make() }
+        let server = try await Self.startServer(["--tls-cert", certs.serverCert, "--tls-key", certs.serverKey])
         var configuration = GRPCClient.Configuration(target: try SocketAddress(parsing: server.listeningAddress),
                                                      tls: try TLSContext(.client(caFile: certs.caCert, serverName: "localhost")))
         configuration.authority = "localhost"
         let client = try GRPCClient(configuration: configuration)
         try await exerciseEveryCallShape(client)
         await client.close()
-        #expect(server.stop() == 0, "\(server.recentOutput)")
+        try await Self.expectCleanStop(server)
+    }
+
+    /// Starts the grpcio server; the wait for its ready line runs off the cooperative pool.
+    private static func startServer(_ arguments: [String]) async throws -> ChildProcess {
+        try await onThreadOfItsOwn { try ChildProcess(Repository.python, [script] + arguments, readyPrefix: "listening on") }
+    }
+
+    /// Stops the server (SIGTERM, waiting off the cooperative pool); it must exit 0.
+    private static func expectCleanStop(_ server: ChildProcess) async throws {
+        let status = try await onThreadOfItsOwn { server.stop() }
+        #expect(status == 0, "\(server.recentOutput)")
     }
 
     private func exerciseEveryCallShape(_ client: GRPCClient) async throws {

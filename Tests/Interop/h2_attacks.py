@@ -968,6 +968,9 @@ def main():
 
     target = Target(args)
     signal.signal(signal.SIGALRM, on_alarm)
+    # Started from a test's helper thread, we inherit its blocked signal mask: without
+    # this the alarm above never fires.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGALRM})
     passed = failed = 0
     for name, fn in chosen:
         start = time.monotonic()
