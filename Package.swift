@@ -71,10 +71,10 @@ let package = Package(
             dependencies: ["GRPC", "H2", "TetherEcho", "TetherWire", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swiftSettings
         ),
-        // kill -9 torture and group-commit benchmark for TetherStore.
+        // kill -9 torture tests and benchmarks for the store and the scheduler.
         .executableTarget(
             name: "tether-torture",
-            dependencies: ["TetherStore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["TetherStore", "TetherScheduler", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swiftSettings
         ),
         // Writes the git commit into the executable at build time.

@@ -127,7 +127,6 @@ extension Scheduler {
             }
             endAttempt(report.leaseID, outcome, usage, message: message, now: now)
         }
-        renewLeases(of: agentID, now: now)
         dispatch()
         return .applied
     }
@@ -215,10 +214,15 @@ extension Scheduler {
         settle(run, after: [live.key.taskID], now: now)
     }
 
+    /// Extends the agent's leases to now + TTL. A lease is renewed (and the renewal
+    /// stored) only once it has aged by a quarter of the TTL, so heartbeats cost a write
+    /// per lease at most four times per TTL; a lease thus lives between 3/4 of the TTL
+    /// and the full TTL after its agent's last heartbeat.
     func renewLeases(of agentID: String, now: Instant) {
         let expiresAt = now.adding(milliseconds: configuration.leaseTTLMilliseconds)
+        let stale = expiresAt.adding(milliseconds: -configuration.leaseTTLMilliseconds / 4)
         for leaseID in (leasesByAgent[agentID] ?? []).sorted() {
-            guard var live = leases[leaseID], live.record.expiresAt < expiresAt else { continue }
+            guard var live = leases[leaseID], live.record.expiresAt <= stale else { continue }
             live.record.expiresAt = expiresAt
             leases[leaseID] = live
             if let run = runs[live.key.runID], run.tasks[live.key.taskID]?.lease?.leaseID == leaseID {

@@ -120,6 +120,9 @@ public final class Scheduler {
         return run
     }
 
+    /// Runs in queued or running state.
+    public var activeRunCount: Int { runs.count }
+
     /// The run's record, if it is still active.
     public func activeRun(_ runID: String) -> RunRecord? { runs[runID]?.record }
 

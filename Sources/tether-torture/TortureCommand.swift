@@ -8,8 +8,8 @@ public import TetherStore
 struct TortureCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tether-torture",
-        abstract: "Crash tests and benchmarks for Tether's SQLite store.",
-        subcommands: [StoreTorture.self, StoreBench.self]
+        abstract: "Crash tests and benchmarks for Tether's store and scheduler.",
+        subcommands: [StoreTorture.self, StoreBench.self, SchedulerTorture.self, SchedulerBench.self]
     )
 }
 

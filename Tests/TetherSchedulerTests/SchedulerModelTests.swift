@@ -161,8 +161,13 @@ import TetherTestSupport
                 let candidates = agents.indices.filter { agents[$0].connected && !agents[$0].formerly.isEmpty }
                 guard let i = candidates.randomElement(using: &rng) else { return }
                 let old = agents[i].formerly[int(0..<agents[i].formerly.count)]
+                // Settle first: delivering revokes makes agents report.
+                while true {
+                    let pending = h.scheduler.takeOutput()
+                    if pending.changes.isEmpty && pending.effects.isEmpty { break }
+                    deliver(h.commit(pending))
+                }
                 let before = h.store.task(old.key)
-                deliver(h.commit(h.scheduler.takeOutput()))
                 send(i, TaskReport(leaseID: old.leaseID, epoch: old.epoch, kind: .finished(.succeeded, AttemptUsage(), message: "")))
                 let after = h.scheduler.takeOutput()
                 #expect(after.changes.allSatisfy { if case .agentSequence = $0 { true } else { false } } || before?.lease?.leaseID == old.leaseID,

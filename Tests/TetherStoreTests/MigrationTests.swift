@@ -1,5 +1,6 @@
 import Testing
 import TetherStore
+import TetherTestSupport
 
 @Suite struct MigrationTests {
     static let migrations = [

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TetherStore
+import TetherTestSupport
 
 @Suite struct SQLiteDatabaseTests {
     @Test func badStatementThrowsErrorCarryingTheSQLAndCode() throws {

@@ -18,7 +18,7 @@ import TetherTestSupport
     @Test func everyAckedInsertSurvivesSIGKILLAtRandomInstants() async throws {
         let seed = ProcessInfo.processInfo.environment["TETHER_TORTURE_SEED"].flatMap { UInt64($0) }
             ?? UInt64.random(in: 0...UInt64.max)
-        let report = try await Self.onThreadOfItsOwn { try Self.torture(rounds: 20, seed: seed, budget: .seconds(120)) }
+        let report = try await onThreadOfItsOwn { try Self.torture(rounds: 20, seed: seed, budget: .seconds(120)) }
         let replay = "replay with TETHER_TORTURE_SEED=\(seed)"
         #expect(report.problems.isEmpty, "\(report.problems.joined(separator: "\n")); \(replay)" as Comment)
         #expect(report.rounds >= 5, "only \(report.rounds) rounds ran within the time budget; \(replay)")
@@ -69,57 +69,8 @@ import TetherTestSupport
     /// (or after its first ack): the ids it acked, and what went wrong if anything.
     private static func killedRun(path: String, synchronous: String, delay: Duration, afterFirstAck: Bool,
                                   stderr stderrPath: String) throws -> (acked: [Int64], problem: String?) {
-        _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
-        let stderr = try FileHandle(forWritingTo: URL(fileURLWithPath: stderrPath))
-        defer { try? stderr.close() }
-        let process = Process()
-        process.executableURL = Repository.binary("tether-torture")
-        process.arguments = ["store", "--db", path, "--synchronous", synchronous]
-        let stdout = Pipe()
-        process.standardOutput = stdout
-        process.standardError = stderr
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let pid = process.processIdentifier
-        // A watchdog, so a child that never acks cannot hang the test: killing it ends
-        // the read below with EOF.
-        let watchdog = DispatchWorkItem { kill(pid, SIGKILL) }
-        DispatchQueue.global().asyncAfter(deadline: .now() + 60, execute: watchdog)
-        defer { watchdog.cancel() }
-
-        var output = Data()
-        if afterFirstAck {
-            let reader = stdout.fileHandleForReading
-            while !output.contains(Data("\nack ".utf8)) {
-                let chunk = reader.availableData   // blocks until output or EOF
-                if chunk.isEmpty { break }
-                output.append(chunk)
-            }
-        }
-        usleep(UInt32(delay.components.seconds * 1_000_000 + delay.components.attoseconds / 1_000_000_000_000))
-        kill(pid, SIGKILL)
-        output.append(stdout.fileHandleForReading.readDataToEndOfFile())
-        process.waitUntilExit()
-
-        // Only complete lines count: the child may die in the middle of writing one.
-        let text = String(decoding: output, as: UTF8.self)
-        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).dropLast()
-        let acked = lines.compactMap { $0.hasPrefix("ack ") ? Int64($0.dropFirst(4)) : nil }
-        var problem: String?
-        if process.terminationReason != .uncaughtSignal || process.terminationStatus != SIGKILL {
-            let errors = (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? ""
-            problem = "tether-torture exited on its own (status \(process.terminationStatus)): \(errors)"
-        } else if afterFirstAck && acked.isEmpty {
-            problem = "no ack before the kill"
-        }
-        return (acked, problem)
-    }
-
-    /// Runs blocking work (child processes and waits for them) on a thread of its own
-    /// rather than on one of the few cooperative-pool threads other suites need.
-    private static func onThreadOfItsOwn<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            Thread { continuation.resume(with: Result { try body() }) }.start()
-        }
+        let run = try KilledChild.run(Repository.binary("tether-torture"), ["store", "--db", path, "--synchronous", synchronous],
+                                      afterLinePrefix: afterFirstAck ? "ack " : nil, delay: delay, stderrPath: stderrPath)
+        return (run.lines.compactMap { $0.hasPrefix("ack ") ? Int64($0.dropFirst(4)) : nil }, run.problem)
     }
 }
