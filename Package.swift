@@ -42,7 +42,17 @@ let package = Package(
         // gRPC over HTTP/2: status, metadata, deadlines, 5-byte framing, server and client calls.
         .target(name: "GRPC", dependencies: ["H2", "TetherWire"], swiftSettings: swiftSettings),
         // The orchestration plane: RPC handlers, auth, dashboard, metrics, health.
-        .target(name: "TetherServer", dependencies: ["GRPC", "H2", "TetherWire", "TetherStore"], swiftSettings: swiftSettings),
+        .target(
+            name: "TetherServer",
+            dependencies: ["GRPC", "H2", "TetherWire", "TetherStore", "TetherScheduler", "TetherDAGFile"],
+            swiftSettings: swiftSettings
+        ),
+        // The execution plane: connection loop, task runner, local logs, durable event outbox.
+        .target(
+            name: "TetherAgent",
+            dependencies: ["GRPC", "H2", "TetherWire", "TetherStore", .product(name: "Yams", package: "Yams")],
+            swiftSettings: swiftSettings
+        ),
         // SQLite: connection, statements, transactions, migrations, group commit.
         .target(name: "TetherStore", dependencies: ["CSQLite"], swiftSettings: swiftSettings),
         // Domain core: DAG specs and versions, runs, task state, cron, retries, lease dispatcher.
@@ -58,7 +68,7 @@ let package = Package(
         .executableTarget(
             name: "tether",
             dependencies: [
-                "TetherWire", "H2", "GRPC", "TetherStore", "TetherServer",
+                "TetherWire", "H2", "GRPC", "TetherStore", "TetherServer", "TetherAgent", "TetherScheduler", "TetherDAGFile",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings,
@@ -89,6 +99,7 @@ let package = Package(
         ),
         .testTarget(name: "H2Tests", dependencies: ["H2", "TetherTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "GRPCTests", dependencies: ["GRPC", "H2", "TetherEcho", "TetherWire", "TetherTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "TetherAgentTests", dependencies: ["TetherAgent", "TetherStore", "TetherWire", "TetherTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "TetherStoreTests", dependencies: ["TetherStore", "TetherTestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "TetherSchedulerTests",
