@@ -100,6 +100,11 @@ let package = Package(
         .testTarget(name: "H2Tests", dependencies: ["H2", "TetherTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "GRPCTests", dependencies: ["GRPC", "H2", "TetherEcho", "TetherWire", "TetherTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "TetherAgentTests", dependencies: ["TetherAgent", "TetherStore", "TetherWire", "TetherTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "TetherServerTests",
+            dependencies: ["TetherServer", "GRPC", "H2", "TetherWire", "TetherScheduler", "TetherTestSupport"],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "TetherStoreTests", dependencies: ["TetherStore", "TetherTestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "TetherSchedulerTests",

@@ -43,10 +43,10 @@ public final class SQLiteSchedulerStore: SchedulerStore {
                     createdAt: Instant(row[3]), updatedAt: Instant(row[4]), lastScheduledAt: Instant(optional: row[5]),
                     runCount: Int(row[6].int64!)))
             }
-            try db.query("SELECT dag_id, version, content_hash, spec_json, applied_at_ms FROM dag_versions") { row in
+            try db.query("SELECT dag_id, version, content_hash, spec_json, spec_yaml, applied_at_ms FROM dag_versions") { row in
                 snapshot.versions.append(DAGVersionRecord(
                     dagID: row[0].text!, version: Int(row[1].int64!), contentHash: row[2].text!,
-                    spec: try Self.decode(DAGSpec.self, row[3]), appliedAt: Instant(row[4])))
+                    spec: try Self.decode(DAGSpec.self, row[3]), specYAML: row[4].text ?? "", appliedAt: Instant(row[5])))
             }
             try db.query("\(Self.runColumns) WHERE state IN ('queued', 'running')") { row in
                 snapshot.activeRuns.append(try Self.runRecord(row))
@@ -92,6 +92,41 @@ public final class SQLiteSchedulerStore: SchedulerStore {
         }
     }
 
+    /// Runs newest first, optionally of one DAG and in some states; `after` is the
+    /// cursor from a previous page. Returns the runs and the next page's cursor.
+    public func runs(dagID: String?, states: [RunState], limit: Int, after cursor: Int64?) throws -> (runs: [RunRecord], next: Int64?) {
+        var conditions: [String] = []
+        var arguments: [SQLiteValue] = []
+        if let dagID { conditions.append("dag_id = ?"); arguments.append(.text(dagID)) }
+        if !states.isEmpty {
+            conditions.append("state IN (\(states.map { _ in "?" }.joined(separator: ", ")))")
+            arguments += states.map { .text($0.rawValue) }
+        }
+        if let cursor { conditions.append("rowid < ?"); arguments.append(.integer(cursor)) }
+        let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+        return try read { db in
+            var runs: [RunRecord] = [], last: Int64?
+            let sql = "SELECT rowid, run_id, dag_id, version, number, state, trigger, logical_date_ms, params_json, created_at_ms, "
+                + "started_at_ms, finished_at_ms FROM runs \(filter) ORDER BY rowid DESC LIMIT ?"
+            try db.query(sql, arguments + [.integer(Int64(limit))]) { row in
+                last = row[0].int64
+                runs.append(try Self.runRecord(row, offset: 1))
+            }
+            return (runs, runs.count == limit ? last : nil)
+        }
+    }
+
+    /// How many of the run's task instances are in each state.
+    public func taskStateCounts(ofRun runID: String) throws -> [TaskState: Int] {
+        try read { db in
+            var counts: [TaskState: Int] = [:]
+            try db.query("SELECT state, count(*) FROM task_instances WHERE run_id = ? GROUP BY state", [.text(runID)]) { row in
+                counts[try Self.enumValue(TaskState.self, row[0])] = Int(row[1].int64 ?? 0)
+            }
+            return counts
+        }
+    }
+
     // MARK: Schema
 
     static let migrations = [
@@ -102,7 +137,7 @@ public final class SQLiteSchedulerStore: SchedulerStore {
                 run_count INTEGER NOT NULL);
             CREATE TABLE dag_versions (
                 dag_id TEXT NOT NULL, version INTEGER NOT NULL, content_hash TEXT NOT NULL, spec_json TEXT NOT NULL,
-                applied_at_ms INTEGER NOT NULL, PRIMARY KEY (dag_id, version)) WITHOUT ROWID;
+                spec_yaml TEXT NOT NULL, applied_at_ms INTEGER NOT NULL, PRIMARY KEY (dag_id, version)) WITHOUT ROWID;
             CREATE TABLE runs (
                 run_id TEXT PRIMARY KEY, dag_id TEXT NOT NULL, version INTEGER NOT NULL, number INTEGER NOT NULL,
                 state TEXT NOT NULL, trigger TEXT NOT NULL, logical_date_ms INTEGER NOT NULL, params_json TEXT NOT NULL,
@@ -170,8 +205,9 @@ public final class SQLiteSchedulerStore: SchedulerStore {
     private static func write(_ change: SchedulerChange, to db: SQLiteDatabase) throws {
         switch change {
         case .dagVersion(let v):
-            try db.run("INSERT OR REPLACE INTO dag_versions VALUES (?, ?, ?, ?, ?)",
-                       [.text(v.dagID), .integer(Int64(v.version)), .text(v.contentHash), try encode(v.spec), v.appliedAt.value])
+            try db.run("INSERT OR REPLACE INTO dag_versions VALUES (?, ?, ?, ?, ?, ?)",
+                       [.text(v.dagID), .integer(Int64(v.version)), .text(v.contentHash), try encode(v.spec), .text(v.specYAML),
+                        v.appliedAt.value])
         case .dag(let d):
             try db.run("INSERT OR REPLACE INTO dags VALUES (?, ?, ?, ?, ?, ?, ?)",
                        [.text(d.dagID), .integer(Int64(d.latestVersion)), .integer(d.paused ? 1 : 0), d.createdAt.value,
@@ -205,11 +241,13 @@ public final class SQLiteSchedulerStore: SchedulerStore {
 
     // MARK: Reading rows
 
-    private static func runRecord(_ row: SQLiteRow) throws -> RunRecord {
-        RunRecord(runID: row[0].text!, dagID: row[1].text!, version: Int(row[2].int64!), number: Int(row[3].int64!),
-                  state: try enumValue(RunState.self, row[4]), trigger: try enumValue(RunTrigger.self, row[5]),
-                  logicalDate: Instant(row[6]), params: try decode([String: String].self, row[7]), createdAt: Instant(row[8]),
-                  startedAt: Instant(optional: row[9]), finishedAt: Instant(optional: row[10]))
+    private static func runRecord(_ row: SQLiteRow) throws -> RunRecord { try runRecord(row, offset: 0) }
+
+    private static func runRecord(_ row: SQLiteRow, offset o: Int) throws -> RunRecord {
+        RunRecord(runID: row[o].text!, dagID: row[o + 1].text!, version: Int(row[o + 2].int64!), number: Int(row[o + 3].int64!),
+                  state: try enumValue(RunState.self, row[o + 4]), trigger: try enumValue(RunTrigger.self, row[o + 5]),
+                  logicalDate: Instant(row[o + 6]), params: try decode([String: String].self, row[o + 7]),
+                  createdAt: Instant(row[o + 8]), startedAt: Instant(optional: row[o + 9]), finishedAt: Instant(optional: row[o + 10]))
     }
 
     private static func taskRecord(_ row: SQLiteRow) throws -> TaskInstanceRecord {

@@ -167,7 +167,7 @@ extension Scheduler {
         var params = run.dagSpec.params.merging(spec.params) { $1 }
         for (name, value) in run.record.params where params[name] != nil { params[name] = value }
         output.effects.append(.grant(LeaseGrant(
-            agentID: agentID, leaseID: leaseID, epoch: task.epoch, key: task.key, dagID: run.record.dagID,
+            agentID: agentID, leaseID: leaseID, epoch: task.epoch, key: task.key, dagID: run.record.dagID, dagVersion: run.record.version,
             entrypoint: spec.entrypoint, params: params, timeoutMilliseconds: spec.executionTimeoutMilliseconds,
             attempt: task.tries, grantedAt: now, readyAt: ready.readyAt)))
     }

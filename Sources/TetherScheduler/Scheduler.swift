@@ -50,7 +50,7 @@ public final class Scheduler {
     /// A DAG's first version creates it, paused if the spec says so.
     /// - Throws: `SchedulerError.invalidSpec` listing every problem.
     @discardableResult
-    public func apply(_ spec: DAGSpec) throws(SchedulerError) -> (version: DAGVersionRecord, created: Bool) {
+    public func apply(_ spec: DAGSpec, specYAML: String = "") throws(SchedulerError) -> (version: DAGVersionRecord, created: Bool) {
         do {
             try spec.validate()
         } catch {
@@ -60,7 +60,8 @@ public final class Scheduler {
         let hash = spec.contentHash
         if let entry = dags[spec.dagID], let latest = entry.versions[entry.record.latestVersion] {
             if latest.contentHash == hash { return (latest, false) }
-            let version = DAGVersionRecord(dagID: spec.dagID, version: latest.version + 1, contentHash: hash, spec: spec, appliedAt: now)
+            let version = DAGVersionRecord(dagID: spec.dagID, version: latest.version + 1, contentHash: hash, spec: spec,
+                                           specYAML: specYAML, appliedAt: now)
             entry.versions[version.version] = version
             entry.record.latestVersion = version.version
             entry.record.updatedAt = now
@@ -72,7 +73,7 @@ public final class Scheduler {
             startQueuedRuns(entry)
             return (version, true)
         }
-        let version = DAGVersionRecord(dagID: spec.dagID, version: 1, contentHash: hash, spec: spec, appliedAt: now)
+        let version = DAGVersionRecord(dagID: spec.dagID, version: 1, contentHash: hash, spec: spec, specYAML: specYAML, appliedAt: now)
         let entry = DAGEntry(record: DAGRecord(dagID: spec.dagID, latestVersion: 1, paused: spec.paused, createdAt: now, updatedAt: now))
         entry.versions[1] = version
         entry.setLatest(version)
@@ -100,7 +101,27 @@ public final class Scheduler {
 
     public func dag(_ dagID: String) -> DAGRecord? { dags[dagID]?.record }
 
+    /// Every DAG, by id.
+    public var allDAGs: [DAGRecord] { dags.values.map(\.record).sorted { $0.dagID < $1.dagID } }
+
     public func version(_ dagID: String, _ version: Int) -> DAGVersionRecord? { dags[dagID]?.versions[version] }
+
+    /// Every version of a DAG, oldest first.
+    public func versions(of dagID: String) -> [DAGVersionRecord] {
+        (dags[dagID]?.versions.values).map { $0.sorted { $0.version < $1.version } } ?? []
+    }
+
+    /// Runs of the DAG in queued or running state.
+    public func activeRunCount(ofDAG dagID: String) -> Int {
+        guard let entry = dags[dagID] else { return 0 }
+        return entry.runningCount + entry.waitingRuns.count
+    }
+
+    /// The live leases an agent holds, by id.
+    public func leaseIDs(ofAgent agentID: String) -> [String] { (leasesByAgent[agentID] ?? []).sorted() }
+
+    /// The live lease's task, if the lease is live.
+    public func leaseTask(_ leaseID: String) -> TaskKey? { leases[leaseID]?.key }
 
     // MARK: Runs
 
@@ -215,6 +236,8 @@ public struct LeaseGrant: Hashable, Sendable {
     public var epoch: UInt64
     public var key: TaskKey
     public var dagID: String
+    /// The DAG version the run is pinned to.
+    public var dagVersion: Int
     public var entrypoint: String
     /// DAG defaults, then task params, then the run's overrides.
     public var params: [String: String]

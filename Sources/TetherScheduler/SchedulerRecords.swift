@@ -23,13 +23,16 @@ public struct DAGVersionRecord: Hashable, Sendable {
     /// SHA-256 of the spec's canonical encoding; equal hashes mean an identical spec.
     public var contentHash: String
     public var spec: DAGSpec
+    /// The YAML text the spec was read from, as applied (for operators; never parsed again).
+    public var specYAML: String
     public var appliedAt: Instant
 
-    public init(dagID: String, version: Int, contentHash: String, spec: DAGSpec, appliedAt: Instant) {
+    public init(dagID: String, version: Int, contentHash: String, spec: DAGSpec, specYAML: String = "", appliedAt: Instant) {
         self.dagID = dagID
         self.version = version
         self.contentHash = contentHash
         self.spec = spec
+        self.specYAML = specYAML
         self.appliedAt = appliedAt
     }
 }

@@ -23,6 +23,8 @@ public final class SchedulerService: Sendable {
 
     private let state: Mutex<State>
     private let store: any SchedulerStore
+    /// The clock the scheduler reads.
+    public let clock: any SchedulerClock
     private let deliver: @Sendable ([SchedulerEffect]) -> Void
 
     /// Loads the store's snapshot and resumes from it.
@@ -30,6 +32,7 @@ public final class SchedulerService: Sendable {
     public init(store: any SchedulerStore, clock: any SchedulerClock, configuration: SchedulerConfiguration = SchedulerConfiguration(),
                 deliver: @escaping @Sendable ([SchedulerEffect]) -> Void) throws {
         self.store = store
+        self.clock = clock
         self.deliver = deliver
         let snapshot = try store.loadSnapshot()
         state = Mutex(State(scheduler: Scheduler(clock: clock, configuration: configuration, snapshot: snapshot)))

@@ -1,10 +1,13 @@
 public import Foundation
 import GRPC
+internal import Synchronization
 public import H2
+import TetherScheduler
+public import TetherStore
 
-/// The orchestration plane's process: one gRPC port (TLS or h2c) and a data
-/// directory. Today it serves `grpc.health.v1.Health`; the control and agent
-/// services join it in later steps.
+/// The orchestration plane's process: one gRPC port (TLS or h2c) serving the agent
+/// stream, the operator API and health, over a data directory holding the scheduler's
+/// state (`state.db`) and the tokens (`tokens.db`).
 public final class TetherServer: Sendable {
     public struct Configuration: Sendable {
         /// Where to listen, "HOST:PORT" (port 0 picks one).
@@ -15,6 +18,15 @@ public final class TetherServer: Sendable {
         public var tlsCertificateFile: String?
         public var tlsKeyFile: String?
         public var insecurePlaintext = false
+        /// A file holding an admin token's secret to install; without one, the first
+        /// start creates an admin token and reports it once (`createdAdminSecret`).
+        public var bootstrapTokenFile: String?
+        /// PRAGMA synchronous of the state database: `.full` survives power loss.
+        public var synchronous = SQLiteDatabase.Options.Synchronous.full
+        public var leaseTTLMilliseconds: Int64 = 30_000
+        public var heartbeatIntervalMilliseconds: Int64 = 5_000
+        /// The server's version, told to agents.
+        public var version = "dev"
 
         public init(listen: SocketAddress, dataDirectory: URL) {
             self.listen = listen
@@ -28,7 +40,12 @@ public final class TetherServer: Sendable {
     }
 
     public let configuration: Configuration
+    /// The admin token created on this start because none existed; shown once.
+    public let createdAdminSecret: String?
     private let grpc: GRPCServer
+    private let store: SQLiteSchedulerStore
+    private let scheduler: SchedulerService
+    private let timers = TimerTask()
 
     public init(configuration: Configuration) throws {
         self.configuration = configuration
@@ -43,21 +60,88 @@ public final class TetherServer: Sendable {
         default:
             throw StartError(description: "give both --tls-cert and --tls-key, or --insecure-plaintext for h2c")
         }
+        let directory = configuration.dataDirectory
         do {
-            try FileManager.default.createDirectory(at: configuration.dataDirectory, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         } catch {
-            throw StartError(description: "cannot create data dir \(configuration.dataDirectory.path): \(error.localizedDescription)")
+            throw StartError(description: "cannot create data dir \(directory.path): \(error.localizedDescription)")
         }
-        grpc = try GRPCServer(configuration: .init(address: configuration.listen, tls: tls), router: GRPCRouter())
+        let clock = SystemClock()
+        let tokens = try TokenStore(path: directory.appendingPathComponent("tokens.db").path)
+        let now = clock.now().millisecondsSinceEpoch
+        if let file = configuration.bootstrapTokenFile {
+            let secret: String
+            do {
+                secret = try String(contentsOfFile: file, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+            } catch {
+                throw StartError(description: "cannot read --bootstrap-token-file \(file): \(error.localizedDescription)")
+            }
+            try tokens.installBootstrap(secret: secret, now: now)
+            createdAdminSecret = nil
+        } else if !tokens.hasActiveAdmin(now: now) {
+            createdAdminSecret = try tokens.create(role: .admin, description: "created on first start", now: now).secret
+        } else {
+            createdAdminSecret = nil
+        }
+
+        store = try SQLiteSchedulerStore(path: directory.appendingPathComponent("state.db").path, synchronous: configuration.synchronous)
+        let sessions = AgentSessions()
+        scheduler = try SchedulerService(
+            store: store, clock: clock,
+            configuration: SchedulerConfiguration(leaseTTLMilliseconds: configuration.leaseTTLMilliseconds)
+        ) { effects in sessions.deliver(effects) }
+        let authenticator = Authenticator(tokens: tokens, clock: clock)
+        var router = GRPCRouter()
+        AgentService(scheduler: scheduler, sessions: sessions, authenticator: authenticator,
+                     heartbeatIntervalMilliseconds: UInt64(configuration.heartbeatIntervalMilliseconds),
+                     leaseTTLMilliseconds: UInt64(configuration.leaseTTLMilliseconds),
+                     serverVersion: configuration.version).register(in: &router)
+        ControlService(scheduler: scheduler, store: store, sessions: sessions, tokens: tokens,
+                       authenticator: authenticator).register(in: &router)
+        grpc = try GRPCServer(configuration: .init(address: configuration.listen, tls: tls), router: router)
     }
 
-    /// Starts serving; returns the bound address.
+    /// Starts serving and firing the scheduler's timers; returns the bound address.
     public func start() throws -> SocketAddress {
-        try grpc.start()
+        let address = try grpc.start()
+        timers.start(scheduler)
+        return address
     }
 
-    /// Graceful stop: health goes NOT_SERVING, GOAWAY, in-flight calls finish.
+    /// Graceful stop: health goes NOT_SERVING, GOAWAY, in-flight calls finish, then the
+    /// timers stop and pending commits drain.
     public func shutdown() async {
         await grpc.shutdown(graceful: true)
+        await timers.stop()
+        store.close()
+    }
+}
+
+/// Calls `SchedulerService.tick()` when its next deadline comes. Sleeps at most 100 ms
+/// at a time, so a deadline that moved earlier (a new retry, a shorter lease) is picked
+/// up within that; grants never wait on this, only retries, expiries, timeouts and cron.
+private final class TimerTask: Sendable {
+    private let task = Mutex<Task<Void, Never>?>(nil)
+
+    func start(_ scheduler: SchedulerService) {
+        task.withLock { task in
+            task = Task.detached {
+                while !Task.isCancelled {
+                    let now = scheduler.clock.now().millisecondsSinceEpoch
+                    let due = scheduler.nextDeadline?.millisecondsSinceEpoch ?? .max
+                    if due <= now {
+                        scheduler.tick()
+                    } else {
+                        try? await Task.sleep(for: .milliseconds(min(100, due - now)))
+                    }
+                }
+            }
+        }
+    }
+
+    func stop() async {
+        let running = task.withLock { $0 }
+        running?.cancel()
+        await running?.value
     }
 }

@@ -10,10 +10,19 @@ struct ServerCommand: AsyncParsableCommand {
         commandName: "server",
         abstract: "Run the Tether control server.",
         discussion: """
-            Serves gRPC on one port: TLS (ALPN h2) with --tls-cert and --tls-key, or
-            plaintext h2c with --insecure-plaintext. Prints "listening on ADDRESS" once
-            ready. SIGTERM or SIGINT stops it gracefully: health turns NOT_SERVING,
-            GOAWAY is sent and in-flight calls finish.
+            Serves gRPC on one port: the agent stream (tether.agent.v1.AgentService), the
+            operator API (tether.control.v1.ControlService) and grpc.health.v1.Health;
+            TLS (ALPN h2) with --tls-cert and --tls-key, or plaintext h2c with
+            --insecure-plaintext. State lives in DIR/state.db (SQLite, WAL), tokens in
+            DIR/tokens.db.
+
+            Nothing is open without a token. --bootstrap-token-file installs the secret in
+            FILE as an admin token; without it, the first start creates an admin token and
+            prints it once ("admin token: ..."). Create agent tokens with
+            `tether token create --role agent`.
+
+            Prints "listening on ADDRESS" once ready. SIGTERM or SIGINT stops it
+            gracefully: health turns NOT_SERVING, GOAWAY is sent, in-flight calls finish.
             """
     )
 
@@ -32,6 +41,17 @@ struct ServerCommand: AsyncParsableCommand {
     @Flag(help: "Serve plaintext HTTP/2 (h2c) instead of TLS. Only for local use.")
     var insecurePlaintext = false
 
+    @Option(help: "File holding an admin token secret (16+ characters) to install.")
+    var bootstrapTokenFile: String?
+
+    @Option(help: "State database durability: full (survives power loss) or normal (survives a crash of the server).")
+    var synchronous: Synchronous = .full
+
+    @Option(help: "How long a lease lives without its agent's heartbeat, in seconds.")
+    var leaseTtl = 30
+
+    enum Synchronous: String, ExpressibleByArgument { case full, normal }
+
     func run() async throws {
         let address: SocketAddress
         do {
@@ -43,6 +63,12 @@ struct ServerCommand: AsyncParsableCommand {
         configuration.tlsCertificateFile = tlsCert
         configuration.tlsKeyFile = tlsKey
         configuration.insecurePlaintext = insecurePlaintext
+        configuration.bootstrapTokenFile = bootstrapTokenFile
+        configuration.synchronous = synchronous == .full ? .full : .normal
+        guard (1...86_400).contains(leaseTtl) else { throw ValidationError("--lease-ttl must be 1...86400 seconds") }
+        configuration.leaseTTLMilliseconds = Int64(leaseTtl) * 1000
+        configuration.heartbeatIntervalMilliseconds = max(200, Int64(leaseTtl) * 1000 / 6)
+        configuration.version = TetherVersion.string
 
         let server: TetherServer
         let bound: SocketAddress
@@ -52,6 +78,9 @@ struct ServerCommand: AsyncParsableCommand {
         } catch {
             printError("tether server: \(error)")
             throw ExitCode(1)
+        }
+        if let secret = server.createdAdminSecret {
+            FileHandle.standardOutput.write(Data("admin token (shown once; keep it): \(secret)\n".utf8))
         }
         FileHandle.standardOutput.write(Data(("listening on \(bound) (\(insecurePlaintext ? "h2c" : "tls"))" + "\n").utf8))
         await waitForTerminationSignal()

@@ -1,0 +1,250 @@
+import GRPC
+internal import Synchronization
+import TetherScheduler
+import TetherWire
+
+/// `tether.agent.v1.AgentService.Connect`: one session per connected agent. The handler
+/// validates and routes only; the scheduler decides.
+///
+/// Order on the stream: the Welcome goes first, then grants, revokes and acks in the
+/// order their commits completed. Every server message of a session passes through its
+/// outbound queue, written by one pump task, so the stream has a single writer.
+struct AgentService: Sendable {
+    static let name = "tether.agent.v1.AgentService"
+
+    let scheduler: SchedulerService
+    let sessions: AgentSessions
+    let authenticator: Authenticator
+    let heartbeatIntervalMilliseconds: UInt64
+    let leaseTTLMilliseconds: UInt64
+    let serverVersion: String
+
+    func register(in router: inout GRPCRouter) {
+        router.bidirectionalStreaming(Self.name, "Connect") {
+            (requests: GRPCRequestStream<AgentV1.AgentMessage>, writer: GRPCResponseWriter<AgentV1.ServerMessage>, context) in
+            try await connect(requests, writer, context)
+        }
+    }
+
+    private func connect(_ requests: GRPCRequestStream<AgentV1.AgentMessage>, _ writer: GRPCResponseWriter<AgentV1.ServerMessage>,
+                         _ context: GRPCServerContext) async throws {
+        try authenticator.require([.agent, .admin], context)
+        var incoming = requests.makeAsyncIterator()
+        guard let first = try await incoming.next() else { return }
+        guard case .hello(let hello)? = first.kind else {
+            throw GRPCStatus(code: .invalidArgument, message: "the first message of a Connect stream must be a Hello")
+        }
+        try Self.validate(hello)
+        let (outbound, continuation) = AsyncStream.makeStream(of: AgentV1.ServerMessage.self)
+        let session = AgentSession(hello: hello, peer: context.peer, connectedAt: scheduler.clock.now(), outbound: continuation)
+        try sessions.register(session)
+        defer {
+            sessions.unregister(session)
+            continuation.finish()
+            scheduler.perform({ $0.agentDisconnected(hello.name) }, completion: { _ in })
+        }
+
+        let registration = AgentRegistration(agentID: hello.name, queues: Set(hello.queues), entrypoints: Set(hello.entrypoints),
+                                             slots: Int(hello.slots), resumingLeaseIDs: hello.resumedLeases.map(\.leaseId))
+        let welcome = try await scheduler.perform { $0.agentConnected(registration) }
+        var message = AgentV1.Welcome()
+        message.agentId = hello.name
+        message.heartbeatIntervalMs = heartbeatIntervalMilliseconds
+        message.leaseTtlMs = leaseTTLMilliseconds
+        message.confirmedLeaseIds = welcome.confirmedLeaseIDs
+        message.ackedSequence = welcome.appliedSequence
+        message.serverVersion = serverVersion
+        try await writer.write(AgentV1.ServerMessage(.welcome(message)))
+
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            // The pump: the only writer of the stream from here on.
+            group.addTask {
+                for await message in outbound { try await writer.write(message) }
+            }
+            while let message = try await incoming.next() {
+                try handle(message, from: session)
+            }
+            // The agent closed its side: stop pumping and end the call.
+            continuation.finish()
+            try await group.waitForAll()
+        }
+    }
+
+    private func handle(_ message: AgentV1.AgentMessage, from session: AgentSession) throws(GRPCStatus) {
+        let agentID = session.name
+        switch message.kind {
+        case .hello?:
+            throw GRPCStatus(code: .invalidArgument, message: "Hello is only valid as the first message")
+        case .heartbeat(let heartbeat)?:
+            session.heartbeat(freeSlots: heartbeat.freeSlots, at: scheduler.clock.now())
+            scheduler.perform({ $0.heartbeat(agentID: agentID) }, completion: { _ in })
+        case .taskEvent(let event)?:
+            let sequence = event.sequence
+            scheduler.perform({ $0.report(agentID: agentID, sequence: sequence, TaskReport(event)) }) { result in
+                var ack = AgentV1.Ack()
+                ack.sequence = sequence
+                switch result {
+                case .success(.rejected(let error)):
+                    var rejection = AgentV1.EventRejection()
+                    rejection.sequence = sequence
+                    rejection.leaseId = event.leaseId
+                    rejection.reason = "\(error)"
+                    ack.rejections = [rejection]
+                case .success(.applied), .success(.duplicate):
+                    break
+                case .failure:
+                    return  // not durable: no Ack, the agent resends
+                }
+                session.send(AgentV1.ServerMessage(.ack(ack)))
+            }
+        case .goodbye?:
+            session.setDraining(true)
+            scheduler.perform({ $0.agentDisconnected(agentID) }, completion: { _ in })
+        case nil:
+            throw GRPCStatus(code: .invalidArgument, message: "an AgentMessage must set one of hello, heartbeat, task_event, goodbye")
+        }
+    }
+
+    static func validate(_ hello: AgentV1.Hello) throws(GRPCStatus) {
+        func bad(_ text: String) -> GRPCStatus { GRPCStatus(code: .invalidArgument, message: "invalid Hello: \(text)") }
+        guard Self.isIdentifier(hello.name) else { throw bad("name must be 1-128 characters of [A-Za-z0-9._-]") }
+        guard hello.slots >= 1, hello.slots <= 10_000 else { throw bad("slots must be 1...10000") }
+        guard !hello.queues.isEmpty else { throw bad("at least one queue is needed") }
+        for queue in hello.queues where !Self.isIdentifier(queue) { throw bad("queue '\(queue)' is not a valid name") }
+        for entrypoint in hello.entrypoints where !Self.isIdentifier(entrypoint) {
+            throw bad("entrypoint '\(entrypoint)' is not a valid name")
+        }
+    }
+
+    static func isIdentifier(_ text: String) -> Bool {
+        (1...128).contains(text.utf8.count) && text != "." && text != ".."
+            && text.utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x2E || $0 == 0x5F || $0 == 0x2D }
+    }
+}
+
+extension TaskReport {
+    /// The scheduler's view of an agent's event. An UNSPECIFIED kind becomes a report
+    /// the scheduler rejects (and so acknowledges without applying).
+    init(_ event: AgentV1.TaskEvent) {
+        let usage = AttemptUsage(
+            exitCode: { if case .exitCode(let code)? = event.exitStatus?.status { code } else { nil } }(),
+            signal: { if case .signal(let signal)? = event.exitStatus?.status { signal } else { nil } }(),
+            userCPUMilliseconds: event.resourceUsage?.userCpuMs ?? 0,
+            systemCPUMilliseconds: event.resourceUsage?.systemCpuMs ?? 0,
+            maxRSSKiB: event.resourceUsage?.maxRssKib ?? 0)
+        let outcome: AttemptOutcome
+        switch event.kind {
+        case .started:
+            let at = event.startedAtUnixUs != 0 ? event.startedAtUnixUs : event.occurredAtUnixUs
+            self.init(leaseID: event.leaseId, epoch: event.epoch, kind: .started(at: Instant(millisecondsSinceEpoch: at / 1000)))
+            return
+        case .succeeded: outcome = .succeeded
+        case .failed: outcome = .failed
+        case .timedOut: outcome = .timedOut
+        case .cancelled: outcome = .cancelled
+        case .rejected: outcome = .rejected
+        default: outcome = .running  // refused by the scheduler as an invalid report
+        }
+        self.init(leaseID: event.leaseId, epoch: event.epoch, kind: .finished(outcome, usage, message: String(event.message.prefix(1024))))
+    }
+}
+
+/// One connected agent's session: what it announced and its outbound queue.
+final class AgentSession: Sendable {
+    let hello: AgentV1.Hello
+    let peer: String
+    let connectedAt: Instant
+    private let outbound: AsyncStream<AgentV1.ServerMessage>.Continuation
+    private let live = Mutex(LiveState())
+
+    private struct LiveState {
+        var lastHeartbeat: Instant?
+        var freeSlots: UInt32?
+        var draining = false
+    }
+
+    var name: String { hello.name }
+
+    init(hello: AgentV1.Hello, peer: String, connectedAt: Instant, outbound: AsyncStream<AgentV1.ServerMessage>.Continuation) {
+        self.hello = hello
+        self.peer = peer
+        self.connectedAt = connectedAt
+        self.outbound = outbound
+    }
+
+    /// Queues a message for the agent. Any thread.
+    func send(_ message: AgentV1.ServerMessage) { outbound.yield(message) }
+
+    func heartbeat(freeSlots: UInt32, at instant: Instant) {
+        live.withLock {
+            $0.lastHeartbeat = instant
+            $0.freeSlots = freeSlots
+        }
+    }
+
+    func setDraining(_ draining: Bool) { live.withLock { $0.draining = draining } }
+
+    var isDraining: Bool { live.withLock { $0.draining } }
+    var lastHeartbeat: Instant? { live.withLock { $0.lastHeartbeat } }
+}
+
+/// The live sessions, by agent name, and the route from scheduler effects to them.
+final class AgentSessions: Sendable {
+    private let sessions = Mutex<[String: AgentSession]>([:])
+
+    /// - Throws: ALREADY_EXISTS if another live session uses the name.
+    func register(_ session: AgentSession) throws(GRPCStatus) {
+        let added = sessions.withLock { sessions -> Bool in
+            guard sessions[session.name] == nil else { return false }
+            sessions[session.name] = session
+            return true
+        }
+        guard added else {
+            throw GRPCStatus(code: .alreadyExists, message: "another session of agent '\(session.name)' is connected")
+        }
+    }
+
+    func unregister(_ session: AgentSession) {
+        sessions.withLock { if $0[session.name] === session { $0[session.name] = nil } }
+    }
+
+    func session(_ name: String) -> AgentSession? { sessions.withLock { $0[name] } }
+
+    var all: [AgentSession] { sessions.withLock { Array($0.values) }.sorted { $0.name < $1.name } }
+
+    /// Sends each effect to its agent's session; effects for agents that are gone are
+    /// dropped (their leases expire). Called after the commit that made them durable.
+    func deliver(_ effects: [SchedulerEffect]) {
+        for effect in effects {
+            switch effect {
+            case .grant(let grant):
+                var task = AgentV1.TaskRef()
+                task.dagId = grant.dagID
+                task.dagVersion = UInt32(clamping: grant.dagVersion)
+                task.runId = grant.key.runID
+                task.taskId = grant.key.taskID
+                var message = AgentV1.LeaseGrant()
+                message.leaseId = grant.leaseID
+                message.epoch = grant.epoch
+                message.task = task
+                message.entrypoint = grant.entrypoint
+                message.params = grant.params
+                message.timeoutMs = UInt64(clamping: grant.timeoutMilliseconds ?? 0)
+                message.attempt = UInt32(clamping: grant.attempt)
+                message.grantedAtUnixUs = grant.grantedAt.unixMicroseconds
+                session(grant.agentID)?.send(AgentV1.ServerMessage(.leaseGrant(message)))
+            case .revoke(let agentID, let leaseID, let epoch, let reason):
+                var message = AgentV1.LeaseRevoke()
+                message.leaseId = leaseID
+                message.epoch = epoch
+                message.reason = switch reason {
+                case .cancelled: .cancelled
+                case .expired: .expired
+                case .superseded: .superseded
+                case .unknownLease: .unknownLease
+                }
+                session(agentID)?.send(AgentV1.ServerMessage(.leaseRevoke(message)))
+            }
+        }
+    }
+}

@@ -1,0 +1,359 @@
+import GRPC
+import TetherDAGFile
+import TetherScheduler
+import TetherWire
+
+/// `tether.control.v1.ControlService`: the operator API. Handlers validate and route;
+/// the scheduler decides. Every method needs an admin token.
+struct ControlService: Sendable {
+    static let name = "tether.control.v1.ControlService"
+    static let maxPageSize = 1_000
+    static let defaultPageSize = 100
+
+    let scheduler: SchedulerService
+    let store: SQLiteSchedulerStore
+    let sessions: AgentSessions
+    let tokens: TokenStore
+    let authenticator: Authenticator
+
+    func register(in router: inout GRPCRouter) {
+        unary(&router, "ApplyDag", applyDag)
+        unary(&router, "GetDag", getDag)
+        unary(&router, "ListDags", listDags)
+        unary(&router, "ListDagVersions", listDagVersions)
+        unary(&router, "PauseDag") { (request: ControlV1.PauseDagRequest) in
+            var response = ControlV1.PauseDagResponse()
+            response.dag = try await setPaused(request.dagId, true)
+            return response
+        }
+        unary(&router, "UnpauseDag") { (request: ControlV1.UnpauseDagRequest) in
+            var response = ControlV1.UnpauseDagResponse()
+            response.dag = try await setPaused(request.dagId, false)
+            return response
+        }
+        unary(&router, "TriggerRun", triggerRun)
+        unary(&router, "GetRun", getRun)
+        unary(&router, "ListRuns", listRuns)
+        unary(&router, "CancelRun", cancelRun)
+        unary(&router, "CancelTaskInstance", cancelTaskInstance)
+        unary(&router, "ListAgents", listAgents)
+        unary(&router, "DrainAgent") { (request: ControlV1.DrainAgentRequest) in
+            var response = ControlV1.DrainAgentResponse()
+            response.agent = try await drain(request.agent, reason: request.reason)
+            return response
+        }
+        unary(&router, "UndrainAgent") { (request: ControlV1.UndrainAgentRequest) in
+            var response = ControlV1.UndrainAgentResponse()
+            response.agent = try await undrain(request.agent)
+            return response
+        }
+        unary(&router, "CreateToken", createToken)
+        unary(&router, "ListTokens", listTokens)
+        unary(&router, "RevokeToken", revokeToken)
+        router.serverStreaming(Self.name, "WatchEvents") {
+            (_: ControlV1.WatchEventsRequest, _: GRPCResponseWriter<ControlV1.WatchEventsResponse>, context) in
+            try authenticator.require([.admin], context)
+            throw GRPCStatus(code: .unimplemented, message: "WatchEvents is not available in this version; poll GetRun")
+        }
+    }
+
+    /// Registers an admin-only unary method.
+    private func unary<Request: WireMessage, Response: WireMessage>(
+        _ router: inout GRPCRouter, _ method: String, _ body: @escaping @Sendable (Request) async throws -> Response
+    ) {
+        router.unary(Self.name, method) { (request: Request, context) in
+            try authenticator.require([.admin], context)
+            do {
+                return try await body(request)
+            } catch let error as SchedulerError {
+                throw Self.status(for: error)
+            } catch let error as SchedulerServiceError {
+                throw GRPCStatus(code: .unavailable, message: "\(error)")
+            }
+        }
+    }
+
+    static func status(for error: SchedulerError) -> GRPCStatus {
+        let code: GRPCStatusCode
+        switch error {
+        case .unknownDAG, .unknownVersion, .unknownRun, .unknownTask, .unknownAgent: code = .notFound
+        case .unknownParam, .invalidSpec, .invalidReport: code = .invalidArgument
+        case .alreadyFinished, .illegalTransition: code = .failedPrecondition
+        case .unknownLease, .notLeaseHolder, .staleEpoch: code = .failedPrecondition
+        }
+        return GRPCStatus(code: code, message: "\(error)")
+    }
+
+    // MARK: DAGs
+
+    private func applyDag(_ request: ControlV1.ApplyDagRequest) async throws -> ControlV1.ApplyDagResponse {
+        let source = request.sourceName.isEmpty ? "<request>" : request.sourceName
+        let spec: DAGSpec
+        do {
+            spec = try DAGFile.parse(yaml: request.specYaml, sourceName: source)
+        } catch {
+            throw GRPCStatus(code: .invalidArgument, message: "\(error)")
+        }
+        let yaml = request.specYaml
+        let (version, created) = try await scheduler.perform { try $0.apply(spec, specYAML: yaml) }
+        var response = ControlV1.ApplyDagResponse()
+        response.version = ControlV1.DagVersion(version)
+        response.created = created
+        return response
+    }
+
+    private func dagMessage(_ dagID: String) throws(GRPCStatus) -> ControlV1.Dag {
+        let dag = scheduler.read { scheduler -> ControlV1.Dag? in
+            guard let record = scheduler.dag(dagID) else { return nil }
+            return ControlV1.Dag(record, latest: scheduler.version(dagID, record.latestVersion),
+                                 nextRunAt: scheduler.nextScheduledRun(dagID), activeRuns: scheduler.activeRunCount(ofDAG: dagID))
+        }
+        guard let dag else { throw GRPCStatus(code: .notFound, message: "unknown DAG '\(dagID)'") }
+        return dag
+    }
+
+    private func getDag(_ request: ControlV1.GetDagRequest) async throws -> ControlV1.GetDagResponse {
+        var response = ControlV1.GetDagResponse()
+        response.dag = try dagMessage(request.dagId)
+        let wanted = request.version == 0 ? Int(response.dag!.latestVersion) : Int(request.version)
+        guard let version = scheduler.read({ $0.version(request.dagId, wanted) }) else {
+            throw GRPCStatus(code: .notFound, message: "DAG '\(request.dagId)' has no version \(wanted)")
+        }
+        response.version = ControlV1.DagVersion(version)
+        return response
+    }
+
+    private func listDags(_ request: ControlV1.ListDagsRequest) async throws -> ControlV1.ListDagsResponse {
+        let size = try Self.pageSize(request.pageSize)
+        let after = request.pageToken
+        let page = scheduler.read { scheduler in
+            scheduler.allDAGs.filter { $0.dagID > after }.prefix(size + 1).map { record in
+                ControlV1.Dag(record, latest: scheduler.version(record.dagID, record.latestVersion),
+                              nextRunAt: scheduler.nextScheduledRun(record.dagID), activeRuns: scheduler.activeRunCount(ofDAG: record.dagID))
+            }
+        }
+        var response = ControlV1.ListDagsResponse()
+        response.dags = Array(page.prefix(size))
+        if page.count > size { response.nextPageToken = response.dags.last!.dagId }
+        return response
+    }
+
+    private func listDagVersions(_ request: ControlV1.ListDagVersionsRequest) async throws -> ControlV1.ListDagVersionsResponse {
+        let size = try Self.pageSize(request.pageSize)
+        _ = try dagMessage(request.dagId)
+        let after = Int(request.pageToken) ?? 0
+        guard request.pageToken.isEmpty || after > 0 else {
+            throw GRPCStatus(code: .invalidArgument, message: "bad page_token '\(request.pageToken)'")
+        }
+        let versions = scheduler.read { $0.versions(of: request.dagId) }.filter { $0.version > after }
+        var response = ControlV1.ListDagVersionsResponse()
+        response.versions = versions.prefix(size).map(ControlV1.DagVersion.init)
+        if versions.count > size { response.nextPageToken = String(versions[size - 1].version) }
+        return response
+    }
+
+    private func setPaused(_ dagID: String, _ paused: Bool) async throws -> ControlV1.Dag {
+        try await scheduler.perform { try $0.setPaused(dagID, paused) }
+        return try dagMessage(dagID)
+    }
+
+    // MARK: Runs
+
+    private func triggerRun(_ request: ControlV1.TriggerRunRequest) async throws -> ControlV1.TriggerRunResponse {
+        let params = request.params
+        let run = try await scheduler.perform { try $0.trigger(dagID: request.dagId, params: params) }
+        var response = ControlV1.TriggerRunResponse()
+        response.run = try runMessage(run)
+        return response
+    }
+
+    private func runMessage(_ record: RunRecord) throws -> ControlV1.Run {
+        let active = scheduler.read { $0.taskInstances(ofRun: record.runID) }
+        var counts: [TetherScheduler.TaskState: Int] = [:]
+        if let active {
+            for task in active.values { counts[task.state, default: 0] += 1 }
+        } else {
+            counts = try store.taskStateCounts(ofRun: record.runID)
+        }
+        return ControlV1.Run(record, taskCounts: counts)
+    }
+
+    private func getRun(_ request: ControlV1.GetRunRequest) async throws -> ControlV1.GetRunResponse {
+        // Active runs from memory (current to the last decision), finished ones from the store.
+        let live = scheduler.read { scheduler -> (RunRecord, [TaskInstanceRecord], DAGSpec?, [String: String])? in
+            guard let run = scheduler.activeRun(request.runId), let tasks = scheduler.taskInstances(ofRun: request.runId) else { return nil }
+            var reasons: [String: String] = [:]
+            for task in tasks.values where task.state == .queued { reasons[task.key.taskID] = scheduler.waitReason(task.key) }
+            return (run, Array(tasks.values), scheduler.version(run.dagID, run.version)?.spec, reasons)
+        }
+        let run: RunRecord, tasks: [TaskInstanceRecord], spec: DAGSpec?, reasons: [String: String]
+        if let live {
+            (run, tasks, spec, reasons) = live
+        } else {
+            guard let stored = try store.run(request.runId) else {
+                throw GRPCStatus(code: .notFound, message: "unknown run '\(request.runId)'")
+            }
+            run = stored
+            tasks = try store.tasks(ofRun: request.runId)
+            spec = scheduler.read { $0.version(stored.dagID, stored.version)?.spec }
+            reasons = [:]
+        }
+        var response = ControlV1.GetRunResponse()
+        var counts: [TetherScheduler.TaskState: Int] = [:]
+        for task in tasks { counts[task.state, default: 0] += 1 }
+        response.run = ControlV1.Run(run, taskCounts: counts)
+        let specs = Dictionary((spec?.tasks ?? []).map { ($0.id, $0) }, uniquingKeysWith: { $1 })
+        let order = Dictionary((spec?.tasks ?? []).enumerated().map { ($1.id, $0) }, uniquingKeysWith: { $1 })
+        response.taskInstances = try tasks.sorted { (order[$0.key.taskID] ?? .max, $0.key.taskID) < (order[$1.key.taskID] ?? .max, $1.key.taskID) }
+            .map { task in
+                ControlV1.TaskInstance(task, spec: specs[task.key.taskID], attempts: try store.attempts(of: task.key),
+                                       waitingReason: reasons[task.key.taskID])
+            }
+        return response
+    }
+
+    private func listRuns(_ request: ControlV1.ListRunsRequest) async throws -> ControlV1.ListRunsResponse {
+        let size = try Self.pageSize(request.pageSize)
+        var states: [TetherScheduler.RunState] = []
+        for state in request.states {
+            guard let known = state.schedulerState else {
+                throw GRPCStatus(code: .invalidArgument, message: "unknown run state \(state.rawValue)")
+            }
+            states.append(known)
+        }
+        var cursor: Int64?
+        if !request.pageToken.isEmpty {
+            guard let value = Int64(request.pageToken), value > 0 else {
+                throw GRPCStatus(code: .invalidArgument, message: "bad page_token '\(request.pageToken)'")
+            }
+            cursor = value
+        }
+        let page = try store.runs(dagID: request.dagId.isEmpty ? nil : request.dagId, states: states, limit: size, after: cursor)
+        var response = ControlV1.ListRunsResponse()
+        response.runs = try page.runs.map { stored in
+            // The store may lag the scheduler by the commit in flight; prefer memory.
+            try runMessage(scheduler.read { $0.activeRun(stored.runID) } ?? stored)
+        }
+        response.nextPageToken = page.next.map(String.init) ?? ""
+        return response
+    }
+
+    private func cancelRun(_ request: ControlV1.CancelRunRequest) async throws -> ControlV1.CancelRunResponse {
+        try await scheduler.perform { try $0.cancelRun(request.runId) }
+        var response = ControlV1.CancelRunResponse()
+        guard let run = try store.run(request.runId) else { throw GRPCStatus(code: .notFound, message: "unknown run '\(request.runId)'") }
+        response.run = try runMessage(run)
+        return response
+    }
+
+    private func cancelTaskInstance(_ request: ControlV1.CancelTaskInstanceRequest) async throws -> ControlV1.CancelTaskInstanceResponse {
+        try await scheduler.perform { try $0.cancelTask(runID: request.runId, taskID: request.taskId) }
+        let key = TaskKey(runID: request.runId, taskID: request.taskId)
+        guard let task = try store.tasks(ofRun: request.runId).first(where: { $0.key == key }),
+              let run = try store.run(request.runId) else {
+            throw GRPCStatus(code: .notFound, message: "unknown task \(key)")
+        }
+        let spec = scheduler.read { $0.version(run.dagID, run.version)?.spec.tasks.first { $0.id == request.taskId } }
+        var response = ControlV1.CancelTaskInstanceResponse()
+        response.taskInstance = ControlV1.TaskInstance(task, spec: spec, attempts: try store.attempts(of: key), waitingReason: nil)
+        return response
+    }
+
+    // MARK: Agents
+
+    private func agentMessage(_ session: AgentSession) -> ControlV1.Agent {
+        var agent = ControlV1.Agent()
+        agent.agentId = session.name
+        agent.name = session.name
+        agent.version = session.hello.version
+        agent.state = session.isDraining ? .draining : .connected
+        agent.queues = session.hello.queues
+        agent.slots = session.hello.slots
+        agent.labels = session.hello.labels
+        agent.entrypoints = session.hello.entrypoints
+        agent.leaseIds = scheduler.read { $0.leaseIDs(ofAgent: session.name) }
+        agent.freeSlots = UInt32(max(0, Int(session.hello.slots) - agent.leaseIds.count))
+        agent.connectedAtUnixUs = session.connectedAt.unixMicroseconds
+        agent.lastHeartbeatAtUnixUs = session.lastHeartbeat.unixMicroseconds
+        agent.peerAddress = session.peer
+        return agent
+    }
+
+    private func listAgents(_ request: ControlV1.ListAgentsRequest) async throws -> ControlV1.ListAgentsResponse {
+        var response = ControlV1.ListAgentsResponse()
+        response.agents = sessions.all.filter { request.queue.isEmpty || $0.hello.queues.contains(request.queue) }.map(agentMessage)
+        return response
+    }
+
+    private func connectedSession(_ name: String) throws(GRPCStatus) -> AgentSession {
+        guard let session = sessions.session(name) else { throw GRPCStatus(code: .notFound, message: "no connected agent '\(name)'") }
+        return session
+    }
+
+    /// Stops new grants to the agent and tells it to drain: it finishes its tasks, says
+    /// Goodbye and exits.
+    private func drain(_ name: String, reason: String) async throws -> ControlV1.Agent {
+        let session = try connectedSession(name)
+        session.setDraining(true)
+        try await scheduler.perform { $0.agentDisconnected(name) }
+        var message = AgentV1.Drain()
+        message.reason = reason.isEmpty ? "drained by an operator" : reason
+        session.send(AgentV1.ServerMessage(.drain(message)))
+        return agentMessage(session)
+    }
+
+    private func undrain(_ name: String) async throws -> ControlV1.Agent {
+        let session = try connectedSession(name)
+        session.setDraining(false)
+        let hello = session.hello
+        let registration = AgentRegistration(agentID: name, queues: Set(hello.queues), entrypoints: Set(hello.entrypoints),
+                                             slots: Int(hello.slots), resumingLeaseIDs: scheduler.read { $0.leaseIDs(ofAgent: name) })
+        _ = try await scheduler.perform { $0.agentConnected(registration) }
+        return agentMessage(session)
+    }
+
+    // MARK: Tokens
+
+    private func createToken(_ request: ControlV1.CreateTokenRequest) async throws -> ControlV1.CreateTokenResponse {
+        let role: TokenRole
+        switch request.role {
+        case .admin: role = .admin
+        case .agent: role = .agent
+        default: throw GRPCStatus(code: .invalidArgument, message: "role must be ADMIN or AGENT")
+        }
+        guard request.description.utf8.count <= 256 else {
+            throw GRPCStatus(code: .invalidArgument, message: "description is longer than 256 bytes")
+        }
+        let (record, secret) = try tokens.create(role: role, description: request.description,
+                                                 ttlMilliseconds: Int64(clamping: request.ttlMs),
+                                                 now: scheduler.clock.now().millisecondsSinceEpoch)
+        var response = ControlV1.CreateTokenResponse()
+        response.token = ControlV1.Token(record)
+        response.secret = secret
+        return response
+    }
+
+    private func listTokens(_ request: ControlV1.ListTokensRequest) async throws -> ControlV1.ListTokensResponse {
+        var response = ControlV1.ListTokensResponse()
+        response.tokens = tokens.list(includeInactive: request.includeInactive, now: scheduler.clock.now().millisecondsSinceEpoch)
+            .map(ControlV1.Token.init)
+        return response
+    }
+
+    private func revokeToken(_ request: ControlV1.RevokeTokenRequest) async throws -> ControlV1.RevokeTokenResponse {
+        var response = ControlV1.RevokeTokenResponse()
+        do {
+            response.token = ControlV1.Token(try tokens.revoke(tokenID: request.tokenId, now: scheduler.clock.now().millisecondsSinceEpoch))
+        } catch TokenStoreError.unknownToken(let id) {
+            throw GRPCStatus(code: .notFound, message: "no token '\(id)'")
+        }
+        return response
+    }
+
+    private static func pageSize(_ requested: UInt32) throws(GRPCStatus) -> Int {
+        guard requested <= maxPageSize else {
+            throw GRPCStatus(code: .invalidArgument, message: "page_size must be at most \(maxPageSize)")
+        }
+        return requested == 0 ? defaultPageSize : Int(requested)
+    }
+}

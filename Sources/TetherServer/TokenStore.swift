@@ -1,0 +1,167 @@
+import Foundation
+internal import Synchronization
+import TetherScheduler
+import TetherStore
+
+/// What a bearer token may do.
+public enum TokenRole: String, Sendable, CaseIterable {
+    /// Everything: the ControlService and, for testing, the AgentService.
+    case admin
+    /// Only the AgentService.
+    case agent
+}
+
+/// A stored token, without its secret (only the secret's SHA-256 is kept).
+public struct TokenRecord: Sendable, Equatable {
+    public var tokenID: String
+    public var role: TokenRole
+    public var description: String
+    public var createdAtMilliseconds: Int64
+    /// 0 means no expiry.
+    public var expiresAtMilliseconds: Int64
+    /// 0 means not revoked.
+    public var revokedAtMilliseconds: Int64
+
+    func isActive(at now: Int64) -> Bool {
+        revokedAtMilliseconds == 0 && (expiresAtMilliseconds == 0 || now < expiresAtMilliseconds)
+    }
+}
+
+/// Bearer tokens in their own small SQLite file. A secret reads
+/// `tether_<token id>_<random>`; the store keeps the SHA-256 of the whole secret, so a
+/// stolen database yields no usable token. All tokens are also held in memory: every
+/// call is checked without touching the disk.
+///
+/// Thread-safe.
+public final class TokenStore: Sendable {
+    private struct Entry: Sendable {
+        var record: TokenRecord
+        var secretHash: String
+    }
+
+    private let database: Mutex<SQLiteDatabase>
+    private let entries: Mutex<[String: Entry]>
+
+    /// Opens (creating if needed) the token database at `path`.
+    /// - Throws: `SQLiteError` or a migration error.
+    public init(path: String) throws {
+        let db = try SQLiteDatabase(.init(path: path))
+        try db.migrate([SQLiteMigration(version: 1, name: "tokens", sql: """
+            CREATE TABLE tokens (
+                token_id TEXT PRIMARY KEY, role TEXT NOT NULL, description TEXT NOT NULL, secret_sha256 TEXT NOT NULL,
+                created_at_ms INTEGER NOT NULL, expires_at_ms INTEGER NOT NULL, revoked_at_ms INTEGER NOT NULL);
+            """)])
+        var loaded: [String: Entry] = [:]
+        try db.query("SELECT token_id, role, description, secret_sha256, created_at_ms, expires_at_ms, revoked_at_ms FROM tokens") { row in
+            let record = TokenRecord(
+                tokenID: row[0].text ?? "", role: TokenRole(rawValue: row[1].text ?? "") ?? .agent, description: row[2].text ?? "",
+                createdAtMilliseconds: row[4].int64 ?? 0, expiresAtMilliseconds: row[5].int64 ?? 0,
+                revokedAtMilliseconds: row[6].int64 ?? 0)
+            loaded[record.tokenID] = Entry(record: record, secretHash: row[3].text ?? "")
+        }
+        database = Mutex(db)
+        entries = Mutex(loaded)
+    }
+
+    /// Creates a token and returns it with its secret, which is never stored or shown again.
+    /// - Throws: `SQLiteError`.
+    public func create(role: TokenRole, description: String, ttlMilliseconds: Int64 = 0, now: Int64) throws -> (TokenRecord, secret: String) {
+        let tokenID = Self.randomHex(bytes: 6)
+        let secret = "tether_\(tokenID)_\(Self.randomHex(bytes: 24))"
+        return (try insert(tokenID: tokenID, secret: secret, role: role, description: description,
+                           ttlMilliseconds: ttlMilliseconds, now: now), secret)
+    }
+
+    /// Makes `secret` (read from an operator's file) an admin token named "bootstrap",
+    /// replacing an earlier bootstrap token. The secret must be 16+ printable characters.
+    /// - Throws: `TokenStoreError.weakSecret` or `SQLiteError`.
+    public func installBootstrap(secret: String, now: Int64) throws {
+        guard secret.count >= 16, secret.allSatisfy({ $0.isASCII && !$0.isWhitespace && !$0.isNewline }) else {
+            throw TokenStoreError.weakSecret
+        }
+        _ = try insert(tokenID: "bootstrap", secret: secret, role: .admin, description: "bootstrap token from file",
+                       ttlMilliseconds: 0, now: now)
+    }
+
+    /// Whether any admin token is active.
+    public func hasActiveAdmin(now: Int64) -> Bool {
+        entries.withLock { $0.values.contains { $0.record.role == .admin && $0.record.isActive(at: now) } }
+    }
+
+    /// The active token `secret` belongs to, or nil.
+    public func authenticate(secret: String, now: Int64) -> TokenRecord? {
+        let hash = SHA256.hexDigest(of: Array(secret.utf8))
+        let tokenID = Self.tokenID(inSecret: secret) ?? "bootstrap"
+        return entries.withLock { entries in
+            guard let entry = entries[tokenID], Self.constantTimeEqual(entry.secretHash, hash), entry.record.isActive(at: now) else {
+                return nil
+            }
+            return entry.record
+        }
+    }
+
+    /// Every token, newest first; inactive ones only if asked for.
+    public func list(includeInactive: Bool, now: Int64) -> [TokenRecord] {
+        entries.withLock { $0.values.map(\.record) }
+            .filter { includeInactive || $0.isActive(at: now) }
+            .sorted { ($0.createdAtMilliseconds, $0.tokenID) > ($1.createdAtMilliseconds, $1.tokenID) }
+    }
+
+    /// Revokes a token; revoking twice keeps the first time.
+    /// - Throws: `TokenStoreError.unknownToken` or `SQLiteError`.
+    public func revoke(tokenID: String, now: Int64) throws -> TokenRecord {
+        try database.withLock { db in
+            guard var entry = entries.withLock({ $0[tokenID] }) else { throw TokenStoreError.unknownToken(tokenID) }
+            if entry.record.revokedAtMilliseconds == 0 {
+                try db.run("UPDATE tokens SET revoked_at_ms = ? WHERE token_id = ?", [.integer(now), .text(tokenID)])
+                entry.record.revokedAtMilliseconds = now
+                entries.withLock { $0[tokenID] = entry }
+            }
+            return entry.record
+        }
+    }
+
+    private func insert(tokenID: String, secret: String, role: TokenRole, description: String, ttlMilliseconds: Int64,
+                        now: Int64) throws -> TokenRecord {
+        let record = TokenRecord(tokenID: tokenID, role: role, description: description, createdAtMilliseconds: now,
+                                 expiresAtMilliseconds: ttlMilliseconds > 0 ? now + ttlMilliseconds : 0, revokedAtMilliseconds: 0)
+        let hash = SHA256.hexDigest(of: Array(secret.utf8))
+        try database.withLock { db in
+            try db.run("INSERT OR REPLACE INTO tokens VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       [.text(tokenID), .text(role.rawValue), .text(description), .text(hash), .integer(now),
+                        .integer(record.expiresAtMilliseconds), .integer(0)])
+            entries.withLock { $0[tokenID] = Entry(record: record, secretHash: hash) }
+        }
+        return record
+    }
+
+    /// The token id in a `tether_<id>_<random>` secret.
+    private static func tokenID(inSecret secret: String) -> String? {
+        let parts = secret.split(separator: "_", omittingEmptySubsequences: false)
+        guard parts.count == 3, parts[0] == "tether", parts[1].count == 12 else { return nil }
+        return String(parts[1])
+    }
+
+    private static func randomHex(bytes: Int) -> String {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<bytes).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+    }
+
+    private static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
+        let x = Array(a.utf8), y = Array(b.utf8)
+        guard x.count == y.count else { return false }
+        return zip(x, y).reduce(0) { $0 | ($1.0 ^ $1.1) } == 0
+    }
+}
+
+public enum TokenStoreError: Error, CustomStringConvertible {
+    case unknownToken(String)
+    case weakSecret
+
+    public var description: String {
+        switch self {
+        case .unknownToken(let id): return "no token '\(id)'"
+        case .weakSecret: return "the bootstrap token must be at least 16 printable characters with no spaces"
+        }
+    }
+}

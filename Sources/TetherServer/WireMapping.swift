@@ -1,0 +1,203 @@
+import TetherScheduler
+import TetherWire
+
+// Scheduler records -> tether.control.v1 messages. The scheduler counts milliseconds;
+// the wire counts microseconds.
+
+extension Instant {
+    var unixMicroseconds: Int64 { millisecondsSinceEpoch &* 1000 }
+}
+
+extension Optional where Wrapped == Instant {
+    var unixMicroseconds: Int64 { self?.unixMicroseconds ?? 0 }
+}
+
+extension ControlV1.TriggerRule {
+    init(_ rule: TetherScheduler.TriggerRule) {
+        switch rule {
+        case .allSuccess: self = .allSuccess
+        case .allDone: self = .allDone
+        case .allFailed: self = .allFailed
+        case .oneSuccess: self = .oneSuccess
+        case .oneFailed: self = .oneFailed
+        case .noneFailed: self = .noneFailed
+        }
+    }
+}
+
+extension ControlV1.RunState {
+    init(_ state: TetherScheduler.RunState) {
+        switch state {
+        case .queued: self = .queued
+        case .running: self = .running
+        case .success: self = .success
+        case .failed: self = .failed
+        case .cancelled: self = .cancelled
+        }
+    }
+
+    /// The scheduler's state, or nil for UNSPECIFIED and numbers it does not know.
+    var schedulerState: TetherScheduler.RunState? {
+        switch self {
+        case .queued: return .queued
+        case .running: return .running
+        case .success: return .success
+        case .failed: return .failed
+        case .cancelled: return .cancelled
+        default: return nil
+        }
+    }
+}
+
+extension ControlV1.TaskState {
+    init(_ state: TetherScheduler.TaskState) {
+        switch state {
+        case .scheduled: self = .scheduled
+        case .queued: self = .queued
+        case .running: self = .running
+        case .success: self = .success
+        case .failed: self = .failed
+        case .upForRetry: self = .upForRetry
+        case .upstreamFailed: self = .upstreamFailed
+        case .skipped: self = .skipped
+        case .cancelled: self = .cancelled
+        }
+    }
+}
+
+extension ControlV1.AttemptOutcome {
+    init(_ outcome: TetherScheduler.AttemptOutcome) {
+        switch outcome {
+        case .running: self = .running
+        case .succeeded: self = .succeeded
+        case .failed: self = .failed
+        case .timedOut: self = .timedOut
+        case .cancelled: self = .cancelled
+        case .lost: self = .lost
+        case .rejected: self = .rejected
+        }
+    }
+}
+
+extension ControlV1.DagSpec {
+    init(_ spec: DAGSpec) {
+        self.init()
+        dagId = spec.dagID
+        description = spec.description
+        schedule = spec.schedule
+        paused = spec.paused
+        maxActiveRuns = UInt32(clamping: spec.maxActiveRuns)
+        maxActiveTasks = UInt32(clamping: spec.maxActiveTasks)
+        params = spec.params
+        tasks = spec.tasks.map { task in
+            var wire = ControlV1.TaskSpec()
+            wire.taskId = task.id
+            wire.entrypoint = task.entrypoint
+            wire.queue = task.queue
+            wire.dependsOn = task.dependsOn
+            wire.triggerRule = ControlV1.TriggerRule(task.triggerRule)
+            wire.retries = UInt32(clamping: task.retry.retries)
+            wire.retryDelayMs = UInt64(clamping: task.retry.delayMilliseconds)
+            wire.retryExponentialBackoff = task.retry.exponentialBackoff
+            wire.maxRetryDelayMs = UInt64(clamping: task.retry.maxDelayMilliseconds)
+            wire.executionTimeoutMs = UInt64(clamping: task.executionTimeoutMilliseconds ?? 0)
+            wire.priority = Int32(clamping: task.priority)
+            wire.params = task.params
+            return wire
+        }
+    }
+}
+
+extension ControlV1.DagVersion {
+    init(_ version: DAGVersionRecord) {
+        self.init()
+        dagId = version.dagID
+        self.version = UInt32(clamping: version.version)
+        contentHash = version.contentHash
+        createdAtUnixUs = version.appliedAt.unixMicroseconds
+        spec = ControlV1.DagSpec(version.spec)
+        specYaml = version.specYAML
+    }
+}
+
+extension ControlV1.Dag {
+    init(_ record: DAGRecord, latest: DAGVersionRecord?, nextRunAt: Instant?, activeRuns: Int) {
+        self.init()
+        dagId = record.dagID
+        description = latest?.spec.description ?? ""
+        schedule = latest?.spec.schedule ?? ""
+        paused = record.paused
+        latestVersion = UInt32(clamping: record.latestVersion)
+        nextRunAtUnixUs = nextRunAt.unixMicroseconds
+        createdAtUnixUs = record.createdAt.unixMicroseconds
+        updatedAtUnixUs = record.updatedAt.unixMicroseconds
+        self.activeRuns = UInt32(clamping: activeRuns)
+    }
+}
+
+extension ControlV1.Run {
+    init(_ record: RunRecord, taskCounts: [TetherScheduler.TaskState: Int]) {
+        self.init()
+        runId = record.runID
+        dagId = record.dagID
+        dagVersion = UInt32(clamping: record.version)
+        state = ControlV1.RunState(record.state)
+        trigger = record.trigger == .manual ? .manual : .schedule
+        logicalTimeUnixUs = record.logicalDate.unixMicroseconds
+        createdAtUnixUs = record.createdAt.unixMicroseconds
+        startedAtUnixUs = record.startedAt.unixMicroseconds
+        finishedAtUnixUs = record.finishedAt.unixMicroseconds
+        params = record.params
+        self.taskCounts = Dictionary(uniqueKeysWithValues: taskCounts.map { ($0.key.rawValue, UInt32(clamping: $0.value)) })
+    }
+}
+
+extension ControlV1.TaskAttempt {
+    init(_ attempt: AttemptRecord) {
+        self.init()
+        self.attempt = UInt32(clamping: attempt.attempt)
+        leaseId = attempt.leaseID
+        epoch = attempt.epoch
+        agentId = attempt.agentID
+        agentName = attempt.agentID
+        outcome = ControlV1.AttemptOutcome(attempt.outcome)
+        if let code = attempt.usage.exitCode { exit = .exitCode(code) } else if let signal = attempt.usage.signal { exit = .signal(signal) }
+        grantedAtUnixUs = attempt.grantedAt.unixMicroseconds
+        startedAtUnixUs = attempt.startedAt.unixMicroseconds
+        finishedAtUnixUs = attempt.finishedAt.unixMicroseconds
+        userCpuMs = attempt.usage.userCPUMilliseconds
+        systemCpuMs = attempt.usage.systemCPUMilliseconds
+        maxRssKib = attempt.usage.maxRSSKiB
+        message = attempt.message
+    }
+}
+
+extension ControlV1.TaskInstance {
+    init(_ record: TaskInstanceRecord, spec: TetherScheduler.TaskSpec?, attempts: [AttemptRecord], waitingReason: String?) {
+        self.init()
+        runId = record.key.runID
+        taskId = record.key.taskID
+        state = ControlV1.TaskState(record.state)
+        queue = spec?.queue ?? ""
+        entrypoint = spec?.entrypoint ?? ""
+        tries = UInt32(clamping: record.tries)
+        maxTries = UInt32(clamping: (spec?.retry.retries ?? 0) + 1)
+        readyAtUnixUs = record.readyAt.unixMicroseconds
+        nextTryAtUnixUs = record.nextTryAt.unixMicroseconds
+        finishedAtUnixUs = record.finishedAt.unixMicroseconds
+        self.waitingReason = waitingReason ?? ""
+        self.attempts = attempts.map(ControlV1.TaskAttempt.init)
+    }
+}
+
+extension ControlV1.Token {
+    init(_ record: TokenRecord) {
+        self.init()
+        tokenId = record.tokenID
+        role = record.role == .admin ? .admin : .agent
+        description = record.description
+        createdAtUnixUs = record.createdAtMilliseconds &* 1000
+        expiresAtUnixUs = record.expiresAtMilliseconds &* 1000
+        revokedAtUnixUs = record.revokedAtMilliseconds &* 1000
+    }
+}

@@ -1,0 +1,125 @@
+import GRPC
+import Testing
+import TetherWire
+
+@Suite struct AgentServiceTests {
+    static let chain = """
+        dag_id: chain
+        tasks:
+          - id: first
+            entrypoint: work
+          - id: second
+            entrypoint: work
+            depends_on: [first]
+        """
+
+    @Test func agentGetsGrantsOverItsStreamAndItsReportsFinishTheRun() async throws {
+        let h = try ServerHarness()
+        _ = try await h.apply(Self.chain)
+        let agentToken = try await h.createToken(.agent)
+        let agent = try await h.connectAgent("eu-1", entrypoints: ["work"], secret: agentToken)
+        let welcome = try await agent.welcome()
+        #expect(welcome.agentId == "eu-1" && welcome.ackedSequence == 0 && welcome.leaseTtlMs == 30_000)
+        let run = try await h.trigger("chain", params: [:])
+        let first = try await agent.grant()
+        #expect(first.task?.taskId == "first" && first.task?.runId == run.runId && first.entrypoint == "work" && first.epoch == 1)
+        try await agent.report(first, .succeeded, sequence: 1)
+        #expect(try await agent.ack().sequence == 1)
+        let second = try await agent.grant()
+        #expect(second.task?.taskId == "second")
+        try await agent.report(second, .succeeded, sequence: 2)
+        #expect(try await agent.ack().sequence == 2)
+        let finished = try await h.run(run.runId)
+        #expect(finished.run?.state == .success)
+        #expect(finished.taskInstances.map(\.state) == [.success, .success])
+        #expect(finished.taskInstances.first?.attempts.first?.agentId == "eu-1")
+        await agent.close()
+        await h.stop()
+    }
+
+    @Test func firstMessageMustBeHello() async throws {
+        let h = try ServerHarness()
+        let call: GRPCClientCall<AgentV1.AgentMessage, AgentV1.ServerMessage> =
+            try await h.client.makeCall("/tether.agent.v1.AgentService/Connect", metadata: ServerHarness.bearer(ServerHarness.adminSecret))
+        try await call.send(AgentV1.AgentMessage(.heartbeat(AgentV1.Heartbeat())))
+        await call.finishSending()
+        do {
+            while try await call.next() != nil {}
+            Issue.record("the stream ended without an error")
+        } catch {
+            #expect(error.code == .invalidArgument)
+            #expect(error.message.contains("Hello"))
+        }
+        await h.stop()
+    }
+
+    @Test func invalidHelloAndDuplicateNameAreRefused() async throws {
+        let h = try ServerHarness()
+        let bad = try await h.connectAgent("bad name!", entrypoints: ["work"])
+        await #expect(throws: GRPCStatus.self) { _ = try await bad.welcome() }
+        let first = try await h.connectAgent("eu-1", entrypoints: ["work"])
+        _ = try await first.welcome()
+        let twin = try await h.connectAgent("eu-1", entrypoints: ["work"])
+        do {
+            _ = try await twin.welcome()
+            Issue.record("a second session with the same name was accepted")
+        } catch let error as GRPCStatus {
+            #expect(error.code == .alreadyExists)
+        }
+        await first.close()
+        await h.stop()
+    }
+
+    @Test func staleEpochAndAnotherAgentsLeaseAreRejectedAndChangeNothing() async throws {
+        let h = try ServerHarness()
+        _ = try await h.apply(Self.chain)
+        let a = try await h.connectAgent("a", entrypoints: ["work"])
+        _ = try await a.welcome()
+        let b = try await h.connectAgent("b", entrypoints: ["other"])
+        _ = try await b.welcome()
+        let run = try await h.trigger("chain")
+        let grant = try await a.grant()
+        try await a.report(grant, .succeeded, sequence: 1, epoch: grant.epoch + 5)
+        let stale = try await a.ack()
+        #expect(stale.rejections.first?.reason.contains("stale epoch") == true)
+        try await b.report(grant, .succeeded, sequence: 1)
+        let foreign = try await b.ack()
+        #expect(foreign.rejections.first?.reason.contains("not held by agent 'b'") == true)
+        let state = try await h.run(run.runId)
+        #expect(state.taskInstances.first?.state == .running)
+        #expect(state.taskInstances.first?.attempts.count == 1)
+        await a.close()
+        await b.close()
+        await h.stop()
+    }
+
+    @Test func taskWhoseEntrypointNoAgentOffersWaitsVisibly() async throws {
+        let h = try ServerHarness()
+        _ = try await h.apply(Self.chain)
+        let agent = try await h.connectAgent("a", entrypoints: ["something_else"])
+        _ = try await agent.welcome()
+        let run = try await h.trigger("chain")
+        let state = try await h.run(run.runId)
+        #expect(state.taskInstances.first?.state == .queued)
+        #expect(state.taskInstances.first?.waitingReason == "no connected agent on queue 'default' offers entrypoint 'work'")
+        await agent.close()
+        await h.stop()
+    }
+
+    @Test func agentTokenCannotUseTheControlServiceButCanConnect() async throws {
+        let h = try ServerHarness()
+        let token = try await h.createToken(.agent)
+        do {
+            let _: ControlV1.ListAgentsResponse = try await h.control("ListAgents", ControlV1.ListAgentsRequest(), secret: token)
+            Issue.record("agent token was allowed on ControlService")
+        } catch {
+            #expect(error.code == .permissionDenied)
+        }
+        let agent = try await h.connectAgent("a", entrypoints: ["work"], secret: token)
+        _ = try await agent.welcome()
+        let agents: ControlV1.ListAgentsResponse = try await h.control("ListAgents", ControlV1.ListAgentsRequest())
+        #expect(agents.agents.map(\.name) == ["a"])
+        await agent.close()
+        await h.stop()
+    }
+}

@@ -1,0 +1,155 @@
+import Foundation
+import GRPC
+import Synchronization
+import H2
+import TetherServer
+import TetherTestSupport
+import TetherWire
+
+/// A `TetherServer` in this process on 127.0.0.1 (h2c), with an admin token, and a
+/// client for it. `stop()` shuts both down.
+final class ServerHarness: Sendable {
+    static let adminSecret = "test-admin-secret-0123456789"
+
+    let scratch: ScratchDirectory
+    let server: TetherServer
+    let address: SocketAddress
+    let client: GRPCClient
+
+    init(leaseTTLMilliseconds: Int64 = 30_000) throws {
+        scratch = try ScratchDirectory()
+        let tokenFile = scratch.path("admin.token")
+        try Self.adminSecret.write(toFile: tokenFile, atomically: true, encoding: .utf8)
+        var configuration = TetherServer.Configuration(listen: try SocketAddress(parsing: "127.0.0.1:0"),
+                                                       dataDirectory: scratch.url.appendingPathComponent("data"))
+        configuration.insecurePlaintext = true
+        configuration.bootstrapTokenFile = tokenFile
+        configuration.leaseTTLMilliseconds = leaseTTLMilliseconds
+        configuration.synchronous = .normal
+        server = try TetherServer(configuration: configuration)
+        address = try server.start()
+        client = try GRPCClient(configuration: .init(target: address, tls: nil))
+    }
+
+    func stop() async {
+        await client.close()
+        await server.shutdown()
+    }
+
+    static func bearer(_ secret: String) -> GRPCMetadata {
+        var metadata = GRPCMetadata()
+        try! metadata.addString("Bearer \(secret)", forKey: "authorization")
+        return metadata
+    }
+
+    /// A ControlService call with the admin token (or `secret`).
+    func control<Request: WireMessage, Response: WireMessage>(
+        _ method: String, _ request: Request, secret: String? = adminSecret, response: Response.Type = Response.self
+    ) async throws(GRPCStatus) -> Response {
+        try await client.unary("/tether.control.v1.ControlService/\(method)", request,
+                               metadata: secret.map(Self.bearer) ?? GRPCMetadata(), timeout: .seconds(30))
+    }
+
+    func apply(_ yaml: String, source: String = "test.yaml") async throws(GRPCStatus) -> ControlV1.ApplyDagResponse {
+        var request = ControlV1.ApplyDagRequest()
+        request.specYaml = yaml
+        request.sourceName = source
+        return try await control("ApplyDag", request)
+    }
+
+    func trigger(_ dagID: String, params: [String: String] = [:]) async throws(GRPCStatus) -> ControlV1.Run {
+        var request = ControlV1.TriggerRunRequest()
+        request.dagId = dagID
+        request.params = params
+        let response: ControlV1.TriggerRunResponse = try await control("TriggerRun", request)
+        return response.run!
+    }
+
+    func run(_ runID: String) async throws(GRPCStatus) -> ControlV1.GetRunResponse {
+        var request = ControlV1.GetRunRequest()
+        request.runId = runID
+        return try await control("GetRun", request)
+    }
+
+    func createToken(_ role: ControlV1.TokenRole) async throws(GRPCStatus) -> String {
+        var request = ControlV1.CreateTokenRequest()
+        request.role = role
+        request.description = "test"
+        let response: ControlV1.CreateTokenResponse = try await control("CreateToken", request)
+        return response.secret
+    }
+
+    /// Opens an agent stream and sends its Hello.
+    func connectAgent(_ name: String, entrypoints: [String], queues: [String] = ["default"], slots: UInt32 = 4,
+                      secret: String = adminSecret, resumed: [AgentV1.ResumedLease] = []) async throws -> FakeAgent {
+        let call: GRPCClientCall<AgentV1.AgentMessage, AgentV1.ServerMessage> =
+            try await client.makeCall("/tether.agent.v1.AgentService/Connect", metadata: Self.bearer(secret))
+        var hello = AgentV1.Hello()
+        hello.name = name
+        hello.queues = queues
+        hello.slots = slots
+        hello.entrypoints = entrypoints
+        hello.resumedLeases = resumed
+        try await call.send(AgentV1.AgentMessage(.hello(hello)))
+        return FakeAgent(call: call)
+    }
+}
+
+/// The agent end of a Connect stream, driven by hand. Messages a wait skips over are
+/// kept for later waits (a grant may arrive before the Ack of the report that caused it).
+final class FakeAgent: Sendable {
+    let call: GRPCClientCall<AgentV1.AgentMessage, AgentV1.ServerMessage>
+    private let skipped = Mutex<[AgentV1.ServerMessage.Kind]>([])
+
+    init(call: GRPCClientCall<AgentV1.AgentMessage, AgentV1.ServerMessage>) { self.call = call }
+
+    /// The first message (kept or new) that `pick` accepts; throws the stream's status if it ends.
+    private func first<T>(_ pick: (AgentV1.ServerMessage.Kind) -> T?) async throws -> T {
+        let kept = skipped.withLock { kept -> T? in
+            guard let index = kept.firstIndex(where: { pick($0) != nil }) else { return nil }
+            return pick(kept.remove(at: index))
+        }
+        if let kept { return kept }
+        while true {
+            guard let message = try await call.next(), let kind = message.kind else {
+                throw await call.status() ?? GRPCStatus(code: .unknown, message: "stream ended")
+            }
+            if let value = pick(kind) { return value }
+            skipped.withLock { $0.append(kind) }
+        }
+    }
+
+    func welcome() async throws -> AgentV1.Welcome {
+        try await first { if case .welcome(let m) = $0 { m } else { nil } }
+    }
+
+    func grant() async throws -> AgentV1.LeaseGrant {
+        try await first { if case .leaseGrant(let m) = $0 { m } else { nil } }
+    }
+
+    func ack() async throws -> AgentV1.Ack {
+        try await first { if case .ack(let m) = $0 { m } else { nil } }
+    }
+
+    func revoke() async throws -> AgentV1.LeaseRevoke {
+        try await first { if case .leaseRevoke(let m) = $0 { m } else { nil } }
+    }
+
+    func report(_ grant: AgentV1.LeaseGrant, _ kind: AgentV1.TaskEventKind, sequence: UInt64, epoch: UInt64? = nil,
+                leaseID: String? = nil) async throws {
+        var event = AgentV1.TaskEvent()
+        event.sequence = sequence
+        event.leaseId = leaseID ?? grant.leaseId
+        event.epoch = epoch ?? grant.epoch
+        event.kind = kind
+        var exit = AgentV1.ExitStatus()
+        exit.status = .exitCode(kind == .succeeded ? 0 : 1)
+        event.exitStatus = exit
+        try await call.send(AgentV1.AgentMessage(.taskEvent(event)))
+    }
+
+    func close() async {
+        await call.finishSending()
+        await call.cancel()
+    }
+}
