@@ -16,6 +16,12 @@ public final class GRPCClient: Sendable {
         public var tls: TLSContext?
         /// `:authority`; defaults to the target address.
         public var authority: String?
+        /// An HTTP CONNECT proxy to tunnel through (`ProxySettings.fromEnvironment` reads
+        /// HTTPS_PROXY and NO_PROXY); nil dials `target` directly. The proxy is asked for
+        /// `authority` (default: `target`), so set `authority` to the server's "host:port" to
+        /// let the proxy resolve its name; TLS still checks `tls`'s server name. The proxy's
+        /// own host name is resolved once, when the client is made.
+        public var proxy: ProxySettings?
         public var http2 = HTTP2Configuration()
         public var maxReceiveMessageBytes = 4 << 20
         public var maxSendMessageBytes = 4 << 20
@@ -35,8 +41,14 @@ public final class GRPCClient: Sendable {
     private let connection: GRPCClientConnection
 
     /// - Parameter eventLoop: the loop to run on; a new one is started if nil.
+    /// - Throws: `SocketAddressError` if the proxy's host name does not resolve (a blocking
+    ///   lookup: make clients off the event loop); `SystemError` if a loop cannot start.
     public init(configuration: Configuration, eventLoop: EventLoop? = nil) throws {
         self.configuration = configuration
+        let proxy = try configuration.proxy.map { settings in
+            HTTPConnectProxy(address: try SocketAddress.resolve(host: settings.host, port: UInt16(clamping: settings.port)),
+                             username: settings.username, password: settings.password)
+        }
         if let eventLoop {
             self.eventLoop = eventLoop
             ownsLoop = false
@@ -44,7 +56,7 @@ public final class GRPCClient: Sendable {
             self.eventLoop = try EventLoop.start(name: "grpc-client")
             ownsLoop = true
         }
-        connection = GRPCClientConnection(configuration: configuration, loop: self.eventLoop)
+        connection = GRPCClientConnection(configuration: configuration, proxy: proxy, loop: self.eventLoop)
     }
 
     /// Closes the connection (in-flight calls fail with UNAVAILABLE) and stops an owned loop.
@@ -138,6 +150,9 @@ final class GRPCClientConnection: @unchecked Sendable {
     }
 
     private let configuration: GRPCClient.Configuration
+    private let proxy: HTTPConnectProxy?
+    /// Where the connection goes, for error messages.
+    private let destination: String
     private let loop: EventLoop
     private var state = State.idle
     /// Connections that got GOAWAY: kept alive until their last calls finish.
@@ -145,8 +160,11 @@ final class GRPCClientConnection: @unchecked Sendable {
     private var waiters: [(Result<HTTP2Connection, GRPCStatus>) -> Void] = []
     private var attempt = 0
 
-    init(configuration: GRPCClient.Configuration, loop: EventLoop) {
+    init(configuration: GRPCClient.Configuration, proxy: HTTPConnectProxy?, loop: EventLoop) {
         self.configuration = configuration
+        self.proxy = proxy
+        destination = proxy.map { "\(configuration.authority ?? configuration.target.description) via proxy \($0.address)" }
+            ?? configuration.target.description
         self.loop = loop
     }
 
@@ -167,7 +185,7 @@ final class GRPCClientConnection: @unchecked Sendable {
                 waiters.append(body)
                 connect()
             } else {
-                body(.failure(GRPCStatus(code: .unavailable, message: "connection to \(configuration.target) failed: \(lastError)")))
+                body(.failure(GRPCStatus(code: .unavailable, message: "connection to \(destination) failed: \(lastError)")))
             }
         case .shutdown:
             body(.failure(GRPCStatus(code: .unavailable, message: "client closed")))
@@ -177,9 +195,16 @@ final class GRPCClientConnection: @unchecked Sendable {
     private func connect() {
         let connection: HTTP2Connection
         do {
-            connection = try HTTP2Connection.connect(to: configuration.target, tls: configuration.tls, loop: loop,
-                                                     configuration: configuration.http2,
-                                                     connectTimeout: configuration.backoff.minimumConnectTimeout)
+            let timeout = configuration.backoff.minimumConnectTimeout
+            if let proxy {
+                connection = try HTTP2Connection.connect(through: proxy,
+                                                         to: configuration.authority ?? configuration.target.description,
+                                                         tls: configuration.tls, loop: loop, configuration: configuration.http2,
+                                                         connectTimeout: timeout)
+            } else {
+                connection = try HTTP2Connection.connect(to: configuration.target, tls: configuration.tls, loop: loop,
+                                                         configuration: configuration.http2, connectTimeout: timeout)
+            }
         } catch {
             return failed("\(error)")
         }
@@ -217,7 +242,7 @@ final class GRPCClientConnection: @unchecked Sendable {
         state = .backoff(until: .now + delay, lastError: reason)
         let waiting = waiters
         waiters = []
-        let status = GRPCStatus(code: .unavailable, message: "connection to \(configuration.target) failed: \(reason)")
+        let status = GRPCStatus(code: .unavailable, message: "connection to \(destination) failed: \(reason)")
         for waiter in waiting { waiter(.failure(status)) }
     }
 

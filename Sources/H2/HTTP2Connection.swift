@@ -41,7 +41,8 @@ public final class HTTP2Connection: EventLoopSelectable, EventLoopFlushable {
     weak var serverDelegate: (any HTTP2ServerDelegate)?
 
     private enum State: Equatable {
-        case connecting      // client TCP connect in progress
+        case connecting      // client TCP connect in progress (to the proxy, if there is one)
+        case tunneling       // client: CONNECT sent to the proxy, its answer not yet complete
         case handshaking     // TLS handshake in progress
         case awaitingSettings  // client: preface sent, the peer's first SETTINGS not yet received
         case open
@@ -52,6 +53,8 @@ public final class HTTP2Connection: EventLoopSelectable, EventLoopFlushable {
     private var fd: Int32
     private var registration: EventLoop.RegistrationID?
     private let tls: TLSSession?
+    /// Client through a proxy: the CONNECT exchange, until the tunnel is open.
+    private var tunnel: HTTPConnectHandshake?
     private var session: OpaquePointer!
     private var streams: [Int32: HTTP2Stream] = [:]
     private var pending: [UInt8] = []
@@ -74,12 +77,13 @@ public final class HTTP2Connection: EventLoopSelectable, EventLoopFlushable {
     /// Whether new streams may be opened (client) or accepted (server).
     public var isActive: Bool { state == .open }
 
-    init(loop: EventLoop, fd: Int32, role: Role, connecting: Bool, tls: TLSSession?,
+    init(loop: EventLoop, fd: Int32, role: Role, connecting: Bool, tls: TLSSession?, tunnel: HTTPConnectHandshake? = nil,
          peer: SocketAddress?, configuration: HTTP2Configuration) throws(HTTP2Error) {
         self.loop = loop
         self.fd = fd
         self.role = role
         self.tls = tls
+        self.tunnel = tunnel
         self.peerAddress = peer
         self.configuration = configuration
         self.state = .connecting
@@ -100,8 +104,8 @@ public final class HTTP2Connection: EventLoopSelectable, EventLoopFlushable {
         scheduleKeepalive()
     }
 
-    /// Client: closes the connection unless it is ready within `timeout` (TCP connect, TLS
-    /// handshake and the peer's first SETTINGS together). Loop thread only.
+    /// Client: closes the connection unless it is ready within `timeout` (TCP connect, the
+    /// proxy's CONNECT, TLS handshake and the peer's first SETTINGS together). Loop thread only.
     func startConnectTimer(_ timeout: Duration) {
         guard state != .open, state != .closed else { return }
         connectTimer = loop.schedule(after: timeout) { [weak self] in
@@ -113,7 +117,10 @@ public final class HTTP2Connection: EventLoopSelectable, EventLoopFlushable {
     private func connectTimedOut(after timeout: Duration) {
         let unfinished: String
         switch state {
-        case .connecting: unfinished = "TCP connect not complete"
+        case .connecting:
+            unfinished = tunnel.map { "TCP connect to proxy \($0.proxy.address) not complete" } ?? "TCP connect not complete"
+        case .tunneling:
+            unfinished = tunnel.map { "no answer from proxy \($0.proxy.address) to CONNECT \($0.target)" } ?? "no answer to CONNECT"
         case .handshaking: unfinished = "TLS handshake not complete"
         case .awaitingSettings: unfinished = "no HTTP/2 SETTINGS from the peer"
         case .open, .draining, .closed: return
@@ -178,6 +185,7 @@ public final class HTTP2Connection: EventLoopSelectable, EventLoopFlushable {
     public func eventLoopReadable() {
         switch state {
         case .connecting: return
+        case .tunneling: continueTunnel()
         case .handshaking: continueHandshake()
         case .awaitingSettings, .open, .draining: readAvailable()
         case .closed: return
@@ -187,6 +195,7 @@ public final class HTTP2Connection: EventLoopSelectable, EventLoopFlushable {
     public func eventLoopWritable() {
         switch state {
         case .connecting: finishConnect()
+        case .tunneling: continueTunnel()
         case .handshaking: continueHandshake()
         case .awaitingSettings, .open, .draining:
             if tlsReadWantsWrite {
@@ -200,6 +209,13 @@ public final class HTTP2Connection: EventLoopSelectable, EventLoopFlushable {
 
     public func eventLoopHangup() {
         if state == .connecting { finishConnect(); return }
+        if state == .tunneling {
+            // Read what the proxy said before it hung up; a hangup right behind a complete
+            // answer is seen again, by the next state, on the next iteration.
+            continueTunnel()
+            if state == .tunneling { terminate("proxy hung up before answering CONNECT") }
+            return
+        }
         // Read what is left (a GOAWAY, a last response) before giving up.
         if state == .awaitingSettings || state == .open || state == .draining { readAvailable() }
         peerEnded("peer hung up")
@@ -208,9 +224,37 @@ public final class HTTP2Connection: EventLoopSelectable, EventLoopFlushable {
     private func finishConnect() {
         let error = Socket.connectResult(fd)
         guard error == 0 else {
-            terminate("connect failed: \(SystemError("connect", errno: error))")
+            let what = tunnel.map { "connect to proxy \($0.proxy.address)" } ?? "connect"
+            terminate("\(what) failed: \(SystemError("connect", errno: error))")
             return
         }
+        if tunnel != nil {
+            state = .tunneling
+            continueTunnel()
+        } else {
+            tcpEstablished()
+        }
+    }
+
+    /// Sends CONNECT and reads the proxy's answer; once it is 2xx, carries on as a direct
+    /// connection would after TCP connect.
+    private func continueTunnel() {
+        do {
+            switch try tunnel?.advance(fd: fd, scratch: loop.readBuffer) {
+            case .done?:
+                tunnel = nil
+                tcpEstablished()
+            case .wantRead?: updateInterest(write: false)
+            case .wantWrite?: updateInterest(write: true)
+            case nil: return
+            }
+        } catch {
+            terminate(error.description)
+        }
+    }
+
+    /// TCP is up, directly or through the proxy's tunnel: TLS (to the target) or HTTP/2 starts.
+    private func tcpEstablished() {
         if tls == nil {
             state = transportEstablishedState
             transportEstablished()
@@ -510,7 +554,8 @@ public final class HTTP2Connection: EventLoopSelectable, EventLoopFlushable {
     /// Graceful: sends GOAWAY (no new streams), lets open streams finish within
     /// `gracefulShutdownTimeout`, then closes. Loop thread only.
     public func shutdown(reason: String = "shutting down") {
-        guard state == .open || state == .awaitingSettings || state == .handshaking || state == .connecting else { return }
+        guard state == .open || state == .awaitingSettings || state == .handshaking || state == .tunneling
+                || state == .connecting else { return }
         if state != .open { return terminate(reason) }
         state = .draining
         closeReason = reason
@@ -575,7 +620,7 @@ public final class HTTP2Connection: EventLoopSelectable, EventLoopFlushable {
             // No HTTP/2 yet, so no PING: a client that stalls its TLS handshake would
             // otherwise hold the connection for good.
             terminate("TLS handshake not complete within \(interval)")
-        case .connecting, .handshaking, .awaitingSettings:
+        case .connecting, .tunneling, .handshaking, .awaitingSettings:
             // A client's connect timer covers these.
             keepaliveTimer = loop.schedule(after: interval) { [weak self] in self?.keepaliveTick() }
         case .closed:
@@ -767,6 +812,28 @@ extension HTTP2Connection {
     public static func connect(to address: SocketAddress, tls: TLSContext?, loop: EventLoop,
                                configuration: HTTP2Configuration = HTTP2Configuration(),
                                connectTimeout: Duration = .seconds(20)) throws -> HTTP2Connection {
+        try connect(address, tunnel: nil, tls: tls, loop: loop, configuration: configuration, connectTimeout: connectTimeout)
+    }
+
+    /// Client: as `connect(to:tls:loop:configuration:connectTimeout:)`, through a tunnel that
+    /// `proxy` opens to `target` ("host:port", which the proxy resolves) with HTTP CONNECT.
+    /// Once the proxy answers 2xx the connection carries on exactly as a direct one: `tls`
+    /// checks the target's certificate against its own server name (never the proxy's),
+    /// or h2c starts. `connectTimeout` covers the proxy step too. `onClose` names a failed
+    /// proxy step, e.g. "proxy 127.0.0.1:3128 refused CONNECT to example:443: 403 Forbidden".
+    /// `peerAddress` is the proxy's: that is where the socket goes.
+    /// - Throws: `HTTPConnectError` if `target` is not "host:port"; `SystemError`/`TLSError`
+    ///   if the socket or TLS session cannot be made.
+    public static func connect(through proxy: HTTPConnectProxy, to target: String, tls: TLSContext?, loop: EventLoop,
+                               configuration: HTTP2Configuration = HTTP2Configuration(),
+                               connectTimeout: Duration = .seconds(20)) throws -> HTTP2Connection {
+        let tunnel = try HTTPConnectHandshake(proxy: proxy, target: target)
+        return try connect(proxy.address, tunnel: tunnel, tls: tls, loop: loop, configuration: configuration,
+                           connectTimeout: connectTimeout)
+    }
+
+    private static func connect(_ address: SocketAddress, tunnel: HTTPConnectHandshake?, tls: TLSContext?, loop: EventLoop,
+                                configuration: HTTP2Configuration, connectTimeout: Duration) throws -> HTTP2Connection {
         loop.preconditionInEventLoop()
         let fd = try Socket.startConnect(to: address)
         let session: TLSSession?
@@ -777,7 +844,7 @@ extension HTTP2Connection {
             throw error
         }
         let connection = try HTTP2Connection(loop: loop, fd: fd, role: .client, connecting: true, tls: session,
-                                             peer: address, configuration: configuration)
+                                             tunnel: tunnel, peer: address, configuration: configuration)
         try connection.start()
         connection.startConnectTimer(connectTimeout)
         return connection

@@ -393,7 +393,8 @@ import Glibc
 // MARK: - Driving both sides by hand
 
 /// A connected AF_UNIX stream socketpair, both ends non-blocking; closes both in deinit.
-private final class SocketPair {
+/// (Also drives HTTPConnectProxyTests.)
+final class SocketPair {
     let client: Int32
     let server: Int32
 

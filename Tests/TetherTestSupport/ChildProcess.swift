@@ -9,7 +9,9 @@ public final class ChildProcess: @unchecked Sendable {
     public private(set) var readyLine = ""
 
     /// Starts `executable` and waits (up to `timeout`) for a stdout line starting
-    /// with `readyPrefix`; throws with the child's output if it exits or stays silent.
+    /// with `readyPrefix`. Throws `ProcessRunError` if `executable` is missing, the error of
+    /// `Process.run()` if it cannot start, and `ChildProcessError` with the child's output if
+    /// it exits first or stays silent (then it is killed).
     public init(_ executable: URL, _ arguments: [String], readyPrefix: String, timeout: Duration = .seconds(30)) throws {
         guard FileManager.default.isExecutableFile(atPath: executable.path) else {
             throw ProcessRunError.missingExecutable(executable.path)
@@ -20,6 +22,15 @@ public final class ChildProcess: @unchecked Sendable {
         process.standardError = output
         process.standardInput = FileHandle.nullDevice
         try process.run()
+        launched = true
+        // `availableData` blocks until output or EOF: a child still silent at the deadline is
+        // killed, which ends the read with EOF.
+        let pid = process.processIdentifier
+        let watchdog = DispatchWorkItem { kill(pid, SIGKILL) }
+        let (seconds, attoseconds) = timeout.components
+        DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(Int(seconds * 1000 + attoseconds / 1_000_000_000_000_000)),
+                                          execute: watchdog)
+        defer { watchdog.cancel() }
         let handle = output.fileHandleForReading
         var buffer = Data()
         let deadline = ContinuousClock.now + timeout
@@ -34,8 +45,14 @@ public final class ChildProcess: @unchecked Sendable {
                 return
             }
         }
-        stop()
-        throw ChildProcessError(output: String(decoding: buffer, as: UTF8.self))
+        let status = stop()
+        let timedOut = ContinuousClock.now >= deadline
+            || process.terminationReason == .uncaughtSignal && status == SIGKILL
+        let problem = timedOut
+            ? "printed no line starting with '\(readyPrefix)' within \(timeout), so it was killed"
+            : "exited (status \(status)) before printing a line starting with '\(readyPrefix)'"
+        throw ChildProcessError(executable: executable.lastPathComponent, problem: problem,
+                                output: String(decoding: buffer, as: UTF8.self))
     }
 
     /// Keeps reading the child's output so a chatty child never blocks on a full
@@ -58,6 +75,9 @@ public final class ChildProcess: @unchecked Sendable {
 
     private let lock = NSLock()
     private var tail = Data()
+    /// Whether `process.run()` succeeded. `deinit` also runs after a failed `init`, and
+    /// Foundation traps on `terminationStatus` of a process that never started.
+    private var launched = false
 
     /// The last output the child printed after it became ready.
     public var recentOutput: String {
@@ -83,10 +103,18 @@ public final class ChildProcess: @unchecked Sendable {
         return process.terminationStatus
     }
 
-    deinit { stop() }
+    deinit {
+        if launched { stop() }
+    }
 }
 
+/// A child process that never printed its ready line.
 public struct ChildProcessError: Error, CustomStringConvertible {
+    /// The executable's file name, e.g. "python".
+    public let executable: String
+    /// What happened instead, e.g. "exited (status 1) before printing a line starting with …".
+    public let problem: String
+    /// Everything it printed (stdout and stderr).
     public let output: String
-    public var description: String { "child process did not become ready; it printed:\n\(output)" }
+    public var description: String { "child process \(executable) \(problem); it printed:\n\(output)" }
 }
