@@ -17,8 +17,19 @@ struct WireField {
         descriptor = field
     }
 
+    /// The field `descriptor` describes, for code that walks every field of a message.
+    init(_ descriptor: UnsafePointer<ProtobufCFieldDescriptor>) {
+        self.descriptor = descriptor
+    }
+
+    /// Every field of `message`, in field-number order (protoc-c sorts them so).
+    static func all(of message: UnsafePointer<ProtobufCMessageDescriptor>) -> [WireField] {
+        (0..<Int(message.pointee.n_fields)).map { WireField(message.pointee.fields + $0) }
+    }
+
     var number: UInt32 { descriptor.pointee.id }
     var name: String { String(cString: descriptor.pointee.name) }
+    var type: ProtobufCType { descriptor.pointee.type }
     var offset: Int { Int(descriptor.pointee.offset) }
     var quantifierOffset: Int { Int(descriptor.pointee.quantifier_offset) }
     var isRepeated: Bool { descriptor.pointee.label == PROTOBUF_C_LABEL_REPEATED }

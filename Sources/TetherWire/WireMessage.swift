@@ -60,14 +60,12 @@ extension WireMessage {
     /// Encodes the message in the protobuf binary format.
     /// - Throws: `WireError.embeddedNUL` if a string holds U+0000.
     public func serializedBytes() throws(WireError) -> [UInt8] {
-        let arena = WireArena()
-        let message = arena.newMessage(Self.wireDescriptor.raw)
-        try write(to: WireWriter(arena: arena, message: message, descriptor: Self.wireDescriptor.raw))
-        let cMessage = UnsafePointer(message.assumingMemoryBound(to: ProtobufCMessage.self))
-        let size = protobuf_c_message_get_packed_size(cMessage)
-        guard size > 0 else { return [] }
-        return [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
-            count = protobuf_c_message_pack(cMessage, buffer.baseAddress)
+        try withCMessage { cMessage in
+            let size = protobuf_c_message_get_packed_size(cMessage)
+            guard size > 0 else { return [] }
+            return [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
+                count = protobuf_c_message_pack(cMessage, buffer.baseAddress)
+            }
         }
     }
 
@@ -77,9 +75,32 @@ extension WireMessage {
     ///   Never traps; allocation is bounded by `WireLimits.decodeBudget`.
     public init(serializedBytes bytes: UnsafeRawBufferPointer,
                 maxBytes: Int = WireLimits.defaultMaxMessageBytes) throws(WireError) {
-        let descriptor = Self.wireDescriptor.raw
+        self = try Self.withDecoded(bytes, maxBytes: maxBytes) { (decoded) throws(WireError) in
+            try Self(from: WireReader(message: decoded, descriptor: Self.wireDescriptor.raw))
+        }
+    }
+
+    /// Builds the message as a C message and passes it to `body`. The C message and
+    /// everything it points to are freed when `body` returns.
+    /// - Throws: `WireError.embeddedNUL` if a string holds U+0000; whatever `body` throws.
+    func withCMessage<R>(_ body: (UnsafePointer<ProtobufCMessage>) throws(WireError) -> R) throws(WireError) -> R {
+        let arena = WireArena()
+        let message = arena.newMessage(Self.wireDescriptor.raw)
+        try write(to: WireWriter(arena: arena, message: message, descriptor: Self.wireDescriptor.raw))
+        return try withExtendedLifetime(arena) { () throws(WireError) in
+            try body(UnsafePointer(message.assumingMemoryBound(to: ProtobufCMessage.self)))
+        }
+    }
+
+    /// Decodes `bytes` with protobuf-c into a C message of this type and passes it to
+    /// `body`. The C message is freed when `body` returns.
+    /// - Throws: `WireError` for oversized input, malformed bytes or a string holding
+    ///   U+0000; whatever `body` throws.
+    static func withDecoded<R>(_ bytes: UnsafeRawBufferPointer, maxBytes: Int,
+                               _ body: (UnsafeRawPointer) throws(WireError) -> R) throws(WireError) -> R {
+        let descriptor = wireDescriptor.raw
         guard bytes.count <= maxBytes else {
-            throw .tooLarge(message: Self.protoName, size: bytes.count, limit: maxBytes)
+            throw .tooLarge(message: protoName, size: bytes.count, limit: maxBytes)
         }
         try WireStringScan.check(bytes, descriptor)
         let budget = DecodeBudget(limit: WireLimits.decodeBudget(inputBytes: bytes.count))
@@ -90,12 +111,12 @@ extension WireMessage {
         }
         guard let decoded else {
             if budget.exceeded {
-                throw .tooLarge(message: Self.protoName, size: budget.requested, limit: budget.limit)
+                throw .tooLarge(message: protoName, size: budget.requested, limit: budget.limit)
             }
-            throw .malformed(message: Self.protoName)
+            throw .malformed(message: protoName)
         }
         defer { budget.withAllocator { protobuf_c_message_free_unpacked(decoded, $0) } }
-        try self.init(from: WireReader(message: UnsafeRawPointer(decoded), descriptor: descriptor))
+        return try body(UnsafeRawPointer(decoded))
     }
 
     /// Decodes a message from protobuf binary bytes; see `init(serializedBytes:maxBytes:)`.
