@@ -45,8 +45,10 @@ public enum ProcessRunError: Error, CustomStringConvertible {
 }
 
 /// Runs `executable` to completion, reading its output concurrently so a full
-/// pipe cannot stall it.
-public func runProcess(_ executable: URL, _ arguments: [String], cwd: URL = Repository.root) throws -> ProcessResult {
+/// pipe cannot stall it. `environment` entries are added to (or replace) this
+/// process's environment; a nil value removes the variable.
+public func runProcess(_ executable: URL, _ arguments: [String], cwd: URL = Repository.root,
+                       environment: [String: String?] = [:]) throws -> ProcessResult {
     guard FileManager.default.isExecutableFile(atPath: executable.path) else {
         throw ProcessRunError.missingExecutable(executable.path)
     }
@@ -54,6 +56,11 @@ public func runProcess(_ executable: URL, _ arguments: [String], cwd: URL = Repo
     process.executableURL = executable
     process.arguments = arguments
     process.currentDirectoryURL = cwd
+    if !environment.isEmpty {
+        var merged = ProcessInfo.processInfo.environment
+        for (key, value) in environment { merged[key] = value }
+        process.environment = merged
+    }
     let out = Pipe(), err = Pipe()
     process.standardOutput = out
     process.standardError = err

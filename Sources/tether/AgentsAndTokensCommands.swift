@@ -1,0 +1,102 @@
+import ArgumentParser
+import Foundation
+import TetherScheduler
+import TetherWire
+
+/// `tether agents`: the connected agents.
+struct AgentsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "agents", abstract: "List connected agents.")
+    @OptionGroup var client: ClientOptions
+    @Option(help: "Only agents serving this queue.") var queue: String?
+
+    func run() async throws {
+        try await withControl(client) { control in
+            var request = ControlV1.ListAgentsRequest()
+            request.queue = queue ?? ""
+            let response: ControlV1.ListAgentsResponse = try await control.call("ListAgents", request)
+            try emit(response, json: client.json) {
+                printTable(["AGENT", "STATE", "QUEUES", "SLOTS", "LEASES", "LABELS", "VERSION", "LAST HEARTBEAT"], response.agents.map { agent in
+                    [agent.name, agent.state == .draining ? "draining" : "connected", agent.queues.joined(separator: ","),
+                     String(agent.slots), String(agent.leaseIds.count),
+                     agent.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","),
+                     agent.version.isEmpty ? "-" : agent.version, formatTime(agent.lastHeartbeatAtUnixUs)]
+                })
+            }
+        }
+    }
+}
+
+/// `tether token create|list|revoke`.
+struct TokenCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "token", abstract: "Manage bearer tokens.", subcommands: [Create.self, List.self, Revoke.self])
+
+    enum Role: String, ExpressibleByArgument, CaseIterable { case agent, admin }
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create a token; its secret is printed once and never stored.",
+            discussion: "agent tokens may only open the agent stream; admin tokens may do everything.")
+        @OptionGroup var client: ClientOptions
+        @Option(help: "agent or admin.") var role: Role
+        @Option(help: "What the token is for.") var description = ""
+        @Option(help: "Lifetime, e.g. 30d or 12h (default: no expiry).") var ttl: String?
+
+        func run() async throws {
+            var ttlMilliseconds: Int64 = 0
+            if let ttl {
+                do {
+                    ttlMilliseconds = try DurationText.milliseconds(parsing: ttl)
+                } catch {
+                    throw ValidationError("--ttl: \(error)")
+                }
+            }
+            try await withControl(client) { control in
+                var request = ControlV1.CreateTokenRequest()
+                request.role = role == .admin ? .admin : .agent
+                request.description = description
+                request.ttlMs = UInt64(ttlMilliseconds)
+                let response: ControlV1.CreateTokenResponse = try await control.call("CreateToken", request)
+                try emit(response, json: client.json) {
+                    printError("token \(response.token?.tokenId ?? "?") (\(role.rawValue)); the secret below is shown only now:")
+                    print(response.secret)
+                }
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List tokens (never their secrets).")
+        @OptionGroup var client: ClientOptions
+        @Flag(help: "Include revoked and expired tokens.") var all = false
+
+        func run() async throws {
+            try await withControl(client) { control in
+                var request = ControlV1.ListTokensRequest()
+                request.includeInactive = all
+                let response: ControlV1.ListTokensResponse = try await control.call("ListTokens", request)
+                try emit(response, json: client.json) {
+                    printTable(["TOKEN", "ROLE", "CREATED", "EXPIRES", "REVOKED", "DESCRIPTION"], response.tokens.map { token in
+                        [token.tokenId, token.role == .admin ? "admin" : "agent", formatTime(token.createdAtUnixUs),
+                         formatTime(token.expiresAtUnixUs), formatTime(token.revokedAtUnixUs), token.description]
+                    })
+                }
+            }
+        }
+    }
+
+    struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Revoke a token; calls with it fail from now on.")
+        @OptionGroup var client: ClientOptions
+        @Argument(help: "Token id.") var token: String
+
+        func run() async throws {
+            try await withControl(client) { control in
+                var request = ControlV1.RevokeTokenRequest()
+                request.tokenId = token
+                let response: ControlV1.RevokeTokenResponse = try await control.call("RevokeToken", request)
+                try emit(response, json: client.json) { print("\(token): revoked") }
+            }
+        }
+    }
+}

@@ -1,0 +1,127 @@
+import ArgumentParser
+import Foundation
+import TetherWire
+
+/// `tether dag apply|list|show|pause|unpause`.
+struct DagCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dag",
+        abstract: "Apply and inspect DAG specs.",
+        subcommands: [Apply.self, List.self, Show.self, Pause.self, Unpause.self]
+    )
+
+    struct Apply: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Apply DAG files (YAML, see docs/dag-format.md).",
+            discussion: "An identical spec is a no-op; a changed one becomes the next version. Exit code 1 if any file is refused."
+        )
+        @OptionGroup var client: ClientOptions
+        @Argument(help: "DAG files.") var files: [String]
+
+        func run() async throws {
+            try await withControl(client) { control in
+                var failed = false
+                for file in files {
+                    let text: String
+                    do {
+                        text = try String(contentsOfFile: file, encoding: .utf8)
+                    } catch {
+                        printError("tether: cannot read \(file): \(error.localizedDescription)")
+                        failed = true
+                        continue
+                    }
+                    var request = ControlV1.ApplyDagRequest()
+                    request.specYaml = text
+                    request.sourceName = file
+                    do {
+                        let response: ControlV1.ApplyDagResponse = try await control.call("ApplyDag", request)
+                        try emit(response, json: client.json) {
+                            let version = response.version
+                            print("\(version?.dagId ?? "?"): version \(version?.version ?? 0) \(response.created ? "applied" : "unchanged")")
+                        }
+                    } catch let error as CLIError where error.exitCode == 1 {
+                        printError("tether: \(error.description)")
+                        failed = true
+                    }
+                }
+                if failed { throw CLIError("some files were not applied", exitCode: 1) }
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List DAGs.")
+        @OptionGroup var client: ClientOptions
+
+        func run() async throws {
+            try await withControl(client) { control in
+                var request = ControlV1.ListDagsRequest()
+                request.pageSize = 1000
+                let response: ControlV1.ListDagsResponse = try await control.call("ListDags", request)
+                try emit(response, json: client.json) {
+                    printTable(["DAG", "VERSION", "SCHEDULE", "PAUSED", "ACTIVE RUNS", "NEXT RUN"], response.dags.map { dag in
+                        [dag.dagId, String(dag.latestVersion), dag.schedule.isEmpty ? "-" : dag.schedule, dag.paused ? "yes" : "no",
+                         String(dag.activeRuns), formatTime(dag.nextRunAtUnixUs)]
+                    })
+                }
+            }
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show a DAG and the tasks of one of its versions.")
+        @OptionGroup var client: ClientOptions
+        @Argument(help: "DAG id.") var dag: String
+        @Option(help: "Version (default: the latest).") var version: UInt32 = 0
+
+        func run() async throws {
+            try await withControl(client) { control in
+                var request = ControlV1.GetDagRequest()
+                request.dagId = dag
+                request.version = version
+                let response: ControlV1.GetDagResponse = try await control.call("GetDag", request)
+                try emit(response, json: client.json) {
+                    guard let dag = response.dag, let version = response.version, let spec = version.spec else { return }
+                    print("DAG \(dag.dagId) version \(version.version) of \(dag.latestVersion)\(dag.paused ? " (paused)" : "")")
+                    if !spec.description.isEmpty { print(spec.description) }
+                    print("schedule: \(spec.schedule.isEmpty ? "manual only" : spec.schedule)  hash: \(version.contentHash.prefix(12))")
+                    print("")
+                    printTable(["TASK", "ENTRYPOINT", "QUEUE", "DEPENDS ON", "RETRIES", "PRIORITY"], spec.tasks.map { task in
+                        [task.taskId, task.entrypoint, task.queue, task.dependsOn.isEmpty ? "-" : task.dependsOn.joined(separator: ","),
+                         String(task.retries), String(task.priority)]
+                    })
+                }
+            }
+        }
+    }
+
+    struct Pause: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Stop a DAG's schedule from creating runs.")
+        @OptionGroup var client: ClientOptions
+        @Argument(help: "DAG id.") var dag: String
+
+        func run() async throws {
+            try await withControl(client) { control in
+                var request = ControlV1.PauseDagRequest()
+                request.dagId = dag
+                let response: ControlV1.PauseDagResponse = try await control.call("PauseDag", request)
+                try emit(response, json: client.json) { print("\(dag): paused") }
+            }
+        }
+    }
+
+    struct Unpause: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Let a DAG's schedule create runs again (no catch-up).")
+        @OptionGroup var client: ClientOptions
+        @Argument(help: "DAG id.") var dag: String
+
+        func run() async throws {
+            try await withControl(client) { control in
+                var request = ControlV1.UnpauseDagRequest()
+                request.dagId = dag
+                let response: ControlV1.UnpauseDagResponse = try await control.call("UnpauseDag", request)
+                try emit(response, json: client.json) { print("\(dag): unpaused") }
+            }
+        }
+    }
+}

@@ -1,0 +1,159 @@
+import ArgumentParser
+import Foundation
+import TetherWire
+
+/// `tether run trigger|list|show|cancel`.
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Trigger and inspect runs.",
+        subcommands: [Trigger.self, List.self, Show.self, Cancel.self]
+    )
+
+    /// Exit codes of `run trigger --wait`.
+    static func exitCode(for state: ControlV1.RunState) -> Int32 {
+        switch state {
+        case .success: 0
+        case .failed: 1
+        case .cancelled: 2
+        default: 1
+        }
+    }
+
+    struct Trigger: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Start a run of a DAG's latest version.",
+            discussion: """
+                Prints the run id. With --wait, shows the run's progress until it finishes and
+                exits with its outcome: 0 success, 1 failed, 2 cancelled (3 unavailable, 4 auth).
+                """
+        )
+        @OptionGroup var client: ClientOptions
+        @Argument(help: "DAG id.") var dag: String
+        @Option(name: .customLong("param"), help: "A parameter override, NAME=VALUE (repeatable).") var params: [String] = []
+        @Flag(help: "Wait for the run to finish, showing progress.") var wait = false
+
+        func run() async throws {
+            var overrides: [String: String] = [:]
+            for param in params {
+                guard let equals = param.firstIndex(of: "="), equals != param.startIndex else {
+                    throw ValidationError("--param '\(param)' is not NAME=VALUE")
+                }
+                overrides[String(param[..<equals])] = String(param[param.index(after: equals)...])
+            }
+            try await withControl(client) { control in
+                var request = ControlV1.TriggerRunRequest()
+                request.dagId = dag
+                request.params = overrides
+                let response: ControlV1.TriggerRunResponse = try await control.call("TriggerRun", request)
+                let runID = response.run?.runId ?? ""
+                if !wait {
+                    try emit(response, json: client.json) { print(runID) }
+                    return
+                }
+                if !client.json { printError("run \(runID) started") }
+                let finished = try await Self.follow(runID, control, quiet: client.json)
+                try emit(finished, json: client.json) { RunCommand.Show.printRun(finished) }
+                let code = RunCommand.exitCode(for: finished.run?.state ?? .unspecified)
+                if code != 0 { throw ExitCode(code) }
+            }
+        }
+
+        /// Polls GetRun until the run is final, printing a progress line to stderr
+        /// whenever the task counts change.
+        static func follow(_ runID: String, _ control: ControlClient, quiet: Bool) async throws -> ControlV1.GetRunResponse {
+            var request = ControlV1.GetRunRequest()
+            request.runId = runID
+            var last = ""
+            while true {
+                let response: ControlV1.GetRunResponse = try await control.call("GetRun", request)
+                let state = response.run?.state ?? .unspecified
+                let counts = (response.run?.taskCounts ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
+                let line = "\(runID): \(state.label) — \(counts.joined(separator: ", "))"
+                if line != last, !quiet { printError(line) }
+                last = line
+                if [.success, .failed, .cancelled].contains(state) { return response }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List runs, newest first.")
+        @OptionGroup var client: ClientOptions
+        @Option(help: "Only runs of this DAG.") var dag: String?
+        @Option(help: "Only runs in this state (queued, running, success, failed, cancelled; repeatable).") var state: [String] = []
+        @Option(help: "At most this many runs.") var limit: UInt32 = 20
+
+        func run() async throws {
+            var states: [ControlV1.RunState] = []
+            for name in state {
+                guard let known = [ControlV1.RunState.queued, .running, .success, .failed, .cancelled].first(where: { $0.label == name }) else {
+                    throw ValidationError("--state '\(name)' is not one of queued, running, success, failed, cancelled")
+                }
+                states.append(known)
+            }
+            guard (1...1000).contains(limit) else { throw ValidationError("--limit must be 1...1000") }
+            try await withControl(client) { control in
+                var request = ControlV1.ListRunsRequest()
+                request.dagId = dag ?? ""
+                request.states = states
+                request.pageSize = limit
+                let response: ControlV1.ListRunsResponse = try await control.call("ListRuns", request)
+                try emit(response, json: client.json) {
+                    printTable(["RUN", "DAG", "VERSION", "STATE", "TRIGGER", "CREATED", "DURATION"], response.runs.map { run in
+                        [run.runId, run.dagId, String(run.dagVersion), run.state.label, run.trigger == .schedule ? "schedule" : "manual",
+                         formatTime(run.createdAtUnixUs), formatDuration(fromMicroseconds: run.startedAtUnixUs, to: run.finishedAtUnixUs)]
+                    })
+                }
+            }
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show a run and its task instances.")
+        @OptionGroup var client: ClientOptions
+        @Argument(help: "Run id.") var run: String
+
+        func run() async throws {
+            try await withControl(client) { control in
+                var request = ControlV1.GetRunRequest()
+                request.runId = run
+                let response: ControlV1.GetRunResponse = try await control.call("GetRun", request)
+                try emit(response, json: client.json) { Self.printRun(response) }
+            }
+        }
+
+        static func printRun(_ response: ControlV1.GetRunResponse) {
+            guard let run = response.run else { return }
+            print("run \(run.runId) of \(run.dagId) v\(run.dagVersion): \(run.state.label)"
+                  + " (\(formatDuration(fromMicroseconds: run.startedAtUnixUs, to: run.finishedAtUnixUs)))")
+            printTable(["TASK", "STATE", "TRIES", "AGENT", "EXIT", "DURATION", "NOTE"], response.taskInstances.map { task in
+                let attempt = task.attempts.last
+                let exit: String = switch attempt?.exit {
+                case .exitCode(let code)?: String(code)
+                case .signal(let signal)?: "signal \(signal)"
+                case nil: "-"
+                }
+                return [task.taskId, task.state.label, "\(task.tries)/\(task.maxTries)", attempt?.agentId ?? "-", exit,
+                        formatDuration(fromMicroseconds: attempt?.grantedAtUnixUs ?? 0, to: attempt?.finishedAtUnixUs ?? 0),
+                        task.waitingReason.isEmpty ? (attempt?.message ?? "") : task.waitingReason]
+            })
+        }
+    }
+
+    struct Cancel: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Cancel a run: pending tasks are cancelled, running ones revoked.")
+        @OptionGroup var client: ClientOptions
+        @Argument(help: "Run id.") var run: String
+
+        func run() async throws {
+            try await withControl(client) { control in
+                var request = ControlV1.CancelRunRequest()
+                request.runId = run
+                let response: ControlV1.CancelRunResponse = try await control.call("CancelRun", request)
+                try emit(response, json: client.json) { print("\(run): \(response.run?.state.label ?? "?")") }
+            }
+        }
+    }
+}
