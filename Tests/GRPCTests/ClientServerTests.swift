@@ -106,7 +106,9 @@ import TetherWire
         try await withServer(router: router) { client in
             let call = Task { () -> GRPCStatusCode? in
                 do {
-                    let _: Response = try await client.unary("/test.Slow/Wait", Request(), timeout: .seconds(1))
+                    // 5 s, so that even a fully loaded 2-core machine gets the request to the
+                    // handler before the deadline; the test then waits for the cancellation.
+                    let _: Response = try await client.unary("/test.Slow/Wait", Request(), timeout: .seconds(5))
                     return .ok
                 } catch {
                     return (error as? GRPCStatus)?.code
@@ -116,7 +118,7 @@ import TetherWire
             // The deadline is generous so the request reaches the handler even on a loaded machine.
             let started = try await next(&events, within: .seconds(10))
             #expect(started == "started")
-            let cancelled = try await next(&events, within: .seconds(10))
+            let cancelled = try await next(&events, within: .seconds(20))
             #expect(cancelled == "cancelled")
             #expect(await call.value == .deadlineExceeded)
         }
@@ -142,7 +144,7 @@ import TetherWire
             let started = try await next(&events, within: .seconds(10))
             #expect(started == "started")
             await call.cancel()
-            let cancelled = try await next(&events, within: .seconds(10))
+            let cancelled = try await next(&events, within: .seconds(20))
             #expect(cancelled == "cancelled")
             #expect(await call.status()?.code == .cancelled)
         }
