@@ -100,9 +100,9 @@ public struct LogDirectory: Sendable, Equatable {
         }
     }
 
-    /// `mkdir -p path` (mode 0750).
+    /// `mkdir -p path` (mode 0750); a relative `path` stays relative.
     static func makeDirectories(_ path: String) throws(SystemError) {
-        var prefix = ""
+        var prefix = path.hasPrefix("/") ? "" : "."
         for component in path.split(separator: "/") {
             prefix += "/" + component
             if mkdir(prefix, 0o750) != 0 && errno != EEXIST { throw SystemError("mkdir \(prefix)", errno: errno) }

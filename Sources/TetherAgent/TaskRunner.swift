@@ -223,7 +223,7 @@ public final class TaskRunner: Sendable {
             if let cancelReason { beginStopping(&shared, .cancel(cancelReason)) }
         }
         if let timeout = effectiveTimeoutMilliseconds {
-            DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(Int(clamping: timeout))) { [weak self] in
+            DispatchQueue.global().asyncAfter(deadline: Self.deadline(afterMilliseconds: timeout)) { [weak self] in
                 self?.timeoutElapsed(timeout)
             }
         }
@@ -319,11 +319,17 @@ public final class TaskRunner: Sendable {
             stop.sentKill = true
         } else {
             signal(running.pid, SIGTERM)
-            DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(Int(clamping: killGraceMilliseconds))) {
+            DispatchQueue.global().asyncAfter(deadline: Self.deadline(afterMilliseconds: killGraceMilliseconds)) {
                 [weak self] in self?.graceElapsed()
             }
         }
         shared.phase = .stopping(running, stop)
+    }
+
+    /// Now plus `milliseconds`, capped at about 34 years: Dispatch traps when a
+    /// millisecond interval overflows nanoseconds, and durations in config have no cap.
+    private static func deadline(afterMilliseconds milliseconds: Int64) -> DispatchTime {
+        .now() + .milliseconds(Int(min(max(0, milliseconds), 1 << 40)))
     }
 
     private func graceElapsed() {
