@@ -1,0 +1,428 @@
+public import H2
+public import TetherStore
+public import TetherWire
+import Glibc
+import Foundation
+
+/// The agent's durable outbox: task events wait here, numbered, until the server's Ack
+/// covers them; and the leases whose processes are running, so that after a crash the
+/// agent can find and kill what it left behind.
+///
+/// One SQLite file (`outbox.db` under `state_dir`) in WAL mode with `synchronous=FULL`:
+/// every method that writes returns only after its transaction is on disk.
+///
+/// Sequence numbers start at 1, grow by 1 per event, and are never reused: the last one
+/// issued is kept in a meta table, so neither acknowledged deletions nor restarts bring
+/// an old number back.
+///
+/// Thread-safe: one connection behind a lock; callers on any thread are serialised.
+/// Every call blocks on disk I/O, so call it off Swift's cooperative pool.
+public final class EventOutbox: @unchecked Sendable {
+    /// The database file's name under `state_dir`.
+    public static let fileName = "outbox.db"
+
+    /// The database file.
+    public let path: String
+    // Safety (@unchecked Sendable): the connection is used only while `lock` is held.
+    private let connection: SQLiteDatabase
+    private let lock = NSLock()
+
+    /// Opens (creating if needed) `directory/outbox.db`, creating `directory` (mode 0750)
+    /// too, and migrates its schema.
+    ///
+    /// - Throws: `EventOutboxError` if the directory or database cannot be created or opened.
+    public convenience init(directory: String) throws(EventOutboxError) {
+        do {
+            try LogDirectory.makeDirectories(directory)
+        } catch {
+            throw .system(error)
+        }
+        try self.init(path: (directory.hasSuffix("/") ? directory : directory + "/") + Self.fileName)
+    }
+
+    /// Opens (creating if needed) the outbox database at `path` and migrates its schema.
+    ///
+    /// - Throws: `EventOutboxError.database` or `.migration`.
+    public init(path: String) throws(EventOutboxError) {
+        self.path = path
+        let connection: SQLiteDatabase
+        do {
+            connection = try SQLiteDatabase(.init(path: path, access: .readWriteCreate, synchronous: .full))
+        } catch {
+            throw .database(error)
+        }
+        do {
+            try connection.migrate(Self.migrations)
+        } catch let error as SQLiteError {
+            throw .database(error)
+        } catch {
+            throw .migration("\(error)")
+        }
+        self.connection = connection
+    }
+
+    static let migrations = [
+        SQLiteMigration(version: 1, name: "outbox", sql: """
+            CREATE TABLE outbox_meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) STRICT;
+            INSERT INTO outbox_meta(key, value) VALUES ('last_sequence', 0);
+            CREATE TABLE events(
+                sequence INTEGER PRIMARY KEY,
+                lease_id TEXT NOT NULL,
+                payload BLOB NOT NULL
+            ) STRICT;
+            CREATE TABLE leases(
+                lease_id TEXT PRIMARY KEY,
+                epoch INTEGER NOT NULL,
+                dag_id TEXT NOT NULL,
+                run_id TEXT NOT NULL,
+                task_id TEXT NOT NULL,
+                attempt INTEGER NOT NULL,
+                process_group INTEGER NOT NULL,
+                process_start_ticks INTEGER,
+                boot_id TEXT,
+                started_at_unix_us INTEGER NOT NULL
+            ) STRICT;
+            """),
+    ]
+
+    // MARK: - Events
+
+    /// Stores `event` under the next sequence number (its `sequence` field is set to it)
+    /// and returns that number once the event is durable. An event of a final kind
+    /// (anything but `started`) also forgets the lease's running record, in the same
+    /// transaction, so a crash cannot leave both a final event and a lease to reap.
+    ///
+    /// - Throws: `EventOutboxError`; nothing is stored then, and no number is used up.
+    @discardableResult
+    public func append(_ event: AgentV1.TaskEvent) throws(EventOutboxError) -> UInt64 {
+        try write { database in try Self.append(event, to: database) }
+    }
+
+    /// Records `lease` as running and appends its `started` event, atomically; returns
+    /// the event's sequence number once both are durable.
+    ///
+    /// - Throws: `EventOutboxError`; nothing is stored then.
+    @discardableResult
+    public func recordStart(of lease: RunningLease, event: AgentV1.TaskEvent) throws(EventOutboxError) -> UInt64 {
+        try write { database in
+            try Self.insert(lease, bootID: ProcessIdentity.bootID(), into: database)
+            return try Self.append(event, to: database)
+        }
+    }
+
+    /// Events not yet acknowledged, in sequence order, at most `limit` of them.
+    ///
+    /// - Throws: `EventOutboxError.database`, or `.undecodableEvent` if a stored event no
+    ///   longer decodes (the file was damaged).
+    public func pending(limit: Int = .max) throws(EventOutboxError) -> [(sequence: UInt64, event: AgentV1.TaskEvent)] {
+        let rows = try read { database in
+            var rows: [(UInt64, [UInt8])] = []
+            try database.query("SELECT sequence, payload FROM events ORDER BY sequence LIMIT ?",
+                               [.integer(Int64(clamping: limit))]) { row in
+                rows.append((UInt64(row[0].int64 ?? 0), row[1].blob ?? []))
+            }
+            return rows
+        }
+        var events: [(sequence: UInt64, event: AgentV1.TaskEvent)] = []
+        for (sequence, payload) in rows {
+            do {
+                events.append((sequence, try AgentV1.TaskEvent(serializedBytes: payload)))
+            } catch {
+                throw .undecodableEvent(sequence: sequence, error)
+            }
+        }
+        return events
+    }
+
+    /// Forgets every event with a sequence number up to `sequence` (the server's Ack or
+    /// Welcome.acked_sequence). If `sequence` is beyond the last number issued — the
+    /// server remembers events from an earlier outbox that was lost — numbering jumps past
+    /// it, so new events are not mistaken for ones the server already applied.
+    ///
+    /// - Throws: `EventOutboxError.database`.
+    public func acknowledge(upTo sequence: UInt64) throws(EventOutboxError) {
+        let bound = Int64(clamping: sequence)
+        try write { database in
+            try database.run("DELETE FROM events WHERE sequence <= ?", [.integer(bound)])
+            try database.run("UPDATE outbox_meta SET value = max(value, ?) WHERE key = 'last_sequence'", [.integer(bound)])
+        }
+    }
+
+    /// The last sequence number issued (0 before the first event).
+    ///
+    /// - Throws: `EventOutboxError.database`.
+    public func lastSequence() throws(EventOutboxError) -> UInt64 {
+        try read { database in try Self.lastSequence(database) }
+    }
+
+    // MARK: - Running leases
+
+    /// Leases recorded as running, by lease id.
+    ///
+    /// - Throws: `EventOutboxError.database`.
+    public func runningLeases() throws(EventOutboxError) -> [RunningLease] {
+        try read { database in
+            var leases: [RunningLease] = []
+            try database.query("""
+                SELECT lease_id, epoch, dag_id, run_id, task_id, attempt, process_group, process_start_ticks,
+                       started_at_unix_us
+                FROM leases ORDER BY lease_id
+                """) { row in
+                leases.append(RunningLease(
+                    leaseId: row[0].text ?? "", epoch: UInt64(bitPattern: row[1].int64 ?? 0), dagId: row[2].text ?? "",
+                    runId: row[3].text ?? "", taskId: row[4].text ?? "", attempt: UInt32(clamping: row[5].int64 ?? 0),
+                    processGroup: Int32(clamping: row[6].int64 ?? 0),
+                    processStartTicks: row[7].int64.map { UInt64(bitPattern: $0) },
+                    startedAtUnixUs: row[8].int64 ?? 0))
+            }
+            return leases
+        }
+    }
+
+    /// Deals with leases a previous agent process left recorded as running (call once at
+    /// start-up, before running anything): kills each one's process group with SIGKILL
+    /// and appends a `failed` event for it, then forgets the lease.
+    ///
+    /// `failed`, not `cancelled`: the agent did not choose to stop the task, it lost it,
+    /// and a failure lets the task's retry policy decide. (The server drops the event
+    /// anyway if the lease's epoch is stale by then.)
+    ///
+    /// The group is killed only when it can still be the task's: not after a reboot (the
+    /// boot id differs), and not when a process with the leader's pid but another start
+    /// time exists (the pid was reused). When the leader is gone but members of its group
+    /// remain, they are killed: Linux does not hand out a pid still in use as a group id.
+    ///
+    /// - Returns: what was done, lease by lease.
+    /// - Throws: `EventOutboxError`; leases handled before the failure stay handled.
+    @discardableResult
+    public func reapOrphans() throws(EventOutboxError) -> [ReapedLease] {
+        let bootID = ProcessIdentity.bootID()
+        let recorded = try read { database in
+            var rows: [(lease: RunningLease, bootID: String?)] = []
+            try database.query("""
+                SELECT lease_id, epoch, dag_id, run_id, task_id, attempt, process_group, process_start_ticks,
+                       started_at_unix_us, boot_id
+                FROM leases ORDER BY lease_id
+                """) { row in
+                rows.append((RunningLease(
+                    leaseId: row[0].text ?? "", epoch: UInt64(bitPattern: row[1].int64 ?? 0), dagId: row[2].text ?? "",
+                    runId: row[3].text ?? "", taskId: row[4].text ?? "", attempt: UInt32(clamping: row[5].int64 ?? 0),
+                    processGroup: Int32(clamping: row[6].int64 ?? 0),
+                    processStartTicks: row[7].int64.map { UInt64(bitPattern: $0) },
+                    startedAtUnixUs: row[8].int64 ?? 0), row[9].text))
+            }
+            return rows
+        }
+        var reaped: [ReapedLease] = []
+        for (lease, leaseBootID) in recorded {
+            let action = Self.reapAction(for: lease, recordedBootID: leaseBootID, currentBootID: bootID)
+            var killed = false
+            if action == .kill {
+                do {
+                    killed = try TaskProcess.signalGroup(lease.processGroup, SIGKILL)
+                } catch {
+                    throw .system(error)
+                }
+            }
+            let message: String
+            switch (action, killed) {
+            case (.kill, true): message = "agent restarted while the task ran; its process group \(lease.processGroup) was killed (SIGKILL)"
+            case (.kill, false): message = "agent restarted while the task ran; its process group \(lease.processGroup) had already ended"
+            case (.leaveRebooted, _): message = "agent restarted after a reboot while the task ran; the task did not survive it"
+            case (.leavePidReused, _): message = "agent restarted while the task ran; its process \(lease.processGroup) had already ended"
+            }
+            var event = AgentV1.TaskEvent()
+            event.leaseId = lease.leaseId
+            event.epoch = lease.epoch
+            event.kind = .failed
+            event.occurredAtUnixUs = unixMicrosecondsNow()
+            event.startedAtUnixUs = lease.startedAtUnixUs
+            event.finishedAtUnixUs = event.occurredAtUnixUs
+            if killed { event.exitStatus = AgentV1.ExitStatus(.signal(SIGKILL)) }
+            event.message = message
+            let sequence = try append(event)
+            reaped.append(ReapedLease(lease: lease, killedProcessGroup: killed, eventSequence: sequence, message: message))
+        }
+        return reaped
+    }
+
+    private enum ReapAction { case kill, leaveRebooted, leavePidReused }
+
+    private static func reapAction(for lease: RunningLease, recordedBootID: String?, currentBootID: String?) -> ReapAction {
+        if let recordedBootID, let currentBootID, recordedBootID != currentBootID { return .leaveRebooted }
+        if let recordedTicks = lease.processStartTicks, let ticks = ProcessIdentity.startTicks(of: lease.processGroup),
+           ticks != recordedTicks {
+            return .leavePidReused
+        }
+        return .kill
+    }
+
+    // MARK: - Storage
+
+    private static func append(_ event: AgentV1.TaskEvent, to database: SQLiteDatabase) throws -> UInt64 {
+        let sequence = try lastSequence(database) + 1
+        var stored = event
+        stored.sequence = sequence
+        let payload: [UInt8]
+        do {
+            payload = try stored.serializedBytes()
+        } catch {
+            throw EventOutboxError.encoding(leaseId: event.leaseId, error)
+        }
+        try database.run("UPDATE outbox_meta SET value = ? WHERE key = 'last_sequence'", [.integer(Int64(sequence))])
+        try database.run("INSERT INTO events(sequence, lease_id, payload) VALUES (?, ?, ?)",
+                         [.integer(Int64(sequence)), .text(event.leaseId), .blob(payload)])
+        if event.kind != .started {
+            try database.run("DELETE FROM leases WHERE lease_id = ?", [.text(event.leaseId)])
+        }
+        return sequence
+    }
+
+    private static func insert(_ lease: RunningLease, bootID: String?, into database: SQLiteDatabase) throws {
+        try database.run("""
+            INSERT OR REPLACE INTO leases(lease_id, epoch, dag_id, run_id, task_id, attempt, process_group,
+                process_start_ticks, boot_id, started_at_unix_us)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, [
+                .text(lease.leaseId), .integer(Int64(bitPattern: lease.epoch)), .text(lease.dagId), .text(lease.runId),
+                .text(lease.taskId), .integer(Int64(lease.attempt)), .integer(Int64(lease.processGroup)),
+                lease.processStartTicks.map { .integer(Int64(bitPattern: $0)) } ?? .null,
+                bootID.map { .text($0) } ?? .null, .integer(lease.startedAtUnixUs),
+            ])
+    }
+
+    private static func lastSequence(_ database: SQLiteDatabase) throws(SQLiteError) -> UInt64 {
+        UInt64(try database.scalar("SELECT value FROM outbox_meta WHERE key = 'last_sequence'").int64 ?? 0)
+    }
+
+    /// Runs `body` in an IMMEDIATE transaction under the lock.
+    private func write<T>(_ body: (SQLiteDatabase) throws -> T) throws(EventOutboxError) -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        do {
+            return try connection.transaction(.immediate, body)
+        } catch {
+            throw EventOutboxError(error)
+        }
+    }
+
+    /// Runs `body` under the lock, outside any explicit transaction.
+    private func read<T>(_ body: (SQLiteDatabase) throws -> T) throws(EventOutboxError) -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        do {
+            return try body(connection)
+        } catch {
+            throw EventOutboxError(error)
+        }
+    }
+}
+
+/// A lease whose process is running, as the outbox records it.
+public struct RunningLease: Sendable, Equatable {
+    public var leaseId: String
+    public var epoch: UInt64
+    public var dagId: String
+    public var runId: String
+    public var taskId: String
+    public var attempt: UInt32
+    /// The task's process group id (its leader's pid).
+    public var processGroup: Int32
+    /// The leader's start time in clock ticks since boot; tells it from a reused pid.
+    public var processStartTicks: UInt64?
+    public var startedAtUnixUs: Int64
+
+    public init(leaseId: String, epoch: UInt64, dagId: String, runId: String, taskId: String, attempt: UInt32,
+                processGroup: Int32, processStartTicks: UInt64?, startedAtUnixUs: Int64) {
+        self.leaseId = leaseId
+        self.epoch = epoch
+        self.dagId = dagId
+        self.runId = runId
+        self.taskId = taskId
+        self.attempt = attempt
+        self.processGroup = processGroup
+        self.processStartTicks = processStartTicks
+        self.startedAtUnixUs = startedAtUnixUs
+    }
+
+    /// The record for `grant` once its runner reported `start`.
+    public init(grant: AgentV1.LeaseGrant, start: TaskRunner.Start) {
+        let task = grant.task ?? AgentV1.TaskRef()
+        self.init(leaseId: grant.leaseId, epoch: grant.epoch, dagId: task.dagId, runId: task.runId, taskId: task.taskId,
+                  attempt: grant.attempt, processGroup: start.processID, processStartTicks: start.processStartTicks,
+                  startedAtUnixUs: start.startedAtUnixUs)
+    }
+}
+
+/// What `EventOutbox.reapOrphans` did with one leftover lease.
+public struct ReapedLease: Sendable, Equatable {
+    public var lease: RunningLease
+    /// Whether SIGKILL reached a live process group.
+    public var killedProcessGroup: Bool
+    /// The `failed` event appended for it.
+    public var eventSequence: UInt64
+    public var message: String
+}
+
+/// Why an outbox operation failed.
+public enum EventOutboxError: Error, CustomStringConvertible, Sendable {
+    /// SQLite failed (the SQL and arguments are in the error).
+    case database(SQLiteError)
+    /// The schema could not be migrated (e.g. the file is from a newer agent).
+    case migration(String)
+    /// An event could not be encoded (e.g. a string holds U+0000).
+    case encoding(leaseId: String, WireError)
+    /// A stored event no longer decodes.
+    case undecodableEvent(sequence: UInt64, WireError)
+    /// An OS call failed (creating the directory, signalling a process group).
+    case system(SystemError)
+
+    init(_ error: any Error) {
+        switch error {
+        case let error as EventOutboxError: self = error
+        case let error as SQLiteError: self = .database(error)
+        case let error as SystemError: self = .system(error)
+        default: self = .database(SQLiteError(code: .error, message: "\(error)", operation: "event outbox"))
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .database(let error): "event outbox: \(error)"
+        case .migration(let text): "event outbox: migration failed: \(text)"
+        case .encoding(let leaseId, let error): "event outbox: cannot encode event of lease \(leaseId): \(error)"
+        case .undecodableEvent(let sequence, let error): "event outbox: stored event \(sequence) does not decode: \(error)"
+        case .system(let error): "event outbox: \(error)"
+        }
+    }
+}
+
+extension TaskRunner.Start {
+    /// The `started` event for `grant`.
+    public func event(for grant: AgentV1.LeaseGrant) -> AgentV1.TaskEvent {
+        var event = AgentV1.TaskEvent()
+        event.leaseId = grant.leaseId
+        event.epoch = grant.epoch
+        event.kind = .started
+        event.occurredAtUnixUs = startedAtUnixUs
+        event.startedAtUnixUs = startedAtUnixUs
+        return event
+    }
+}
+
+extension TaskRunner.Result {
+    /// The final event for `grant`.
+    public func event(for grant: AgentV1.LeaseGrant) -> AgentV1.TaskEvent {
+        var event = AgentV1.TaskEvent()
+        event.leaseId = grant.leaseId
+        event.epoch = grant.epoch
+        event.kind = outcome.eventKind
+        event.occurredAtUnixUs = finishedAtUnixUs
+        event.exitStatus = exitStatus
+        event.resourceUsage = usage
+        event.startedAtUnixUs = startedAtUnixUs
+        event.finishedAtUnixUs = finishedAtUnixUs
+        event.message = message
+        return event
+    }
+}

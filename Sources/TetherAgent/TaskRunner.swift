@@ -1,0 +1,535 @@
+public import TetherWire
+import Dispatch
+import H2
+import TetherScheduler
+import Foundation
+import Glibc
+import Synchronization
+
+/// Runs one lease attempt as a local process and reports how it went.
+///
+/// The command comes from the agent's own entrypoints only (the grant names one); the
+/// process leads a process group of its own, reads the grant's params as a JSON object
+/// on stdin, and writes stdout and stderr to the attempt's log under `log_dir` and
+/// nowhere else. Its environment is described at `environment(for:entrypoint:inherited:)`.
+///
+/// Stopping: at its timeout (the entrypoint's or the lease's, whichever is smaller) or on
+/// `cancel()`, the group gets SIGTERM, then SIGKILL after the kill grace. When the leader
+/// exits, whatever it left running in its group is killed, so nothing outlives its lease.
+///
+/// Events: `onEvent` receives `.started` at most once, then `.finished` exactly once
+/// (`.finished` alone when nothing was spawned). `.started` is delivered on the thread that
+/// calls `start()`, before `start()` returns; `.finished` on the runner's own waiter
+/// thread (or on the thread of `start()`/`cancel()` when nothing was spawned). Keep
+/// handlers short; they may block briefly (e.g. a durable outbox append).
+///
+/// Thread-safe: `start`, `cancel` and `result` may be called from any thread. The
+/// blocking `waitid`/`wait4` runs on a thread of its own, never on Swift's cooperative pool.
+public final class TaskRunner: Sendable {
+    /// The process has started.
+    public struct Start: Sendable, Equatable {
+        /// The leader's pid, which is also the process group id.
+        public var processID: Int32
+        /// The leader's start time in clock ticks since boot (`/proc/<pid>/stat`), which
+        /// tells it apart from a later process with the same pid; nil if unreadable.
+        public var processStartTicks: UInt64?
+        /// By the agent's wall clock.
+        public var startedAtUnixUs: Int64
+        /// The attempt's log file.
+        public var logPath: String
+    }
+
+    /// How an attempt ended; each maps to a `TaskEventKind`.
+    public enum Outcome: Sendable, Equatable {
+        /// Exited with code 0.
+        case succeeded
+        /// Exited non-zero or was killed by a signal the agent did not send.
+        case failed
+        /// The agent stopped it at its timeout.
+        case timedOut
+        /// The agent stopped it on `cancel()`.
+        case cancelled
+        /// Nothing ran: unknown entrypoint, bad ids, a missing program, a spawn error.
+        case rejected
+
+        /// The event kind reporting this outcome.
+        public var eventKind: AgentV1.TaskEventKind {
+            switch self {
+            case .succeeded: .succeeded
+            case .failed: .failed
+            case .timedOut: .timedOut
+            case .cancelled: .cancelled
+            case .rejected: .rejected
+            }
+        }
+    }
+
+    /// The end of an attempt.
+    public struct Result: Sendable, Equatable {
+        public var outcome: Outcome
+        /// Exit code or signal; nil when nothing ran or the status could not be read.
+        public var exitStatus: AgentV1.ExitStatus?
+        /// Wall time, CPU time and peak RSS of the process (and descendants it waited
+        /// for); nil when nothing ran.
+        public var usage: AgentV1.ResourceUsage?
+        /// 0 when nothing ran.
+        public var startedAtUnixUs: Int64
+        public var finishedAtUnixUs: Int64
+        /// A short reason for operators; never task output.
+        public var message: String
+    }
+
+    /// What `onEvent` receives.
+    public enum Event: Sendable, Equatable {
+        case started(Start)
+        case finished(Result)
+    }
+
+    /// What a `cancel()` call did.
+    public enum CancelDisposition: Sendable, Equatable {
+        /// SIGTERM sent (or SIGKILL, with no grace); the outcome will be `.cancelled`.
+        case stopping
+        /// Already being stopped (by an earlier cancel or the timeout); nothing sent.
+        case alreadyStopping
+        /// The attempt had already ended; nothing sent.
+        case alreadyFinished
+        /// `start()` had not been called: the attempt ends `.cancelled` and will never run.
+        case cancelledBeforeStart
+    }
+
+    /// Variables passed through from the agent's own environment, when set there:
+    /// enough for programs to be found and behave normally, nothing that could leak the
+    /// agent's own secrets or settings.
+    public static let inheritedVariables = ["PATH", "HOME", "LANG"]
+    /// `PATH` for tasks when neither the agent nor the entrypoint sets one.
+    public static let defaultSearchPath = "/usr/local/bin:/usr/bin:/bin"
+
+    /// The grant this runner runs.
+    public let grant: AgentV1.LeaseGrant
+    private let entrypoints: [String: AgentConfiguration.Entrypoint]
+    private let logDirectory: LogDirectory
+    private let killGraceMilliseconds: Int64
+    private let inheritedEnvironment: [String: String]
+    private let onEvent: @Sendable (Event) -> Void
+    private let shared = Mutex(Shared())
+
+    /// - Parameters:
+    ///   - grant: the lease to run.
+    ///   - entrypoints: the agent's entrypoints; the grant's must be among them.
+    ///   - logDirectory: where the attempt's log goes.
+    ///   - killGraceMilliseconds: SIGTERM to SIGKILL; 0 sends SIGKILL at once.
+    ///   - inheritedEnvironment: the agent's environment (nil: this process's), of which
+    ///     only `inheritedVariables` reach the task.
+    ///   - onEvent: see the type's contract.
+    public init(grant: AgentV1.LeaseGrant, entrypoints: [String: AgentConfiguration.Entrypoint],
+                logDirectory: LogDirectory, killGraceMilliseconds: Int64,
+                inheritedEnvironment: [String: String]? = nil,
+                onEvent: @escaping @Sendable (Event) -> Void) {
+        self.grant = grant
+        self.entrypoints = entrypoints
+        self.logDirectory = logDirectory
+        self.killGraceMilliseconds = max(0, killGraceMilliseconds)
+        self.inheritedEnvironment = (inheritedEnvironment ?? ProcessInfo.processInfo.environment)
+            .filter { Self.inheritedVariables.contains($0.key) }
+        self.onEvent = onEvent
+    }
+
+    /// A runner with `configuration`'s entrypoints, log directory and kill grace.
+    public convenience init(grant: AgentV1.LeaseGrant, configuration: AgentConfiguration,
+                            inheritedEnvironment: [String: String]? = nil,
+                            onEvent: @escaping @Sendable (Event) -> Void) {
+        self.init(grant: grant, entrypoints: configuration.entrypoints,
+                  logDirectory: LogDirectory(root: configuration.logDirectory),
+                  killGraceMilliseconds: configuration.killGraceMilliseconds,
+                  inheritedEnvironment: inheritedEnvironment, onEvent: onEvent)
+    }
+
+    // MARK: - State
+
+    /// The attempt's lifecycle. Signals are sent only while `running` or `stopping`, under
+    /// the lock; the waiter moves to `exited` under the lock while the leader is an
+    /// unreaped zombie, so its pid and group id cannot have been reused by then.
+    private enum Phase {
+        case idle
+        /// Spawning; `cancelReason` is set when `cancel()` came meanwhile.
+        case launching(cancelReason: String?)
+        case running(Running)
+        case stopping(Running, Stop)
+        /// The leader has exited; being reaped.
+        case exited
+        case finished(Result)
+    }
+
+    private struct Running {
+        var pid: pid_t
+        var startedAtUnixUs: Int64
+        var startedAtMonotonic: UInt64
+    }
+
+    private enum StopReason {
+        case timeout(milliseconds: Int64)
+        case cancel(String)
+    }
+
+    private struct Stop {
+        var reason: StopReason
+        var sentKill = false
+    }
+
+    private struct Shared {
+        var phase = Phase.idle
+        var waiters: [CheckedContinuation<Result, Never>] = []
+    }
+
+    // MARK: - Starting
+
+    /// Spawns the task: resolves the entrypoint, opens the log, spawns, delivers
+    /// `.started`, and starts the waiter thread. On any failure before the process runs,
+    /// delivers `.finished` with outcome `.rejected` instead. A no-op after
+    /// `cancel()` ended the attempt before it started.
+    ///
+    /// Blocks briefly (directory creation, `posix_spawn`). Calling it twice is a
+    /// programming error and traps.
+    public func start() {
+        let proceed = shared.withLock { shared -> Bool in
+            switch shared.phase {
+            case .idle:
+                shared.phase = .launching(cancelReason: nil)
+                return true
+            case .finished:
+                return false  // cancelled before start
+            default:
+                preconditionFailure("TaskRunner.start() called twice for lease \(grant.leaseId)")
+            }
+        }
+        guard proceed else { return }
+        let launched: (pid: pid_t, logPath: String)
+        do throws(Rejection) {
+            launched = try launch()
+        } catch {
+            finish(Result(outcome: .rejected, exitStatus: nil, usage: nil, startedAtUnixUs: 0,
+                          finishedAtUnixUs: unixMicrosecondsNow(), message: error.message))
+            return
+        }
+        let running = Running(pid: launched.pid, startedAtUnixUs: unixMicrosecondsNow(),
+                              startedAtMonotonic: monotonicNanosecondsNow())
+        let start = Start(processID: launched.pid, processStartTicks: ProcessIdentity.startTicks(of: launched.pid),
+                          startedAtUnixUs: running.startedAtUnixUs, logPath: launched.logPath)
+        shared.withLock { shared in
+            guard case .launching(let cancelReason) = shared.phase else {
+                preconditionFailure("TaskRunner phase changed during launch")
+            }
+            shared.phase = .running(running)
+            if let cancelReason { beginStopping(&shared, .cancel(cancelReason)) }
+        }
+        if let timeout = effectiveTimeoutMilliseconds {
+            DispatchQueue.global().asyncAfter(deadline: Self.deadline(afterMilliseconds: timeout)) { [weak self] in
+                self?.timeoutElapsed(timeout)
+            }
+        }
+        onEvent(.started(start))
+        let pid = launched.pid
+        Thread { [self] in awaitExit(of: pid) }.start()
+    }
+
+    /// Why nothing was spawned; the message goes to operators.
+    private struct Rejection: Error {
+        var message: String
+    }
+
+    /// Everything between the grant and a running process.
+    private func launch() throws(Rejection) -> (pid: pid_t, logPath: String) {
+        guard let entrypoint = entrypoints[grant.entrypoint] else {
+            throw Rejection(message: "entrypoint '\(grant.entrypoint)' not configured on this agent")
+        }
+        guard let task = grant.task else { throw Rejection(message: "lease grant names no task") }
+        let environment = Self.environment(for: grant, entrypoint: entrypoint, inherited: inheritedEnvironment)
+        let program = entrypoint.argv[0]
+        guard let executable = TaskProcess.resolveProgram(program, searchPath: environment["PATH"] ?? Self.defaultSearchPath) else {
+            throw Rejection(message: "entrypoint '\(grant.entrypoint)': program '\(program)' not found in PATH")
+        }
+        do {
+            let files = try logDirectory.openAttempt(dagID: task.dagId, runID: task.runId, taskID: task.taskId,
+                                                     attempt: grant.attempt)
+            let input = try Self.standardInput(in: files.directory, json: Self.paramsJSON(grant.params))
+            let launch = TaskProcess.Launch(executablePath: executable, arguments: entrypoint.argv,
+                                            environment: environment, workingDirectory: entrypoint.workingDirectory)
+            let pid = try TaskProcess.spawn(launch, standardInput: input, output: files.log)
+            return (pid, files.logPath)
+        } catch let error as LogDirectoryError {
+            throw Rejection(message: "entrypoint '\(grant.entrypoint)': \(error)")
+        } catch {
+            throw Rejection(message: "entrypoint '\(grant.entrypoint)': \(error)")
+        }
+    }
+
+    /// The smaller of the entrypoint's and the lease's timeouts; nil when neither sets one.
+    var effectiveTimeoutMilliseconds: Int64? {
+        let limits = [entrypoints[grant.entrypoint]?.timeoutMilliseconds, grant.timeoutMs == 0 ? nil : Int64(clamping: grant.timeoutMs)]
+        return limits.compactMap { $0 }.filter { $0 > 0 }.min()
+    }
+
+    // MARK: - Stopping
+
+    /// Stops the attempt: SIGTERM to its process group, then SIGKILL after the kill grace
+    /// (at once with no grace). The outcome becomes `.cancelled` with `reason` in its
+    /// message, unless the timeout already began stopping it (then it stays `.timedOut`).
+    /// Before `start()`, ends the attempt as `.cancelled` without running anything
+    /// (delivering `.finished` on this thread). Never blocks; any thread.
+    @discardableResult
+    public func cancel(reason: String = "cancelled") -> CancelDisposition {
+        enum Next { case none, finishUnstarted }
+        let (disposition, next) = shared.withLock { shared -> (CancelDisposition, Next) in
+            switch shared.phase {
+            case .idle:
+                return (.cancelledBeforeStart, .finishUnstarted)
+            case .launching(let earlier):
+                shared.phase = .launching(cancelReason: earlier ?? reason)
+                return (earlier == nil ? .stopping : .alreadyStopping, .none)
+            case .running:
+                beginStopping(&shared, .cancel(reason))
+                return (.stopping, .none)
+            case .stopping:
+                return (.alreadyStopping, .none)
+            case .exited, .finished:
+                return (.alreadyFinished, .none)
+            }
+        }
+        if case .finishUnstarted = next {
+            let now = unixMicrosecondsNow()
+            finish(Result(outcome: .cancelled, exitStatus: nil, usage: nil, startedAtUnixUs: 0, finishedAtUnixUs: now,
+                          message: "\(reason) before the task started"))
+        }
+        return disposition
+    }
+
+    private func timeoutElapsed(_ milliseconds: Int64) {
+        shared.withLock { shared in
+            guard case .running = shared.phase else { return }
+            beginStopping(&shared, .timeout(milliseconds: milliseconds))
+        }
+    }
+
+    /// With the lock held and `phase` running: signals the group and arms the SIGKILL.
+    private func beginStopping(_ shared: inout Shared, _ reason: StopReason) {
+        guard case .running(let running) = shared.phase else { return }
+        var stop = Stop(reason: reason)
+        if killGraceMilliseconds == 0 {
+            signal(running.pid, SIGKILL)
+            stop.sentKill = true
+        } else {
+            signal(running.pid, SIGTERM)
+            DispatchQueue.global().asyncAfter(deadline: Self.deadline(afterMilliseconds: killGraceMilliseconds)) {
+                [weak self] in self?.graceElapsed()
+            }
+        }
+        shared.phase = .stopping(running, stop)
+    }
+
+    /// Now plus `milliseconds`, capped at about 34 years: Dispatch traps when a
+    /// millisecond interval overflows nanoseconds, and durations in config have no cap.
+    private static func deadline(afterMilliseconds milliseconds: Int64) -> DispatchTime {
+        .now() + .milliseconds(Int(min(max(0, milliseconds), 1 << 40)))
+    }
+
+    private func graceElapsed() {
+        shared.withLock { shared in
+            guard case .stopping(let running, var stop) = shared.phase, !stop.sentKill else { return }
+            signal(running.pid, SIGKILL)
+            stop.sentKill = true
+            shared.phase = .stopping(running, stop)
+        }
+    }
+
+    /// Signals the group; a failure other than "no such group" is unexpected and only
+    /// worth a line on stderr, since the waiter still reports the outcome.
+    private func signal(_ processGroup: pid_t, _ signal: Int32) {
+        do {
+            try TaskProcess.signalGroup(processGroup, signal)
+        } catch {
+            FileHandle.standardError.write(Data("tether agent: lease \(grant.leaseId): \(error)\n".utf8))
+        }
+    }
+
+    // MARK: - Finishing
+
+    /// The waiter thread: waits for the leader to exit, ends the stopping machinery,
+    /// kills what it left in its group, reaps it and reports.
+    private func awaitExit(of pid: pid_t) {
+        var waitError: (any Error)?
+        do {
+            try TaskProcess.waitForExit(pid)
+        } catch {
+            waitError = error
+        }
+        let (running, stop) = shared.withLock { shared -> (Running?, Stop?) in
+            defer { shared.phase = .exited }
+            switch shared.phase {
+            case .running(let running): return (running, nil)
+            case .stopping(let running, let stop): return (running, stop)
+            default: return (nil, nil)
+            }
+        }
+        // The zombie leader still holds the group id, so this reaches only its group.
+        _ = try? TaskProcess.signalGroup(pid, SIGKILL)
+        let finishedAt = unixMicrosecondsNow()
+        let wallMilliseconds = running.map { (monotonicNanosecondsNow() - $0.startedAtMonotonic) / 1_000_000 } ?? 0
+        var result = Result(outcome: .failed, exitStatus: nil, usage: nil, startedAtUnixUs: running?.startedAtUnixUs ?? 0,
+                            finishedAtUnixUs: finishedAt, message: "")
+        do {
+            if let waitError { throw waitError }
+            let (termination, usage) = try TaskProcess.reap(pid)
+            result.usage = AgentV1.ResourceUsage(wallMilliseconds: wallMilliseconds, usage)
+            let ending: String
+            switch termination {
+            case .exited(let code):
+                result.exitStatus = AgentV1.ExitStatus(.exitCode(code))
+                result.outcome = code == 0 ? .succeeded : .failed
+                ending = "exited with code \(code)"
+            case .signalled(let signal):
+                result.exitStatus = AgentV1.ExitStatus(.signal(signal))
+                result.outcome = .failed
+                ending = "killed by signal \(signal) (\(TaskProcess.signalName(signal)))"
+            }
+            result.message = ending
+            if let stop { (result.outcome, result.message) = stopped(stop, ending: ending) }
+        } catch {
+            var usage = AgentV1.ResourceUsage()
+            usage.wallMs = wallMilliseconds
+            result.usage = usage
+            result.message = "could not collect the task's exit status: \(error)"
+            if let stop { (result.outcome, result.message) = stopped(stop, ending: result.message) }
+        }
+        finish(result)
+    }
+
+    private func stopped(_ stop: Stop, ending: String) -> (Outcome, String) {
+        let signals = killGraceMilliseconds == 0
+            ? "SIGKILL sent"
+            : stop.sentKill ? "SIGTERM sent, SIGKILL after \(DurationText.format(milliseconds: killGraceMilliseconds)) grace" : "SIGTERM sent"
+        switch stop.reason {
+        case .timeout(let milliseconds):
+            return (.timedOut, "timed out after \(DurationText.format(milliseconds: milliseconds)); \(signals); \(ending)")
+        case .cancel(let reason):
+            return (.cancelled, "\(reason); \(signals); \(ending)")
+        }
+    }
+
+    /// Records `result` and delivers it to `onEvent`, then to `result()` callers.
+    private func finish(_ result: Result) {
+        let waiters = shared.withLock { shared in
+            shared.phase = .finished(result)
+            defer { shared.waiters = [] }
+            return shared.waiters
+        }
+        onEvent(.finished(result))
+        for waiter in waiters { waiter.resume(returning: result) }
+    }
+
+    /// The attempt's result, once it has finished (after `onEvent` saw `.finished`).
+    /// Waits without blocking a thread; does not start the attempt.
+    public func result() async -> Result {
+        await withCheckedContinuation { continuation in
+            let ready = shared.withLock { shared -> Result? in
+                if case .finished(let result) = shared.phase { return result }
+                shared.waiters.append(continuation)
+                return nil
+            }
+            if let ready { continuation.resume(returning: ready) }
+        }
+    }
+}
+
+// MARK: - Environment and input
+
+extension TaskRunner {
+    /// The task's complete environment, each layer overriding the one before:
+    /// 1. `inheritedVariables` (PATH, HOME, LANG) from `inherited`, when set there; PATH
+    ///    defaults to `defaultSearchPath`;
+    /// 2. the entrypoint's `env`;
+    /// 3. `TETHER_PARAM_<NAME>` for each param (`TaskEnvironment.variableName`; when two
+    ///    names map to one variable, the later name in sorted order wins — stdin has both);
+    /// 4. `TETHER_DAG_ID`, `TETHER_DAG_VERSION`, `TETHER_RUN_ID`, `TETHER_TASK_ID`,
+    ///    `TETHER_ATTEMPT`, `TETHER_LEASE_ID`.
+    /// Nothing else of the agent's environment reaches a task.
+    public static func environment(for grant: AgentV1.LeaseGrant, entrypoint: AgentConfiguration.Entrypoint,
+                                   inherited: [String: String]) -> [String: String] {
+        var environment = inherited.filter { inheritedVariables.contains($0.key) }
+        if environment["PATH"] == nil { environment["PATH"] = defaultSearchPath }
+        environment.merge(entrypoint.environment) { _, own in own }
+        for name in grant.params.keys.sorted() {
+            environment[TaskEnvironment.variableName(forParam: name)] = grant.params[name]
+        }
+        let task = grant.task ?? AgentV1.TaskRef()
+        environment["TETHER_DAG_ID"] = task.dagId
+        environment["TETHER_DAG_VERSION"] = String(task.dagVersion)
+        environment["TETHER_RUN_ID"] = task.runId
+        environment["TETHER_TASK_ID"] = task.taskId
+        environment["TETHER_ATTEMPT"] = String(grant.attempt)
+        environment["TETHER_LEASE_ID"] = grant.leaseId
+        // A NUL cannot travel in an environment string; such a value would cut the string short.
+        return environment.filter { !$0.key.contains("\0") && !$0.value.contains("\0") }
+    }
+
+    /// The params as one JSON object with keys sorted, values as strings: what the task
+    /// reads on stdin.
+    public static func paramsJSON(_ params: [String: String]) -> String {
+        "{" + params.keys.sorted().map { "\(jsonString($0)):\(jsonString(params[$0]!))" }.joined(separator: ",") + "}"
+    }
+
+    private static func jsonString(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20:
+                out += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count)
+                    + String(scalar.value, radix: 16)
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+
+    /// A file holding `json`, positioned at its start, already unlinked from `directory`:
+    /// stdin that never blocks the agent (unlike a pipe the task might not read) and
+    /// leaves nothing behind.
+    static func standardInput(in directory: borrowing FileDescriptor, json: String) throws(SystemError) -> FileDescriptor {
+        let parent = directory.raw
+        var name = ""
+        var fd: Int32 = -1
+        for _ in 0..<16 where fd < 0 {
+            name = ".stdin-" + String(UInt64.random(in: 0...UInt64.max), radix: 36)
+            fd = openat(parent, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+            if fd < 0 && errno != EEXIST { throw SystemError("create stdin file \(name)", errno: errno) }
+        }
+        guard fd >= 0 else { throw SystemError("create stdin file", errno: EEXIST) }
+        let file = FileDescriptor(owning: fd)
+        try systemCall("unlink \(name)") { unlinkat(parent, name, 0) }
+        let bytes = Array(json.utf8)
+        var offset = 0
+        while offset < bytes.count {
+            offset += try systemCall("write stdin file") {
+                bytes.withUnsafeBytes { buffer in write(file.raw, buffer.baseAddress! + offset, buffer.count - offset) }
+            }
+        }
+        try systemCall("seek stdin file") { lseek(file.raw, 0, SEEK_SET) }
+        return file
+    }
+}
+
+extension AgentV1.ResourceUsage {
+    /// From `wait4`'s rusage: CPU times in ms, `ru_maxrss` (KiB on Linux).
+    init(wallMilliseconds: UInt64, _ usage: rusage) {
+        self.init()
+        func milliseconds(_ time: timeval) -> UInt64 { UInt64(max(0, time.tv_sec)) * 1_000 + UInt64(max(0, time.tv_usec)) / 1_000 }
+        wallMs = wallMilliseconds
+        userCpuMs = milliseconds(usage.ru_utime)
+        systemCpuMs = milliseconds(usage.ru_stime)
+        maxRssKib = UInt64(max(0, usage.ru_maxrss))
+    }
+}

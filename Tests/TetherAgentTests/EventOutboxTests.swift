@@ -1,0 +1,137 @@
+import Foundation
+import Glibc
+import Testing
+import TetherTestSupport
+import TetherWire
+@testable import TetherAgent
+
+@Suite struct EventOutboxTests {
+    private func event(_ leaseId: String, _ kind: AgentV1.TaskEventKind, message: String = "") -> AgentV1.TaskEvent {
+        var event = AgentV1.TaskEvent()
+        event.leaseId = leaseId
+        event.epoch = 4
+        event.kind = kind
+        event.occurredAtUnixUs = 1_700_000_000_000_000
+        event.message = message
+        return event
+    }
+
+    @Test func sequencesStartAtOneAndContinueAfterReopen() throws {
+        let scratch = try ScratchDirectory()
+        let directory = scratch.path("state")
+        do {
+            let outbox = try EventOutbox(directory: directory)
+            #expect(try outbox.lastSequence() == 0)
+            #expect(try outbox.append(event("l1", .started)) == 1)
+            #expect(try outbox.append(event("l1", .succeeded)) == 2)
+        }
+        let reopened = try EventOutbox(directory: directory)
+        #expect(try reopened.append(event("l2", .started)) == 3)
+        #expect(try reopened.pending().map(\.sequence) == [1, 2, 3])
+    }
+
+    @Test func sequencesAreNeverReusedAfterAcknowledgementAndReopen() throws {
+        let scratch = try ScratchDirectory()
+        let directory = scratch.path("state")
+        do {
+            let outbox = try EventOutbox(directory: directory)
+            for _ in 0..<3 { try outbox.append(event("l1", .started)) }
+            try outbox.acknowledge(upTo: 3)
+            #expect(try outbox.pending().isEmpty)
+        }
+        let reopened = try EventOutbox(directory: directory)
+        #expect(try reopened.append(event("l2", .started)) == 4)
+    }
+
+    @Test func pendingEventsSurviveReopenInOrderWithTheirContents() throws {
+        let scratch = try ScratchDirectory()
+        let directory = scratch.path("state")
+        var written: [AgentV1.TaskEvent] = []
+        do {
+            let outbox = try EventOutbox(directory: directory)
+            for index in 0..<5 {
+                var stored = event("lease-\(index)", index % 2 == 0 ? .started : .failed, message: "event \(index)")
+                stored.exitStatus = index % 2 == 0 ? nil : AgentV1.ExitStatus(.exitCode(Int32(index)))
+                stored.sequence = try outbox.append(stored)
+                written.append(stored)
+            }
+            try outbox.acknowledge(upTo: 2)
+        }
+        let pending = try EventOutbox(directory: directory).pending()
+        #expect(pending.map(\.sequence) == [3, 4, 5])
+        #expect(pending.map(\.event) == Array(written[2...]))
+        #expect(try EventOutbox(directory: directory).pending(limit: 2).map(\.sequence) == [3, 4])
+    }
+
+    @Test func acknowledgementBeyondTheLastSequenceMovesNumberingPastIt() throws {
+        let scratch = try ScratchDirectory()
+        let outbox = try EventOutbox(directory: scratch.path("state"))
+        try outbox.append(event("l1", .started))
+        try outbox.acknowledge(upTo: 41)  // the server remembers a lost outbox's events
+        #expect(try outbox.append(event("l1", .succeeded)) == 42)
+    }
+
+    @Test func finalEventForgetsTheRunningLease() throws {
+        let scratch = try ScratchDirectory()
+        let outbox = try EventOutbox(directory: scratch.path("state"))
+        let lease = RunningLease(leaseId: "l1", epoch: 4, dagId: "etl", runId: "r1", taskId: "load", attempt: 1,
+                                 processGroup: 999_999, processStartTicks: 1, startedAtUnixUs: 5)
+        #expect(try outbox.recordStart(of: lease, event: event("l1", .started)) == 1)
+        #expect(try outbox.runningLeases() == [lease])
+        try outbox.append(event("l1", .succeeded))
+        #expect(try outbox.runningLeases().isEmpty)
+    }
+
+    @Test func reapOrphansKillsTheProcessGroupAPreviousAgentLeftAndReportsFailure() async throws {
+        let scratch = try ScratchDirectory()
+        let directory = scratch.path("state")
+        // The "previous agent": a task leader with a child of its own, in its own group.
+        let nullIn = FileDescriptor(owning: open("/dev/null", O_RDONLY | O_CLOEXEC))
+        let nullOut = FileDescriptor(owning: open("/dev/null", O_WRONLY | O_CLOEXEC))
+        let pidFile = scratch.path("child.pid")
+        let launch = TaskProcess.Launch(executablePath: "/bin/sh",
+                                        arguments: ["sh", "-c", "sleep 1000 & echo $! > \(pidFile); wait"],
+                                        environment: ["PATH": "/usr/bin:/bin"], workingDirectory: nil)
+        let leader = try TaskProcess.spawn(launch, standardInput: nullIn, output: nullOut)
+        #expect(await waitUntil { (try? String(contentsOfFile: pidFile, encoding: .utf8))?.contains("\n") == true })
+        let child = try #require(Int32((try String(contentsOfFile: pidFile, encoding: .utf8)).filter(\.isNumber)))
+        do {
+            let outbox = try EventOutbox(directory: directory)
+            let lease = RunningLease(leaseId: "r1/load/4", epoch: 4, dagId: "etl", runId: "r1", taskId: "load", attempt: 2,
+                                     processGroup: leader, processStartTicks: ProcessIdentity.startTicks(of: leader),
+                                     startedAtUnixUs: 7)
+            try outbox.recordStart(of: lease, event: event("r1/load/4", .started))
+        }
+
+        let restarted = try EventOutbox(directory: directory)
+        let reaped = try restarted.reapOrphans()
+        #expect(reaped.count == 1)
+        #expect(reaped.first?.killedProcessGroup == true)
+        let (termination, _) = try await onThreadOfItsOwn { try TaskProcess.reap(leader) }
+        #expect(termination == .signalled(SIGKILL))
+        #expect(await waitUntil { processHasEnded(child) }, "the leader's child \(child) survived")
+
+        let pending = try restarted.pending()
+        #expect(pending.map(\.sequence) == [1, 2])
+        let failure = try #require(pending.last?.event)
+        #expect(failure.kind == .failed)
+        #expect(failure.leaseId == "r1/load/4" && failure.epoch == 4)
+        #expect(failure.exitStatus == AgentV1.ExitStatus(.signal(SIGKILL)))
+        #expect(failure.startedAtUnixUs == 7)
+        #expect(try restarted.runningLeases().isEmpty)
+        #expect(try restarted.reapOrphans().isEmpty)  // reaped once only
+    }
+
+    @Test func reapOrphansLeavesAReusedPidAlone() throws {
+        let scratch = try ScratchDirectory()
+        let outbox = try EventOutbox(directory: scratch.path("state"))
+        // This test process stands in for an unrelated process that got the task's pid.
+        let lease = RunningLease(leaseId: "l1", epoch: 1, dagId: "d", runId: "r", taskId: "t", attempt: 1,
+                                 processGroup: getpid(), processStartTicks: (ProcessIdentity.startTicks(of: getpid()) ?? 0) + 1,
+                                 startedAtUnixUs: 1)
+        try outbox.recordStart(of: lease, event: event("l1", .started))
+        let reaped = try outbox.reapOrphans()
+        #expect(reaped.map(\.killedProcessGroup) == [false])
+        #expect(try outbox.pending().last?.event.kind == .failed)
+    }
+}

@@ -1,0 +1,81 @@
+import Foundation
+import Testing
+import TetherAgent
+import TetherTestSupport
+
+@Suite struct LogDirectoryTests {
+    private static let day: TimeInterval = 86_400
+
+    private func makeFile(_ path: String, ageDays: Double) throws {
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent,
+                                                withIntermediateDirectories: true)
+        try Data("log\n".utf8).write(to: URL(fileURLWithPath: path))
+        try age(path, days: ageDays)
+    }
+
+    private func age(_ path: String, days: Double) throws {
+        try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -days * Self.day)], ofItemAtPath: path)
+    }
+
+    private func exists(_ path: String) -> Bool { FileManager.default.fileExists(atPath: path) }
+
+    @Test func attemptLogPathsAreBuiltFromValidatedIds() throws {
+        let logs = LogDirectory(root: "/var/lib/tether-agent/logs/")
+        #expect(try logs.attemptLogPath(dagID: "etl", runID: "etl-12", taskID: "load.v2", attempt: 3)
+            == "/var/lib/tether-agent/logs/etl/etl-12/load.v2/attempt-3.log")
+        for (dag, run, task) in [("..", "r", "t"), ("d", "a/../../etc", "t"), ("d", "r", "."), ("d", "", "t"), ("d", "r", "t\u{0}")] {
+            #expect(throws: LogDirectoryError.self) { try logs.attemptLogPath(dagID: dag, runID: run, taskID: task, attempt: 1) }
+        }
+    }
+
+    @Test func pruneDeletesOldLogsAndTheDirectoriesTheyLeaveEmptyAndKeepsNewOnes() throws {
+        let scratch = try ScratchDirectory()
+        let root = scratch.path("logs")
+        let old = root + "/etl/run-1/load/attempt-1.log"
+        let oldSibling = root + "/etl/run-2/load/attempt-1.log"
+        let new = root + "/etl/run-2/load/attempt-2.log"
+        let notOurs = root + "/etl/run-3/load/notes.txt"
+        try makeFile(old, ageDays: 10)
+        try makeFile(oldSibling, ageDays: 10)
+        try makeFile(new, ageDays: 1)
+        try makeFile(notOurs, ageDays: 10)
+        for directory in ["/etl/run-1/load", "/etl/run-1", "/etl/run-2/load", "/etl/run-2", "/etl/run-3/load", "/etl/run-3", "/etl"] {
+            try age(root + directory, days: 10)
+        }
+
+        let report = try LogDirectory(root: root).prune(retentionMilliseconds: 7 * 86_400_000)
+        #expect(!exists(old) && !exists(root + "/etl/run-1"))
+        #expect(!exists(oldSibling))
+        #expect(exists(new))
+        #expect(exists(notOurs))
+        #expect(exists(root))
+        #expect(report.removedFiles == 2)
+        #expect(report.removedDirectories == 2)  // run-1/load and run-1
+        #expect(report.failures == 0)
+    }
+
+    @Test func pruneNeverFollowsOrDeletesSymlinksOutOfTheRoot() throws {
+        let scratch = try ScratchDirectory()
+        let root = scratch.path("logs")
+        let outside = scratch.path("outside")
+        let victim = outside + "/run/load/attempt-1.log"
+        try makeFile(victim, ageDays: 30)
+        try makeFile(root + "/etl/run-1/load/attempt-1.log", ageDays: 30)
+        try FileManager.default.createSymbolicLink(atPath: root + "/escape", withDestinationPath: outside)
+        try FileManager.default.createSymbolicLink(atPath: root + "/etl/run-1/load/attempt-9.log", withDestinationPath: victim)
+
+        let report = try LogDirectory(root: root).prune(retentionMilliseconds: 86_400_000)
+        #expect(exists(victim))
+        #expect(report.skippedSymlinks == 2)
+        #expect(report.removedFiles == 1)
+        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: root + "/escape")) == outside)
+    }
+
+    @Test func zeroRetentionKeepsEverything() throws {
+        let scratch = try ScratchDirectory()
+        let root = scratch.path("logs")
+        try makeFile(root + "/etl/run-1/load/attempt-1.log", ageDays: 400)
+        #expect(try LogDirectory(root: root).prune(retentionMilliseconds: 0) == LogPruneReport())
+        #expect(exists(root + "/etl/run-1/load/attempt-1.log"))
+    }
+}

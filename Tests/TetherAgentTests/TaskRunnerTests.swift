@@ -1,0 +1,281 @@
+import Foundation
+import Glibc
+import Synchronization
+import Testing
+import TetherTestSupport
+import TetherWire
+@testable import TetherAgent
+
+/// A scratch agent: a log directory, shell scripts as entrypoints, and a recorder of the
+/// runner's events.
+final class RunnerFixture: Sendable {
+    let scratch: ScratchDirectory
+    let logRoot: String
+    let events = Mutex<[TaskRunner.Event]>([])
+
+    init() throws {
+        scratch = try ScratchDirectory()
+        logRoot = scratch.path("logs")
+    }
+
+    /// An entrypoint running `script` with /bin/sh; `OUT` is the scratch directory.
+    func shell(_ script: String, timeoutMilliseconds: Int64? = nil) throws -> AgentConfiguration.Entrypoint {
+        let path = scratch.path("script-\(UUID().uuidString).sh")
+        try script.write(toFile: path, atomically: true, encoding: .utf8)
+        return AgentConfiguration.Entrypoint(argv: ["/bin/sh", path], environment: ["OUT": scratch.url.path],
+                                             timeoutMilliseconds: timeoutMilliseconds)
+    }
+
+    static func grant(entrypoint: String = "run", params: [String: String] = [:], timeoutMs: UInt64 = 0,
+                      runID: String = "nightly-7") -> AgentV1.LeaseGrant {
+        var task = AgentV1.TaskRef()
+        task.dagId = "etl"
+        task.dagVersion = 3
+        task.runId = runID
+        task.taskId = "load"
+        var grant = AgentV1.LeaseGrant()
+        grant.leaseId = "\(runID)/load/2"
+        grant.epoch = 2
+        grant.task = task
+        grant.entrypoint = entrypoint
+        grant.params = params
+        grant.timeoutMs = timeoutMs
+        grant.attempt = 2
+        return grant
+    }
+
+    func runner(_ entrypoints: [String: AgentConfiguration.Entrypoint], grant: AgentV1.LeaseGrant = RunnerFixture.grant(),
+                killGraceMilliseconds: Int64 = 10_000, inherited: [String: String] = [:]) -> TaskRunner {
+        TaskRunner(grant: grant, entrypoints: entrypoints, logDirectory: LogDirectory(root: logRoot),
+                   killGraceMilliseconds: killGraceMilliseconds, inheritedEnvironment: inherited) { [self] event in
+            self.events.withLock { $0.append(event) }
+        }
+    }
+
+    /// Starts `runner` and waits for its result.
+    func run(_ runner: TaskRunner) async -> TaskRunner.Result {
+        runner.start()
+        return await runner.result()
+    }
+
+    var startedEvents: [TaskRunner.Start] {
+        events.withLock { $0.compactMap { if case .started(let start) = $0 { start } else { nil } } }
+    }
+
+    var logPath: String { logRoot + "/etl/nightly-7/load/attempt-2.log" }
+
+    func read(_ name: String) -> String { (try? String(contentsOfFile: scratch.path(name), encoding: .utf8)) ?? "" }
+}
+
+/// Waits until `condition` holds, checking every 10 ms, for at most `seconds`.
+func waitUntil(seconds: Double = 30, _ condition: () -> Bool) async -> Bool {
+    let deadline = ContinuousClock.now + .seconds(seconds)
+    while ContinuousClock.now < deadline {
+        if condition() { return true }
+        try? await Task.sleep(for: .milliseconds(10))
+    }
+    return condition()
+}
+
+/// Whether `pid` has ended: gone, or a zombie nobody has reaped yet.
+func processHasEnded(_ pid: Int32) -> Bool {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+          let close = stat.lastIndex(of: ")") else { return true }
+    return stat[stat.index(close, offsetBy: 2)] == "Z"
+}
+
+@Suite struct TaskRunnerTests {
+    @Test func taskGetsItsEnvironmentAndParamsOnStdinAndNothingElseOfTheAgent() async throws {
+        let fixture = try RunnerFixture()
+        let entrypoint = try fixture.shell(#"env > "$OUT/env.txt"; cat > "$OUT/stdin.txt""#)
+        let grant = RunnerFixture.grant(params: ["batch_size": "100", "db.host": "db \"1\"\n"])
+        let runner = fixture.runner(["run": entrypoint], grant: grant,
+                                    inherited: ["PATH": "/usr/bin:/bin", "HOME": "/root", "AGENT_SECRET": "nope"])
+        let result = await fixture.run(runner)
+        #expect(result.outcome == .succeeded, "\(result.message)")
+
+        let lines = Set(fixture.read("env.txt").split(separator: "\n").map(String.init))
+        for expected in [
+            "TETHER_RUN_ID=nightly-7", "TETHER_TASK_ID=load", "TETHER_DAG_ID=etl", "TETHER_DAG_VERSION=3",
+            "TETHER_ATTEMPT=2", "TETHER_LEASE_ID=nightly-7/load/2", "TETHER_PARAM_BATCH_SIZE=100",
+            "PATH=/usr/bin:/bin", "HOME=/root", "OUT=\(fixture.scratch.url.path)",
+        ] {
+            #expect(lines.contains(expected), "missing \(expected)")
+        }
+        #expect(!lines.contains { $0.hasPrefix("AGENT_SECRET=") })
+        #expect(fixture.read("stdin.txt") == #"{"batch_size":"100","db.host":"db \"1\"\n"}"#)
+    }
+
+    @Test func outputLandsInTheAttemptLogAndNowhereElse() async throws {
+        let fixture = try RunnerFixture()
+        let runner = fixture.runner(["run": try fixture.shell("echo to-stdout; echo to-stderr >&2")])
+        let result = await fixture.run(runner)
+        #expect(result.outcome == .succeeded)
+        #expect(try String(contentsOfFile: fixture.logPath, encoding: .utf8) == "to-stdout\nto-stderr\n")
+        #expect(fixture.startedEvents.map(\.logPath) == [fixture.logPath])
+        #expect(!result.message.contains("to-std"))
+        // No stdin file is left beside the log.
+        let entries = try FileManager.default.contentsOfDirectory(atPath: fixture.logRoot + "/etl/nightly-7/load")
+        #expect(entries == ["attempt-2.log"])
+    }
+
+    @Test func exitCodesAndSignalsAreReported() async throws {
+        let fixture = try RunnerFixture()
+        let exited = await fixture.run(fixture.runner(["run": try fixture.shell("exit 3")]))
+        #expect(exited.outcome == .failed)
+        #expect(exited.exitStatus == AgentV1.ExitStatus(.exitCode(3)))
+        #expect(exited.message == "exited with code 3")
+
+        let signalled = await fixture.run(fixture.runner(["run": try fixture.shell("kill -USR1 $$")]))
+        #expect(signalled.outcome == .failed)
+        #expect(signalled.exitStatus == AgentV1.ExitStatus(.signal(SIGUSR1)))
+        #expect(signalled.message == "killed by signal \(SIGUSR1) (SIGUSR1)")
+
+        let succeeded = await fixture.run(fixture.runner(["run": try fixture.shell("true")]))
+        #expect(succeeded.exitStatus == AgentV1.ExitStatus(.exitCode(0)))
+        #expect(succeeded.startedAtUnixUs > 0 && succeeded.finishedAtUnixUs >= succeeded.startedAtUnixUs)
+    }
+
+    @Test func eventsArriveStartedThenFinishedExactlyOnce() async throws {
+        let fixture = try RunnerFixture()
+        let runner = fixture.runner(["run": try fixture.shell("true")])
+        let result = await fixture.run(runner)
+        let events = fixture.events.withLock { $0 }
+        #expect(events.count == 2)
+        guard case .started(let start)? = events.first, case .finished(let finished)? = events.last else {
+            Issue.record("unexpected events \(events)")
+            return
+        }
+        #expect(finished == result)
+        #expect(start.processID > 1)
+        #expect(start.processStartTicks != nil)
+        #expect(runner.cancel() == .alreadyFinished)
+    }
+
+    @Test func busyAllocatingTaskReportsCPUTimeAndPeakMemory() async throws {
+        let fixture = try RunnerFixture()
+        // ~20 MB held in a shell variable, then a CPU-bound loop.
+        let script = """
+            big=$(head -c 20000000 /dev/zero | tr '\\0' a)
+            i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done
+            echo ${#big}
+            """
+        let result = await fixture.run(fixture.runner(["run": try fixture.shell(script)]))
+        #expect(result.outcome == .succeeded, "\(result.message)")
+        let usage = try #require(result.usage)
+        #expect(usage.userCpuMs + usage.systemCpuMs > 0)
+        #expect(usage.maxRssKib > 15_000)
+        #expect(usage.wallMs > 0)
+    }
+
+    @Test func cancelStopsTheWholeProcessGroupIncludingGrandchildren() async throws {
+        let fixture = try RunnerFixture()
+        let script = #"sleep 1000 & echo $! > "$OUT/grandchild.pid"; wait"#
+        let runner = fixture.runner(["run": try fixture.shell(script)], killGraceMilliseconds: 5_000)
+        runner.start()
+        #expect(await waitUntil { Int32(fixture.read("grandchild.pid").filter(\.isNumber)) != nil })
+        let grandchild = try #require(Int32(fixture.read("grandchild.pid").filter(\.isNumber)))
+        let start = try #require(fixture.startedEvents.first)
+        #expect(getpgid(grandchild) == start.processID)  // same group as the task, not the agent's
+        #expect(getpgid(start.processID) == start.processID && getpgrp() != start.processID)
+
+        #expect(runner.cancel(reason: "lease revoked: cancelled") == .stopping)
+        #expect([.alreadyStopping, .alreadyFinished].contains(runner.cancel()))  // never signals twice
+        let result = await runner.result()
+        #expect(result.outcome == .cancelled)
+        #expect(result.exitStatus == AgentV1.ExitStatus(.signal(SIGTERM)))
+        #expect(result.message == "lease revoked: cancelled; SIGTERM sent; killed by signal 15 (SIGTERM)")
+        #expect(await waitUntil { processHasEnded(grandchild) }, "grandchild \(grandchild) survived the cancel")
+    }
+
+    @Test func timeoutSendsTermThenKillToATaskThatTrapsTerm() async throws {
+        let fixture = try RunnerFixture()
+        let script = #"trap 'echo got-term >> "$OUT/trap.txt"' TERM; echo ready > "$OUT/ready.txt"; while :; do sleep 1; done"#
+        // The lease's 1 s timeout is smaller than the entrypoint's 1 h, so it applies.
+        let runner = fixture.runner(["run": try fixture.shell(script, timeoutMilliseconds: 3_600_000)],
+                                    grant: RunnerFixture.grant(timeoutMs: 1_000), killGraceMilliseconds: 1_500)
+        #expect(runner.effectiveTimeoutMilliseconds == 1_000)
+        let clock = ContinuousClock()
+        let began = clock.now
+        let result = await fixture.run(runner)
+        let elapsed = clock.now - began
+        #expect(result.outcome == .timedOut)
+        #expect(result.exitStatus == AgentV1.ExitStatus(.signal(SIGKILL)))
+        #expect(result.message == "timed out after 1s; SIGTERM sent, SIGKILL after 1s500ms grace; killed by signal 9 (SIGKILL)")
+        #expect(fixture.read("trap.txt").contains("got-term"))  // TERM came first, and was survived
+        #expect(elapsed >= .milliseconds(2_400) && elapsed < .seconds(60))
+    }
+
+    @Test func missingProgramIsRejectedWithoutRunning() async throws {
+        let fixture = try RunnerFixture()
+        let absolute = await fixture.run(fixture.runner(["run": .init(argv: ["/nonexistent/program"])]))
+        #expect(absolute.outcome == .rejected)
+        #expect(absolute.message.contains("spawn /nonexistent/program"))
+        #expect(absolute.message.contains("No such file or directory"))
+        #expect(absolute.exitStatus == nil && absolute.usage == nil && absolute.startedAtUnixUs == 0)
+
+        let bare = await fixture.run(fixture.runner(["run": .init(argv: ["tether-no-such-program"])]))
+        #expect(bare.outcome == .rejected)
+        #expect(bare.message == "entrypoint 'run': program 'tether-no-such-program' not found in PATH")
+
+        let badDirectory = await fixture.run(fixture.runner(["run": .init(argv: ["/bin/true"], workingDirectory: "/nonexistent")]))
+        #expect(badDirectory.outcome == .rejected)
+        #expect(badDirectory.message.contains("in /nonexistent"))
+        #expect(fixture.startedEvents.isEmpty)
+    }
+
+    @Test func unknownEntrypointIsRejectedAndNothingIsSpawned() async throws {
+        let fixture = try RunnerFixture()
+        let runner = fixture.runner(["run": try fixture.shell("touch \"$OUT/ran\"")], grant: RunnerFixture.grant(entrypoint: "rm-rf"))
+        let result = await fixture.run(runner)
+        #expect(result.outcome == .rejected)
+        #expect(result.message == "entrypoint 'rm-rf' not configured on this agent")
+        #expect(fixture.startedEvents.isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: fixture.scratch.path("ran")))
+        #expect(!FileManager.default.fileExists(atPath: fixture.logRoot))
+    }
+
+    @Test func idsThatCouldEscapeTheLogDirectoryAreRejected() async throws {
+        let fixture = try RunnerFixture()
+        let runner = fixture.runner(["run": try fixture.shell("touch \"$OUT/ran\"")], grant: RunnerFixture.grant(runID: ".."))
+        let result = await fixture.run(runner)
+        #expect(result.outcome == .rejected)
+        #expect(result.message.contains("run_id '..'"))
+        #expect(!FileManager.default.fileExists(atPath: fixture.scratch.path("ran")))
+    }
+
+    @Test func cancelBeforeStartEndsTheAttemptWithoutRunningIt() async throws {
+        let fixture = try RunnerFixture()
+        let runner = fixture.runner(["run": try fixture.shell("touch \"$OUT/ran\"")])
+        #expect(runner.cancel(reason: "agent shutting down") == .cancelledBeforeStart)
+        runner.start()
+        let result = await runner.result()
+        #expect(result.outcome == .cancelled)
+        #expect(result.message == "agent shutting down before the task started")
+        #expect(!FileManager.default.fileExists(atPath: fixture.scratch.path("ran")))
+    }
+
+    @Test func leftoverBackgroundProcessesDieWhenTheTaskExits() async throws {
+        let fixture = try RunnerFixture()
+        let script = #"sleep 1000 & echo $! > "$OUT/leftover.pid""#
+        let result = await fixture.run(fixture.runner(["run": try fixture.shell(script)]))
+        #expect(result.outcome == .succeeded)
+        let leftover = try #require(Int32(fixture.read("leftover.pid").filter(\.isNumber)))
+        #expect(await waitUntil { processHasEnded(leftover) }, "background process \(leftover) outlived its task")
+    }
+
+    @Test func environmentLayersOverrideInOrder() {
+        var grant = RunnerFixture.grant(params: ["a.b": "dotted", "a_b": "underscored"])
+        grant.leaseId = "real"
+        let entrypoint = AgentConfiguration.Entrypoint(argv: ["/bin/true"], environment: ["PATH": "/opt/bin", "TOKEN": "t"])
+        let environment = TaskRunner.environment(for: grant, entrypoint: entrypoint,
+                                                 inherited: ["PATH": "/usr/bin", "LANG": "C.UTF-8", "SECRET": "x"])
+        #expect(environment["PATH"] == "/opt/bin")
+        #expect(environment["LANG"] == "C.UTF-8")
+        #expect(environment["SECRET"] == nil)
+        #expect(environment["TOKEN"] == "t")
+        #expect(environment["TETHER_PARAM_A_B"] == "underscored")  // "a_b" sorts after "a.b"
+        #expect(environment["TETHER_LEASE_ID"] == "real")
+        #expect(TaskRunner.environment(for: grant, entrypoint: .init(argv: ["x"]), inherited: [:])["PATH"] == TaskRunner.defaultSearchPath)
+    }
+}
