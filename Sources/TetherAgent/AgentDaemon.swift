@@ -1,0 +1,254 @@
+import Foundation
+public import GRPC
+internal import Synchronization
+import TetherWire
+
+/// The agent's life: one outbound connection, one Connect stream at a time, reconnecting
+/// with backoff; leases run as local processes; every task event goes to the durable
+/// outbox first and to the server from there, until the server's Ack.
+///
+/// Threading: `run()` drives sessions on the caller's task; runner callbacks arrive on
+/// runner threads; shared state sits behind one lock. All messages to the server go
+/// through the session's outbound queue, written by one pump task.
+public final class AgentDaemon: Sendable {
+    public let configuration: AgentConfiguration
+    private let client: GRPCClient
+    private let metadata: GRPCMetadata
+    private let outbox: EventOutbox
+    private let logs: LogDirectory
+    private let instanceID: String
+    private let log: @Sendable (String) -> Void
+    private let state = Mutex(State())
+
+    private struct State {
+        var runners: [String: TaskRunner] = [:]
+        /// The live session's outbound queue, and the last event sequence put on it.
+        var session: AsyncStream<AgentV1.AgentMessage>.Continuation?
+        var lastSent: UInt64 = 0
+        var draining = false
+        var finished = false
+        var drained: [CheckedContinuation<Void, Never>] = []
+    }
+
+    /// - Parameters:
+    ///   - token: the bearer token (the content of token_file).
+    ///   - client: a client for the server (TLS, proxy and backoff already set).
+    ///   - log: one line per notable event, for the operator.
+    /// - Throws: `EventOutboxError` opening the outbox under state_dir.
+    public init(configuration: AgentConfiguration, token: String, client: GRPCClient,
+                log: @escaping @Sendable (String) -> Void) throws {
+        self.configuration = configuration
+        self.client = client
+        self.log = log
+        var metadata = GRPCMetadata()
+        try metadata.addString("Bearer \(token)", forKey: "authorization")
+        self.metadata = metadata
+        try FileManager.default.createDirectory(atPath: configuration.stateDirectory, withIntermediateDirectories: true)
+        outbox = try EventOutbox(directory: configuration.stateDirectory)
+        logs = LogDirectory(root: configuration.logDirectory)
+        instanceID = (0..<8).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+        // Processes a previous agent process left behind cannot be resumed: kill them and
+        // report them failed, so their retry policy decides.
+        for reaped in try outbox.reapOrphans() { log("reaped \(reaped.lease.leaseId): \(reaped.message)") }
+    }
+
+    /// Runs sessions until the agent has drained (after `drain()`) or `stop()`.
+    public func run() async {
+        var attempt = 0
+        let backoff = GRPCConnectionBackoff()
+        while !state.withLock({ $0.finished }) {
+            do {
+                try await session()
+                attempt = 0
+            } catch {
+                if state.withLock({ $0.finished }) { break }
+                log("session ended: \(error)")
+            }
+            if state.withLock({ $0.finished }) { break }
+            let delay = backoff.delay(attempt: attempt, random: Double.random(in: 0..<1))
+            attempt += 1
+            try? await Task.sleep(for: delay)
+        }
+        await client.close()
+    }
+
+    /// Takes no new leases, says Goodbye, lets running tasks finish and their events be
+    /// acknowledged, then ends `run()`.
+    public func drain(reason: String) {
+        let session = state.withLock { state -> AsyncStream<AgentV1.AgentMessage>.Continuation? in
+            guard !state.draining else { return nil }
+            state.draining = true
+            return state.session
+        }
+        log("draining: \(reason)")
+        session?.yield(Self.goodbye(reason))
+        finishIfDrained()
+    }
+
+    /// Cancels running tasks (SIGTERM, then SIGKILL after the grace) and drains.
+    public func stop() {
+        drain(reason: "stopping")
+        for runner in state.withLock({ Array($0.runners.values) }) { runner.cancel(reason: "agent stopping") }
+    }
+
+    /// One Connect stream, from Hello to its end.
+    private func session() async throws {
+        let call: GRPCClientCall<AgentV1.AgentMessage, AgentV1.ServerMessage> =
+            try await client.makeCall("/tether.agent.v1.AgentService/Connect", metadata: metadata)
+        var hello = AgentV1.Hello()
+        hello.name = configuration.name
+        hello.version = "tether-agent"
+        hello.queues = configuration.queues
+        hello.slots = UInt32(configuration.slots)
+        hello.labels = configuration.labels
+        hello.entrypoints = configuration.entrypoints.keys.sorted()
+        hello.instanceId = instanceID
+        hello.resumedLeases = state.withLock { $0.runners.values.map { AgentV1.ResumedLease(leaseId: $0.grant.leaseId, epoch: $0.grant.epoch) } }
+        try await call.send(AgentV1.AgentMessage(.hello(hello)))
+        guard let first = try await call.next(), case .welcome(let welcome)? = first.kind else {
+            throw await call.status() ?? GRPCStatus(code: .internal, message: "the server's first message was not a Welcome")
+        }
+        try outbox.acknowledge(upTo: welcome.ackedSequence)
+        let confirmed = Set(welcome.confirmedLeaseIds)
+        for lease in hello.resumedLeases where !confirmed.contains(lease.leaseId) {
+            state.withLock { $0.runners[lease.leaseId] }?.cancel(reason: "the server did not confirm the lease on reconnect")
+        }
+        log("connected as \(welcome.agentId); \(confirmed.count) of \(hello.resumedLeases.count) resumed leases stand")
+
+        let (outbound, continuation) = AsyncStream.makeStream(of: AgentV1.AgentMessage.self)
+        let draining = state.withLock { state -> Bool in
+            state.session = continuation
+            state.lastSent = welcome.ackedSequence
+            return state.draining
+        }
+        defer {
+            state.withLock { $0.session = nil }
+            continuation.finish()
+        }
+        if draining { continuation.yield(Self.goodbye("draining")) }
+        flushOutbox()
+        let interval = Duration.milliseconds(Int64(max(100, welcome.heartbeatIntervalMs)))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await message in outbound { try await call.send(message) }
+                await call.finishSending()
+            }
+            group.addTask { [self] in
+                while !Task.isCancelled {
+                    try await Task.sleep(for: interval)
+                    continuation.yield(heartbeat())
+                }
+            }
+            while let message = try await call.next() {
+                handle(message)
+                if state.withLock({ $0.finished }) { break }
+            }
+            group.cancelAll()
+            continuation.finish()
+        }
+        if let status = await call.status(), status.code != .ok, !state.withLock({ $0.finished }) { throw status }
+    }
+
+    private func handle(_ message: AgentV1.ServerMessage) {
+        switch message.kind {
+        case .leaseGrant(let grant)?:
+            start(grant)
+        case .leaseRevoke(let revoke)?:
+            if let runner = state.withLock({ $0.runners[revoke.leaseId] }) {
+                log("lease \(revoke.leaseId) revoked (\(revoke.reason))")
+                runner.cancel(reason: "revoked by the server")
+            }
+        case .ack(let ack)?:
+            do {
+                try outbox.acknowledge(upTo: ack.sequence)
+            } catch {
+                log("outbox: \(error)")
+            }
+            for rejection in ack.rejections { log("event \(rejection.sequence) rejected: \(rejection.reason)") }
+            finishIfDrained()
+        case .drain(let drain)?:
+            self.drain(reason: "the server asked: \(drain.reason)")
+        case .welcome?, nil:
+            break
+        }
+    }
+
+    private func start(_ grant: AgentV1.LeaseGrant) {
+        let refused = state.withLock { state -> String? in
+            if state.draining { return "agent is draining" }
+            if state.runners[grant.leaseId] != nil { return "lease already running" }
+            return nil
+        }
+        if let refused {
+            log("refused lease \(grant.leaseId): \(refused)")
+            return
+        }
+        let runner = TaskRunner(grant: grant, configuration: configuration) { [weak self] event in
+            self?.record(event, of: grant)
+        }
+        state.withLock { $0.runners[grant.leaseId] = runner }
+        log("lease \(grant.leaseId) (attempt \(grant.attempt)): running \(grant.entrypoint)")
+        runner.start()
+    }
+
+    /// A runner's event: durable in the outbox first, then sent.
+    private func record(_ event: TaskRunner.Event, of grant: AgentV1.LeaseGrant) {
+        do {
+            switch event {
+            case .started(let start):
+                try outbox.recordStart(of: RunningLease(grant: grant, start: start), event: start.event(for: grant))
+            case .finished(let result):
+                try outbox.append(result.event(for: grant))
+                state.withLock { _ = $0.runners.removeValue(forKey: grant.leaseId) }
+                log("lease \(grant.leaseId): \(result.outcome) \(result.message)")
+            }
+        } catch {
+            log("outbox: cannot record an event of \(grant.leaseId): \(error)")
+        }
+        flushOutbox()
+    }
+
+    /// Puts every outbox event the session has not carried yet on the outbound queue.
+    private func flushOutbox() {
+        state.withLock { state in
+            guard let session = state.session else { return }
+            guard let pending = try? outbox.pending() else { return }
+            for (sequence, var event) in pending where sequence > state.lastSent {
+                event.sequence = sequence
+                session.yield(AgentV1.AgentMessage(.taskEvent(event)))
+                state.lastSent = sequence
+            }
+        }
+    }
+
+    /// Ends `run()` once draining, no task runs and the server acknowledged every event.
+    private func finishIfDrained() {
+        let empty = (try? outbox.pending(limit: 1).isEmpty) ?? false
+        let session = state.withLock { state -> AsyncStream<AgentV1.AgentMessage>.Continuation?? in
+            guard state.draining, !state.finished, state.runners.isEmpty, empty else { return nil }
+            state.finished = true
+            return .some(state.session)
+        }
+        guard let session else { return }
+        log("drained: every task finished and every event acknowledged")
+        session?.finish()
+    }
+
+    private func heartbeat() -> AgentV1.AgentMessage {
+        let leases = state.withLock { Array($0.runners.keys).sorted() }
+        var heartbeat = AgentV1.Heartbeat()
+        heartbeat.freeSlots = UInt32(max(0, configuration.slots - leases.count))
+        heartbeat.activeLeaseIds = leases
+        heartbeat.sentAtUnixUs = Int64(Date().timeIntervalSince1970 * 1e6)
+        // A finished drain may be waiting for a task that ended while disconnected.
+        finishIfDrained()
+        return AgentV1.AgentMessage(.heartbeat(heartbeat))
+    }
+
+    private static func goodbye(_ reason: String) -> AgentV1.AgentMessage {
+        var goodbye = AgentV1.Goodbye()
+        goodbye.reason = .draining
+        goodbye.message = reason
+        return AgentV1.AgentMessage(.goodbye(goodbye))
+    }
+}

@@ -1,0 +1,105 @@
+import ArgumentParser
+import Foundation
+import GRPC
+import H2
+import TetherAgent
+
+/// `tether agent`: the execution plane, dialing out to the server.
+struct AgentCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "agent",
+        abstract: "Run an agent: dial out to the server, run leased tasks from local entrypoints.",
+        discussion: """
+            Settings come from flags, then TETHER_* environment variables (TETHER_SERVER,
+            TETHER_CA_FILE, TETHER_TOKEN_FILE, TETHER_NAME, TETHER_LABELS=k=v,k=v,
+            TETHER_QUEUES=a,b, TETHER_SLOTS, TETHER_LOG_DIR, TETHER_STATE_DIR,
+            TETHER_LOG_RETENTION, TETHER_KILL_GRACE, TETHER_INSECURE_PLAINTEXT), then the
+            --config file. Entrypoints (name -> argv, env, working_dir, timeout) come from the
+            file only: the server sends entrypoint names, never commands.
+
+            Task output goes to LOG_DIR/DAG/RUN/TASK/attempt-N.log and never leaves this
+            machine. Task events wait in STATE_DIR/outbox.db until the server has stored them.
+            HTTPS_PROXY / NO_PROXY (HTTP_PROXY for http:// servers) are honoured via CONNECT.
+
+            SIGTERM drains: no new leases, running tasks finish, then exit 0. A second SIGTERM
+            or a SIGINT cancels running tasks (SIGTERM, then SIGKILL after kill_grace).
+            """
+    )
+
+    @Option(help: "Agent config file (YAML).") var config: String?
+    @Option(help: "Server URL, https://HOST:PORT.") var server: String?
+    @Option(help: "CA certificate (PEM) for the server.") var caFile: String?
+    @Option(help: "File holding the agent's token.") var tokenFile: String?
+    @Option(help: "Agent name, unique among connected agents.") var name: String?
+    @Option(help: "Labels, k=v,k=v.") var labels: String?
+    @Option(help: "Queues to serve, comma-separated.") var queues: String?
+    @Option(help: "Tasks run at once.") var slots: String?
+    @Option(help: "Where task logs go.") var logDir: String?
+    @Option(help: "Where the event outbox lives.") var stateDir: String?
+    @Option(help: "How long task logs are kept, e.g. 7d.") var logRetention: String?
+    @Option(help: "SIGTERM to SIGKILL grace when stopping a task, e.g. 10s.") var killGrace: String?
+    @Flag(help: "Allow an http:// server (plaintext h2c). Only for local use.") var insecurePlaintext = false
+
+    func run() async throws {
+        let signals = terminationSignals()
+        var fileText: String?
+        if let config {
+            do {
+                fileText = try String(contentsOfFile: config, encoding: .utf8)
+            } catch {
+                throw CLIError("cannot read --config \(config): \(error.localizedDescription)")
+            }
+        }
+        let overrides = AgentConfiguration.Overrides(
+            server: server, caFile: caFile, tokenFile: tokenFile, name: name, labels: labels, queues: queues, slots: slots,
+            logDirectory: logDir, stateDirectory: stateDir, logRetention: logRetention, killGrace: killGrace,
+            insecurePlaintext: insecurePlaintext ? "true" : nil)
+        let configuration: AgentConfiguration
+        do {
+            configuration = try AgentConfiguration.resolve(fileText: fileText, sourceName: config ?? "<none>",
+                                                           environment: ProcessInfo.processInfo.environment, overrides: overrides)
+        } catch {
+            printError("tether agent: \(error)")
+            throw ExitCode(2)
+        }
+        let daemon: AgentDaemon
+        do {
+            let token = try String(contentsOfFile: configuration.tokenFile, encoding: .utf8)
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            daemon = try AgentDaemon(configuration: configuration, token: token, client: try Self.client(for: configuration)) { line in
+                printError("tether agent: \(line)")
+            }
+        } catch {
+            printError("tether agent: \(error)")
+            throw ExitCode(1)
+        }
+        printError("tether agent: \(configuration.name) starting; server \(configuration.server), queues \(configuration.queues.joined(separator: ",")), slots \(configuration.slots)")
+        let watcher = Task {
+            var count = 0
+            for await signal in signals {
+                count += 1
+                if count == 1 && signal == SIGTERM {
+                    daemon.drain(reason: "SIGTERM")
+                } else {
+                    daemon.stop()
+                }
+            }
+        }
+        await daemon.run()
+        watcher.cancel()
+        printError("tether agent: stopped")
+    }
+
+    static func client(for configuration: AgentConfiguration) throws -> GRPCClient {
+        let server = configuration.server
+        let port = UInt16(clamping: server.port)
+        let target = try SocketAddress.resolve(host: server.host, port: port)
+        var client = GRPCClient.Configuration(
+            target: target,
+            tls: server.usesTLS ? try TLSContext(.client(caFile: configuration.caFile, serverName: server.host)) : nil)
+        client.authority = "\(server.host):\(port)"
+        client.proxy = try ProxySettings.fromEnvironment(ProcessInfo.processInfo.environment, target: client.authority!,
+                                                         tls: server.usesTLS)
+        return try GRPCClient(configuration: client)
+    }
+}
