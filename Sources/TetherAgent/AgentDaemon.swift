@@ -103,7 +103,14 @@ public final class AgentDaemon: Sendable {
         hello.labels = configuration.labels
         hello.entrypoints = configuration.entrypoints.keys.sorted()
         hello.instanceId = instanceID
-        hello.resumedLeases = state.withLock { $0.runners.values.map { AgentV1.ResumedLease(leaseId: $0.grant.leaseId, epoch: $0.grant.epoch) } }
+        // Leases still running, and leases whose end is still in the outbox: the server
+        // must keep both live until their final event arrives, or it would call them lost.
+        var resumed = state.withLock { $0.runners.values.map { AgentV1.ResumedLease(leaseId: $0.grant.leaseId, epoch: $0.grant.epoch) } }
+        for (_, event) in (try? outbox.pending()) ?? [] where event.kind != .started
+            && !resumed.contains(where: { $0.leaseId == event.leaseId }) {
+            resumed.append(AgentV1.ResumedLease(leaseId: event.leaseId, epoch: event.epoch))
+        }
+        hello.resumedLeases = resumed.sorted { $0.leaseId < $1.leaseId }
         try await call.send(AgentV1.AgentMessage(.hello(hello)))
         guard let first = try await call.next(), case .welcome(let welcome)? = first.kind else {
             throw await call.status() ?? GRPCStatus(code: .internal, message: "the server's first message was not a Welcome")
