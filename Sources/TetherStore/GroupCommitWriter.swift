@@ -2,6 +2,8 @@ import Glibc
 
 /// The one writer of a database, with group commit.
 ///
+/// WAL checkpoints run on a thread of their own (`WALCheckpointer`), never inside a commit.
+///
 /// It owns a write connection on one dedicated thread. Changes submitted from any
 /// thread are queued; the writer takes everything queued (up to `maxBatchSize`), runs
 /// each change in a SAVEPOINT of one IMMEDIATE transaction, and COMMITs once. Batches
@@ -31,12 +33,16 @@ public final class GroupCommitWriter: Sendable {
     /// and starts the writer thread, which owns the connection from then on and closes
     /// it when the writer stops. Throws the `SQLiteError` of the open, what `migrate`
     /// throws, or `GroupCommitWriterError.threadStartFailed`.
-    public init(_ options: SQLiteDatabase.Options, migrations: [SQLiteMigration] = [], maxBatchSize: Int = 1024) throws {
+    /// `walCheckpointPages`: the WAL size at which the background checkpointer runs.
+    public init(_ options: SQLiteDatabase.Options, migrations: [SQLiteMigration] = [], maxBatchSize: Int = 1024,
+                walCheckpointPages: Int32 = WALCheckpointer.defaultThresholdPages) throws {
         precondition(maxBatchSize > 0, "maxBatchSize must be positive")
         precondition(options.access == .readWriteCreate, "the writer needs a read-write connection")
         let database = try SQLiteDatabase(options)
         try database.migrate(migrations)
-        core = WriterCore(database: database, maxBatchSize: maxBatchSize)
+        let checkpointer = try WALCheckpointer(options: options, thresholdPages: walCheckpointPages)
+        checkpointer.attach(to: database)
+        core = WriterCore(database: database, maxBatchSize: maxBatchSize, checkpointer: checkpointer)
         let context = Unmanaged.passRetained(core).toOpaque()
         var thread = pthread_t()
         let result = pthread_create(&thread, nil, { context in
@@ -119,10 +125,13 @@ private final class WriterCore: @unchecked Sendable {
     /// Writer thread only (handed over by `init`, before the thread starts).
     private var database: SQLiteDatabase?
     private let maxBatchSize: Int
+    /// Checkpoints the WAL off the commit path; stopped when the writer stops.
+    private let checkpointer: WALCheckpointer
 
-    init(database: sending SQLiteDatabase, maxBatchSize: Int) {
+    init(database: sending SQLiteDatabase, maxBatchSize: Int, checkpointer: WALCheckpointer) {
         self.database = database
         self.maxBatchSize = maxBatchSize
+        self.checkpointer = checkpointer
     }
 
     func submit(_ pending: Pending) {
@@ -172,6 +181,8 @@ private final class WriterCore: @unchecked Sendable {
             lock.lock()
         }
         lock.unlock()
+        if let database { checkpointer.detach(from: database) }
+        checkpointer.stop()
         database = nil   // closes the write connection on its own thread
         lock.withLock {
             finished = true

@@ -212,3 +212,44 @@ import TetherTestSupport
         #expect(try rowCount(scratch) == 0)
     }
 }
+
+@Suite struct WALCheckpointerTests {
+    /// Writes about 8 MiB through the WAL; returns the main database file's size once
+    /// it reaches 4 MiB, or after `wait`.
+    private func mainFileSize(checkpointPages: Int32, wait: Duration) async throws -> Int {
+        let scratch = try ScratchDirectory()
+        let writer = try GroupCommitWriter(.init(path: scratch.path()), migrations: [
+            SQLiteMigration(version: 1, name: "t", sql: "CREATE TABLE t(id INTEGER PRIMARY KEY, payload BLOB NOT NULL)"),
+        ], walCheckpointPages: checkpointPages)
+        defer { writer.close() }
+        // About 8 MiB through the WAL: far past the 1,000-page threshold.
+        for batch in 0..<20 {
+            try await writer.submit { database in
+                for i in 0..<100 {
+                    try database.run("INSERT INTO t VALUES (?, ?)", [.integer(Int64(batch * 100 + i)), .blob([UInt8](repeating: 7, count: 4096))])
+                }
+            }
+        }
+        #expect(try scratch.open().scalar("SELECT count(*) FROM t").int64 == 2000)
+        let deadline = ContinuousClock.now + wait
+        var size = 0
+        repeat {
+            size = (try FileManager.default.attributesOfItem(atPath: scratch.path())[.size] as? Int) ?? 0
+            if size >= 4 << 20 { break }
+            try await Task.sleep(for: .milliseconds(20))
+        } while ContinuousClock.now < deadline
+        return size
+    }
+
+    @Test func backgroundCheckpointerCopiesTheWALIntoTheDatabaseFile() async throws {
+        let size = try await mainFileSize(checkpointPages: WALCheckpointer.defaultThresholdPages, wait: .seconds(30))
+        #expect(size >= 4 << 20, "database file is \(size) bytes")
+    }
+
+    @Test func commitsNeverCheckpointThemselves() async throws {
+        // With the checkpointer's threshold out of reach, nothing else may checkpoint:
+        // SQLite's automatic checkpoint (which runs inside a COMMIT) must be off.
+        let size = try await mainFileSize(checkpointPages: .max, wait: .milliseconds(200))
+        #expect(size < 1 << 20, "database file is \(size) bytes")
+    }
+}
