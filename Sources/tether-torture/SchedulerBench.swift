@@ -62,13 +62,13 @@ struct SchedulerBench: ParsableCommand {
         let start = clock.now
         bench.expect(total)
         let statsBefore = store.commitStats
-        for _ in 0..<runCount { bench.submit(service) { _ = try $0.trigger(dagID: "bench") } }
+        for _ in 0..<runCount { bench.submit(service, cause: .trigger) { _ = try $0.trigger(dagID: "bench") } }
         // The agents: report success for every grant as it arrives.
         var sequences: [String: UInt64] = [:]
         while let grant = bench.nextGrant() {
             sequences[grant.agentID, default: 0] += 1
             let sequence = sequences[grant.agentID]!
-            bench.submit(service) { scheduler in
+            bench.submit(service, cause: .report) { scheduler in
                 _ = scheduler.report(agentID: grant.agentID, sequence: sequence, TaskReport(
                     leaseID: grant.leaseID, epoch: grant.epoch, kind: .finished(.succeeded, AttemptUsage(exitCode: 0), message: "")))
             }
@@ -80,8 +80,13 @@ struct SchedulerBench: ParsableCommand {
         let stats = store.commitStats
         store.close()
 
-        let latencies = bench.latencies.sorted()
-        func percentile(_ p: Double) -> Double { latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
+        let latencies = bench.latencies.map(\.ms).sorted()
+        let afterReport = bench.latencies.filter { $0.cause == .report }.map(\.ms).sorted()
+        let afterTrigger = bench.latencies.filter { $0.cause == .trigger }.map(\.ms).sorted()
+        func percentile(_ values: [Double], _ p: Double) -> Double {
+            values.isEmpty ? 0 : values[min(values.count - 1, Int(Double(values.count) * p))]
+        }
+        func percentile(_ p: Double) -> Double { percentile(latencies, p) }
         let batches = stats.batches - statsBefore.batches
         let changes = stats.changes - statsBefore.changes
         let common = #""shape":"\#(shape.rawValue)","tasks":\#(total),"synchronous":"\#(synchronous.rawValue)","agents":\#(agents),"#
@@ -94,6 +99,12 @@ struct SchedulerBench: ParsableCommand {
         metric("grants_per_s", Double(latencies.count) / seconds, "1/s")
         metric("ready_to_granted_p50_ms", percentile(0.50), "ms")
         metric("ready_to_granted_p99_ms", percentile(0.99), "ms")
+        // The same, split by what made the grant possible: a report freeing a slot or
+        // finishing an upstream task (the steady state), or the trigger creating the run.
+        metric("report_to_granted_p50_ms", percentile(afterReport, 0.50), "ms")
+        metric("report_to_granted_p99_ms", percentile(afterReport, 0.99), "ms")
+        metric("trigger_to_granted_p50_ms", percentile(afterTrigger, 0.50), "ms")
+        metric("trigger_to_granted_p99_ms", percentile(afterTrigger, 0.99), "ms")
         if latencies.count != total || finishedRuns != 0 {
             throw ValidationError("bench incomplete: \(latencies.count) of \(total) grants, \(finishedRuns) runs still active")
         }
@@ -109,7 +120,8 @@ final class BenchState: @unchecked Sendable {
     private var expected = 0
     private var received = 0
     private var inFlight = 0
-    private(set) var latencies: [Double] = []
+    enum Cause { case trigger, report }
+    private(set) var latencies: [(cause: Cause, ms: Double)] = []
     /// Set by `delivered` and read by the completion that follows it on the commit thread.
     private var lastDelivered: [SchedulerEffect] = []
 
@@ -118,7 +130,7 @@ final class BenchState: @unchecked Sendable {
     func delivered(_ effects: [SchedulerEffect]) { lastDelivered = effects }
 
     /// Submits `body`; when it is durable, its grants are queued for the agents.
-    func submit(_ service: SchedulerService, _ body: @escaping (Scheduler) throws -> Void) {
+    func submit(_ service: SchedulerService, cause: Cause, _ body: @escaping (Scheduler) throws -> Void) {
         let submitted = DispatchTime.now().uptimeNanoseconds
         condition.withLock { inFlight += 1 }
         service.perform({ try body($0) }) { [self] result in
@@ -129,7 +141,7 @@ final class BenchState: @unchecked Sendable {
             condition.withLock {
                 for case .grant(let grant) in effects {
                     queue.append(grant)
-                    latencies.append(Double(now - submitted) / 1e6)
+                    latencies.append((cause, Double(now - submitted) / 1e6))
                 }
                 inFlight -= 1
                 condition.broadcast()
