@@ -27,7 +27,14 @@ public final class AgentDaemon: Sendable {
         var lastSent: UInt64 = 0
         var draining = false
         var finished = false
-        var drained: [CheckedContinuation<Void, Never>] = []
+        /// Counter increments since the last heartbeat, by series.
+        var counters: [MetricSeries: Double] = [:]
+    }
+
+    /// A metric name with its labels.
+    private struct MetricSeries: Hashable {
+        var name: String
+        var labels: [String: String]
     }
 
     /// - Parameters:
@@ -206,7 +213,13 @@ public final class AgentDaemon: Sendable {
                 try outbox.recordStart(of: RunningLease(grant: grant, start: start), event: start.event(for: grant))
             case .finished(let result):
                 try outbox.append(result.event(for: grant))
-                state.withLock { _ = $0.runners.removeValue(forKey: grant.leaseId) }
+                let cpuSeconds = Double((result.usage?.userCpuMs ?? 0) + (result.usage?.systemCpuMs ?? 0)) / 1000
+                state.withLock { state in
+                    _ = state.runners.removeValue(forKey: grant.leaseId)
+                    state.counters[MetricSeries(name: "tether_agent_tasks_finished_total",
+                                                labels: ["outcome": "\(result.outcome)"]), default: 0] += 1
+                    state.counters[MetricSeries(name: "tether_agent_task_cpu_seconds_total", labels: [:]), default: 0] += cpuSeconds
+                }
                 log("lease \(grant.leaseId): \(result.outcome) \(result.message)")
             }
         } catch {
@@ -241,11 +254,29 @@ public final class AgentDaemon: Sendable {
         session?.finish()
     }
 
+    /// Liveness, free slots, and the metric changes since the last heartbeat (a heartbeat
+    /// lost with its connection loses its deltas: metrics are best effort).
     private func heartbeat() -> AgentV1.AgentMessage {
-        let leases = state.withLock { Array($0.runners.keys).sorted() }
+        let (leases, counters) = state.withLock { state in
+            defer { state.counters = [:] }
+            return (Array(state.runners.keys).sorted(), state.counters)
+        }
         var heartbeat = AgentV1.Heartbeat()
         heartbeat.freeSlots = UInt32(max(0, configuration.slots - leases.count))
         heartbeat.activeLeaseIds = leases
+        var running = AgentV1.MetricDelta()
+        running.name = "tether_agent_running_tasks"
+        running.kind = .gauge
+        running.value = Double(leases.count)
+        heartbeat.metricDeltas = [running] + counters.sorted { ($0.key.name, "\($0.key.labels)") < ($1.key.name, "\($1.key.labels)") }
+            .map { series, value in
+                var delta = AgentV1.MetricDelta()
+                delta.name = series.name
+                delta.labels = series.labels
+                delta.kind = .counter
+                delta.value = value
+                return delta
+            }
         heartbeat.sentAtUnixUs = Int64(Date().timeIntervalSince1970 * 1e6)
         // A finished drain may be waiting for a task that ended while disconnected.
         finishIfDrained()

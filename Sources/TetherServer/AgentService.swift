@@ -77,6 +77,7 @@ struct AgentService: Sendable {
             throw GRPCStatus(code: .invalidArgument, message: "Hello is only valid as the first message")
         case .heartbeat(let heartbeat)?:
             session.heartbeat(freeSlots: heartbeat.freeSlots, at: scheduler.clock.now())
+            sessions.metrics.apply(heartbeat.metricDeltas, agent: agentID)
             scheduler.perform({ $0.heartbeat(agentID: agentID) }, completion: { _ in })
         case .taskEvent(let event)?:
             let sequence = event.sequence
@@ -191,6 +192,8 @@ final class AgentSession: Sendable {
 /// The live sessions, by agent name, and the route from scheduler effects to them.
 final class AgentSessions: Sendable {
     private let sessions = Mutex<[String: AgentSession]>([:])
+    /// Agents' metrics, kept across their reconnects.
+    let metrics = AgentMetrics()
 
     /// - Throws: ALREADY_EXISTS if another live session uses the name.
     func register(_ session: AgentSession) throws(GRPCStatus) {
@@ -246,5 +249,61 @@ final class AgentSessions: Sendable {
                 session(agentID)?.send(AgentV1.ServerMessage(.leaseRevoke(message)))
             }
         }
+    }
+}
+
+/// Agents' metric series from their heartbeats, in memory since the server started:
+/// counters summed, gauges replaced. Malformed deltas are dropped; each agent keeps at
+/// most `maxSeriesPerAgent` series, so a peer cannot grow this without bound.
+final class AgentMetrics: Sendable {
+    static let maxSeriesPerAgent = 256
+    static let maxLabels = 16
+
+    private struct Series: Hashable {
+        var name: String
+        var labels: [String: String]
+    }
+
+    private let series = Mutex<[String: [Series: Double]]>([:])
+
+    func apply(_ deltas: [AgentV1.MetricDelta], agent: String) {
+        series.withLock { all in
+            var mine = all[agent] ?? [:]
+            for delta in deltas where Self.isValid(delta) {
+                let key = Series(name: delta.name, labels: delta.labels)
+                guard mine[key] != nil || mine.count < Self.maxSeriesPerAgent else { continue }
+                switch delta.kind {
+                case .counter: mine[key, default: 0] += max(0, delta.value)
+                case .gauge: mine[key] = delta.value
+                default: break
+                }
+            }
+            all[agent] = mine
+        }
+    }
+
+    /// An agent's series, by name then labels.
+    func snapshot(agent: String) -> [ControlV1.AgentMetric] {
+        let mine = series.withLock { $0[agent] ?? [:] }
+        return mine.map { key, value in
+            var metric = ControlV1.AgentMetric()
+            metric.name = key.name
+            metric.labels = key.labels
+            metric.value = value
+            return metric
+        }.sorted { ($0.name, $0.labels.sorted { $0.key < $1.key }.description) < ($1.name, $1.labels.sorted { $0.key < $1.key }.description) }
+    }
+
+    private static func isValid(_ delta: AgentV1.MetricDelta) -> Bool {
+        guard delta.value.isFinite, delta.labels.count <= maxLabels, isMetricName(delta.name) else { return false }
+        return delta.labels.allSatisfy { isMetricName($0.key) && $0.value.utf8.count <= 256 }
+    }
+
+    /// Prometheus: [a-zA-Z_:][a-zA-Z0-9_:]*, at most 128 bytes here.
+    private static func isMetricName(_ name: String) -> Bool {
+        let bytes = Array(name.utf8)
+        guard let first = bytes.first, bytes.count <= 128 else { return false }
+        func letter(_ b: UInt8) -> Bool { (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x5F || b == 0x3A }
+        return letter(first) && bytes.allSatisfy { letter($0) || ($0 >= 0x30 && $0 <= 0x39) }
     }
 }

@@ -276,6 +276,7 @@ struct ControlService: Sendable {
         agent.connectedAtUnixUs = session.connectedAt.unixMicroseconds
         agent.lastHeartbeatAtUnixUs = session.lastHeartbeat.unixMicroseconds
         agent.peerAddress = session.peer
+        agent.metrics = sessions.metrics.snapshot(agent: session.name)
         return agent
     }
 

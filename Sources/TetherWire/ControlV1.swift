@@ -542,6 +542,8 @@ extension ControlV1 {
         public var lastHeartbeatAtUnixUs: Int64 = 0
         /// The remote address of its connection, "host:port".
         public var peerAddress = ""
+        /// Metrics from its heartbeats since the server started.
+        public var metrics: [AgentMetric] = []
 
         public init() {}
         public static let wireDescriptor = WireDescriptor(Tether__Control__V1__Agent.self, tether__control__v1__agent__init)
@@ -559,6 +561,7 @@ extension ControlV1 {
             connectedAtUnixUs = r.value(11)
             lastHeartbeatAtUnixUs = r.value(12)
             peerAddress = try r.value(13)
+            metrics = try r.values(14)
         }
         public func write(to w: WireWriter) throws(WireError) {
             try w.set(1, agentId)
@@ -574,6 +577,30 @@ extension ControlV1 {
             w.set(11, connectedAtUnixUs)
             w.set(12, lastHeartbeatAtUnixUs)
             try w.set(13, peerAddress)
+            try w.set(14, metrics)
+        }
+    }
+
+    /// One metric series of an agent, as the server has aggregated it.
+    public struct AgentMetric: WireMessage {
+        /// Metric name (Prometheus rules).
+        public var name = ""
+        /// Label pairs of the series.
+        public var labels: [String: String] = [:]
+        /// The counter's total, or the gauge's latest value.
+        public var value: Double = 0
+
+        public init() {}
+        public static let wireDescriptor = WireDescriptor(Tether__Control__V1__AgentMetric.self, tether__control__v1__agent_metric__init)
+        public init(from r: WireReader) throws(WireError) {
+            name = try r.value(1)
+            labels = try r.map(2)
+            value = r.value(3)
+        }
+        public func write(to w: WireWriter) throws(WireError) {
+            try w.set(1, name)
+            try w.set(2, labels)
+            w.set(3, value)
         }
     }
 
@@ -623,7 +650,7 @@ extension ControlV1 {
     /// Every message of the package: resources, then requests and responses in service order.
     static let messageTypes: [any WireMessage.Type] = [
         TaskSpec.self, DagSpec.self, Dag.self, DagVersion.self, Run.self,
-        TaskAttempt.self, TaskInstance.self, Agent.self, Token.self,
+        TaskAttempt.self, TaskInstance.self, Agent.self, AgentMetric.self, Token.self,
         ApplyDagRequest.self, ApplyDagResponse.self,
         GetDagRequest.self, GetDagResponse.self,
         ListDagsRequest.self, ListDagsResponse.self,

@@ -15,9 +15,11 @@ struct AgentsCommand: AsyncParsableCommand {
             request.queue = queue ?? ""
             let response: ControlV1.ListAgentsResponse = try await control.call("ListAgents", request)
             try emit(response, json: client.json) {
-                printTable(["AGENT", "STATE", "QUEUES", "SLOTS", "LEASES", "LABELS", "VERSION", "LAST HEARTBEAT"], response.agents.map { agent in
-                    [agent.name, agent.state == .draining ? "draining" : "connected", agent.queues.joined(separator: ","),
-                     String(agent.slots), String(agent.leaseIds.count),
+                printTable(["AGENT", "STATE", "QUEUES", "SLOTS", "LEASES", "TASKS DONE", "LABELS", "VERSION", "LAST HEARTBEAT"],
+                           response.agents.map { agent in
+                    let done = agent.metrics.filter { $0.name == "tether_agent_tasks_finished_total" }.reduce(0) { $0 + $1.value }
+                    return [agent.name, agent.state == .draining ? "draining" : "connected", agent.queues.joined(separator: ","),
+                     String(agent.slots), String(agent.leaseIds.count), String(Int(done)),
                      agent.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","),
                      agent.version.isEmpty ? "-" : agent.version, formatTime(agent.lastHeartbeatAtUnixUs)]
                 })

@@ -51,9 +51,9 @@ import TetherTestSupport
         }
     }
 
-    @Test func gpuTasksOnlyReachGpuAgents() async throws {
+    @Test func gpuTasksOnlyReachGpuAgentsAndAgentsReportTheirCounts() async throws {
         try await onThreadOfItsOwn {
-            let cluster = try Cluster()
+            let cluster = try Cluster(leaseTTLSeconds: 3)  // heartbeats every 0.5 s
             let work = ["/bin/sh", "-c", "sleep 0.1"]
             try cluster.startAgent("cpu", queues: ["default"], slots: 4, entrypoints: ["work": work])
             try cluster.startAgent("gpu", queues: ["gpu"], slots: 4, entrypoints: ["work": work])
@@ -67,6 +67,13 @@ import TetherTestSupport
             for task in run.tasks {
                 #expect(task.attempts.map(\.agent) == [task.id.hasPrefix("g") ? "gpu" : "cpu"], "\(task.id)")
             }
+            // The agents' heartbeats carry their task counts to the server.
+            var agents = ""
+            let counted = try cluster.eventually(.seconds(30)) {
+                agents = try cluster.cli(["agents", "--json"]).stdout
+                return agents.contains("tether_agent_tasks_finished_total") && agents.contains("\"value\": 3.0")
+            }
+            #expect(counted, "agents: \(agents)")
         }
     }
 

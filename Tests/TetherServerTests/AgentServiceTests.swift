@@ -122,4 +122,31 @@ import TetherWire
         await agent.close()
         await h.stop()
     }
+
+    @Test func heartbeatMetricsAreSummedOrReplacedAndMalformedOnesDropped() async throws {
+        let h = try ServerHarness()
+        let agent = try await h.connectAgent("m", entrypoints: ["work"])
+        _ = try await agent.welcome()
+        func delta(_ name: String, _ kind: AgentV1.MetricKind, _ value: Double, _ labels: [String: String] = [:]) -> AgentV1.MetricDelta {
+            var delta = AgentV1.MetricDelta()
+            delta.name = name
+            delta.kind = kind
+            delta.value = value
+            delta.labels = labels
+            return delta
+        }
+        try await agent.heartbeat([delta("tasks_total", .counter, 2, ["outcome": "ok"]), delta("running", .gauge, 3)])
+        try await agent.heartbeat([delta("tasks_total", .counter, 5, ["outcome": "ok"]), delta("running", .gauge, 1),
+                                   delta("bad name!", .counter, 1), delta("nan", .gauge, .nan), delta("unset", .unspecified, 1)])
+        var metrics: [String: Double] = [:]
+        for _ in 0..<200 {  // heartbeats are fire-and-forget: wait until the second one is applied
+            let agents: ControlV1.ListAgentsResponse = try await h.control("ListAgents", ControlV1.ListAgentsRequest())
+            metrics = Dictionary(uniqueKeysWithValues: (agents.agents.first?.metrics ?? []).map { ($0.name, $0.value) })
+            if metrics["tasks_total"] == 7 { break }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(metrics == ["tasks_total": 7, "running": 1])
+        await agent.close()
+        await h.stop()
+    }
 }

@@ -148,6 +148,12 @@ final class FakeAgent: Sendable {
         try await call.send(AgentV1.AgentMessage(.taskEvent(event)))
     }
 
+    func heartbeat(_ deltas: [AgentV1.MetricDelta]) async throws {
+        var heartbeat = AgentV1.Heartbeat()
+        heartbeat.metricDeltas = deltas
+        try await call.send(AgentV1.AgentMessage(.heartbeat(heartbeat)))
+    }
+
     func close() async {
         await call.finishSending()
         await call.cancel()

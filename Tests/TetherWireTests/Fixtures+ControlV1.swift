@@ -15,7 +15,7 @@ extension Fixtures {
         static var populated: [any WireMessage] {
             [
                 taskSpec, dagSpec, dag, dagVersion, run,
-                taskAttemptWithExitCode, taskAttemptWithSignal, taskInstance, agent, token,
+                taskAttemptWithExitCode, taskAttemptWithSignal, taskInstance, agent, agentMetric, token,
                 applyDagRequest, applyDagResponse, getDagRequest, getDagResponse,
                 listDagsRequest, listDagsResponse, listDagVersionsRequest, listDagVersionsResponse,
                 pauseDagRequest, pauseDagResponse, unpauseDagRequest, unpauseDagResponse,
@@ -183,6 +183,15 @@ extension Fixtures {
             m.connectedAtUnixUs = 1_764_000_000_000_000
             m.lastHeartbeatAtUnixUs = 1_764_039_600_000_000
             m.peerAddress = "[2001:db8::1]:50443"
+            m.metrics = [agentMetric, agentMetric]
+            return m
+        }
+
+        static var agentMetric: ControlV1.AgentMetric {
+            var m = ControlV1.AgentMetric()
+            m.name = "tether_agent_tasks_finished_total"
+            m.labels = ["outcome": "succeeded", unicode: unicode]
+            m.value = 12.5
             return m
         }
 

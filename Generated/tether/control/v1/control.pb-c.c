@@ -397,6 +397,57 @@ void   tether__control__v1__agent__free_unpacked
   assert(message->base.descriptor == &tether__control__v1__agent__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   tether__control__v1__agent_metric__labels_entry__init
+                     (Tether__Control__V1__AgentMetric__LabelsEntry         *message)
+{
+  static const Tether__Control__V1__AgentMetric__LabelsEntry init_value = TETHER__CONTROL__V1__AGENT_METRIC__LABELS_ENTRY__INIT;
+  *message = init_value;
+}
+void   tether__control__v1__agent_metric__init
+                     (Tether__Control__V1__AgentMetric         *message)
+{
+  static const Tether__Control__V1__AgentMetric init_value = TETHER__CONTROL__V1__AGENT_METRIC__INIT;
+  *message = init_value;
+}
+size_t tether__control__v1__agent_metric__get_packed_size
+                     (const Tether__Control__V1__AgentMetric *message)
+{
+  assert(message->base.descriptor == &tether__control__v1__agent_metric__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t tether__control__v1__agent_metric__pack
+                     (const Tether__Control__V1__AgentMetric *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &tether__control__v1__agent_metric__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t tether__control__v1__agent_metric__pack_to_buffer
+                     (const Tether__Control__V1__AgentMetric *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &tether__control__v1__agent_metric__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Tether__Control__V1__AgentMetric *
+       tether__control__v1__agent_metric__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Tether__Control__V1__AgentMetric *)
+     protobuf_c_message_unpack (&tether__control__v1__agent_metric__descriptor,
+                                allocator, len, data);
+}
+void   tether__control__v1__agent_metric__free_unpacked
+                     (Tether__Control__V1__AgentMetric *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &tether__control__v1__agent_metric__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   tether__control__v1__token__init
                      (Tether__Control__V1__Token         *message)
 {
@@ -3460,7 +3511,7 @@ const ProtobufCMessageDescriptor tether__control__v1__agent__labels_entry__descr
   (ProtobufCMessageInit) tether__control__v1__agent__labels_entry__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor tether__control__v1__agent__field_descriptors[13] =
+static const ProtobufCFieldDescriptor tether__control__v1__agent__field_descriptors[14] =
 {
   {
     "agent_id",
@@ -3618,6 +3669,18 @@ static const ProtobufCFieldDescriptor tether__control__v1__agent__field_descript
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "metrics",
+    14,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Tether__Control__V1__Agent, n_metrics),
+    offsetof(Tether__Control__V1__Agent, metrics),
+    &tether__control__v1__agent_metric__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned tether__control__v1__agent__field_indices_by_name[] = {
   0,   /* field[0] = agent_id */
@@ -3627,6 +3690,7 @@ static const unsigned tether__control__v1__agent__field_indices_by_name[] = {
   7,   /* field[7] = labels */
   11,   /* field[11] = last_heartbeat_at_unix_us */
   9,   /* field[9] = lease_ids */
+  13,   /* field[13] = metrics */
   1,   /* field[1] = name */
   12,   /* field[12] = peer_address */
   4,   /* field[4] = queues */
@@ -3637,7 +3701,7 @@ static const unsigned tether__control__v1__agent__field_indices_by_name[] = {
 static const ProtobufCIntRange tether__control__v1__agent__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 13 }
+  { 0, 14 }
 };
 const ProtobufCMessageDescriptor tether__control__v1__agent__descriptor =
 {
@@ -3647,11 +3711,126 @@ const ProtobufCMessageDescriptor tether__control__v1__agent__descriptor =
   "Tether__Control__V1__Agent",
   "tether.control.v1",
   sizeof(Tether__Control__V1__Agent),
-  13,
+  14,
   tether__control__v1__agent__field_descriptors,
   tether__control__v1__agent__field_indices_by_name,
   1,  tether__control__v1__agent__number_ranges,
   (ProtobufCMessageInit) tether__control__v1__agent__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor tether__control__v1__agent_metric__labels_entry__field_descriptors[2] =
+{
+  {
+    "key",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__AgentMetric__LabelsEntry, key),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "value",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__AgentMetric__LabelsEntry, value),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned tether__control__v1__agent_metric__labels_entry__field_indices_by_name[] = {
+  0,   /* field[0] = key */
+  1,   /* field[1] = value */
+};
+static const ProtobufCIntRange tether__control__v1__agent_metric__labels_entry__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor tether__control__v1__agent_metric__labels_entry__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "tether.control.v1.AgentMetric.LabelsEntry",
+  "LabelsEntry",
+  "Tether__Control__V1__AgentMetric__LabelsEntry",
+  "tether.control.v1",
+  sizeof(Tether__Control__V1__AgentMetric__LabelsEntry),
+  2,
+  tether__control__v1__agent_metric__labels_entry__field_descriptors,
+  tether__control__v1__agent_metric__labels_entry__field_indices_by_name,
+  1,  tether__control__v1__agent_metric__labels_entry__number_ranges,
+  (ProtobufCMessageInit) tether__control__v1__agent_metric__labels_entry__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor tether__control__v1__agent_metric__field_descriptors[3] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__AgentMetric, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "labels",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Tether__Control__V1__AgentMetric, n_labels),
+    offsetof(Tether__Control__V1__AgentMetric, labels),
+    &tether__control__v1__agent_metric__labels_entry__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "value",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__AgentMetric, value),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned tether__control__v1__agent_metric__field_indices_by_name[] = {
+  1,   /* field[1] = labels */
+  0,   /* field[0] = name */
+  2,   /* field[2] = value */
+};
+static const ProtobufCIntRange tether__control__v1__agent_metric__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor tether__control__v1__agent_metric__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "tether.control.v1.AgentMetric",
+  "AgentMetric",
+  "Tether__Control__V1__AgentMetric",
+  "tether.control.v1",
+  sizeof(Tether__Control__V1__AgentMetric),
+  3,
+  tether__control__v1__agent_metric__field_descriptors,
+  tether__control__v1__agent_metric__field_indices_by_name,
+  1,  tether__control__v1__agent_metric__number_ranges,
+  (ProtobufCMessageInit) tether__control__v1__agent_metric__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor tether__control__v1__token__field_descriptors[7] =

@@ -28,6 +28,8 @@ typedef struct Tether__Control__V1__TaskAttempt Tether__Control__V1__TaskAttempt
 typedef struct Tether__Control__V1__TaskInstance Tether__Control__V1__TaskInstance;
 typedef struct Tether__Control__V1__Agent Tether__Control__V1__Agent;
 typedef struct Tether__Control__V1__Agent__LabelsEntry Tether__Control__V1__Agent__LabelsEntry;
+typedef struct Tether__Control__V1__AgentMetric Tether__Control__V1__AgentMetric;
+typedef struct Tether__Control__V1__AgentMetric__LabelsEntry Tether__Control__V1__AgentMetric__LabelsEntry;
 typedef struct Tether__Control__V1__Token Tether__Control__V1__Token;
 typedef struct Tether__Control__V1__ApplyDagRequest Tether__Control__V1__ApplyDagRequest;
 typedef struct Tether__Control__V1__ApplyDagResponse Tether__Control__V1__ApplyDagResponse;
@@ -799,10 +801,52 @@ struct  Tether__Control__V1__Agent
    * The remote address of its connection, "host:port".
    */
   char *peer_address;
+  /*
+   * Metrics from its heartbeats since the server started: counters summed,
+   * gauges at their latest value.
+   */
+  size_t n_metrics;
+  Tether__Control__V1__AgentMetric **metrics;
 };
 #define TETHER__CONTROL__V1__AGENT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&tether__control__v1__agent__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, TETHER__CONTROL__V1__AGENT_STATE__AGENT_STATE_UNSPECIFIED, 0,NULL, 0, 0, 0,NULL, 0,NULL, 0,NULL, 0, 0, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, TETHER__CONTROL__V1__AGENT_STATE__AGENT_STATE_UNSPECIFIED, 0,NULL, 0, 0, 0,NULL, 0,NULL, 0,NULL, 0, 0, (char *)protobuf_c_empty_string, 0,NULL }
+
+
+struct  Tether__Control__V1__AgentMetric__LabelsEntry
+{
+  ProtobufCMessage base;
+  char *key;
+  char *value;
+};
+#define TETHER__CONTROL__V1__AGENT_METRIC__LABELS_ENTRY__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&tether__control__v1__agent_metric__labels_entry__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+/*
+ * One metric series of an agent, as the server has aggregated it.
+ */
+struct  Tether__Control__V1__AgentMetric
+{
+  ProtobufCMessage base;
+  /*
+   * Metric name, [a-zA-Z_:][a-zA-Z0-9_:]* (Prometheus rules).
+   */
+  char *name;
+  /*
+   * Label pairs of the series.
+   */
+  size_t n_labels;
+  Tether__Control__V1__AgentMetric__LabelsEntry **labels;
+  /*
+   * The counter's total, or the gauge's latest value.
+   */
+  double value;
+};
+#define TETHER__CONTROL__V1__AGENT_METRIC__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&tether__control__v1__agent_metric__descriptor) \
+    , (char *)protobuf_c_empty_string, 0,NULL, 0 }
 
 
 /*
@@ -1756,6 +1800,28 @@ Tether__Control__V1__Agent *
 void   tether__control__v1__agent__free_unpacked
                      (Tether__Control__V1__Agent *message,
                       ProtobufCAllocator *allocator);
+/* Tether__Control__V1__AgentMetric__LabelsEntry methods */
+void   tether__control__v1__agent_metric__labels_entry__init
+                     (Tether__Control__V1__AgentMetric__LabelsEntry         *message);
+/* Tether__Control__V1__AgentMetric methods */
+void   tether__control__v1__agent_metric__init
+                     (Tether__Control__V1__AgentMetric         *message);
+size_t tether__control__v1__agent_metric__get_packed_size
+                     (const Tether__Control__V1__AgentMetric   *message);
+size_t tether__control__v1__agent_metric__pack
+                     (const Tether__Control__V1__AgentMetric   *message,
+                      uint8_t             *out);
+size_t tether__control__v1__agent_metric__pack_to_buffer
+                     (const Tether__Control__V1__AgentMetric   *message,
+                      ProtobufCBuffer     *buffer);
+Tether__Control__V1__AgentMetric *
+       tether__control__v1__agent_metric__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   tether__control__v1__agent_metric__free_unpacked
+                     (Tether__Control__V1__AgentMetric *message,
+                      ProtobufCAllocator *allocator);
 /* Tether__Control__V1__Token methods */
 void   tether__control__v1__token__init
                      (Tether__Control__V1__Token         *message);
@@ -2503,6 +2569,12 @@ typedef void (*Tether__Control__V1__Agent__LabelsEntry_Closure)
 typedef void (*Tether__Control__V1__Agent_Closure)
                  (const Tether__Control__V1__Agent *message,
                   void *closure_data);
+typedef void (*Tether__Control__V1__AgentMetric__LabelsEntry_Closure)
+                 (const Tether__Control__V1__AgentMetric__LabelsEntry *message,
+                  void *closure_data);
+typedef void (*Tether__Control__V1__AgentMetric_Closure)
+                 (const Tether__Control__V1__AgentMetric *message,
+                  void *closure_data);
 typedef void (*Tether__Control__V1__Token_Closure)
                  (const Tether__Control__V1__Token *message,
                   void *closure_data);
@@ -2817,6 +2889,8 @@ extern const ProtobufCMessageDescriptor tether__control__v1__task_attempt__descr
 extern const ProtobufCMessageDescriptor tether__control__v1__task_instance__descriptor;
 extern const ProtobufCMessageDescriptor tether__control__v1__agent__descriptor;
 extern const ProtobufCMessageDescriptor tether__control__v1__agent__labels_entry__descriptor;
+extern const ProtobufCMessageDescriptor tether__control__v1__agent_metric__descriptor;
+extern const ProtobufCMessageDescriptor tether__control__v1__agent_metric__labels_entry__descriptor;
 extern const ProtobufCMessageDescriptor tether__control__v1__token__descriptor;
 extern const ProtobufCMessageDescriptor tether__control__v1__apply_dag_request__descriptor;
 extern const ProtobufCMessageDescriptor tether__control__v1__apply_dag_response__descriptor;
