@@ -164,7 +164,7 @@ struct AgentConfigurationResolver {
         let queues = resolvedQueues()
         let slots = resolved(.slots) { resolver, text, source -> Int? in
             guard let value = Int(text) else { return resolver.rejected(source, .slots, "expected an integer, found '\(text)'") }
-            guard value >= 1 else { return resolver.rejected(source, .slots, "must be at least 1, found \(value)") }
+            guard (1...10_000).contains(value) else { return resolver.rejected(source, .slots, "must be 1...10000, found \(value)") }
             return value
         }
         let logDirectory = resolved(.logDirectory) { $0.absolutePath($1, .logDirectory, $2) }

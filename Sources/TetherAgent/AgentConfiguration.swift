@@ -37,7 +37,7 @@ public struct AgentConfiguration: Sendable, Equatable {
     public var labels: [String: String]
     /// `queues`: at least one queue name, each 1-128 characters of [A-Za-z0-9._-], no duplicates.
     public var queues: [String]
-    /// `slots`: how many tasks run at once; at least 1.
+    /// `slots`: how many tasks run at once; 1...10000 (the server's limit).
     public var slots: Int
     /// `log_dir`: the root of the per-attempt task logs. An absolute path.
     public var logDirectory: String

@@ -106,7 +106,7 @@ public final class AgentDaemon: Sendable {
         hello.name = configuration.name
         hello.version = "tether-agent"
         hello.queues = configuration.queues
-        hello.slots = UInt32(configuration.slots)
+        hello.slots = UInt32(clamping: configuration.slots)
         hello.labels = configuration.labels
         hello.entrypoints = configuration.entrypoints.keys.sorted()
         hello.instanceId = instanceID
@@ -122,7 +122,8 @@ public final class AgentDaemon: Sendable {
         guard let first = try await call.next(), case .welcome(let welcome)? = first.kind else {
             throw await call.status() ?? GRPCStatus(code: .internal, message: "the server's first message was not a Welcome")
         }
-        try outbox.acknowledge(upTo: welcome.ackedSequence)
+        // Bounded: a server's bogus huge sequence must not push our numbering off the end.
+        try outbox.acknowledge(upTo: min(welcome.ackedSequence, UInt64(Int64.max / 2)))
         let confirmed = Set(welcome.confirmedLeaseIds)
         for lease in hello.resumedLeases where !confirmed.contains(lease.leaseId) {
             state.withLock { $0.runners[lease.leaseId] }?.cancel(reason: "the server did not confirm the lease on reconnect")
@@ -141,7 +142,7 @@ public final class AgentDaemon: Sendable {
         }
         if draining { continuation.yield(Self.goodbye("draining")) }
         flushOutbox()
-        let interval = Duration.milliseconds(Int64(max(100, welcome.heartbeatIntervalMs)))
+        let interval = Duration.milliseconds(Int64(clamping: max(100, min(welcome.heartbeatIntervalMs, 3_600_000))))
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 for await message in outbound { try await call.send(message) }
@@ -174,7 +175,7 @@ public final class AgentDaemon: Sendable {
             }
         case .ack(let ack)?:
             do {
-                try outbox.acknowledge(upTo: ack.sequence)
+                try outbox.acknowledge(upTo: min(ack.sequence, UInt64(Int64.max / 2)))
             } catch {
                 log("outbox: \(error)")
             }
@@ -194,7 +195,21 @@ public final class AgentDaemon: Sendable {
             return nil
         }
         if let refused {
+            // Tell the server at once, so it re-queues the task (a refusal does not use
+            // one of the task's retries) instead of waiting for the lease to expire.
             log("refused lease \(grant.leaseId): \(refused)")
+            var event = AgentV1.TaskEvent()
+            event.leaseId = grant.leaseId
+            event.epoch = grant.epoch
+            event.kind = .rejected
+            event.occurredAtUnixUs = Int64(Date().timeIntervalSince1970 * 1e6)
+            event.message = refused
+            do {
+                try outbox.append(event)
+            } catch {
+                log("outbox: cannot record the refusal of \(grant.leaseId): \(error)")
+            }
+            flushOutbox()
             return
         }
         let runner = TaskRunner(grant: grant, configuration: configuration) { [weak self] event in
@@ -243,9 +258,11 @@ public final class AgentDaemon: Sendable {
 
     /// Ends `run()` once draining, no task runs and the server acknowledged every event.
     private func finishIfDrained() {
-        let empty = (try? outbox.pending(limit: 1).isEmpty) ?? false
         let session = state.withLock { state -> AsyncStream<AgentV1.AgentMessage>.Continuation?? in
-            guard state.draining, !state.finished, state.runners.isEmpty, empty else { return nil }
+            // Both conditions under the lock: a runner's final event is appended before it
+            // leaves `runners`, so no event can slip between the two checks.
+            guard state.draining, !state.finished, state.runners.isEmpty,
+                  (try? outbox.pending(limit: 1).isEmpty) ?? false else { return nil }
             state.finished = true
             return .some(state.session)
         }
@@ -262,7 +279,7 @@ public final class AgentDaemon: Sendable {
             return (Array(state.runners.keys).sorted(), state.counters)
         }
         var heartbeat = AgentV1.Heartbeat()
-        heartbeat.freeSlots = UInt32(max(0, configuration.slots - leases.count))
+        heartbeat.freeSlots = UInt32(clamping: max(0, configuration.slots - leases.count))
         heartbeat.activeLeaseIds = leases
         var running = AgentV1.MetricDelta()
         running.name = "tether_agent_running_tasks"

@@ -12,6 +12,8 @@ public enum DAGSpecLimits {
     /// UTF-8 bytes of one param value.
     public static let maxParamValueBytes = 4_096
     public static let retries = 0...100
+    /// Longest retry delay, backoff cap and execution timeout: 365 days.
+    public static let maxDurationMilliseconds: Int64 = 365 * 86_400_000
     public static let maxActiveRuns = 1...1_000
     /// 0 means no limit.
     public static let maxActiveTasks = 0...100_000
@@ -198,10 +200,16 @@ extension TaskSpec {
         if !DAGSpecLimits.retries.contains(retry.retries) {
             problems.append(("retries", "is \(retry.retries); must be \(rangeText(DAGSpecLimits.retries))"))
         }
+        let longest = DAGSpecLimits.maxDurationMilliseconds
         if retry.delayMilliseconds < 0 { problems.append(("retry_delay", "must not be negative")) }
+        if retry.delayMilliseconds > longest { problems.append(("retry_delay", "must be at most 365d")) }
         if retry.maxDelayMilliseconds < 0 { problems.append(("max_retry_delay", "must not be negative")) }
+        if retry.maxDelayMilliseconds > longest { problems.append(("max_retry_delay", "must be at most 365d")) }
         if let timeout = executionTimeoutMilliseconds, timeout <= 0 {
             problems.append(("execution_timeout", "must be positive when set (leave it out for no limit)"))
+        }
+        if let timeout = executionTimeoutMilliseconds, timeout > longest {
+            problems.append(("execution_timeout", "must be at most 365d"))
         }
         if !DAGSpecLimits.priority.contains(priority) {
             problems.append(("priority", "is \(priority); must fit in 32 bits"))

@@ -92,6 +92,18 @@ public final class SQLiteSchedulerStore: SchedulerStore {
         }
     }
 
+    /// Every attempt of a run's tasks, by task id, oldest attempt first: one query.
+    public func attempts(ofRun runID: String) throws -> [String: [AttemptRecord]] {
+        try read { db in
+            var attempts: [String: [AttemptRecord]] = [:]
+            try db.query("\(Self.attemptColumns) WHERE a.run_id = ? ORDER BY a.task_id, a.attempt", [.text(runID)]) { row in
+                let attempt = try Self.attemptRecord(row)
+                attempts[attempt.key.taskID, default: []].append(attempt)
+            }
+            return attempts
+        }
+    }
+
     /// Runs newest first, optionally of one DAG and in some states; `after` is the
     /// cursor from a previous page. Returns the runs and the next page's cursor.
     public func runs(dagID: String?, states: [RunState], limit: Int, after cursor: Int64?) throws -> (runs: [RunRecord], next: Int64?) {
@@ -146,7 +158,7 @@ public final class SQLiteSchedulerStore: SchedulerStore {
             CREATE INDEX runs_active ON runs (state) WHERE state IN ('queued', 'running');
             CREATE TABLE task_instances (
                 run_id TEXT NOT NULL, task_id TEXT NOT NULL, state TEXT NOT NULL, tries INTEGER NOT NULL,
-                epoch INTEGER NOT NULL, ready_at_ms INTEGER, next_try_at_ms INTEGER, finished_at_ms INTEGER,
+                epoch INTEGER NOT NULL, infrastructure_retries INTEGER NOT NULL, ready_at_ms INTEGER, next_try_at_ms INTEGER, finished_at_ms INTEGER,
                 lease_id TEXT, lease_agent_id TEXT, lease_epoch INTEGER, lease_attempt INTEGER,
                 lease_granted_at_ms INTEGER, lease_expires_at_ms INTEGER, lease_revoked TEXT,
                 PRIMARY KEY (run_id, task_id)) WITHOUT ROWID;
@@ -166,7 +178,7 @@ public final class SQLiteSchedulerStore: SchedulerStore {
                started_at_ms, finished_at_ms FROM runs
         """
     private static let taskColumns = """
-        SELECT run_id, task_id, task_instances.state, tries, epoch, ready_at_ms, next_try_at_ms,
+        SELECT run_id, task_id, task_instances.state, tries, epoch, infrastructure_retries, ready_at_ms, next_try_at_ms,
                task_instances.finished_at_ms, lease_id, lease_agent_id, lease_epoch, lease_attempt,
                lease_granted_at_ms, lease_expires_at_ms, lease_revoked FROM task_instances
         """
@@ -213,15 +225,19 @@ public final class SQLiteSchedulerStore: SchedulerStore {
                        [.text(d.dagID), .integer(Int64(d.latestVersion)), .integer(d.paused ? 1 : 0), d.createdAt.value,
                         d.updatedAt.value, d.lastScheduledAt.value, .integer(Int64(d.runCount))])
         case .run(let r):
-            try db.run("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            // An upsert that keeps the row (and its rowid, the creation order ListRuns pages by).
+            try db.run("""
+                INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO UPDATE SET
+                state = excluded.state, started_at_ms = excluded.started_at_ms, finished_at_ms = excluded.finished_at_ms
+                """,
                        [.text(r.runID), .text(r.dagID), .integer(Int64(r.version)), .integer(Int64(r.number)),
                         .text(r.state.rawValue), .text(r.trigger.rawValue), r.logicalDate.value, try encode(r.params),
                         r.createdAt.value, r.startedAt.value, r.finishedAt.value])
         case .task(let t):
             let lease = t.lease
-            try db.run("INSERT OR REPLACE INTO task_instances VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            try db.run("INSERT OR REPLACE INTO task_instances VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        [.text(t.key.runID), .text(t.key.taskID), .text(t.state.rawValue), .integer(Int64(t.tries)),
-                        .integer(Int64(bitPattern: t.epoch)), t.readyAt.value, t.nextTryAt.value, t.finishedAt.value,
+                        .integer(Int64(bitPattern: t.epoch)), .integer(Int64(t.infrastructureRetries)), t.readyAt.value, t.nextTryAt.value, t.finishedAt.value,
                         lease.map { .text($0.leaseID) } ?? .null, lease.map { .text($0.agentID) } ?? .null,
                         lease.map { .integer(Int64(bitPattern: $0.epoch)) } ?? .null,
                         lease.map { .integer(Int64($0.attempt)) } ?? .null, lease?.grantedAt.value ?? .null,
@@ -252,15 +268,16 @@ public final class SQLiteSchedulerStore: SchedulerStore {
 
     private static func taskRecord(_ row: SQLiteRow) throws -> TaskInstanceRecord {
         var lease: LeaseRecord?
-        if let leaseID = row[8].text {
-            lease = LeaseRecord(leaseID: leaseID, agentID: row[9].text ?? "", epoch: UInt64(bitPattern: row[10].int64 ?? 0),
-                                attempt: Int(row[11].int64 ?? 0), grantedAt: Instant(row[12]), expiresAt: Instant(row[13]),
-                                revoked: try row[14].isNull ? nil : enumValue(RevokeReason.self, row[14]))
+        if let leaseID = row[9].text {
+            lease = LeaseRecord(leaseID: leaseID, agentID: row[10].text ?? "", epoch: UInt64(bitPattern: row[11].int64 ?? 0),
+                                attempt: Int(row[12].int64 ?? 0), grantedAt: Instant(row[13]), expiresAt: Instant(row[14]),
+                                revoked: try row[15].isNull ? nil : enumValue(RevokeReason.self, row[15]))
         }
         return TaskInstanceRecord(
             key: TaskKey(runID: row[0].text!, taskID: row[1].text!), state: try enumValue(TaskState.self, row[2]),
-            tries: Int(row[3].int64!), epoch: UInt64(bitPattern: row[4].int64!), readyAt: Instant(optional: row[5]),
-            nextTryAt: Instant(optional: row[6]), finishedAt: Instant(optional: row[7]), lease: lease)
+            tries: Int(row[3].int64!), epoch: UInt64(bitPattern: row[4].int64!), infrastructureRetries: Int(row[5].int64 ?? 0),
+            readyAt: Instant(optional: row[6]), nextTryAt: Instant(optional: row[7]), finishedAt: Instant(optional: row[8]),
+            lease: lease)
     }
 
     private static func attemptRecord(_ row: SQLiteRow) throws -> AttemptRecord {

@@ -13,7 +13,11 @@ extension Scheduler {
         guard let entry = dags[dagID], entry.nextFireAt == timer.at, !entry.record.paused,
               let schedule = entry.schedule else { return }
         let logicalDate = schedule.previous(atOrBefore: now) ?? timer.at
-        if entry.record.lastScheduledAt.map({ $0 < logicalDate }) ?? true {
+        // At max_active_runs no scheduled run is created (as Airflow does): queuing one per
+        // tick would pile up a backlog, which is catch-up by another name. The next fire
+        // after a run finishes creates the latest one.
+        let atLimit = entry.runningCount + entry.waitingRuns.count >= entry.latestSpec.maxActiveRuns
+        if !atLimit, entry.record.lastScheduledAt.map({ $0 < logicalDate }) ?? true {
             entry.record.lastScheduledAt = logicalDate
             _ = createRun(entry, trigger: .schedule, logicalDate: logicalDate, params: [:], now: now)
         }

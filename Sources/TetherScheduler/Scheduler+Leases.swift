@@ -93,9 +93,11 @@ extension Scheduler {
         dispatcher.disconnect(agentID: agentID)
     }
 
-    /// Renews every lease the agent holds.
-    public func heartbeat(agentID: String) {
-        renewLeases(of: agentID, now: clock.now())
+    /// Renews the agent's leases: those in `activeLeaseIDs` (what the agent says it runs),
+    /// or all of them when it is nil. A lease the agent no longer mentions is left to
+    /// expire, so a grant the agent never ran cannot stay "running" forever.
+    public func heartbeat(agentID: String, activeLeaseIDs: [String]? = nil) {
+        renewLeases(of: agentID, now: clock.now(), only: activeLeaseIDs.map(Set.init))
     }
 
     /// Applies an agent's report once. Sequence numbers must grow; a number seen before
@@ -194,10 +196,14 @@ extension Scheduler {
             output.changes.append(.task(task))  // cancelled earlier; its lease is now gone
             return
         }
+        let infrastructure = (outcome == .lost || outcome == .rejected)
+            && task.infrastructureRetries < configuration.maxInfrastructureRetries
+        if infrastructure { task.infrastructureRetries += 1 }
+        let ownTries = task.tries - task.infrastructureRetries
         if outcome == .succeeded {
             markFinal(run, live.key.taskID, .success, now: now)
-        } else if task.tries <= run.specs[live.key.taskID]!.retry.retries {
-            let delay = run.specs[live.key.taskID]!.retry.delay(beforeRetry: task.tries)
+        } else if infrastructure || ownTries <= run.specs[live.key.taskID]!.retry.retries {
+            let delay = infrastructure ? 0 : run.specs[live.key.taskID]!.retry.delay(beforeRetry: ownTries)
             task.state = try! task.state.transition(to: .upForRetry)
             task.nextTryAt = now.adding(milliseconds: delay)
             run.tasks[live.key.taskID] = task
@@ -218,10 +224,10 @@ extension Scheduler {
     /// stored) only once it has aged by a quarter of the TTL, so heartbeats cost a write
     /// per lease at most four times per TTL; a lease thus lives between 3/4 of the TTL
     /// and the full TTL after its agent's last heartbeat.
-    func renewLeases(of agentID: String, now: Instant) {
+    func renewLeases(of agentID: String, now: Instant, only: Set<String>? = nil) {
         let expiresAt = now.adding(milliseconds: configuration.leaseTTLMilliseconds)
         let stale = expiresAt.adding(milliseconds: -configuration.leaseTTLMilliseconds / 4)
-        for leaseID in (leasesByAgent[agentID] ?? []).sorted() {
+        for leaseID in (leasesByAgent[agentID] ?? []).sorted() where only?.contains(leaseID) ?? true {
             guard var live = leases[leaseID], live.record.expiresAt <= stale else { continue }
             live.record.expiresAt = expiresAt
             leases[leaseID] = live

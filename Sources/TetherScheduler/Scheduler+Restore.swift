@@ -33,7 +33,15 @@ extension Scheduler {
                 default:
                     break
                 }
-                guard let lease = task.lease else { continue }
+                guard var lease = task.lease else { continue }
+                // Renewals are stored coarsely and the server was down for a while: every
+                // lease gets a full TTL from now for its agent to come back and resume it.
+                let extended = max(lease.expiresAt, now.adding(milliseconds: configuration.leaseTTLMilliseconds))
+                if extended != lease.expiresAt {
+                    lease.expiresAt = extended
+                    run.tasks[task.key.taskID]!.lease = lease
+                    output.changes.append(.task(run.tasks[task.key.taskID]!))
+                }
                 let attempt = attempts[lease.leaseID]
                     ?? AttemptRecord(key: task.key, attempt: lease.attempt, leaseID: lease.leaseID, epoch: lease.epoch,
                                      agentID: lease.agentID, outcome: .running, grantedAt: lease.grantedAt)

@@ -71,6 +71,7 @@ public final class Scheduler {
             output.changes.append(.dag(entry.record))
             armCron(entry, after: now)
             startQueuedRuns(entry)
+            dispatch()  // a raised max_active_tasks may release parked tasks
             return (version, true)
         }
         let version = DAGVersionRecord(dagID: spec.dagID, version: 1, contentHash: hash, spec: spec, specYAML: specYAML, appliedAt: now)
@@ -205,11 +206,17 @@ public struct SchedulerConfiguration: Sendable {
     public var timeoutGraceMilliseconds: Int64
     /// Most leases at once per queue, across agents; a queue not listed has no cap.
     public var queueSlotCaps: [String: Int]
+    /// How many times a task is re-queued, without using its own retries, when an
+    /// attempt ends as `lost` (its agent vanished) or `rejected` (the agent could not
+    /// start it); after that such attempts count as failures.
+    public var maxInfrastructureRetries: Int
 
-    public init(leaseTTLMilliseconds: Int64 = 30_000, timeoutGraceMilliseconds: Int64 = 30_000, queueSlotCaps: [String: Int] = [:]) {
+    public init(leaseTTLMilliseconds: Int64 = 30_000, timeoutGraceMilliseconds: Int64 = 30_000, queueSlotCaps: [String: Int] = [:],
+                maxInfrastructureRetries: Int = 5) {
         self.leaseTTLMilliseconds = leaseTTLMilliseconds
         self.timeoutGraceMilliseconds = timeoutGraceMilliseconds
         self.queueSlotCaps = queueSlotCaps
+        self.maxInfrastructureRetries = maxInfrastructureRetries
     }
 }
 

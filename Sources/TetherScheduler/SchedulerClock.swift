@@ -18,9 +18,11 @@ public struct Instant: Hashable, Comparable, Sendable, CustomStringConvertible {
         lhs.millisecondsSinceEpoch < rhs.millisecondsSinceEpoch
     }
 
-    /// This instant moved by `milliseconds` (negative moves back).
+    /// This instant moved by `milliseconds` (negative moves back), saturating at the
+    /// ends of the timeline rather than trapping.
     public func adding(milliseconds: Int64) -> Instant {
-        Instant(millisecondsSinceEpoch: millisecondsSinceEpoch + milliseconds)
+        let (sum, overflow) = millisecondsSinceEpoch.addingReportingOverflow(milliseconds)
+        return Instant(millisecondsSinceEpoch: overflow ? (milliseconds > 0 ? .max : .min) : sum)
     }
 
     public var description: String { "\(millisecondsSinceEpoch)ms" }

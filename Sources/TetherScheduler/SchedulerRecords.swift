@@ -137,6 +137,9 @@ public struct TaskInstanceRecord: Hashable, Sendable {
     public var tries: Int
     /// Grants so far: the epoch of the newest lease.
     public var epoch: UInt64
+    /// Attempts that ended for reasons not the task's own (its agent vanished, or the
+    /// agent could not start it) and were retried without using a retry of the task's.
+    public var infrastructureRetries: Int
     /// When it last became ready (queued).
     public var readyAt: Instant?
     /// When an up_for_retry task becomes ready again.
@@ -145,12 +148,13 @@ public struct TaskInstanceRecord: Hashable, Sendable {
     /// The live lease, if it is running (or cancelled and its agent has not reported yet).
     public var lease: LeaseRecord?
 
-    public init(key: TaskKey, state: TaskState, tries: Int = 0, epoch: UInt64 = 0, readyAt: Instant? = nil,
-                nextTryAt: Instant? = nil, finishedAt: Instant? = nil, lease: LeaseRecord? = nil) {
+    public init(key: TaskKey, state: TaskState, tries: Int = 0, epoch: UInt64 = 0, infrastructureRetries: Int = 0,
+                readyAt: Instant? = nil, nextTryAt: Instant? = nil, finishedAt: Instant? = nil, lease: LeaseRecord? = nil) {
         self.key = key
         self.state = state
         self.tries = tries
         self.epoch = epoch
+        self.infrastructureRetries = infrastructureRetries
         self.readyAt = readyAt
         self.nextTryAt = nextTryAt
         self.finishedAt = finishedAt

@@ -55,13 +55,19 @@ public final class SchedulerService: Sendable {
                 result = .failure(error)
             }
             let output = state.scheduler.takeOutput()
-            guard !output.changes.isEmpty || !output.effects.isEmpty else { return (result, output) }
-            // Submitted under the lock so commits keep the order the bodies ran in.
+            // Submitted under the lock so commits keep the order the bodies ran in. Even a
+            // call that changed nothing goes through the store: its answer (say, a Welcome
+            // saying which events are applied) must not overtake earlier commits.
             store.commit(output.changes) { [self] committed in
+                // After a failed commit, later batches may still commit, but memory and disk
+                // disagree: nobody may act on them.
+                let failure = self.state.withLock { $0.failure }
                 switch committed {
-                case .success:
+                case .success where failure == nil:
                     if !output.effects.isEmpty { deliver(output.effects) }
                     completion(result)
+                case .success:
+                    completion(.failure(SchedulerServiceError.storeFailed(failure!)))
                 case .failure(let error):
                     self.state.withLock { $0.failure = $0.failure ?? "\(error)" }
                     completion(.failure(SchedulerServiceError.storeFailed("\(error)")))
@@ -89,6 +95,9 @@ public final class SchedulerService: Sendable {
 
     /// When `tick()` next has work.
     public var nextDeadline: Instant? { read { $0.nextDeadline() } }
+
+    /// Whether a commit failed and the service refuses work.
+    public var hasFailed: Bool { state.withLock { $0.failure != nil } }
 }
 
 public enum SchedulerServiceError: Error, CustomStringConvertible {

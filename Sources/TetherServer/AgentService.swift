@@ -37,16 +37,25 @@ struct AgentService: Sendable {
         try Self.validate(hello)
         let (outbound, continuation) = AsyncStream.makeStream(of: AgentV1.ServerMessage.self)
         let session = AgentSession(hello: hello, peer: context.peer, connectedAt: scheduler.clock.now(), outbound: continuation)
-        try sessions.register(session)
+        // A new session of the same name replaces the old one: after a NAT drops a
+        // connection, the agent redials long before keepalive would notice the old one.
+        sessions.register(session)
         defer {
-            sessions.unregister(session)
             continuation.finish()
-            scheduler.perform({ $0.agentDisconnected(hello.name) }, completion: { _ in })
+            // Only the name's current session may mark the agent gone.
+            if sessions.unregister(session) {
+                scheduler.perform({ $0.agentDisconnected(hello.name) }, completion: { _ in })
+            }
         }
 
         let registration = AgentRegistration(agentID: hello.name, queues: Set(hello.queues), entrypoints: Set(hello.entrypoints),
                                              slots: Int(hello.slots), resumingLeaseIDs: hello.resumedLeases.map(\.leaseId))
-        let welcome = try await scheduler.perform { $0.agentConnected(registration) }
+        let welcome: AgentWelcome
+        do {
+            welcome = try await scheduler.perform { $0.agentConnected(registration) }
+        } catch {
+            throw GRPCStatus(code: .unavailable, message: "\(error)")
+        }
         var message = AgentV1.Welcome()
         message.agentId = hello.name
         message.heartbeatIntervalMs = heartbeatIntervalMilliseconds
@@ -71,6 +80,14 @@ struct AgentService: Sendable {
     }
 
     private func handle(_ message: AgentV1.AgentMessage, from session: AgentSession) throws(GRPCStatus) {
+        // A newer session of this name took over (this connection may be half-open, or a
+        // second process uses the name): the old one ends at its next message.
+        guard !session.isReplaced else {
+            throw GRPCStatus(code: .aborted, message: "replaced by a newer session of agent '\(session.name)'")
+        }
+        // The largest sequence jump accepted: an agent's outbox numbers grow by one per
+        // event, so a far jump is a bug or an attack that would silence its later events.
+        let maxSequenceJump: UInt64 = 1_000_000
         let agentID = session.name
         switch message.kind {
         case .hello?:
@@ -78,9 +95,15 @@ struct AgentService: Sendable {
         case .heartbeat(let heartbeat)?:
             session.heartbeat(freeSlots: heartbeat.freeSlots, at: scheduler.clock.now())
             sessions.metrics.apply(heartbeat.metricDeltas, agent: agentID)
-            scheduler.perform({ $0.heartbeat(agentID: agentID) }, completion: { _ in })
+            let active = heartbeat.activeLeaseIds
+            scheduler.perform({ $0.heartbeat(agentID: agentID, activeLeaseIDs: active) }, completion: { _ in })
         case .taskEvent(let event)?:
             let sequence = event.sequence
+            guard sequence <= session.lastSequence &+ maxSequenceJump else {
+                throw GRPCStatus(code: .invalidArgument,
+                                 message: "event sequence \(sequence) jumps more than \(maxSequenceJump) past \(session.lastSequence)")
+            }
+            session.noteSequence(sequence)
             scheduler.perform({ $0.report(agentID: agentID, sequence: sequence, TaskReport(event)) }) { result in
                 var ack = AgentV1.Ack()
                 ack.sequence = sequence
@@ -162,6 +185,8 @@ final class AgentSession: Sendable {
         var lastHeartbeat: Instant?
         var freeSlots: UInt32?
         var draining = false
+        var lastSequence: UInt64 = 0
+        var isReplaced = false
     }
 
     var name: String { hello.name }
@@ -185,6 +210,19 @@ final class AgentSession: Sendable {
 
     func setDraining(_ draining: Bool) { live.withLock { $0.draining = draining } }
 
+    /// The highest event sequence seen on this session (starts at the Welcome's).
+    var lastSequence: UInt64 { live.withLock { $0.lastSequence } }
+    func noteSequence(_ sequence: UInt64) { live.withLock { $0.lastSequence = max($0.lastSequence, sequence) } }
+
+    /// Whether a newer session of the same name took over.
+    var isReplaced: Bool { live.withLock { $0.isReplaced } }
+
+    /// Stops this session's output; its handler ends at the agent's next message.
+    func markReplaced() {
+        live.withLock { $0.isReplaced = true }
+        outbound.finish()
+    }
+
     var isDraining: Bool { live.withLock { $0.draining } }
     var lastHeartbeat: Instant? { live.withLock { $0.lastHeartbeat } }
 }
@@ -195,20 +233,23 @@ final class AgentSessions: Sendable {
     /// Agents' metrics, kept across their reconnects.
     let metrics = AgentMetrics()
 
-    /// - Throws: ALREADY_EXISTS if another live session uses the name.
-    func register(_ session: AgentSession) throws(GRPCStatus) {
-        let added = sessions.withLock { sessions -> Bool in
-            guard sessions[session.name] == nil else { return false }
-            sessions[session.name] = session
-            return true
+    /// Makes `session` the name's session; an older one is told it was replaced.
+    func register(_ session: AgentSession) {
+        let old = sessions.withLock { sessions -> AgentSession? in
+            defer { sessions[session.name] = session }
+            return sessions[session.name]
         }
-        guard added else {
-            throw GRPCStatus(code: .alreadyExists, message: "another session of agent '\(session.name)' is connected")
-        }
+        old?.markReplaced()
     }
 
-    func unregister(_ session: AgentSession) {
-        sessions.withLock { if $0[session.name] === session { $0[session.name] = nil } }
+    /// Removes `session` if it is still its name's session; returns whether it was.
+    @discardableResult
+    func unregister(_ session: AgentSession) -> Bool {
+        sessions.withLock { sessions in
+            guard sessions[session.name] === session else { return false }
+            sessions[session.name] = nil
+            return true
+        }
     }
 
     func session(_ name: String) -> AgentSession? { sessions.withLock { $0[name] } }

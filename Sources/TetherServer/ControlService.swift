@@ -73,6 +73,11 @@ struct ControlService: Sendable {
         }
     }
 
+    /// Runs blocking store work (SQLite reads) off the event loop the handler runs on.
+    private func offLoop<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await Task.detached { try body() }.value
+    }
+
     static func status(for error: SchedulerError) -> GRPCStatus {
         let code: GRPCStatusCode
         switch error {
@@ -190,11 +195,13 @@ struct ControlService: Sendable {
         if let live {
             (run, tasks, spec, reasons) = live
         } else {
-            guard let stored = try store.run(request.runId) else {
+            let runID = request.runId
+            let store = self.store
+            guard let stored = try await offLoop({ try store.run(runID) }) else {
                 throw GRPCStatus(code: .notFound, message: "unknown run '\(request.runId)'")
             }
             run = stored
-            tasks = try store.tasks(ofRun: request.runId)
+            tasks = try await offLoop { try store.tasks(ofRun: runID) }
             spec = scheduler.read { $0.version(stored.dagID, stored.version)?.spec }
             reasons = [:]
         }
@@ -204,9 +211,11 @@ struct ControlService: Sendable {
         response.run = ControlV1.Run(run, taskCounts: counts)
         let specs = Dictionary((spec?.tasks ?? []).map { ($0.id, $0) }, uniquingKeysWith: { $1 })
         let order = Dictionary((spec?.tasks ?? []).enumerated().map { ($1.id, $0) }, uniquingKeysWith: { $1 })
-        response.taskInstances = try tasks.sorted { (order[$0.key.taskID] ?? .max, $0.key.taskID) < (order[$1.key.taskID] ?? .max, $1.key.taskID) }
+        let store = self.store, runID = run.runID
+        let attempts = try await offLoop { try store.attempts(ofRun: runID) }
+        response.taskInstances = tasks.sorted { (order[$0.key.taskID] ?? .max, $0.key.taskID) < (order[$1.key.taskID] ?? .max, $1.key.taskID) }
             .map { task in
-                ControlV1.TaskInstance(task, spec: specs[task.key.taskID], attempts: try store.attempts(of: task.key),
+                ControlV1.TaskInstance(task, spec: specs[task.key.taskID], attempts: attempts[task.key.taskID] ?? [],
                                        waitingReason: reasons[task.key.taskID])
             }
         return response
@@ -228,7 +237,8 @@ struct ControlService: Sendable {
             }
             cursor = value
         }
-        let page = try store.runs(dagID: request.dagId.isEmpty ? nil : request.dagId, states: states, limit: size, after: cursor)
+        let store = self.store, dagID = request.dagId.isEmpty ? nil : request.dagId, after = cursor, wanted = states
+        let page = try await offLoop { try store.runs(dagID: dagID, states: wanted, limit: size, after: after) }
         var response = ControlV1.ListRunsResponse()
         response.runs = try page.runs.map { stored in
             // The store may lag the scheduler by the commit in flight; prefer memory.
@@ -238,7 +248,18 @@ struct ControlService: Sendable {
         return response
     }
 
+    /// A finished run or task cannot be cancelled: FAILED_PRECONDITION, not NOT_FOUND
+    /// (the scheduler only holds active runs).
+    private func requireActive(_ runID: String) async throws {
+        guard scheduler.read({ $0.activeRun(runID) }) == nil else { return }
+        let store = self.store
+        if let stored = try await offLoop({ try store.run(runID) }) {
+            throw GRPCStatus(code: .failedPrecondition, message: "run '\(runID)' already finished (\(stored.state.rawValue))")
+        }
+    }
+
     private func cancelRun(_ request: ControlV1.CancelRunRequest) async throws -> ControlV1.CancelRunResponse {
+        try await requireActive(request.runId)
         try await scheduler.perform { try $0.cancelRun(request.runId) }
         var response = ControlV1.CancelRunResponse()
         guard let run = try store.run(request.runId) else { throw GRPCStatus(code: .notFound, message: "unknown run '\(request.runId)'") }
@@ -247,6 +268,7 @@ struct ControlService: Sendable {
     }
 
     private func cancelTaskInstance(_ request: ControlV1.CancelTaskInstanceRequest) async throws -> ControlV1.CancelTaskInstanceResponse {
+        try await requireActive(request.runId)
         try await scheduler.perform { try $0.cancelTask(runID: request.runId, taskID: request.taskId) }
         let key = TaskKey(runID: request.runId, taskID: request.taskId)
         guard let task = try store.tasks(ofRun: request.runId).first(where: { $0.key == key }),
@@ -321,6 +343,9 @@ struct ControlService: Sendable {
         case .admin: role = .admin
         case .agent: role = .agent
         default: throw GRPCStatus(code: .invalidArgument, message: "role must be ADMIN or AGENT")
+        }
+        guard request.ttlMs <= UInt64(TokenStore.maxTTLMilliseconds) else {
+            throw GRPCStatus(code: .invalidArgument, message: "ttl_ms must be at most 10 years")
         }
         guard request.description.utf8.count <= 256 else {
             throw GRPCStatus(code: .invalidArgument, message: "description is longer than 256 bytes")

@@ -129,7 +129,9 @@ private final class TimerTask: Sendable {
                 while !Task.isCancelled {
                     let now = scheduler.clock.now().millisecondsSinceEpoch
                     let due = scheduler.nextDeadline?.millisecondsSinceEpoch ?? .max
-                    if due <= now {
+                    if scheduler.hasFailed {
+                        try? await Task.sleep(for: .seconds(1))  // nothing can fire; don't spin
+                    } else if due <= now {
                         scheduler.tick()
                     } else {
                         try? await Task.sleep(for: .milliseconds(min(100, due - now)))

@@ -39,6 +39,9 @@ public final class TokenStore: Sendable {
         var secretHash: String
     }
 
+    /// The longest lifetime a token can be given: 10 years.
+    public static let maxTTLMilliseconds: Int64 = 10 * 365 * 86_400_000
+
     private let database: Mutex<SQLiteDatabase>
     private let entries: Mutex<[String: Entry]>
 
@@ -123,8 +126,9 @@ public final class TokenStore: Sendable {
 
     private func insert(tokenID: String, secret: String, role: TokenRole, description: String, ttlMilliseconds: Int64,
                         now: Int64) throws -> TokenRecord {
+        let ttl = min(max(0, ttlMilliseconds), Self.maxTTLMilliseconds)
         let record = TokenRecord(tokenID: tokenID, role: role, description: description, createdAtMilliseconds: now,
-                                 expiresAtMilliseconds: ttlMilliseconds > 0 ? now + ttlMilliseconds : 0, revokedAtMilliseconds: 0)
+                                 expiresAtMilliseconds: ttl > 0 ? now + ttl : 0, revokedAtMilliseconds: 0)
         let hash = SHA256.hexDigest(of: Array(secret.utf8))
         try database.withLock { db in
             try db.run("INSERT OR REPLACE INTO tokens VALUES (?, ?, ?, ?, ?, ?, ?)",

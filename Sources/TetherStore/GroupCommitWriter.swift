@@ -1,3 +1,4 @@
+import Dispatch
 import Glibc
 
 /// The one writer of a database, with group commit.
@@ -138,7 +139,8 @@ private final class WriterCore: @unchecked Sendable {
         lock.lock()
         guard !closing else {
             lock.unlock()
-            pending.completion(.failure(GroupCommitWriterError.closed))
+            // Never inside the caller's frame: it may hold a lock the completion needs.
+            DispatchQueue.global().async { pending.completion(.failure(GroupCommitWriterError.closed)) }
             return
         }
         queue.append(pending)

@@ -57,7 +57,13 @@ struct DagCommand: AsyncParsableCommand {
             try await withControl(client) { control in
                 var request = ControlV1.ListDagsRequest()
                 request.pageSize = 1000
-                let response: ControlV1.ListDagsResponse = try await control.call("ListDags", request)
+                var response: ControlV1.ListDagsResponse = try await control.call("ListDags", request)
+                while !response.nextPageToken.isEmpty {  // every page, as one response
+                    request.pageToken = response.nextPageToken
+                    let page: ControlV1.ListDagsResponse = try await control.call("ListDags", request)
+                    response.dags += page.dags
+                    response.nextPageToken = page.nextPageToken
+                }
                 try emit(response, json: client.json) {
                     printTable(["DAG", "VERSION", "SCHEDULE", "PAUSED", "ACTIVE RUNS", "NEXT RUN"], response.dags.map { dag in
                         [dag.dagId, String(dag.latestVersion), dag.schedule.isEmpty ? "-" : dag.schedule, dag.paused ? "yes" : "no",

@@ -147,7 +147,7 @@ import TetherAgent
         let text = found.map(\.description)
         #expect(text.contains("agent.yaml:1: key 'server': http:// needs insecure_plaintext: true (h2c without TLS); use https://"))
         #expect(text.contains("agent.yaml:3: key 'name': 'eu gpu/1' must be 1-128 characters of [A-Za-z0-9._-]"))
-        #expect(text.contains("agent.yaml:4: key 'slots': must be at least 1, found 0"))
+        #expect(text.contains("agent.yaml:4: key 'slots': must be 1...10000, found 0"))
         #expect(text.contains("agent.yaml:6: key 'entrypoints.load.argv': is empty; it needs at least the program"))
         #expect(text.contains(
             "agent.yaml:7: key 'entrypoints.bad.argv': program 'bin/run' must be an absolute path or a bare name looked up in PATH"))

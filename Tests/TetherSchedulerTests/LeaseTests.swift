@@ -184,7 +184,9 @@ import TetherScheduler
         #expect(welcome.confirmedLeaseIDs == [xLease.leaseID])
         let queuedTask = ["a", "b", "c"].first { id in !held.contains { $0.key.taskID == id } }!
         #expect(h.grants.last?.key.taskID == queuedTask)  // x's second slot took the queued task
-        _ = h.advance(6_000)  // y's lease (granted 10 s ago) expires; x's was renewed at reconnect
+        h.clock.advance(milliseconds: 6_000)
+        h.scheduler.heartbeat(agentID: "x")  // x is alive; y never comes back
+        _ = h.advance(4_000)  // y's lease got a full TTL at the restart and now expires
         let yLease = held.first { $0.agentID == "y" }!
         #expect(h.store.attempts(of: yLease.key).first?.outcome == .lost)
         #expect(h.taskState(run.runID, xLease.key.taskID) == .running)

@@ -53,20 +53,28 @@ import TetherWire
         await h.stop()
     }
 
-    @Test func invalidHelloAndDuplicateNameAreRefused() async throws {
+    @Test func invalidHelloIsRefusedAndASecondSessionOfANameReplacesTheFirst() async throws {
         let h = try ServerHarness()
         let bad = try await h.connectAgent("bad name!", entrypoints: ["work"])
         await #expect(throws: GRPCStatus.self) { _ = try await bad.welcome() }
         let first = try await h.connectAgent("eu-1", entrypoints: ["work"])
         _ = try await first.welcome()
-        let twin = try await h.connectAgent("eu-1", entrypoints: ["work"])
+        // The agent redialled after its old connection was lost without a close.
+        let second = try await h.connectAgent("eu-1", entrypoints: ["work"])
+        _ = try await second.welcome()
+        // The old session ends at its next message.
+        try await first.heartbeat([])
         do {
-            _ = try await twin.welcome()
-            Issue.record("a second session with the same name was accepted")
-        } catch let error as GRPCStatus {
-            #expect(error.code == .alreadyExists)
+            while try await first.call.next() != nil {}
+            Issue.record("the replaced session went on")
+        } catch {
+            #expect(error.code == .aborted)
         }
-        await first.close()
+        // The new session is the live one: it gets grants.
+        _ = try await h.apply(Self.chain)
+        _ = try await h.trigger("chain")
+        #expect(try await second.grant().task?.taskId == "first")
+        await second.close()
         await h.stop()
     }
 

@@ -204,8 +204,14 @@ import TetherTestSupport
         writer.close()
         writer.close()   // idempotent
         let outcomes = Outcomes()
-        writer.submit(Self.insert(1), completion: outcomes.completion(1))
-        // Refused on the calling thread, before submit returns.
+        let refused = DispatchSemaphore(value: 0)
+        let completion = outcomes.completion(1)
+        writer.submit(Self.insert(1)) { result in
+            completion(result)
+            refused.signal()
+        }
+        // Refused at once, but never inside the caller's frame (which may hold a lock).
+        refused.wait()
         let error = try #require(throws: GroupCommitWriterError.self) { try outcomes[1]?.get() }
         #expect(error.description.contains("closed"))
         await #expect(throws: GroupCommitWriterError.self) { try await writer.submit(Self.insert(2)) }

@@ -1,0 +1,86 @@
+import Synchronization
+import Testing
+@testable import TetherScheduler
+
+/// Behaviours that close holes found in review: each test fails without its fix.
+@Suite struct HardeningTests {
+    @Test func absurdDurationsAreRejectedAndInstantsSaturate() throws {
+        let h = SchedulerHarness()
+        #expect(throws: SchedulerError.self) {
+            try h.scheduler.apply(dag("d", ["t"]) { $0.executionTimeoutMilliseconds = .max })
+        }
+        #expect(throws: SchedulerError.self) {
+            try h.scheduler.apply(dag("d", ["t"]) { $0.retry = RetryPolicy(retries: 1, delayMilliseconds: .max, maxDelayMilliseconds: .max) })
+        }
+        #expect(Instant(millisecondsSinceEpoch: .max - 1).adding(milliseconds: 10).millisecondsSinceEpoch == .max)
+        #expect(Instant(millisecondsSinceEpoch: .min + 1).adding(milliseconds: -10).millisecondsSinceEpoch == .min)
+    }
+
+    @Test func aLeaseTheAgentNoLongerListsInItsHeartbeatExpires() throws {
+        let h = SchedulerHarness()
+        try h.apply(dag("d", ["a", "b"]) { $0.entrypoint = "work" })
+        h.connect("x", entrypoints: ["work"], slots: 2)
+        let run = try h.trigger("d")
+        let kept = h.grants[0], forgotten = h.grants[1]
+        for _ in 0..<4 {
+            h.clock.advance(milliseconds: 4_000)
+            h.scheduler.heartbeat(agentID: "x", activeLeaseIDs: [kept.leaseID])
+            h.scheduler.tick()
+            h.flush()
+        }
+        #expect(h.store.attempts(of: forgotten.key).first?.outcome == .lost)
+        #expect(h.store.attempts(of: kept.key).first?.outcome == .running)
+        #expect(h.taskState(run.runID, kept.key.taskID) == .running)
+    }
+
+    @Test func lostAndRejectedAttemptsDoNotUseTheTasksRetriesUpToALimit() throws {
+        let h = SchedulerHarness(configuration: SchedulerConfiguration(leaseTTLMilliseconds: 10_000, maxInfrastructureRetries: 2))
+        try h.apply(dag("d", ["t"]))  // retries: 0
+        h.connect("x", entrypoints: ["t"])
+        let run = try h.trigger("d")
+        h.finish(h.grants.last!, .rejected)      // infrastructure retry 1
+        #expect(h.taskState(run.runID, "t") == .running)
+        _ = h.advance(10_000)                     // lost: infrastructure retry 2
+        #expect(h.taskState(run.runID, "t") == .running)
+        #expect(h.grants.last!.attempt == 3)
+        h.finish(h.grants.last!, .rejected)      // the limit is used up: a failure, and retries: 0
+        #expect(h.taskState(run.runID, "t") == .failed)
+        #expect(h.store.task(TaskKey(runID: run.runID, taskID: "t"))?.infrastructureRetries == 2)
+    }
+
+    @Test func cronCreatesNoRunWhileTheDAGIsAtMaxActiveRuns() throws {
+        let h = SchedulerHarness(clock: ManualClock(CronRunTests.start))
+        var spec = dag("d", ["a"])
+        spec.schedule = "*/15 * * * *"
+        spec.maxActiveRuns = 1
+        try h.apply(spec)
+        _ = h.advance(5 * 60_000)        // 00:15: the first run; no agent, so it stays running
+        _ = h.advance(3 * 3_600_000)     // twelve more instants while at the limit
+        #expect(h.store.runs(ofDAG: "d").count == 1)
+        try h.scheduler.cancelRun("d-1")
+        h.flush()
+        _ = h.advance(15 * 60_000)       // the next instant after the slot freed: one run
+        #expect(h.store.runs(ofDAG: "d").count == 2)
+    }
+
+    /// A store whose first commit fails and later ones succeed (a brief disk-full).
+    final class FlakyStore: SchedulerStore {
+        private let commits = Mutex(0)
+        func loadSnapshot() throws -> SchedulerSnapshot { SchedulerSnapshot() }
+        func commit(_ changes: [SchedulerChange], completion: @escaping @Sendable (Result<Void, any Error>) -> Void) {
+            let first = commits.withLock { $0 += 1; return $0 == 2 }  // the constructor's own commit is #1
+            Task.detached { completion(first ? .failure(SchedulerError.invalidReport("disk full")) : .success(())) }
+        }
+    }
+
+    @Test func afterAFailedCommitLaterCommitsAreNotActedOn() async throws {
+        let delivered = Mutex(0)
+        let service = try SchedulerService(store: FlakyStore(), clock: ManualClock()) { _ in delivered.withLock { $0 += 1 } }
+        await #expect(throws: SchedulerServiceError.self) { try await service.perform { try $0.apply(dag("d", ["a"])) } }
+        await #expect(throws: SchedulerServiceError.self) {
+            try await service.perform { $0.agentConnected(AgentRegistration(agentID: "x", queues: ["default"], entrypoints: ["a"], slots: 1)) }
+        }
+        #expect(service.hasFailed)
+        #expect(delivered.withLock { $0 } == 0)
+    }
+}
