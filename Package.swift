@@ -84,7 +84,10 @@ let package = Package(
         // kill -9 torture tests and benchmarks for the store and the scheduler.
         .executableTarget(
             name: "tether-torture",
-            dependencies: ["TetherStore", "TetherScheduler", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "TetherStore", "TetherScheduler", "GRPC", "H2", "TetherWire",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             swiftSettings: swiftSettings
         ),
         // Writes the git commit into the executable at build time.

@@ -9,7 +9,8 @@ struct TortureCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tether-torture",
         abstract: "Crash tests and benchmarks for Tether's store and scheduler.",
-        subcommands: [StoreTorture.self, StoreBench.self, SchedulerTorture.self, SchedulerBench.self]
+        subcommands: [StoreTorture.self, StoreBench.self, SchedulerTorture.self, SchedulerBench.self, E2EAgent.self, E2ESpawn.self,
+                      E2ERun.self]
     )
 }
 
