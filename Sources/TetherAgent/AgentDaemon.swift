@@ -217,7 +217,9 @@ public final class AgentDaemon: Sendable {
         }
         state.withLock { $0.runners[grant.leaseId] = runner }
         log("lease \(grant.leaseId) (attempt \(grant.attempt)): running \(grant.entrypoint)")
-        runner.start()
+        // Spawning (directories, log file, fork/exec, the durable start event) takes a few
+        // milliseconds: off the stream's receive loop, so a burst of grants starts in parallel.
+        DispatchQueue.global().async { runner.start() }
     }
 
     /// A runner's event: durable in the outbox first, then sent.
@@ -261,8 +263,8 @@ public final class AgentDaemon: Sendable {
         let session = state.withLock { state -> AsyncStream<AgentV1.AgentMessage>.Continuation?? in
             // Both conditions under the lock: a runner's final event is appended before it
             // leaves `runners`, so no event can slip between the two checks.
-            guard state.draining, !state.finished, state.runners.isEmpty,
-                  (try? outbox.pending(limit: 1).isEmpty) ?? false else { return nil }
+            guard state.draining, !state.finished, state.runners.isEmpty else { return nil }
+            guard (try? outbox.pending(limit: 1).isEmpty) ?? false else { return nil }
             state.finished = true
             return .some(state.session)
         }

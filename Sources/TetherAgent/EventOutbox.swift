@@ -142,7 +142,7 @@ public final class EventOutbox: @unchecked Sendable {
     /// - Throws: `EventOutboxError.database`.
     public func acknowledge(upTo sequence: UInt64) throws(EventOutboxError) {
         let bound = Int64(clamping: sequence)
-        try write { database in
+        try write(fsync: false) { database in
             try database.run("DELETE FROM events WHERE sequence <= ?", [.integer(bound)])
             try database.run("UPDATE outbox_meta SET value = max(value, ?) WHERE key = 'last_sequence'", [.integer(bound)])
         }
@@ -295,11 +295,17 @@ public final class EventOutbox: @unchecked Sendable {
         UInt64(try database.scalar("SELECT value FROM outbox_meta WHERE key = 'last_sequence'").int64 ?? 0)
     }
 
-    /// Runs `body` in an IMMEDIATE transaction under the lock.
-    private func write<T>(_ body: (SQLiteDatabase) throws -> T) throws(EventOutboxError) -> T {
+    /// Runs `body` in an IMMEDIATE transaction under the lock. `fsync: false` commits
+    /// without waiting for the disk (WAL with synchronous=NORMAL): the change survives a
+    /// crash of the agent but not a power loss. Only forgetting acknowledged events is
+    /// written that way: if it is lost, the events are resent and the server drops them
+    /// by sequence number.
+    private func write<T>(fsync: Bool = true, _ body: (SQLiteDatabase) throws -> T) throws(EventOutboxError) -> T {
         lock.lock()
         defer { lock.unlock() }
         do {
+            if !fsync { try connection.execute("PRAGMA synchronous = NORMAL") }
+            defer { if !fsync { try? connection.execute("PRAGMA synchronous = FULL") } }
             return try connection.transaction(.immediate, body)
         } catch {
             throw EventOutboxError(error)
