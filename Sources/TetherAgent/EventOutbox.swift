@@ -99,12 +99,15 @@ public final class EventOutbox: @unchecked Sendable {
     }
 
     /// Records `lease` as running and appends its `started` event, atomically; returns
-    /// the event's sequence number once both are durable.
+    /// the event's sequence number once both are written (crash-safe, not fsynced).
     ///
     /// - Throws: `EventOutboxError`; nothing is stored then.
     @discardableResult
     public func recordStart(of lease: RunningLease, event: AgentV1.TaskEvent) throws(EventOutboxError) -> UInt64 {
-        try write { database in
+        // Without waiting for fsync: it survives a crash of the agent (which is what the
+        // orphan record is for); a power loss takes the task's processes with it, and a
+        // lost `started` event only loses the start time.
+        try write(fsync: false) { database in
             try Self.insert(lease, bootID: ProcessIdentity.bootID(), into: database)
             return try Self.append(event, to: database)
         }
@@ -298,8 +301,8 @@ public final class EventOutbox: @unchecked Sendable {
     /// Runs `body` in an IMMEDIATE transaction under the lock. `fsync: false` commits
     /// without waiting for the disk (WAL with synchronous=NORMAL): the change survives a
     /// crash of the agent but not a power loss. Only forgetting acknowledged events is
-    /// written that way: if it is lost, the events are resent and the server drops them
-    /// by sequence number.
+    /// written that way, and a task's start (see `recordStart`): if an acknowledgement is
+    /// lost, the events are resent and the server drops them by sequence number.
     private func write<T>(fsync: Bool = true, _ body: (SQLiteDatabase) throws -> T) throws(EventOutboxError) -> T {
         lock.lock()
         defer { lock.unlock() }
