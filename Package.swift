@@ -50,7 +50,8 @@ let package = Package(
         // The execution plane: connection loop, task runner, local logs, durable event outbox.
         .target(
             name: "TetherAgent",
-            dependencies: ["GRPC", "H2", "TetherWire", "TetherStore", "TetherScheduler", .product(name: "Yams", package: "Yams")],
+            dependencies: ["GRPC", "H2", "TetherWire", "TetherStore", "TetherScheduler", "TetherDAGFile",
+                           .product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings
         ),
         // SQLite: connection, statements, transactions, migrations, group commit.

@@ -1,4 +1,5 @@
-internal import Yams
+internal import TetherDAGFile
+import Yams
 import TetherScheduler
 
 extension AgentConfiguration {
@@ -327,7 +328,7 @@ struct AgentConfigurationResolver {
         do {
             root = try Parser(yaml: text, encoding: .utf8).singleRoot()
         } catch {
-            let (line, message) = yamlProblem(error, in: text)
+            let (line, message) = YAMLDiagnostics.problem(error, in: text)
             report(.file(sourceName, line: line), nil, message)
             return false
         }
@@ -451,7 +452,7 @@ struct AgentConfigurationResolver {
             }
             let key = scalar.string
             guard allowed.contains(key) else {
-                let hint = closestKey(to: key, in: allowed).map { " (did you mean '\($0)'?)" } ?? ""
+                let hint = YAMLDiagnostics.closestKey(to: key, in: allowed).map { " (did you mean '\($0)'?)" } ?? ""
                 report(source, section.map { "\($0).\(key)" } ?? key, "unknown key\(hint)")
                 continue
             }
@@ -601,40 +602,4 @@ extension Substring {
     }
 }
 
-/// A libyaml or Yams error as a line and a message.
-private func yamlProblem(_ error: any Error, in yaml: String) -> (line: Int?, message: String) {
-    guard let error = error as? YamlError else { return (nil, "YAML: \(error)") }
-    switch error {
-    case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
-        .composer(let context, let problem, let mark, _):
-        return (mark.line, "YAML: " + (context.map { $0.text + ", " } ?? "") + problem)
-    case .reader(let problem, let offset, _, _):
-        let line = offset.map { offset in 1 + yaml.utf8.prefix(offset).count { $0 == UInt8(ascii: "\n") } }
-        return (line, "YAML: \(problem)")
-    case .duplicatedKeysInMapping(let duplicates, let context):
-        return (context.mark.line, "duplicate key " + duplicates.map { "'\($0)'" }.joined(separator: ", "))
-    default:
-        return (nil, "YAML: \(error)")
-    }
-}
 
-/// The allowed key within edit distance 2 of `key`, for "did you mean" hints.
-private func closestKey(to key: String, in allowed: [String]) -> String? {
-    let source = Array(key.utf8)
-    guard source.count <= 64 else { return nil }
-    var best: (key: String, distance: Int)?
-    for candidate in allowed {
-        let target = Array(candidate.utf8)
-        var previous = Array(0...target.count)
-        for (i, a) in source.enumerated() {
-            var current = [i + 1] + Array(repeating: 0, count: target.count)
-            for (j, b) in target.enumerated() {
-                current[j + 1] = Swift.min(previous[j + 1] + 1, current[j] + 1, previous[j] + (a == b ? 0 : 1))
-            }
-            previous = current
-        }
-        let distance = previous[target.count]
-        if distance <= 2, distance < (best?.distance ?? .max) { best = (candidate, distance) }
-    }
-    return best?.key
-}

@@ -43,7 +43,7 @@ public enum DAGFile {
         do {
             root = try Parser(yaml: yaml, encoding: .utf8).singleRoot()
         } catch {
-            throw failure([yamlProblem(error, in: yaml)])
+            throw failure([YAMLDiagnostics.problem(error, in: yaml)])
         }
         guard let root else { throw failure([(1, "file is empty; expected a mapping with dag_id and tasks")]) }
 
@@ -59,23 +59,4 @@ public enum DAGFile {
         return spec
     }
 
-    /// A libyaml or Yams error as a line and a message.
-    private static func yamlProblem(_ error: any Error, in yaml: String) -> (line: Int?, message: String) {
-        guard let error = error as? YamlError else { return (nil, "YAML: \(error)") }
-        switch error {
-        case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
-            .composer(let context, let problem, let mark, _):
-            let text = (context.map { $0.text + ", " } ?? "") + problem
-            // An unquoted cron like `*/15 * * * *` reads as an alias to YAML.
-            let hint = text.contains("alias") ? " (aliases are not supported; quote values that start with '*', like \"*/15 * * * *\")" : ""
-            return (mark.line, "YAML: \(text)\(hint)")
-        case .reader(let problem, let offset, _, _):
-            let line = offset.map { offset in 1 + yaml.utf8.prefix(offset).count { $0 == UInt8(ascii: "\n") } }
-            return (line, "YAML: \(problem)")
-        case .duplicatedKeysInMapping(let duplicates, let context):
-            return (context.mark.line, "duplicate key " + duplicates.map { "'\($0)'" }.joined(separator: ", "))
-        default:
-            return (nil, "YAML: \(error)")
-        }
-    }
 }

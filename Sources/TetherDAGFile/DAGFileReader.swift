@@ -226,7 +226,7 @@ struct DAGFileReader {
             }
             let key = scalar.string
             guard allowed.contains(key) else {
-                let suggestion = closestKey(to: key, in: allowed).map { " (did you mean '\($0)'?)" } ?? ""
+                let suggestion = YAMLDiagnostics.closestKey(to: key, in: allowed).map { " (did you mean '\($0)'?)" } ?? ""
                 let section = place.fieldPrefix.isEmpty ? "" : " under \(place.fieldPrefix.dropLast())"
                 report(keyNode.mark?.line, place, nil, "unknown key '\(key)'\(section)\(suggestion)")
                 continue
@@ -366,23 +366,3 @@ extension Node {
     }
 }
 
-/// The allowed key within edit distance 2 of `key`, for "did you mean" hints.
-private func closestKey(to key: String, in allowed: [String]) -> String? {
-    let source = Array(key.utf8)
-    guard source.count <= 64 else { return nil }
-    var best: (key: String, distance: Int)?
-    for candidate in allowed {
-        let target = Array(candidate.utf8)
-        var previous = Array(0...target.count)
-        for (i, a) in source.enumerated() {
-            var current = [i + 1] + Array(repeating: 0, count: target.count)
-            for (j, b) in target.enumerated() {
-                current[j + 1] = Swift.min(previous[j + 1] + 1, current[j] + 1, previous[j] + (a == b ? 0 : 1))
-            }
-            previous = current
-        }
-        let distance = previous[target.count]
-        if distance <= 2, distance < (best?.distance ?? .max) { best = (candidate, distance) }
-    }
-    return best?.key
-}

@@ -151,15 +151,8 @@ final class BenchState: @unchecked Sendable {
 
     /// Runs `body` and waits for its commit.
     func wait<T: Sendable>(_ service: SchedulerService, _ body: @escaping (Scheduler) throws -> T) throws -> T {
-        let done = DispatchSemaphore(value: 0)
-        let result = Mutex<Result<T, any Error>?>(nil)
-        service.perform(body) { outcome in
-            result.withLock { $0 = outcome }
-            done.signal()
-        }
-        done.wait()
-        lastDelivered = []
-        return try result.withLock { $0! }.get()
+        defer { lastDelivered = [] }
+        return try perform(service, body)
     }
 
     /// The next grant for the agents, or nil once every expected grant was handed out.

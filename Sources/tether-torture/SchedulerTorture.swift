@@ -69,18 +69,6 @@ struct SchedulerTorture: ParsableCommand {
     }
 }
 
-/// Runs `body` on the service and waits until its changes are committed.
-private func perform<T: Sendable>(_ service: SchedulerService, _ body: @escaping (Scheduler) throws -> T) throws -> T {
-    let done = DispatchSemaphore(value: 0)
-    let result = Mutex<Result<T, any Error>?>(nil)
-    service.perform(body) { outcome in
-        result.withLock { $0 = outcome }
-        done.signal()
-    }
-    done.wait()
-    return try result.withLock { $0! }.get()
-}
-
 /// Grants waiting for the fake agent.
 private final class GrantQueue: @unchecked Sendable {
     private let condition = NSCondition()

@@ -2,6 +2,7 @@ public import ArgumentParser
 import Foundation
 import Synchronization
 public import TetherStore
+import TetherScheduler
 
 /// `tether-torture`: crash and throughput harnesses for Tether's store.
 @main
@@ -78,4 +79,17 @@ func startSubmitters(
 /// even if this process is killed right after.
 func writeLine(_ line: String, to handle: FileHandle = .standardOutput) {
     handle.write(Data((line + "\n").utf8))
+}
+
+/// Runs `body` on the service and waits until its changes are committed. Never call it
+/// from a commit completion (that thread is the one it waits for).
+func perform<T: Sendable>(_ service: SchedulerService, _ body: @escaping (Scheduler) throws -> T) throws -> T {
+    let done = DispatchSemaphore(value: 0)
+    let result = Mutex<Result<T, any Error>?>(nil)
+    service.perform(body) { outcome in
+        result.withLock { $0 = outcome }
+        done.signal()
+    }
+    done.wait()
+    return try result.withLock { $0! }.get()
 }
