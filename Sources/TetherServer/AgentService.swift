@@ -56,6 +56,7 @@ struct AgentService: Sendable {
         } catch {
             throw GRPCStatus(code: .unavailable, message: "\(error)")
         }
+        session.noteSequence(welcome.appliedSequence)  // jumps are measured from here
         var message = AgentV1.Welcome()
         message.agentId = hello.name
         message.heartbeatIntervalMs = heartbeatIntervalMilliseconds

@@ -157,4 +157,30 @@ import TetherWire
         await agent.close()
         await h.stop()
     }
+
+    @Test func eventSequencesMayNotJumpFarAheadButResumeFromWhatWasApplied() async throws {
+        let h = try ServerHarness()
+        _ = try await h.apply(Self.chain)
+        let agent = try await h.connectAgent("a", entrypoints: ["work"])
+        _ = try await agent.welcome()
+        _ = try await h.trigger("chain")
+        let grant = try await agent.grant()
+        try await agent.report(grant, .started, sequence: 900_000)
+        #expect(try await agent.ack().sequence == 900_000)
+        await agent.close()
+        // A reconnect continues from the applied sequence, so 1,800,000 is not a jump...
+        let again = try await h.connectAgent("a", entrypoints: ["work"], resumed: [AgentV1.ResumedLease(leaseId: grant.leaseId, epoch: grant.epoch)])
+        #expect(try await again.welcome().ackedSequence == 900_000)
+        try await again.report(grant, .succeeded, sequence: 1_800_000)
+        #expect(try await again.ack().sequence == 1_800_000)
+        // ...but 3,000,000 is.
+        try await again.report(grant, .succeeded, sequence: 3_000_000)
+        do {
+            while try await again.call.next() != nil {}
+            Issue.record("a far jump was accepted")
+        } catch {
+            #expect(error.code == .invalidArgument)
+        }
+        await h.stop()
+    }
 }
