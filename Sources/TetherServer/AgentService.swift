@@ -28,13 +28,17 @@ struct AgentService: Sendable {
 
     private func connect(_ requests: GRPCRequestStream<AgentV1.AgentMessage>, _ writer: GRPCResponseWriter<AgentV1.ServerMessage>,
                          _ context: GRPCServerContext) async throws {
-        try authenticator.require([.agent, .admin], context)
+        let token = try authenticator.require([.agent, .admin], context)
         var incoming = requests.makeAsyncIterator()
         guard let first = try await incoming.next() else { return }
         guard case .hello(let hello)? = first.kind else {
             throw GRPCStatus(code: .invalidArgument, message: "the first message of a Connect stream must be a Hello")
         }
         try Self.validate(hello)
+        guard token.agentName.isEmpty || token.agentName == hello.name else {
+            throw GRPCStatus(code: .permissionDenied,
+                             message: "token \(token.tokenID) may only connect as agent '\(token.agentName)', not '\(hello.name)'")
+        }
         let (outbound, continuation) = AsyncStream.makeStream(of: AgentV1.ServerMessage.self)
         let session = AgentSession(hello: hello, peer: context.peer, connectedAt: scheduler.clock.now(), outbound: continuation)
         // A new session of the same name replaces the old one: after a NAT drops a

@@ -344,15 +344,15 @@ struct ControlService: Sendable {
         case .agent: role = .agent
         default: throw GRPCStatus(code: .invalidArgument, message: "role must be ADMIN or AGENT")
         }
-        guard request.ttlMs <= UInt64(TokenStore.maxTTLMilliseconds) else {
-            throw GRPCStatus(code: .invalidArgument, message: "ttl_ms must be at most 10 years")
+        guard request.agentName.isEmpty || (role == .agent && AgentService.isIdentifier(request.agentName)) else {
+            throw GRPCStatus(code: .invalidArgument, message: "agent_name must be a valid agent name, on an AGENT token")
         }
         guard request.description.utf8.count <= 256 else {
             throw GRPCStatus(code: .invalidArgument, message: "description is longer than 256 bytes")
         }
         let (record, secret) = try tokens.create(role: role, description: request.description,
-                                                 ttlMilliseconds: Int64(clamping: request.ttlMs),
-                                                 now: scheduler.clock.now().millisecondsSinceEpoch)
+                                                 ttlMilliseconds: Int64(clamping: request.ttlMs),  // clamped to 10 years
+                                                 agentName: request.agentName, now: scheduler.clock.now().millisecondsSinceEpoch)
         var response = ControlV1.CreateTokenResponse()
         response.token = ControlV1.Token(record)
         response.secret = secret

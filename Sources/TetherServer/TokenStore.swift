@@ -21,6 +21,8 @@ public struct TokenRecord: Sendable, Equatable {
     public var expiresAtMilliseconds: Int64
     /// 0 means not revoked.
     public var revokedAtMilliseconds: Int64
+    /// For an agent token bound to one agent: its name; empty allows any.
+    public var agentName: String = ""
 
     func isActive(at now: Int64) -> Bool {
         revokedAtMilliseconds == 0 && (expiresAtMilliseconds == 0 || now < expiresAtMilliseconds)
@@ -53,13 +55,18 @@ public final class TokenStore: Sendable {
             CREATE TABLE tokens (
                 token_id TEXT PRIMARY KEY, role TEXT NOT NULL, description TEXT NOT NULL, secret_sha256 TEXT NOT NULL,
                 created_at_ms INTEGER NOT NULL, expires_at_ms INTEGER NOT NULL, revoked_at_ms INTEGER NOT NULL);
-            """)])
+            """),
+            SQLiteMigration(version: 2, name: "agent tokens bound to a name",
+                            sql: "ALTER TABLE tokens ADD COLUMN agent_name TEXT NOT NULL DEFAULT ''"),
+        ])
         var loaded: [String: Entry] = [:]
-        try db.query("SELECT token_id, role, description, secret_sha256, created_at_ms, expires_at_ms, revoked_at_ms FROM tokens") { row in
+        try db.query("""
+            SELECT token_id, role, description, secret_sha256, created_at_ms, expires_at_ms, revoked_at_ms, agent_name FROM tokens
+            """) { row in
             let record = TokenRecord(
                 tokenID: row[0].text ?? "", role: TokenRole(rawValue: row[1].text ?? "") ?? .agent, description: row[2].text ?? "",
                 createdAtMilliseconds: row[4].int64 ?? 0, expiresAtMilliseconds: row[5].int64 ?? 0,
-                revokedAtMilliseconds: row[6].int64 ?? 0)
+                revokedAtMilliseconds: row[6].int64 ?? 0, agentName: row[7].text ?? "")
             loaded[record.tokenID] = Entry(record: record, secretHash: row[3].text ?? "")
         }
         database = Mutex(db)
@@ -68,11 +75,13 @@ public final class TokenStore: Sendable {
 
     /// Creates a token and returns it with its secret, which is never stored or shown again.
     /// - Throws: `SQLiteError`.
-    public func create(role: TokenRole, description: String, ttlMilliseconds: Int64 = 0, now: Int64) throws -> (TokenRecord, secret: String) {
+    /// `agentName` binds an agent token to the one agent name it may connect as.
+    public func create(role: TokenRole, description: String, ttlMilliseconds: Int64 = 0, agentName: String = "",
+                       now: Int64) throws -> (TokenRecord, secret: String) {
         let tokenID = Self.randomHex(bytes: 6)
         let secret = "tether_\(tokenID)_\(Self.randomHex(bytes: 24))"
         return (try insert(tokenID: tokenID, secret: secret, role: role, description: description,
-                           ttlMilliseconds: ttlMilliseconds, now: now), secret)
+                           ttlMilliseconds: ttlMilliseconds, agentName: agentName, now: now), secret)
     }
 
     /// Makes `secret` (read from an operator's file) an admin token named "bootstrap",
@@ -125,15 +134,15 @@ public final class TokenStore: Sendable {
     }
 
     private func insert(tokenID: String, secret: String, role: TokenRole, description: String, ttlMilliseconds: Int64,
-                        now: Int64) throws -> TokenRecord {
+                        agentName: String = "", now: Int64) throws -> TokenRecord {
         let ttl = min(max(0, ttlMilliseconds), Self.maxTTLMilliseconds)
         let record = TokenRecord(tokenID: tokenID, role: role, description: description, createdAtMilliseconds: now,
-                                 expiresAtMilliseconds: ttl > 0 ? now + ttl : 0, revokedAtMilliseconds: 0)
+                                 expiresAtMilliseconds: ttl > 0 ? now + ttl : 0, revokedAtMilliseconds: 0, agentName: agentName)
         let hash = SHA256.hexDigest(of: Array(secret.utf8))
         try database.withLock { db in
-            try db.run("INSERT OR REPLACE INTO tokens VALUES (?, ?, ?, ?, ?, ?, ?)",
+            try db.run("INSERT OR REPLACE INTO tokens VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                        [.text(tokenID), .text(role.rawValue), .text(description), .text(hash), .integer(now),
-                        .integer(record.expiresAtMilliseconds), .integer(0)])
+                        .integer(record.expiresAtMilliseconds), .integer(0), .text(agentName)])
             entries.withLock { $0[tokenID] = Entry(record: record, secretHash: hash) }
         }
         return record

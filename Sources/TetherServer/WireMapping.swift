@@ -199,5 +199,6 @@ extension ControlV1.Token {
         createdAtUnixUs = record.createdAtMilliseconds &* 1000
         expiresAtUnixUs = record.expiresAtMilliseconds &* 1000
         revokedAtUnixUs = record.revokedAtMilliseconds &* 1000
+        agentName = record.agentName
     }
 }

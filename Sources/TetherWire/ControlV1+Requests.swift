@@ -533,8 +533,10 @@ extension ControlV1 {
         public var role = TokenRole.unspecified
         /// Free text, e.g. "eu agents".
         public var description = ""
-        /// Lifetime; 0 means it never expires.
+        /// Lifetime; 0 means it never expires; over 10 years is clamped to 10 years.
         public var ttlMs: UInt64 = 0
+        /// For an agent token: the only agent name it may connect as; empty allows any.
+        public var agentName = ""
 
         public init() {}
         public static let wireDescriptor = WireDescriptor(Tether__Control__V1__CreateTokenRequest.self, tether__control__v1__create_token_request__init)
@@ -542,11 +544,13 @@ extension ControlV1 {
             role = r.value(1)
             description = try r.value(2)
             ttlMs = r.value(3)
+            agentName = try r.value(4)
         }
         public func write(to w: WireWriter) throws(WireError) {
             w.set(1, role)
             try w.set(2, description)
             w.set(3, ttlMs)
+            try w.set(4, agentName)
         }
     }
 

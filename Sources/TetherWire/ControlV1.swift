@@ -620,6 +620,8 @@ extension ControlV1 {
         public var revokedAtUnixUs: Int64 = 0
         /// When it was last used to authenticate.
         public var lastUsedAtUnixUs: Int64 = 0
+        /// For an agent token bound to one agent: that agent's name.
+        public var agentName = ""
 
         public init() {}
         public static let wireDescriptor = WireDescriptor(Tether__Control__V1__Token.self, tether__control__v1__token__init)
@@ -631,6 +633,7 @@ extension ControlV1 {
             expiresAtUnixUs = r.value(5)
             revokedAtUnixUs = r.value(6)
             lastUsedAtUnixUs = r.value(7)
+            agentName = try r.value(8)
         }
         public func write(to w: WireWriter) throws(WireError) {
             try w.set(1, tokenId)
@@ -640,6 +643,7 @@ extension ControlV1 {
             w.set(5, expiresAtUnixUs)
             w.set(6, revokedAtUnixUs)
             w.set(7, lastUsedAtUnixUs)
+            try w.set(8, agentName)
         }
     }
 }

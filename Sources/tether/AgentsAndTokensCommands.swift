@@ -42,7 +42,8 @@ struct TokenCommand: AsyncParsableCommand {
         @OptionGroup var client: ClientOptions
         @Option(help: "agent or admin.") var role: Role
         @Option(help: "What the token is for.") var description = ""
-        @Option(help: "Lifetime, e.g. 30d or 12h (default: no expiry).") var ttl: String?
+        @Option(help: "Lifetime, e.g. 30d or 12h (default: no expiry; at most 10 years).") var ttl: String?
+        @Option(help: "Bind an agent token to this agent name (recommended): it may connect as no other.") var agentName: String?
 
         func run() async throws {
             var ttlMilliseconds: Int64 = 0
@@ -58,6 +59,7 @@ struct TokenCommand: AsyncParsableCommand {
                 request.role = role == .admin ? .admin : .agent
                 request.description = description
                 request.ttlMs = UInt64(ttlMilliseconds)
+                request.agentName = agentName ?? ""
                 let response: ControlV1.CreateTokenResponse = try await control.call("CreateToken", request)
                 try emit(response, json: client.json) {
                     printError("token \(response.token?.tokenId ?? "?") (\(role.rawValue)); the secret below is shown only now:")
@@ -78,8 +80,9 @@ struct TokenCommand: AsyncParsableCommand {
                 request.includeInactive = all
                 let response: ControlV1.ListTokensResponse = try await control.call("ListTokens", request)
                 try emit(response, json: client.json) {
-                    printTable(["TOKEN", "ROLE", "CREATED", "EXPIRES", "REVOKED", "DESCRIPTION"], response.tokens.map { token in
-                        [token.tokenId, token.role == .admin ? "admin" : "agent", formatTime(token.createdAtUnixUs),
+                    printTable(["TOKEN", "ROLE", "AGENT", "CREATED", "EXPIRES", "REVOKED", "DESCRIPTION"], response.tokens.map { token in
+                        [token.tokenId, token.role == .admin ? "admin" : "agent", token.agentName.isEmpty ? "any" : token.agentName,
+                         formatTime(token.createdAtUnixUs),
                          formatTime(token.expiresAtUnixUs), formatTime(token.revokedAtUnixUs), token.description]
                     })
                 }

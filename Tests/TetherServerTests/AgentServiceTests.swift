@@ -183,4 +183,21 @@ import TetherWire
         }
         await h.stop()
     }
+
+    @Test func anAgentTokenBoundToANameConnectsOnlyAsThatAgent() async throws {
+        let h = try ServerHarness()
+        let token = try await h.createToken(.agent, agentName: "eu-1")
+        let impostor = try await h.connectAgent("us-1", entrypoints: ["work"], secret: token)
+        do {
+            _ = try await impostor.welcome()
+            Issue.record("a bound token connected as another agent")
+        } catch let error as GRPCStatus {
+            #expect(error.code == .permissionDenied)
+            #expect(error.message.contains("'eu-1'"))
+        }
+        let agent = try await h.connectAgent("eu-1", entrypoints: ["work"], secret: token)
+        #expect(try await agent.welcome().agentId == "eu-1")
+        await agent.close()
+        await h.stop()
+    }
 }

@@ -71,9 +71,10 @@ final class ServerHarness: Sendable {
         return try await control("GetRun", request)
     }
 
-    func createToken(_ role: ControlV1.TokenRole) async throws(GRPCStatus) -> String {
+    func createToken(_ role: ControlV1.TokenRole, agentName: String = "") async throws(GRPCStatus) -> String {
         var request = ControlV1.CreateTokenRequest()
         request.role = role
+        request.agentName = agentName
         request.description = "test"
         let response: ControlV1.CreateTokenResponse = try await control("CreateToken", request)
         return response.secret

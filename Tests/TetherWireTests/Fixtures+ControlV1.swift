@@ -213,6 +213,7 @@ extension Fixtures {
             m.expiresAtUnixUs = 1_800_000_000_000_000
             m.revokedAtUnixUs = 1_764_000_000_000_000
             m.lastUsedAtUnixUs = 1_763_999_999_000_000
+            m.agentName = "eu-gpu-\(unicode)"
             return m
         }
 
@@ -444,6 +445,7 @@ extension Fixtures {
             m.role = .admin
             m.description = "ci \(unicode)"
             m.ttlMs = 86_400_000
+            m.agentName = "eu-gpu-1"
             return m
         }
 

@@ -3833,7 +3833,7 @@ const ProtobufCMessageDescriptor tether__control__v1__agent_metric__descriptor =
   (ProtobufCMessageInit) tether__control__v1__agent_metric__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor tether__control__v1__token__field_descriptors[7] =
+static const ProtobufCFieldDescriptor tether__control__v1__token__field_descriptors[8] =
 {
   {
     "token_id",
@@ -3919,8 +3919,21 @@ static const ProtobufCFieldDescriptor tether__control__v1__token__field_descript
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "agent_name",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__Token, agent_name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned tether__control__v1__token__field_indices_by_name[] = {
+  7,   /* field[7] = agent_name */
   3,   /* field[3] = created_at_unix_us */
   2,   /* field[2] = description */
   4,   /* field[4] = expires_at_unix_us */
@@ -3932,7 +3945,7 @@ static const unsigned tether__control__v1__token__field_indices_by_name[] = {
 static const ProtobufCIntRange tether__control__v1__token__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 7 }
+  { 0, 8 }
 };
 const ProtobufCMessageDescriptor tether__control__v1__token__descriptor =
 {
@@ -3942,7 +3955,7 @@ const ProtobufCMessageDescriptor tether__control__v1__token__descriptor =
   "Tether__Control__V1__Token",
   "tether.control.v1",
   sizeof(Tether__Control__V1__Token),
-  7,
+  8,
   tether__control__v1__token__field_descriptors,
   tether__control__v1__token__field_indices_by_name,
   1,  tether__control__v1__token__number_ranges,
@@ -5350,7 +5363,7 @@ const ProtobufCMessageDescriptor tether__control__v1__undrain_agent_response__de
   (ProtobufCMessageInit) tether__control__v1__undrain_agent_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor tether__control__v1__create_token_request__field_descriptors[3] =
+static const ProtobufCFieldDescriptor tether__control__v1__create_token_request__field_descriptors[4] =
 {
   {
     "role",
@@ -5388,8 +5401,21 @@ static const ProtobufCFieldDescriptor tether__control__v1__create_token_request_
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "agent_name",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__CreateTokenRequest, agent_name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned tether__control__v1__create_token_request__field_indices_by_name[] = {
+  3,   /* field[3] = agent_name */
   1,   /* field[1] = description */
   0,   /* field[0] = role */
   2,   /* field[2] = ttl_ms */
@@ -5397,7 +5423,7 @@ static const unsigned tether__control__v1__create_token_request__field_indices_b
 static const ProtobufCIntRange tether__control__v1__create_token_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 3 }
+  { 0, 4 }
 };
 const ProtobufCMessageDescriptor tether__control__v1__create_token_request__descriptor =
 {
@@ -5407,7 +5433,7 @@ const ProtobufCMessageDescriptor tether__control__v1__create_token_request__desc
   "Tether__Control__V1__CreateTokenRequest",
   "tether.control.v1",
   sizeof(Tether__Control__V1__CreateTokenRequest),
-  3,
+  4,
   tether__control__v1__create_token_request__field_descriptors,
   tether__control__v1__create_token_request__field_indices_by_name,
   1,  tether__control__v1__create_token_request__number_ranges,

@@ -883,10 +883,14 @@ struct  Tether__Control__V1__Token
    * When it was last used to authenticate.
    */
   int64_t last_used_at_unix_us;
+  /*
+   * For an agent token bound to one agent: that agent's name.
+   */
+  char *agent_name;
 };
 #define TETHER__CONTROL__V1__TOKEN__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&tether__control__v1__token__descriptor) \
-    , (char *)protobuf_c_empty_string, TETHER__CONTROL__V1__TOKEN_ROLE__TOKEN_ROLE_UNSPECIFIED, (char *)protobuf_c_empty_string, 0, 0, 0, 0 }
+    , (char *)protobuf_c_empty_string, TETHER__CONTROL__V1__TOKEN_ROLE__TOKEN_ROLE_UNSPECIFIED, (char *)protobuf_c_empty_string, 0, 0, 0, 0, (char *)protobuf_c_empty_string }
 
 
 /*
@@ -1459,13 +1463,17 @@ struct  Tether__Control__V1__CreateTokenRequest
    */
   char *description;
   /*
-   * Lifetime; 0 means it never expires. Values past year 9999 are clamped.
+   * Lifetime; 0 means it never expires. Values over 10 years are clamped to 10 years.
    */
   uint64_t ttl_ms;
+  /*
+   * For an agent token: the only agent name it may connect as; empty allows any.
+   */
+  char *agent_name;
 };
 #define TETHER__CONTROL__V1__CREATE_TOKEN_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&tether__control__v1__create_token_request__descriptor) \
-    , TETHER__CONTROL__V1__TOKEN_ROLE__TOKEN_ROLE_UNSPECIFIED, (char *)protobuf_c_empty_string, 0 }
+    , TETHER__CONTROL__V1__TOKEN_ROLE__TOKEN_ROLE_UNSPECIFIED, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string }
 
 
 /*
