@@ -57,8 +57,10 @@ extension Scheduler {
             }
         }
         for entry in dags.values.sorted(by: { $0.record.dagID < $1.record.dagID }) {
-            // A schedule instant missed while down fires once, at the first tick.
-            armCron(entry, after: entry.record.lastScheduledAt ?? entry.versions[1]?.appliedAt ?? now)
+            // A schedule instant missed while down fires once, at the first tick. Instants
+            // before the last unpause (or apply) do not: unpausing does not catch up.
+            let since = [entry.record.lastScheduledAt, entry.record.updatedAt].compactMap { $0 }.max() ?? now
+            armCron(entry, after: since)
             startQueuedRuns(entry)
         }
     }

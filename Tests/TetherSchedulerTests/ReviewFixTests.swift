@@ -83,4 +83,21 @@ import Testing
         #expect(service.hasFailed)
         #expect(delivered.withLock { $0 } == 0)
     }
+
+    @Test func aRestartAfterUnpausingDoesNotCatchUpThePausedInstants() throws {
+        let h = SchedulerHarness(clock: ManualClock(CronRunTests.start))
+        var spec = dag("d", ["a"])
+        spec.schedule = "@hourly"
+        spec.paused = true
+        try h.apply(spec)
+        _ = h.advance(5 * 3_600_000)
+        try h.scheduler.setPaused("d", false)
+        h.flush()
+        h.restart()
+        h.scheduler.tick()
+        h.flush()
+        #expect(h.store.runs(ofDAG: "d").isEmpty)
+        _ = h.advance(3_600_000)
+        #expect(h.store.runs(ofDAG: "d").count == 1)
+    }
 }
