@@ -349,20 +349,5 @@ struct DAGFileReader {
     }
 }
 
-private func kind(_ node: Node) -> String {
-    switch node {
-    case .scalar: node.isNull ? "nothing (null)" : "a scalar"
-    case .mapping: "a mapping"
-    case .sequence: "a list"
-    case .alias: "an alias"
-    }
-}
-
-extension Node {
-    /// A plain `~`, `null` or empty scalar: YAML's null. A quoted "" is an empty string.
-    fileprivate var isNull: Bool {
-        guard case .scalar(let scalar) = self, scalar.style == .plain || scalar.style == .any else { return false }
-        return ["", "~", "null", "Null", "NULL"].contains(scalar.string)
-    }
-}
+private func kind(_ node: Node) -> String { YAMLDiagnostics.kind(of: node, scalar: "a scalar") }
 

@@ -1,4 +1,4 @@
-import Yams
+package import Yams
 
 /// How YAML readers (DAG files, agent configs) explain problems: a libyaml or Yams error as
 /// a line and a message, and "did you mean" hints for mistyped keys.
@@ -42,5 +42,26 @@ public enum YAMLDiagnostics {
             if distance <= 2, distance < (best?.distance ?? .max) { best = (candidate, distance) }
         }
         return best?.key
+    }
+}
+
+extension YAMLDiagnostics {
+    /// What a node is, for "expected X, found Y" messages; `scalar` names a non-null scalar
+    /// in the reader's own words.
+    package static func kind(of node: Node, scalar: String) -> String {
+        switch node {
+        case .scalar: node.isNull ? "nothing (null)" : scalar
+        case .mapping: "a mapping"
+        case .sequence: "a list"
+        case .alias: "an alias"
+        }
+    }
+}
+
+extension Node {
+    /// A plain `~`, `null` or empty scalar: YAML's null. A quoted "" is an empty string.
+    package var isNull: Bool {
+        guard case .scalar(let scalar) = self, scalar.style == .plain || scalar.style == .any else { return false }
+        return ["", "~", "null", "Null", "NULL"].contains(scalar.string)
     }
 }

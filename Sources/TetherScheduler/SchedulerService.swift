@@ -46,8 +46,9 @@ public final class SchedulerService: Sendable {
         _ body: (Scheduler) throws -> T,
         completion: @escaping @Sendable (Result<T, any Error>) -> Void
     ) {
-        let outcome: (Result<T, any Error>, SchedulerOutput)? = state.withLock { state in
-            if let failure = state.failure { return (.failure(SchedulerServiceError.storeFailed(failure)), SchedulerOutput()) }
+        // Set only when the call is answered at once (the service had already failed).
+        let refused: Result<T, any Error>? = state.withLock { state in
+            if let failure = state.failure { return .failure(SchedulerServiceError.storeFailed(failure)) }
             let result: Result<T, any Error>
             do {
                 result = .success(try body(state.scheduler))
@@ -75,7 +76,7 @@ public final class SchedulerService: Sendable {
             }
             return nil
         }
-        if let (result, _) = outcome { completion(result) }
+        if let refused { completion(refused) }
     }
 
     /// `perform`, awaiting durability.

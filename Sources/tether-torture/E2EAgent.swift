@@ -82,23 +82,8 @@ struct E2EAgent: ParsableCommand {
             agentMetadata: try Self.bearer(token(agentTokenFile)), adminMetadata: try Self.bearer(token(adminTokenFile)),
             options: self)
         let client = try GRPCClient(configuration: .init(target: try SocketAddress(parsing: server), tls: nil))
-        let outcome = Mutex<Result<Void, any Error>?>(nil)
-        let done = DispatchSemaphore(value: 0)
         // The measuring task prefers the loop; this thread only waits for it.
-        Task(executorPreference: client.eventLoop) {
-            let result: Result<Void, any Error>
-            do {
-                try await session.measure(client)
-                result = .success(())
-            } catch {
-                result = .failure(error)
-            }
-            await client.close()
-            outcome.withLock { $0 = result }
-            done.signal()
-        }
-        done.wait()
-        try outcome.withLock { $0! }.get()
+        try onClientLoop(client) { try await session.measure(client) }
     }
 
     static func bearer(_ secret: String) throws -> GRPCMetadata {

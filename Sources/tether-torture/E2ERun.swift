@@ -47,22 +47,9 @@ struct E2ERun: ParsableCommand {
         let metadata = try E2EAgent.bearer(secret)
         let client = try GRPCClient(configuration: .init(target: try SocketAddress(parsing: server), tls: nil))
         let (dag, pollMs, timeoutS, pids) = (self.dag, self.pollMs, self.timeoutS, self.cpuOf)
-        let outcome = Mutex<Result<String, any Error>?>(nil)
-        let done = DispatchSemaphore(value: 0)
-        Task(executorPreference: client.eventLoop) {
-            let result: Result<String, any Error>
-            do {
-                result = .success(try await Self.runOnce(client, metadata, dag: dag, pollMs: pollMs, timeoutS: timeoutS,
-                                                         pids: pids))
-            } catch {
-                result = .failure(error)
-            }
-            await client.close()
-            outcome.withLock { $0 = result }
-            done.signal()
-        }
-        done.wait()
-        writeLine(try outcome.withLock { $0! }.get())
+        writeLine(try onClientLoop(client) {
+            try await Self.runOnce(client, metadata, dag: dag, pollMs: pollMs, timeoutS: timeoutS, pids: pids)
+        })
     }
 
     private static func runOnce(_ client: GRPCClient, _ metadata: GRPCMetadata, dag: String, pollMs: Int, timeoutS: Int,

@@ -2,6 +2,7 @@ public import ArgumentParser
 import Foundation
 import Synchronization
 public import TetherStore
+import GRPC
 import TetherScheduler
 
 /// `tether-torture`: crash and throughput harnesses for Tether's store.
@@ -92,4 +93,24 @@ func perform<T: Sendable>(_ service: SchedulerService, _ body: @escaping (Schedu
     }
     done.wait()
     return try result.withLock { $0! }.get()
+}
+
+/// Runs `body` as a task preferring `client`'s event loop (no thread hop on its I/O),
+/// closes the client, and blocks this thread until both are done.
+func onClientLoop<T: Sendable>(_ client: GRPCClient, _ body: @escaping @Sendable () async throws -> T) throws -> T {
+    let outcome = Mutex<Result<T, any Error>?>(nil)
+    let done = DispatchSemaphore(value: 0)
+    Task(executorPreference: client.eventLoop) {
+        let result: Result<T, any Error>
+        do {
+            result = .success(try await body())
+        } catch {
+            result = .failure(error)
+        }
+        await client.close()
+        outcome.withLock { $0 = result }
+        done.signal()
+    }
+    done.wait()
+    return try outcome.withLock { $0! }.get()
 }
