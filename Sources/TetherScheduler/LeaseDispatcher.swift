@@ -96,8 +96,6 @@ struct LeaseDispatcher {
         queued[key] = nil
     }
 
-    func isQueued(_ key: TaskKey) -> Bool { queued[key] != nil }
-
     /// Adds or replaces a connected agent, keeping the slots its leases already use.
     mutating func connect(agentID: String, queues: Set<String>, entrypoints: Set<String>, slots: Int) {
         let used = agents[agentID]?.used ?? 0

@@ -121,9 +121,6 @@ public final class Scheduler {
     /// The live leases an agent holds, by id.
     public func leaseIDs(ofAgent agentID: String) -> [String] { (leasesByAgent[agentID] ?? []).sorted() }
 
-    /// The live lease's task, if the lease is live.
-    public func leaseTask(_ leaseID: String) -> TaskKey? { leases[leaseID]?.key }
-
     // MARK: Runs
 
     /// Creates a manual run of the DAG's latest version.

@@ -98,7 +98,7 @@ struct AgentService: Sendable {
         case .hello?:
             throw GRPCStatus(code: .invalidArgument, message: "Hello is only valid as the first message")
         case .heartbeat(let heartbeat)?:
-            session.heartbeat(freeSlots: heartbeat.freeSlots, at: scheduler.clock.now())
+            session.heartbeat(at: scheduler.clock.now())
             sessions.metrics.apply(heartbeat.metricDeltas, agent: agentID)
             let active = heartbeat.activeLeaseIds
             scheduler.perform({ $0.heartbeat(agentID: agentID, activeLeaseIDs: active) }, completion: { _ in })
@@ -188,7 +188,6 @@ final class AgentSession: Sendable {
 
     private struct LiveState {
         var lastHeartbeat: Instant?
-        var freeSlots: UInt32?
         var draining = false
         var lastSequence: UInt64 = 0
         var isReplaced = false
@@ -206,12 +205,7 @@ final class AgentSession: Sendable {
     /// Queues a message for the agent. Any thread.
     func send(_ message: AgentV1.ServerMessage) { outbound.yield(message) }
 
-    func heartbeat(freeSlots: UInt32, at instant: Instant) {
-        live.withLock {
-            $0.lastHeartbeat = instant
-            $0.freeSlots = freeSlots
-        }
-    }
+    func heartbeat(at instant: Instant) { live.withLock { $0.lastHeartbeat = instant } }
 
     func setDraining(_ draining: Bool) { live.withLock { $0.draining = draining } }
 

@@ -528,7 +528,7 @@ extension ControlV1 {
         public var queues: [String] = []
         /// Its slot count.
         public var slots: UInt32 = 0
-        /// Slots free at its last heartbeat.
+        /// Slots not holding a lease.
         public var freeSlots: UInt32 = 0
         /// Its labels.
         public var labels: [String: String] = [:]

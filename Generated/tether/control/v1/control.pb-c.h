@@ -771,7 +771,7 @@ struct  Tether__Control__V1__Agent
    */
   uint32_t slots;
   /*
-   * Slots free at its last heartbeat.
+   * Slots not holding a lease.
    */
   uint32_t free_slots;
   /*
