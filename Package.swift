@@ -50,7 +50,7 @@ let package = Package(
         // The execution plane: connection loop, task runner, local logs, durable event outbox.
         .target(
             name: "TetherAgent",
-            dependencies: ["GRPC", "H2", "TetherWire", "TetherStore", "TetherScheduler", "TetherDAGFile",
+            dependencies: ["CLinux", "GRPC", "H2", "TetherWire", "TetherStore", "TetherScheduler", "TetherDAGFile",
                            .product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings
         ),

@@ -17,6 +17,8 @@ public final class AgentDaemon: Sendable {
     private let outbox: EventOutbox
     private let logs: LogDirectory
     private let instanceID: String
+    /// What tasks inherit of this process's environment, read once.
+    private let environment = ProcessInfo.processInfo.environment.filter { TaskRunner.inheritedVariables.contains($0.key) }
     private let log: @Sendable (String) -> Void
     private let state = Mutex(State())
 
@@ -212,7 +214,7 @@ public final class AgentDaemon: Sendable {
             flushOutbox()
             return
         }
-        let runner = TaskRunner(grant: grant, configuration: configuration) { [weak self] event in
+        let runner = TaskRunner(grant: grant, configuration: configuration, inheritedEnvironment: environment) { [weak self] event in
             self?.record(event, of: grant)
         }
         state.withLock { $0.runners[grant.leaseId] = runner }
@@ -249,8 +251,8 @@ public final class AgentDaemon: Sendable {
     private func flushOutbox() {
         state.withLock { state in
             guard let session = state.session else { return }
-            guard let pending = try? outbox.pending() else { return }
-            for (sequence, var event) in pending where sequence > state.lastSent {
+            guard let pending = try? outbox.pending(after: state.lastSent) else { return }
+            for (sequence, var event) in pending {
                 event.sequence = sequence
                 session.yield(AgentV1.AgentMessage(.taskEvent(event)))
                 state.lastSent = sequence

@@ -108,20 +108,21 @@ public final class EventOutbox: @unchecked Sendable {
         // orphan record is for); a power loss takes the task's processes with it, and a
         // lost `started` event only loses the start time.
         try write(fsync: false) { database in
-            try Self.insert(lease, bootID: ProcessIdentity.bootID(), into: database)
+            try Self.insert(lease, bootID: ProcessIdentity.bootID, into: database)
             return try Self.append(event, to: database)
         }
     }
 
-    /// Events not yet acknowledged, in sequence order, at most `limit` of them.
+    /// Events not yet acknowledged with a sequence number above `after`, in sequence
+    /// order, at most `limit` of them.
     ///
     /// - Throws: `EventOutboxError.database`, or `.undecodableEvent` if a stored event no
     ///   longer decodes (the file was damaged).
-    public func pending(limit: Int = .max) throws(EventOutboxError) -> [(sequence: UInt64, event: AgentV1.TaskEvent)] {
+    public func pending(after: UInt64 = 0, limit: Int = .max) throws(EventOutboxError) -> [(sequence: UInt64, event: AgentV1.TaskEvent)] {
         let rows = try read { database in
             var rows: [(UInt64, [UInt8])] = []
-            try database.query("SELECT sequence, payload FROM events ORDER BY sequence LIMIT ?",
-                               [.integer(Int64(clamping: limit))]) { row in
+            try database.query("SELECT sequence, payload FROM events WHERE sequence > ? ORDER BY sequence LIMIT ?",
+                               [.integer(Int64(clamping: after)), .integer(Int64(clamping: limit))]) { row in
                 rows.append((UInt64(row[0].int64 ?? 0), row[1].blob ?? []))
             }
             return rows
@@ -199,7 +200,7 @@ public final class EventOutbox: @unchecked Sendable {
     /// - Throws: `EventOutboxError`; leases handled before the failure stay handled.
     @discardableResult
     public func reapOrphans() throws(EventOutboxError) -> [ReapedLease] {
-        let bootID = ProcessIdentity.bootID()
+        let bootID = ProcessIdentity.bootID
         let recorded = try read { database in
             var rows: [(lease: RunningLease, bootID: String?)] = []
             try database.query("""

@@ -1,11 +1,14 @@
 public import H2
 import Glibc
 
-/// The agent's task logs on local disk: `<root>/<dag_id>/<run_id>/<task_id>/attempt-<n>.log`.
-/// Logs never leave the machine.
+/// The agent's task logs on local disk: `<root>/<dag_id>/<run_id>/<task_id>.attempt-<n>.log`.
+/// Logs never leave the machine. A run's attempts share one directory: an inode per attempt
+/// is the whole file-system cost of a task (a directory per task doubled it, and `mkdir` is
+/// the dearer of the two).
 ///
 /// Ids become path components only after `validatedComponent` accepts them (1-255
-/// characters of [A-Za-z0-9._-], not `.` or `..`), and every directory below `root` is
+/// characters of [A-Za-z0-9._-], not `.` or `..`; a task id at most 232, leaving room for
+/// the rest of its file name), and every directory below `root` is
 /// opened with `O_NOFOLLOW`: neither a hostile id nor a symlink planted under `root` can
 /// lead a write or a deletion outside it. (`root` itself may be a symlink: the operator
 /// chose it.)
@@ -20,16 +23,16 @@ public struct LogDirectory: Sendable, Equatable {
         self.root = root
     }
 
-    /// `attempt-<n>.log`.
-    public static func attemptFileName(attempt: UInt32) -> String { "attempt-\(attempt).log" }
+    /// `<task_id>.attempt-<n>.log`.
+    public static func attemptFileName(taskID: String, attempt: UInt32) -> String { "\(taskID).attempt-\(attempt).log" }
 
     /// The path of an attempt's log file. Creates nothing.
     ///
     /// - Throws: `LogDirectoryError.invalidComponent` if an id could escape its directory.
     public func attemptLogPath(dagID: String, runID: String, taskID: String, attempt: UInt32) throws(LogDirectoryError) -> String {
-        let components = try Self.validatedComponents(dagID: dagID, runID: runID, taskID: taskID)
-        return ([root.hasSuffix("/") ? String(root.dropLast()) : root] + components + [Self.attemptFileName(attempt: attempt)])
-            .joined(separator: "/")
+        let directories = try Self.validatedDirectories(dagID: dagID, runID: runID, taskID: taskID)
+        return ([root.hasSuffix("/") ? String(root.dropLast()) : root] + directories
+                + [Self.attemptFileName(taskID: taskID, attempt: attempt)]).joined(separator: "/")
     }
 
     /// `text` if it is safe as one path component under the log root.
@@ -49,17 +52,22 @@ public struct LogDirectory: Sendable, Equatable {
         return text
     }
 
-    static func validatedComponents(dagID: String, runID: String, taskID: String) throws(LogDirectoryError) -> [String] {
-        [try validatedComponent(dagID, role: "dag_id"), try validatedComponent(runID, role: "run_id"),
-         try validatedComponent(taskID, role: "task_id")]
+    /// The dag and run directories' names, once all three ids are accepted (the task id
+    /// with room for `.attempt-<n>.log` in one name).
+    static func validatedDirectories(dagID: String, runID: String, taskID: String) throws(LogDirectoryError) -> [String] {
+        let directories = [try validatedComponent(dagID, role: "dag_id"), try validatedComponent(runID, role: "run_id")]
+        _ = try validatedComponent(taskID, role: "task_id")
+        guard taskID.utf8.count <= maxTaskIDLength else { throw .invalidComponent(role: "task_id", value: taskID) }
+        return directories
     }
+
+    /// A file name holds at most 255 bytes; `.attempt-4294967295.log` takes 23.
+    static let maxTaskIDLength = 232
 
     // MARK: - Opening an attempt's log
 
-    /// An attempt's directory and its log, open.
+    /// An attempt's log, open.
     struct AttemptFiles: ~Copyable {
-        /// `<root>/<dag>/<run>/<task>`, for creating files beside the log.
-        let directory: FileDescriptor
         /// The log, open for appending.
         let log: FileDescriptor
         let logPath: String
@@ -71,15 +79,17 @@ public struct LogDirectory: Sendable, Equatable {
     /// - Throws: `LogDirectoryError` for a bad id or a failed `mkdir`/`open` (a symlink in
     ///   the way fails with ELOOP or ENOTDIR).
     func openAttempt(dagID: String, runID: String, taskID: String, attempt: UInt32) throws(LogDirectoryError) -> AttemptFiles {
-        let components = try Self.validatedComponents(dagID: dagID, runID: runID, taskID: taskID)
+        let directories = try Self.validatedDirectories(dagID: dagID, runID: runID, taskID: taskID)
         let logPath = try attemptLogPath(dagID: dagID, runID: runID, taskID: taskID, attempt: attempt)
         do throws(SystemError) {
-            try Self.makeDirectories(root)
-            var directory = FileDescriptor(owning: try systemCall("open \(root)") {
-                open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-            })
+            var rootFD = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            if rootFD < 0 && errno == ENOENT {
+                try Self.makeDirectories(root)
+                rootFD = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            }
+            var directory = FileDescriptor(owning: try systemCall("open \(root)") { rootFD })
             var path = root
-            for component in components {
+            for component in directories {
                 path += "/" + component
                 let parent = directory.raw
                 if mkdirat(parent, component, 0o750) != 0 && errno != EEXIST {
@@ -89,12 +99,12 @@ public struct LogDirectory: Sendable, Equatable {
                     openat(parent, component, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
                 })
             }
-            let name = Self.attemptFileName(attempt: attempt)
+            let name = Self.attemptFileName(taskID: taskID, attempt: attempt)
             let parent = directory.raw
             let log = FileDescriptor(owning: try systemCall("open \(logPath)") {
                 openat(parent, name, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0o640)
             })
-            return AttemptFiles(directory: directory, log: log, logPath: logPath)
+            return AttemptFiles(log: log, logPath: logPath)
         } catch {
             throw .system(error)
         }
@@ -111,11 +121,10 @@ public struct LogDirectory: Sendable, Equatable {
 
     // MARK: - Retention
 
-    /// Deletes attempt logs (`attempt-<n>.log`, and `.stdin-*` files an agent crash left
-    /// behind) last modified before `now - retention`, then the dag, run and task
-    /// directories left empty that were last modified before then too. Symlinks are never
-    /// followed nor deleted, other files are kept, and `root` itself stays. A retention of
-    /// 0 keeps everything. A missing `root` is not an error.
+    /// Deletes attempt logs (`<task_id>.attempt-<n>.log`) last modified before `now - retention`,
+    /// then the dag and run directories left empty that were last modified before
+    /// then too. Symlinks are never followed nor deleted, other files are kept, and `root`
+    /// itself stays. A retention of 0 keeps everything. A missing `root` is not an error.
     ///
     /// Blocks on file-system calls; call it off Swift's cooperative pool.
     ///
@@ -144,8 +153,8 @@ public struct LogDirectory: Sendable, Equatable {
         try prune(retentionMilliseconds: retentionMilliseconds, nowUnixMilliseconds: unixMicrosecondsNow() / 1_000)
     }
 
-    /// Levels below the root: dag, run, task. Files are deleted only at the task level.
-    private static let taskDepth = 3
+    /// Levels below the root: dag, run. Files are deleted only at the run level.
+    private static let runDepth = 2
 
     /// Prunes the directory `directory` (at `depth` below the root); true if it holds
     /// nothing afterwards.
@@ -166,7 +175,7 @@ public struct LogDirectory: Sendable, Equatable {
             let modifiedMilliseconds = Int64(info.st_mtim.tv_sec) * 1_000 + Int64(info.st_mtim.tv_nsec) / 1_000_000
             let old = modifiedMilliseconds < cutoff
             switch info.st_mode & S_IFMT {
-            case S_IFDIR where depth < taskDepth:
+            case S_IFDIR where depth < runDepth:
                 let child = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
                 guard child >= 0 else {
                     report.failures += 1
@@ -181,7 +190,7 @@ public struct LogDirectory: Sendable, Equatable {
                 } else if errno != ENOTEMPTY && errno != EEXIST {
                     report.failures += 1  // ENOTEMPTY: a new attempt began in it meanwhile
                 }
-            case S_IFREG where depth == taskDepth && old && isPrunable(name):
+            case S_IFREG where depth == runDepth && old && isPrunable(name):
                 if unlinkat(fd, name, 0) == 0 {
                     report.removedFiles += 1
                     remaining -= 1
@@ -197,12 +206,15 @@ public struct LogDirectory: Sendable, Equatable {
         return remaining == 0
     }
 
-    /// Attempt logs and orphaned stdin files; anything else in the tree is not ours.
+    /// Attempt logs; anything else in the tree is not ours.
     private static func isPrunable(_ name: String) -> Bool {
-        if name.hasPrefix(".stdin-") { return true }
-        guard name.hasPrefix("attempt-"), name.hasSuffix(".log") else { return false }
-        let number = name.dropFirst("attempt-".count).dropLast(".log".count)
-        return !number.isEmpty && number.allSatisfy(\.isASCII) && UInt32(number) != nil
+        guard name.hasSuffix(".log") else { return false }
+        let stem = name.dropLast(".log".count)  // <task_id>.attempt-<n>
+        guard let dash = stem.lastIndex(of: "-") else { return false }
+        let number = stem[stem.index(after: dash)...]
+        let head = stem[..<dash]
+        return head.hasSuffix(".attempt") && head.count > ".attempt".count
+            && !number.isEmpty && number.allSatisfy(\.isASCII) && UInt32(number) != nil
     }
 
     /// The names in the open directory `fd` except `.` and `..`; nil if it cannot be read.
@@ -231,9 +243,9 @@ public struct LogDirectory: Sendable, Equatable {
 
 /// What `LogDirectory.prune` did.
 public struct LogPruneReport: Sendable, Equatable {
-    /// Attempt logs (and stale stdin files) deleted.
+    /// Attempt logs deleted.
     public var removedFiles = 0
-    /// Empty dag, run and task directories deleted.
+    /// Empty dag and run directories deleted.
     public var removedDirectories = 0
     /// Symlinks met under the root; never followed, never deleted.
     public var skippedSymlinks = 0

@@ -4,12 +4,12 @@
 ///
 /// Pure reads of `/proc`; safe from any thread. Nil wherever `/proc` has no answer.
 enum ProcessIdentity {
-    /// `/proc/sys/kernel/random/boot_id`: a fresh UUID at every boot.
-    static func bootID() -> String? {
+    /// `/proc/sys/kernel/random/boot_id`: a fresh UUID at every boot, so read once.
+    static let bootID: String? = {
         guard let bytes = readSmallFile("/proc/sys/kernel/random/boot_id") else { return nil }
         let text = String(decoding: bytes, as: UTF8.self).filter { !$0.isWhitespace }
         return text.isEmpty ? nil : text
-    }
+    }()
 
     /// Field 22 (`starttime`) of `/proc/<pid>/stat`, or nil if there is no such process.
     static func startTicks(of pid: Int32) -> UInt64? {

@@ -3,6 +3,7 @@ import Dispatch
 import H2
 import TetherScheduler
 import Foundation
+import CLinux
 import Glibc
 import Synchronization
 
@@ -19,12 +20,13 @@ import Synchronization
 ///
 /// Events: `onEvent` receives `.started` at most once, then `.finished` exactly once
 /// (`.finished` alone when nothing was spawned). `.started` is delivered on the thread that
-/// calls `start()`, before `start()` returns; `.finished` on the runner's own waiter
-/// thread (or on the thread of `start()`/`cancel()` when nothing was spawned). Keep
-/// handlers short; they may block briefly (e.g. a durable outbox append).
+/// calls `start()`, before `start()` returns; `.finished` on the `ChildReaper`'s thread
+/// (or on the thread of `start()`/`cancel()` when nothing was spawned). Keep handlers
+/// short; they may block briefly (e.g. a durable outbox append), holding up the reports
+/// of other tasks' exits meanwhile.
 ///
-/// Thread-safe: `start`, `cancel` and `result` may be called from any thread. The
-/// blocking `waitid`/`wait4` runs on a thread of its own, never on Swift's cooperative pool.
+/// Thread-safe: `start`, `cancel` and `result` may be called from any thread. Waiting for
+/// the exit never blocks Swift's cooperative pool.
 public final class TaskRunner: Sendable {
     /// The process has started.
     public struct Start: Sendable, Equatable {
@@ -147,7 +149,7 @@ public final class TaskRunner: Sendable {
     // MARK: - State
 
     /// The attempt's lifecycle. Signals are sent only while `running` or `stopping`, under
-    /// the lock; the waiter moves to `exited` under the lock while the leader is an
+    /// the lock; `awaitExit` moves to `exited` under the lock while the leader is an
     /// unreaped zombie, so its pid and group id cannot have been reused by then.
     private enum Phase {
         case idle
@@ -184,7 +186,7 @@ public final class TaskRunner: Sendable {
     // MARK: - Starting
 
     /// Spawns the task: resolves the entrypoint, opens the log, spawns, delivers
-    /// `.started`, and starts the waiter thread. On any failure before the process runs,
+    /// `.started`, and has the `ChildReaper` watch for its exit. On any failure before the process runs,
     /// delivers `.finished` with outcome `.rejected` instead. A no-op after
     /// `cancel()` ended the attempt before it started.
     ///
@@ -229,7 +231,7 @@ public final class TaskRunner: Sendable {
         }
         onEvent(.started(start))
         let pid = launched.pid
-        Thread { [self] in awaitExit(of: pid) }.start()
+        ChildReaper.whenExited(pid) { [self] in awaitExit(of: pid) }
     }
 
     /// Why nothing was spawned; the message goes to operators.
@@ -251,7 +253,7 @@ public final class TaskRunner: Sendable {
         do {
             let files = try logDirectory.openAttempt(dagID: task.dagId, runID: task.runId, taskID: task.taskId,
                                                      attempt: grant.attempt)
-            let input = try Self.standardInput(in: files.directory, json: Self.paramsJSON(grant.params))
+            let input = try Self.standardInput(json: Self.paramsJSON(grant.params))
             let launch = TaskProcess.Launch(executablePath: executable, arguments: entrypoint.argv,
                                             environment: environment, workingDirectory: entrypoint.workingDirectory)
             let pid = try TaskProcess.spawn(launch, standardInput: input, output: files.log)
@@ -342,7 +344,7 @@ public final class TaskRunner: Sendable {
     }
 
     /// Signals the group; a failure other than "no such group" is unexpected and only
-    /// worth a line on stderr, since the waiter still reports the outcome.
+    /// worth a line on stderr, since `awaitExit` still reports the outcome.
     private func signal(_ processGroup: pid_t, _ signal: Int32) {
         do {
             try TaskProcess.signalGroup(processGroup, signal)
@@ -353,8 +355,8 @@ public final class TaskRunner: Sendable {
 
     // MARK: - Finishing
 
-    /// The waiter thread: waits for the leader to exit, ends the stopping machinery,
-    /// kills what it left in its group, reaps it and reports.
+    /// Once the leader has exited (on the reaper's thread): ends the stopping machinery,
+    /// kills what the leader left in its group, reaps it and reports.
     private func awaitExit(of pid: pid_t) {
         var waitError: (any Error)?
         do {
@@ -495,29 +497,21 @@ extension TaskRunner {
         return out + "\""
     }
 
-    /// A file holding `json`, positioned at its start, already unlinked from `directory`:
-    /// stdin that never blocks the agent (unlike a pipe the task might not read) and
-    /// leaves nothing behind.
-    static func standardInput(in directory: borrowing FileDescriptor, json: String) throws(SystemError) -> FileDescriptor {
-        let parent = directory.raw
-        var name = ""
-        var fd: Int32 = -1
-        for _ in 0..<16 where fd < 0 {
-            name = ".stdin-" + String(UInt64.random(in: 0...UInt64.max), radix: 36)
-            fd = openat(parent, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-            if fd < 0 && errno != EEXIST { throw SystemError("create stdin file \(name)", errno: errno) }
-        }
-        guard fd >= 0 else { throw SystemError("create stdin file", errno: EEXIST) }
-        let file = FileDescriptor(owning: fd)
-        try systemCall("unlink \(name)") { unlinkat(parent, name, 0) }
+    /// An anonymous in-memory file (memfd) holding `json`, positioned at its start: stdin
+    /// that never blocks the agent (unlike a pipe the task might not read), touches no
+    /// file system and leaves nothing behind.
+    static func standardInput(json: String) throws(SystemError) -> FileDescriptor {
+        let file = FileDescriptor(owning: try systemCall("memfd_create task stdin") {
+            memfd_create("tether-task-stdin", TETHER_MFD_CLOEXEC)
+        })
         let bytes = Array(json.utf8)
         var offset = 0
         while offset < bytes.count {
-            offset += try systemCall("write stdin file") {
+            offset += try systemCall("write task stdin") {
                 bytes.withUnsafeBytes { buffer in write(file.raw, buffer.baseAddress! + offset, buffer.count - offset) }
             }
         }
-        try systemCall("seek stdin file") { lseek(file.raw, 0, SEEK_SET) }
+        try systemCall("seek task stdin") { lseek(file.raw, 0, SEEK_SET) }
         return file
     }
 }

@@ -17,7 +17,7 @@ struct AgentCommand: AsyncParsableCommand {
             --config file. Entrypoints (name -> argv, env, working_dir, timeout) come from the
             file only: the server sends entrypoint names, never commands.
 
-            Task output goes to LOG_DIR/DAG/RUN/TASK/attempt-N.log and never leaves this
+            Task output goes to LOG_DIR/DAG/RUN/TASK.attempt-N.log and never leaves this
             machine. Task events wait in STATE_DIR/outbox.db until the server has stored them.
             HTTPS_PROXY / NO_PROXY (HTTP_PROXY for http:// servers) are honoured via CONNECT.
 

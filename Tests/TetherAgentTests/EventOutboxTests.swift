@@ -61,6 +61,8 @@ import TetherWire
         #expect(pending.map(\.sequence) == [3, 4, 5])
         #expect(pending.map(\.event) == Array(written[2...]))
         #expect(try EventOutbox(directory: directory).pending(limit: 2).map(\.sequence) == [3, 4])
+        #expect(try EventOutbox(directory: directory).pending(after: 3).map(\.sequence) == [4, 5])
+        #expect(try EventOutbox(directory: directory).pending(after: 4, limit: 5).map(\.sequence) == [5])
     }
 
     @Test func acknowledgementBeyondTheLastSequenceMovesNumberingPastIt() throws {

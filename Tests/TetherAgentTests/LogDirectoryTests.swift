@@ -22,8 +22,12 @@ import TetherTestSupport
     @Test func attemptLogPathsAreBuiltFromValidatedIds() throws {
         let logs = LogDirectory(root: "/var/lib/tether-agent/logs/")
         #expect(try logs.attemptLogPath(dagID: "etl", runID: "etl-12", taskID: "load.v2", attempt: 3)
-            == "/var/lib/tether-agent/logs/etl/etl-12/load.v2/attempt-3.log")
-        for (dag, run, task) in [("..", "r", "t"), ("d", "a/../../etc", "t"), ("d", "r", "."), ("d", "", "t"), ("d", "r", "t\u{0}")] {
+            == "/var/lib/tether-agent/logs/etl/etl-12/load.v2.attempt-3.log")
+        // A task id leaves room for ".attempt-4294967295.log" in one 255-byte file name.
+        #expect(try logs.attemptLogPath(dagID: "d", runID: "r", taskID: String(repeating: "t", count: 232), attempt: .max)
+            .hasSuffix("/d/r/" + String(repeating: "t", count: 232) + ".attempt-4294967295.log"))
+        for (dag, run, task) in [("..", "r", "t"), ("d", "a/../../etc", "t"), ("d", "r", "."), ("d", "", "t"), ("d", "r", "t\u{0}"),
+                                 ("d", "r", String(repeating: "t", count: 233))] {
             #expect(throws: LogDirectoryError.self) { try logs.attemptLogPath(dagID: dag, runID: run, taskID: task, attempt: 1) }
         }
     }
@@ -31,15 +35,15 @@ import TetherTestSupport
     @Test func pruneDeletesOldLogsAndTheDirectoriesTheyLeaveEmptyAndKeepsNewOnes() throws {
         let scratch = try ScratchDirectory()
         let root = scratch.path("logs")
-        let old = root + "/etl/run-1/load/attempt-1.log"
-        let oldSibling = root + "/etl/run-2/load/attempt-1.log"
-        let new = root + "/etl/run-2/load/attempt-2.log"
-        let notOurs = root + "/etl/run-3/load/notes.txt"
+        let old = root + "/etl/run-1/load.attempt-1.log"
+        let oldSibling = root + "/etl/run-2/load.attempt-1.log"
+        let new = root + "/etl/run-2/load.attempt-2.log"
+        let notOurs = ["notes.txt", ".attempt-1.log", "load.attempt-x.log", "load.attempt-.log", "load-1.log"].map { root + "/etl/run-3/" + $0 }
         try makeFile(old, ageDays: 10)
         try makeFile(oldSibling, ageDays: 10)
         try makeFile(new, ageDays: 1)
-        try makeFile(notOurs, ageDays: 10)
-        for directory in ["/etl/run-1/load", "/etl/run-1", "/etl/run-2/load", "/etl/run-2", "/etl/run-3/load", "/etl/run-3", "/etl"] {
+        for file in notOurs { try makeFile(file, ageDays: 10) }
+        for directory in ["/etl/run-1", "/etl/run-2", "/etl/run-3", "/etl"] {
             try age(root + directory, days: 10)
         }
 
@@ -47,10 +51,10 @@ import TetherTestSupport
         #expect(!exists(old) && !exists(root + "/etl/run-1"))
         #expect(!exists(oldSibling))
         #expect(exists(new))
-        #expect(exists(notOurs))
+        #expect(notOurs.allSatisfy(exists))
         #expect(exists(root))
         #expect(report.removedFiles == 2)
-        #expect(report.removedDirectories == 2)  // run-1/load and run-1
+        #expect(report.removedDirectories == 1)  // run-1
         #expect(report.failures == 0)
     }
 
@@ -58,11 +62,11 @@ import TetherTestSupport
         let scratch = try ScratchDirectory()
         let root = scratch.path("logs")
         let outside = scratch.path("outside")
-        let victim = outside + "/run/load/attempt-1.log"
+        let victim = outside + "/run/load.attempt-1.log"
         try makeFile(victim, ageDays: 30)
-        try makeFile(root + "/etl/run-1/load/attempt-1.log", ageDays: 30)
+        try makeFile(root + "/etl/run-1/load.attempt-1.log", ageDays: 30)
         try FileManager.default.createSymbolicLink(atPath: root + "/escape", withDestinationPath: outside)
-        try FileManager.default.createSymbolicLink(atPath: root + "/etl/run-1/load/attempt-9.log", withDestinationPath: victim)
+        try FileManager.default.createSymbolicLink(atPath: root + "/etl/run-1/load.attempt-9.log", withDestinationPath: victim)
 
         let report = try LogDirectory(root: root).prune(retentionMilliseconds: 86_400_000)
         #expect(exists(victim))
@@ -74,8 +78,8 @@ import TetherTestSupport
     @Test func zeroRetentionKeepsEverything() throws {
         let scratch = try ScratchDirectory()
         let root = scratch.path("logs")
-        try makeFile(root + "/etl/run-1/load/attempt-1.log", ageDays: 400)
+        try makeFile(root + "/etl/run-1/load.attempt-1.log", ageDays: 400)
         #expect(try LogDirectory(root: root).prune(retentionMilliseconds: 0) == LogPruneReport())
-        #expect(exists(root + "/etl/run-1/load/attempt-1.log"))
+        #expect(exists(root + "/etl/run-1/load.attempt-1.log"))
     }
 }

@@ -62,7 +62,7 @@ final class RunnerFixture: Sendable {
         events.withLock { $0.compactMap { if case .started(let start) = $0 { start } else { nil } } }
     }
 
-    var logPath: String { logRoot + "/etl/nightly-7/load/attempt-2.log" }
+    var logPath: String { logRoot + "/etl/nightly-7/load.attempt-2.log" }
 
     func read(_ name: String) -> String { (try? String(contentsOfFile: scratch.path(name), encoding: .utf8)) ?? "" }
 }
@@ -114,9 +114,28 @@ func processHasEnded(_ pid: Int32) -> Bool {
         #expect(try String(contentsOfFile: fixture.logPath, encoding: .utf8) == "to-stdout\nto-stderr\n")
         #expect(fixture.startedEvents.map(\.logPath) == [fixture.logPath])
         #expect(!result.message.contains("to-std"))
-        // No stdin file is left beside the log.
-        let entries = try FileManager.default.contentsOfDirectory(atPath: fixture.logRoot + "/etl/nightly-7/load")
-        #expect(entries == ["attempt-2.log"])
+        // Nothing but the log is left in the run's directory.
+        let entries = try FileManager.default.contentsOfDirectory(atPath: fixture.logRoot + "/etl/nightly-7")
+        #expect(entries == ["load.attempt-2.log"])
+    }
+
+    @Test func exitsOfConcurrentTasksAreNoticedOnOneReaperThreadNotAThreadEach() async throws {
+        let fixture = try RunnerFixture()
+        // Alive at once, so waiter threads of their own would all exist at once too.
+        let entrypoint = try fixture.shell("sleep 0.3")
+        let finishedOn = Mutex<[UInt]>([])
+        let runners = (0..<12).map { index in
+            TaskRunner(grant: RunnerFixture.grant(runID: "run-\(index)"), entrypoints: ["run": entrypoint],
+                       logDirectory: LogDirectory(root: fixture.logRoot), killGraceMilliseconds: 1_000,
+                       inheritedEnvironment: [:]) { event in
+                if case .finished = event { finishedOn.withLock { $0.append(UInt(pthread_self())) } }
+            }
+        }
+        for runner in runners { runner.start() }
+        for runner in runners { #expect(await runner.result().outcome == .succeeded) }
+        let threads = finishedOn.withLock { $0 }
+        #expect(threads.count == runners.count)
+        #expect(Set(threads).count == 1)
     }
 
     @Test func exitCodesAndSignalsAreReported() async throws {

@@ -29,7 +29,7 @@ import TetherTestSupport
                 let agent = try #require(task.attempts.last?.agent)
                 used.insert(agent)
                 let other = agent == "eu-1" ? "us-1" : "eu-1"
-                let log = "\(cluster.logDirectory(agent))/fan/\(runID)/\(task.id)/attempt-1.log"
+                let log = "\(cluster.logDirectory(agent))/fan/\(runID)/\(task.id).attempt-1.log"
                 let text = try String(contentsOfFile: log, encoding: .utf8)
                 #expect(text.contains("\(Self.marker) \(task.id)"))
                 #expect(!FileManager.default.fileExists(atPath: "\(cluster.logDirectory(other))/fan/\(runID)/\(task.id)"))
@@ -80,7 +80,9 @@ import TetherTestSupport
     @Test func taskOfAKilledAgentIsReleasedToAnotherRegionAndItsStaleReportIsRejected() async throws {
         try await onThreadOfItsOwn {
             let cluster = try Cluster(leaseTTLSeconds: 2)
-            let long = ["/bin/sh", "-c", "sleep 3"]
+            // Long enough on the victim that the kill surely comes first, however loaded
+            // the machine; short on the survivor.
+            let long = ["/bin/sh", "-c", "if [ $TETHER_ATTEMPT = 1 ]; then sleep 60; else sleep 1; fi"]
             try cluster.startAgent("eu-1", slots: 1, labels: ["region": "eu"], entrypoints: ["long": long])
             try cluster.startAgent("us-1", slots: 1, labels: ["region": "us"], entrypoints: ["long": long])
             try cluster.apply("""
