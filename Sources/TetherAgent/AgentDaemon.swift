@@ -7,9 +7,10 @@ import TetherWire
 /// with backoff; leases run as local processes; every task event goes to the durable
 /// outbox first and to the server from there, until the server's Ack.
 ///
-/// Threading: `run()` drives sessions on the caller's task; runner callbacks arrive on
-/// runner threads; shared state sits behind one lock. All messages to the server go
-/// through the session's outbound queue, written by one pump task.
+/// Threading: `run()` drives sessions on the client's event loop; grants start on
+/// Dispatch's pool, runner callbacks arrive on runner threads; shared state sits behind
+/// one lock. All messages to the server go through the session's outbound queue, written
+/// by one pump task.
 public final class AgentDaemon: Sendable {
     public let configuration: AgentConfiguration
     private let client: GRPCClient
@@ -67,7 +68,9 @@ public final class AgentDaemon: Sendable {
         let backoff = GRPCConnectionBackoff()
         while !state.withLock({ $0.finished }) {
             do {
-                try await session()
+                // On the connection's own thread: each message in or out costs no hop to
+                // Swift's global pool and back.
+                try await withTaskExecutorPreference(client.eventLoop) { try await session() }
                 attempt = 0
             } catch {
                 if state.withLock({ $0.finished }) { break }
