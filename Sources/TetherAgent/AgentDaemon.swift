@@ -64,6 +64,17 @@ public final class AgentDaemon: Sendable {
 
     /// Runs sessions until the agent has drained (after `drain()`) or `stop()`.
     public func run() async {
+        // The outbox's writes are crash-safe at once and power-loss-safe once synced.
+        let syncTimer = DispatchSource.makeTimerSource(queue: .global())
+        syncTimer.schedule(deadline: .now() + .seconds(1), repeating: .seconds(1))
+        syncTimer.setEventHandler { [outbox, log] in
+            do { try outbox.sync() } catch { log("outbox: \(error)") }
+        }
+        syncTimer.resume()
+        defer {
+            syncTimer.cancel()
+            try? outbox.sync()
+        }
         var attempt = 0
         let backoff = GRPCConnectionBackoff()
         while !state.withLock({ $0.finished }) {

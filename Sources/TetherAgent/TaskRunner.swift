@@ -470,7 +470,7 @@ extension TaskRunner {
         environment["TETHER_ATTEMPT"] = String(grant.attempt)
         environment["TETHER_LEASE_ID"] = grant.leaseId
         // A NUL cannot travel in an environment string; such a value would cut the string short.
-        return environment.filter { !$0.key.contains("\0") && !$0.value.contains("\0") }
+        return environment.filter { !$0.key.utf8.contains(0) && !$0.value.utf8.contains(0) }
     }
 
     /// The params as one JSON object with keys sorted, values as strings: what the task

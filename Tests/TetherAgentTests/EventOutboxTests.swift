@@ -65,6 +65,24 @@ import TetherWire
         #expect(try EventOutbox(directory: directory).pending(after: 4, limit: 5).map(\.sequence) == [5])
     }
 
+    @Test func syncPutsEveryWriteInTheDatabaseFileItselfNotOnlyInTheLog() throws {
+        let scratch = try ScratchDirectory()
+        let directory = scratch.path("state")
+        let outbox = try EventOutbox(directory: directory)
+        try outbox.sync()
+        try outbox.append(event("r/t/1", .succeeded))
+        // What a power loss would leave if the WAL never reached the disk: the main file.
+        func mainFileAlone() throws -> [UInt64] {
+            let copy = scratch.path("copy-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(atPath: copy, withIntermediateDirectories: true)
+            try FileManager.default.copyItem(atPath: directory + "/" + EventOutbox.fileName, toPath: copy + "/" + EventOutbox.fileName)
+            return try EventOutbox(directory: copy).pending().map(\.sequence)
+        }
+        #expect(try mainFileAlone() == [])
+        try outbox.sync()
+        #expect(try mainFileAlone() == [1])
+    }
+
     @Test func acknowledgementBeyondTheLastSequenceMovesNumberingPastIt() throws {
         let scratch = try ScratchDirectory()
         let outbox = try EventOutbox(directory: scratch.path("state"))
