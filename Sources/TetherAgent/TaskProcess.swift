@@ -121,7 +121,7 @@ enum TaskProcess {
     /// The file `program` names: itself if it contains a slash, else the first executable
     /// regular file called `program` in the colon-separated `searchPath`. Nil if none.
     static func resolveProgram(_ program: String, searchPath: String) -> String? {
-        if program.contains("/") { return program }
+        if program.utf8.contains(UInt8(ascii: "/")) { return program }
         for directory in searchPath.split(separator: ":", omittingEmptySubsequences: true) where directory.hasPrefix("/") {
             let candidate = String(directory.hasSuffix("/") ? directory + program : directory + "/" + program)
             var info = stat()
