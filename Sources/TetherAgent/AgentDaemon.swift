@@ -8,7 +8,8 @@ import TetherWire
 /// outbox first and to the server from there, until the server's Ack.
 ///
 /// Threading: `run()` drives sessions on the client's event loop; grants start on
-/// Dispatch's pool, runner callbacks arrive on runner threads; shared state sits behind
+/// Dispatch's pool (never on the loop: a slow disk or a hung mount must not stall the
+/// connection), runner callbacks arrive on runner threads; shared state sits behind
 /// one lock. All messages to the server go through the session's outbound queue, written
 /// by one pump task.
 public final class AgentDaemon: Sendable {
@@ -233,10 +234,8 @@ public final class AgentDaemon: Sendable {
         }
         state.withLock { $0.runners[grant.leaseId] = runner }
         log("lease \(grant.leaseId) (attempt \(grant.attempt)): running \(grant.entrypoint)")
-        // Here, on the connection's thread: spawning (log file, posix_spawn, the start
-        // event in the outbox) takes a few hundred microseconds, less than handing it to
-        // another thread and waking that up.
-        runner.start()
+        // Off the connection's thread: a slow disk or a hung mount must not stall it.
+        DispatchQueue.global().async { runner.start() }
     }
 
     /// A runner's event: durable in the outbox first, then sent.

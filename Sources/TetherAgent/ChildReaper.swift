@@ -19,7 +19,10 @@ enum ChildReaper {
     /// `waitid` instead and then runs `body`.
     static func whenExited(_ pid: pid_t, _ body: @escaping @Sendable () -> Void) {
         let fd = tether_pidfd_open(pid)
-        guard fd >= 0, let loop else { return waitOnThreadOfItsOwn(pid, body) }
+        guard fd >= 0, let loop else {
+            if fd >= 0 { close(fd) }
+            return waitOnThreadOfItsOwn(pid, body)
+        }
         loop.execute { Watch.start(pid: pid, fd: fd, loop: loop, body: body) }
     }
 
@@ -66,7 +69,7 @@ private final class Watch: EventLoopSelectable {
         self.registration = nil
         loop.unregister(registration)
         close(fd)
-        keepAlive = nil
         body()
+        keepAlive = nil
     }
 }

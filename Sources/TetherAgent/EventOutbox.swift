@@ -27,11 +27,17 @@ public final class EventOutbox: @unchecked Sendable {
 
     /// The database file.
     public let path: String
-    // Safety (@unchecked Sendable): the connection is used only while `lock` is held.
+    // Safety (@unchecked Sendable): `connection` and `writes` are used only while `lock`
+    // is held; `checkpointer` and `syncedWrites` only while `syncLock` is.
     private let connection: SQLiteDatabase
     private let lock = NSLock()
-    /// Written since the last `sync()`; under `lock`.
-    private var unsynced = true
+    /// Write transactions begun so far.
+    private var writes: UInt64 = 0
+    /// A second connection, for `sync()`: its checkpoint and fsyncs never hold up writers.
+    private let checkpointer: SQLiteDatabase
+    private let syncLock = NSLock()
+    /// `writes` as of the last complete checkpoint; nil before the first.
+    private var syncedWrites: UInt64?
 
     /// Opens (creating if needed) `directory/outbox.db`, creating `directory` (mode 0750)
     /// too, and migrates its schema.
@@ -65,6 +71,11 @@ public final class EventOutbox: @unchecked Sendable {
             throw .migration("\(error)")
         }
         self.connection = connection
+        do {
+            checkpointer = try SQLiteDatabase(.init(path: path, access: .readWriteCreate, synchronous: .normal))
+        } catch {
+            throw .database(error)
+        }
     }
 
     static let migrations = [
@@ -303,20 +314,32 @@ public final class EventOutbox: @unchecked Sendable {
     }
 
     /// Makes every write so far survive a power loss: a checkpoint, which fsyncs the WAL
-    /// and then the database. Does nothing when nothing was written since the last one.
+    /// and then the database, on a connection of its own, so writers go on meanwhile.
+    /// Does nothing when nothing was written since the last complete one; a checkpoint
+    /// that could not copy every frame (a reader held an older snapshot) counts as not
+    /// done, and the next call tries again.
     ///
     /// - Throws: `EventOutboxError.database`; the writes stay crash-safe and the next
     ///   call tries again.
     public func sync() throws(EventOutboxError) {
+        syncLock.lock()
+        defer { syncLock.unlock() }
         lock.lock()
-        defer { lock.unlock() }
-        guard unsynced else { return }
+        let target = writes
+        lock.unlock()
+        guard target != syncedWrites else { return }
+        var complete = false
         do {
-            try connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        } catch {
+            // One row: busy (0 or 1), frames in the WAL, frames copied into the database.
+            try checkpointer.query("PRAGMA wal_checkpoint(PASSIVE)") { row in
+                complete = row[0].int64 == 0 && row[1].int64 == row[2].int64
+            }
+        } catch let error as SQLiteError {
             throw .database(error)
+        } catch {
+            throw EventOutboxError(error)
         }
-        unsynced = false
+        if complete { syncedWrites = target }
     }
 
     /// Runs `body` in an IMMEDIATE transaction under the lock.
@@ -324,7 +347,7 @@ public final class EventOutbox: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         do {
-            unsynced = true
+            writes &+= 1
             return try connection.transaction(.immediate, body)
         } catch {
             throw EventOutboxError(error)

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Testing
+import TetherStore
 import TetherTestSupport
 import TetherWire
 @testable import TetherAgent
@@ -81,6 +82,18 @@ import TetherWire
         #expect(try mainFileAlone() == [])
         try outbox.sync()
         #expect(try mainFileAlone() == [1])
+
+        // A reader holding an older snapshot stops the checkpoint short: that sync does
+        // not count, and the next one, once the reader is gone, copies the rest.
+        let reader = try SQLiteDatabase(.init(path: directory + "/" + EventOutbox.fileName, access: .readOnly))
+        try reader.execute("BEGIN")
+        _ = try reader.scalar("SELECT count(*) FROM events")
+        try outbox.append(event("r/t/2", .succeeded))
+        try outbox.sync()
+        #expect(try mainFileAlone() == [1])
+        try reader.execute("COMMIT")
+        try outbox.sync()
+        #expect(try mainFileAlone() == [1, 2])
     }
 
     @Test func acknowledgementBeyondTheLastSequenceMovesNumberingPastIt() throws {

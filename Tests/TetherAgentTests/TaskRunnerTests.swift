@@ -119,7 +119,8 @@ func processHasEnded(_ pid: Int32) -> Bool {
         #expect(entries == ["load.attempt-2.log"])
     }
 
-    @Test func exitsOfConcurrentTasksAreNoticedOnOneReaperThreadNotAThreadEach() async throws {
+    @Test(.timeLimit(.minutes(1)))  // a lost exit would otherwise hang the run
+    func exitsOfConcurrentTasksAreNoticedOnOneReaperThreadNotAThreadEach() async throws {
         let fixture = try RunnerFixture()
         // Alive at once, so waiter threads of their own would all exist at once too.
         let entrypoint = try fixture.shell("sleep 0.3")

@@ -32,7 +32,7 @@ import TetherTestSupport
                 let log = "\(cluster.logDirectory(agent))/fan/\(runID)/\(task.id).attempt-1.log"
                 let text = try String(contentsOfFile: log, encoding: .utf8)
                 #expect(text.contains("\(Self.marker) \(task.id)"))
-                #expect(!FileManager.default.fileExists(atPath: "\(cluster.logDirectory(other))/fan/\(runID)/\(task.id)"))
+                #expect(!FileManager.default.fileExists(atPath: "\(cluster.logDirectory(other))/fan/\(runID)/\(task.id).attempt-1.log"))
             }
             #expect(used == ["eu-1", "us-1"], "both agents should take part")
             // No agent ran more than its slots at once.
