@@ -125,4 +125,13 @@ public struct GRPCResponseWriter<Message: WireMessage>: Sendable {
         try await call.waitUntilWritable()
         try call.send(try encode(message))
     }
+
+    /// Ends the call now with `status`, from any thread: the status goes out (then
+    /// RST_STREAM), the handler's pending and later reads and writes throw it, and its
+    /// task is cancelled. For a client that stopped reading, whose writes would otherwise
+    /// wait for room forever. Nothing happens if the call has ended already.
+    public func end(_ status: GRPCStatus) {
+        let call = self.call
+        call.loop.execute { call.end(status) }
+    }
 }

@@ -88,7 +88,7 @@ final class GRPCServerCall: HTTP2StreamDelegate, @unchecked Sendable {
             deadline = .now + duration
             deadlineTimer = loop.schedule(after: duration) { [weak self] in
                 self?.deadlineTimer = nil
-                self?.cancel(GRPCStatus(code: .deadlineExceeded, message: "deadline of \(timeout) exceeded"))
+                self?.end(GRPCStatus(code: .deadlineExceeded, message: "deadline of \(timeout) exceeded"))
             }
         }
         let connection = stream.connection
@@ -124,7 +124,7 @@ final class GRPCServerCall: HTTP2StreamDelegate, @unchecked Sendable {
                 }
             } catch {
                 stream.consumed(bytes.count)
-                return cancel(error)
+                return end(error)
             }
             // While the handler keeps up (its queue is empty), bytes count as consumed at
             // once; that includes a message still being received, which may be larger than
@@ -166,7 +166,7 @@ final class GRPCServerCall: HTTP2StreamDelegate, @unchecked Sendable {
     private func endOfRequests() {
         guard case .running = state else { return }
         if deframer.hasPartialMessage {
-            return cancel(GRPCStatus(code: .internal, message: "request stream ended inside a message"))
+            return end(GRPCStatus(code: .internal, message: "request stream ended inside a message"))
         }
         requests.finish()
     }
@@ -201,8 +201,9 @@ final class GRPCServerCall: HTTP2StreamDelegate, @unchecked Sendable {
         }
     }
 
-    /// Ends the call with `status` now (deadline, bad input): the handler is cancelled.
-    private func cancel(_ status: GRPCStatus) {
+    /// Ends the call with `status` now (deadline, bad input, `GRPCResponseWriter.end`):
+    /// the handler is cancelled, and its waiting reads and writes throw `status`.
+    func end(_ status: GRPCStatus) {
         guard case .running = state else { return }
         // The client may still be sending: RST_STREAM(NO_ERROR) after the status
         // tells it to stop, as RFC 9113 8.1 allows once the response is complete.

@@ -8,7 +8,9 @@ import TetherWire
 ///
 /// Order on the stream: the Welcome goes first, then grants, revokes and acks in the
 /// order their commits completed. Every server message of a session passes through its
-/// outbound queue, written by one pump task, so the stream has a single writer.
+/// outbound queue, written by one pump task, so the stream has a single writer. The
+/// queue is bounded: an agent that sends but stops reading has its call ended with
+/// RESOURCE_EXHAUSTED once `outboundLimit` messages wait for it.
 struct AgentService: Sendable {
     static let name = "tether.agent.v1.AgentService"
 
@@ -18,6 +20,8 @@ struct AgentService: Sendable {
     let heartbeatIntervalMilliseconds: UInt64
     let leaseTTLMilliseconds: UInt64
     let serverVersion: String
+    /// Messages a session may have waiting for its agent to read.
+    let outboundLimit: Int
 
     func register(in router: inout GRPCRouter) {
         router.bidirectionalStreaming(Self.name, "Connect") {
@@ -40,7 +44,8 @@ struct AgentService: Sendable {
                              message: "token \(token.tokenID) may only connect as agent '\(token.agentName)', not '\(hello.name)'")
         }
         let (outbound, continuation) = AsyncStream.makeStream(of: AgentV1.ServerMessage.self)
-        let session = AgentSession(hello: hello, peer: context.peer, connectedAt: scheduler.clock.now(), outbound: continuation)
+        let session = AgentSession(hello: hello, peer: context.peer, connectedAt: scheduler.clock.now(), outbound: continuation,
+                                   limit: outboundLimit, end: { writer.end($0) })
         // A new session of the same name replaces the old one: after a NAT drops a
         // connection, the agent redials long before keepalive would notice the old one.
         sessions.register(session)
@@ -73,7 +78,10 @@ struct AgentService: Sendable {
         try await withThrowingTaskGroup(of: Void.self) { group in
             // The pump: the only writer of the stream from here on.
             group.addTask {
-                for await message in outbound { try await writer.write(message) }
+                for await message in outbound {
+                    session.dequeued()
+                    try await writer.write(message)
+                }
             }
             while let message = try await incoming.next() {
                 try handle(message, from: session)
@@ -86,7 +94,8 @@ struct AgentService: Sendable {
 
     private func handle(_ message: AgentV1.AgentMessage, from session: AgentSession) throws(GRPCStatus) {
         // A newer session of this name took over (this connection may be half-open, or a
-        // second process uses the name): the old one ends at its next message.
+        // second process uses the name): the old one was ended; this is a message that
+        // was already on its way.
         guard !session.isReplaced else {
             throw GRPCStatus(code: .aborted, message: "replaced by a newer session of agent '\(session.name)'")
         }
@@ -184,6 +193,8 @@ final class AgentSession: Sendable {
     let peer: String
     let connectedAt: Instant
     private let outbound: AsyncStream<AgentV1.ServerMessage>.Continuation
+    private let limit: Int
+    private let end: @Sendable (GRPCStatus) -> Void
     private let live = Mutex(LiveState())
 
     private struct LiveState {
@@ -191,19 +202,51 @@ final class AgentSession: Sendable {
         var draining = false
         var lastSequence: UInt64 = 0
         var isReplaced = false
+        /// Messages queued and not yet taken by the pump.
+        var queued = 0
+        /// The queue was closed (overflow, replacement); nothing more is queued.
+        var closed = false
     }
 
     var name: String { hello.name }
 
-    init(hello: AgentV1.Hello, peer: String, connectedAt: Instant, outbound: AsyncStream<AgentV1.ServerMessage>.Continuation) {
+    /// - Parameters:
+    ///   - limit: messages that may wait for the pump; one more ends the call.
+    ///   - end: ends the call with a status (`GRPCResponseWriter.end`).
+    init(hello: AgentV1.Hello, peer: String, connectedAt: Instant, outbound: AsyncStream<AgentV1.ServerMessage>.Continuation,
+         limit: Int, end: @escaping @Sendable (GRPCStatus) -> Void) {
         self.hello = hello
         self.peer = peer
         self.connectedAt = connectedAt
         self.outbound = outbound
+        self.limit = limit
+        self.end = end
     }
 
-    /// Queues a message for the agent. Any thread.
-    func send(_ message: AgentV1.ServerMessage) { outbound.yield(message) }
+    /// Queues a message for the agent, in call order. Any thread. When `limit` messages
+    /// already wait (the agent stopped reading), ends the call with RESOURCE_EXHAUSTED
+    /// instead: what it misses is re-sent or re-decided after it reconnects (grants
+    /// expire, events are resent and acknowledged again).
+    func send(_ message: AgentV1.ServerMessage) {
+        let overflowed = live.withLock { state -> Bool in
+            guard !state.closed else { return false }
+            guard state.queued < limit else {
+                state.closed = true
+                outbound.finish()
+                return true
+            }
+            state.queued += 1
+            outbound.yield(message)
+            return false
+        }
+        if overflowed {
+            end(GRPCStatus(code: .resourceExhausted,
+                           message: "agent '\(name)' is not reading its stream: \(limit) messages wait for it"))
+        }
+    }
+
+    /// The pump took a message off the queue.
+    func dequeued() { live.withLock { $0.queued -= 1 } }
 
     func heartbeat(at instant: Instant) { live.withLock { $0.lastHeartbeat = instant } }
 
@@ -216,10 +259,14 @@ final class AgentSession: Sendable {
     /// Whether a newer session of the same name took over.
     var isReplaced: Bool { live.withLock { $0.isReplaced } }
 
-    /// Stops this session's output; its handler ends at the agent's next message.
+    /// Ends this session's call: a newer one of the same name took over.
     func markReplaced() {
-        live.withLock { $0.isReplaced = true }
-        outbound.finish()
+        live.withLock { state in
+            state.isReplaced = true
+            state.closed = true
+            outbound.finish()
+        }
+        end(GRPCStatus(code: .aborted, message: "replaced by a newer session of agent '\(name)'"))
     }
 
     var isDraining: Bool { live.withLock { $0.draining } }

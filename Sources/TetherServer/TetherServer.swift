@@ -25,6 +25,9 @@ public final class TetherServer: Sendable {
         public var synchronous = SQLiteDatabase.Options.Synchronous.full
         public var leaseTTLMilliseconds: Int64 = 30_000
         public var heartbeatIntervalMilliseconds: Int64 = 5_000
+        /// Messages (grants, revokes, acks) that may wait for an agent that is not reading
+        /// its stream before its call is ended; bounds what a stalled agent costs.
+        public var agentOutboundLimit = 16_384
         /// The server's version, told to agents.
         public var version = "dev"
 
@@ -95,7 +98,8 @@ public final class TetherServer: Sendable {
         AgentService(scheduler: scheduler, sessions: sessions, authenticator: authenticator,
                      heartbeatIntervalMilliseconds: UInt64(configuration.heartbeatIntervalMilliseconds),
                      leaseTTLMilliseconds: UInt64(configuration.leaseTTLMilliseconds),
-                     serverVersion: configuration.version).register(in: &router)
+                     serverVersion: configuration.version,
+                     outboundLimit: configuration.agentOutboundLimit).register(in: &router)
         ControlService(scheduler: scheduler, store: store, sessions: sessions, tokens: tokens,
                        authenticator: authenticator).register(in: &router)
         grpc = try GRPCServer(configuration: .init(address: configuration.listen, tls: tls), router: router)

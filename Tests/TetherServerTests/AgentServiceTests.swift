@@ -62,8 +62,7 @@ import TetherWire
         // The agent redialled after its old connection was lost without a close.
         let second = try await h.connectAgent("eu-1", entrypoints: ["work"])
         _ = try await second.welcome()
-        // The old session ends at its next message.
-        try await first.heartbeat([])
+        // The old session is ended at once, without waiting for a message from it.
         do {
             while try await first.call.next() != nil {}
             Issue.record("the replaced session went on")
@@ -128,6 +127,44 @@ import TetherWire
         let agents: ControlV1.ListAgentsResponse = try await h.control("ListAgents", ControlV1.ListAgentsRequest())
         #expect(agents.agents.map(\.name) == ["a"])
         await agent.close()
+        await h.stop()
+    }
+
+    @Test func anAgentThatSendsButNeverReadsHasItsCallEndedOnceItsQueueIsFull() async throws {
+        let h = try ServerHarness(agentOutboundLimit: 32)
+        let stalled = try await h.connectAgent("stalled", entrypoints: ["work"])
+        let reader = try await h.connectAgent("reader", entrypoints: ["work"])
+        _ = try await reader.welcome()
+        // `stalled` never reads, so its client withholds the stream window and the Acks
+        // pile up on the server. Each event names a long unknown lease, so each rejection
+        // Ack carries ~8 KiB, and the stream window and the 1 MiB send buffer fill after
+        // some 140; then 32 more end the call.
+        let leaseID = String(repeating: "x", count: 4_000)
+        func connected() async throws -> [String] {
+            let agents: ControlV1.ListAgentsResponse = try await h.control("ListAgents", ControlV1.ListAgentsRequest())
+            return agents.agents.map(\.name)
+        }
+        var sequence: UInt64 = 0
+        var gone = false
+        while !gone && sequence < 2_000 {
+            for _ in 0..<50 {
+                sequence += 1
+                do {
+                    try await stalled.report(AgentV1.LeaseGrant(), .succeeded, sequence: sequence, epoch: 1, leaseID: leaseID)
+                } catch {
+                    break  // the stream is gone
+                }
+            }
+            gone = try await !connected().contains("stalled")
+        }
+        #expect(gone, "still connected after \(sequence) events")
+        #expect(sequence > 100, "ended after only \(sequence) events: before the send buffer could have filled")
+        // The server goes on serving: the other agent still gets its Acks.
+        try await reader.report(AgentV1.LeaseGrant(), .succeeded, sequence: 1, epoch: 1, leaseID: "nope")
+        #expect(try await reader.ack().rejections.first?.leaseId == "nope")
+        #expect(try await connected() == ["reader"])
+        await reader.close()
+        await stalled.close()
         await h.stop()
     }
 
