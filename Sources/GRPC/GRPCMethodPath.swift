@@ -38,8 +38,18 @@ public struct GRPCMethodPath: Hashable, Sendable, CustomStringConvertible {
     /// Same as ``path``.
     public var description: String { path }
 
+    /// Identifiers joined by single dots.
     private static func isQualifiedName(_ name: Substring.UTF8View) -> Bool {
-        name.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false).allSatisfy(isIdentifier)
+        var segmentStart = name.startIndex
+        var index = name.startIndex
+        while index != name.endIndex {
+            if name[index] == UInt8(ascii: ".") {
+                guard isIdentifier(name[segmentStart..<index]) else { return false }
+                segmentStart = name.index(after: index)
+            }
+            index = name.index(after: index)
+        }
+        return isIdentifier(name[segmentStart...])
     }
 
     private static func isIdentifier(_ name: Substring.UTF8View) -> Bool {

@@ -92,7 +92,7 @@ final class GRPCServerCall: HTTP2StreamDelegate, @unchecked Sendable {
             }
         }
         let connection = stream.connection
-        let context = GRPCServerContext(head: head, peer: connection?.peerAddress?.description ?? "unknown",
+        let context = GRPCServerContext(head: head, peer: connection?.peerDescription ?? "unknown",
                                         peerIdentity: connection?.peerIdentity, deadline: deadline)
         if endStream { requests.finish() }
         task = Task(executorPreference: loop) { [self] in
@@ -152,11 +152,15 @@ final class GRPCServerCall: HTTP2StreamDelegate, @unchecked Sendable {
         state = .finished
         if let deadlineTimer { loop.cancelTimer(deadlineTimer) }
         deadlineTimer = nil
+        let task = self.task
+        self.task = nil
+        // The usual close comes after the status went out (`finish`, or `end`, which
+        // already failed the handler's reads and writes): nobody is left to tell.
+        guard wasRunning else { return }
         let status = GRPCStatus(code: .cancelled, message: "stream closed: \(reason)")
         requests.fail(status)
         resumeWritableWaiters(throwing: status)
-        if wasRunning { task?.cancel() }
-        task = nil
+        task?.cancel()
     }
 
     func streamWritable(_ stream: HTTP2Stream) {
@@ -179,12 +183,13 @@ final class GRPCServerCall: HTTP2StreamDelegate, @unchecked Sendable {
         guard case .running = state else { throw GRPCStatus(code: .cancelled, message: "call already finished") }
         if !responseHeadersSent {
             responseHeadersSent = true
-            stream.sendResponseHeaders([HTTP2Header(":status", "200"),
-                                        HTTP2Header("content-type", "application/grpc"),
-                                        HTTP2Header("grpc-accept-encoding", "identity")])
+            stream.sendResponseHeaders(Self.responseHeaders)
         }
         stream.sendData(try framer.frame(message))
     }
+
+    private static let responseHeaders = [HTTP2Header(":status", "200"), HTTP2Header("content-type", "application/grpc"),
+                                          HTTP2Header("grpc-accept-encoding", "identity")]
 
     /// Suspends while more than `GRPCServer.Limits.sendBufferBytes` are queued.
     func waitUntilWritable() async throws {

@@ -27,6 +27,8 @@ public final class HTTP2Connection: EventLoopSelectable, EventLoopFlushable {
     public let loop: EventLoop
     public let role: Role
     public let peerAddress: SocketAddress?
+    /// `peerAddress` as text ("unknown" without one), formatted once per connection.
+    public private(set) lazy var peerDescription: String = peerAddress?.description ?? "unknown"
     public let configuration: HTTP2Configuration
     /// The verified certificate identity of the peer, after a TLS handshake.
     public private(set) var peerIdentity: TLSPeerIdentity?
