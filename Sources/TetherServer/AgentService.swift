@@ -44,8 +44,8 @@ struct AgentService: Sendable {
                              message: "token \(token.tokenID) may only connect as agent '\(token.agentName)', not '\(hello.name)'")
         }
         let (outbound, continuation) = AsyncStream.makeStream(of: AgentV1.ServerMessage.self)
-        let session = AgentSession(hello: hello, peer: context.peer, connectedAt: scheduler.clock.now(), outbound: continuation,
-                                   limit: outboundLimit, end: { writer.end($0) })
+        let session = AgentSession(hello: hello, tokenID: token.tokenID, peer: context.peer, connectedAt: scheduler.clock.now(),
+                                   outbound: continuation, limit: outboundLimit, end: { writer.end($0) })
         // A new session of the same name replaces the old one: after a NAT drops a
         // connection, the agent redials long before keepalive would notice the old one.
         sessions.register(session)
@@ -107,6 +107,12 @@ struct AgentService: Sendable {
         case .hello?:
             throw GRPCStatus(code: .invalidArgument, message: "Hello is only valid as the first message")
         case .heartbeat(let heartbeat)?:
+            // A token that expired (or was revoked) since the stream opened ends it here.
+            guard authenticator.tokens.isActive(tokenID: session.tokenID, now: scheduler.clock.now().millisecondsSinceEpoch) else {
+                let status = AgentSession.tokenEnded(session.tokenID)
+                session.end(status)
+                throw status
+            }
             session.heartbeat(at: scheduler.clock.now())
             sessions.metrics.apply(heartbeat.metricDeltas, agent: agentID)
             let active = heartbeat.activeLeaseIds
@@ -190,11 +196,13 @@ extension TaskReport {
 /// One connected agent's session: what it announced and its outbound queue.
 final class AgentSession: Sendable {
     let hello: AgentV1.Hello
+    /// The token the stream authenticated with.
+    let tokenID: String
     let peer: String
     let connectedAt: Instant
     private let outbound: AsyncStream<AgentV1.ServerMessage>.Continuation
     private let limit: Int
-    private let end: @Sendable (GRPCStatus) -> Void
+    private let endCall: @Sendable (GRPCStatus) -> Void
     private let live = Mutex(LiveState())
 
     private struct LiveState {
@@ -213,14 +221,15 @@ final class AgentSession: Sendable {
     /// - Parameters:
     ///   - limit: messages that may wait for the pump; one more ends the call.
     ///   - end: ends the call with a status (`GRPCResponseWriter.end`).
-    init(hello: AgentV1.Hello, peer: String, connectedAt: Instant, outbound: AsyncStream<AgentV1.ServerMessage>.Continuation,
-         limit: Int, end: @escaping @Sendable (GRPCStatus) -> Void) {
+    init(hello: AgentV1.Hello, tokenID: String, peer: String, connectedAt: Instant,
+         outbound: AsyncStream<AgentV1.ServerMessage>.Continuation, limit: Int, end: @escaping @Sendable (GRPCStatus) -> Void) {
         self.hello = hello
+        self.tokenID = tokenID
         self.peer = peer
         self.connectedAt = connectedAt
         self.outbound = outbound
         self.limit = limit
-        self.end = end
+        self.endCall = end
     }
 
     /// Queues a message for the agent, in call order. Any thread. When `limit` messages
@@ -232,7 +241,6 @@ final class AgentSession: Sendable {
             guard !state.closed else { return false }
             guard state.queued < limit else {
                 state.closed = true
-                outbound.finish()
                 return true
             }
             state.queued += 1
@@ -248,6 +256,20 @@ final class AgentSession: Sendable {
     /// The pump took a message off the queue.
     func dequeued() { live.withLock { $0.queued -= 1 } }
 
+    /// Ends the call now with `status`; its handler's reads and writes throw it.
+    func end(_ status: GRPCStatus) {
+        live.withLock { state in
+            state.closed = true
+            outbound.finish()
+        }
+        endCall(status)
+    }
+
+    /// How a stream ends when its token stops being valid.
+    static func tokenEnded(_ tokenID: String) -> GRPCStatus {
+        GRPCStatus(code: .unauthenticated, message: "token \(tokenID) was revoked or has expired")
+    }
+
     func heartbeat(at instant: Instant) { live.withLock { $0.lastHeartbeat = instant } }
 
     func setDraining(_ draining: Bool) { live.withLock { $0.draining = draining } }
@@ -261,11 +283,7 @@ final class AgentSession: Sendable {
 
     /// Ends this session's call: a newer one of the same name took over.
     func markReplaced() {
-        live.withLock { state in
-            state.isReplaced = true
-            state.closed = true
-            outbound.finish()
-        }
+        live.withLock { $0.isReplaced = true }
         end(GRPCStatus(code: .aborted, message: "replaced by a newer session of agent '\(name)'"))
     }
 
@@ -299,6 +317,13 @@ final class AgentSessions: Sendable {
     }
 
     func session(_ name: String) -> AgentSession? { sessions.withLock { $0[name] } }
+
+    /// Ends every session that authenticated with `tokenID` (it was just revoked).
+    func endSessions(ofToken tokenID: String) {
+        for session in sessions.withLock({ Array($0.values) }) where session.tokenID == tokenID {
+            session.end(AgentSession.tokenEnded(tokenID))
+        }
+    }
 
     var all: [AgentSession] { sessions.withLock { Array($0.values) }.sorted { $0.name < $1.name } }
 

@@ -370,6 +370,7 @@ struct ControlService: Sendable {
         var response = ControlV1.RevokeTokenResponse()
         do {
             response.token = ControlV1.Token(try tokens.revoke(tokenID: request.tokenId, now: scheduler.clock.now().millisecondsSinceEpoch))
+            sessions.endSessions(ofToken: request.tokenId)
         } catch TokenStoreError.unknownToken(let id) {
             throw GRPCStatus(code: .notFound, message: "no token '\(id)'")
         }

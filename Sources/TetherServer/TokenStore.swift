@@ -112,6 +112,11 @@ public final class TokenStore: Sendable {
         }
     }
 
+    /// Whether the token `tokenID` exists and is neither revoked nor expired at `now`.
+    public func isActive(tokenID: String, now: Int64) -> Bool {
+        entries.withLock { $0[tokenID]?.record.isActive(at: now) ?? false }
+    }
+
     /// Every token, newest first; inactive ones only if asked for.
     public func list(includeInactive: Bool, now: Int64) -> [TokenRecord] {
         entries.withLock { $0.values.map(\.record) }

@@ -91,7 +91,7 @@ struct TokenCommand: AsyncParsableCommand {
     }
 
     struct Revoke: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Revoke a token; calls with it fail from now on.")
+        static let configuration = CommandConfiguration(abstract: "Revoke a token; calls with it fail from now on, and agent streams opened with it end.")
         @OptionGroup var client: ClientOptions
         @Argument(help: "Token id.") var token: String
 

@@ -168,6 +168,54 @@ import TetherWire
         await h.stop()
     }
 
+    @Test(.timeLimit(.minutes(1)))  // a stream that went on would wait here forever
+    func revokingAnAgentsTokenEndsItsLiveStream() async throws {
+        let h = try ServerHarness()
+        var create = ControlV1.CreateTokenRequest()
+        create.role = .agent
+        let created: ControlV1.CreateTokenResponse = try await h.control("CreateToken", create)
+        let agent = try await h.connectAgent("eu-1", entrypoints: ["work"], secret: created.secret)
+        _ = try await agent.welcome()
+        var request = ControlV1.RevokeTokenRequest()
+        request.tokenId = try #require(created.token?.tokenId)
+        let _: ControlV1.RevokeTokenResponse = try await h.control("RevokeToken", request)
+        // Without a message from the agent: the revocation itself ends the stream.
+        do {
+            while try await agent.call.next() != nil {}
+            Issue.record("the stream went on after its token was revoked")
+        } catch {
+            #expect(error.code == .unauthenticated)
+            #expect(error.message.contains("revoked"))
+        }
+        let agents: ControlV1.ListAgentsResponse = try await h.control("ListAgents", ControlV1.ListAgentsRequest())
+        #expect(agents.agents.isEmpty)
+        await h.stop()
+    }
+
+    @Test func aStreamWhoseTokenExpiredEndsAtItsNextHeartbeat() async throws {
+        let h = try ServerHarness()
+        var create = ControlV1.CreateTokenRequest()
+        create.role = .agent
+        create.ttlMs = 1_000
+        let created: ControlV1.CreateTokenResponse = try await h.control("CreateToken", create)
+        let agent = try await h.connectAgent("eu-1", entrypoints: ["work"], secret: created.secret)
+        _ = try await agent.welcome()
+        // Heartbeats until the token's second is over; the one after that ends the stream.
+        let deadline = ContinuousClock.now + .seconds(30)
+        var ended: GRPCStatus?
+        while ended == nil && ContinuousClock.now < deadline {
+            do {
+                try await agent.heartbeat([])
+                try await Task.sleep(for: .milliseconds(100))
+            } catch let status as GRPCStatus {
+                ended = status
+            }
+            if ended == nil, let status = await agent.call.status() { ended = status }
+        }
+        #expect(ended?.code == .unauthenticated, "\(String(describing: ended))")
+        await h.stop()
+    }
+
     @Test func heartbeatMetricsAreSummedOrReplacedAndMalformedOnesDropped() async throws {
         let h = try ServerHarness()
         let agent = try await h.connectAgent("m", entrypoints: ["work"])
