@@ -153,16 +153,30 @@ public final class EventOutbox: @unchecked Sendable {
     }
 
     /// Forgets every event with a sequence number up to `sequence` (the server's Ack or
-    /// Welcome.acked_sequence). If `sequence` is beyond the last number issued — the
-    /// server remembers events from an earlier outbox that was lost — numbering jumps past
-    /// it, so new events are not mistaken for ones the server already applied.
+    /// Welcome.acked_sequence).
+    ///
+    /// If `sequence` is beyond the last number issued, the server remembers events of an
+    /// earlier outbox that was lost (a power loss took its last second, or `state_dir` was
+    /// wiped): every event here is one the server has not seen, whatever its number. They
+    /// are kept and renumbered past `sequence`, in order, and numbering goes on from there,
+    /// so that neither they nor later events are mistaken for ones already applied.
     ///
     /// - Throws: `EventOutboxError.database`.
     public func acknowledge(upTo sequence: UInt64) throws(EventOutboxError) {
         let bound = Int64(clamping: sequence)
         try write { database in
-            try database.run("DELETE FROM events WHERE sequence <= ?", [.integer(bound)])
-            try database.run("UPDATE outbox_meta SET value = max(value, ?) WHERE key = 'last_sequence'", [.integer(bound)])
+            let lastIssued = Int64(try Self.lastSequence(database))
+            guard bound > lastIssued else {
+                try database.run("DELETE FROM events WHERE sequence <= ?", [.integer(bound)])
+                return
+            }
+            let first = try database.scalar("SELECT min(sequence) FROM events").int64 ?? (lastIssued + 1)
+            let shift = bound - (first - 1)
+            // Through negative numbers, so no row meets another's key on the way.
+            try database.run("UPDATE events SET sequence = -sequence")
+            try database.run("UPDATE events SET sequence = -sequence + ?", [.integer(shift)])
+            try database.run("UPDATE outbox_meta SET value = ? WHERE key = 'last_sequence'",
+                             [.integer(max(bound, lastIssued + shift))])
         }
     }
 

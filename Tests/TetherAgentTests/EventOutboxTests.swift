@@ -96,12 +96,24 @@ import TetherWire
         #expect(try mainFileAlone() == [1, 2])
     }
 
-    @Test func acknowledgementBeyondTheLastSequenceMovesNumberingPastIt() throws {
+    @Test func acknowledgementBeyondTheLastSequenceRenumbersPendingEventsPastIt() throws {
         let scratch = try ScratchDirectory()
         let outbox = try EventOutbox(directory: scratch.path("state"))
         try outbox.append(event("l1", .started))
-        try outbox.acknowledge(upTo: 41)  // the server remembers a lost outbox's events
-        #expect(try outbox.append(event("l1", .succeeded)) == 42)
+        try outbox.append(event("l2", .started))
+        try outbox.append(event("l1", .succeeded))
+        try outbox.acknowledge(upTo: 1)
+        // The server remembers 41 events of an outbox that was lost: the two pending here
+        // are new to it, so they move past 41 in order instead of being forgotten.
+        try outbox.acknowledge(upTo: 41)
+        #expect(try outbox.pending().map(\.sequence) == [42, 43])
+        #expect(try outbox.pending().map(\.event.leaseId) == ["l2", "l1"])
+        #expect(try outbox.append(event("l2", .succeeded)) == 44)
+        // With nothing pending, numbering just moves past the server's.
+        try outbox.acknowledge(upTo: 44)
+        try outbox.acknowledge(upTo: 60)
+        #expect(try outbox.pending().isEmpty)
+        #expect(try outbox.append(event("l3", .started)) == 61)
     }
 
     @Test func finalEventForgetsTheRunningLease() throws {
