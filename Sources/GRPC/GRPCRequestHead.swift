@@ -57,8 +57,11 @@ public struct GRPCRequestHead: Hashable, Sendable {
     /// `:status 200`, so a real gRPC client sees the code and message. The first value of a
     /// repeated field is used. Everything else not reserved becomes ``metadata`` (see
     /// ``GRPCMetadata/init(wireHeaders:)``).
+    /// - Parameter knownPath: a `:path` value already known to be well formed, with its
+    ///   parse (a server passes its registered methods'), tried before parsing.
     /// - Throws: ``GRPCRequestHeadError`` with the HTTP status, gRPC code and message to answer.
-    public init(validating fields: [(name: String, value: String)]) throws(GRPCRequestHeadError) {
+    public init(validating fields: [(name: String, value: String)],
+                knownPath: (String) -> GRPCMethodPath? = { _ in nil }) throws(GRPCRequestHeadError) {
         var method: String?
         var contentType: String?
         var te: String?
@@ -92,7 +95,7 @@ public struct GRPCRequestHead: Hashable, Sendable {
         if let te, !Self.asciiCaseInsensitiveEquals(te.utf8[...], "trailers") {
             throw GRPCRequestHeadError(httpStatus: 400, code: .internal, message: "te must be 'trailers', not '\(te)'")
         }
-        guard let pathValue, let path = GRPCMethodPath(path: pathValue) else {
+        guard let pathValue, let path = knownPath(pathValue) ?? GRPCMethodPath(path: pathValue) else {
             throw GRPCRequestHeadError(httpStatus: 200, code: .unimplemented, message: "malformed method path '\(pathValue ?? "")'")
         }
         if let encoding, encoding != "identity" {

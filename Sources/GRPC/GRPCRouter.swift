@@ -8,10 +8,15 @@ public struct GRPCRouter: Sendable {
     }
 
     private var methods: [GRPCMethodPath: Method] = [:]
+    /// Registered paths by their `:path` text: a request for one of them needs no parsing.
+    private var registeredPaths: [String: GRPCMethodPath] = [:]
 
     public init() {}
 
     func method(for path: GRPCMethodPath) -> Method? { methods[path] }
+
+    /// The registered path whose `:path` text is `text`, parsed once at registration.
+    func registeredPath(_ text: String) -> GRPCMethodPath? { registeredPaths[text] }
 
     /// Every registered path, e.g. for reflection or health.
     public var paths: [GRPCMethodPath] { Array(methods.keys) }
@@ -22,6 +27,7 @@ public struct GRPCRouter: Sendable {
         }
         precondition(methods[path] == nil, "\(path) registered twice")
         methods[path] = run
+        registeredPaths[path.path] = path
     }
 
     /// One request, one response.

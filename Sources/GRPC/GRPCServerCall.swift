@@ -65,7 +65,7 @@ final class GRPCServerCall: HTTP2StreamDelegate, @unchecked Sendable {
         }
         let head: GRPCRequestHead
         do {
-            head = try GRPCRequestHead(validating: headers.map { ($0.name, $0.value) })
+            head = try GRPCRequestHead(validating: headers.map { ($0.name, $0.value) }, knownPath: router.registeredPath)
         } catch {
             if error.httpStatus == 200 {
                 var status = error.status

@@ -36,6 +36,23 @@ import Testing
         #expect(head.metadata.firstString(forKey: "authorization") == "Bearer y235.wef315yfh138vh31hv93hv8h3v")
     }
 
+    @Test func aKnownPathIsTakenAsGivenAndAnUnknownOneIsStillParsed() throws {
+        let registered = try #require(GRPCMethodPath(service: "google.pubsub.v2.PublisherService", method: "CreateTopic"))
+        var asked: [String] = []
+        let head = try GRPCRequestHead(validating: Self.specRequest) { text in
+            asked.append(text)
+            return text == registered.path ? registered : nil
+        }
+        #expect(asked == [registered.path])
+        #expect(head.path == registered)
+        // Not known: parsed as before, so a malformed path is still refused.
+        let other = try GRPCRequestHead(validating: Self.replacing(":path", with: "/a.B/C")) { _ in nil }
+        #expect(other.path.service == "a.B" && other.path.method == "C")
+        #expect(throws: GRPCRequestHeadError.self) {
+            try GRPCRequestHead(validating: Self.replacing(":path", with: "/a..B/C")) { _ in nil }
+        }
+    }
+
     @Test func optionalFieldsAreRecorded() throws {
         let head = try GRPCRequestHead(validating: Self.specRequest + [
             ("te", "trailers"), ("user-agent", "grpc-python/1.62.0 grpc-c/39.0.0 (linux; chttp2)"),
