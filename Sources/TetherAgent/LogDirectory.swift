@@ -153,7 +153,9 @@ public struct LogDirectory: Sendable, Equatable {
         try prune(retentionMilliseconds: retentionMilliseconds, nowUnixMilliseconds: unixMicrosecondsNow() / 1_000)
     }
 
-    /// Levels below the root: dag, run. Files are deleted only at the run level.
+    /// Levels below the root: dag, run. Attempt logs sit at the run level; one level further
+    /// down are the task directories of the layout before (`<run>/<task>/attempt-<n>.log`,
+    /// with `.stdin-*` files a crash left), pruned too.
     private static let runDepth = 2
 
     /// Prunes the directory `directory` (at `depth` below the root); true if it holds
@@ -175,7 +177,7 @@ public struct LogDirectory: Sendable, Equatable {
             let modifiedMilliseconds = Int64(info.st_mtim.tv_sec) * 1_000 + Int64(info.st_mtim.tv_nsec) / 1_000_000
             let old = modifiedMilliseconds < cutoff
             switch info.st_mode & S_IFMT {
-            case S_IFDIR where depth < runDepth:
+            case S_IFDIR where depth <= runDepth:
                 let child = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
                 guard child >= 0 else {
                     report.failures += 1
@@ -190,7 +192,7 @@ public struct LogDirectory: Sendable, Equatable {
                 } else if errno != ENOTEMPTY && errno != EEXIST {
                     report.failures += 1  // ENOTEMPTY: a new attempt began in it meanwhile
                 }
-            case S_IFREG where depth == runDepth && old && isPrunable(name):
+            case S_IFREG where old && isPrunable(name, depth: depth):
                 if unlinkat(fd, name, 0) == 0 {
                     report.removedFiles += 1
                     remaining -= 1
@@ -206,15 +208,19 @@ public struct LogDirectory: Sendable, Equatable {
         return remaining == 0
     }
 
-    /// Attempt logs; anything else in the tree is not ours.
-    private static func isPrunable(_ name: String) -> Bool {
-        guard name.hasSuffix(".log") else { return false }
-        let stem = name.dropLast(".log".count)  // <task_id>.attempt-<n>
+    /// Attempt logs (and the old layout's leftovers) at `depth`; nothing else is ours.
+    private static func isPrunable(_ name: String, depth: Int) -> Bool {
+        guard name.hasSuffix(".log") else { return depth == runDepth + 1 && name.hasPrefix(".stdin-") }
+        let stem = name.dropLast(".log".count)  // <task_id>.attempt-<n>, or attempt-<n> before
         guard let dash = stem.lastIndex(of: "-") else { return false }
         let number = stem[stem.index(after: dash)...]
+        guard !number.isEmpty, number.allSatisfy(\.isASCII), UInt32(number) != nil else { return false }
         let head = stem[..<dash]
-        return head.hasSuffix(".attempt") && head.count > ".attempt".count
-            && !number.isEmpty && number.allSatisfy(\.isASCII) && UInt32(number) != nil
+        switch depth {
+        case runDepth: return head.hasSuffix(".attempt") && head.count > ".attempt".count
+        case runDepth + 1: return head == "attempt"
+        default: return false
+        }
     }
 
     /// The names in the open directory `fd` except `.` and `..`; nil if it cannot be read.

@@ -58,6 +58,26 @@ import TetherTestSupport
         #expect(report.failures == 0)
     }
 
+    @Test func pruneAlsoClearsTheLayoutBeforeOneFilePerAttemptInTheRunsDirectory() throws {
+        let scratch = try ScratchDirectory()
+        let root = scratch.path("logs")
+        // <run>/<task>/attempt-<n>.log, and a stdin file a crash left beside it.
+        try makeFile(root + "/etl/run-1/load/attempt-1.log", ageDays: 10)
+        try makeFile(root + "/etl/run-1/load/.stdin-abc", ageDays: 10)
+        try makeFile(root + "/etl/run-1/load/notes.log", ageDays: 10)
+        try makeFile(root + "/etl/run-2/load/attempt-2.log", ageDays: 10)
+        for directory in ["/etl/run-1/load", "/etl/run-1", "/etl/run-2/load", "/etl/run-2", "/etl"] {
+            try age(root + directory, days: 10)
+        }
+        let report = try LogDirectory(root: root).prune(retentionMilliseconds: 7 * 86_400_000)
+        #expect(!exists(root + "/etl/run-1/load/attempt-1.log") && !exists(root + "/etl/run-1/load/.stdin-abc"))
+        #expect(exists(root + "/etl/run-1/load/notes.log"))
+        #expect(!exists(root + "/etl/run-2"))
+        #expect(report.removedFiles == 3)
+        #expect(report.removedDirectories == 2)  // run-2/load and run-2
+        #expect(report.failures == 0)
+    }
+
     @Test func pruneNeverFollowsOrDeletesSymlinksOutOfTheRoot() throws {
         let scratch = try ScratchDirectory()
         let root = scratch.path("logs")
