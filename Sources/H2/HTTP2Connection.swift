@@ -366,11 +366,6 @@ public final class HTTP2Connection: EventLoopSelectable, EventLoopFlushable {
                 return terminate("protocol error: \(reason)")
             }
             if awaitingSettings && state == .open { becameReady() }
-            // A short plaintext read emptied the socket: another read would only say
-            // EAGAIN (one syscall per wake-up saved; the level-triggered loop reports any
-            // bytes or EOF that come later). TLS keeps reading: a record can end short of
-            // what the socket still holds.
-            if tls == nil && n < loop.readBuffer.count { break }
         }
         finishRead()
     }
