@@ -198,11 +198,11 @@ import TetherWire
         let h = try ServerHarness()
         var create = ControlV1.CreateTokenRequest()
         create.role = .agent
-        create.ttlMs = 1_000
+        create.ttlMs = 2_000  // long enough to connect on a loaded machine
         let created: ControlV1.CreateTokenResponse = try await h.control("CreateToken", create)
         let agent = try await h.connectAgent("eu-1", entrypoints: ["work"], secret: created.secret)
         _ = try await agent.welcome()
-        // Heartbeats until the token's second is over; the one after that ends the stream.
+        // Heartbeats until the token's two seconds are over; the one after that ends the stream.
         let deadline = ContinuousClock.now + .seconds(30)
         var ended: GRPCStatus?
         while ended == nil && ContinuousClock.now < deadline {
