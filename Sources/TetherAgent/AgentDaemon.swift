@@ -7,10 +7,9 @@ import TetherWire
 /// with backoff; leases run as local processes; every task event goes to the durable
 /// outbox first and to the server from there, until the server's Ack.
 ///
-/// Threading: `run()` drives sessions on the client's event loop; grants start on
-/// Dispatch's pool (never on the loop: a slow disk or a hung mount must not stall the
-/// connection), runner callbacks arrive on runner threads; shared state sits behind
-/// one lock. All messages to the server go through the session's outbound queue, written
+/// Threading: `run()` drives sessions on the client's event loop, and task exits are
+/// noticed there too; grants start on Dispatch's pool (never on the loop: a slow disk or
+/// a hung mount must not stall the connection); shared state sits behind one lock. All messages to the server go through the session's outbound queue, written
 /// by one pump task.
 public final class AgentDaemon: Sendable {
     public let configuration: AgentConfiguration
@@ -19,6 +18,8 @@ public final class AgentDaemon: Sendable {
     private let outbox: EventOutbox
     private let logs: LogDirectory
     private let instanceID: String
+    /// Task exits are noticed on the connection's loop, where their events are sent.
+    private let reaper: ChildReaper
     /// What tasks inherit of this process's environment, read once.
     private let environment = ProcessInfo.processInfo.environment.filter { TaskRunner.inheritedVariables.contains($0.key) }
     private let log: @Sendable (String) -> Void
@@ -50,6 +51,7 @@ public final class AgentDaemon: Sendable {
                 log: @escaping @Sendable (String) -> Void) throws {
         self.configuration = configuration
         self.client = client
+        reaper = ChildReaper(loop: client.eventLoop)
         self.log = log
         var metadata = GRPCMetadata()
         try metadata.addString("Bearer \(token)", forKey: "authorization")
@@ -229,7 +231,8 @@ public final class AgentDaemon: Sendable {
             flushOutbox()
             return
         }
-        let runner = TaskRunner(grant: grant, configuration: configuration, inheritedEnvironment: environment) { [weak self] event in
+        let runner = TaskRunner(grant: grant, configuration: configuration, inheritedEnvironment: environment,
+                                reaper: reaper) { [weak self] event in
             self?.record(event, of: grant)
         }
         state.withLock { $0.runners[grant.leaseId] = runner }

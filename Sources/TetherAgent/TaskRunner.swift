@@ -20,7 +20,7 @@ import Synchronization
 ///
 /// Events: `onEvent` receives `.started` at most once, then `.finished` exactly once
 /// (`.finished` alone when nothing was spawned). `.started` is delivered on the thread that
-/// calls `start()`, before `start()` returns; `.finished` on the `ChildReaper`'s thread
+/// calls `start()`, before `start()` returns; `.finished` on the reaper's loop thread
 /// (or on the thread of `start()`/`cancel()` when nothing was spawned). Keep handlers
 /// short; they may block briefly (e.g. a durable outbox append), holding up the reports
 /// of other tasks' exits meanwhile.
@@ -113,6 +113,7 @@ public final class TaskRunner: Sendable {
     private let killGraceMilliseconds: Int64
     private let inheritedEnvironment: [String: String]
     private let onEvent: @Sendable (Event) -> Void
+    private let reaper: ChildReaper
     private let shared = Mutex(Shared())
 
     /// - Parameters:
@@ -125,9 +126,10 @@ public final class TaskRunner: Sendable {
     ///   - onEvent: see the type's contract.
     public init(grant: AgentV1.LeaseGrant, entrypoints: [String: AgentConfiguration.Entrypoint],
                 logDirectory: LogDirectory, killGraceMilliseconds: Int64,
-                inheritedEnvironment: [String: String]? = nil,
+                inheritedEnvironment: [String: String]? = nil, reaper: ChildReaper = .shared,
                 onEvent: @escaping @Sendable (Event) -> Void) {
         self.grant = grant
+        self.reaper = reaper
         self.entrypoints = entrypoints
         self.logDirectory = logDirectory
         self.killGraceMilliseconds = max(0, killGraceMilliseconds)
@@ -138,12 +140,12 @@ public final class TaskRunner: Sendable {
 
     /// A runner with `configuration`'s entrypoints, log directory and kill grace.
     public convenience init(grant: AgentV1.LeaseGrant, configuration: AgentConfiguration,
-                            inheritedEnvironment: [String: String]? = nil,
+                            inheritedEnvironment: [String: String]? = nil, reaper: ChildReaper = .shared,
                             onEvent: @escaping @Sendable (Event) -> Void) {
         self.init(grant: grant, entrypoints: configuration.entrypoints,
                   logDirectory: LogDirectory(root: configuration.logDirectory),
                   killGraceMilliseconds: configuration.killGraceMilliseconds,
-                  inheritedEnvironment: inheritedEnvironment, onEvent: onEvent)
+                  inheritedEnvironment: inheritedEnvironment, reaper: reaper, onEvent: onEvent)
     }
 
     // MARK: - State
@@ -231,7 +233,7 @@ public final class TaskRunner: Sendable {
         }
         onEvent(.started(start))
         let pid = launched.pid
-        ChildReaper.whenExited(pid) { [self] in awaitExit(of: pid) }
+        reaper.whenExited(pid) { [self] in awaitExit(of: pid) }
     }
 
     /// Why nothing was spawned; the message goes to operators.
