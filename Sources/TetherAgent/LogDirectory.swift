@@ -31,8 +31,12 @@ public struct LogDirectory: Sendable, Equatable {
     /// - Throws: `LogDirectoryError.invalidComponent` if an id could escape its directory.
     public func attemptLogPath(dagID: String, runID: String, taskID: String, attempt: UInt32) throws(LogDirectoryError) -> String {
         let directories = try Self.validatedDirectories(dagID: dagID, runID: runID, taskID: taskID)
-        return ([root.hasSuffix("/") ? String(root.dropLast()) : root] + directories
-                + [Self.attemptFileName(taskID: taskID, attempt: attempt)]).joined(separator: "/")
+        return path(of: directories, fileName: Self.attemptFileName(taskID: taskID, attempt: attempt))
+    }
+
+    /// `root/<directories...>/fileName`, for components already validated.
+    private func path(of directories: [String], fileName: String) -> String {
+        ([root.hasSuffix("/") ? String(root.dropLast()) : root] + directories + [fileName]).joined(separator: "/")
     }
 
     /// `text` if it is safe as one path component under the log root.
@@ -80,7 +84,8 @@ public struct LogDirectory: Sendable, Equatable {
     ///   the way fails with ELOOP or ENOTDIR).
     func openAttempt(dagID: String, runID: String, taskID: String, attempt: UInt32) throws(LogDirectoryError) -> AttemptFiles {
         let directories = try Self.validatedDirectories(dagID: dagID, runID: runID, taskID: taskID)
-        let logPath = try attemptLogPath(dagID: dagID, runID: runID, taskID: taskID, attempt: attempt)
+        let name = Self.attemptFileName(taskID: taskID, attempt: attempt)
+        let logPath = path(of: directories, fileName: name)
         do throws(SystemError) {
             var rootFD = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
             if rootFD < 0 && errno == ENOENT {
@@ -99,7 +104,6 @@ public struct LogDirectory: Sendable, Equatable {
                     openat(parent, component, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
                 })
             }
-            let name = Self.attemptFileName(taskID: taskID, attempt: attempt)
             let parent = directory.raw
             let log = FileDescriptor(owning: try systemCall("open \(logPath)") {
                 openat(parent, name, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0o640)
