@@ -116,9 +116,6 @@ public struct GRPCMetadata: Hashable, Sendable, RandomAccessCollection, CustomSt
     ///   unpadded base64 are both accepted.
     public init(wireHeaders fields: [(name: String, value: String)]) {
         for (name, value) in fields {
-            // Pseudo-headers and the fields every call carries are never metadata: skip
-            // them before any copying (this runs for every request).
-            if name.utf8.first == UInt8(ascii: ":") || Self.commonReservedKeys.contains(name) { continue }
             let key = Self.lowercased(name)
             guard Self.isValidKey(key), !Self.isReservedKey(key) else { continue }
             if Self.isBinaryKey(key) {
@@ -156,10 +153,6 @@ public struct GRPCMetadata: Hashable, Sendable, RandomAccessCollection, CustomSt
             return false
         }
     }
-
-    /// Reserved keys in (almost) every request and response, as HTTP/2 sends them.
-    private static let commonReservedKeys: Set<String> = ["content-type", "te", "user-agent", "grpc-timeout",
-                                                            "grpc-encoding", "grpc-accept-encoding", "grpc-status", "grpc-message"]
 
     /// *Header-Name*: `[0-9a-z_.-]+`, and a `-bin` key has a name before its suffix.
     static func isValidKey(_ key: String) -> Bool {
