@@ -132,7 +132,7 @@ public final class AgentDaemon: Sendable {
         // Leases still running, and leases whose end is still in the outbox: the server
         // must keep both live until their final event arrives, or it would call them lost.
         var resumed = state.withLock { $0.runners.values.map { AgentV1.ResumedLease(leaseId: $0.grant.leaseId, epoch: $0.grant.epoch) } }
-        for (_, event) in (try? outbox.pending()) ?? [] where event.kind != .started
+        for (_, event) in outbox.pending() where event.kind != .started
             && !resumed.contains(where: { $0.leaseId == event.leaseId }) {
             resumed.append(AgentV1.ResumedLease(leaseId: event.leaseId, epoch: event.epoch))
         }
@@ -268,8 +268,7 @@ public final class AgentDaemon: Sendable {
     private func flushOutbox() {
         state.withLock { state in
             guard let session = state.session else { return }
-            guard let pending = try? outbox.pending(after: state.lastSent) else { return }
-            for (sequence, var event) in pending {
+            for (sequence, var event) in outbox.pending(after: state.lastSent) {
                 event.sequence = sequence
                 session.yield(AgentV1.AgentMessage(.taskEvent(event)))
                 state.lastSent = sequence
@@ -283,7 +282,7 @@ public final class AgentDaemon: Sendable {
             // Both conditions under the lock: a runner's final event is appended before it
             // leaves `runners`, so no event can slip between the two checks.
             guard state.draining, !state.finished, state.runners.isEmpty else { return nil }
-            guard (try? outbox.pending(limit: 1).isEmpty) ?? false else { return nil }
+            guard outbox.pending(limit: 1).isEmpty else { return nil }
             state.finished = true
             return .some(state.session)
         }

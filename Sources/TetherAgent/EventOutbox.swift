@@ -16,23 +16,39 @@ import Foundation
 /// leases expire (without using a retry), as it would had the machine died a second sooner.
 ///
 /// Sequence numbers start at 1, grow by 1 per event, and are never reused: the last one
-/// issued is kept in a meta table, so neither acknowledged deletions nor restarts bring
-/// an old number back.
+/// issued is the larger of the newest stored event's and a meta row written whenever
+/// acknowledged events are deleted, so neither deletions nor restarts bring an old number
+/// back.
+///
+/// The unacknowledged events are also kept in memory, so reading them costs no query. An
+/// acknowledgement only moves a mark in memory; the acknowledged rows are deleted in the
+/// next write's transaction (or by `sync()`), so it costs no transaction of its own. A
+/// crash before that deletion makes the restarted agent send those events again, which
+/// the server, applying each sequence number once, answers as duplicates.
 ///
 /// Thread-safe: one connection behind a lock; callers on any thread are serialised.
-/// Every call blocks on disk I/O, so call it off Swift's cooperative pool.
+/// Writes block on disk I/O, so call them off Swift's cooperative pool.
 public final class EventOutbox: @unchecked Sendable {
     /// The database file's name under `state_dir`.
     public static let fileName = "outbox.db"
 
     /// The database file.
     public let path: String
-    // Safety (@unchecked Sendable): `connection` and `writes` are used only while `lock`
-    // is held; `checkpointer` and `syncedWrites` only while `syncLock` is.
+    // Safety (@unchecked Sendable): `connection`, `writes` and the event state below are
+    // used only while `lock` is held; `checkpointer` and `syncedWrites` only while
+    // `syncLock` is.
     private let connection: SQLiteDatabase
     private let lock = NSLock()
     /// Write transactions begun so far.
     private var writes: UInt64 = 0
+    /// The last sequence number issued.
+    private var lastIssued: UInt64
+    /// The events not yet acknowledged, in sequence order, from index `firstUnacknowledged`.
+    private var events: [(sequence: UInt64, event: AgentV1.TaskEvent)]
+    private var firstUnacknowledged = 0
+    /// The server's highest acknowledgement so far, and how far the rows on disk are deleted.
+    private var acknowledged: UInt64 = 0
+    private var deletedThrough: UInt64 = 0
     /// A second connection, for `sync()`: its checkpoint and fsyncs never hold up writers.
     private let checkpointer: SQLiteDatabase
     private let syncLock = NSLock()
@@ -73,9 +89,31 @@ public final class EventOutbox: @unchecked Sendable {
         self.connection = connection
         do {
             checkpointer = try SQLiteDatabase(.init(path: path, access: .readWriteCreate, synchronous: .normal))
+            let meta = UInt64(try connection.scalar("SELECT value FROM outbox_meta WHERE key = 'last_sequence'").int64 ?? 0)
+            var rows: [(UInt64, [UInt8])] = []
+            try connection.query("SELECT sequence, payload FROM events ORDER BY sequence") { row in
+                rows.append((UInt64(row[0].int64 ?? 0), row[1].blob ?? []))
+            }
+            lastIssued = max(meta, rows.last?.0 ?? 0)
+            events = []
+            events.reserveCapacity(rows.count)
+            for (sequence, payload) in rows {
+                do {
+                    var event = try AgentV1.TaskEvent(serializedBytes: payload)
+                    event.sequence = sequence  // renumbering changes the row's key, not its payload
+                    events.append((sequence, event))
+                } catch {
+                    throw EventOutboxError.undecodableEvent(sequence: sequence, error)
+                }
+            }
         } catch {
-            throw .database(error)
+            throw EventOutboxError(error)
         }
+    }
+
+    deinit {
+        // A clean close leaves no acknowledged event behind to be sent again.
+        if acknowledged > deletedThrough { try? transaction { _ in } }
     }
 
     static let migrations = [
@@ -112,7 +150,7 @@ public final class EventOutbox: @unchecked Sendable {
     /// - Throws: `EventOutboxError`; nothing is stored then, and no number is used up.
     @discardableResult
     public func append(_ event: AgentV1.TaskEvent) throws(EventOutboxError) -> UInt64 {
-        try write { database in try Self.append(event, to: database) }
+        try appending(event) { _ in }
     }
 
     /// Records `lease` as running and appends its `started` event, atomically; returns
@@ -121,39 +159,40 @@ public final class EventOutbox: @unchecked Sendable {
     /// - Throws: `EventOutboxError`; nothing is stored then.
     @discardableResult
     public func recordStart(of lease: RunningLease, event: AgentV1.TaskEvent) throws(EventOutboxError) -> UInt64 {
-        try write { database in
-            try Self.insert(lease, bootID: ProcessIdentity.bootID, into: database)
-            return try Self.append(event, to: database)
+        try appending(event) { database in try Self.insert(lease, bootID: ProcessIdentity.bootID, into: database) }
+    }
+
+    /// Stores `event` under the next number, after `also` in the same transaction.
+    private func appending(_ event: AgentV1.TaskEvent, also: (SQLiteDatabase) throws -> Void) throws(EventOutboxError) -> UInt64 {
+        lock.lock()
+        defer { lock.unlock() }
+        var stored = event
+        stored.sequence = lastIssued + 1
+        try transaction { database in
+            try also(database)
+            try Self.insert(stored, into: database)
         }
+        lastIssued = stored.sequence
+        events.append((stored.sequence, stored))
+        return stored.sequence
     }
 
     /// Events not yet acknowledged with a sequence number above `after`, in sequence
-    /// order, at most `limit` of them.
-    ///
-    /// - Throws: `EventOutboxError.database`, or `.undecodableEvent` if a stored event no
-    ///   longer decodes (the file was damaged).
-    public func pending(after: UInt64 = 0, limit: Int = .max) throws(EventOutboxError) -> [(sequence: UInt64, event: AgentV1.TaskEvent)] {
-        let rows = try read { database in
-            var rows: [(UInt64, [UInt8])] = []
-            try database.query("SELECT sequence, payload FROM events WHERE sequence > ? ORDER BY sequence LIMIT ?",
-                               [.integer(Int64(clamping: after)), .integer(Int64(clamping: limit))]) { row in
-                rows.append((UInt64(row[0].int64 ?? 0), row[1].blob ?? []))
-            }
-            return rows
+    /// order, at most `limit` of them. Read from memory.
+    public func pending(after: UInt64 = 0, limit: Int = .max) -> [(sequence: UInt64, event: AgentV1.TaskEvent)] {
+        lock.lock()
+        defer { lock.unlock() }
+        // Binary search for the first event past `after`.
+        var low = firstUnacknowledged, high = events.count
+        while low < high {
+            let middle = (low + high) / 2
+            if events[middle].sequence <= after { low = middle + 1 } else { high = middle }
         }
-        var events: [(sequence: UInt64, event: AgentV1.TaskEvent)] = []
-        for (sequence, payload) in rows {
-            do {
-                events.append((sequence, try AgentV1.TaskEvent(serializedBytes: payload)))
-            } catch {
-                throw .undecodableEvent(sequence: sequence, error)
-            }
-        }
-        return events
+        return Array(events[low..<min(events.count, low + max(0, min(limit, events.count)))])
     }
 
     /// Forgets every event with a sequence number up to `sequence` (the server's Ack or
-    /// Welcome.acked_sequence).
+    /// Welcome.acked_sequence). Their rows go in the next write's transaction.
     ///
     /// If `sequence` is beyond the last number issued, the server remembers events of an
     /// earlier outbox that was lost (a power loss took its last second, or `state_dir` was
@@ -161,30 +200,50 @@ public final class EventOutbox: @unchecked Sendable {
     /// are kept and renumbered past `sequence`, in order, and numbering goes on from there,
     /// so that neither they nor later events are mistaken for ones already applied.
     ///
-    /// - Throws: `EventOutboxError.database`.
+    /// - Throws: `EventOutboxError.database` (only when renumbering).
     public func acknowledge(upTo sequence: UInt64) throws(EventOutboxError) {
-        let bound = Int64(clamping: sequence)
-        try write { database in
-            let lastIssued = Int64(try Self.lastSequence(database))
-            guard bound > lastIssued else {
-                try database.run("DELETE FROM events WHERE sequence <= ?", [.integer(bound)])
-                return
+        let bound = UInt64(clamping: Int64(clamping: sequence))
+        lock.lock()
+        defer { lock.unlock() }
+        guard bound > lastIssued else {
+            acknowledged = max(acknowledged, bound)
+            while firstUnacknowledged < events.count, events[firstUnacknowledged].sequence <= acknowledged {
+                firstUnacknowledged += 1
             }
-            let first = try database.scalar("SELECT min(sequence) FROM events").int64 ?? (lastIssued + 1)
-            let shift = bound - (first - 1)
+            if firstUnacknowledged == events.count {
+                events.removeAll(keepingCapacity: true)
+                firstUnacknowledged = 0
+            } else if firstUnacknowledged > 1024, firstUnacknowledged > events.count / 2 {
+                events.removeFirst(firstUnacknowledged)
+                firstUnacknowledged = 0
+            }
+            return
+        }
+        let kept = events[firstUnacknowledged...]
+        let shift = bound - ((kept.first?.sequence ?? (lastIssued + 1)) - 1)
+        let renumberedLast = max(bound, lastIssued + shift)
+        try transaction { database in
             // Through negative numbers, so no row meets another's key on the way.
             try database.run("UPDATE events SET sequence = -sequence")
-            try database.run("UPDATE events SET sequence = -sequence + ?", [.integer(shift)])
-            try database.run("UPDATE outbox_meta SET value = ? WHERE key = 'last_sequence'",
-                             [.integer(max(bound, lastIssued + shift))])
+            try database.run("UPDATE events SET sequence = -sequence + ?", [.integer(Int64(shift))])
+            try database.run("UPDATE outbox_meta SET value = ? WHERE key = 'last_sequence'", [.integer(Int64(renumberedLast))])
         }
+        events = kept.map { entry in
+            var event = entry.event
+            event.sequence = entry.sequence + shift
+            return (event.sequence, event)
+        }
+        firstUnacknowledged = 0
+        lastIssued = renumberedLast
+        acknowledged = bound
+        deletedThrough = bound
     }
 
     /// The last sequence number issued (0 before the first event).
-    ///
-    /// - Throws: `EventOutboxError.database`.
-    public func lastSequence() throws(EventOutboxError) -> UInt64 {
-        try read { database in try Self.lastSequence(database) }
+    public func lastSequence() -> UInt64 {
+        lock.lock()
+        defer { lock.unlock() }
+        return lastIssued
     }
 
     // MARK: - Running leases
@@ -291,23 +350,19 @@ public final class EventOutbox: @unchecked Sendable {
 
     // MARK: - Storage
 
-    private static func append(_ event: AgentV1.TaskEvent, to database: SQLiteDatabase) throws -> UInt64 {
-        let sequence = try lastSequence(database) + 1
-        var stored = event
-        stored.sequence = sequence
+    /// Inserts `event` (its `sequence` set); a final event also forgets its lease's record.
+    private static func insert(_ event: AgentV1.TaskEvent, into database: SQLiteDatabase) throws {
         let payload: [UInt8]
         do {
-            payload = try stored.serializedBytes()
+            payload = try event.serializedBytes()
         } catch {
             throw EventOutboxError.encoding(leaseId: event.leaseId, error)
         }
-        try database.run("UPDATE outbox_meta SET value = ? WHERE key = 'last_sequence'", [.integer(Int64(sequence))])
         try database.run("INSERT INTO events(sequence, lease_id, payload) VALUES (?, ?, ?)",
-                         [.integer(Int64(sequence)), .text(event.leaseId), .blob(payload)])
+                         [.integer(Int64(event.sequence)), .text(event.leaseId), .blob(payload)])
         if event.kind != .started {
             try database.run("DELETE FROM leases WHERE lease_id = ?", [.text(event.leaseId)])
         }
-        return sequence
     }
 
     private static func insert(_ lease: RunningLease, bootID: String?, into database: SQLiteDatabase) throws {
@@ -323,10 +378,6 @@ public final class EventOutbox: @unchecked Sendable {
             ])
     }
 
-    private static func lastSequence(_ database: SQLiteDatabase) throws(SQLiteError) -> UInt64 {
-        UInt64(try database.scalar("SELECT value FROM outbox_meta WHERE key = 'last_sequence'").int64 ?? 0)
-    }
-
     /// Makes every write so far survive a power loss: a checkpoint, which fsyncs the WAL
     /// and then the database, on a connection of its own, so writers go on meanwhile.
     /// Does nothing when nothing was written since the last complete one; a checkpoint
@@ -339,8 +390,14 @@ public final class EventOutbox: @unchecked Sendable {
         syncLock.lock()
         defer { syncLock.unlock() }
         lock.lock()
+        // Acknowledged rows left for a next write that has not come: deleted now.
+        var deletion: EventOutboxError?
+        if acknowledged > deletedThrough {
+            do throws(EventOutboxError) { try transaction { _ in } } catch { deletion = error }
+        }
         let target = writes
         lock.unlock()
+        if let deletion { throw deletion }
         guard target != syncedWrites else { return }
         var complete = false
         do {
@@ -356,16 +413,24 @@ public final class EventOutbox: @unchecked Sendable {
         if complete { syncedWrites = target }
     }
 
-    /// Runs `body` in an IMMEDIATE transaction under the lock.
-    private func write<T>(_ body: (SQLiteDatabase) throws -> T) throws(EventOutboxError) -> T {
-        lock.lock()
-        defer { lock.unlock() }
+    /// Runs `body` in an IMMEDIATE transaction that first deletes the acknowledged rows
+    /// still on disk. Call with `lock` held.
+    private func transaction(_ body: (SQLiteDatabase) throws -> Void) throws(EventOutboxError) {
+        writes &+= 1
+        let deleting = acknowledged > deletedThrough ? acknowledged : nil
         do {
-            writes &+= 1
-            return try connection.transaction(.immediate, body)
+            try connection.transaction(.immediate) { database in
+                if let deleting {
+                    // The meta row keeps the last number issued once its event row is gone.
+                    try database.run("UPDATE outbox_meta SET value = ? WHERE key = 'last_sequence'", [.integer(Int64(lastIssued))])
+                    try database.run("DELETE FROM events WHERE sequence <= ?", [.integer(Int64(deleting))])
+                }
+                try body(database)
+            }
         } catch {
             throw EventOutboxError(error)
         }
+        if let deleting { deletedThrough = deleting }
     }
 
     /// Runs `body` under the lock, outside any explicit transaction.
