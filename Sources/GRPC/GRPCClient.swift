@@ -1,4 +1,5 @@
 public import H2
+internal import Synchronization
 public import TetherWire
 
 /// A gRPC client: one HTTP/2 connection to one server, shared by every call,
@@ -39,6 +40,9 @@ public final class GRPCClient: Sendable {
     public let eventLoop: EventLoop
     private let ownsLoop: Bool
     private let connection: GRPCClientConnection
+    /// Set by the first `close()`: an owned loop is stopped then, and work sent to it
+    /// would wait forever.
+    private let closed = Atomic<Bool>(false)
 
     /// - Parameter eventLoop: the loop to run on; a new one is started if nil.
     /// - Throws: `SocketAddressError` if the proxy's host name does not resolve (a blocking
@@ -60,7 +64,9 @@ public final class GRPCClient: Sendable {
     }
 
     /// Closes the connection (in-flight calls fail with UNAVAILABLE) and stops an owned loop.
+    /// Closing again does nothing; calls started after closing fail with UNAVAILABLE.
     public func close() async {
+        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         await withTaskExecutorPreference(eventLoop) { self.connection.shutdown() }
         if ownsLoop { eventLoop.stop() }
     }
@@ -71,6 +77,7 @@ public final class GRPCClient: Sendable {
         _ path: String, metadata: GRPCMetadata = GRPCMetadata(), timeout: Duration? = nil,
         request: Request.Type = Request.self, response: Response.Type = Response.self
     ) async throws(GRPCStatus) -> GRPCClientCall<Request, Response> {
+        guard !closed.load(ordering: .acquiring) else { throw GRPCStatus(code: .unavailable, message: "the client was closed") }
         guard let methodPath = GRPCMethodPath(path: path) else {
             throw GRPCStatus(code: .internal, message: "not a gRPC method path: \(path)")
         }

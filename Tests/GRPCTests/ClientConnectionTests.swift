@@ -41,6 +41,15 @@ import TetherWire
         try await peer.stop()
     }
 
+    @Test func aClosedClientClosesAgainAtOnceAndFailsNewCallsAsUnavailable() async throws {
+        // Its loop is stopped by the first close: anything sent to it would wait forever.
+        let client = try GRPCClient(configuration: .init(target: try SocketAddress(parsing: "127.0.0.1:9"), tls: nil))
+        await client.close()
+        await client.close()
+        let status = await Self.failure(client)
+        #expect(status?.code == .unavailable && status?.message == "the client was closed", "\(String(describing: status))")
+    }
+
     /// The status an Echo call fails with (nil if it succeeds).
     static func failure(_ client: GRPCClient) async -> GRPCStatus? {
         do {
