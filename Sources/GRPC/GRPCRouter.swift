@@ -95,6 +95,19 @@ public struct GRPCRequestStream<Message: WireMessage>: AsyncSequence, Sendable {
 
         public mutating func next() async throws -> Message? {
             guard let bytes = try await call.requests.next() else { return nil }
+            return try decode(bytes)
+        }
+
+        /// The next message if it has already arrived, without waiting: nil when none is
+        /// queued (more may still come; `next()` tells the end). Lets a handler take
+        /// messages that arrived together as one batch. Call it on the call's event loop,
+        /// where handlers run unless they move off it; elsewhere it traps.
+        public mutating func nextIfReceived() throws -> Message? {
+            call.loop.preconditionInEventLoop()
+            return try call.requests.nextQueued().map(decode)
+        }
+
+        private func decode(_ bytes: [UInt8]) throws(GRPCStatus) -> Message {
             do {
                 return try Message(serializedBytes: bytes)
             } catch {

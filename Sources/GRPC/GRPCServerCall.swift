@@ -271,20 +271,24 @@ final class GRPCRequestBuffer: @unchecked Sendable {
 
     /// The next message, nil at a clean end; throws the call's status if it failed.
     func next() async throws -> [UInt8]? {
-        if head < messages.count {
-            let message = messages[head]
-            head += 1
-            if head == messages.count {
-                messages.removeAll(keepingCapacity: false)
-                head = 0
-                onDrained?()
-            }
-            return message
-        }
+        if let message = nextQueued() { return message }
         if let ended {
             if ended.code == .ok { return nil }
             throw ended
         }
         return try await withCheckedThrowingContinuation { waiter = $0 }
+    }
+
+    /// A message already received and not yet taken, or nil.
+    func nextQueued() -> [UInt8]? {
+        guard head < messages.count else { return nil }
+        let message = messages[head]
+        head += 1
+        if head == messages.count {
+            messages.removeAll(keepingCapacity: false)
+            head = 0
+            onDrained?()
+        }
+        return message
     }
 }

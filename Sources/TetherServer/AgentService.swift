@@ -84,7 +84,11 @@ struct AgentService: Sendable {
                 }
             }
             while let message = try await incoming.next() {
-                try handle(message, from: session)
+                // Messages that arrived together are handled together: their task events
+                // share one scheduler call, one commit and one Ack.
+                var batch = [message]
+                while batch.count < Self.maxBatch, let next = try incoming.nextIfReceived() { batch.append(next) }
+                try handle(batch, from: session)
             }
             // The agent closed its side: stop pumping and end the call.
             continuation.finish()
@@ -92,16 +96,65 @@ struct AgentService: Sendable {
         }
     }
 
-    private func handle(_ message: AgentV1.AgentMessage, from session: AgentSession) throws(GRPCStatus) {
-        // A newer session of this name took over (this connection may be half-open, or a
-        // second process uses the name): the old one was ended; this is a message that
-        // was already on its way.
-        guard !session.isReplaced else {
-            throw GRPCStatus(code: .aborted, message: "replaced by a newer session of agent '\(session.name)'")
+    /// The most messages handled as one batch.
+    static let maxBatch = 256
+
+    /// Handles `messages` in order; each run of consecutive task events goes to the
+    /// scheduler in one call.
+    private func handle(_ messages: [AgentV1.AgentMessage], from session: AgentSession) throws(GRPCStatus) {
+        var events: [AgentV1.TaskEvent] = []
+        for message in messages {
+            // A newer session of this name took over (this connection may be half-open, or
+            // a second process uses the name): the old one was ended; this is a message that
+            // was already on its way.
+            guard !session.isReplaced else {
+                throw GRPCStatus(code: .aborted, message: "replaced by a newer session of agent '\(session.name)'")
+            }
+            if case .taskEvent(let event)? = message.kind {
+                // The largest sequence jump accepted: an agent's outbox numbers grow by one
+                // per event, so a far jump is a bug or an attack that would silence its
+                // later events.
+                let maxSequenceJump: UInt64 = 1_000_000
+                guard event.sequence <= session.lastSequence &+ maxSequenceJump else {
+                    throw GRPCStatus(code: .invalidArgument,
+                                     message: "event sequence \(event.sequence) jumps more than \(maxSequenceJump) past \(session.lastSequence)")
+                }
+                session.noteSequence(event.sequence)
+                events.append(event)
+                continue
+            }
+            report(events, from: session)
+            events = []
+            try handle(message, from: session)
         }
-        // The largest sequence jump accepted: an agent's outbox numbers grow by one per
-        // event, so a far jump is a bug or an attack that would silence its later events.
-        let maxSequenceJump: UInt64 = 1_000_000
+        report(events, from: session)
+    }
+
+    /// Applies `events` in one scheduler call; once that is durable, one Ack covers them all
+    /// and names those rejected. A failed commit sends no Ack: the agent sends them again.
+    private func report(_ events: [AgentV1.TaskEvent], from session: AgentSession) {
+        guard let last = events.map(\.sequence).max() else { return }
+        let agentID = session.name
+        scheduler.perform({ scheduler in
+            events.map { scheduler.report(agentID: agentID, sequence: $0.sequence, TaskReport($0)) }
+        }) { result in
+            guard case .success(let results) = result else { return }
+            var ack = AgentV1.Ack()
+            ack.sequence = last
+            for (event, result) in zip(events, results) {
+                guard case .rejected(let error) = result else { continue }
+                var rejection = AgentV1.EventRejection()
+                rejection.sequence = event.sequence
+                rejection.leaseId = event.leaseId
+                rejection.reason = "\(error)"
+                ack.rejections.append(rejection)
+            }
+            session.send(AgentV1.ServerMessage(.ack(ack)))
+        }
+    }
+
+    /// A message other than a task event.
+    private func handle(_ message: AgentV1.AgentMessage, from session: AgentSession) throws(GRPCStatus) {
         let agentID = session.name
         switch message.kind {
         case .hello?:
@@ -117,30 +170,8 @@ struct AgentService: Sendable {
             sessions.metrics.apply(heartbeat.metricDeltas, agent: agentID)
             let active = heartbeat.activeLeaseIds
             scheduler.perform({ $0.heartbeat(agentID: agentID, activeLeaseIDs: active) }, completion: { _ in })
-        case .taskEvent(let event)?:
-            let sequence = event.sequence
-            guard sequence <= session.lastSequence &+ maxSequenceJump else {
-                throw GRPCStatus(code: .invalidArgument,
-                                 message: "event sequence \(sequence) jumps more than \(maxSequenceJump) past \(session.lastSequence)")
-            }
-            session.noteSequence(sequence)
-            scheduler.perform({ $0.report(agentID: agentID, sequence: sequence, TaskReport(event)) }) { result in
-                var ack = AgentV1.Ack()
-                ack.sequence = sequence
-                switch result {
-                case .success(.rejected(let error)):
-                    var rejection = AgentV1.EventRejection()
-                    rejection.sequence = sequence
-                    rejection.leaseId = event.leaseId
-                    rejection.reason = "\(error)"
-                    ack.rejections = [rejection]
-                case .success(.applied), .success(.duplicate):
-                    break
-                case .failure:
-                    return  // not durable: no Ack, the agent resends
-                }
-                session.send(AgentV1.ServerMessage(.ack(ack)))
-            }
+        case .taskEvent?:
+            preconditionFailure("task events are reported in batches")
         case .goodbye?:
             session.setDraining(true)
             scheduler.perform({ $0.agentDisconnected(agentID) }, completion: { _ in })
@@ -204,14 +235,15 @@ final class AgentSession: Sendable {
     private let limit: Int
     private let endCall: @Sendable (GRPCStatus) -> Void
     private let live = Mutex(LiveState())
+    /// Messages queued and not yet taken by the pump. Not under `live`: the pump, woken by
+    /// a `send` that still holds that lock, would otherwise block on it at once.
+    private let queued = Atomic<Int>(0)
 
     private struct LiveState {
         var lastHeartbeat: Instant?
         var draining = false
         var lastSequence: UInt64 = 0
         var isReplaced = false
-        /// Messages queued and not yet taken by the pump.
-        var queued = 0
         /// The queue was closed (overflow, replacement); nothing more is queued.
         var closed = false
     }
@@ -239,11 +271,11 @@ final class AgentSession: Sendable {
     func send(_ message: AgentV1.ServerMessage) {
         let overflowed = live.withLock { state -> Bool in
             guard !state.closed else { return false }
-            guard state.queued < limit else {
+            guard queued.load(ordering: .relaxed) < limit else {
                 state.closed = true
                 return true
             }
-            state.queued += 1
+            queued.add(1, ordering: .relaxed)
             outbound.yield(message)
             return false
         }
@@ -254,7 +286,7 @@ final class AgentSession: Sendable {
     }
 
     /// The pump took a message off the queue.
-    func dequeued() { live.withLock { $0.queued -= 1 } }
+    func dequeued() { queued.subtract(1, ordering: .relaxed) }
 
     /// Ends the call now with `status`; its handler's reads and writes throw it.
     func end(_ status: GRPCStatus) {

@@ -245,6 +245,30 @@ import TetherWire
         await h.stop()
     }
 
+    @Test func eventsThatArriveTogetherAreAppliedInOrderUnderOneAck() async throws {
+        let h = try ServerHarness()
+        _ = try await h.apply(Self.chain)
+        let agent = try await h.connectAgent("a", entrypoints: ["work"])
+        _ = try await agent.welcome()
+        let run = try await h.trigger("chain")
+        let grant = try await agent.grant()
+        // Sent in one turn of the client's loop, the three leave in one write.
+        try await Task(executorPreference: h.client.eventLoop) {
+            try await agent.report(grant, .started, sequence: 1)
+            try await agent.report(grant, .succeeded, sequence: 2, epoch: grant.epoch + 5)
+            try await agent.report(grant, .succeeded, sequence: 3)
+        }.value
+        let ack = try await agent.ack()
+        #expect(ack.sequence == 3)
+        #expect(ack.rejections.map(\.sequence) == [2])
+        #expect(ack.rejections.first?.reason.contains("stale epoch") == true)
+        let state = try await h.run(run.runId)
+        #expect(state.taskInstances.first?.state == .success)
+        #expect(try await agent.grant().task?.taskId == "second")
+        await agent.close()
+        await h.stop()
+    }
+
     @Test func eventSequencesMayNotJumpFarAheadButResumeFromWhatWasApplied() async throws {
         let h = try ServerHarness()
         _ = try await h.apply(Self.chain)
