@@ -23,6 +23,11 @@ public final class AgentDaemon: Sendable {
     /// What tasks inherit of this process's environment, read once.
     private let environment = ProcessInfo.processInfo.environment.filter { TaskRunner.inheritedVariables.contains($0.key) }
     private let log: @Sendable (String) -> Void
+    /// How long a `started` event waits before it is sent, unless a later event carries
+    /// it sooner. A short task's start then reaches the server together with its end, in
+    /// one server commit instead of two; a long task shows as running this much later
+    /// (its start time is the agent's, so no timing is skewed).
+    private let startedEventDelay: Duration
     private let state = Mutex(State())
 
     private struct State {
@@ -34,6 +39,8 @@ public final class AgentDaemon: Sendable {
         var finished = false
         /// Counter increments since the last heartbeat, by series.
         var counters: [MetricSeries: Double] = [:]
+        /// A flush waits on the loop's timer for a `started` event.
+        var startedFlushScheduled = false
     }
 
     /// A metric name with its labels.
@@ -46,11 +53,13 @@ public final class AgentDaemon: Sendable {
     ///   - token: the bearer token (the content of token_file).
     ///   - client: a client for the server (TLS, proxy and backoff already set).
     ///   - log: one line per notable event, for the operator.
+    ///   - startedEventDelay: how long a `started` event may wait for a later one to go with.
     /// - Throws: `EventOutboxError` opening the outbox under state_dir.
     public init(configuration: AgentConfiguration, token: String, client: GRPCClient,
-                log: @escaping @Sendable (String) -> Void) throws {
+                startedEventDelay: Duration = .milliseconds(20), log: @escaping @Sendable (String) -> Void) throws {
         self.configuration = configuration
         self.client = client
+        self.startedEventDelay = startedEventDelay
         reaper = ChildReaper(loop: client.eventLoop)
         self.log = log
         var metadata = GRPCMetadata()
@@ -241,12 +250,15 @@ public final class AgentDaemon: Sendable {
         DispatchQueue.global().async { runner.start() }
     }
 
-    /// A runner's event: durable in the outbox first, then sent.
+    /// A runner's event: durable in the outbox first, then sent (a `started` event after
+    /// `startedEventDelay`, or with the next event sent before then).
     private func record(_ event: TaskRunner.Event, of grant: AgentV1.LeaseGrant) {
         do {
             switch event {
             case .started(let start):
                 try outbox.recordStart(of: RunningLease(grant: grant, start: start), event: start.event(for: grant))
+                flushAfterStartedEventDelay()
+                return
             case .finished(let result):
                 try outbox.append(result.event(for: grant))
                 let cpuSeconds = Double((result.usage?.userCpuMs ?? 0) + (result.usage?.systemCpuMs ?? 0)) / 1000
@@ -262,6 +274,21 @@ public final class AgentDaemon: Sendable {
             log("outbox: cannot record an event of \(grant.leaseId): \(error)")
         }
         flushOutbox()
+    }
+
+    private func flushAfterStartedEventDelay() {
+        guard state.withLock({ state in
+            defer { state.startedFlushScheduled = true }
+            return !state.startedFlushScheduled
+        }) else { return }
+        let loop = client.eventLoop
+        loop.execute { [weak self, delay = startedEventDelay] in
+            loop.schedule(after: delay) {
+                guard let self else { return }
+                self.state.withLock { $0.startedFlushScheduled = false }
+                self.flushOutbox()
+            }
+        }
     }
 
     /// Puts every outbox event the session has not carried yet on the outbound queue.

@@ -1,0 +1,147 @@
+import Foundation
+import GRPC
+import H2
+import Synchronization
+import Testing
+import TetherTestSupport
+import TetherWire
+@testable import TetherAgent
+
+/// The server end of one agent's Connect stream: welcomes it (heartbeats every 100 ms),
+/// sends the grants a test hands it, records what the agent sends, in order, and
+/// acknowledges each event at once.
+final class FakeConnectServer: Sendable {
+    private let server: GRPCServer
+    let address: SocketAddress
+    /// What goes to the agent after the Welcome.
+    private let outbound = AsyncStream.makeStream(of: AgentV1.ServerMessage.self)
+    private let received = Received()
+
+    private final class Received: Sendable {
+        let messages = Mutex<[AgentV1.AgentMessage]>([])
+    }
+
+    init() throws {
+        var router = GRPCRouter()
+        router.bidirectionalStreaming("tether.agent.v1.AgentService", "Connect") { [outbound, received] (
+            requests: GRPCRequestStream<AgentV1.AgentMessage>, writer: GRPCResponseWriter<AgentV1.ServerMessage>, _
+        ) in
+            var incoming = requests.makeAsyncIterator()
+            guard case .hello? = try await incoming.next()?.kind else { return }
+            var welcome = AgentV1.Welcome()
+            welcome.agentId = "test-agent"
+            welcome.heartbeatIntervalMs = 100
+            welcome.leaseTtlMs = 60_000
+            try await writer.write(AgentV1.ServerMessage(.welcome(welcome)))
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    for await message in outbound.stream { try await writer.write(message) }
+                }
+                while let message = try await incoming.next() {
+                    received.messages.withLock { $0.append(message) }
+                    if case .taskEvent(let event)? = message.kind {
+                        var ack = AgentV1.Ack()
+                        ack.sequence = event.sequence
+                        outbound.continuation.yield(AgentV1.ServerMessage(.ack(ack)))
+                    }
+                }
+                group.cancelAll()
+            }
+        }
+        server = try GRPCServer(configuration: .init(address: try SocketAddress(parsing: "127.0.0.1:0"), tls: nil), router: router)
+        address = try server.start()
+    }
+
+    func grant(_ leaseID: String, entrypoint: String) {
+        var task = AgentV1.TaskRef()
+        task.dagId = "etl"
+        task.runId = "r1"
+        task.taskId = leaseID
+        var grant = AgentV1.LeaseGrant()
+        grant.leaseId = leaseID
+        grant.epoch = 1
+        grant.task = task
+        grant.entrypoint = entrypoint
+        grant.attempt = 1
+        outbound.continuation.yield(AgentV1.ServerMessage(.leaseGrant(grant)))
+    }
+
+    /// The task events received so far, as "lease kind".
+    var events: [String] {
+        received.messages.withLock { messages in
+            messages.compactMap { message in
+                guard case .taskEvent(let event)? = message.kind else { return nil }
+                return "\(event.leaseId) \(event.kind)"
+            }
+        }
+    }
+
+    var heartbeats: Int { received.messages.withLock { $0.filter { if case .heartbeat? = $0.kind { true } else { false } }.count } }
+
+    func stop() async {
+        outbound.continuation.finish()
+        await server.shutdown(graceful: false)
+    }
+}
+
+@Suite struct AgentDaemonTests {
+    /// An agent with a `block` entrypoint (runs until the scratch file `go` exists) and a
+    /// `quick` one, against `server`.
+    private func agent(_ scratch: ScratchDirectory, _ server: FakeConnectServer,
+                       startedEventDelay: Duration) throws -> AgentDaemon {
+        let block = AgentConfiguration.Entrypoint(argv: ["/bin/sh", "-c", "while [ ! -e \"$OUT/go\" ]; do sleep 0.01; done"],
+                                                  environment: ["OUT": scratch.url.path])
+        let configuration = AgentConfiguration(
+            server: .init(usesTLS: false, host: "127.0.0.1", port: server.address.port), tokenFile: "unused", name: "test-agent",
+            logDirectory: scratch.path("logs"), insecurePlaintext: true,
+            entrypoints: ["block": block, "quick": AgentConfiguration.Entrypoint(argv: ["/bin/true"])])
+        let client = try GRPCClient(configuration: .init(target: server.address, tls: nil))
+        let daemon = try AgentDaemon(configuration: configuration, token: "unused", client: client,
+                                     startedEventDelay: startedEventDelay, log: { _ in })
+        return daemon
+    }
+
+    @Test func aStartedEventWaitsToTravelWithTheNextEvent() async throws {
+        let scratch = try ScratchDirectory()
+        let server = try FakeConnectServer()
+        let daemon = try agent(scratch, server, startedEventDelay: .seconds(3600))
+        let running = Task { await daemon.run() }
+
+        server.grant("a", entrypoint: "block")
+        // Once a's start is in the outbox, an agent sending it at once would have put it on
+        // the stream before the next two heartbeats.
+        let outbox = try EventOutbox(directory: daemon.configuration.stateDirectory)
+        #expect(await waitUntil { (try? outbox.runningLeases().map(\.leaseId)) == ["a"] })
+        let heartbeats = server.heartbeats
+        #expect(await waitUntil { server.heartbeats >= heartbeats + 2 })
+        #expect(server.events.isEmpty)
+
+        // b's end carries both starts along.
+        server.grant("b", entrypoint: "quick")
+        #expect(await waitUntil { server.events.count == 3 })
+        #expect(server.events == ["a started", "b started", "b succeeded"])
+
+        _ = FileManager.default.createFile(atPath: scratch.path("go"), contents: nil)
+        #expect(await waitUntil { server.events.count == 4 })
+        #expect(server.events.last == "a succeeded")
+        daemon.drain(reason: "test over")
+        await running.value  // closes the client
+        await server.stop()
+    }
+
+    @Test func aStartedEventWithNoCompanyIsSentAfterTheDelay() async throws {
+        let scratch = try ScratchDirectory()
+        let server = try FakeConnectServer()
+        let daemon = try agent(scratch, server, startedEventDelay: .milliseconds(50))
+        let running = Task { await daemon.run() }
+
+        server.grant("a", entrypoint: "block")
+        // The task still runs: only the delay can have sent its start.
+        #expect(await waitUntil { server.events == ["a started"] })
+        _ = FileManager.default.createFile(atPath: scratch.path("go"), contents: nil)
+        #expect(await waitUntil { server.events == ["a started", "a succeeded"] })
+        daemon.drain(reason: "test over")
+        await running.value  // closes the client
+        await server.stop()
+    }
+}
