@@ -243,7 +243,16 @@ public final class SQLiteSchedulerStore: SchedulerStore {
                         lease.map { .integer(Int64($0.attempt)) } ?? .null, lease?.grantedAt.value ?? .null,
                         lease?.expiresAt.value ?? .null, lease?.revoked.map { .text($0.rawValue) } ?? .null])
         case .attempt(let a):
-            try db.run("INSERT OR REPLACE INTO task_attempts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            // An upsert, not REPLACE: the row keeps its rowid and its index entries (whose
+            // columns never change), so an attempt's update dirties one page, not four.
+            try db.run("""
+                INSERT INTO task_attempts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (lease_id) DO UPDATE SET
+                epoch = excluded.epoch, agent_id = excluded.agent_id, outcome = excluded.outcome,
+                granted_at_ms = excluded.granted_at_ms, started_at_ms = excluded.started_at_ms,
+                finished_at_ms = excluded.finished_at_ms, exit_code = excluded.exit_code, signal = excluded.signal,
+                user_cpu_ms = excluded.user_cpu_ms, system_cpu_ms = excluded.system_cpu_ms,
+                max_rss_kib = excluded.max_rss_kib, message = excluded.message
+                """,
                        [.text(a.leaseID), .text(a.key.runID), .text(a.key.taskID), .integer(Int64(a.attempt)),
                         .integer(Int64(bitPattern: a.epoch)), .text(a.agentID), .text(a.outcome.rawValue), a.grantedAt.value,
                         a.startedAt.value, a.finishedAt.value, a.usage.exitCode.map { .integer(Int64($0)) } ?? .null,
@@ -251,7 +260,8 @@ public final class SQLiteSchedulerStore: SchedulerStore {
                         .integer(Int64(clamping: a.usage.userCPUMilliseconds)), .integer(Int64(clamping: a.usage.systemCPUMilliseconds)),
                         .integer(Int64(clamping: a.usage.maxRSSKiB)), .text(a.message)])
         case .agentSequence(let agentID, let sequence):
-            try db.run("INSERT OR REPLACE INTO agent_sequences VALUES (?, ?)", [.text(agentID), .integer(Int64(bitPattern: sequence))])
+            try db.run("INSERT INTO agent_sequences VALUES (?, ?) ON CONFLICT (agent_id) DO UPDATE SET sequence = excluded.sequence",
+                       [.text(agentID), .integer(Int64(bitPattern: sequence))])
         }
     }
 
