@@ -258,9 +258,9 @@ public final class AgentDaemon: Sendable {
             case .started(let start):
                 try outbox.recordStart(of: RunningLease(grant: grant, start: start), event: start.event(for: grant))
                 flushAfterStartedEventDelay()
-                return
             case .finished(let result):
                 try outbox.append(result.event(for: grant))
+                flushOutbox()  // before the bookkeeping: the server waits for this event
                 let cpuSeconds = Double((result.usage?.userCpuMs ?? 0) + (result.usage?.systemCpuMs ?? 0)) / 1000
                 state.withLock { state in
                     _ = state.runners.removeValue(forKey: grant.leaseId)
@@ -272,8 +272,8 @@ public final class AgentDaemon: Sendable {
             }
         } catch {
             log("outbox: cannot record an event of \(grant.leaseId): \(error)")
+            flushOutbox()
         }
-        flushOutbox()
     }
 
     private func flushAfterStartedEventDelay() {
