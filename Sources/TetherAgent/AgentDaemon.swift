@@ -245,9 +245,9 @@ public final class AgentDaemon: Sendable {
             self?.record(event, of: grant)
         }
         state.withLock { $0.runners[grant.leaseId] = runner }
-        log("lease \(grant.leaseId) (attempt \(grant.attempt)): running \(grant.entrypoint)")
         // Off the connection's thread: a slow disk or a hung mount must not stall it.
         DispatchQueue.global().async { runner.start() }
+        log("lease \(grant.leaseId) (attempt \(grant.attempt)): running \(grant.entrypoint)")
     }
 
     /// A runner's event: durable in the outbox first, then sent (a `started` event after
