@@ -26,6 +26,10 @@ import Foundation
 /// crash before that deletion makes the restarted agent send those events again, which
 /// the server, applying each sequence number once, answers as duplicates.
 ///
+/// One process at a time: the outbox holds an exclusive `flock` on `outbox.db.lock` while
+/// it is open, and a second agent given the same `state_dir` fails to open it instead of
+/// mixing its events and sequence numbers into the first one's.
+///
 /// Thread-safe: one connection behind a lock; callers on any thread are serialised.
 /// Writes block on disk I/O, so call them off Swift's cooperative pool.
 public final class EventOutbox: @unchecked Sendable {
@@ -49,6 +53,8 @@ public final class EventOutbox: @unchecked Sendable {
     /// The server's highest acknowledgement so far, and how far the rows on disk are deleted.
     private var acknowledged: UInt64 = 0
     private var deletedThrough: UInt64 = 0
+    /// Holds the exclusive `flock` that keeps other processes out.
+    private let lockFile: FileDescriptor
     /// A second connection, for `sync()`: its checkpoint and fsyncs never hold up writers.
     private let checkpointer: SQLiteDatabase
     private let syncLock = NSLock()
@@ -70,9 +76,17 @@ public final class EventOutbox: @unchecked Sendable {
 
     /// Opens (creating if needed) the outbox database at `path` and migrates its schema.
     ///
-    /// - Throws: `EventOutboxError.database` or `.migration`.
+    /// - Throws: `EventOutboxError.inUse` if another open outbox (in any process) holds
+    ///   `path`; `.system`, `.database` or `.migration`.
     public init(path: String) throws(EventOutboxError) {
         self.path = path
+        let lockFD = open(path + ".lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard lockFD >= 0 else { throw .system(SystemError("open \(path).lock", errno: errno)) }
+        lockFile = FileDescriptor(owning: lockFD)
+        guard flock(lockFD, LOCK_EX | LOCK_NB) == 0 else {
+            if errno == EWOULDBLOCK { throw .inUse(path) }
+            throw .system(SystemError("flock \(path).lock", errno: errno))
+        }
         let connection: SQLiteDatabase
         do {
             connection = try SQLiteDatabase(.init(path: path, access: .readWriteCreate, synchronous: .normal))
@@ -503,6 +517,8 @@ public enum EventOutboxError: Error, CustomStringConvertible, Sendable {
     case undecodableEvent(sequence: UInt64, WireError)
     /// An OS call failed (creating the directory, signalling a process group).
     case system(SystemError)
+    /// Another open outbox, most likely another agent process, holds this file.
+    case inUse(String)
 
     init(_ error: any Error) {
         switch error {
@@ -520,6 +536,7 @@ public enum EventOutboxError: Error, CustomStringConvertible, Sendable {
         case .encoding(let leaseId, let error): "event outbox: cannot encode event of lease \(leaseId): \(error)"
         case .undecodableEvent(let sequence, let error): "event outbox: stored event \(sequence) does not decode: \(error)"
         case .system(let error): "event outbox: \(error)"
+        case .inUse(let path): "event outbox: \(path) is in use by another agent process; give each agent a state_dir of its own"
         }
     }
 }

@@ -3,6 +3,7 @@ import GRPC
 import H2
 import Synchronization
 import Testing
+import TetherStore
 import TetherTestSupport
 import TetherWire
 @testable import TetherAgent
@@ -110,8 +111,9 @@ final class FakeConnectServer: Sendable {
         server.grant("a", entrypoint: "block")
         // Once a's start is in the outbox, an agent sending it at once would have put it on
         // the stream before the next two heartbeats.
-        let outbox = try EventOutbox(directory: daemon.configuration.stateDirectory)
-        #expect(await waitUntil { (try? outbox.runningLeases().map(\.leaseId)) == ["a"] })
+        let outbox = try SQLiteDatabase(.init(path: daemon.configuration.stateDirectory + "/" + EventOutbox.fileName,
+                                              access: .readOnly))
+        #expect(await waitUntil { (try? outbox.scalar("SELECT group_concat(lease_id) FROM leases").text) == "a" })
         let heartbeats = server.heartbeats
         #expect(await waitUntil { server.heartbeats >= heartbeats + 2 })
         #expect(server.events.isEmpty)

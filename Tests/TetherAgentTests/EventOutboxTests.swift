@@ -47,24 +47,42 @@ import TetherWire
     @Test func acknowledgedRowsGoWithTheNextWriteOrSyncNotInATransactionOfTheirOwn() throws {
         let scratch = try ScratchDirectory()
         let directory = scratch.path("state")
-        let outbox = try EventOutbox(directory: directory)
-        for _ in 0..<3 { try outbox.append(event("l1", .started)) }
-        let reader = try SQLiteDatabase(.init(path: directory + "/" + EventOutbox.fileName, access: .readOnly))
-        func storedSequences() throws -> [Int64] {
-            var sequences: [Int64] = []
-            try reader.query("SELECT sequence FROM events ORDER BY sequence") { sequences.append($0[0].int64 ?? -1) }
-            return sequences
+        do {
+            let outbox = try EventOutbox(directory: directory)
+            for _ in 0..<3 { try outbox.append(event("l1", .started)) }
+            let reader = try SQLiteDatabase(.init(path: directory + "/" + EventOutbox.fileName, access: .readOnly))
+            func storedSequences() throws -> [Int64] {
+                var sequences: [Int64] = []
+                try reader.query("SELECT sequence FROM events ORDER BY sequence") { sequences.append($0[0].int64 ?? -1) }
+                return sequences
+            }
+            try outbox.acknowledge(upTo: 2)
+            #expect(outbox.pending().map(\.sequence) == [3])
+            #expect(try storedSequences() == [1, 2, 3])
+            try outbox.append(event("l1", .succeeded))
+            #expect(try storedSequences() == [3, 4])
+            try outbox.acknowledge(upTo: 4)
+            try outbox.sync()
+            #expect(try storedSequences() == [])
         }
-        try outbox.acknowledge(upTo: 2)
-        #expect(outbox.pending().map(\.sequence) == [3])
-        #expect(try storedSequences() == [1, 2, 3])
-        try outbox.append(event("l1", .succeeded))
-        #expect(try storedSequences() == [3, 4])
-        try outbox.acknowledge(upTo: 4)
-        try outbox.sync()
-        #expect(try storedSequences() == [])
         // The numbering outlives the rows.
         #expect(try EventOutbox(directory: directory).append(event("l2", .started)) == 5)
+    }
+
+    @Test func aSecondOutboxOnTheSameFileIsRefusedWhileTheFirstIsOpen() throws {
+        let scratch = try ScratchDirectory()
+        let directory = scratch.path("state")
+        do {
+            let first = try EventOutbox(directory: directory)
+            try first.append(event("l1", .started))
+            #expect {
+                _ = try EventOutbox(directory: directory)
+            } throws: { error in
+                guard case .inUse(let path)? = error as? EventOutboxError else { return false }
+                return path.hasSuffix("/state/outbox.db") && "\(error)".contains("give each agent a state_dir of its own")
+            }
+        }
+        #expect(try EventOutbox(directory: directory).pending().map(\.sequence) == [1])
     }
 
     @Test func pendingEventsSurviveReopenInOrderWithTheirContents() throws {
