@@ -69,6 +69,24 @@ import TetherWire
         #expect(try EventOutbox(directory: directory).append(event("l2", .started)) == 5)
     }
 
+    @Test func aDamagedStoredEventStopsTheOutboxFromOpeningWithItsSequence() throws {
+        let scratch = try ScratchDirectory()
+        let directory = scratch.path("state")
+        do {
+            let outbox = try EventOutbox(directory: directory)
+            try outbox.append(event("l1", .started))
+            try outbox.append(event("l1", .succeeded))
+        }
+        let database = try SQLiteDatabase(.init(path: directory + "/" + EventOutbox.fileName))
+        try database.run("UPDATE events SET payload = x'ffffffff' WHERE sequence = 2")
+        #expect {
+            _ = try EventOutbox(directory: directory)
+        } throws: { error in
+            guard case .undecodableEvent(let sequence, _)? = error as? EventOutboxError else { return false }
+            return sequence == 2
+        }
+    }
+
     @Test func aSecondOutboxOnTheSameFileIsRefusedWhileTheFirstIsOpen() throws {
         let scratch = try ScratchDirectory()
         let directory = scratch.path("state")
