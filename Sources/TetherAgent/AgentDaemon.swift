@@ -8,12 +8,15 @@ import TetherWire
 /// outbox first and to the server from there, until the server's Ack.
 ///
 /// Threading: `run()` drives sessions on the client's event loop; task exits are noticed
-/// there and their events recorded and sent from there. A grant that arrives while no
-/// other task runs is spawned on the loop as well; one that arrives beside running tasks
-/// is spawned on Dispatch's pool, in parallel with the loop. What the loop then blocks on
-/// is the local disk (the log directory, the outbox) and `posix_spawn`, a few hundred
-/// microseconds per task; it already waits on that disk for every outbox write.
-/// Shared state sits behind one lock. All messages to the server go through the session's
+/// there and their events recorded and sent from there (a task that fails to spawn, or is
+/// cancelled before it starts, reports from the thread that found out). A grant that
+/// arrives while no other task runs is spawned on the loop as well; one that arrives
+/// beside running tasks is spawned on Dispatch's pool, in parallel with the loop. A spawn
+/// on the loop blocks it for a few hundred microseconds: creating the attempt's log under
+/// `log_dir` and `posix_spawn` (which waits for the exec, after the chdir to the
+/// entrypoint's working directory). Should a mount there hang, the connection stalls with
+/// it, as it already would on the outbox's disk: heartbeats stop and the server re-leases
+/// the agent's tasks to others. Shared state sits behind one lock. All messages to the server go through the session's
 /// outbound queue, written by one pump task.
 public final class AgentDaemon: Sendable {
     public let configuration: AgentConfiguration
@@ -282,6 +285,9 @@ public final class AgentDaemon: Sendable {
                     state.counters[MetricSeries(name: "tether_agent_task_cpu_seconds_total", labels: [:]), default: 0] += cpuSeconds
                 }
                 log("lease \(grant.leaseId): \(result.outcome) \(result.message)")
+                // Off the loop (a failed spawn, a cancel before start) the Ack of this event
+                // may have been handled before the runner left `runners`.
+                finishIfDrained()
             }
         } catch {
             log("outbox: cannot record an event of \(grant.leaseId): \(error)")

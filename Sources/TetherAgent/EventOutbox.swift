@@ -411,20 +411,22 @@ public final class EventOutbox: @unchecked Sendable {
         }
         let target = writes
         lock.unlock()
-        if let deletion { throw deletion }
-        guard target != syncedWrites else { return }
-        var complete = false
-        do {
-            // One row: busy (0 or 1), frames in the WAL, frames copied into the database.
-            try checkpointer.query("PRAGMA wal_checkpoint(PASSIVE)") { row in
-                complete = row[0].int64 == 0 && row[1].int64 == row[2].int64
+        // The checkpoint runs even if that deletion failed: it is what protects the events.
+        if target != syncedWrites {
+            var complete = false
+            do {
+                // One row: busy (0 or 1), frames in the WAL, frames copied into the database.
+                try checkpointer.query("PRAGMA wal_checkpoint(PASSIVE)") { row in
+                    complete = row[0].int64 == 0 && row[1].int64 == row[2].int64
+                }
+            } catch let error as SQLiteError {
+                throw .database(error)
+            } catch {
+                throw EventOutboxError(error)
             }
-        } catch let error as SQLiteError {
-            throw .database(error)
-        } catch {
-            throw EventOutboxError(error)
+            if complete { syncedWrites = target }
         }
-        if complete { syncedWrites = target }
+        if let deletion { throw deletion }
     }
 
     /// Runs `body` in an IMMEDIATE transaction that first deletes the acknowledged rows

@@ -87,8 +87,14 @@ struct AgentService: Sendable {
                 // Messages that arrived together are handled together: their task events
                 // share one scheduler call, one commit and one Ack.
                 var batch = [message]
-                while batch.count < Self.maxBatch, let next = try incoming.nextIfReceived() { batch.append(next) }
+                var undecodable: (any Error)?
+                do {
+                    while batch.count < Self.maxBatch, let next = try incoming.nextIfReceived() { batch.append(next) }
+                } catch {
+                    undecodable = error  // ends the call, after the messages before it
+                }
                 try handle(batch, from: session)
+                if let undecodable { throw undecodable }
             }
             // The agent closed its side: stop pumping and end the call.
             continuation.finish()
