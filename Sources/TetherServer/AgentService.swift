@@ -122,6 +122,7 @@ struct AgentService: Sendable {
                 // later events.
                 let maxSequenceJump: UInt64 = 1_000_000
                 guard event.sequence <= session.lastSequence &+ maxSequenceJump else {
+                    report(events, from: session)  // the ones before it stand
                     throw GRPCStatus(code: .invalidArgument,
                                      message: "event sequence \(event.sequence) jumps more than \(maxSequenceJump) past \(session.lastSequence)")
                 }

@@ -269,6 +269,34 @@ import TetherWire
         await h.stop()
     }
 
+    @Test func eventsBeforeARefusedOneInTheSameBatchAreStillApplied() async throws {
+        let h = try ServerHarness()
+        _ = try await h.apply(Self.chain)
+        let agent = try await h.connectAgent("a", entrypoints: ["work"])
+        _ = try await agent.welcome()
+        let run = try await h.trigger("chain")
+        let grant = try await agent.grant()
+        // In one write: a good event, then one whose sequence jumps too far, which ends the call.
+        try await Task(executorPreference: h.client.eventLoop) {
+            try await agent.report(grant, .succeeded, sequence: 1)
+            try await agent.report(grant, .succeeded, sequence: 5_000_000)
+        }.value
+        do {
+            while try await agent.call.next() != nil {}
+            Issue.record("the far jump was accepted")
+        } catch {
+            #expect(error.code == .invalidArgument)
+        }
+        var first: ControlV1.TaskInstance?
+        for _ in 0..<200 {
+            first = try await h.run(run.runId).taskInstances.first
+            if first?.state == .success { break }
+            try await Task.sleep(for: .milliseconds(25))
+        }
+        #expect(first?.state == .success)
+        await h.stop()
+    }
+
     @Test func eventSequencesMayNotJumpFarAheadButResumeFromWhatWasApplied() async throws {
         let h = try ServerHarness()
         _ = try await h.apply(Self.chain)
