@@ -16,8 +16,8 @@ import TetherWire
 /// `log_dir` and `posix_spawn` (which waits for the exec, after the chdir to the
 /// entrypoint's working directory). Should a mount there hang, the connection stalls with
 /// it, as it already would on the outbox's disk: heartbeats stop and the server re-leases
-/// the agent's tasks to others. Shared state sits behind one lock. All messages to the server go through the session's
-/// outbound queue, written by one pump task.
+/// the agent's tasks to others. Shared state sits behind one lock. All messages to the
+/// server go through the session's outbound queue, written by one pump task.
 public final class AgentDaemon: Sendable {
     public let configuration: AgentConfiguration
     private let client: GRPCClient
