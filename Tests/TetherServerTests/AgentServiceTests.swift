@@ -245,19 +245,29 @@ import TetherWire
         await h.stop()
     }
 
-    @Test func eventsThatArriveTogetherAreAppliedInOrderUnderOneAck() async throws {
-        let h = try ServerHarness()
+    /// Agent "a", connected, holding the lease of the first task of a triggered `chain` run.
+    static func agentHoldingFirstTask(_ h: ServerHarness) async throws -> (FakeAgent, ControlV1.Run, AgentV1.LeaseGrant) {
         _ = try await h.apply(Self.chain)
         let agent = try await h.connectAgent("a", entrypoints: ["work"])
         _ = try await agent.welcome()
         let run = try await h.trigger("chain")
-        let grant = try await agent.grant()
-        // Sent in one turn of the client's loop, the three leave in one write.
-        try await Task(executorPreference: h.client.eventLoop) {
+        return (agent, run, try await agent.grant())
+    }
+
+    /// Runs `body` on the client's loop: the messages it sends leave in one write and reach
+    /// the server together.
+    static func inOneWrite(_ h: ServerHarness, _ body: @escaping @Sendable () async throws -> Void) async throws {
+        try await Task(executorPreference: h.client.eventLoop, operation: body).value
+    }
+
+    @Test func eventsThatArriveTogetherAreAppliedInOrderUnderOneAck() async throws {
+        let h = try ServerHarness()
+        let (agent, run, grant) = try await Self.agentHoldingFirstTask(h)
+        try await Self.inOneWrite(h) {
             try await agent.report(grant, .started, sequence: 1)
             try await agent.report(grant, .succeeded, sequence: 2, epoch: grant.epoch + 5)
             try await agent.report(grant, .succeeded, sequence: 3)
-        }.value
+        }
         let ack = try await agent.ack()
         #expect(ack.sequence == 3)
         #expect(ack.rejections.map(\.sequence) == [2])
@@ -271,16 +281,12 @@ import TetherWire
 
     @Test func eventsBeforeARefusedOneInTheSameBatchAreStillApplied() async throws {
         let h = try ServerHarness()
-        _ = try await h.apply(Self.chain)
-        let agent = try await h.connectAgent("a", entrypoints: ["work"])
-        _ = try await agent.welcome()
-        let run = try await h.trigger("chain")
-        let grant = try await agent.grant()
-        // In one write: a good event, then one whose sequence jumps too far, which ends the call.
-        try await Task(executorPreference: h.client.eventLoop) {
+        let (agent, run, grant) = try await Self.agentHoldingFirstTask(h)
+        // A good event, then one whose sequence jumps too far, which ends the call.
+        try await Self.inOneWrite(h) {
             try await agent.report(grant, .succeeded, sequence: 1)
             try await agent.report(grant, .succeeded, sequence: 5_000_000)
-        }.value
+        }
         do {
             while try await agent.call.next() != nil {}
             Issue.record("the far jump was accepted")
