@@ -266,21 +266,26 @@ public final class EventOutbox: @unchecked Sendable {
     ///
     /// - Throws: `EventOutboxError.database`.
     public func runningLeases() throws(EventOutboxError) -> [RunningLease] {
+        try recordedLeases().map(\.lease)
+    }
+
+    /// The leases table, by lease id, with the boot each lease was recorded in.
+    private func recordedLeases() throws(EventOutboxError) -> [(lease: RunningLease, bootID: String?)] {
         try read { database in
-            var leases: [RunningLease] = []
+            var rows: [(lease: RunningLease, bootID: String?)] = []
             try database.query("""
                 SELECT lease_id, epoch, dag_id, run_id, task_id, attempt, process_group, process_start_ticks,
-                       started_at_unix_us
+                       started_at_unix_us, boot_id
                 FROM leases ORDER BY lease_id
                 """) { row in
-                leases.append(RunningLease(
+                rows.append((RunningLease(
                     leaseId: row[0].text ?? "", epoch: UInt64(bitPattern: row[1].int64 ?? 0), dagId: row[2].text ?? "",
                     runId: row[3].text ?? "", taskId: row[4].text ?? "", attempt: UInt32(clamping: row[5].int64 ?? 0),
                     processGroup: Int32(clamping: row[6].int64 ?? 0),
                     processStartTicks: row[7].int64.map { UInt64(bitPattern: $0) },
-                    startedAtUnixUs: row[8].int64 ?? 0))
+                    startedAtUnixUs: row[8].int64 ?? 0), row[9].text))
             }
-            return leases
+            return rows
         }
     }
 
@@ -302,22 +307,7 @@ public final class EventOutbox: @unchecked Sendable {
     @discardableResult
     public func reapOrphans() throws(EventOutboxError) -> [ReapedLease] {
         let bootID = ProcessIdentity.bootID
-        let recorded = try read { database in
-            var rows: [(lease: RunningLease, bootID: String?)] = []
-            try database.query("""
-                SELECT lease_id, epoch, dag_id, run_id, task_id, attempt, process_group, process_start_ticks,
-                       started_at_unix_us, boot_id
-                FROM leases ORDER BY lease_id
-                """) { row in
-                rows.append((RunningLease(
-                    leaseId: row[0].text ?? "", epoch: UInt64(bitPattern: row[1].int64 ?? 0), dagId: row[2].text ?? "",
-                    runId: row[3].text ?? "", taskId: row[4].text ?? "", attempt: UInt32(clamping: row[5].int64 ?? 0),
-                    processGroup: Int32(clamping: row[6].int64 ?? 0),
-                    processStartTicks: row[7].int64.map { UInt64(bitPattern: $0) },
-                    startedAtUnixUs: row[8].int64 ?? 0), row[9].text))
-            }
-            return rows
-        }
+        let recorded = try recordedLeases()
         var reaped: [ReapedLease] = []
         for (lease, leaseBootID) in recorded {
             let action = Self.reapAction(for: lease, recordedBootID: leaseBootID, currentBootID: bootID)
