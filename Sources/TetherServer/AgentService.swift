@@ -113,9 +113,7 @@ struct AgentService: Sendable {
             // A newer session of this name took over (this connection may be half-open, or
             // a second process uses the name): the old one was ended; this is a message that
             // was already on its way.
-            guard !session.isReplaced else {
-                throw GRPCStatus(code: .aborted, message: "replaced by a newer session of agent '\(session.name)'")
-            }
+            guard !session.isReplaced else { throw session.replacedStatus }
             if case .taskEvent(let event)? = message.kind {
                 // The largest sequence jump accepted: an agent's outbox numbers grow by one
                 // per event, so a far jump is a bug or an attack that would silence its
@@ -323,7 +321,12 @@ final class AgentSession: Sendable {
     /// Ends this session's call: a newer one of the same name took over.
     func markReplaced() {
         live.withLock { $0.isReplaced = true }
-        end(GRPCStatus(code: .aborted, message: "replaced by a newer session of agent '\(name)'"))
+        end(replacedStatus)
+    }
+
+    /// How a session's call ends once a newer one of its name took over.
+    var replacedStatus: GRPCStatus {
+        GRPCStatus(code: .aborted, message: "replaced by a newer session of agent '\(name)'")
     }
 
     var isDraining: Bool { live.withLock { $0.draining } }
