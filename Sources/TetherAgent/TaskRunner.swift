@@ -133,8 +133,8 @@ public final class TaskRunner: Sendable {
         self.entrypoints = entrypoints
         self.logDirectory = logDirectory
         self.killGraceMilliseconds = max(0, killGraceMilliseconds)
-        self.inheritedEnvironment = (inheritedEnvironment ?? ProcessInfo.processInfo.environment)
-            .filter { Self.inheritedVariables.contains($0.key) }
+        // `environment(for:entrypoint:inherited:)` keeps only `inheritedVariables` of it.
+        self.inheritedEnvironment = inheritedEnvironment ?? ProcessInfo.processInfo.environment
         self.onEvent = onEvent
     }
 
