@@ -102,48 +102,52 @@ final class FakeConnectServer: Sendable {
         return daemon
     }
 
-    @Test func aStartedEventWaitsToTravelWithTheNextEvent() async throws {
+    /// Runs `body` while such an agent runs against a fresh fake server; then drains it.
+    private func withRunningAgent(startedEventDelay: Duration,
+                                  _ body: (ScratchDirectory, FakeConnectServer, AgentDaemon) async throws -> Void) async throws {
         let scratch = try ScratchDirectory()
         let server = try FakeConnectServer()
-        let daemon = try agent(scratch, server, startedEventDelay: .seconds(3600))
+        let daemon = try agent(scratch, server, startedEventDelay: startedEventDelay)
         let running = Task { await daemon.run() }
-
-        server.grant("a", entrypoint: "block")
-        // Once a's start is in the outbox, an agent sending it at once would have put it on
-        // the stream before the next two heartbeats.
-        let outbox = try SQLiteDatabase(.init(path: daemon.configuration.stateDirectory + "/" + EventOutbox.fileName,
-                                              access: .readOnly))
-        #expect(await waitUntil { (try? outbox.scalar("SELECT group_concat(lease_id) FROM leases").text) == "a" })
-        let heartbeats = server.heartbeats
-        #expect(await waitUntil { server.heartbeats >= heartbeats + 2 })
-        #expect(server.events.isEmpty)
-
-        // b's end carries both starts along.
-        server.grant("b", entrypoint: "quick")
-        #expect(await waitUntil { server.events.count == 3 })
-        #expect(server.events == ["a started", "b started", "b succeeded"])
-
-        _ = FileManager.default.createFile(atPath: scratch.path("go"), contents: nil)
-        #expect(await waitUntil { server.events.count == 4 })
-        #expect(server.events.last == "a succeeded")
+        var failure: (any Error)?
+        do { try await body(scratch, server, daemon) } catch { failure = error }
+        _ = FileManager.default.createFile(atPath: scratch.path("go"), contents: nil)  // no task left blocking
         daemon.drain(reason: "test over")
         await running.value  // closes the client
         await server.stop()
+        if let failure { throw failure }
+    }
+
+    @Test func aStartedEventWaitsToTravelWithTheNextEvent() async throws {
+        try await withRunningAgent(startedEventDelay: .seconds(3600)) { scratch, server, daemon in
+            server.grant("a", entrypoint: "block")
+            // Once a's start is in the outbox, an agent sending it at once would have put it on
+            // the stream before the next two heartbeats.
+            let outbox = try SQLiteDatabase(.init(path: daemon.configuration.stateDirectory + "/" + EventOutbox.fileName,
+                                                  access: .readOnly))
+            #expect(await waitUntil { (try? outbox.scalar("SELECT group_concat(lease_id) FROM leases").text) == "a" })
+            let heartbeats = server.heartbeats
+            #expect(await waitUntil { server.heartbeats >= heartbeats + 2 })
+            #expect(server.events.isEmpty)
+
+            // b's end carries both starts along.
+            server.grant("b", entrypoint: "quick")
+            #expect(await waitUntil { server.events.count == 3 })
+            #expect(server.events == ["a started", "b started", "b succeeded"])
+
+            _ = FileManager.default.createFile(atPath: scratch.path("go"), contents: nil)
+            #expect(await waitUntil { server.events.count == 4 })
+            #expect(server.events.last == "a succeeded")
+        }
     }
 
     @Test func aStartedEventWithNoCompanyIsSentAfterTheDelay() async throws {
-        let scratch = try ScratchDirectory()
-        let server = try FakeConnectServer()
-        let daemon = try agent(scratch, server, startedEventDelay: .milliseconds(50))
-        let running = Task { await daemon.run() }
-
-        server.grant("a", entrypoint: "block")
-        // The task still runs: only the delay can have sent its start.
-        #expect(await waitUntil { server.events == ["a started"] })
-        _ = FileManager.default.createFile(atPath: scratch.path("go"), contents: nil)
-        #expect(await waitUntil { server.events == ["a started", "a succeeded"] })
-        daemon.drain(reason: "test over")
-        await running.value  // closes the client
-        await server.stop()
+        try await withRunningAgent(startedEventDelay: .milliseconds(50)) { scratch, server, _ in
+            server.grant("a", entrypoint: "block")
+            // The task still runs: only the delay can have sent its start.
+            #expect(await waitUntil { server.events == ["a started"] })
+            _ = FileManager.default.createFile(atPath: scratch.path("go"), contents: nil)
+            #expect(await waitUntil { server.events == ["a started", "a succeeded"] })
+        }
     }
 }
