@@ -137,6 +137,16 @@ final class FakeAgent: Sendable {
         try await first { if case .leaseRevoke(let m) = $0 { m } else { nil } }
     }
 
+    /// Reads the stream to its end: the status it ended with, nil if it ended with OK.
+    func endStatus() async -> GRPCStatus? {
+        do {
+            while try await call.next() != nil {}
+            return nil
+        } catch {
+            return error
+        }
+    }
+
     func report(_ grant: AgentV1.LeaseGrant, _ kind: AgentV1.TaskEventKind, sequence: UInt64, epoch: UInt64? = nil,
                 leaseID: String? = nil) async throws {
         var event = AgentV1.TaskEvent()
