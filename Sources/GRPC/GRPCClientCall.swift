@@ -20,10 +20,10 @@ public final class GRPCClientCall<Request: WireMessage, Response: WireMessage>: 
     /// Sends one request message; waits while the stream's send buffer is full.
     /// - Throws: the call's status if it has already ended.
     public func send(_ message: Request) async throws(GRPCStatus) {
-        let bytes = try encode(message)
+        let framed = try core.framer.frame(prefixed: encode(message))
         let core = self.core
         try await withTaskExecutorPreference(loop) { () async throws(GRPCStatus) in
-            try core.send(bytes)
+            try core.send(framed: framed)
             try await core.waitUntilWritable()
         }
     }
@@ -83,7 +83,8 @@ final class GRPCClientCallCore: HTTP2StreamDelegate, @unchecked Sendable {
     private let loop: EventLoop
     private var stream: HTTP2Stream?
     private var deframer: GRPCMessageDeframer
-    private let framer: GRPCMessageFramer
+    /// A `let` of a Sendable value: read from any thread.
+    let framer: GRPCMessageFramer
     private var unsent: [[UInt8]] = []       // sends before the stream opened
     private var sendingFinished = false
     private var responses: [[UInt8]] = []
@@ -124,10 +125,10 @@ final class GRPCClientCallCore: HTTP2StreamDelegate, @unchecked Sendable {
         }
     }
 
-    func send(_ message: [UInt8]) throws(GRPCStatus) {
+    /// Queues one message framed by `framer`.
+    func send(framed: [UInt8]) throws(GRPCStatus) {
         if let finalStatus { throw finalStatus.code == .ok ? GRPCStatus(code: .internal, message: "call already ended") : finalStatus }
         guard !sendingFinished else { throw GRPCStatus(code: .internal, message: "send after finishSending") }
-        let framed = try framer.frame(message)
         if let stream { stream.sendData(framed) } else { unsent.append(framed) }
     }
 
@@ -248,9 +249,8 @@ final class GRPCClientCallCore: HTTP2StreamDelegate, @unchecked Sendable {
     func streamReceivedData(_ stream: HTTP2Stream, _ bytes: UnsafeRawBufferPointer, endStream: Bool) {
         guard finalStatus == nil else { return }
         if bytes.count > 0 {
-            deframer.append(bytes)
             do {
-                while let message = try deframer.next() { deliver(message) }
+                try deframer.append(bytes) { deliver($0) }
             } catch {
                 return cancel(error)
             }

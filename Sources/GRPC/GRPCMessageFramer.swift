@@ -59,6 +59,25 @@ public struct GRPCMessageFramer: Sendable {
         buffer.append(UInt8(truncatingIfNeeded: length))
     }
 
+    /// `buffer` framed in place: its first ``prefixLength`` bytes, left free by
+    /// `WireMessage.serializedBytes(afterPrefix:)`, get the prefix of the message after them,
+    /// which is not copied.
+    /// - Throws: RESOURCE_EXHAUSTED if that message is longer than ``maxMessageBytes``.
+    public func frame(prefixed buffer: consuming [UInt8]) throws(GRPCStatus) -> [UInt8] {
+        precondition(buffer.count >= Self.prefixLength, "no room for the prefix")
+        let length = buffer.count - Self.prefixLength
+        try checkLength(length)
+        var buffer = buffer
+        buffer.withUnsafeMutableBufferPointer { bytes in
+            bytes[0] = 0
+            bytes[1] = UInt8(truncatingIfNeeded: length >> 24)
+            bytes[2] = UInt8(truncatingIfNeeded: length >> 16)
+            bytes[3] = UInt8(truncatingIfNeeded: length >> 8)
+            bytes[4] = UInt8(truncatingIfNeeded: length)
+        }
+        return buffer
+    }
+
     /// `message` with its prefix, as a new array.
     /// - Throws: RESOURCE_EXHAUSTED if `message` is longer than ``maxMessageBytes``.
     public func frame(_ message: [UInt8]) throws(GRPCStatus) -> [UInt8] {
@@ -124,6 +143,29 @@ public struct GRPCMessageDeframer: Sendable {
             readIndex = 0
         }
         storage.append(contentsOf: bytes)
+    }
+
+    /// Takes the next bytes of the stream and hands each message they complete to `deliver`,
+    /// in order: the same as ``append(_:)`` and then ``next()`` until `nil`, but a message
+    /// that arrives whole in `bytes` while nothing is buffered is copied once, straight out
+    /// of `bytes`, and never buffered.
+    /// - Throws: as ``next()``, after delivering the messages before the failure.
+    public mutating func append(_ bytes: UnsafeRawBufferPointer, delivering deliver: ([UInt8]) -> Void) throws(GRPCStatus) {
+        var rest = bytes
+        while readIndex == storage.count, case .awaitingPrefix = state, rest.count >= GRPCMessageFramer.prefixLength {
+            let flag = rest[0]
+            let length = Int(rest[1]) << 24 | Int(rest[2]) << 16 | Int(rest[3]) << 8 | Int(rest[4])
+            if let status = Self.refusal(flag: flag, length: length, maxMessageBytes: maxMessageBytes) {
+                fail(status)
+                throw status
+            }
+            let end = GRPCMessageFramer.prefixLength + length
+            guard rest.count >= end else { break }
+            deliver(Array(rest[GRPCMessageFramer.prefixLength..<end]))
+            rest = UnsafeRawBufferPointer(rebasing: rest[end...])
+        }
+        append(rest)
+        while let message = try next() { deliver(message) }
     }
 
     /// Buffers the next bytes of the stream.

@@ -115,7 +115,16 @@ public struct GRPCMetadata: Hashable, Sendable, RandomAccessCollection, CustomSt
     ///   may have joined duplicates), each part becoming its own entry; padded and
     ///   unpadded base64 are both accepted.
     public init(wireHeaders fields: [(name: String, value: String)]) {
+        self.init(fields: fields)
+    }
+
+    /// ``init(wireHeaders:)`` for any sequence of fields (a lazy view of a transport's own
+    /// header type, say, so nothing is copied).
+    init(fields: some Sequence<(name: String, value: String)>) {
         for (name, value) in fields {
+            // Most received fields are reserved ones, and HTTP/2 names are lower case already:
+            // this test first, before lower-casing, skips them at the least cost.
+            if Self.isReservedKey(name) { continue }
             let key = Self.lowercased(name)
             guard Self.isValidKey(key), !Self.isReservedKey(key) else { continue }
             if Self.isBinaryKey(key) {
@@ -143,8 +152,9 @@ public struct GRPCMetadata: Hashable, Sendable, RandomAccessCollection, CustomSt
     /// `grpc-status-details-bin`, which carries an application's rich error details
     /// (`google.rpc.Status`) and which gRPC implementations pass to the application.
     public static func isReservedKey(_ key: String) -> Bool {
-        if key.hasPrefix(":") { return true }
-        if key.hasPrefix("grpc-") { return key != "grpc-status-details-bin" }
+        let utf8 = key.utf8
+        if utf8.first == UInt8(ascii: ":") { return true }
+        if utf8.starts(with: "grpc-".utf8) { return key != "grpc-status-details-bin" }
         switch key {
         case "te", "content-type", "user-agent", "host", "connection", "keep-alive",
              "proxy-connection", "transfer-encoding", "upgrade", "content-length":

@@ -11,12 +11,15 @@ public struct GRPCMethodPath: Hashable, Sendable, CustomStringConvertible {
     public let service: String
     /// Method name, e.g. `Check`.
     public let method: String
+    /// The `:path` value, `/service/method`.
+    public let path: String
 
     /// The path for `method` of `service`; `nil` if either is not well formed.
     public init?(service: String, method: String) {
         guard Self.isQualifiedName(service.utf8[...]), Self.isIdentifier(method.utf8[...]) else { return nil }
         self.service = service
         self.method = method
+        self.path = "/\(service)/\(method)"
     }
 
     /// Parses a `:path` value; `nil` unless it is `/` service `/` method, both well formed.
@@ -30,10 +33,8 @@ public struct GRPCMethodPath: Hashable, Sendable, CustomStringConvertible {
         guard Self.isQualifiedName(service), Self.isIdentifier(method) else { return nil }
         self.service = String(Substring(service))
         self.method = String(Substring(method))
+        self.path = path
     }
-
-    /// The `:path` value, `/service/method`.
-    public var path: String { "/\(service)/\(method)" }
 
     /// Same as ``path``.
     public var description: String { path }

@@ -62,6 +62,13 @@ public struct GRPCRequestHead: Hashable, Sendable {
     /// - Throws: ``GRPCRequestHeadError`` with the HTTP status, gRPC code and message to answer.
     public init(validating fields: [(name: String, value: String)],
                 knownPath: (String) -> GRPCMethodPath? = { _ in nil }) throws(GRPCRequestHeadError) {
+        try self.init(validatingFields: fields, knownPath: knownPath)
+    }
+
+    /// ``init(validating:knownPath:)`` for any sequence of fields (a lazy view of a
+    /// transport's own header type, say, so nothing is copied).
+    init(validatingFields fields: some Sequence<(name: String, value: String)>,
+         knownPath: (String) -> GRPCMethodPath?) throws(GRPCRequestHeadError) {
         var method: String?
         var contentType: String?
         var te: String?
@@ -71,18 +78,20 @@ public struct GRPCRequestHead: Hashable, Sendable {
         var authority: String?
         var userAgent: String?
         var acceptEncoding: String?
+        var mayHaveMetadata = false
         for (name, value) in fields {
             switch name {
-            case ":method" where method == nil: method = value
-            case "content-type" where contentType == nil: contentType = value
-            case "te" where te == nil: te = value
-            case ":path" where pathValue == nil: pathValue = value
-            case "grpc-encoding" where encoding == nil: encoding = value
-            case "grpc-timeout" where timeoutValue == nil: timeoutValue = value
-            case ":authority" where authority == nil: authority = value
-            case "user-agent" where userAgent == nil: userAgent = value
-            case "grpc-accept-encoding" where acceptEncoding == nil: acceptEncoding = value
-            default: break
+            case ":method": if method == nil { method = value }
+            case "content-type": if contentType == nil { contentType = value }
+            case "te": if te == nil { te = value }
+            case ":path": if pathValue == nil { pathValue = value }
+            case "grpc-encoding": if encoding == nil { encoding = value }
+            case "grpc-timeout": if timeoutValue == nil { timeoutValue = value }
+            case ":authority": if authority == nil { authority = value }
+            case "user-agent": if userAgent == nil { userAgent = value }
+            case "grpc-accept-encoding": if acceptEncoding == nil { acceptEncoding = value }
+            case ":scheme": break
+            default: mayHaveMetadata = true
             }
         }
 
@@ -115,7 +124,7 @@ public struct GRPCRequestHead: Hashable, Sendable {
         self.timeout = timeout
         self.userAgent = userAgent
         self.acceptEncodings = acceptEncoding.map(Self.splitEncodings) ?? []
-        self.metadata = GRPCMetadata(wireHeaders: fields)
+        self.metadata = mayHaveMetadata ? GRPCMetadata(fields: fields) : GRPCMetadata()
     }
 
     /// The header fields a client sends, in the order the spec asks for: pseudo-headers,

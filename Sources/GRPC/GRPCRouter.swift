@@ -8,15 +8,17 @@ public struct GRPCRouter: Sendable {
     }
 
     private var methods: [GRPCMethodPath: Method] = [:]
-    /// Registered paths by their `:path` text: a request for one of them needs no parsing.
-    private var registeredPaths: [String: GRPCMethodPath] = [:]
+    /// Registered methods by their `:path` text: a request for one of them needs no parsing
+    /// and one lookup.
+    private var registered: [String: (path: GRPCMethodPath, method: Method)] = [:]
 
     public init() {}
 
     func method(for path: GRPCMethodPath) -> Method? { methods[path] }
 
-    /// The registered path whose `:path` text is `text`, parsed once at registration.
-    func registeredPath(_ text: String) -> GRPCMethodPath? { registeredPaths[text] }
+    /// The registered method whose `:path` text is `text`, with its path parsed once at
+    /// registration.
+    func registeredMethod(_ text: String) -> (path: GRPCMethodPath, method: Method)? { registered[text] }
 
     /// Every registered path, e.g. for reflection or health.
     public var paths: [GRPCMethodPath] { Array(methods.keys) }
@@ -27,7 +29,7 @@ public struct GRPCRouter: Sendable {
         }
         precondition(methods[path] == nil, "\(path) registered twice")
         methods[path] = run
-        registeredPaths[path.path] = path
+        registered[path.path] = (path, run)
     }
 
     /// One request, one response.
@@ -75,9 +77,10 @@ public struct GRPCRouter: Sendable {
     }
 }
 
+/// `message` encoded after room for its gRPC prefix, for `GRPCMessageFramer.frame(prefixed:)`.
 func encode<M: WireMessage>(_ message: M) throws(GRPCStatus) -> [UInt8] {
     do {
-        return try message.serializedBytes()
+        return try message.serializedBytes(afterPrefix: GRPCMessageFramer.prefixLength)
     } catch {
         throw GRPCStatus(code: .internal, message: "could not encode \(M.protoName): \(error)")
     }
@@ -95,7 +98,7 @@ public struct GRPCRequestStream<Message: WireMessage>: AsyncSequence, Sendable {
 
         public mutating func next() async throws -> Message? {
             guard let bytes = try await call.requests.next() else { return nil }
-            return try decode(bytes)
+            return try Self.decode(bytes)
         }
 
         /// The next message if it has already arrived, without waiting: nil when none is
@@ -104,10 +107,10 @@ public struct GRPCRequestStream<Message: WireMessage>: AsyncSequence, Sendable {
         /// where handlers run unless they move off it; elsewhere it traps.
         public mutating func nextIfReceived() throws -> Message? {
             call.loop.preconditionInEventLoop()
-            return try call.requests.nextQueued().map(decode)
+            return try call.requests.nextQueued().map(Self.decode)
         }
 
-        private func decode(_ bytes: [UInt8]) throws(GRPCStatus) -> Message {
+        fileprivate static func decode(_ bytes: [UInt8]) throws(GRPCStatus) -> Message {
             do {
                 return try Message(serializedBytes: bytes)
             } catch {
@@ -120,6 +123,11 @@ public struct GRPCRequestStream<Message: WireMessage>: AsyncSequence, Sendable {
 
     /// Exactly one message, as unary and server-streaming calls need.
     func single() async throws -> Message {
+        // The usual case: a small request is complete before its handler's task first runs,
+        // and taking it without a suspension point saves the executor checks of two awaits.
+        if let bytes = call.requests.singleIfComplete() {
+            return try AsyncIterator.decode(bytes)
+        }
         var iterator = makeAsyncIterator()
         guard let first = try await iterator.next() else {
             throw GRPCStatus(code: .internal, message: "client half-closed without a request message")

@@ -64,8 +64,13 @@ final class GRPCServerCall: HTTP2StreamDelegate, @unchecked Sendable {
             return
         }
         let head: GRPCRequestHead
+        var registered: GRPCRouter.Method?
         do {
-            head = try GRPCRequestHead(validating: headers.map { ($0.name, $0.value) }, knownPath: router.registeredPath)
+            head = try GRPCRequestHead(validatingFields: headers.lazy.map { (name: $0.name, value: $0.value) }) { text in
+                let entry = router.registeredMethod(text)
+                registered = entry?.method
+                return entry?.path
+            }
         } catch {
             if error.httpStatus == 200 {
                 var status = error.status
@@ -78,7 +83,7 @@ final class GRPCServerCall: HTTP2StreamDelegate, @unchecked Sendable {
             return stream.sendHeadersOnly([HTTP2Header(":status", String(error.httpStatus)),
                                            HTTP2Header("content-type", "text/plain")])
         }
-        guard let method = router.method(for: head.path) else {
+        guard let method = registered ?? router.method(for: head.path) else {
             return finish(GRPCStatus(code: .unimplemented, message: "unknown method \(head.path)"))
         }
         state = .running
@@ -86,9 +91,9 @@ final class GRPCServerCall: HTTP2StreamDelegate, @unchecked Sendable {
         if let timeout = head.timeout {
             let duration = timeout.duration
             deadline = .now + duration
-            deadlineTimer = loop.schedule(after: duration) { [weak self] in
-                self?.deadlineTimer = nil
-                self?.end(GRPCStatus(code: .deadlineExceeded, message: "deadline of \(timeout) exceeded"))
+            deadlineTimer = loop.schedule(after: duration) {
+                self.deadlineTimer = nil
+                self.end(GRPCStatus(code: .deadlineExceeded, message: "deadline of \(timeout) exceeded"))
             }
         }
         let connection = stream.connection
@@ -117,11 +122,8 @@ final class GRPCServerCall: HTTP2StreamDelegate, @unchecked Sendable {
             return
         }
         if bytes.count > 0 {
-            deframer.append(bytes)
             do {
-                while let message = try deframer.next() {
-                    requests.push(message)
-                }
+                try deframer.append(bytes) { requests.push($0) }
             } catch {
                 stream.consumed(bytes.count)
                 return end(error)
@@ -177,17 +179,18 @@ final class GRPCServerCall: HTTP2StreamDelegate, @unchecked Sendable {
 
     // MARK: Responses (loop only; called by the handler task)
 
-    /// Frames and queues one response message, sending response headers first.
-    func send(_ message: [UInt8]) throws(GRPCStatus) {
+    /// Frames and queues one response message (from `encode`), sending response headers first.
+    func send(_ message: consuming [UInt8]) throws(GRPCStatus) {
         loop.preconditionInEventLoop()
         guard case .running = state else { throw GRPCStatus(code: .cancelled, message: "call already finished") }
         if !responseHeadersSent {
             responseHeadersSent = true
             stream.sendResponseHeaders(Self.responseHeaders)
         }
-        stream.sendData(try framer.frame(message))
+        stream.sendData(try framer.frame(prefixed: message))
     }
 
+    private static let okTrailers = GRPCStatus.ok.wireTrailers.map { HTTP2Header($0.name, $0.value) }
     private static let responseHeaders = [HTTP2Header(":status", "200"), HTTP2Header("content-type", "application/grpc"),
                                           HTTP2Header("grpc-accept-encoding", "identity")]
 
@@ -225,7 +228,7 @@ final class GRPCServerCall: HTTP2StreamDelegate, @unchecked Sendable {
         releaseWithheldBytes()   // queued requests will not be read; let a still-sending client finish
         if let deadlineTimer { loop.cancelTimer(deadlineTimer) }
         deadlineTimer = nil
-        let trailers = status.wireTrailers.map { HTTP2Header($0.name, $0.value) }
+        let trailers = status == .ok ? Self.okTrailers : status.wireTrailers.map { HTTP2Header($0.name, $0.value) }
         if responseHeadersSent {
             stream.finish(trailers: trailers, resetAfter: resetAfter)
         } else {
@@ -277,6 +280,13 @@ final class GRPCRequestBuffer: @unchecked Sendable {
             throw ended
         }
         return try await withCheckedThrowingContinuation { waiter = $0 }
+    }
+
+    /// The one message of a request that has cleanly ended with exactly one, or nil
+    /// (nothing is taken then).
+    func singleIfComplete() -> [UInt8]? {
+        guard ended?.code == .ok, messages.count - head == 1 else { return nil }
+        return nextQueued()
     }
 
     /// A message already received and not yet taken, or nil.

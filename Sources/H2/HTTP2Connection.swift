@@ -40,7 +40,7 @@ public final class HTTP2Connection: EventLoopSelectable, EventLoopFlushable {
     /// up and the peer's first SETTINGS frame has arrived, so it speaks HTTP/2 and its
     /// limits (max concurrent streams, windows) apply to the first request.
     public var onReady: (() -> Void)?
-    weak var serverDelegate: (any HTTP2ServerDelegate)?
+    var serverDelegate: (any HTTP2ServerDelegate)?
 
     private enum State: Equatable {
         case connecting      // client TCP connect in progress (to the proxy, if there is one)
@@ -73,6 +73,9 @@ public final class HTTP2Connection: EventLoopSelectable, EventLoopFlushable {
     /// Client: the first bytes received before the peer's SETTINGS, to say what it speaks
     /// instead when it never sends them (an HTTP/1.1 server answers the preface with a 400).
     private var bytesBeforeSettings: [UInt8] = []
+    /// Long header names and values received lately (at most 8, of at most 256 bytes).
+    private var recentHeaderStrings: [String] = []
+    private var nextRecentHeaderString = 0
 
     /// Number of streams currently open.
     public var openStreamCount: Int { streams.count }
@@ -110,9 +113,9 @@ public final class HTTP2Connection: EventLoopSelectable, EventLoopFlushable {
     /// proxy's CONNECT, TLS handshake and the peer's first SETTINGS together). Loop thread only.
     func startConnectTimer(_ timeout: Duration) {
         guard state != .open, state != .closed else { return }
-        connectTimer = loop.schedule(after: timeout) { [weak self] in
-            self?.connectTimer = nil
-            self?.connectTimedOut(after: timeout)
+        connectTimer = loop.schedule(after: timeout) {
+            self.connectTimer = nil
+            self.connectTimedOut(after: timeout)
         }
     }
 
@@ -563,8 +566,8 @@ public final class HTTP2Connection: EventLoopSelectable, EventLoopFlushable {
         closeReason = reason
         let lastStream = role == .server ? nghttp2_session_get_last_proc_stream_id(session) : 0
         nghttp2_submit_goaway(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), lastStream, HTTP2ErrorCode.noError.rawValue, nil, 0)
-        shutdownTimer = loop.schedule(after: configuration.gracefulShutdownTimeout) { [weak self] in
-            self?.terminate("graceful shutdown timed out")
+        shutdownTimer = loop.schedule(after: configuration.gracefulShutdownTimeout) {
+            self.terminate("graceful shutdown timed out")
         }
         loop.scheduleFlush(self)
     }
@@ -597,7 +600,7 @@ public final class HTTP2Connection: EventLoopSelectable, EventLoopFlushable {
 
     private func scheduleKeepalive() {
         guard let interval = configuration.keepaliveInterval else { return }
-        keepaliveTimer = loop.schedule(after: interval) { [weak self] in self?.keepaliveTick() }
+        keepaliveTimer = loop.schedule(after: interval) { self.keepaliveTick() }
     }
 
     private func keepaliveTick() {
@@ -607,8 +610,8 @@ public final class HTTP2Connection: EventLoopSelectable, EventLoopFlushable {
         }
         let idle = MonotonicClock.nanoseconds() - lastReceive
         guard idle >= interval.nanoseconds else {
-            keepaliveTimer = loop.schedule(after: .nanoseconds(interval.nanoseconds - idle)) { [weak self] in
-                self?.keepaliveTick()
+            keepaliveTimer = loop.schedule(after: .nanoseconds(interval.nanoseconds - idle)) {
+                self.keepaliveTick()
             }
             return
         }
@@ -617,14 +620,14 @@ public final class HTTP2Connection: EventLoopSelectable, EventLoopFlushable {
             pingOutstanding = true
             nghttp2_submit_ping(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), nil)
             loop.scheduleFlush(self)
-            keepaliveTimer = loop.schedule(after: configuration.keepaliveTimeout) { [weak self] in self?.keepaliveTick() }
+            keepaliveTimer = loop.schedule(after: configuration.keepaliveTimeout) { self.keepaliveTick() }
         case .handshaking where role == .server:
             // No HTTP/2 yet, so no PING: a client that stalls its TLS handshake would
             // otherwise hold the connection for good.
             terminate("TLS handshake not complete within \(interval)")
         case .connecting, .tunneling, .handshaking, .awaitingSettings:
             // A client's connect timer covers these.
-            keepaliveTimer = loop.schedule(after: interval) { [weak self] in self?.keepaliveTick() }
+            keepaliveTimer = loop.schedule(after: interval) { self.keepaliveTick() }
         case .closed:
             return
         }
@@ -649,8 +652,28 @@ public final class HTTP2Connection: EventLoopSelectable, EventLoopFlushable {
             // the stream (INTERNAL_ERROR) and keeps decoding the block to stay in HPACK sync.
             return Int32(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
         }
-        stream.pendingHeaders.append(HTTP2Header(String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
+        if stream.pendingHeaders.capacity == 0 { stream.pendingHeaders.reserveCapacity(12) }
+        stream.pendingHeaders.append(HTTP2Header(headerString(name), headerString(value)))
         return 0
+    }
+
+    /// `bytes` of a received header field as a String. One longer than 15 bytes is a heap
+    /// object, so those are looked up first: among the names and values gRPC peers send on
+    /// every call, then among those this connection received lately. A client sends the
+    /// same few paths, user agent and metadata values again and again.
+    private func headerString(_ bytes: UnsafeRawBufferPointer) -> String {
+        guard bytes.count > 15 else { return String(decoding: bytes, as: UTF8.self) }
+        if let common = HTTP2Header.common(bytes) { return common }
+        guard bytes.count <= 256 else { return String(decoding: bytes, as: UTF8.self) }
+        for recent in recentHeaderStrings where HTTP2Header.equals(recent, bytes) { return recent }
+        let string = String(decoding: bytes, as: UTF8.self)
+        if recentHeaderStrings.count < 8 {
+            recentHeaderStrings.append(string)
+        } else {
+            recentHeaderStrings[nextRecentHeaderString] = string
+            nextRecentHeaderString = (nextRecentHeaderString + 1) % 8
+        }
+        return string
     }
 
     fileprivate func frameReceived(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
@@ -737,24 +760,36 @@ public struct HTTP2Error: Error, CustomStringConvertible, Sendable {
 }
 
 /// Calls `body` with `headers` as nghttp2 name/value pairs (nghttp2 copies them).
+/// The pairs and their bytes live in temporary (usually stack) memory: one response
+/// sends two header blocks, and this runs for each.
 private func withNameValues<R>(_ headers: [HTTP2Header], _ body: (UnsafePointer<nghttp2_nv>, Int) -> R) -> R {
-    var storage: [UInt8] = []
-    var ranges: [(Int, Int, Int, Int)] = []
-    storage.reserveCapacity(headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count })
-    for header in headers {
-        let nameStart = storage.count
-        storage.append(contentsOf: header.name.utf8)
-        let valueStart = storage.count
-        storage.append(contentsOf: header.value.utf8)
-        ranges.append((nameStart, valueStart - nameStart, valueStart, storage.count - valueStart))
-    }
-    return storage.withUnsafeMutableBufferPointer { bytes in
-        let base = bytes.baseAddress ?? UnsafeMutablePointer<UInt8>(bitPattern: 1)!
-        let nva = ranges.map { r in
-            nghttp2_nv(name: base + r.0, value: base + r.2, namelen: r.1, valuelen: r.3,
-                       flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
+    var byteCount = 0
+    for header in headers { byteCount += header.name.utf8.count + header.value.utf8.count }
+    return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: max(byteCount, 1)) { storage in
+        withUnsafeTemporaryAllocation(of: nghttp2_nv.self, capacity: max(headers.count, 1)) { nva in
+            var next = storage.baseAddress!
+            func copy(_ text: String) -> (UnsafeMutablePointer<UInt8>, Int) {
+                let start = next
+                let copied: Void? = text.utf8.withContiguousStorageIfAvailable { bytes in
+                    next.initialize(from: bytes.baseAddress!, count: bytes.count)
+                    next += bytes.count
+                }
+                if copied == nil {
+                    for byte in text.utf8 {
+                        next.initialize(to: byte)
+                        next += 1
+                    }
+                }
+                return (start, next - start)
+            }
+            for (i, header) in headers.enumerated() {
+                let (name, nameLength) = copy(header.name)
+                let (value, valueLength) = copy(header.value)
+                nva.initializeElement(at: i, to: nghttp2_nv(name: name, value: value, namelen: nameLength, valuelen: valueLength,
+                                                            flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)))
+            }
+            return body(nva.baseAddress!, headers.count)
         }
-        return nva.withUnsafeBufferPointer { body($0.baseAddress!, $0.count) }
     }
 }
 

@@ -26,8 +26,11 @@ extension HTTP2StreamDelegate {
 public final class HTTP2Stream {
     /// The HTTP/2 stream id.
     public let id: Int32
-    /// The connection the stream belongs to; nil once the connection is gone.
-    public private(set) weak var connection: HTTP2Connection?
+    /// The connection the stream belongs to; nil once the stream has closed. (Strong, not
+    /// weak: a weak reference would give the connection a side table, and every retain and
+    /// release of it would take the runtime's slow path. `close` breaks the cycle; the
+    /// connection closes every stream when it ends.)
+    public private(set) var connection: HTTP2Connection?
     /// Receives the stream's events.
     public var delegate: (any HTTP2StreamDelegate)?
     /// Arbitrary per-stream state for the layer above.
@@ -160,8 +163,8 @@ public final class HTTP2Stream {
         }
         if bufferedBytes == 0 && wantsWritable {
             wantsWritable = false
-            connection?.loop.executeSoon { [weak self] in
-                guard let self, !self.isClosed else { return }
+            connection?.loop.executeSoon {
+                guard !self.isClosed else { return }
                 self.delegate?.streamWritable(self)
             }
         }
@@ -172,6 +175,7 @@ public final class HTTP2Stream {
     func close(_ reason: HTTP2StreamCloseReason) {
         guard !isClosed else { return }
         isClosed = true
+        connection = nil
         chunks = []
         bufferedBytes = 0
         let delegate = self.delegate

@@ -9,6 +9,25 @@ public struct HTTP2Header: Sendable, Equatable, CustomStringConvertible {
     }
 
     public var description: String { "\(name): \(value)" }
+
+    /// The String of a name or value that gRPC peers send on every call and that is too
+    /// long to be stored inline (over 15 bytes), if `bytes` is one.
+    static func common(_ bytes: UnsafeRawBufferPointer) -> String? {
+        commonLongStrings.first { equals($0, bytes) }
+    }
+
+    /// Whether `string`'s UTF-8 is `bytes`.
+    static func equals(_ string: String, _ bytes: UnsafeRawBufferPointer) -> Bool {
+        let utf8 = string.utf8
+        guard utf8.count == bytes.count else { return false }
+        return utf8.withContiguousStorageIfAvailable { UnsafeRawBufferPointer($0).elementsEqual(bytes) }
+            ?? utf8.elementsEqual(bytes)
+    }
+
+    private static let commonLongStrings = [
+        "application/grpc", "application/grpc+proto", "grpc-accept-encoding", "identity,deflate,gzip",
+        "identity, deflate, gzip",
+    ]
 }
 
 extension Array where Element == HTTP2Header {

@@ -60,11 +60,19 @@ extension WireMessage {
     /// Encodes the message in the protobuf binary format.
     /// - Throws: `WireError.embeddedNUL` if a string holds U+0000.
     public func serializedBytes() throws(WireError) -> [UInt8] {
+        try serializedBytes(afterPrefix: 0)
+    }
+
+    /// Encodes the message in the protobuf binary format after `prefixLength` zero bytes,
+    /// which the caller fills in (a gRPC length prefix, say) without copying the message.
+    /// - Throws: `WireError.embeddedNUL` if a string holds U+0000.
+    public func serializedBytes(afterPrefix prefixLength: Int) throws(WireError) -> [UInt8] {
         try withCMessage { cMessage in
             let size = protobuf_c_message_get_packed_size(cMessage)
-            guard size > 0 else { return [] }
-            return [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
-                count = protobuf_c_message_pack(cMessage, buffer.baseAddress)
+            guard size + prefixLength > 0 else { return [] }
+            return [UInt8](unsafeUninitializedCapacity: prefixLength + size) { buffer, count in
+                buffer.baseAddress!.initialize(repeating: 0, count: prefixLength)
+                count = prefixLength + protobuf_c_message_pack(cMessage, buffer.baseAddress! + prefixLength)
             }
         }
     }
@@ -103,7 +111,7 @@ extension WireMessage {
             throw .tooLarge(message: protoName, size: bytes.count, limit: maxBytes)
         }
         try WireStringScan.check(bytes, descriptor)
-        let budget = DecodeBudget(limit: WireLimits.decodeBudget(inputBytes: bytes.count))
+        var budget = DecodeBudget(limit: WireLimits.decodeBudget(inputBytes: bytes.count))
         let decoded: UnsafeMutablePointer<ProtobufCMessage>? = budget.withAllocator { allocator in
             protobuf_c_message_unpack(
                 descriptor, allocator, bytes.count,
@@ -133,22 +141,25 @@ extension WireMessage {
 nonisolated(unsafe) private let emptyInput = UnsafePointer<UInt8>(UnsafeMutablePointer<UInt8>.allocate(capacity: 1))
 
 /// Caps what one decode may allocate, so a small input cannot make protobuf-c
-/// allocate without bound. Used by one decode on one thread.
-private final class DecodeBudget {
+/// allocate without bound. Used by one decode on one thread; a struct, so a decode
+/// allocates nothing for it.
+private struct DecodeBudget {
     let limit: Int
     private(set) var requested = 0
     private(set) var exceeded = false
 
     init(limit: Int) { self.limit = limit }
 
-    func withAllocator<R>(_ body: (UnsafeMutablePointer<ProtobufCAllocator>) -> R) -> R {
-        var allocator = ProtobufCAllocator(
-            alloc: budgetAlloc, free: budgetFree,
-            allocator_data: Unmanaged.passUnretained(self).toOpaque())
-        return withExtendedLifetime(self) { body(&allocator) }
+    /// Calls `body` with an allocator that charges this budget (reached through a pointer
+    /// to it, valid for the call).
+    mutating func withAllocator<R>(_ body: (UnsafeMutablePointer<ProtobufCAllocator>) -> R) -> R {
+        withUnsafeMutablePointer(to: &self) { budget in
+            var allocator = ProtobufCAllocator(alloc: budgetAlloc, free: budgetFree, allocator_data: UnsafeMutableRawPointer(budget))
+            return body(&allocator)
+        }
     }
 
-    fileprivate func allocate(_ size: Int) -> UnsafeMutableRawPointer? {
+    fileprivate mutating func allocate(_ size: Int) -> UnsafeMutableRawPointer? {
         requested += size
         if requested > limit {
             exceeded = true
@@ -160,7 +171,7 @@ private final class DecodeBudget {
 
 private func budgetAlloc(_ data: UnsafeMutableRawPointer?, _ size: Int) -> UnsafeMutableRawPointer? {
     guard let data else { return nil }
-    return Unmanaged<DecodeBudget>.fromOpaque(data).takeUnretainedValue().allocate(size)
+    return data.assumingMemoryBound(to: DecodeBudget.self).pointee.allocate(size)
 }
 
 private func budgetFree(_ data: UnsafeMutableRawPointer?, _ pointer: UnsafeMutableRawPointer?) {

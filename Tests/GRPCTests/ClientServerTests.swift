@@ -28,6 +28,21 @@ import TetherWire
         }
     }
 
+    /// The server keeps recently received long header values per connection to reuse their
+    /// Strings: values of one length that differ, and more of them than it keeps, must still
+    /// arrive exactly.
+    @Test func longMetadataValuesOfOneLengthArriveExactlyCallAfterCall() async throws {
+        try await withServer { client in
+            let values = (0..<12).map { "trace-\(String(repeating: "x", count: 20))-\(String(format: "%04d", $0))" }
+            for value in values + values.reversed() {
+                var metadata = GRPCMetadata()
+                try metadata.addString(value, forKey: "x-trace")
+                let response: Response = try await client.unary(Self.echo, Request(), metadata: metadata)
+                #expect(response.metadata.contains("x-trace=\(value)"))
+            }
+        }
+    }
+
     @Test func serverStreamingDeliversEveryResponseInOrder() async throws {
         try await withServer { client in
             let call: GRPCClientCall<Request, Response> = try await client.makeCall("/tether.testing.v1.EchoService/Expand")

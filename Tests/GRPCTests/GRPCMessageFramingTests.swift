@@ -44,6 +44,61 @@ import TetherTestSupport
         #expect(GRPCMessageFramer(maxMessageBytes: .max).maxMessageBytes == Int(UInt32.max))
     }
 
+    @Test func framingInPlaceFillsThePrefixLeftBeforeTheMessage() throws {
+        let framer = GRPCMessageFramer(maxMessageBytes: 4)
+        #expect(try framer.frame(prefixed: [9, 9, 9, 9, 9, 1, 2, 3]) == framer.frame([1, 2, 3]))
+        #expect(try framer.frame(prefixed: [0, 0, 0, 0, 0]) == [0, 0, 0, 0, 0])
+        do {
+            _ = try framer.frame(prefixed: [0, 0, 0, 0, 0, 1, 2, 3, 4, 5])
+            Issue.record("a message over the limit was framed")
+        } catch {
+            #expect(error.code == .resourceExhausted)
+        }
+    }
+
+    @Test func deliveringAppendYieldsWhatAppendAndNextYield() throws {
+        var generator = SplitMix64(seed: 0xFACADE)
+        for _ in 0..<200 {
+            let messages: [[UInt8]] = (0..<Int.random(in: 0...20, using: &generator)).map { _ in
+                (0..<Int.random(in: 0...(Bool.random(using: &generator) ? 16 : 3000), using: &generator)).map { _ in
+                    UInt8.random(in: .min ... .max, using: &generator)
+                }
+            }
+            var stream: [UInt8] = []
+            for message in messages { try GRPCMessageFramer().frame(message, into: &stream) }
+            var deframer = GRPCMessageDeframer(maxMessageBytes: 3000)
+            var received: [[UInt8]] = []
+            var offset = 0
+            while offset < stream.count {
+                // Whole messages, several at once, and cuts anywhere, prefixes included.
+                let end = min(stream.count, offset + Int.random(in: 1...(Bool.random(using: &generator) ? 9 : 8000), using: &generator))
+                try stream[offset..<end].withUnsafeBytes { bytes in
+                    try deframer.append(bytes) { received.append($0) }
+                }
+                offset = end
+            }
+            #expect(received == messages)
+            #expect(!deframer.hasPartialMessage)
+        }
+    }
+
+    @Test func deliveringAppendHandsOverTheMessagesBeforeAFailure() throws {
+        var stream: [UInt8] = []
+        try GRPCMessageFramer().frame([1], into: &stream)
+        try GRPCMessageFramer().frame([2, 2], into: &stream)
+        stream += [1, 0, 0, 0, 1, 3]   // compressed
+        var deframer = GRPCMessageDeframer()
+        var received: [[UInt8]] = []
+        do {
+            try stream.withUnsafeBytes { bytes in try deframer.append(bytes) { received.append($0) } }
+            Issue.record("a compressed message was accepted")
+        } catch let error as GRPCStatus {
+            #expect(error.code == .unimplemented)
+        }
+        #expect(received == [[1], [2, 2]])
+        #expect(throws: GRPCStatus.self) { try deframer.next() }
+    }
+
     @Test func deframerFedOneByteAtATimeYieldsEachMessage() throws {
         let messages: [[UInt8]] = [[1, 2, 3], [], [4], Array(repeating: 5, count: 300)]
         var stream: [UInt8] = []

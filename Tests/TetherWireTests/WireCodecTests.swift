@@ -13,6 +13,14 @@ import TetherTestSupport
         }
     }
 
+    @Test func bytesAfterAPrefixAreTheEncodingAfterThatManyZeros() throws {
+        for fixture in Self.fixtures {
+            let plain = try fixture.serializedBytes()
+            #expect(try fixture.serializedBytes(afterPrefix: 5) == [0, 0, 0, 0, 0] + plain)
+            #expect(try fixture.serializedBytes(afterPrefix: 0) == plain)
+        }
+    }
+
     @Test func everyMessageTypeHasAPopulatedFixture() {
         let covered = Set(Self.fixtures.map { type(of: $0).protoName })
         for type in Self.types {
