@@ -98,10 +98,10 @@ public struct GRPCRequestHead: Hashable, Sendable {
         guard method == "POST" else {
             throw GRPCRequestHeadError(httpStatus: 405, code: .internal, message: "HTTP method \(method ?? "(none)") is not supported; gRPC uses POST")
         }
-        guard let contentType, Self.isGRPCContentType(contentType) else {
+        guard let contentType, contentType == "application/grpc" || Self.isGRPCContentType(contentType) else {
             throw GRPCRequestHeadError(httpStatus: 415, code: .internal, message: "content-type \(contentType ?? "(none)") is not supported; expected application/grpc")
         }
-        if let te, !Self.asciiCaseInsensitiveEquals(te.utf8[...], "trailers") {
+        if let te, te != "trailers", !Self.asciiCaseInsensitiveEquals(te.utf8[...], "trailers") {
             throw GRPCRequestHeadError(httpStatus: 400, code: .internal, message: "te must be 'trailers', not '\(te)'")
         }
         guard let pathValue, let path = knownPath(pathValue) ?? GRPCMethodPath(path: pathValue) else {

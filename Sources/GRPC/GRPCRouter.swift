@@ -38,7 +38,7 @@ public struct GRPCRouter: Sendable {
         _ handler: @escaping @Sendable (Request, GRPCServerContext) async throws -> Response
     ) {
         add(service, method, Method { call, context in
-            let request: Request = try await GRPCRequestStream<Request>(call).single()
+            let request: Request = try await singleRequest(of: call)
             let response = try await handler(request, context)
             try call.send(try encode(response))
         })
@@ -50,7 +50,7 @@ public struct GRPCRouter: Sendable {
         _ handler: @escaping @Sendable (Request, GRPCResponseWriter<Response>, GRPCServerContext) async throws -> Void
     ) {
         add(service, method, Method { call, context in
-            let request: Request = try await GRPCRequestStream<Request>(call).single()
+            let request: Request = try await singleRequest(of: call)
             try await handler(request, GRPCResponseWriter(call), context)
         })
     }
@@ -77,6 +77,26 @@ public struct GRPCRouter: Sendable {
     }
 }
 
+/// The one request message of a unary or server-streaming call.
+///
+/// The usual case, a small request complete before its handler's task first runs, is taken
+/// without a suspension point (which saves the executor checks of two awaits) and without
+/// a `GRPCRequestStream`: unspecialised generic code (a handler registered from another
+/// module) would look up that generic type's metadata on every call.
+func singleRequest<M: WireMessage>(of call: GRPCServerCall) async throws -> M {
+    if let bytes = call.requests.singleIfComplete() { return try decode(bytes) }
+    return try await GRPCRequestStream<M>(call).single()
+}
+
+/// `bytes` decoded as an `M`, or INTERNAL.
+func decode<M: WireMessage>(_ bytes: [UInt8]) throws(GRPCStatus) -> M {
+    do {
+        return try M(serializedBytes: bytes)
+    } catch {
+        throw GRPCStatus(code: .internal, message: "could not decode \(M.protoName): \(error)")
+    }
+}
+
 /// `message` encoded after room for its gRPC prefix, for `GRPCMessageFramer.frame(prefixed:)`.
 func encode<M: WireMessage>(_ message: M) throws(GRPCStatus) -> [UInt8] {
     do {
@@ -98,7 +118,7 @@ public struct GRPCRequestStream<Message: WireMessage>: AsyncSequence, Sendable {
 
         public mutating func next() async throws -> Message? {
             guard let bytes = try await call.requests.next() else { return nil }
-            return try Self.decode(bytes)
+            return try decode(bytes)
         }
 
         /// The next message if it has already arrived, without waiting: nil when none is
@@ -107,15 +127,7 @@ public struct GRPCRequestStream<Message: WireMessage>: AsyncSequence, Sendable {
         /// where handlers run unless they move off it; elsewhere it traps.
         public mutating func nextIfReceived() throws -> Message? {
             call.loop.preconditionInEventLoop()
-            return try call.requests.nextQueued().map(Self.decode)
-        }
-
-        fileprivate static func decode(_ bytes: [UInt8]) throws(GRPCStatus) -> Message {
-            do {
-                return try Message(serializedBytes: bytes)
-            } catch {
-                throw GRPCStatus(code: .internal, message: "could not decode \(Message.protoName): \(error)")
-            }
+            return try call.requests.nextQueued().map { (bytes) throws(GRPCStatus) in try decode(bytes) }
         }
     }
 
@@ -123,11 +135,6 @@ public struct GRPCRequestStream<Message: WireMessage>: AsyncSequence, Sendable {
 
     /// Exactly one message, as unary and server-streaming calls need.
     func single() async throws -> Message {
-        // The usual case: a small request is complete before its handler's task first runs,
-        // and taking it without a suspension point saves the executor checks of two awaits.
-        if let bytes = call.requests.singleIfComplete() {
-            return try AsyncIterator.decode(bytes)
-        }
         var iterator = makeAsyncIterator()
         guard let first = try await iterator.next() else {
             throw GRPCStatus(code: .internal, message: "client half-closed without a request message")

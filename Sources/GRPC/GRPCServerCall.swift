@@ -36,6 +36,9 @@ final class GRPCServerCall: HTTP2StreamDelegate, @unchecked Sendable {
     let requests = GRPCRequestBuffer()
     private var responseHeadersSent = false
     private var task: Task<Void, Never>?
+    /// What the handler's task runs, from the head until the task starts.
+    private var handlerMethod: GRPCRouter.Method?
+    private var handlerContext: GRPCServerContext?
     private var deadlineTimer: EventLoop.TimerID?
     private var writableWaiters: [CheckedContinuation<Void, any Error>] = []
     /// Received DATA bytes not yet reported to the stream as consumed (receive flow control).
@@ -52,7 +55,7 @@ final class GRPCServerCall: HTTP2StreamDelegate, @unchecked Sendable {
         // and the server would queue them all: the window now reopens only as the handler
         // drains its queue (see `streamReceivedData`).
         stream.reportsConsumedData = true
-        requests.onDrained = { [unowned self] in self.releaseWithheldBytes() }
+        requests.call = self
     }
 
     // MARK: HTTP2StreamDelegate
@@ -86,7 +89,6 @@ final class GRPCServerCall: HTTP2StreamDelegate, @unchecked Sendable {
         guard let method = registered ?? router.method(for: head.path) else {
             return finish(GRPCStatus(code: .unimplemented, message: "unknown method \(head.path)"))
         }
-        state = .running
         var deadline: ContinuousClock.Instant?
         if let timeout = head.timeout {
             let duration = timeout.duration
@@ -99,11 +101,16 @@ final class GRPCServerCall: HTTP2StreamDelegate, @unchecked Sendable {
         let connection = stream.connection
         let context = GRPCServerContext(head: head, peer: connection?.peerDescription ?? "unknown",
                                         peerIdentity: connection?.peerIdentity, deadline: deadline)
+        state = .running
+        handlerMethod = method
+        handlerContext = context
         if endStream { requests.finish() }
+        // The task captures only `self` (method and context wait in properties): a closure
+        // with one object for its context needs no allocation of its own.
         task = Task(executorPreference: loop) { [self] in
             let status: GRPCStatus
             do {
-                try await method.run(self, context)
+                try await runHandler()
                 status = .ok
             } catch let error as GRPCStatus {
                 status = error
@@ -114,6 +121,14 @@ final class GRPCServerCall: HTTP2StreamDelegate, @unchecked Sendable {
             }
             self.finish(status)
         }
+    }
+
+    /// Runs the handler, once.
+    private func runHandler() async throws {
+        guard let method = handlerMethod, let context = handlerContext else { return }
+        handlerMethod = nil
+        handlerContext = nil
+        try await method.run(self, context)
     }
 
     func streamReceivedData(_ stream: HTTP2Stream, _ bytes: UnsafeRawBufferPointer, endStream: Bool) {
@@ -142,7 +157,7 @@ final class GRPCServerCall: HTTP2StreamDelegate, @unchecked Sendable {
         if endStream { endOfRequests() }
     }
 
-    private func releaseWithheldBytes() {
+    fileprivate func releaseWithheldBytes() {
         guard withheldBytes > 0 else { return }
         stream.consumed(withheldBytes)
         withheldBytes = 0
@@ -244,8 +259,9 @@ final class GRPCRequestBuffer: @unchecked Sendable {
     private var head = 0
     private var ended: GRPCStatus?      // .ok = clean end of stream
     private var waiter: CheckedContinuation<[UInt8]?, any Error>?
-    /// Called when the handler takes the last queued message.
-    var onDrained: (() -> Void)?
+    /// Told when the handler takes the last queued message, to reopen the flow-control
+    /// window. (A reference, not a callback: a closure would cost an allocation per call.)
+    unowned var call: GRPCServerCall?
 
     /// Whether messages are queued that the handler has not taken yet.
     var hasBacklog: Bool { head < messages.count }
@@ -297,7 +313,7 @@ final class GRPCRequestBuffer: @unchecked Sendable {
         if head == messages.count {
             messages.removeAll(keepingCapacity: false)
             head = 0
-            onDrained?()
+            call?.releaseWithheldBytes()
         }
         return message
     }

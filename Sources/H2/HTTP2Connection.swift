@@ -73,6 +73,10 @@ public final class HTTP2Connection: EventLoopSelectable, EventLoopFlushable {
     /// Client: the first bytes received before the peer's SETTINGS, to say what it speaks
     /// instead when it never sends them (an HTTP/1.1 server answers the preface with a 400).
     private var bytesBeforeSettings: [UInt8] = []
+    /// The header block being received (HTTP/2 never interleaves two) and its size as
+    /// SETTINGS_MAX_HEADER_LIST_SIZE counts it.
+    private var block: [HTTP2Header] = []
+    private var blockBytes = 0
     /// Long header names and values received lately (at most 8, of at most 256 bytes).
     private var recentHeaderStrings: [String] = []
     private var nextRecentHeaderString = 0
@@ -636,6 +640,9 @@ public final class HTTP2Connection: EventLoopSelectable, EventLoopFlushable {
     // MARK: nghttp2 callbacks, forwarded from the C functions below
 
     fileprivate func beginHeaders(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
+        // A block refused half-way (too large) never reached `frameReceived`.
+        block.removeAll(keepingCapacity: true)
+        blockBytes = 0
         let id = frame.pointee.hd.stream_id
         guard role == .server, frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST else { return 0 }
         let stream = HTTP2Stream(id: id, connection: self)
@@ -644,16 +651,16 @@ public final class HTTP2Connection: EventLoopSelectable, EventLoopFlushable {
     }
 
     fileprivate func header(_ frame: UnsafePointer<nghttp2_frame>, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) -> Int32 {
-        guard let stream = streams[frame.pointee.hd.stream_id] else { return 0 }
-        stream.pendingHeaderBytes += name.count + value.count + 32
-        if stream.pendingHeaderBytes > Int(configuration.maxHeaderListSize) {
+        guard streams[frame.pointee.hd.stream_id] != nil else { return 0 }
+        blockBytes += name.count + value.count + 32
+        if blockBytes > Int(configuration.maxHeaderListSize) {
             // nghttp2 advertises SETTINGS_MAX_HEADER_LIST_SIZE but does not enforce it on
             // receipt: this does, for requests, trailers and responses alike. nghttp2 resets
             // the stream (INTERNAL_ERROR) and keeps decoding the block to stay in HPACK sync.
             return Int32(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
         }
-        if stream.pendingHeaders.capacity == 0 { stream.pendingHeaders.reserveCapacity(12) }
-        stream.pendingHeaders.append(HTTP2Header(headerString(name), headerString(value)))
+        if block.capacity == 0 { block.reserveCapacity(12) }
+        block.append(HTTP2Header(headerString(name), headerString(value)))
         return 0
     }
 
@@ -682,9 +689,6 @@ public final class HTTP2Connection: EventLoopSelectable, EventLoopFlushable {
         switch Int32(hd.type) {
         case Int32(NGHTTP2_HEADERS.rawValue):
             guard let stream = streams[hd.stream_id] else { return 0 }
-            let headers = stream.pendingHeaders
-            stream.pendingHeaders = []
-            stream.pendingHeaderBytes = 0
             if role == .server && !stream.receivedInitialHeaders {
                 stream.receivedInitialHeaders = true
                 guard state == .open, let serverDelegate else {
@@ -694,7 +698,10 @@ public final class HTTP2Connection: EventLoopSelectable, EventLoopFlushable {
                 stream.delegate = serverDelegate.connection(self, didOpen: stream)
             }
             stream.receivedInitialHeaders = true
-            stream.delegate?.streamReceivedHeaders(stream, headers, endStream: endStream)
+            // Handed over, then emptied for the next block: unless the delegate kept a copy,
+            // the array's storage is reused, so a header block costs no array allocation.
+            stream.delegate?.streamReceivedHeaders(stream, block, endStream: endStream)
+            block.removeAll(keepingCapacity: block.capacity <= 64)
         case Int32(NGHTTP2_DATA.rawValue):
             if endStream, let stream = streams[hd.stream_id] {
                 stream.delegate?.streamReceivedData(stream, UnsafeRawBufferPointer(start: nil, count: 0), endStream: true)

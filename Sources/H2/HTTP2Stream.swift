@@ -56,8 +56,6 @@ public final class HTTP2Stream {
     var resetAfterEnd: HTTP2ErrorCode?
     /// Headers received so far belong to the request/response (false) or trailers (true).
     var receivedInitialHeaders = false
-    var pendingHeaders: [HTTP2Header] = []
-    var pendingHeaderBytes = 0
     public private(set) var isClosed = false
 
     /// Receive flow control. `false` (the default): the stream's receive window reopens as

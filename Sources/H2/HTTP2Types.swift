@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+internal import Glibc
+#endif
+
 /// One HTTP/2 header field. Names are lower case on the wire (HTTP/2 requires it).
 public struct HTTP2Header: Sendable, Equatable, CustomStringConvertible {
     public var name: String
@@ -20,7 +24,7 @@ public struct HTTP2Header: Sendable, Equatable, CustomStringConvertible {
     static func equals(_ string: String, _ bytes: UnsafeRawBufferPointer) -> Bool {
         let utf8 = string.utf8
         guard utf8.count == bytes.count else { return false }
-        return utf8.withContiguousStorageIfAvailable { UnsafeRawBufferPointer($0).elementsEqual(bytes) }
+        return utf8.withContiguousStorageIfAvailable { memcmp($0.baseAddress!, bytes.baseAddress!, bytes.count) == 0 }
             ?? utf8.elementsEqual(bytes)
     }
 

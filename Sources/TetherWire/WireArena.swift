@@ -8,16 +8,34 @@ internal import Darwin
 
 /// Owns every C allocation made while building one message for encoding and frees
 /// them all together. Single-threaded; lives for one `serializedBytes()` call.
+///
+/// Allocations are carved from `scratch` (memory the caller owns for the arena's life,
+/// usually on the stack) while it lasts, so a small message costs no `calloc`; the rest
+/// are separate blocks.
 final class WireArena {
+    private let scratch: UnsafeMutableRawBufferPointer
+    private var scratchUsed = 0
     private var blocks: [UnsafeMutableRawPointer] = []
+
+    init(scratch: UnsafeMutableRawBufferPointer) {
+        self.scratch = scratch
+    }
 
     deinit {
         for block in blocks { free(block) }
     }
 
-    /// Zeroed memory that lives as long as the arena.
+    /// Zeroed memory that lives as long as the arena, aligned for any C field.
     func allocate(_ size: Int) -> UnsafeMutableRawPointer {
-        guard let block = calloc(1, max(size, 1)) else { fatalError("out of memory (\(size) bytes)") }
+        let size = max(size, 1)
+        let start = (scratchUsed + 15) & ~15
+        if let base = scratch.baseAddress, start + size <= scratch.count {
+            scratchUsed = start + size
+            let memory = base + start
+            memory.initializeMemory(as: UInt8.self, repeating: 0, count: size)
+            return memory
+        }
+        guard let block = calloc(1, size) else { fatalError("out of memory (\(size) bytes)") }
         blocks.append(block)
         return block
     }

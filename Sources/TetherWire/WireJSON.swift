@@ -56,9 +56,11 @@ extension WireMessage {
     /// - Throws: `WireError.embeddedNUL` if a string holds U+0000 (such a message cannot
     ///   be encoded either).
     public func jsonString(options: WireJSONOptions = WireJSONOptions()) throws(WireError) -> String {
-        try withCMessage { (message) throws(WireError) in
-            try WireJSONPrinter.print(UnsafeRawPointer(message), Self.wireDescriptor.raw, options)
+        var text = ""
+        try withCMessage(Self.wireDescriptor.raw, write: { (writer) throws(WireError) in try write(to: writer) }) { (message) throws(WireError) in
+            text = try WireJSONPrinter.print(UnsafeRawPointer(message), Self.wireDescriptor.raw, options)
         }
+        return text
     }
 
     /// Protobuf binary bytes of this message type, printed as `jsonString(options:)`
@@ -70,13 +72,18 @@ extension WireMessage {
     ///   as `init(serializedBytes:maxBytes:)` does.
     public static func jsonString(serializedBytes bytes: [UInt8], options: WireJSONOptions = WireJSONOptions(),
                                   maxBytes: Int = WireLimits.defaultMaxMessageBytes) throws(WireError) -> String {
-        let result = bytes.withUnsafeBytes { buffer in
-            Result { () throws(WireError) in
-                try withDecoded(buffer, maxBytes: maxBytes) { (message) throws(WireError) in
-                    try WireJSONPrinter.print(message, wireDescriptor.raw, options)
+        var text = ""
+        var failure: WireError?
+        bytes.withUnsafeBytes { buffer in
+            do throws(WireError) {
+                try withDecodedMessage(buffer, wireDescriptor.raw, maxBytes: maxBytes) { (message) throws(WireError) in
+                    text = try WireJSONPrinter.print(message, wireDescriptor.raw, options)
                 }
+            } catch {
+                failure = error
             }
         }
-        return try result.get()
+        if let failure { throw failure }
+        return text
     }
 }

@@ -30,6 +30,10 @@ public enum WireLimits {
     /// Most bytes protobuf-c may allocate to decode `inputBytes` of input. Real
     /// messages need well under 8x their size; the slack covers small inputs.
     static func decodeBudget(inputBytes: Int) -> Int { (1 << 20) + 16 * inputBytes }
+
+    /// Stack memory an encode or decode uses for its C message before it allocates: a
+    /// small message needs no allocation for it at all.
+    static let scratchBytes = 1024
 }
 
 /// A message's protobuf-c descriptor. Opaque outside this module.
@@ -67,14 +71,16 @@ extension WireMessage {
     /// which the caller fills in (a gRPC length prefix, say) without copying the message.
     /// - Throws: `WireError.embeddedNUL` if a string holds U+0000.
     public func serializedBytes(afterPrefix prefixLength: Int) throws(WireError) -> [UInt8] {
-        try withCMessage { cMessage in
+        var bytes: [UInt8] = []
+        try withCMessage(Self.wireDescriptor.raw, write: { (writer) throws(WireError) in try write(to: writer) }) { cMessage in
             let size = protobuf_c_message_get_packed_size(cMessage)
-            guard size + prefixLength > 0 else { return [] }
-            return [UInt8](unsafeUninitializedCapacity: prefixLength + size) { buffer, count in
+            guard size + prefixLength > 0 else { return }
+            bytes = [UInt8](unsafeUninitializedCapacity: prefixLength + size) { buffer, count in
                 buffer.baseAddress!.initialize(repeating: 0, count: prefixLength)
                 count = prefixLength + protobuf_c_message_pack(cMessage, buffer.baseAddress! + prefixLength)
             }
         }
+        return bytes
     }
 
     /// Decodes a message from protobuf binary bytes.
@@ -83,35 +89,64 @@ extension WireMessage {
     ///   Never traps; allocation is bounded by `WireLimits.decodeBudget`.
     public init(serializedBytes bytes: UnsafeRawBufferPointer,
                 maxBytes: Int = WireLimits.defaultMaxMessageBytes) throws(WireError) {
-        self = try Self.withDecoded(bytes, maxBytes: maxBytes) { (decoded) throws(WireError) in
-            try Self(from: WireReader(message: decoded, descriptor: Self.wireDescriptor.raw))
+        var value = Self()
+        try withDecodedMessage(bytes, Self.wireDescriptor.raw, maxBytes: maxBytes) { (decoded) throws(WireError) in
+            value = try Self(from: WireReader(message: decoded, descriptor: Self.wireDescriptor.raw))
         }
+        self = value
     }
 
-    /// Builds the message as a C message and passes it to `body`. The C message and
-    /// everything it points to are freed when `body` returns.
-    /// - Throws: `WireError.embeddedNUL` if a string holds U+0000; whatever `body` throws.
-    func withCMessage<R>(_ body: (UnsafePointer<ProtobufCMessage>) throws(WireError) -> R) throws(WireError) -> R {
-        let arena = WireArena()
-        let message = arena.newMessage(Self.wireDescriptor.raw)
-        try write(to: WireWriter(arena: arena, message: message, descriptor: Self.wireDescriptor.raw))
-        return try withExtendedLifetime(arena) { () throws(WireError) in
+    /// Decodes a message from protobuf binary bytes; see `init(serializedBytes:maxBytes:)`.
+    public init(serializedBytes bytes: [UInt8],
+                maxBytes: Int = WireLimits.defaultMaxMessageBytes) throws(WireError) {
+        // `withUnsafeBytes` rethrows untyped errors, hence the failure carried out by hand.
+        var value = Self()
+        var failure: WireError?
+        bytes.withUnsafeBytes { buffer in
+            do throws(WireError) {
+                value = try Self(serializedBytes: buffer, maxBytes: maxBytes)
+            } catch {
+                failure = error
+            }
+        }
+        if let failure { throw failure }
+        self = value
+    }
+}
+
+// The C side of encoding and decoding is not generic: a message type's generic code that
+// runs unspecialised (called from another module) would otherwise look up generic
+// metadata (the scratch allocation's, a result's) on every message.
+
+/// Builds a C message of `descriptor`'s type, has `write` fill it in, and passes it to
+/// `body`. The C message and everything it points to are freed when `body` returns.
+/// - Throws: whatever `write` or `body` throws (`WireError.embeddedNUL` if a string holds U+0000).
+func withCMessage(_ descriptor: UnsafePointer<ProtobufCMessageDescriptor>,
+                  write: (WireWriter) throws(WireError) -> Void,
+                  _ body: (UnsafePointer<ProtobufCMessage>) throws(WireError) -> Void) throws(WireError) {
+    try withUnsafeTemporaryAllocation(byteCount: WireLimits.scratchBytes, alignment: 16) { (scratch) throws(WireError) in
+        let arena = WireArena(scratch: scratch)
+        let message = arena.newMessage(descriptor)
+        try write(WireWriter(arena: arena, message: message, descriptor: descriptor))
+        try withExtendedLifetime(arena) { () throws(WireError) in
             try body(UnsafePointer(message.assumingMemoryBound(to: ProtobufCMessage.self)))
         }
     }
+}
 
-    /// Decodes `bytes` with protobuf-c into a C message of this type and passes it to
-    /// `body`. The C message is freed when `body` returns.
-    /// - Throws: `WireError` for oversized input, malformed bytes or a string holding
-    ///   U+0000; whatever `body` throws.
-    static func withDecoded<R>(_ bytes: UnsafeRawBufferPointer, maxBytes: Int,
-                               _ body: (UnsafeRawPointer) throws(WireError) -> R) throws(WireError) -> R {
-        let descriptor = wireDescriptor.raw
-        guard bytes.count <= maxBytes else {
-            throw .tooLarge(message: protoName, size: bytes.count, limit: maxBytes)
-        }
-        try WireStringScan.check(bytes, descriptor)
-        var budget = DecodeBudget(limit: WireLimits.decodeBudget(inputBytes: bytes.count))
+/// Decodes `bytes` with protobuf-c into a C message of `descriptor`'s type and passes it
+/// to `body`. The C message is freed when `body` returns.
+/// - Throws: `WireError` for oversized input, malformed bytes or a string holding
+///   U+0000; whatever `body` throws.
+func withDecodedMessage(_ bytes: UnsafeRawBufferPointer, _ descriptor: UnsafePointer<ProtobufCMessageDescriptor>,
+                        maxBytes: Int, _ body: (UnsafeRawPointer) throws(WireError) -> Void) throws(WireError) {
+    let protoName = { String(cString: descriptor.pointee.name) }
+    guard bytes.count <= maxBytes else {
+        throw .tooLarge(message: protoName(), size: bytes.count, limit: maxBytes)
+    }
+    try WireStringScan.check(bytes, descriptor)
+    try withUnsafeTemporaryAllocation(byteCount: WireLimits.scratchBytes, alignment: 16) { (scratch) throws(WireError) in
+        var budget = DecodeBudget(limit: WireLimits.decodeBudget(inputBytes: bytes.count), scratch: scratch)
         let decoded: UnsafeMutablePointer<ProtobufCMessage>? = budget.withAllocator { allocator in
             protobuf_c_message_unpack(
                 descriptor, allocator, bytes.count,
@@ -119,21 +154,12 @@ extension WireMessage {
         }
         guard let decoded else {
             if budget.exceeded {
-                throw .tooLarge(message: protoName, size: budget.requested, limit: budget.limit)
+                throw .tooLarge(message: protoName(), size: budget.requested, limit: budget.limit)
             }
-            throw .malformed(message: protoName)
+            throw .malformed(message: protoName())
         }
         defer { budget.withAllocator { protobuf_c_message_free_unpacked(decoded, $0) } }
-        return try body(UnsafeRawPointer(decoded))
-    }
-
-    /// Decodes a message from protobuf binary bytes; see `init(serializedBytes:maxBytes:)`.
-    public init(serializedBytes bytes: [UInt8],
-                maxBytes: Int = WireLimits.defaultMaxMessageBytes) throws(WireError) {
-        let result = bytes.withUnsafeBytes { buffer in
-            Result { () throws(WireError) in try Self(serializedBytes: buffer, maxBytes: maxBytes) }
-        }
-        self = try result.get()
+        try body(UnsafeRawPointer(decoded))
     }
 }
 
@@ -142,13 +168,19 @@ nonisolated(unsafe) private let emptyInput = UnsafePointer<UInt8>(UnsafeMutableP
 
 /// Caps what one decode may allocate, so a small input cannot make protobuf-c
 /// allocate without bound. Used by one decode on one thread; a struct, so a decode
-/// allocates nothing for it.
+/// allocates nothing for it. Allocations are carved from `scratch` (stack memory of the
+/// decode) while it lasts, and `malloc`ed after; freeing one from `scratch` does nothing.
 private struct DecodeBudget {
     let limit: Int
     private(set) var requested = 0
     private(set) var exceeded = false
+    private let scratch: UnsafeMutableRawBufferPointer
+    private var scratchUsed = 0
 
-    init(limit: Int) { self.limit = limit }
+    init(limit: Int, scratch: UnsafeMutableRawBufferPointer) {
+        self.limit = limit
+        self.scratch = scratch
+    }
 
     /// Calls `body` with an allocator that charges this budget (reached through a pointer
     /// to it, valid for the call).
@@ -165,7 +197,19 @@ private struct DecodeBudget {
             exceeded = true
             return nil
         }
-        return malloc(max(size, 1))
+        let size = max(size, 1)
+        let start = (scratchUsed + 15) & ~15
+        if let base = scratch.baseAddress, start + size <= scratch.count {
+            scratchUsed = start + size
+            return base + start
+        }
+        return malloc(size)
+    }
+
+    fileprivate func release(_ pointer: UnsafeMutableRawPointer?) {
+        guard let pointer else { return }
+        if let base = scratch.baseAddress, pointer >= base, pointer < base + scratch.count { return }
+        free(pointer)
     }
 }
 
@@ -175,5 +219,5 @@ private func budgetAlloc(_ data: UnsafeMutableRawPointer?, _ size: Int) -> Unsaf
 }
 
 private func budgetFree(_ data: UnsafeMutableRawPointer?, _ pointer: UnsafeMutableRawPointer?) {
-    free(pointer)
+    data?.assumingMemoryBound(to: DecodeBudget.self).pointee.release(pointer)
 }
