@@ -8,6 +8,15 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
 ]
 
+/// The transport (H2, GRPC) adds one setting: release builds skip Swift's run-time
+/// exclusivity checks. Its per-call path touches many class properties on one loop thread,
+/// and the checks (a thread-local access set per property access) cost ~12% of the server's
+/// CPU per unary call (BENCHMARKS.md, "Exclusivity checks"). Debug builds, and so every
+/// test run, keep them.
+let transportSwiftSettings = swiftSettings + [
+    .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)),
+]
+
 let package = Package(
     name: "tether",
     platforms: [.macOS(.v15)],
@@ -38,9 +47,9 @@ let package = Package(
         // Swift value types <-> protobuf bytes, through protobuf-c.
         .target(name: "TetherWire", dependencies: ["TetherProtoC", "CProtobufC"], swiftSettings: swiftSettings),
         // HTTP/2 transport: event loop, sockets, TLS, nghttp2 sessions. Knows nothing of Tether.
-        .target(name: "H2", dependencies: ["CLinux", "CNGHTTP2", "COpenSSL"], swiftSettings: swiftSettings),
+        .target(name: "H2", dependencies: ["CLinux", "CNGHTTP2", "COpenSSL"], swiftSettings: transportSwiftSettings),
         // gRPC over HTTP/2: status, metadata, deadlines, 5-byte framing, server and client calls.
-        .target(name: "GRPC", dependencies: ["H2", "TetherWire"], swiftSettings: swiftSettings),
+        .target(name: "GRPC", dependencies: ["H2", "TetherWire"], swiftSettings: transportSwiftSettings),
         // The orchestration plane: RPC handlers, auth, dashboard, metrics, health.
         .target(
             name: "TetherServer",

@@ -126,7 +126,7 @@ public struct GRPCMetadata: Hashable, Sendable, RandomAccessCollection, CustomSt
             // this test first, before lower-casing, skips them at the least cost.
             if Self.isReservedKey(name) { continue }
             let key = Self.lowercased(name)
-            guard Self.isValidKey(key), !Self.isReservedKey(key) else { continue }
+            guard Self.isValidKey(key), key == name || !Self.isReservedKey(key) else { continue }
             if Self.isBinaryKey(key) {
                 for part in value.utf8.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false) {
                     if let bytes = GRPCBase64.decode(Self.trimmed(part)) {
@@ -136,7 +136,9 @@ public struct GRPCMetadata: Hashable, Sendable, RandomAccessCollection, CustomSt
             } else {
                 let text = Self.trimmed(value.utf8[...])
                 guard text.allSatisfy(Self.isVisibleASCII) else { continue }
-                entries.append(Entry(key: key, value: .string(String(decoding: text, as: UTF8.self))))
+                // Untrimmed (the usual case): the received String itself, not a copy.
+                let string = text.count == value.utf8.count ? value : String(decoding: text, as: UTF8.self)
+                entries.append(Entry(key: key, value: .string(string)))
             }
         }
     }
@@ -178,7 +180,7 @@ public struct GRPCMetadata: Hashable, Sendable, RandomAccessCollection, CustomSt
         }
     }
 
-    static func isBinaryKey(_ key: String) -> Bool { key.hasSuffix("-bin") }
+    static func isBinaryKey(_ key: String) -> Bool { key.utf8.count >= 4 && key.utf8.suffix(4).elementsEqual("-bin".utf8) }
 
     /// *ASCII-Value*, except that an empty value is allowed: the grammar says `1*`, but
     /// HTTP/2 allows empty values and other gRPC implementations send and accept them.

@@ -80,17 +80,19 @@ public struct GRPCRequestHead: Hashable, Sendable {
         var acceptEncoding: String?
         var mayHaveMetadata = false
         for (name, value) in fields {
-            switch name {
-            case ":method": if method == nil { method = value }
-            case "content-type": if contentType == nil { contentType = value }
-            case "te": if te == nil { te = value }
-            case ":path": if pathValue == nil { pathValue = value }
-            case "grpc-encoding": if encoding == nil { encoding = value }
-            case "grpc-timeout": if timeoutValue == nil { timeoutValue = value }
-            case ":authority": if authority == nil { authority = value }
-            case "user-agent": if userAgent == nil { userAgent = value }
-            case "grpc-accept-encoding": if acceptEncoding == nil { acceptEncoding = value }
-            case ":scheme": break
+            // The length first: a name compared with each case in turn would cost a string
+            // comparison per case, for every field of every request.
+            switch name.utf8.count {
+            case 2 where name == "te": if te == nil { te = value }
+            case 5 where name == ":path": if pathValue == nil { pathValue = value }
+            case 7 where name == ":method": if method == nil { method = value }
+            case 7 where name == ":scheme": break
+            case 10 where name == ":authority": if authority == nil { authority = value }
+            case 10 where name == "user-agent": if userAgent == nil { userAgent = value }
+            case 12 where name == "content-type": if contentType == nil { contentType = value }
+            case 12 where name == "grpc-timeout": if timeoutValue == nil { timeoutValue = value }
+            case 13 where name == "grpc-encoding": if encoding == nil { encoding = value }
+            case 20 where name == "grpc-accept-encoding": if acceptEncoding == nil { acceptEncoding = value }
             default: mayHaveMetadata = true
             }
         }

@@ -80,12 +80,16 @@ public struct GRPCRouter: Sendable {
 /// The one request message of a unary or server-streaming call.
 ///
 /// The usual case, a small request complete before its handler's task first runs, is taken
-/// without a suspension point (which saves the executor checks of two awaits) and without
-/// a `GRPCRequestStream`: unspecialised generic code (a handler registered from another
-/// module) would look up that generic type's metadata on every call.
+/// with no suspension and no `GRPCRequestStream`, whose metadata unspecialised generic
+/// code (a handler registered from another module) would look up on every call.
 func singleRequest<M: WireMessage>(of call: GRPCServerCall) async throws -> M {
-    if let bytes = call.requests.singleIfComplete() { return try decode(bytes) }
-    return try await GRPCRequestStream<M>(call).single()
+    let request: M
+    if let bytes = call.requests.singleIfComplete() {
+        request = try decode(bytes)
+    } else {
+        request = try await GRPCRequestStream<M>(call).single()
+    }
+    return request
 }
 
 /// `bytes` decoded as an `M`, or INTERNAL.

@@ -110,7 +110,11 @@ final class GRPCServerCall: HTTP2StreamDelegate, @unchecked Sendable {
         task = Task(executorPreference: loop) { [self] in
             let status: GRPCStatus
             do {
-                try await runHandler()
+                if let method = handlerMethod, let context = handlerContext {
+                    handlerMethod = nil
+                    handlerContext = nil
+                    try await method.run(self, context)
+                }
                 status = .ok
             } catch let error as GRPCStatus {
                 status = error
@@ -123,13 +127,6 @@ final class GRPCServerCall: HTTP2StreamDelegate, @unchecked Sendable {
         }
     }
 
-    /// Runs the handler, once.
-    private func runHandler() async throws {
-        guard let method = handlerMethod, let context = handlerContext else { return }
-        handlerMethod = nil
-        handlerContext = nil
-        try await method.run(self, context)
-    }
 
     func streamReceivedData(_ stream: HTTP2Stream, _ bytes: UnsafeRawBufferPointer, endStream: Bool) {
         guard case .running = state else {
@@ -205,9 +202,11 @@ final class GRPCServerCall: HTTP2StreamDelegate, @unchecked Sendable {
         stream.sendData(try framer.frame(prefixed: message))
     }
 
-    private static let okTrailers = GRPCStatus.ok.wireTrailers.map { HTTP2Header($0.name, $0.value) }
-    private static let responseHeaders = [HTTP2Header(":status", "200"), HTTP2Header("content-type", "application/grpc"),
-                                          HTTP2Header("grpc-accept-encoding", "identity")]
+    private static let okTrailers = HTTP2PreparedHeaders(GRPCStatus.ok.wireTrailers.map { HTTP2Header($0.name, $0.value) })
+    private static let responseHeaders = HTTP2PreparedHeaders([
+        HTTP2Header(":status", "200"), HTTP2Header("content-type", "application/grpc"),
+        HTTP2Header("grpc-accept-encoding", "identity"),
+    ])
 
     /// Suspends while more than `GRPCServer.Limits.sendBufferBytes` are queued.
     func waitUntilWritable() async throws {
@@ -243,7 +242,10 @@ final class GRPCServerCall: HTTP2StreamDelegate, @unchecked Sendable {
         releaseWithheldBytes()   // queued requests will not be read; let a still-sending client finish
         if let deadlineTimer { loop.cancelTimer(deadlineTimer) }
         deadlineTimer = nil
-        let trailers = status == .ok ? Self.okTrailers : status.wireTrailers.map { HTTP2Header($0.name, $0.value) }
+        if responseHeadersSent && status == .ok {
+            return stream.finish(trailers: Self.okTrailers, resetAfter: resetAfter)
+        }
+        let trailers = status.wireTrailers.map { HTTP2Header($0.name, $0.value) }
         if responseHeadersSent {
             stream.finish(trailers: trailers, resetAfter: resetAfter)
         } else {

@@ -373,6 +373,11 @@ public final class HTTP2Connection: EventLoopSelectable, EventLoopFlushable {
                 return terminate("protocol error: \(reason)")
             }
             if awaitingSettings && state == .open { becameReady() }
+            // A short plaintext read drained the socket. Reading again would only return
+            // EAGAIN, one more system call before this wake-up's answers go out; if bytes
+            // arrived meanwhile, the level-triggered poll reports them. (A TLS read returns
+            // at most one record, so a short one says nothing about the socket.)
+            if tls == nil && n < loop.readBuffer.count { break }
         }
         finishRead()
     }
@@ -522,7 +527,7 @@ public final class HTTP2Connection: EventLoopSelectable, EventLoopFlushable {
         return stream
     }
 
-    func submitResponse(_ stream: HTTP2Stream, headers: [HTTP2Header], endStream: Bool) {
+    func submitResponse(_ stream: HTTP2Stream, headers: HTTP2HeaderBlock, endStream: Bool) {
         var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil), read_callback: readStreamData)
         let rc = withNameValues(headers) { nva, count in
             endStream
@@ -533,7 +538,7 @@ public final class HTTP2Connection: EventLoopSelectable, EventLoopFlushable {
         loop.scheduleFlush(self)
     }
 
-    func submitTrailers(_ stream: HTTP2Stream, _ trailers: [HTTP2Header]) {
+    func submitTrailers(_ stream: HTTP2Stream, _ trailers: HTTP2HeaderBlock) {
         let rc = withNameValues(trailers) { nva, count in nghttp2_submit_trailer(session, stream.id, nva, count) }
         if rc != 0 { nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), stream.id, HTTP2ErrorCode.internalError.rawValue) }
     }
@@ -766,33 +771,31 @@ public struct HTTP2Error: Error, CustomStringConvertible, Sendable {
     public var description: String { "\(operation): \(String(cString: nghttp2_strerror(code))) (\(code))" }
 }
 
+/// Calls `body` with `block` as nghttp2 name/value pairs (nghttp2 copies them).
+private func withNameValues<R>(_ block: HTTP2HeaderBlock, _ body: (UnsafePointer<nghttp2_nv>, Int) -> R) -> R {
+    switch block {
+    case .prepared(let prepared):
+        return withExtendedLifetime(prepared) { body(prepared.pairs.baseAddress!, prepared.headers.count) }
+    case .fields(let headers):
+        return withNameValues(headers, body)
+    }
+}
+
 /// Calls `body` with `headers` as nghttp2 name/value pairs (nghttp2 copies them).
-/// The pairs and their bytes live in temporary (usually stack) memory: one response
-/// sends two header blocks, and this runs for each.
+/// The pairs and their bytes live in temporary (usually stack) memory.
 private func withNameValues<R>(_ headers: [HTTP2Header], _ body: (UnsafePointer<nghttp2_nv>, Int) -> R) -> R {
     var byteCount = 0
     for header in headers { byteCount += header.name.utf8.count + header.value.utf8.count }
     return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: max(byteCount, 1)) { storage in
         withUnsafeTemporaryAllocation(of: nghttp2_nv.self, capacity: max(headers.count, 1)) { nva in
-            var next = storage.baseAddress!
-            func copy(_ text: String) -> (UnsafeMutablePointer<UInt8>, Int) {
-                let start = next
-                let copied: Void? = text.utf8.withContiguousStorageIfAvailable { bytes in
-                    next.initialize(from: bytes.baseAddress!, count: bytes.count)
-                    next += bytes.count
-                }
-                if copied == nil {
-                    for byte in text.utf8 {
-                        next.initialize(to: byte)
-                        next += 1
-                    }
-                }
-                return (start, next - start)
-            }
+            var next = 0
             for (i, header) in headers.enumerated() {
-                let (name, nameLength) = copy(header.name)
-                let (value, valueLength) = copy(header.value)
-                nva.initializeElement(at: i, to: nghttp2_nv(name: name, value: value, namelen: nameLength, valuelen: valueLength,
+                let name = storage.baseAddress! + next
+                next += UnsafeMutableBufferPointer(rebasing: storage[next...]).initialize(fromContentsOf: header.name.utf8)
+                let value = storage.baseAddress! + next
+                next += UnsafeMutableBufferPointer(rebasing: storage[next...]).initialize(fromContentsOf: header.value.utf8)
+                nva.initializeElement(at: i, to: nghttp2_nv(name: name, value: value, namelen: header.name.utf8.count,
+                                                            valuelen: header.value.utf8.count,
                                                             flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)))
             }
             return body(nva.baseAddress!, headers.count)

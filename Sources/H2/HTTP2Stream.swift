@@ -47,7 +47,7 @@ public final class HTTP2Stream {
     private enum Outbound {
         case idle              // nothing submitted yet (server: no response headers)
         case open              // headers sent, DATA may follow
-        case ending([HTTP2Header]?)  // end requested: with trailers, or END_STREAM on DATA
+        case ending(HTTP2HeaderBlock?)  // end requested: with trailers, or END_STREAM on DATA
         case done
     }
     private var outbound: Outbound = .idle
@@ -73,6 +73,15 @@ public final class HTTP2Stream {
     /// Server: sends the response headers; DATA and trailers may follow.
     /// Client streams send their headers when opened.
     public func sendResponseHeaders(_ headers: [HTTP2Header]) {
+        sendResponseHeaders(.fields(headers))
+    }
+
+    /// Server: as `sendResponseHeaders(_:)`, with headers prepared once.
+    public func sendResponseHeaders(_ headers: HTTP2PreparedHeaders) {
+        sendResponseHeaders(.prepared(headers))
+    }
+
+    private func sendResponseHeaders(_ headers: HTTP2HeaderBlock) {
         guard case .idle = outbound, let connection, !isClosed else { return }
         outbound = .open
         connection.submitResponse(self, headers: headers, endStream: false)
@@ -85,7 +94,7 @@ public final class HTTP2Stream {
         guard case .idle = outbound, let connection, !isClosed else { return }
         outbound = .done
         resetAfterEnd = resetAfter
-        connection.submitResponse(self, headers: headers, endStream: true)
+        connection.submitResponse(self, headers: .fields(headers), endStream: true)
     }
 
     /// Queues DATA bytes.
@@ -101,6 +110,15 @@ public final class HTTP2Stream {
     /// With `resetAfter`, RST_STREAM follows once the end is on the wire (RST is
     /// sent ahead of queued frames, so it must wait for them).
     public func finish(trailers: [HTTP2Header]? = nil, resetAfter: HTTP2ErrorCode? = nil) {
+        finish(trailers.map { .fields($0) }, resetAfter: resetAfter)
+    }
+
+    /// As `finish(trailers:resetAfter:)`, with trailers prepared once.
+    public func finish(trailers: HTTP2PreparedHeaders, resetAfter: HTTP2ErrorCode? = nil) {
+        finish(.prepared(trailers), resetAfter: resetAfter)
+    }
+
+    private func finish(_ trailers: HTTP2HeaderBlock?, resetAfter: HTTP2ErrorCode?) {
         guard case .open = outbound, !isClosed else { return }
         outbound = .ending(trailers)
         resetAfterEnd = resetAfter
