@@ -22,6 +22,13 @@ public final class GRPCClientCall<Request: WireMessage, Response: WireMessage>: 
     public func send(_ message: Request) async throws(GRPCStatus) {
         let framed = try core.framer.frame(prefixed: encode(message))
         let core = self.core
+        // Already on the loop (a caller running there, as a ping-pong loop does): no hop. A
+        // task runs on the loop's thread only with the loop as its executor preference, so
+        // it also resumes there.
+        if loop.inEventLoop {
+            try core.send(framed: framed)
+            return try await core.waitUntilWritable()
+        }
         try await withTaskExecutorPreference(loop) { () async throws(GRPCStatus) in
             try core.send(framed: framed)
             try await core.waitUntilWritable()
@@ -38,7 +45,9 @@ public final class GRPCClientCall<Request: WireMessage, Response: WireMessage>: 
     /// - Throws: the call's status when it ends with anything but OK.
     public func next() async throws(GRPCStatus) -> Response? {
         let core = self.core
-        let bytes = try await withTaskExecutorPreference(loop) { () async throws(GRPCStatus) in try await core.next() }
+        let bytes = loop.inEventLoop
+            ? try await core.next()
+            : try await withTaskExecutorPreference(loop) { () async throws(GRPCStatus) in try await core.next() }
         guard let bytes else { return nil }
         do {
             return try Response(serializedBytes: bytes)

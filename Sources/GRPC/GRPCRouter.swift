@@ -160,7 +160,7 @@ public struct GRPCResponseWriter<Message: WireMessage>: Sendable {
 
     /// Queues one message. Throws the call's status if the call has ended.
     public func write(_ message: Message) async throws {
-        try await call.waitUntilWritable()
+        if call.mustWaitUntilWritable { try await call.waitUntilWritable() }
         try call.send(try encode(message))
     }
 

@@ -208,6 +208,10 @@ final class GRPCServerCall: HTTP2StreamDelegate, @unchecked Sendable {
         HTTP2Header("grpc-accept-encoding", "identity"),
     ])
 
+    /// Whether more than `GRPCServer.Limits.sendBufferBytes` are queued: checked before
+    /// calling `waitUntilWritable`, which as an async call costs an executor check.
+    var mustWaitUntilWritable: Bool { stream.bufferedBytes > limits.sendBufferBytes }
+
     /// Suspends while more than `GRPCServer.Limits.sendBufferBytes` are queued.
     func waitUntilWritable() async throws {
         loop.preconditionInEventLoop()
