@@ -87,6 +87,30 @@ import TetherWire
         }
     }
 
+    /// A task on the client's own loop sends and reads without hopping (the ping-pong
+    /// benchmark's shape); every answer must still arrive, in order, on that loop.
+    @Test func callDrivenFromTheClientsLoopAnswersInOrderThere() async throws {
+        try await withServer { client in
+            let loop = client.eventLoop
+            let answers = try await Task(executorPreference: loop) { () async throws -> [String] in
+                let call: GRPCClientCall<Request, Response> = try await client.makeCall("/tether.testing.v1.EchoService/Chat")
+                var answers: [String] = []
+                for i in 0..<200 {
+                    var request = Request()
+                    request.text = "ping \(i)"
+                    try await call.send(request)
+                    let pong = try await call.next()
+                    #expect(loop.inEventLoop)
+                    answers.append(pong?.text ?? "(none)")
+                }
+                await call.finishSending()
+                #expect(try await call.next() == nil)
+                return answers
+            }.value
+            #expect(answers == (0..<200).map { "ping \($0)" })
+        }
+    }
+
     @Test func errorStatusAndMessageReachTheClient() async throws {
         try await withServer { client in
             var request = Request()
