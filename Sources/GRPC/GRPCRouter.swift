@@ -7,28 +7,25 @@ public struct GRPCRouter: Sendable {
         let run: @Sendable (GRPCServerCall, GRPCServerContext) async throws -> Void
     }
 
-    private var methods: [GRPCMethodPath: Method] = [:]
     /// Registered methods by their `:path` text: a request for one of them needs no parsing
-    /// and one lookup.
+    /// and one lookup. (A parsed path keeps its text, so a text not found here names no
+    /// registered method.)
     private var registered: [String: (path: GRPCMethodPath, method: Method)] = [:]
 
     public init() {}
-
-    func method(for path: GRPCMethodPath) -> Method? { methods[path] }
 
     /// The registered method whose `:path` text is `text`, with its path parsed once at
     /// registration.
     func registeredMethod(_ text: String) -> (path: GRPCMethodPath, method: Method)? { registered[text] }
 
     /// Every registered path, e.g. for reflection or health.
-    public var paths: [GRPCMethodPath] { Array(methods.keys) }
+    public var paths: [GRPCMethodPath] { registered.values.map(\.path) }
 
     private mutating func add(_ service: String, _ method: String, _ run: Method) {
         guard let path = GRPCMethodPath(service: service, method: method) else {
             preconditionFailure("invalid gRPC method name \(service)/\(method)")
         }
-        precondition(methods[path] == nil, "\(path) registered twice")
-        methods[path] = run
+        precondition(registered[path.path] == nil, "\(path) registered twice")
         registered[path.path] = (path, run)
     }
 

@@ -86,7 +86,7 @@ final class GRPCServerCall: HTTP2StreamDelegate, @unchecked Sendable {
             return stream.sendHeadersOnly([HTTP2Header(":status", String(error.httpStatus)),
                                            HTTP2Header("content-type", "text/plain")])
         }
-        guard let method = registered ?? router.method(for: head.path) else {
+        guard let method = registered else {
             return finish(GRPCStatus(code: .unimplemented, message: "unknown method \(head.path)"))
         }
         var deadline: ContinuousClock.Instant?
@@ -126,7 +126,6 @@ final class GRPCServerCall: HTTP2StreamDelegate, @unchecked Sendable {
             self.finish(status)
         }
     }
-
 
     func streamReceivedData(_ stream: HTTP2Stream, _ bytes: UnsafeRawBufferPointer, endStream: Bool) {
         guard case .running = state else {

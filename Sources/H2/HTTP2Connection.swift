@@ -784,21 +784,10 @@ private func withNameValues<R>(_ block: HTTP2HeaderBlock, _ body: (UnsafePointer
 /// Calls `body` with `headers` as nghttp2 name/value pairs (nghttp2 copies them).
 /// The pairs and their bytes live in temporary (usually stack) memory.
 private func withNameValues<R>(_ headers: [HTTP2Header], _ body: (UnsafePointer<nghttp2_nv>, Int) -> R) -> R {
-    var byteCount = 0
-    for header in headers { byteCount += header.name.utf8.count + header.value.utf8.count }
-    return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: max(byteCount, 1)) { storage in
-        withUnsafeTemporaryAllocation(of: nghttp2_nv.self, capacity: max(headers.count, 1)) { nva in
-            var next = 0
-            for (i, header) in headers.enumerated() {
-                let name = storage.baseAddress! + next
-                next += UnsafeMutableBufferPointer(rebasing: storage[next...]).initialize(fromContentsOf: header.name.utf8)
-                let value = storage.baseAddress! + next
-                next += UnsafeMutableBufferPointer(rebasing: storage[next...]).initialize(fromContentsOf: header.value.utf8)
-                nva.initializeElement(at: i, to: nghttp2_nv(name: name, value: value, namelen: header.name.utf8.count,
-                                                            valuelen: header.value.utf8.count,
-                                                            flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)))
-            }
-            return body(nva.baseAddress!, headers.count)
+    withUnsafeTemporaryAllocation(of: UInt8.self, capacity: max(byteCountOfFields(headers), 1)) { bytes in
+        withUnsafeTemporaryAllocation(of: nghttp2_nv.self, capacity: max(headers.count, 1)) { pairs in
+            layOut(headers, bytes: bytes, pairs: pairs)
+            return body(pairs.baseAddress!, headers.count)
         }
     }
 }

@@ -12,20 +12,9 @@ public final class HTTP2PreparedHeaders: @unchecked Sendable {
 
     public init(_ headers: [HTTP2Header]) {
         self.headers = headers
-        let byteCount = headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count }
-        bytes = .allocate(capacity: max(byteCount, 1))
+        bytes = .allocate(capacity: max(byteCountOfFields(headers), 1))
         pairs = .allocate(capacity: max(headers.count, 1))
-        var next = 0
-        for (i, header) in headers.enumerated() {
-            let name = bytes.baseAddress! + next
-            next += UnsafeMutableBufferPointer(rebasing: bytes[next...]).initialize(fromContentsOf: header.name.utf8)
-            let value = bytes.baseAddress! + next
-            next += UnsafeMutableBufferPointer(rebasing: bytes[next...]).initialize(fromContentsOf: header.value.utf8)
-            pairs.initializeElement(at: i, to: nghttp2_nv(
-                name: name, value: value,
-                namelen: header.name.utf8.count, valuelen: header.value.utf8.count,
-                flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)))
-        }
+        layOut(headers, bytes: bytes, pairs: pairs)
     }
 
     deinit {
@@ -38,4 +27,24 @@ public final class HTTP2PreparedHeaders: @unchecked Sendable {
 enum HTTP2HeaderBlock {
     case fields([HTTP2Header])
     case prepared(HTTP2PreparedHeaders)
+}
+
+/// The bytes `layOut` needs for `headers`.
+func byteCountOfFields(_ headers: [HTTP2Header]) -> Int {
+    headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count }
+}
+
+/// Lays `headers` out as nghttp2 name/value pairs: their bytes into `bytes` (at least
+/// `byteCountOfFields(headers)`), one pair each into `pairs` (at least `headers.count`).
+func layOut(_ headers: [HTTP2Header], bytes: UnsafeMutableBufferPointer<UInt8>, pairs: UnsafeMutableBufferPointer<nghttp2_nv>) {
+    var next = 0
+    for (i, header) in headers.enumerated() {
+        let name = bytes.baseAddress! + next
+        next += UnsafeMutableBufferPointer(rebasing: bytes[next...]).initialize(fromContentsOf: header.name.utf8)
+        let value = bytes.baseAddress! + next
+        next += UnsafeMutableBufferPointer(rebasing: bytes[next...]).initialize(fromContentsOf: header.value.utf8)
+        pairs.initializeElement(at: i, to: nghttp2_nv(
+            name: name, value: value, namelen: header.name.utf8.count, valuelen: header.value.utf8.count,
+            flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)))
+    }
 }
