@@ -65,9 +65,10 @@ public final class GRPCClient: Sendable {
 
     /// Closes the connection (in-flight calls fail with UNAVAILABLE) and stops an owned loop.
     /// Closing again does nothing; calls started after `close()` returned fail with
-    /// UNAVAILABLE. With a loop of its own, the client stops it: a call started while
-    /// closing, or an existing call used after closing, may wait forever. Close a client
-    /// once its calls are done.
+    /// UNAVAILABLE, and so do existing calls used after it (see `GRPCClientCall`). With a
+    /// loop of its own, the client stops it: a call started, or used, on another thread
+    /// at the very moment the loop stops may still wait forever. Close a client once its
+    /// calls are done.
     public func close() async {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         await withTaskExecutorPreference(eventLoop) { self.connection.shutdown() }

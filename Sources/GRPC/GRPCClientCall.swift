@@ -6,7 +6,9 @@ public import TetherWire
 /// call's status. `cancel()` sends RST_STREAM(CANCEL).
 ///
 /// Methods may be called from any task; they run on the client's loop, hopping
-/// there only when the caller is elsewhere.
+/// there only when the caller is elsewhere. Once the client is closed (its loop
+/// stopped), `send` and `next` throw UNAVAILABLE and the others return at once,
+/// instead of waiting for a loop that no longer runs.
 public final class GRPCClientCall<Request: WireMessage, Response: WireMessage>: Sendable {
     let core: GRPCClientCallCore
     private let loop: EventLoop
@@ -20,6 +22,7 @@ public final class GRPCClientCall<Request: WireMessage, Response: WireMessage>: 
     /// Sends one request message; waits while the stream's send buffer is full.
     /// - Throws: the call's status if it has already ended.
     public func send(_ message: Request) async throws(GRPCStatus) {
+        guard !loop.isStopped else { throw Self.clientClosed }
         let framed = try core.framer.frame(prefixed: encode(message))
         let core = self.core
         // Already on the loop (a caller running there, as a ping-pong loop does): no hop. A
@@ -37,6 +40,7 @@ public final class GRPCClientCall<Request: WireMessage, Response: WireMessage>: 
 
     /// Half-closes: no more requests.
     public func finishSending() async {
+        guard !loop.isStopped else { return }
         let core = self.core
         await withTaskExecutorPreference(loop) { core.finishSending() }
     }
@@ -44,6 +48,7 @@ public final class GRPCClientCall<Request: WireMessage, Response: WireMessage>: 
     /// The next response, or nil once the call ended with OK.
     /// - Throws: the call's status when it ends with anything but OK.
     public func next() async throws(GRPCStatus) -> Response? {
+        guard !loop.isStopped else { throw Self.clientClosed }
         let core = self.core
         let bytes = loop.inEventLoop
             ? try await core.next()
@@ -64,18 +69,23 @@ public final class GRPCClientCall<Request: WireMessage, Response: WireMessage>: 
     }
 
     private func cancel(_ status: GRPCStatus) async {
+        guard !loop.isStopped else { return }
         let core = self.core
         await withTaskExecutorPreference(loop) { core.cancel(status) }
     }
 
-    /// The call's final status, once it has ended (nil before).
+    /// The call's final status, once it has ended (nil before); UNAVAILABLE once the
+    /// client is closed.
     public func status() async -> GRPCStatus? {
+        guard !loop.isStopped else { return Self.clientClosed }
         let core = self.core
         return await withTaskExecutorPreference(loop) { core.finalStatus }
     }
 
-    /// Metadata from the response headers (empty until they arrive).
+    /// Metadata from the response headers (empty until they arrive, and once the client is
+    /// closed).
     public func initialMetadata() async -> GRPCMetadata {
+        guard !loop.isStopped else { return GRPCMetadata() }
         let core = self.core
         return await withTaskExecutorPreference(loop) { core.initialMetadata }
     }
@@ -85,6 +95,8 @@ public final class GRPCClientCall<Request: WireMessage, Response: WireMessage>: 
         let core = self.core
         return await withTaskExecutorPreference(loop) { core.bufferedResponseBytes }
     }
+
+    private static var clientClosed: GRPCStatus { GRPCStatus(code: .unavailable, message: "the client was closed") }
 }
 
 /// The byte-level state of one client call. Loop thread only.

@@ -166,6 +166,9 @@ public final class EventLoop: @unchecked Sendable {
         }
     }
 
+    /// Whether `stop()` was called. Work sent to a stopped loop may never run.
+    public var isStopped: Bool { stopRequested.load(ordering: .acquiring) }
+
     /// Asks the loop to return from `run()` after its current iteration.
     public func stop() {
         stopRequested.store(true, ordering: .sequentiallyConsistent)

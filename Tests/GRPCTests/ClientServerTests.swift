@@ -111,6 +111,25 @@ import TetherWire
         }
     }
 
+    @Test(.timeLimit(.minutes(1)))  // without the check these would wait forever
+    func aCallUsedAfterItsClientClosedFailsWithUnavailable() async throws {
+        var configuration = GRPCServer.Configuration(address: try SocketAddress(parsing: "127.0.0.1:0"), tls: nil)
+        configuration.loopCount = 1
+        let server = try GRPCServer(configuration: configuration, router: EchoService.router())
+        let client = try GRPCClient(configuration: .init(target: try server.start(), tls: nil))
+        let call: GRPCClientCall<Request, Response> = try await client.makeCall("/tether.testing.v1.EchoService/Chat")
+        try await call.send(Request())
+        #expect(try await call.next() != nil)
+        await client.close()
+        await server.shutdown(graceful: false)
+        await #expect(throws: GRPCStatus(code: .unavailable, message: "the client was closed")) { try await call.send(Request()) }
+        await #expect(throws: GRPCStatus(code: .unavailable, message: "the client was closed")) { try await call.next() }
+        await call.finishSending()
+        await call.cancel()
+        #expect(await call.status()?.code == .unavailable)
+        #expect(await call.initialMetadata().isEmpty)
+    }
+
     @Test func errorStatusAndMessageReachTheClient() async throws {
         try await withServer { client in
             var request = Request()
