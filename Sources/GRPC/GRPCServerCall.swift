@@ -260,8 +260,11 @@ final class GRPCServerCall: HTTP2StreamDelegate, @unchecked Sendable {
 
 /// Request messages waiting for the handler. Loop thread only.
 final class GRPCRequestBuffer: @unchecked Sendable {
-    private var messages: [[UInt8]] = []
-    private var head = 0
+    /// Queued messages, oldest first: `first`, then `more[moreHead...]`; `more` is empty
+    /// while `first` is nil. One queued message, the usual case, needs no array.
+    private var first: [UInt8]?
+    private var more: [[UInt8]] = []
+    private var moreHead = 0
     private var ended: GRPCStatus?      // .ok = clean end of stream
     private var waiter: CheckedContinuation<[UInt8]?, any Error>?
     /// Told when the handler takes the last queued message, to reopen the flow-control
@@ -269,14 +272,16 @@ final class GRPCRequestBuffer: @unchecked Sendable {
     unowned var call: GRPCServerCall?
 
     /// Whether messages are queued that the handler has not taken yet.
-    var hasBacklog: Bool { head < messages.count }
+    var hasBacklog: Bool { first != nil }
 
     func push(_ message: [UInt8]) {
         if let waiter {
             self.waiter = nil
             waiter.resume(returning: message)
+        } else if first == nil {
+            first = message
         } else {
-            messages.append(message)
+            more.append(message)
         }
     }
 
@@ -306,18 +311,22 @@ final class GRPCRequestBuffer: @unchecked Sendable {
     /// The one message of a request that has cleanly ended with exactly one, or nil
     /// (nothing is taken then).
     func singleIfComplete() -> [UInt8]? {
-        guard ended?.code == .ok, messages.count - head == 1 else { return nil }
+        guard ended?.code == .ok, first != nil, more.isEmpty else { return nil }
         return nextQueued()
     }
 
     /// A message already received and not yet taken, or nil.
     func nextQueued() -> [UInt8]? {
-        guard head < messages.count else { return nil }
-        let message = messages[head]
-        head += 1
-        if head == messages.count {
-            messages.removeAll(keepingCapacity: false)
-            head = 0
+        guard let message = first else { return nil }
+        if moreHead < more.count {
+            first = more[moreHead]
+            moreHead += 1
+            if moreHead == more.count {
+                more.removeAll(keepingCapacity: false)
+                moreHead = 0
+            }
+        } else {
+            first = nil
             call?.releaseWithheldBytes()
         }
         return message

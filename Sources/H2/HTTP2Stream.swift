@@ -36,8 +36,11 @@ public final class HTTP2Stream {
     /// Arbitrary per-stream state for the layer above.
     public var context: AnyObject?
 
-    /// Outbound chunks not yet taken by nghttp2.
-    private var chunks: [[UInt8]] = []
+    /// Outbound chunks not yet taken by nghttp2, oldest first: `chunk` (of which
+    /// `chunkOffset` bytes are taken), then `moreChunks`, empty while `chunk` is nil. One
+    /// chunk, a unary response, needs no array.
+    private var chunk: [UInt8]?
+    private var moreChunks: [[UInt8]] = []
     private var chunkOffset = 0
     public private(set) var bufferedBytes = 0
     /// Above this many buffered bytes, the stream reports `streamWritable` when drained.
@@ -100,7 +103,7 @@ public final class HTTP2Stream {
     /// Queues DATA bytes.
     public func sendData(_ bytes: [UInt8]) {
         guard case .open = outbound, !isClosed, !bytes.isEmpty else { return }
-        chunks.append(bytes)
+        if chunk == nil { chunk = bytes } else { moreChunks.append(bytes) }
         bufferedBytes += bytes.count
         if bufferedBytes > Self.lowWaterMark { wantsWritable = true }
         resumeIfDeferred()
@@ -151,7 +154,7 @@ public final class HTTP2Stream {
     /// nghttp2's data source: copy up to `length` queued bytes into `buffer`.
     func readOutbound(into buffer: UnsafeMutablePointer<UInt8>, length: Int, flags: UnsafeMutablePointer<UInt32>) -> Int {
         var written = 0
-        while written < length, let first = chunks.first {
+        while written < length, let first = chunk {
             let n = min(length - written, first.count - chunkOffset)
             first.withUnsafeBufferPointer { src in
                 (buffer + written).update(from: src.baseAddress! + chunkOffset, count: n)
@@ -159,12 +162,12 @@ public final class HTTP2Stream {
             written += n
             chunkOffset += n
             if chunkOffset == first.count {
-                chunks.removeFirst()
+                chunk = moreChunks.isEmpty ? nil : moreChunks.removeFirst()
                 chunkOffset = 0
             }
         }
         bufferedBytes -= written
-        if chunks.isEmpty, case .ending(let trailers) = outbound {
+        if chunk == nil, case .ending(let trailers) = outbound {
             flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
             outbound = .done
             if let trailers {
@@ -192,7 +195,8 @@ public final class HTTP2Stream {
         guard !isClosed else { return }
         isClosed = true
         connection = nil
-        chunks = []
+        chunk = nil
+        moreChunks = []
         bufferedBytes = 0
         let delegate = self.delegate
         self.delegate = nil
