@@ -67,13 +67,13 @@ struct AgentCommand: AsyncParsableCommand {
             let token = try String(contentsOfFile: configuration.tokenFile, encoding: .utf8)
                 .trimmingCharacters(in: .whitespacesAndNewlines)
             daemon = try AgentDaemon(configuration: configuration, token: token, client: try Self.client(for: configuration)) { line in
-                printError("tether agent: \(line)")
+                printLog("tether agent: \(line)")
             }
         } catch {
             printError("tether agent: \(error)")
             throw ExitCode(1)
         }
-        printError("tether agent: \(configuration.name) starting; server \(configuration.server), queues \(configuration.queues.joined(separator: ",")), slots \(configuration.slots)")
+        printLog("tether agent: \(configuration.name) starting; server \(configuration.server), queues \(configuration.queues.joined(separator: ",")), slots \(configuration.slots)")
         let watcher = Task {
             var count = 0
             for await signal in signals {
@@ -87,7 +87,7 @@ struct AgentCommand: AsyncParsableCommand {
         }
         await daemon.run()
         watcher.cancel()
-        printError("tether agent: stopped")
+        printLog("tether agent: stopped")
     }
 
     static func client(for configuration: AgentConfiguration) throws -> GRPCClient {

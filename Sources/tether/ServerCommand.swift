@@ -84,11 +84,18 @@ struct ServerCommand: AsyncParsableCommand {
         }
         FileHandle.standardOutput.write(Data(("listening on \(bound) (\(insecurePlaintext ? "h2c" : "tls"))" + "\n").utf8))
         await waitForTerminationSignal()
-        printError("tether server: shutting down")
+        printLog("tether server: shutting down")
         await server.shutdown()
     }
 }
 
 func printError(_ message: String) {
     FileHandle.standardError.write(Data((message + "\n").utf8))
+}
+
+/// A running daemon's line on stderr, after the UTC time it happened
+/// (`2026-11-26T00:38:03.231Z tether agent: …`): an agent runs for days, and its
+/// operator reads when things happened. A command's one-off errors use `printError`.
+func printLog(_ message: String) {
+    printError(Date.now.ISO8601Format(Date.ISO8601FormatStyle(includingFractionalSeconds: true)) + " " + message)
 }

@@ -176,6 +176,11 @@ import TetherTestSupport
             agent.process.waitUntilExit()
             #expect(agent.process.terminationStatus == 0, "\(agent.recentOutput)")
             #expect(agent.recentOutput.contains("drained"))
+            // Every line the agent logged starts with its UTC time.
+            let stamped = try Regex(#"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z tether agent: "#)
+            for line in [agent.readyLine] + agent.recentOutput.split(separator: "\n").map(String.init) {
+                #expect(line.prefixMatch(of: stamped) != nil, "\(line)")
+            }
             let run = try cluster.run(runID)
             // The running task finished and was reported; the other was not taken.
             #expect(run.tasks.filter { $0.state == "TASK_STATE_SUCCESS" }.count == 1, "\(run)")

@@ -5,11 +5,12 @@ public import Foundation
 public final class ChildProcess: @unchecked Sendable {
     public let process = Process()
     private let output = Pipe()
-    /// The first line the child printed that starts with `readyPrefix`.
+    /// The first line the child printed that starts with `readyPrefix` (after a log
+    /// line's timestamp, if it has one).
     public private(set) var readyLine = ""
 
     /// Starts `executable` and waits (up to `timeout`) for a stdout line starting
-    /// with `readyPrefix`. Throws `ProcessRunError` if `executable` is missing, the error of
+    /// with `readyPrefix`, or with a timestamp, a space and `readyPrefix` (a daemon's log line). Throws `ProcessRunError` if `executable` is missing, the error of
     /// `Process.run()` if it cannot start, and `ChildProcessError` with the child's output if
     /// it exits first or stays silent (then it is killed).
     public init(_ executable: URL, _ arguments: [String], readyPrefix: String, timeout: Duration = .seconds(30)) throws {
@@ -39,7 +40,7 @@ public final class ChildProcess: @unchecked Sendable {
             if chunk.isEmpty { break }
             buffer.append(chunk)
             if let text = String(data: buffer, encoding: .utf8),
-               let line = text.split(separator: "\n").first(where: { $0.hasPrefix(readyPrefix) }) {
+               let line = text.split(separator: "\n").first(where: { Self.line($0, startsWith: readyPrefix) }) {
                 readyLine = String(line)
                 drainOutput()
                 return
@@ -53,6 +54,12 @@ public final class ChildProcess: @unchecked Sendable {
             : "exited (status \(status)) before printing a line starting with '\(readyPrefix)'"
         throw ChildProcessError(executable: executable.lastPathComponent, problem: problem,
                                 output: String(decoding: buffer, as: UTF8.self))
+    }
+
+    private static func line(_ line: Substring, startsWith prefix: String) -> Bool {
+        if line.hasPrefix(prefix) { return true }
+        guard let space = line.firstIndex(of: " "), line[..<space].last == "Z" else { return false }
+        return line[line.index(after: space)...].hasPrefix(prefix)
     }
 
     /// Keeps reading the child's output so a chatty child never blocks on a full
