@@ -158,7 +158,8 @@ struct AgentService: Sendable {
         }
     }
 
-    /// A message other than a task event.
+    /// One message; `handle(_:from:)` of a batch brings task events to the scheduler itself
+    /// and calls this for the others.
     private func handle(_ message: AgentV1.AgentMessage, from session: AgentSession) throws(GRPCStatus) {
         let agentID = session.name
         switch message.kind {
@@ -176,7 +177,7 @@ struct AgentService: Sendable {
             let active = heartbeat.activeLeaseIds
             scheduler.perform({ $0.heartbeat(agentID: agentID, activeLeaseIDs: active) }, completion: { _ in })
         case .taskEvent?:
-            preconditionFailure("task events are reported in batches")
+            try handle([message], from: session)   // a batch of one (batches route events before this)
         case .goodbye?:
             session.setDraining(true)
             scheduler.perform({ $0.agentDisconnected(agentID) }, completion: { _ in })
