@@ -38,10 +38,10 @@ public final class GRPCClient: Sendable {
     public let configuration: Configuration
     /// The loop that owns the connection and every call's state.
     public let eventLoop: EventLoop
-    private let ownsLoop: Bool
+    /// The client's hold on a loop it started; every call it makes holds it too.
+    private let loopLease: Mutex<GRPCLoopLease?>
     private let connection: GRPCClientConnection
-    /// Set by the first `close()`: an owned loop is stopped then, and work sent to it
-    /// would wait forever.
+    /// Set by the first `close()`, before it lets go of `loopLease`: no call starts after.
     private let closed = Atomic<Bool>(false)
 
     /// - Parameter eventLoop: the loop to run on; a new one is started if nil.
@@ -55,24 +55,27 @@ public final class GRPCClient: Sendable {
         }
         if let eventLoop {
             self.eventLoop = eventLoop
-            ownsLoop = false
+            loopLease = Mutex(nil)
         } else {
             self.eventLoop = try EventLoop.start(name: "grpc-client")
-            ownsLoop = true
+            loopLease = Mutex(GRPCLoopLease(self.eventLoop))
         }
         connection = GRPCClientConnection(configuration: configuration, proxy: proxy, loop: self.eventLoop)
     }
 
-    /// Closes the connection (in-flight calls fail with UNAVAILABLE) and stops an owned loop.
-    /// Closing again does nothing; calls started after `close()` returned fail with
-    /// UNAVAILABLE, and so do existing calls used after it (see `GRPCClientCall`). With a
-    /// loop of its own, the client stops it: a call started, or used, on another thread
-    /// at the very moment the loop stops may still wait forever. Close a client once its
-    /// calls are done.
+    /// Closes the connection (in-flight calls fail with UNAVAILABLE) and lets go of an owned
+    /// loop, which stops once no call made by this client is left either (each holds it, so
+    /// that a call used after the close still reaches a running loop and fails with
+    /// UNAVAILABLE instead of waiting). Closing again does nothing; calls started after
+    /// `close()` fail with UNAVAILABLE.
     public func close() async {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         await withTaskExecutorPreference(eventLoop) { self.connection.shutdown() }
-        if ownsLoop { eventLoop.stop() }
+        let lease = loopLease.withLock { lease in
+            defer { lease = nil }
+            return lease
+        }
+        _ = lease   // the loop stops here unless a call still holds it
     }
 
     /// Starts a call of any shape. Unary and server-streaming callers send one
@@ -81,6 +84,9 @@ public final class GRPCClient: Sendable {
         _ path: String, metadata: GRPCMetadata = GRPCMetadata(), timeout: Duration? = nil,
         request: Request.Type = Request.self, response: Response.Type = Response.self
     ) async throws(GRPCStatus) -> GRPCClientCall<Request, Response> {
+        // The lease first: `close()` marks the client closed before letting go of it, so if
+        // the check below passes, the loop runs at least as long as this call holds it.
+        let lease = loopLease.withLock { $0 }
         guard !closed.load(ordering: .acquiring) else { throw GRPCStatus(code: .unavailable, message: "the client was closed") }
         guard let methodPath = GRPCMethodPath(path: path) else {
             throw GRPCStatus(code: .internal, message: "not a gRPC method path: \(path)")
@@ -90,7 +96,7 @@ public final class GRPCClient: Sendable {
                                    timeout: timeout.map(GRPCTimeout.init(rounding:)),
                                    userAgent: "tether-grpc/0.1", acceptEncodings: ["identity"], metadata: metadata)
         let call = GRPCClientCall<Request, Response>(
-            loop: eventLoop, maxReceiveMessageBytes: configuration.maxReceiveMessageBytes,
+            loop: eventLoop, loopLease: lease, maxReceiveMessageBytes: configuration.maxReceiveMessageBytes,
             maxSendMessageBytes: configuration.maxSendMessageBytes)
         let scheme = configuration.tls == nil ? "http" : "https"
         let headers = head.wireHeaders(scheme: scheme).map { HTTP2Header($0.name, $0.value) }
@@ -271,4 +277,14 @@ final class GRPCClientConnection: @unchecked Sendable {
         waiters = []
         for waiter in waiting { waiter(.failure(GRPCStatus(code: .unavailable, message: "client closed"))) }
     }
+}
+
+/// A hold on an event loop that a client started: the loop stops when the last holder (the
+/// client until it closes, and each call it made) lets go.
+final class GRPCLoopLease: Sendable {
+    let loop: EventLoop
+
+    init(_ loop: EventLoop) { self.loop = loop }
+
+    deinit { loop.stop() }
 }

@@ -6,15 +6,19 @@ public import TetherWire
 /// call's status. `cancel()` sends RST_STREAM(CANCEL).
 ///
 /// Methods may be called from any task; they run on the client's loop, hopping
-/// there only when the caller is elsewhere. Once the client is closed (its loop
-/// stopped), `send` and `next` throw UNAVAILABLE and the others return at once,
-/// instead of waiting for a loop that no longer runs.
+/// there only when the caller is elsewhere. A call keeps a loop its client started
+/// running; if it runs on a loop that was stopped anyway (one given to the client and
+/// stopped by its owner), `send` and `next` throw UNAVAILABLE and the others return at
+/// once, instead of waiting for a loop that no longer runs.
 public final class GRPCClientCall<Request: WireMessage, Response: WireMessage>: Sendable {
     let core: GRPCClientCallCore
     private let loop: EventLoop
+    /// Keeps a loop that the client started running while this call exists.
+    private let loopLease: GRPCLoopLease?
 
-    init(loop: EventLoop, maxReceiveMessageBytes: Int, maxSendMessageBytes: Int) {
+    init(loop: EventLoop, loopLease: GRPCLoopLease?, maxReceiveMessageBytes: Int, maxSendMessageBytes: Int) {
         self.loop = loop
+        self.loopLease = loopLease
         core = GRPCClientCallCore(loop: loop, maxReceiveMessageBytes: maxReceiveMessageBytes,
                                   maxSendMessageBytes: maxSendMessageBytes)
     }
@@ -96,7 +100,7 @@ public final class GRPCClientCall<Request: WireMessage, Response: WireMessage>: 
         return await withTaskExecutorPreference(loop) { core.bufferedResponseBytes }
     }
 
-    private static var clientClosed: GRPCStatus { GRPCStatus(code: .unavailable, message: "the client was closed") }
+    private static var clientClosed: GRPCStatus { GRPCStatus(code: .unavailable, message: "the call's event loop was stopped") }
 }
 
 /// The byte-level state of one client call. Loop thread only.

@@ -111,23 +111,57 @@ import TetherWire
         }
     }
 
-    @Test(.timeLimit(.minutes(1)))  // without the check these would wait forever
+    @Test(.timeLimit(.minutes(1)))  // a call that reached a stopped loop would wait forever
     func aCallUsedAfterItsClientClosedFailsWithUnavailable() async throws {
         var configuration = GRPCServer.Configuration(address: try SocketAddress(parsing: "127.0.0.1:0"), tls: nil)
         configuration.loopCount = 1
         let server = try GRPCServer(configuration: configuration, router: EchoService.router())
         let client = try GRPCClient(configuration: .init(target: try server.start(), tls: nil))
+        var call: GRPCClientCall<Request, Response>? = try await client.makeCall("/tether.testing.v1.EchoService/Chat")
+        try await call?.send(Request())
+        #expect(try await call?.next() != nil)
+        await client.close()
+        await server.shutdown(graceful: false)
+        // The call keeps the client's loop running, so using it fails instead of waiting.
+        #expect(!client.eventLoop.isStopped)
+        await #expect { try await call?.send(Request()) } throws: { ($0 as? GRPCStatus)?.code == .unavailable }
+        await #expect { try await call?.next() } throws: { ($0 as? GRPCStatus)?.code == .unavailable }
+        await call?.finishSending()
+        await call?.cancel()
+        #expect(await call?.status()?.code == .unavailable)
+        // The last call gone, the loop stops.
+        call = nil
+        #expect(client.eventLoop.isStopped)
+    }
+
+    @Test(.timeLimit(.minutes(1)))  // without the check these would wait forever
+    func aCallWhoseLoopWasStoppedFailsWithUnavailable() async throws {
+        var configuration = GRPCServer.Configuration(address: try SocketAddress(parsing: "127.0.0.1:0"), tls: nil)
+        configuration.loopCount = 1
+        let server = try GRPCServer(configuration: configuration, router: EchoService.router())
+        let loop = try EventLoop.start(name: "test-client")
+        let client = try GRPCClient(configuration: .init(target: try server.start(), tls: nil), eventLoop: loop)
         let call: GRPCClientCall<Request, Response> = try await client.makeCall("/tether.testing.v1.EchoService/Chat")
         try await call.send(Request())
         #expect(try await call.next() != nil)
         await client.close()
         await server.shutdown(graceful: false)
-        await #expect(throws: GRPCStatus(code: .unavailable, message: "the client was closed")) { try await call.send(Request()) }
-        await #expect(throws: GRPCStatus(code: .unavailable, message: "the client was closed")) { try await call.next() }
+        loop.stop()   // the loop's owner stops it; the call outlives it
+        let stopped = GRPCStatus(code: .unavailable, message: "the call's event loop was stopped")
+        await #expect(throws: stopped) { try await call.send(Request()) }
+        await #expect(throws: stopped) { try await call.next() }
         await call.finishSending()
         await call.cancel()
-        #expect(await call.status()?.code == .unavailable)
+        #expect(await call.status() == stopped)
         #expect(await call.initialMetadata().isEmpty)
+    }
+
+    /// Closing a client with no call left stops the loop it started.
+    @Test func closingAClientWithNoCallsLeftStopsItsLoop() async throws {
+        let client = try GRPCClient(configuration: .init(target: try SocketAddress(parsing: "127.0.0.1:9"), tls: nil))
+        #expect(!client.eventLoop.isStopped)
+        await client.close()
+        #expect(client.eventLoop.isStopped)
     }
 
     @Test func errorStatusAndMessageReachTheClient() async throws {
