@@ -26,7 +26,7 @@ public final class GRPCClientCall<Request: WireMessage, Response: WireMessage>: 
     /// Sends one request message; waits while the stream's send buffer is full.
     /// - Throws: the call's status if it has already ended.
     public func send(_ message: Request) async throws(GRPCStatus) {
-        guard !loop.isStopped else { throw Self.clientClosed }
+        guard !loop.isStopped else { throw Self.loopStopped }
         let framed = try core.framer.frame(prefixed: encode(message))
         let core = self.core
         // Already on the loop (a caller running there, as a ping-pong loop does): no hop. A
@@ -52,7 +52,7 @@ public final class GRPCClientCall<Request: WireMessage, Response: WireMessage>: 
     /// The next response, or nil once the call ended with OK.
     /// - Throws: the call's status when it ends with anything but OK.
     public func next() async throws(GRPCStatus) -> Response? {
-        guard !loop.isStopped else { throw Self.clientClosed }
+        guard !loop.isStopped else { throw Self.loopStopped }
         let core = self.core
         let bytes = loop.inEventLoop
             ? try await core.next()
@@ -81,7 +81,7 @@ public final class GRPCClientCall<Request: WireMessage, Response: WireMessage>: 
     /// The call's final status, once it has ended (nil before); UNAVAILABLE once the
     /// client is closed.
     public func status() async -> GRPCStatus? {
-        guard !loop.isStopped else { return Self.clientClosed }
+        guard !loop.isStopped else { return Self.loopStopped }
         let core = self.core
         return await withTaskExecutorPreference(loop) { core.finalStatus }
     }
@@ -100,7 +100,7 @@ public final class GRPCClientCall<Request: WireMessage, Response: WireMessage>: 
         return await withTaskExecutorPreference(loop) { core.bufferedResponseBytes }
     }
 
-    private static var clientClosed: GRPCStatus { GRPCStatus(code: .unavailable, message: "the call's event loop was stopped") }
+    private static var loopStopped: GRPCStatus { GRPCStatus(code: .unavailable, message: "the call's event loop was stopped") }
 }
 
 /// The byte-level state of one client call. Loop thread only.
