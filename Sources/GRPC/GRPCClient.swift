@@ -28,6 +28,9 @@ public final class GRPCClient: Sendable {
         public var maxSendMessageBytes = 4 << 20
         /// gRPC connection backoff (doc/connection-backoff.md) defaults.
         public var backoff = GRPCConnectionBackoff()
+        /// How long the client's own loop may poll before it sleeps (`EventLoop`'s busy
+        /// polling); zero sleeps at once. Not used with a loop passed to `init`.
+        public var busyPoll = GRPCServer.Configuration.defaultBusyPoll
 
         public init(target: SocketAddress, tls: TLSContext?) {
             self.target = target
@@ -57,7 +60,7 @@ public final class GRPCClient: Sendable {
             self.eventLoop = eventLoop
             loopLease = Mutex(nil)
         } else {
-            self.eventLoop = try EventLoop.start(name: "grpc-client")
+            self.eventLoop = try EventLoop.start(name: "grpc-client", busyPoll: configuration.busyPoll)
             loopLease = Mutex(GRPCLoopLease(self.eventLoop))
         }
         connection = GRPCClientConnection(configuration: configuration, proxy: proxy, loop: self.eventLoop)

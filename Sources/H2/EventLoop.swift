@@ -33,8 +33,16 @@ public protocol EventLoopFlushable: AnyObject {
 ///
 /// Threading: `execute`, `enqueue` and `stop` may be called from any thread; every
 /// other method only on the loop's thread (checked with `preconditionInEventLoop`).
+///
+/// Busy polling: a loop made with a `busyPoll` ceiling polls (non-blocking `epoll_wait`,
+/// yielding the CPU between polls) for up to an adaptive window (`BusyPollWindow`) before
+/// it sleeps, because waking a sleeping thread (on a VM, a halted vCPU) costs more than a
+/// whole loopback round trip. A loop polls only while events keep coming closer together
+/// than the ceiling; an idle loop sleeps at once.
 public final class EventLoop: @unchecked Sendable {
     public let name: String
+    /// Loop thread only.
+    private var pollWindow: BusyPollWindow
     private let epollFD: Int32
     private let wakeFD: Int32
 
@@ -88,8 +96,11 @@ public final class EventLoop: @unchecked Sendable {
     private static let wakeToken: UInt64 = .max
 
     /// Creates a loop; call `run()` on the thread that will own it, or use `start(name:)`.
-    public init(name: String) throws(SystemError) {
+    /// - Parameter busyPoll: the most the loop polls before it sleeps (see above); zero
+    ///   sleeps at once.
+    public init(name: String, busyPoll: Duration = .zero) throws(SystemError) {
         self.name = name
+        pollWindow = BusyPollWindow(ceiling: busyPoll.nanoseconds)
         epollFD = try syscallChecked("epoll_create1") { epoll_create1(Int32(EPOLL_CLOEXEC)) }
         let wake = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
         guard wake >= 0 else {
@@ -110,8 +121,8 @@ public final class EventLoop: @unchecked Sendable {
     }
 
     /// Starts a loop on a new thread and returns once it is running.
-    public static func start(name: String) throws(SystemError) -> EventLoop {
-        let loop = try EventLoop(name: name)
+    public static func start(name: String, busyPoll: Duration = .zero) throws(SystemError) -> EventLoop {
+        let loop = try EventLoop(name: name, busyPoll: busyPoll)
         let box = Unmanaged.passRetained(loop).toOpaque()
         var thread = pthread_t()
         let result = pthread_create(&thread, nil, { box in
@@ -164,6 +175,12 @@ public final class EventLoop: @unchecked Sendable {
             var one: UInt64 = 1
             _ = Glibc.write(wakeFD, &one, 8)
         }
+    }
+
+    /// The busy-poll window now, in nanoseconds (loop thread only).
+    var busyPollWindow: Int64 {
+        preconditionInEventLoop()
+        return pollWindow.current
     }
 
     /// Whether `stop()` was called. Work sent to a stopped loop may never run.
@@ -289,14 +306,8 @@ public final class EventLoop: @unchecked Sendable {
                 let remaining = next - now
                 timeout = remaining <= 0 ? 0 : Int32(clamping: (remaining + 999_999) / 1_000_000)
             }
-            sleeping.store(true, ordering: .sequentiallyConsistent)
-            if !running.isEmpty || !inbox.withLock({ $0.isEmpty }) || stopRequested.load(ordering: .relaxed) {
-                timeout = 0
-            }
-            let count = events.withUnsafeMutableBufferPointer { buffer in
-                epoll_wait(epollFD, buffer.baseAddress, Int32(buffer.count), timeout)
-            }
-            sleeping.store(false, ordering: .sequentiallyConsistent)
+            if !running.isEmpty || stopRequested.load(ordering: .relaxed) { timeout = 0 }
+            let count = timeout == 0 || pollWindow.ceiling == 0 ? sleep(&events, timeout: timeout) : idle(&events, timeout: timeout)
             guard count > 0 else { continue }
             for i in 0..<Int(count) {
                 dispatch(events[i])
@@ -304,6 +315,48 @@ public final class EventLoop: @unchecked Sendable {
         }
         runWork()
         loopThread.store(0, ordering: .releasing)
+    }
+
+    /// Waits up to `timeout` ms (-1: no limit) for events, polling first for the current
+    /// busy-poll window, and adapts the window to how long the loop stayed idle.
+    private func idle(_ events: inout [epoll_event], timeout: Int32) -> Int32 {
+        let start = MonotonicClock.nanoseconds()
+        var timeout = timeout
+        if pollWindow.current > 0 {
+            let end = pollWindow.pollEnd(start: start, timeout: timeout)
+            var now = start
+            repeat {
+                let count = events.withUnsafeMutableBufferPointer { buffer in
+                    epoll_wait(epollFD, buffer.baseAddress, Int32(buffer.count), 0)
+                }
+                // Work from other threads lands in the inbox without a wake-up while we poll.
+                if count != 0 || !inbox.withLock({ $0.isEmpty }) || stopRequested.load(ordering: .relaxed) {
+                    return count
+                }
+                sched_yield()
+                now = MonotonicClock.nanoseconds()
+            } while now < end
+            if timeout > 0 {   // what is left of it, rounded up to whole milliseconds
+                let left = start &+ Int64(timeout) * 1_000_000 - now
+                timeout = left <= 0 ? 0 : Int32(clamping: (left + 999_999) / 1_000_000)
+            }
+        }
+        let count = sleep(&events, timeout: timeout)
+        pollWindow.slept(idle: MonotonicClock.nanoseconds() - start)
+        return count
+    }
+
+    /// Waits up to `timeout` ms (-1: no limit) for events, marked asleep so that work
+    /// handed over from other threads wakes the loop.
+    private func sleep(_ events: inout [epoll_event], timeout: Int32) -> Int32 {
+        sleeping.store(true, ordering: .sequentiallyConsistent)
+        var timeout = timeout
+        if !inbox.withLock({ $0.isEmpty }) || stopRequested.load(ordering: .relaxed) { timeout = 0 }
+        let count = events.withUnsafeMutableBufferPointer { buffer in
+            epoll_wait(epollFD, buffer.baseAddress, Int32(buffer.count), timeout)
+        }
+        sleeping.store(false, ordering: .sequentiallyConsistent)
+        return count
     }
 
     private func dispatch(_ event: epoll_event) {
@@ -378,6 +431,40 @@ public final class EventLoop: @unchecked Sendable {
 extension EventLoop: TaskExecutor {
     public func asUnownedTaskExecutor() -> UnownedTaskExecutor {
         UnownedTaskExecutor(ordinary: self)
+    }
+}
+
+// MARK: - Busy polling
+
+/// How long an idle loop polls before it sleeps, adapted the way Linux's guest haltpoll
+/// governor adapts its window: an idle period that ended in a sleep grows the window (x2,
+/// starting from a quarter of the ceiling) if polling a little longer would have caught its
+/// event, and halves it if the period outlasted the ceiling (below an eighth it drops to 0).
+/// A period that polling ended leaves it alone.
+struct BusyPollWindow {
+    /// The most the window may grow to, in nanoseconds; 0 never polls.
+    let ceiling: Int64
+    /// The window now, in nanoseconds.
+    private(set) var current: Int64 = 0
+
+    init(ceiling: Int64) {
+        self.ceiling = max(0, ceiling)
+    }
+
+    /// When polling that starts at `start` ends, for a wait of at most `timeout`
+    /// milliseconds (-1: no limit): the window, cut short by a due timer.
+    func pollEnd(start: Int64, timeout: Int32) -> Int64 {
+        start &+ (timeout >= 0 ? min(current, Int64(timeout) * 1_000_000) : current)
+    }
+
+    /// Adapts to an idle period of `idle` nanoseconds (polling and sleep) that ended in a sleep.
+    mutating func slept(idle: Int64) {
+        if idle > ceiling {
+            current /= 2
+            if current < ceiling / 8 { current = 0 }
+        } else if idle > current {
+            current = min(ceiling, max(current * 2, ceiling / 4))
+        }
     }
 }
 

@@ -102,7 +102,11 @@ public final class TetherServer: Sendable {
                      outboundLimit: configuration.agentOutboundLimit).register(in: &router)
         ControlService(scheduler: scheduler, store: store, sessions: sessions, tokens: tokens,
                        authenticator: authenticator).register(in: &router)
-        grpc = try GRPCServer(configuration: .init(address: configuration.listen, tls: tls), router: router)
+        var grpcConfiguration = GRPCServer.Configuration(address: configuration.listen, tls: tls)
+        // No busy polling: a dispatch waits on the state database's commit, not on a wake-up,
+        // and polling took CPU from the commit (BENCHMARKS.md, "Busy polling").
+        grpcConfiguration.busyPoll = .zero
+        grpc = try GRPCServer(configuration: grpcConfiguration, router: router)
     }
 
     /// Starts serving and firing the scheduler's timers; returns the bound address.

@@ -81,7 +81,9 @@ struct E2EAgent: ParsableCommand {
         let session = E2EAgentSession(
             agentMetadata: try Self.bearer(token(agentTokenFile)), adminMetadata: try Self.bearer(token(adminTokenFile)),
             options: self)
-        let client = try GRPCClient(configuration: .init(target: try SocketAddress(parsing: server), tls: nil))
+        var configuration = GRPCClient.Configuration(target: try SocketAddress(parsing: server), tls: nil)
+        configuration.busyPoll = .zero   // as `tether agent`
+        let client = try GRPCClient(configuration: configuration)
         // The measuring task prefers the loop; this thread only waits for it.
         try onClientLoop(client) { try await session.measure(client) }
     }

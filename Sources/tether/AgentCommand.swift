@@ -98,6 +98,9 @@ struct AgentCommand: AsyncParsableCommand {
             target: target,
             tls: server.usesTLS ? try TLSContext(.client(caFile: configuration.caFile, serverName: server.host)) : nil)
         client.authority = "\(server.host):\(port)"
+        // No busy polling: the agent shares its machine with the tasks it runs, and polling
+        // took CPU from them (BENCHMARKS.md, "Busy polling").
+        client.busyPoll = .zero
         client.proxy = try ProxySettings.fromEnvironment(ProcessInfo.processInfo.environment, target: client.authority!,
                                                          tls: server.usesTLS)
         return try GRPCClient(configuration: client)
