@@ -307,7 +307,9 @@ public final class EventLoop: @unchecked Sendable {
                 timeout = remaining <= 0 ? 0 : Int32(clamping: (remaining + 999_999) / 1_000_000)
             }
             if !running.isEmpty || stopRequested.load(ordering: .relaxed) { timeout = 0 }
-            let count = timeout == 0 || pollWindow.ceiling == 0 ? sleep(&events, timeout: timeout) : idle(&events, timeout: timeout)
+            let count = timeout == 0 || pollWindow.ceiling == 0
+                ? sleep(&events, timeout: timeout)
+                : idle(&events, timeout: timeout)
             guard count > 0 else { continue }
             for i in 0..<Int(count) {
                 dispatch(events[i])
