@@ -29,7 +29,7 @@ public final class GRPCClient: Sendable {
         /// gRPC connection backoff (doc/connection-backoff.md) defaults.
         public var backoff = GRPCConnectionBackoff()
         /// How long the client's own loop may poll before it sleeps (`EventLoop`'s busy
-        /// polling); zero sleeps at once. Not used with a loop passed to `init`.
+        /// polling); zero never polls. Not used with a loop passed to `init`.
         public var busyPoll = GRPCServer.Configuration.defaultBusyPoll
 
         public init(target: SocketAddress, tls: TLSContext?) {

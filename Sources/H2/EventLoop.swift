@@ -38,7 +38,7 @@ public protocol EventLoopFlushable: AnyObject {
 /// yielding the CPU between polls) for up to an adaptive window (`BusyPollWindow`) before
 /// it sleeps, because waking a sleeping thread (on a VM, a halted vCPU) costs more than a
 /// whole loopback round trip. A loop polls only while events keep coming closer together
-/// than the ceiling; an idle loop sleeps at once.
+/// than the ceiling; a few longer idle periods close the window.
 public final class EventLoop: @unchecked Sendable {
     public let name: String
     /// Loop thread only.
@@ -95,7 +95,7 @@ public final class EventLoop: @unchecked Sendable {
     private var generation: UInt32 = 0
     private static let wakeToken: UInt64 = .max
 
-    /// Creates a loop; call `run()` on the thread that will own it, or use `start(name:)`.
+    /// Creates a loop; call `run()` on the thread that will own it, or use `start(name:busyPoll:)`.
     /// - Parameter busyPoll: the most the loop polls before it sleeps (see above); zero
     ///   sleeps at once.
     public init(name: String, busyPoll: Duration = .zero) throws(SystemError) {
@@ -301,15 +301,11 @@ public final class EventLoop: @unchecked Sendable {
             runWork()
             flush()
 
-            var timeout: Int32 = -1
-            if let next = timers.nextDeadline {
-                let remaining = next - now
-                timeout = remaining <= 0 ? 0 : Int32(clamping: (remaining + 999_999) / 1_000_000)
-            }
-            if !running.isEmpty || stopRequested.load(ordering: .relaxed) { timeout = 0 }
-            let count = timeout == 0 || pollWindow.ceiling == 0
-                ? sleep(&events, timeout: timeout)
-                : idle(&events, timeout: timeout)
+            var deadline = timers.nextDeadline ?? .max
+            if !running.isEmpty || stopRequested.load(ordering: .relaxed) { deadline = now }
+            let count = deadline <= now || pollWindow.ceiling == 0
+                ? waitForEvents(&events, timeout: Self.milliseconds(until: deadline, from: now))
+                : pollThenWait(&events, deadline: deadline)
             guard count > 0 else { continue }
             for i in 0..<Int(count) {
                 dispatch(events[i])
@@ -319,18 +315,15 @@ public final class EventLoop: @unchecked Sendable {
         loopThread.store(0, ordering: .releasing)
     }
 
-    /// Waits up to `timeout` ms (-1: no limit) for events, polling first for the current
-    /// busy-poll window, and adapts the window to how long the loop stayed idle.
-    private func idle(_ events: inout [epoll_event], timeout: Int32) -> Int32 {
+    /// Waits for events until `deadline` (the next timer; `.max`: none), polling first for
+    /// the current busy-poll window, and adapts the window to how long the loop was idle.
+    private func pollThenWait(_ events: inout [epoll_event], deadline: Int64) -> Int32 {
         let start = MonotonicClock.nanoseconds()
-        var timeout = timeout
+        var now = start
         if pollWindow.current > 0 {
-            let end = pollWindow.pollEnd(start: start, timeout: timeout)
-            var now = start
+            let end = min(start &+ pollWindow.current, deadline)
             repeat {
-                let count = events.withUnsafeMutableBufferPointer { buffer in
-                    epoll_wait(epollFD, buffer.baseAddress, Int32(buffer.count), 0)
-                }
+                let count = epollWait(&events, timeout: 0)
                 // Work from other threads lands in the inbox without a wake-up while we poll.
                 if count != 0 || !inbox.withLock({ $0.isEmpty }) || stopRequested.load(ordering: .relaxed) {
                     return count
@@ -338,27 +331,35 @@ public final class EventLoop: @unchecked Sendable {
                 sched_yield()
                 now = MonotonicClock.nanoseconds()
             } while now < end
-            if timeout > 0 {   // what is left of it, rounded up to whole milliseconds
-                let left = start &+ Int64(timeout) * 1_000_000 - now
-                timeout = left <= 0 ? 0 : Int32(clamping: (left + 999_999) / 1_000_000)
-            }
         }
-        let count = sleep(&events, timeout: timeout)
-        pollWindow.slept(idle: MonotonicClock.nanoseconds() - start)
+        let count = waitForEvents(&events, timeout: Self.milliseconds(until: deadline, from: now))
+        let timedOut = count == 0 && inbox.withLock { $0.isEmpty }
+        pollWindow.slept(idle: MonotonicClock.nanoseconds() - start, timedOut: timedOut)
         return count
     }
 
     /// Waits up to `timeout` ms (-1: no limit) for events, marked asleep so that work
     /// handed over from other threads wakes the loop.
-    private func sleep(_ events: inout [epoll_event], timeout: Int32) -> Int32 {
+    private func waitForEvents(_ events: inout [epoll_event], timeout: Int32) -> Int32 {
         sleeping.store(true, ordering: .sequentiallyConsistent)
         var timeout = timeout
         if !inbox.withLock({ $0.isEmpty }) || stopRequested.load(ordering: .relaxed) { timeout = 0 }
-        let count = events.withUnsafeMutableBufferPointer { buffer in
-            epoll_wait(epollFD, buffer.baseAddress, Int32(buffer.count), timeout)
-        }
+        let count = epollWait(&events, timeout: timeout)
         sleeping.store(false, ordering: .sequentiallyConsistent)
         return count
+    }
+
+    private func epollWait(_ events: inout [epoll_event], timeout: Int32) -> Int32 {
+        events.withUnsafeMutableBufferPointer { buffer in
+            epoll_wait(epollFD, buffer.baseAddress, Int32(buffer.count), timeout)
+        }
+    }
+
+    /// `epoll_wait`'s timeout for `deadline`: whole milliseconds, rounded up; -1 for `.max`.
+    static func milliseconds(until deadline: Int64, from now: Int64) -> Int32 {
+        if deadline == .max { return -1 }
+        let left = deadline - now
+        return left <= 0 ? 0 : Int32(clamping: left / 1_000_000 + (left % 1_000_000 == 0 ? 0 : 1))
     }
 
     private func dispatch(_ event: epoll_event) {
@@ -438,11 +439,12 @@ extension EventLoop: TaskExecutor {
 
 // MARK: - Busy polling
 
-/// How long an idle loop polls before it sleeps, adapted the way Linux's guest haltpoll
-/// governor adapts its window: an idle period that ended in a sleep grows the window (x2,
-/// starting from a quarter of the ceiling) if polling a little longer would have caught its
-/// event, and halves it if the period outlasted the ceiling (below an eighth it drops to 0).
-/// A period that polling ended leaves it alone.
+/// How long an idle loop polls before it sleeps. Adapted as KVM adapts its halt-polling
+/// window, from the whole idle period (poll and sleep): a period that ended in a sleep
+/// within the ceiling grows the window (x2, starting from a quarter of the ceiling); one
+/// that outlasted the ceiling, or that only a timer ended, halves it, and below a quarter of
+/// the ceiling it closes. A period that polling ended leaves it alone. So periodic timers
+/// alone never keep a loop polling.
 struct BusyPollWindow {
     /// The most the window may grow to, in nanoseconds; 0 never polls.
     let ceiling: Int64
@@ -453,17 +455,12 @@ struct BusyPollWindow {
         self.ceiling = max(0, ceiling)
     }
 
-    /// When polling that starts at `start` ends, for a wait of at most `timeout`
-    /// milliseconds (-1: no limit): the window, cut short by a due timer.
-    func pollEnd(start: Int64, timeout: Int32) -> Int64 {
-        start &+ (timeout >= 0 ? min(current, Int64(timeout) * 1_000_000) : current)
-    }
-
-    /// Adapts to an idle period of `idle` nanoseconds (polling and sleep) that ended in a sleep.
-    mutating func slept(idle: Int64) {
-        if idle > ceiling {
+    /// Adapts to an idle period of `idle` nanoseconds (polling and sleep) that ended in a
+    /// sleep; `timedOut` when no event or handed-over work ended it.
+    mutating func slept(idle: Int64, timedOut: Bool) {
+        if idle > ceiling || timedOut {
             current /= 2
-            if current < ceiling / 8 { current = 0 }
+            if current < ceiling / 4 { current = 0 }
         } else if idle > current {
             current = min(ceiling, max(current * 2, ceiling / 4))
         }

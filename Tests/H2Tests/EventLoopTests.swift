@@ -9,56 +9,61 @@ import Testing
     @Test func theWindowGrowsWhileIdlePeriodsEndWithinTheCeiling() {
         var window = BusyPollWindow(ceiling: 200_000)
         #expect(window.current == 0)
-        window.slept(idle: 5_000)
+        window.slept(idle: 5_000, timedOut: false)
         #expect(window.current == 50_000) // a quarter of the ceiling to start
-        window.slept(idle: 60_000)
+        window.slept(idle: 60_000, timedOut: false)
         #expect(window.current == 100_000)
-        window.slept(idle: 150_000)
+        window.slept(idle: 150_000, timedOut: false)
         #expect(window.current == 200_000)
-        window.slept(idle: 190_000)
+        window.slept(idle: 190_000, timedOut: false)
         #expect(window.current == 200_000) // never past the ceiling
     }
 
     @Test func aSleepShorterThanTheWindowLeavesItAlone() {
-        // A due timer cut the poll short: nothing was learned about the next event.
         var window = BusyPollWindow(ceiling: 200_000)
-        window.slept(idle: 1_000)
-        window.slept(idle: 10_000)
+        window.slept(idle: 1_000, timedOut: false)
+        window.slept(idle: 10_000, timedOut: false)
         #expect(window.current == 50_000)
     }
 
-    @Test func idlePeriodsLongerThanTheCeilingShrinkTheWindowToZero() {
+    @Test func idlePeriodsLongerThanTheCeilingCloseTheWindow() {
         var window = BusyPollWindow(ceiling: 200_000)
-        for idle: Int64 in [5_000, 60_000, 150_000] { window.slept(idle: idle) }
+        for idle: Int64 in [5_000, 60_000, 150_000] { window.slept(idle: idle, timedOut: false) }
         #expect(window.current == 200_000)
-        window.slept(idle: 5 * Self.ms)
+        window.slept(idle: 5 * Self.ms, timedOut: false)
         #expect(window.current == 100_000)
-        window.slept(idle: 5 * Self.ms)
-        #expect(window.current == 50_000)
-        window.slept(idle: 5 * Self.ms)
-        #expect(window.current == 25_000) // an eighth of the ceiling still polls
-        window.slept(idle: 5 * Self.ms)
+        window.slept(idle: 5 * Self.ms, timedOut: false)
+        #expect(window.current == 50_000) // a quarter of the ceiling still polls
+        window.slept(idle: 5 * Self.ms, timedOut: false)
+        #expect(window.current == 0)
+    }
+
+    @Test func periodicTimersAloneCloseTheWindow() {
+        // A timer every 1 ms under a 4 ms ceiling: each idle period is within the
+        // ceiling, but only the timer ended it.
+        var window = BusyPollWindow(ceiling: 4 * Self.ms)
+        for idle in [Self.ms / 2, 2 * Self.ms, 3 * Self.ms] { window.slept(idle: idle, timedOut: false) }
+        #expect(window.current == 4 * Self.ms)
+        for _ in 0..<3 { window.slept(idle: Self.ms, timedOut: true) }
         #expect(window.current == 0)
     }
 
     @Test func aZeroCeilingNeverPolls() {
         var window = BusyPollWindow(ceiling: 0)
-        window.slept(idle: 0)
-        window.slept(idle: 1_000)
+        window.slept(idle: 0, timedOut: false)
+        window.slept(idle: 1_000, timedOut: false)
         #expect(window.current == 0)
         #expect(BusyPollWindow(ceiling: -5).ceiling == 0)
     }
 
-    @Test func aDueTimerCutsThePollShort() {
-        var window = BusyPollWindow(ceiling: 4 * Self.ms)
-        window.slept(idle: 1_000)
-        #expect(window.current == Self.ms)
-        #expect(window.pollEnd(start: 1_000, timeout: -1) == 1_000 + Self.ms)   // no timer
-        #expect(window.pollEnd(start: 1_000, timeout: 5) == 1_000 + Self.ms)    // timer after the window
-        window.slept(idle: 2 * Self.ms)
-        window.slept(idle: 3 * Self.ms)
-        #expect(window.current == 4 * Self.ms)
-        #expect(window.pollEnd(start: 1_000, timeout: 2) == 1_000 + 2 * Self.ms) // timer inside it
+    @Test func theSleepIsRoundedUpToWholeMillisecondsOnce() {
+        #expect(EventLoop.milliseconds(until: .max, from: 0) == -1)
+        #expect(EventLoop.milliseconds(until: 5, from: 10) == 0)
+        #expect(EventLoop.milliseconds(until: 10, from: 10) == 0)
+        #expect(EventLoop.milliseconds(until: 10 + 1, from: 10) == 1)
+        #expect(EventLoop.milliseconds(until: 10 + 2 * Self.ms, from: 10) == 2)
+        #expect(EventLoop.milliseconds(until: 10 + 2 * Self.ms + 1, from: 10) == 3)
+        #expect(EventLoop.milliseconds(until: .max - 1, from: 0) == .max)
     }
 
     /// A loop polling for half a second (a quarter of its two-second ceiling) before it sleeps.
@@ -78,29 +83,31 @@ import Testing
     }
 
     // Without the inbox check while polling, each hand-over waits out the window
-    // (0.5 s or more): 200 of them exceed the time limit.
-    @Test(.timeLimit(.minutes(1)))
-    func workHandedOverWhileThePollRunsIsRunAtOnce() async throws {
+    // (0.5 s or more): 20 of them take 10 s.
+    @Test func workHandedOverWhileThePollRunsIsRunAtOnce() async throws {
         let loop = try await Self.pollingLoop()
         defer { loop.stop() }
-        for i in 0..<200 {
+        let clock = ContinuousClock()
+        let started = clock.now
+        for i in 0..<20 {
             #expect(await Self.run(on: loop) { i } == i)
         }
+        let elapsed = clock.now - started
+        #expect(elapsed < .seconds(5), "20 hand-overs took \(elapsed)")
         #expect(await Self.run(on: loop) { loop.busyPollWindow } >= 500 * Self.ms) // still polling
     }
 
-    // Without the timer cutting the poll short, each 1 ms timer waits out the window
-    // (0.5 s or more): 150 of them exceed the time limit.
-    @Test(.timeLimit(.minutes(1)))
-    func aTimerDueDuringThePollFiresOnTime() async throws {
+    // Without the timer cutting the poll short, a 1 ms timer waits out the window (0.5 s).
+    @Test func aTimerDueDuringThePollFiresOnTime() async throws {
         let loop = try await Self.pollingLoop()
         defer { loop.stop() }
-        for _ in 0..<150 {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                loop.execute {
-                    loop.schedule(after: .milliseconds(1)) { continuation.resume() }
-                }
+        let clock = ContinuousClock()
+        let elapsed = await withCheckedContinuation { (continuation: CheckedContinuation<Duration, Never>) in
+            loop.execute {
+                let scheduled = clock.now
+                loop.schedule(after: .milliseconds(1)) { continuation.resume(returning: clock.now - scheduled) }
             }
         }
+        #expect(elapsed < .milliseconds(250), "a 1 ms timer fired after \(elapsed)")
     }
 }
