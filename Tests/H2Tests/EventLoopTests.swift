@@ -110,4 +110,20 @@ import Testing
         }
         #expect(elapsed < .milliseconds(250), "a 1 ms timer fired after \(elapsed)")
     }
+
+    // Hand-overs spaced around a 50 µs window, so that many land while the loop moves from
+    // polling to sleeping. A lost wake-up (work queued, loop asleep with no timer) hangs
+    // the test until its time limit.
+    @Test(.timeLimit(.minutes(1)))
+    func handOversAroundThePollToSleepStepAreNeverLost() async throws {
+        let loop = try EventLoop.start(name: "busy-poll-race", busyPoll: .microseconds(50))
+        defer { loop.stop() }
+        let clock = ContinuousClock()
+        var generator = SystemRandomNumberGenerator()
+        for i in 0..<20_000 {
+            #expect(await Self.run(on: loop) { i } == i)
+            let until = clock.now + .nanoseconds(Int.random(in: 0...120_000, using: &generator))
+            while clock.now < until {}
+        }
+    }
 }
