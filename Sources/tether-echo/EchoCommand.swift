@@ -36,12 +36,7 @@ struct Serve: AsyncParsableCommand {
     var maxReceiveBytes = 4 << 20
     @Option(help: "Max concurrent streams per connection.")
     var maxConcurrentStreams: UInt32 = 1000
-    @Option(help: "Longest busy poll before a loop sleeps, in microseconds; 0 sleeps at once.")
-    var busyPollUs = Int(GRPCServer.Configuration.defaultBusyPoll / .microseconds(1))
-
-    func validate() throws {
-        guard (0...10_000).contains(busyPollUs) else { throw ValidationError("--busy-poll-us must be 0...10000") }
-    }
+    @OptionGroup var busyPoll: BusyPollOption
 
     func run() async throws {
         var tls: TLSContext?
@@ -53,11 +48,23 @@ struct Serve: AsyncParsableCommand {
         if let loops { configuration.loopCount = loops }
         configuration.limits.maxReceiveMessageBytes = maxReceiveBytes
         configuration.http2.maxConcurrentStreams = maxConcurrentStreams
-        configuration.busyPoll = .microseconds(busyPollUs)
+        configuration.busyPoll = busyPoll.duration
         let server = try GRPCServer(configuration: configuration, router: EchoService.router())
         let bound = try server.start()
         FileHandle.standardOutput.write(Data(("listening on \(bound) (\(tls == nil ? "h2c" : "tls"))" + "\n").utf8))
         await waitForTerminationSignal()
         await server.shutdown(graceful: true)
     }
+}
+
+/// `--busy-poll-us`, for the server's loops and the ping-pong client's loop alike.
+struct BusyPollOption: ParsableArguments {
+    @Option(help: "Longest busy poll before an event loop sleeps, in microseconds; 0 sleeps at once.")
+    var busyPollUs = Int(GRPCServer.Configuration.defaultBusyPoll / .microseconds(1))
+
+    func validate() throws {
+        guard (0...10_000).contains(busyPollUs) else { throw ValidationError("--busy-poll-us must be 0...10000") }
+    }
+
+    var duration: Duration { .microseconds(busyPollUs) }
 }

@@ -31,17 +31,12 @@ struct PingPong: AsyncParsableCommand {
     var warmup = 2_000
     @Option(help: "Timed round trips.")
     var roundTrips = 20_000
-    @Option(help: "Longest busy poll before the client's loop sleeps, in microseconds; 0 sleeps at once.")
-    var busyPollUs = Int(GRPCServer.Configuration.defaultBusyPoll / .microseconds(1))
-
-    func validate() throws {
-        guard (0...10_000).contains(busyPollUs) else { throw ValidationError("--busy-poll-us must be 0...10000") }
-    }
+    @OptionGroup var busyPoll: BusyPollOption
 
     func run() async throws {
         let tls = try ca.map { try TLSContext(.client(caFile: $0, serverName: serverName)) }
         var configuration = GRPCClient.Configuration(target: try SocketAddress(parsing: target), tls: tls)
-        configuration.busyPoll = .microseconds(busyPollUs)
+        configuration.busyPoll = busyPoll.duration
         let client = try GRPCClient(configuration: configuration)
         let (payloadBytes, warmup, roundTrips) = (self.payloadBytes, self.warmup, self.roundTrips)
         // The task prefers the loop, so every await below resumes on the thread
