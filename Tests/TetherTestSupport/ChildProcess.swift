@@ -42,6 +42,8 @@ public final class ChildProcess: @unchecked Sendable {
             if let text = String(data: buffer, encoding: .utf8),
                let line = text.split(separator: "\n").first(where: { Self.line($0, startsWith: readyPrefix) }) {
                 readyLine = String(line)
+                // What came with the ready line (say, the next log line) belongs to the tail too.
+                tail = Data(buffer.suffix(64 << 10))
                 drainOutput()
                 return
             }
