@@ -35,10 +35,12 @@ public final class AgentDaemon: Sendable {
     /// one server commit instead of two; a long task shows as running this much later
     /// (its start time is the agent's, so no timing is skewed).
     private let startedEventDelay: Duration
-    private let state = Mutex(State())
+    private let state: Mutex<State>
 
     private struct State {
         var runners: [String: TaskRunner] = [:]
+        /// How long each running lease is known to stand; see `LeaseDeadlines`.
+        var deadlines: LeaseDeadlines
         /// The live session's outbound queue, and the last event sequence put on it.
         var session: AsyncStream<AgentV1.AgentMessage>.Continuation?
         var lastSent: UInt64 = 0
@@ -67,6 +69,7 @@ public final class AgentDaemon: Sendable {
         self.configuration = configuration
         self.client = client
         self.startedEventDelay = startedEventDelay
+        state = Mutex(State(deadlines: LeaseDeadlines(killGrace: .milliseconds(configuration.killGraceMilliseconds))))
         reaper = ChildReaper(loop: client.eventLoop)
         self.log = log
         var metadata = GRPCMetadata()
@@ -90,8 +93,14 @@ public final class AgentDaemon: Sendable {
             do { try outbox.sync() } catch { log("outbox: \(error)") }
         }
         syncTimer.resume()
+        // Stops tasks whose leases the server has not confirmed in time, connected or not.
+        let leaseTimer = DispatchSource.makeTimerSource(queue: .global())
+        leaseTimer.setEventHandler { [weak self] in self?.stopOverdueLeases(timer: leaseTimer) }
+        leaseTimer.schedule(deadline: .now() + .seconds(1))
+        leaseTimer.resume()
         defer {
             syncTimer.cancel()
+            leaseTimer.cancel()
             try? outbox.sync()
         }
         var attempt = 0
@@ -153,9 +162,14 @@ public final class AgentDaemon: Sendable {
             resumed.append(AgentV1.ResumedLease(leaseId: event.leaseId, epoch: event.epoch))
         }
         hello.resumedLeases = resumed.sorted { $0.leaseId < $1.leaseId }
+        state.withLock { $0.deadlines.helloSent(at: .now) }
         try await call.send(AgentV1.AgentMessage(.hello(hello)))
         guard let first = try await call.next(), case .welcome(let welcome)? = first.kind else {
             throw await call.status() ?? GRPCStatus(code: .internal, message: "the server's first message was not a Welcome")
+        }
+        state.withLock { state in
+            let running = welcome.confirmedLeaseIds.filter { state.runners[$0] != nil }
+            state.deadlines.welcomed(ttl: .milliseconds(Int64(clamping: welcome.leaseTtlMs)), confirmedLeaseIDs: running)
         }
         // Bounded: a server's bogus huge sequence must not push our numbering off the end.
         try outbox.acknowledge(upTo: min(welcome.ackedSequence, UInt64(Int64.max / 2)))
@@ -218,16 +232,38 @@ public final class AgentDaemon: Sendable {
             finishIfDrained()
         case .drain(let drain)?:
             self.drain(reason: "the server asked: \(drain.reason)")
+        case .heartbeatAck(let ack)?:
+            state.withLock { $0.deadlines.acknowledged(heartbeat: ack.heartbeatId) }
         case .welcome?, nil:
             break
         }
+    }
+
+    /// Stops every task whose lease has gone unconfirmed past its budget, before the
+    /// server may give it to another agent, and re-arms `timer` for the next check.
+    private func stopOverdueLeases(timer: any DispatchSourceTimer) {
+        let (overdue, grace, period) = state.withLock { state in
+            let overdue = state.deadlines.overdue(at: .now).compactMap { lease in
+                state.runners[lease.leaseID].map { ($0, lease.age) }
+            }
+            for (runner, _) in overdue { state.deadlines.ended(runner.grant.leaseId) }
+            return (overdue, state.deadlines.lossGrace, state.deadlines.checkPeriod)
+        }
+        for (runner, age) in overdue {
+            let reason = "lease not confirmed by the server for \(LeaseDeadlines.text(age)); stopped before it may be given to another agent"
+            log("lease \(runner.grant.leaseId): \(reason)")
+            runner.stopLeaseLost(reason: reason, graceMilliseconds: Int64(grace.components.seconds * 1000
+                + grace.components.attoseconds / 1_000_000_000_000_000))
+        }
+        let nanoseconds = period.components.seconds * 1_000_000_000 + period.components.attoseconds / 1_000_000_000
+        timer.schedule(deadline: .now() + .nanoseconds(Int(nanoseconds)))
     }
 
     private func start(_ grant: AgentV1.LeaseGrant) {
         let refused = state.withLock { state -> String? in
             if state.draining { return "agent is draining" }
             if state.runners[grant.leaseId] != nil { return "lease already running" }
-            return nil
+            return state.deadlines.granted(grant.leaseId, at: .now)
         }
         if let refused {
             // Tell the server at once, so it re-queues the task (a refusal does not use
@@ -280,6 +316,7 @@ public final class AgentDaemon: Sendable {
                 let cpuSeconds = Double((result.usage?.userCpuMs ?? 0) + (result.usage?.systemCpuMs ?? 0)) / 1000
                 state.withLock { state in
                     _ = state.runners.removeValue(forKey: grant.leaseId)
+                    state.deadlines.ended(grant.leaseId)
                     state.counters[MetricSeries(name: "tether_agent_tasks_finished_total",
                                                 labels: ["outcome": "\(result.outcome)"]), default: 0] += 1
                     state.counters[MetricSeries(name: "tether_agent_task_cpu_seconds_total", labels: [:]), default: 0] += cpuSeconds
@@ -340,11 +377,13 @@ public final class AgentDaemon: Sendable {
     /// Liveness, free slots, and the metric changes since the last heartbeat (a heartbeat
     /// lost with its connection loses its deltas: metrics are best effort).
     private func heartbeat() -> AgentV1.AgentMessage {
-        let (leases, counters) = state.withLock { state in
+        let (leases, counters, id) = state.withLock { state in
             defer { state.counters = [:] }
-            return (Array(state.runners.keys).sorted(), state.counters)
+            let leases = Array(state.runners.keys).sorted()
+            return (leases, state.counters, state.deadlines.heartbeatSent(naming: leases, at: .now))
         }
         var heartbeat = AgentV1.Heartbeat()
+        heartbeat.heartbeatId = id
         heartbeat.freeSlots = UInt32(clamping: max(0, configuration.slots - leases.count))
         heartbeat.activeLeaseIds = leases
         var running = AgentV1.MetricDelta()

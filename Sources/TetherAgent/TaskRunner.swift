@@ -53,6 +53,8 @@ public final class TaskRunner: Sendable {
         case cancelled
         /// Nothing ran: unknown entrypoint, bad ids, a missing program, a spawn error.
         case rejected
+        /// The agent stopped it because the server had not confirmed its lease in time.
+        case lost
 
         /// The event kind reporting this outcome.
         public var eventKind: AgentV1.TaskEventKind {
@@ -62,6 +64,7 @@ public final class TaskRunner: Sendable {
             case .timedOut: .timedOut
             case .cancelled: .cancelled
             case .rejected: .rejected
+            case .lost: .lost
             }
         }
     }
@@ -155,8 +158,8 @@ public final class TaskRunner: Sendable {
     /// unreaped zombie, so its pid and group id cannot have been reused by then.
     private enum Phase {
         case idle
-        /// Spawning; `cancelReason` is set when `cancel()` came meanwhile.
-        case launching(cancelReason: String?)
+        /// Spawning; `pendingStop` is set when a stop was asked for meanwhile.
+        case launching(pendingStop: Stop?)
         case running(Running)
         case stopping(Running, Stop)
         /// The leader has exited; being reaped.
@@ -173,10 +176,13 @@ public final class TaskRunner: Sendable {
     private enum StopReason {
         case timeout(milliseconds: Int64)
         case cancel(String)
+        case leaseLost(String)
     }
 
     private struct Stop {
         var reason: StopReason
+        /// SIGTERM to SIGKILL; 0 sends SIGKILL at once.
+        var graceMilliseconds: Int64
         var sentKill = false
     }
 
@@ -198,7 +204,7 @@ public final class TaskRunner: Sendable {
         let proceed = shared.withLock { shared -> Bool in
             switch shared.phase {
             case .idle:
-                shared.phase = .launching(cancelReason: nil)
+                shared.phase = .launching(pendingStop: nil)
                 return true
             case .finished:
                 return false  // cancelled before start
@@ -220,11 +226,11 @@ public final class TaskRunner: Sendable {
         let start = Start(processID: launched.pid, processStartTicks: ProcessIdentity.startTicks(of: launched.pid),
                           startedAtUnixUs: running.startedAtUnixUs, logPath: launched.logPath)
         shared.withLock { shared in
-            guard case .launching(let cancelReason) = shared.phase else {
+            guard case .launching(let pendingStop) = shared.phase else {
                 preconditionFailure("TaskRunner phase changed during launch")
             }
             shared.phase = .running(running)
-            if let cancelReason { beginStopping(&shared, .cancel(cancelReason)) }
+            if let pendingStop { beginStopping(&shared, pendingStop) }
         }
         if let timeout = effectiveTimeoutMilliseconds {
             DispatchQueue.global().asyncAfter(deadline: Self.deadline(afterMilliseconds: timeout)) { [weak self] in
@@ -282,16 +288,29 @@ public final class TaskRunner: Sendable {
     /// (delivering `.finished` on this thread). Never blocks; any thread.
     @discardableResult
     public func cancel(reason: String = "cancelled") -> CancelDisposition {
+        stop(Stop(reason: .cancel(reason), graceMilliseconds: killGraceMilliseconds))
+    }
+
+    /// Stops the attempt because the server has not confirmed its lease for too long: it
+    /// must be dead before the lease can expire, since the server may then give the task
+    /// to another agent. As `cancel`, but the outcome is `.lost` and SIGKILL follows
+    /// SIGTERM after `graceMilliseconds` or the kill grace, whichever is shorter.
+    @discardableResult
+    public func stopLeaseLost(reason: String, graceMilliseconds: Int64) -> CancelDisposition {
+        stop(Stop(reason: .leaseLost(reason), graceMilliseconds: min(killGraceMilliseconds, max(0, graceMilliseconds))))
+    }
+
+    private func stop(_ request: Stop) -> CancelDisposition {
         enum Next { case none, finishUnstarted }
         let (disposition, next) = shared.withLock { shared -> (CancelDisposition, Next) in
             switch shared.phase {
             case .idle:
                 return (.cancelledBeforeStart, .finishUnstarted)
             case .launching(let earlier):
-                shared.phase = .launching(cancelReason: earlier ?? reason)
+                shared.phase = .launching(pendingStop: earlier ?? request)
                 return (earlier == nil ? .stopping : .alreadyStopping, .none)
             case .running:
-                beginStopping(&shared, .cancel(reason))
+                beginStopping(&shared, request)
                 return (.stopping, .none)
             case .stopping:
                 return (.alreadyStopping, .none)
@@ -300,8 +319,12 @@ public final class TaskRunner: Sendable {
             }
         }
         if case .finishUnstarted = next {
-            let now = unixMicrosecondsNow()
-            finish(Result(outcome: .cancelled, exitStatus: nil, usage: nil, startedAtUnixUs: 0, finishedAtUnixUs: now,
+            let (outcome, reason): (Outcome, String) = switch request.reason {
+            case .leaseLost(let reason): (.lost, reason)
+            case .cancel(let reason): (.cancelled, reason)
+            case .timeout: (.timedOut, "timed out")
+            }
+            finish(Result(outcome: outcome, exitStatus: nil, usage: nil, startedAtUnixUs: 0, finishedAtUnixUs: unixMicrosecondsNow(),
                           message: "\(reason) before the task started"))
         }
         return disposition
@@ -310,20 +333,20 @@ public final class TaskRunner: Sendable {
     private func timeoutElapsed(_ milliseconds: Int64) {
         shared.withLock { shared in
             guard case .running = shared.phase else { return }
-            beginStopping(&shared, .timeout(milliseconds: milliseconds))
+            beginStopping(&shared, Stop(reason: .timeout(milliseconds: milliseconds), graceMilliseconds: killGraceMilliseconds))
         }
     }
 
     /// With the lock held and `phase` running: signals the group and arms the SIGKILL.
-    private func beginStopping(_ shared: inout Shared, _ reason: StopReason) {
+    private func beginStopping(_ shared: inout Shared, _ request: Stop) {
         guard case .running(let running) = shared.phase else { return }
-        var stop = Stop(reason: reason)
-        if killGraceMilliseconds == 0 {
+        var stop = request
+        if stop.graceMilliseconds == 0 {
             signal(running.pid, SIGKILL)
             stop.sentKill = true
         } else {
             signal(running.pid, SIGTERM)
-            DispatchQueue.global().asyncAfter(deadline: Self.deadline(afterMilliseconds: killGraceMilliseconds)) {
+            DispatchQueue.global().asyncAfter(deadline: Self.deadline(afterMilliseconds: stop.graceMilliseconds)) {
                 [weak self] in self?.graceElapsed()
             }
         }
@@ -408,14 +431,16 @@ public final class TaskRunner: Sendable {
     }
 
     private func stopped(_ stop: Stop, ending: String) -> (Outcome, String) {
-        let signals = killGraceMilliseconds == 0
+        let signals = stop.graceMilliseconds == 0
             ? "SIGKILL sent"
-            : stop.sentKill ? "SIGTERM sent, SIGKILL after \(DurationText.format(milliseconds: killGraceMilliseconds)) grace" : "SIGTERM sent"
+            : stop.sentKill ? "SIGTERM sent, SIGKILL after \(DurationText.format(milliseconds: stop.graceMilliseconds)) grace" : "SIGTERM sent"
         switch stop.reason {
         case .timeout(let milliseconds):
             return (.timedOut, "timed out after \(DurationText.format(milliseconds: milliseconds)); \(signals); \(ending)")
         case .cancel(let reason):
             return (.cancelled, "\(reason); \(signals); \(ending)")
+        case .leaseLost(let reason):
+            return (.lost, "\(reason); \(signals); \(ending)")
         }
     }
 

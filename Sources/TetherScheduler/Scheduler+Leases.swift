@@ -8,13 +8,18 @@ public struct AgentRegistration: Hashable, Sendable {
     public var slots: Int
     /// Leases the agent still runs and wants to keep.
     public var resumingLeaseIDs: [String]
+    /// The host's id for this stream; an `endSession` effect names it, so a newer stream
+    /// of the same agent is never ended for an older one's silence.
+    public var session: UInt64
 
-    public init(agentID: String, queues: Set<String>, entrypoints: Set<String>, slots: Int, resumingLeaseIDs: [String] = []) {
+    public init(agentID: String, queues: Set<String>, entrypoints: Set<String>, slots: Int, resumingLeaseIDs: [String] = [],
+                session: UInt64 = 0) {
         self.agentID = agentID
         self.queues = queues
         self.entrypoints = entrypoints
         self.slots = slots
         self.resumingLeaseIDs = resumingLeaseIDs
+        self.session = session
     }
 }
 
@@ -73,8 +78,7 @@ extension Scheduler {
             } else if let live = leases[leaseID], live.record.agentID == agentID, let reason = live.record.revoked {
                 output.effects.append(.revoke(agentID: agentID, leaseID: leaseID, epoch: live.record.epoch, reason: reason))
             } else {
-                let reason: RevokeReason = leases[leaseID] == nil && currentEpoch(ofLease: leaseID) != nil ? .superseded : .unknownLease
-                output.effects.append(.revoke(agentID: agentID, leaseID: leaseID, epoch: Self.epoch(ofLease: leaseID) ?? 0, reason: reason))
+                revokeForeign(leaseID, of: agentID)
             }
         }
         for leaseID in (leasesByAgent[agentID] ?? []).sorted() where !resuming.contains(leaseID) {
@@ -82,6 +86,8 @@ extension Scheduler {
         }
         dispatcher.connect(agentID: agentID, queues: registration.queues, entrypoints: registration.entrypoints,
                            slots: registration.slots)
+        agentLiveness[agentID] = AgentLiveness(session: registration.session, lastSeen: now)
+        armSilenceTimer(agentID, at: now.adding(milliseconds: configuration.leaseTTLMilliseconds))
         renewLeases(of: agentID, now: now)
         dispatch()
         return AgentWelcome(confirmedLeaseIDs: confirmed, appliedSequence: agentSequences[agentID] ?? 0)
@@ -90,14 +96,52 @@ extension Scheduler {
     /// The agent's stream closed. It gets no new grants; its leases live until their
     /// TTL runs out, so it can reconnect and resume them.
     public func agentDisconnected(_ agentID: String) {
+        agentLiveness[agentID] = nil
         dispatcher.disconnect(agentID: agentID)
     }
 
-    /// Renews the agent's leases: those in `activeLeaseIDs` (what the agent says it runs),
-    /// or all of them when it is nil. A lease the agent no longer mentions is left to
-    /// expire, so a grant the agent never ran cannot stay "running" forever.
+    /// A connected agent's sign of life: renews its leases, those in `activeLeaseIDs`
+    /// (what the agent says it runs), or all of them when it is nil, to now + TTL. A
+    /// lease the agent no longer mentions is left to expire, so a grant the agent never
+    /// ran cannot stay "running" forever; a lease it names but does not hold (ended here,
+    /// or never its own) gets a revoke. An agent that is not connected (never said Hello,
+    /// or was found silent) renews nothing.
     public func heartbeat(agentID: String, activeLeaseIDs: [String]? = nil) {
-        renewLeases(of: agentID, now: clock.now(), only: activeLeaseIDs.map(Set.init))
+        guard agentLiveness[agentID] != nil else { return }
+        let now = clock.now()
+        agentLiveness[agentID]!.lastSeen = now
+        let active = activeLeaseIDs.map(Set.init)
+        for leaseID in (active ?? []).sorted() where leases[leaseID]?.record.agentID != agentID {
+            revokeForeign(leaseID, of: agentID)
+        }
+        renewLeases(of: agentID, now: now, only: active)
+    }
+
+    /// Whether the agent has a live stream the scheduler counts as alive.
+    public func isConnected(_ agentID: String) -> Bool { agentLiveness[agentID] != nil }
+
+    /// Tells `agentID` to stop `leaseID`, which it named but does not hold.
+    private func revokeForeign(_ leaseID: String, of agentID: String) {
+        let reason: RevokeReason = leases[leaseID] == nil && currentEpoch(ofLease: leaseID) != nil ? .superseded : .unknownLease
+        output.effects.append(.revoke(agentID: agentID, leaseID: leaseID, epoch: Self.epoch(ofLease: leaseID) ?? 0, reason: reason))
+    }
+
+    /// The agent was silent for a lease TTL: it may be hung (SIGSTOP, a stalled disk), cut
+    /// off, or dead with its connection still open. It gets no more grants and its stream
+    /// is ended, so whatever was queued for it is withdrawn. Its leases are left to their
+    /// own expiry, never ended earlier: the agent stops their tasks by then on its own.
+    func agentSilent(_ agentID: String, now: Instant) {
+        guard let liveness = agentLiveness.removeValue(forKey: agentID) else { return }
+        dispatcher.disconnect(agentID: agentID)
+        let silence = now.millisecondsSinceEpoch - liveness.lastSeen.millisecondsSinceEpoch
+        output.effects.append(.endSession(agentID: agentID, session: liveness.session,
+                                          reason: "no heartbeat from agent \(agentID) for \(silence) ms"))
+    }
+
+    private func armSilenceTimer(_ agentID: String, at instant: Instant) {
+        guard !silenceTimers.contains(agentID) else { return }
+        silenceTimers.insert(agentID)
+        arm(.agentSilence(agentID: agentID), at: instant)
     }
 
     /// Applies an agent's report once. Sequence numbers must grow; a number seen before
@@ -151,7 +195,7 @@ extension Scheduler {
         task.state = try! task.state.transition(to: .running)
         task.tries += 1
         task.epoch += 1
-        let leaseID = "\(task.key.runID)/\(task.key.taskID)/\(task.epoch)"
+        let leaseID = Self.leaseID(task.key, epoch: task.epoch, nonce: configuration.leaseIDNonce())
         let lease = LeaseRecord(leaseID: leaseID, agentID: agentID, epoch: task.epoch, attempt: task.tries, grantedAt: now,
                                 expiresAt: now.adding(milliseconds: configuration.leaseTTLMilliseconds))
         task.lease = lease
@@ -220,18 +264,21 @@ extension Scheduler {
         settle(run, after: [live.key.taskID], now: now)
     }
 
-    /// Extends the agent's leases to now + TTL. A lease is renewed (and the renewal
-    /// stored) only once it has aged by a quarter of the TTL, so heartbeats cost a write
-    /// per lease at most four times per TTL; a lease thus lives between 3/4 of the TTL
-    /// and the full TTL after its agent's last heartbeat.
+    /// Extends the agent's leases to now + TTL, exactly: a lease lives a full TTL past its
+    /// agent's last heartbeat that names it (an agent relies on that to know how long its
+    /// tasks may run, see `HeartbeatAck`). The renewal is stored only once the stored
+    /// expiry has aged by a quarter of the TTL, so heartbeats cost a write per lease at
+    /// most four times per TTL; only a restart reads it, and gives a full TTL anyway.
     func renewLeases(of agentID: String, now: Instant, only: Set<String>? = nil) {
         let expiresAt = now.adding(milliseconds: configuration.leaseTTLMilliseconds)
         let stale = expiresAt.adding(milliseconds: -configuration.leaseTTLMilliseconds / 4)
         for leaseID in (leasesByAgent[agentID] ?? []).sorted() where only?.contains(leaseID) ?? true {
-            guard var live = leases[leaseID], live.record.expiresAt <= stale else { continue }
+            guard var live = leases[leaseID], live.record.expiresAt < expiresAt else { continue }
             live.record.expiresAt = expiresAt
+            let store = live.storedExpiresAt <= stale
+            if store { live.storedExpiresAt = expiresAt }
             leases[leaseID] = live
-            if let run = runs[live.key.runID], run.tasks[live.key.taskID]?.lease?.leaseID == leaseID {
+            if store, let run = runs[live.key.runID], run.tasks[live.key.taskID]?.lease?.leaseID == leaseID {
                 run.tasks[live.key.taskID]!.lease = live.record
                 output.changes.append(.task(run.tasks[live.key.taskID]!))
             }
@@ -258,6 +305,12 @@ extension Scheduler {
             if live.record.revoked == nil {
                 output.effects.append(.revoke(agentID: live.record.agentID, leaseID: leaseID, epoch: live.record.epoch, reason: .expired))
             }
+            // No heartbeat named the lease for a TTL; if none came from its agent at all, the
+            // agent is silent: it must not be handed the task again (nor anything else).
+            if let liveness = agentLiveness[live.record.agentID],
+               liveness.lastSeen.adding(milliseconds: configuration.leaseTTLMilliseconds) <= now {
+                agentSilent(live.record.agentID, now: now)
+            }
             let silence = now.millisecondsSinceEpoch - (live.record.expiresAt.millisecondsSinceEpoch - configuration.leaseTTLMilliseconds)
             endAttempt(leaseID, live.record.revoked == nil ? .lost : .cancelled, AttemptUsage(),
                        message: "lease expired: no heartbeat from agent \(live.record.agentID) for \(silence) ms", now: now)
@@ -269,14 +322,26 @@ extension Scheduler {
                        now: now)
         case .cron(let dagID):
             fireCron(dagID, timer: timer, now: now)
+        case .agentSilence(let agentID):
+            silenceTimers.remove(agentID)
+            guard let liveness = agentLiveness[agentID] else { return }
+            let due = liveness.lastSeen.adding(milliseconds: configuration.leaseTTLMilliseconds)
+            if due > now { return armSilenceTimer(agentID, at: due) }
+            agentSilent(agentID, now: now)
         }
     }
 
     // MARK: Lease ids
 
-    /// The epoch a lease id names: its last path component.
+    /// "RUN/TASK/EPOCH-NONCE": readable for operators, unguessable by its nonce.
+    static func leaseID(_ key: TaskKey, epoch: UInt64, nonce: UInt64) -> String {
+        let hex = String(nonce, radix: 16)
+        return "\(key.runID)/\(key.taskID)/\(epoch)-\(String(repeating: "0", count: 16 - hex.count))\(hex)"
+    }
+
+    /// The epoch a lease id names: its last path component, up to its nonce.
     static func epoch(ofLease leaseID: String) -> UInt64? {
-        leaseID.split(separator: "/").last.flatMap { UInt64($0) }
+        leaseID.split(separator: "/").last.flatMap { UInt64($0.prefix { $0 != "-" }) }
     }
 
     /// The current epoch of the task a lease id names, if that task is in an active run.

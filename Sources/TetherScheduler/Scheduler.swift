@@ -21,6 +21,11 @@ public final class Scheduler {
     var timers = BinaryHeap<SchedulerTimer>()
     var timerSequence: UInt64 = 0
     var agentSequences: [String: UInt64] = [:]
+    /// Connected agents' stream and last sign of life (their Hello or a heartbeat). An
+    /// agent silent for a lease TTL is treated as dead: no grants, its stream ended.
+    var agentLiveness: [String: AgentLiveness] = [:]
+    /// Agents with an `agentSilence` timer armed (one at most each).
+    var silenceTimers: Set<String> = []
     var output = SchedulerOutput()
 
     /// A scheduler with no state.
@@ -207,13 +212,17 @@ public struct SchedulerConfiguration: Sendable {
     /// attempt ends as `lost` (its agent vanished) or `rejected` (the agent could not
     /// start it); after that such attempts count as failures.
     public var maxInfrastructureRetries: Int
+    /// The unguessable part of each lease id (64 random bits by default), so a lease
+    /// cannot be resumed or reported on by someone who only knows the run and task.
+    public var leaseIDNonce: @Sendable () -> UInt64
 
     public init(leaseTTLMilliseconds: Int64 = 30_000, timeoutGraceMilliseconds: Int64 = 30_000, queueSlotCaps: [String: Int] = [:],
-                maxInfrastructureRetries: Int = 5) {
+                maxInfrastructureRetries: Int = 5, leaseIDNonce: @escaping @Sendable () -> UInt64 = { UInt64.random(in: .min ... .max) }) {
         self.leaseTTLMilliseconds = leaseTTLMilliseconds
         self.timeoutGraceMilliseconds = timeoutGraceMilliseconds
         self.queueSlotCaps = queueSlotCaps
         self.maxInfrastructureRetries = maxInfrastructureRetries
+        self.leaseIDNonce = leaseIDNonce
     }
 }
 
@@ -231,6 +240,15 @@ public struct SchedulerOutput: Sendable {
 public enum SchedulerEffect: Hashable, Sendable {
     case grant(LeaseGrant)
     case revoke(agentID: String, leaseID: String, epoch: UInt64, reason: RevokeReason)
+    /// The agent was silent for a lease TTL: end its stream (and with it any grant still
+    /// queued for it). It may reconnect; its leases stand until their own expiry.
+    case endSession(agentID: String, session: UInt64, reason: String)
+}
+
+/// A connected agent's stream and when it last showed life.
+struct AgentLiveness {
+    var session: UInt64
+    var lastSeen: Instant
 }
 
 /// One task attempt given to an agent.
@@ -303,11 +321,24 @@ final class ActiveRun {
 /// A lease the scheduler holds live, with what it needs to end the attempt even after
 /// its run has finished (a cancelled run's leases live until their agent reports).
 struct LiveLease {
+    /// `expiresAt` is exact: the last renewal plus the TTL.
     var record: LeaseRecord
     var dagID: String
     var queue: String
     var attempt: AttemptRecord
+    /// The expiry last written to the store, which lags `record.expiresAt` by up to a
+    /// quarter TTL (renewals are stored only that often). Only a restart reads it, and a
+    /// restart gives every lease a full TTL anyway.
+    var storedExpiresAt: Instant
     var key: TaskKey { attempt.key }
+
+    init(record: LeaseRecord, dagID: String, queue: String, attempt: AttemptRecord) {
+        self.record = record
+        self.dagID = dagID
+        self.queue = queue
+        self.attempt = attempt
+        self.storedExpiresAt = record.expiresAt
+    }
 }
 
 /// Something the scheduler must do at an instant. Stale timers (the thing they were
@@ -318,6 +349,8 @@ struct SchedulerTimer: Comparable {
         case leaseExpiry(leaseID: String)
         case executionTimeout(leaseID: String)
         case cron(dagID: String)
+        /// Checks whether a connected agent has been silent for a TTL.
+        case agentSilence(agentID: String)
     }
 
     var at: Instant

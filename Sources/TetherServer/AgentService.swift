@@ -58,7 +58,8 @@ struct AgentService: Sendable {
         }
 
         let registration = AgentRegistration(agentID: hello.name, queues: Set(hello.queues), entrypoints: Set(hello.entrypoints),
-                                             slots: Int(hello.slots), resumingLeaseIDs: hello.resumedLeases.map(\.leaseId))
+                                             slots: Int(hello.slots), resumingLeaseIDs: hello.resumedLeases.map(\.leaseId),
+                                             session: session.id)
         let welcome: AgentWelcome
         do {
             welcome = try await scheduler.perform { $0.agentConnected(registration) }
@@ -104,6 +105,8 @@ struct AgentService: Sendable {
 
     /// The most messages handled as one batch.
     static let maxBatch = 256
+    /// The most lease ids one heartbeat may name (an agent runs at most 10,000 slots).
+    static let maxLeasesPerHeartbeat = 10_000
 
     /// Handles `messages` in order; each run of consecutive task events goes to the
     /// scheduler in one call.
@@ -172,10 +175,20 @@ struct AgentService: Sendable {
                 session.end(status)
                 throw status
             }
+            let active = heartbeat.activeLeaseIds
+            guard active.count <= Self.maxLeasesPerHeartbeat else {
+                throw GRPCStatus(code: .invalidArgument,
+                                 message: "a heartbeat names \(active.count) leases; at most \(Self.maxLeasesPerHeartbeat) are allowed")
+            }
             session.heartbeat(at: scheduler.clock.now())
             sessions.metrics.apply(heartbeat.metricDeltas, agent: agentID)
-            let active = heartbeat.activeLeaseIds
-            scheduler.perform({ $0.heartbeat(agentID: agentID, activeLeaseIDs: active) }, completion: { _ in })
+            // Answered once the renewals are applied (after any revoke it caused): the agent
+            // counts its leases safe for a TTL from when it sent the heartbeat.
+            let id = heartbeat.heartbeatId
+            scheduler.perform({ $0.heartbeat(agentID: agentID, activeLeaseIDs: active) }) { result in
+                guard case .success = result else { return }
+                session.send(AgentV1.ServerMessage(.heartbeatAck(AgentV1.HeartbeatAck(heartbeatId: id))))
+            }
         case .taskEvent?:
             try handle([message], from: session)   // a batch of one (batches route events before this)
         case .goodbye?:
@@ -224,6 +237,7 @@ extension TaskReport {
         case .timedOut: outcome = .timedOut
         case .cancelled: outcome = .cancelled
         case .rejected: outcome = .rejected
+        case .lost: outcome = .lost
         default: outcome = .running  // refused by the scheduler as an invalid report
         }
         self.init(leaseID: event.leaseId, epoch: event.epoch, kind: .finished(outcome, usage, message: String(event.message.prefix(1024))))
@@ -232,6 +246,10 @@ extension TaskReport {
 
 /// One connected agent's session: what it announced and its outbound queue.
 final class AgentSession: Sendable {
+    private static let lastID = Atomic<UInt64>(0)
+
+    /// Unique in this process; the scheduler names it when it ends a silent agent's stream.
+    let id = AgentSession.lastID.add(1, ordering: .relaxed).newValue
     let hello: AgentV1.Hello
     /// The token the stream authenticated with.
     let tokenID: String
@@ -402,6 +420,9 @@ final class AgentSessions: Sendable {
                 case .unknownLease: .unknownLease
                 }
                 session(agentID)?.send(AgentV1.ServerMessage(.leaseRevoke(message)))
+            case .endSession(let agentID, let id, let reason):
+                guard let session = session(agentID), session.id == id else { continue }
+                session.end(GRPCStatus(code: .unavailable, message: "\(reason): session ended; its leases expire unless it reconnects"))
             }
         }
     }

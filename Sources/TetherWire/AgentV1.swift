@@ -120,6 +120,8 @@ extension AgentV1 {
         public var metricDeltas: [MetricDelta] = []
         /// When the agent sent it, by its own clock.
         public var sentAtUnixUs: Int64 = 0
+        /// Grows by one per heartbeat on a stream; the server's HeartbeatAck carries it.
+        public var heartbeatId: UInt64 = 0
 
         public init() {}
         public static let wireDescriptor = WireDescriptor(Tether__Agent__V1__Heartbeat.self, tether__agent__v1__heartbeat__init)
@@ -128,12 +130,14 @@ extension AgentV1 {
             activeLeaseIds = try r.values(2)
             metricDeltas = try r.values(3)
             sentAtUnixUs = r.value(4)
+            heartbeatId = r.value(5)
         }
         public func write(to w: WireWriter) throws(WireError) {
             w.set(1, freeSlots)
             try w.set(2, activeLeaseIds)
             try w.set(3, metricDeltas)
             w.set(4, sentAtUnixUs)
+            w.set(5, heartbeatId)
         }
     }
 
@@ -188,8 +192,10 @@ extension AgentV1 {
         case timedOut = 4
         /// The agent stopped it after a revoke or its own shutdown.
         case cancelled = 5
-        /// The agent could not start it.
+        /// The agent could not start it (or the grant came too late to start).
         case rejected = 6
+        /// The agent stopped it: the server had not confirmed its lease for too long.
+        case lost = 7
     }
 
     /// `TaskEvent`: a change in one task attempt, kept in the agent's outbox until acked.
@@ -343,6 +349,7 @@ extension AgentV1 {
             case leaseRevoke(LeaseRevoke)
             case ack(Ack)
             case drain(Drain)
+            case heartbeatAck(HeartbeatAck)
         }
 
         public var kind: Kind?
@@ -361,6 +368,8 @@ extension AgentV1 {
                 kind = .ack(m)
             } else if let m: Drain = try r.value(5) {
                 kind = .drain(m)
+            } else if let m: HeartbeatAck = try r.value(6) {
+                kind = .heartbeatAck(m)
             }
         }
         public func write(to w: WireWriter) throws(WireError) {
@@ -370,6 +379,7 @@ extension AgentV1 {
             case .leaseRevoke(let m)?: try w.set(3, m)
             case .ack(let m)?: try w.set(4, m)
             case .drain(let m)?: try w.set(5, m)
+            case .heartbeatAck(let m)?: try w.set(6, m)
             case nil: break
             }
         }
@@ -578,11 +588,27 @@ extension AgentV1 {
         }
     }
 
+    /// `HeartbeatAck`: the leases a heartbeat named are renewed.
+    public struct HeartbeatAck: WireMessage {
+        /// The heartbeat's `heartbeatId`.
+        public var heartbeatId: UInt64 = 0
+
+        public init() {}
+        public init(heartbeatId: UInt64) { self.heartbeatId = heartbeatId }
+        public static let wireDescriptor = WireDescriptor(Tether__Agent__V1__HeartbeatAck.self, tether__agent__v1__heartbeat_ack__init)
+        public init(from r: WireReader) throws(WireError) {
+            heartbeatId = r.value(1)
+        }
+        public func write(to w: WireWriter) throws(WireError) {
+            w.set(1, heartbeatId)
+        }
+    }
+
     /// Every message of the package.
     static let messageTypes: [any WireMessage.Type] = [
         AgentMessage.self, Hello.self, ResumedLease.self, Heartbeat.self, MetricDelta.self,
         TaskEvent.self, ExitStatus.self, ResourceUsage.self, Goodbye.self,
         ServerMessage.self, Welcome.self, TaskRef.self, LeaseGrant.self, LeaseRevoke.self,
-        Ack.self, EventRejection.self, Drain.self,
+        Ack.self, EventRejection.self, Drain.self, HeartbeatAck.self,
     ]
 }

@@ -261,7 +261,7 @@ private struct AgentStream {
             throw E2EError("lease \(revoke.leaseId) revoked (\(revoke.reason.rawValue))")
         case .drain(let drain)?:
             throw E2EError("the server asked the agent to drain: \(drain.reason)")
-        case .welcome?, nil:
+        case .welcome?, .heartbeatAck?, nil:
             break
         }
     }

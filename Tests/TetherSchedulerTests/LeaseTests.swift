@@ -50,7 +50,9 @@ import TetherScheduler
         let (h, run) = try oneTask { $0.retry = RetryPolicy(retries: 3) }
         h.connect("a", entrypoints: ["work"])
         let first = h.grants[0]
-        _ = h.advance(10_000)  // expires; re-granted to "a" with epoch 2
+        h.clock.advance(milliseconds: 5_000)
+        h.scheduler.heartbeat(agentID: "a", activeLeaseIDs: [])  // alive, but not running it
+        _ = h.advance(5_000)  // expires; re-granted to "a" with epoch 2
         let second = h.grants.last!
         #expect(second.epoch == 2)
         let before = h.store.task(first.key)
@@ -199,7 +201,9 @@ import TetherScheduler
         let old = h.grants[0]
         h.scheduler.agentDisconnected("a")
         h.connect("b", entrypoints: ["work"])
-        _ = h.advance(10_000)
+        h.clock.advance(milliseconds: 5_000)
+        h.scheduler.heartbeat(agentID: "b")
+        _ = h.advance(5_000)
         #expect(h.grants.last?.agentID == "b")
         let welcome = h.connect("a", entrypoints: ["work"], resuming: [old.leaseID])
         #expect(welcome.confirmedLeaseIDs.isEmpty)

@@ -40,7 +40,9 @@ import Testing
         let run = try h.trigger("d")
         h.finish(h.grants.last!, .rejected)      // infrastructure retry 1
         #expect(h.taskState(run.runID, "t") == .running)
-        _ = h.advance(10_000)                     // lost: infrastructure retry 2
+        h.clock.advance(milliseconds: 5_000)
+        h.scheduler.heartbeat(agentID: "x", activeLeaseIDs: [])  // alive, but the grant never reached it
+        _ = h.advance(5_000)                      // lost: infrastructure retry 2
         #expect(h.taskState(run.runID, "t") == .running)
         #expect(h.grants.last!.attempt == 3)
         h.finish(h.grants.last!, .rejected)      // the limit is used up: a failure, and retries: 0

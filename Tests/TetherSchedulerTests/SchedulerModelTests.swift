@@ -18,6 +18,8 @@ import TetherTestSupport
         var queues: Set<String>
         var slots: Int
         var connected = false
+        /// The current stream's id; an `endSession` for an older one is stale.
+        var session: UInt64 = 0
         var held: [String: LeaseGrant] = [:]
         var nextSequence: UInt64 = 1
         var outbox: [(sequence: UInt64, report: TaskReport)] = []
@@ -90,6 +92,12 @@ import TetherTestSupport
                     let i = agents.firstIndex { $0.id == agentID }!
                     guard agents[i].connected, let grant = agents[i].held[leaseID] else { continue }
                     send(i, TaskReport(leaseID: leaseID, epoch: grant.epoch, kind: .finished(.cancelled, AttemptUsage(), message: "revoked")))
+                case .endSession(let agentID, let session, _):
+                    // Silent for a TTL: its stream is ended; it keeps its leases and may resume them.
+                    let i = agents.firstIndex { $0.id == agentID }!
+                    guard agents[i].connected, agents[i].session == session else { continue }
+                    #expect(!h.scheduler.isConnected(agentID))
+                    agents[i].connected = false
                 }
             }
         }
@@ -125,9 +133,10 @@ import TetherTestSupport
             case 20..<28:
                 let i = int(0..<agents.count)
                 agents[i].connected = true
+                agents[i].session += 1
                 let welcome = h.scheduler.agentConnected(AgentRegistration(
                     agentID: agents[i].id, queues: agents[i].queues, entrypoints: ["work"], slots: agents[i].slots,
-                    resumingLeaseIDs: agents[i].held.keys.sorted()))
+                    resumingLeaseIDs: agents[i].held.keys.sorted(), session: agents[i].session))
                 for leaseID in agents[i].held.keys where !welcome.confirmedLeaseIDs.contains(leaseID) {
                     agents[i].formerly.append(agents[i].held.removeValue(forKey: leaseID)!)
                 }
@@ -276,21 +285,23 @@ import TetherTestSupport
         for _ in 0..<1_500 { model.step() }
         model.flush()
         model.checkFinishedRuns()
-        // Let everything finish: agents connect and succeed whatever they hold.
-        for i in model.agents.indices where !model.agents[i].connected {
-            model.agents[i].connected = true
-            _ = model.h.scheduler.agentConnected(AgentRegistration(agentID: model.agents[i].id, queues: ["default", "gpu"],
-                                                                    entrypoints: ["work"], slots: 4))
-            model.agents[i].held = [:]
-        }
-        model.flush()
+        // Let everything finish: agents connect, heartbeat and succeed whatever they hold.
         for _ in 0..<400 {
+            for i in model.agents.indices where !model.agents[i].connected {
+                model.agents[i].connected = true
+                model.agents[i].session += 1
+                _ = model.h.scheduler.agentConnected(AgentRegistration(agentID: model.agents[i].id, queues: ["default", "gpu"],
+                                                                        entrypoints: ["work"], slots: 4, session: model.agents[i].session))
+                model.agents[i].held = [:]
+            }
+            model.flush()
             for i in model.agents.indices {
                 for grant in model.agents[i].held.values.sorted(by: { $0.leaseID < $1.leaseID }) {
                     model.send(i, TaskReport(leaseID: grant.leaseID, epoch: grant.epoch, kind: .finished(.succeeded, AttemptUsage(), message: "")))
                 }
+                model.h.scheduler.heartbeat(agentID: model.agents[i].id, activeLeaseIDs: model.agents[i].held.keys.sorted())
             }
-            model.h.clock.advance(milliseconds: 10_000)
+            model.h.clock.advance(milliseconds: 5_000)
             model.h.scheduler.tick()
             model.flush()
             model.checkInvariants()

@@ -160,10 +160,16 @@ final class FakeAgent: Sendable {
         try await call.send(AgentV1.AgentMessage(.taskEvent(event)))
     }
 
-    func heartbeat(_ deltas: [AgentV1.MetricDelta]) async throws {
+    func heartbeat(_ deltas: [AgentV1.MetricDelta] = [], id: UInt64 = 0, leases: [String]? = nil) async throws {
         var heartbeat = AgentV1.Heartbeat()
         heartbeat.metricDeltas = deltas
+        heartbeat.heartbeatId = id
+        heartbeat.activeLeaseIds = leases ?? []
         try await call.send(AgentV1.AgentMessage(.heartbeat(heartbeat)))
+    }
+
+    func heartbeatAck() async throws -> AgentV1.HeartbeatAck {
+        try await first { if case .heartbeatAck(let m) = $0 { m } else { nil } }
     }
 
     func close() async {

@@ -30,6 +30,7 @@ extension Fixtures {
         m.activeLeaseIds = ["l-1", "l-2", unicode]
         m.metricDeltas = [delta, gauge, delta]
         m.sentAtUnixUs = 1_764_075_600_000_000
+        m.heartbeatId = .max
         return m
     }
 
@@ -131,7 +132,8 @@ extension Fixtures {
         AgentV1.ServerMessage(.leaseRevoke(leaseRevoke)),
         AgentV1.ServerMessage(.ack(ack)),
         AgentV1.ServerMessage(.drain(drain)),
-        welcome, leaseGrant.task!, leaseGrant, leaseRevoke, ack, ack.rejections[1], drain,
+        AgentV1.ServerMessage(.heartbeatAck(AgentV1.HeartbeatAck(heartbeatId: 7))),
+        welcome, leaseGrant.task!, leaseGrant, leaseRevoke, ack, ack.rejections[1], drain, AgentV1.HeartbeatAck(heartbeatId: .max),
     ]
 
     static let healthV1: [any WireMessage] = {

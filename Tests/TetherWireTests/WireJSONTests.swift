@@ -278,7 +278,8 @@ import TetherTestSupport
                 }
               ],
               "activeLeaseIds": [],
-              "sentAtUnixUs": "0"
+              "sentAtUnixUs": "0",
+              "heartbeatId": "0"
             }
             """)
     }

@@ -745,6 +745,51 @@ void   tether__agent__v1__event_rejection__free_unpacked
   assert(message->base.descriptor == &tether__agent__v1__event_rejection__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   tether__agent__v1__heartbeat_ack__init
+                     (Tether__Agent__V1__HeartbeatAck         *message)
+{
+  static const Tether__Agent__V1__HeartbeatAck init_value = TETHER__AGENT__V1__HEARTBEAT_ACK__INIT;
+  *message = init_value;
+}
+size_t tether__agent__v1__heartbeat_ack__get_packed_size
+                     (const Tether__Agent__V1__HeartbeatAck *message)
+{
+  assert(message->base.descriptor == &tether__agent__v1__heartbeat_ack__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t tether__agent__v1__heartbeat_ack__pack
+                     (const Tether__Agent__V1__HeartbeatAck *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &tether__agent__v1__heartbeat_ack__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t tether__agent__v1__heartbeat_ack__pack_to_buffer
+                     (const Tether__Agent__V1__HeartbeatAck *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &tether__agent__v1__heartbeat_ack__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Tether__Agent__V1__HeartbeatAck *
+       tether__agent__v1__heartbeat_ack__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Tether__Agent__V1__HeartbeatAck *)
+     protobuf_c_message_unpack (&tether__agent__v1__heartbeat_ack__descriptor,
+                                allocator, len, data);
+}
+void   tether__agent__v1__heartbeat_ack__free_unpacked
+                     (Tether__Agent__V1__HeartbeatAck *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &tether__agent__v1__heartbeat_ack__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   tether__agent__v1__drain__init
                      (Tether__Agent__V1__Drain         *message)
 {
@@ -1098,7 +1143,7 @@ const ProtobufCMessageDescriptor tether__agent__v1__resumed_lease__descriptor =
   (ProtobufCMessageInit) tether__agent__v1__resumed_lease__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor tether__agent__v1__heartbeat__field_descriptors[4] =
+static const ProtobufCFieldDescriptor tether__agent__v1__heartbeat__field_descriptors[5] =
 {
   {
     "free_slots",
@@ -1148,17 +1193,30 @@ static const ProtobufCFieldDescriptor tether__agent__v1__heartbeat__field_descri
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "heartbeat_id",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Agent__V1__Heartbeat, heartbeat_id),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned tether__agent__v1__heartbeat__field_indices_by_name[] = {
   1,   /* field[1] = active_lease_ids */
   0,   /* field[0] = free_slots */
+  4,   /* field[4] = heartbeat_id */
   2,   /* field[2] = metric_deltas */
   3,   /* field[3] = sent_at_unix_us */
 };
 static const ProtobufCIntRange tether__agent__v1__heartbeat__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 4 }
+  { 0, 5 }
 };
 const ProtobufCMessageDescriptor tether__agent__v1__heartbeat__descriptor =
 {
@@ -1168,7 +1226,7 @@ const ProtobufCMessageDescriptor tether__agent__v1__heartbeat__descriptor =
   "Tether__Agent__V1__Heartbeat",
   "tether.agent.v1",
   sizeof(Tether__Agent__V1__Heartbeat),
-  4,
+  5,
   tether__agent__v1__heartbeat__field_descriptors,
   tether__agent__v1__heartbeat__field_indices_by_name,
   1,  tether__agent__v1__heartbeat__number_ranges,
@@ -1637,7 +1695,7 @@ const ProtobufCMessageDescriptor tether__agent__v1__goodbye__descriptor =
   (ProtobufCMessageInit) tether__agent__v1__goodbye__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor tether__agent__v1__server_message__field_descriptors[5] =
+static const ProtobufCFieldDescriptor tether__agent__v1__server_message__field_descriptors[6] =
 {
   {
     "welcome",
@@ -1699,10 +1757,23 @@ static const ProtobufCFieldDescriptor tether__agent__v1__server_message__field_d
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "heartbeat_ack",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Tether__Agent__V1__ServerMessage, kind_case),
+    offsetof(Tether__Agent__V1__ServerMessage, heartbeat_ack),
+    &tether__agent__v1__heartbeat_ack__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned tether__agent__v1__server_message__field_indices_by_name[] = {
   3,   /* field[3] = ack */
   4,   /* field[4] = drain */
+  5,   /* field[5] = heartbeat_ack */
   1,   /* field[1] = lease_grant */
   2,   /* field[2] = lease_revoke */
   0,   /* field[0] = welcome */
@@ -1710,7 +1781,7 @@ static const unsigned tether__agent__v1__server_message__field_indices_by_name[]
 static const ProtobufCIntRange tether__agent__v1__server_message__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 5 }
+  { 0, 6 }
 };
 const ProtobufCMessageDescriptor tether__agent__v1__server_message__descriptor =
 {
@@ -1720,7 +1791,7 @@ const ProtobufCMessageDescriptor tether__agent__v1__server_message__descriptor =
   "Tether__Agent__V1__ServerMessage",
   "tether.agent.v1",
   sizeof(Tether__Agent__V1__ServerMessage),
-  5,
+  6,
   tether__agent__v1__server_message__field_descriptors,
   tether__agent__v1__server_message__field_indices_by_name,
   1,  tether__agent__v1__server_message__number_ranges,
@@ -2279,6 +2350,44 @@ const ProtobufCMessageDescriptor tether__agent__v1__event_rejection__descriptor 
   (ProtobufCMessageInit) tether__agent__v1__event_rejection__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor tether__agent__v1__heartbeat_ack__field_descriptors[1] =
+{
+  {
+    "heartbeat_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Agent__V1__HeartbeatAck, heartbeat_id),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned tether__agent__v1__heartbeat_ack__field_indices_by_name[] = {
+  0,   /* field[0] = heartbeat_id */
+};
+static const ProtobufCIntRange tether__agent__v1__heartbeat_ack__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor tether__agent__v1__heartbeat_ack__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "tether.agent.v1.HeartbeatAck",
+  "HeartbeatAck",
+  "Tether__Agent__V1__HeartbeatAck",
+  "tether.agent.v1",
+  sizeof(Tether__Agent__V1__HeartbeatAck),
+  1,
+  tether__agent__v1__heartbeat_ack__field_descriptors,
+  tether__agent__v1__heartbeat_ack__field_indices_by_name,
+  1,  tether__agent__v1__heartbeat_ack__number_ranges,
+  (ProtobufCMessageInit) tether__agent__v1__heartbeat_ack__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCFieldDescriptor tether__agent__v1__drain__field_descriptors[1] =
 {
   {
@@ -2347,7 +2456,7 @@ const ProtobufCEnumDescriptor tether__agent__v1__metric_kind__descriptor =
   tether__agent__v1__metric_kind__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCEnumValue tether__agent__v1__task_event_kind__enum_values_by_number[7] =
+static const ProtobufCEnumValue tether__agent__v1__task_event_kind__enum_values_by_number[8] =
 {
   { "TASK_EVENT_KIND_UNSPECIFIED", "TETHER__AGENT__V1__TASK_EVENT_KIND__TASK_EVENT_KIND_UNSPECIFIED", 0 },
   { "TASK_EVENT_KIND_STARTED", "TETHER__AGENT__V1__TASK_EVENT_KIND__TASK_EVENT_KIND_STARTED", 1 },
@@ -2356,14 +2465,16 @@ static const ProtobufCEnumValue tether__agent__v1__task_event_kind__enum_values_
   { "TASK_EVENT_KIND_TIMED_OUT", "TETHER__AGENT__V1__TASK_EVENT_KIND__TASK_EVENT_KIND_TIMED_OUT", 4 },
   { "TASK_EVENT_KIND_CANCELLED", "TETHER__AGENT__V1__TASK_EVENT_KIND__TASK_EVENT_KIND_CANCELLED", 5 },
   { "TASK_EVENT_KIND_REJECTED", "TETHER__AGENT__V1__TASK_EVENT_KIND__TASK_EVENT_KIND_REJECTED", 6 },
+  { "TASK_EVENT_KIND_LOST", "TETHER__AGENT__V1__TASK_EVENT_KIND__TASK_EVENT_KIND_LOST", 7 },
 };
 static const ProtobufCIntRange tether__agent__v1__task_event_kind__value_ranges[] = {
-{0, 0},{0, 7}
+{0, 0},{0, 8}
 };
-static const ProtobufCEnumValueIndex tether__agent__v1__task_event_kind__enum_values_by_name[7] =
+static const ProtobufCEnumValueIndex tether__agent__v1__task_event_kind__enum_values_by_name[8] =
 {
   { "TASK_EVENT_KIND_CANCELLED", 5 },
   { "TASK_EVENT_KIND_FAILED", 3 },
+  { "TASK_EVENT_KIND_LOST", 7 },
   { "TASK_EVENT_KIND_REJECTED", 6 },
   { "TASK_EVENT_KIND_STARTED", 1 },
   { "TASK_EVENT_KIND_SUCCEEDED", 2 },
@@ -2377,9 +2488,9 @@ const ProtobufCEnumDescriptor tether__agent__v1__task_event_kind__descriptor =
   "TaskEventKind",
   "Tether__Agent__V1__TaskEventKind",
   "tether.agent.v1",
-  7,
+  8,
   tether__agent__v1__task_event_kind__enum_values_by_number,
-  7,
+  8,
   tether__agent__v1__task_event_kind__enum_values_by_name,
   1,
   tether__agent__v1__task_event_kind__value_ranges,

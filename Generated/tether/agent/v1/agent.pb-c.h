@@ -34,6 +34,7 @@ typedef struct Tether__Agent__V1__LeaseGrant__ParamsEntry Tether__Agent__V1__Lea
 typedef struct Tether__Agent__V1__LeaseRevoke Tether__Agent__V1__LeaseRevoke;
 typedef struct Tether__Agent__V1__Ack Tether__Agent__V1__Ack;
 typedef struct Tether__Agent__V1__EventRejection Tether__Agent__V1__EventRejection;
+typedef struct Tether__Agent__V1__HeartbeatAck Tether__Agent__V1__HeartbeatAck;
 typedef struct Tether__Agent__V1__Drain Tether__Agent__V1__Drain;
 
 
@@ -86,9 +87,16 @@ typedef enum _Tether__Agent__V1__TaskEventKind {
    */
   TETHER__AGENT__V1__TASK_EVENT_KIND__TASK_EVENT_KIND_CANCELLED = 5,
   /*
-   * The agent could not start the task (e.g. unknown entrypoint, spawn error).
+   * The agent could not start the task (e.g. unknown entrypoint, spawn error,
+   * a grant that arrived after its lease could have expired).
    */
-  TETHER__AGENT__V1__TASK_EVENT_KIND__TASK_EVENT_KIND_REJECTED = 6
+  TETHER__AGENT__V1__TASK_EVENT_KIND__TASK_EVENT_KIND_REJECTED = 6,
+  /*
+   * The agent stopped the task because the server had not confirmed its lease
+   * for too long (partition, hung agent): it must not run past the lease's TTL,
+   * since the server may then give the task to another agent.
+   */
+  TETHER__AGENT__V1__TASK_EVENT_KIND__TASK_EVENT_KIND_LOST = 7
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(TETHER__AGENT__V1__TASK_EVENT_KIND)
 } Tether__Agent__V1__TaskEventKind;
 /*
@@ -284,10 +292,17 @@ struct  Tether__Agent__V1__Heartbeat
    * When the agent sent this heartbeat, by the agent's clock.
    */
   int64_t sent_at_unix_us;
+  /*
+   * Grows by one per heartbeat on a stream (from 1). The server answers each
+   * heartbeat with a HeartbeatAck carrying it, once the leases it names are
+   * renewed: the agent measures how long its leases are safe from the time it
+   * sent the heartbeat.
+   */
+  uint64_t heartbeat_id;
 };
 #define TETHER__AGENT__V1__HEARTBEAT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&tether__agent__v1__heartbeat__descriptor) \
-    , 0, 0,NULL, 0,NULL, 0 }
+    , 0, 0,NULL, 0,NULL, 0, 0 }
 
 
 struct  Tether__Agent__V1__MetricDelta__LabelsEntry
@@ -469,7 +484,8 @@ typedef enum {
   TETHER__AGENT__V1__SERVER_MESSAGE__KIND_LEASE_GRANT = 2,
   TETHER__AGENT__V1__SERVER_MESSAGE__KIND_LEASE_REVOKE = 3,
   TETHER__AGENT__V1__SERVER_MESSAGE__KIND_ACK = 4,
-  TETHER__AGENT__V1__SERVER_MESSAGE__KIND_DRAIN = 5
+  TETHER__AGENT__V1__SERVER_MESSAGE__KIND_DRAIN = 5,
+  TETHER__AGENT__V1__SERVER_MESSAGE__KIND_HEARTBEAT_ACK = 6
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(TETHER__AGENT__V1__SERVER_MESSAGE__KIND__CASE)
 } Tether__Agent__V1__ServerMessage__KindCase;
 
@@ -501,6 +517,10 @@ struct  Tether__Agent__V1__ServerMessage
      * Stop taking work.
      */
     Tether__Agent__V1__Drain *drain;
+    /*
+     * The leases a heartbeat named are renewed.
+     */
+    Tether__Agent__V1__HeartbeatAck *heartbeat_ack;
   };
 };
 #define TETHER__AGENT__V1__SERVER_MESSAGE__INIT \
@@ -523,7 +543,10 @@ struct  Tether__Agent__V1__Welcome
    */
   uint64_t heartbeat_interval_ms;
   /*
-   * A lease not renewed by a heartbeat for this long expires.
+   * A lease not renewed by a heartbeat for this long expires, and the server
+   * may give its task to another agent. An agent stops a task whose lease the
+   * server has not confirmed (HeartbeatAck) for this long, less a margin, and
+   * reports it LOST. An agent silent this long has its stream ended.
    */
   uint64_t lease_ttl_ms;
   /*
@@ -706,6 +729,25 @@ struct  Tether__Agent__V1__EventRejection
 #define TETHER__AGENT__V1__EVENT_REJECTION__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&tether__agent__v1__event_rejection__descriptor) \
     , 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+/*
+ * Answers one Heartbeat after the server renewed the leases it named (a named
+ * lease the agent does not hold gets a LeaseRevoke first). Every lease the
+ * heartbeat named then lives for Welcome.lease_ttl_ms past the moment the agent
+ * sent it, at least.
+ */
+struct  Tether__Agent__V1__HeartbeatAck
+{
+  ProtobufCMessage base;
+  /*
+   * The Heartbeat's heartbeat_id.
+   */
+  uint64_t heartbeat_id;
+};
+#define TETHER__AGENT__V1__HEARTBEAT_ACK__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&tether__agent__v1__heartbeat_ack__descriptor) \
+    , 0 }
 
 
 /*
@@ -1038,6 +1080,25 @@ Tether__Agent__V1__EventRejection *
 void   tether__agent__v1__event_rejection__free_unpacked
                      (Tether__Agent__V1__EventRejection *message,
                       ProtobufCAllocator *allocator);
+/* Tether__Agent__V1__HeartbeatAck methods */
+void   tether__agent__v1__heartbeat_ack__init
+                     (Tether__Agent__V1__HeartbeatAck         *message);
+size_t tether__agent__v1__heartbeat_ack__get_packed_size
+                     (const Tether__Agent__V1__HeartbeatAck   *message);
+size_t tether__agent__v1__heartbeat_ack__pack
+                     (const Tether__Agent__V1__HeartbeatAck   *message,
+                      uint8_t             *out);
+size_t tether__agent__v1__heartbeat_ack__pack_to_buffer
+                     (const Tether__Agent__V1__HeartbeatAck   *message,
+                      ProtobufCBuffer     *buffer);
+Tether__Agent__V1__HeartbeatAck *
+       tether__agent__v1__heartbeat_ack__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   tether__agent__v1__heartbeat_ack__free_unpacked
+                     (Tether__Agent__V1__HeartbeatAck *message,
+                      ProtobufCAllocator *allocator);
 /* Tether__Agent__V1__Drain methods */
 void   tether__agent__v1__drain__init
                      (Tether__Agent__V1__Drain         *message);
@@ -1116,6 +1177,9 @@ typedef void (*Tether__Agent__V1__Ack_Closure)
 typedef void (*Tether__Agent__V1__EventRejection_Closure)
                  (const Tether__Agent__V1__EventRejection *message,
                   void *closure_data);
+typedef void (*Tether__Agent__V1__HeartbeatAck_Closure)
+                 (const Tether__Agent__V1__HeartbeatAck *message,
+                  void *closure_data);
 typedef void (*Tether__Agent__V1__Drain_Closure)
                  (const Tether__Agent__V1__Drain *message,
                   void *closure_data);
@@ -1169,6 +1233,7 @@ extern const ProtobufCMessageDescriptor tether__agent__v1__lease_grant__params_e
 extern const ProtobufCMessageDescriptor tether__agent__v1__lease_revoke__descriptor;
 extern const ProtobufCMessageDescriptor tether__agent__v1__ack__descriptor;
 extern const ProtobufCMessageDescriptor tether__agent__v1__event_rejection__descriptor;
+extern const ProtobufCMessageDescriptor tether__agent__v1__heartbeat_ack__descriptor;
 extern const ProtobufCMessageDescriptor tether__agent__v1__drain__descriptor;
 extern const ProtobufCServiceDescriptor tether__agent__v1__agent_service__descriptor;
 

@@ -1,0 +1,134 @@
+import Testing
+@testable import TetherScheduler
+
+/// A hung agent (SIGSTOP, a stalled disk) keeps its TCP connection open, so the server
+/// cannot wait for the stream to close: an agent silent for a lease TTL is treated as
+/// dead. These run on the manual clock with a 10 s TTL.
+@Suite struct SilentAgentTests {
+    private func oneTask(retries: Int = 2) throws -> (SchedulerHarness, RunRecord) {
+        let h = SchedulerHarness()
+        try h.apply(dag("d", ["t"]) { task in
+            task.entrypoint = "work"
+            task.retry = RetryPolicy(retries: retries)
+        })
+        return (h, try h.trigger("d"))
+    }
+
+    private func sessionEnds(_ effects: [SchedulerEffect]) -> [(agentID: String, session: UInt64)] {
+        effects.compactMap { if case .endSession(let agent, let session, _) = $0 { (agent, session) } else { nil } }
+    }
+
+    @Test func hungAgentsExpiredTaskGoesToALiveAgentNotBackToIt() throws {
+        let (h, run) = try oneTask()
+        h.scheduler.agentConnected(AgentRegistration(agentID: "p", queues: ["default"], entrypoints: ["work"], slots: 1, session: 7))
+        h.flush()
+        let first = h.grants[0]
+        #expect(first.agentID == "p")
+        h.connect("q", entrypoints: ["work"])
+        // q heartbeats; p is stopped and says nothing, its connection still open.
+        for _ in 0..<3 {
+            h.clock.advance(milliseconds: 3_000)
+            h.scheduler.heartbeat(agentID: "q")
+            h.scheduler.tick()
+            h.flush()
+        }
+        #expect(h.grants.count == 1)
+        h.clock.advance(milliseconds: 1_000)  // 10 s of silence from p
+        h.scheduler.tick()
+        let effects = h.flush()
+        #expect(sessionEnds(effects).map(\.agentID) == ["p"] && sessionEnds(effects).map(\.session) == [7])
+        #expect(!h.scheduler.isConnected("p") && h.scheduler.isConnected("q"))
+        #expect(h.store.attempts(of: first.key).first?.outcome == .lost)
+        let second = h.grants.last!
+        #expect(second.agentID == "q" && second.epoch == 2)
+        // p wakes up: its late heartbeat renews nothing and its stale success changes nothing.
+        h.scheduler.heartbeat(agentID: "p", activeLeaseIDs: [first.leaseID])
+        #expect(h.finish(first) == .rejected(.staleEpoch(leaseID: first.leaseID, reported: 1, current: 2)))
+        #expect(h.taskState(run.runID, "t") == .running)
+        // A lost attempt is the infrastructure's, not the task's: its retries are untouched.
+        #expect(h.store.task(first.key)?.infrastructureRetries == 1)
+        #expect(h.finish(second) == .applied)
+        #expect(h.runState(run.runID) == .success)
+    }
+
+    @Test func silentIdleAgentIsEndedAndGetsNoNewWork() throws {
+        let h = SchedulerHarness()
+        try h.apply(dag("d", ["t"]) { $0.entrypoint = "work" })
+        h.scheduler.agentConnected(AgentRegistration(agentID: "p", queues: ["default"], entrypoints: ["work"], slots: 4, session: 3))
+        h.flush()
+        h.clock.advance(milliseconds: 9_999)
+        h.scheduler.tick()
+        #expect(sessionEnds(h.flush()).isEmpty)
+        h.clock.advance(milliseconds: 1)
+        h.scheduler.tick()
+        #expect(sessionEnds(h.flush()).map(\.agentID) == ["p"])
+        let run = try h.trigger("d")
+        #expect(h.grants.isEmpty)
+        #expect(h.scheduler.waitReason(TaskKey(runID: run.runID, taskID: "t")) == "no connected agent serves queue 'default'")
+        // It reconnects (a new stream): it is alive again and takes the task.
+        h.scheduler.agentConnected(AgentRegistration(agentID: "p", queues: ["default"], entrypoints: ["work"], slots: 4, session: 4))
+        h.flush()
+        #expect(h.grants.map(\.agentID) == ["p"])
+    }
+
+    @Test func heartbeatsKeepAnAgentAliveAndItsLeaseAFullTTLPastTheLast() throws {
+        let (h, run) = try oneTask()
+        h.connect("p", entrypoints: ["work"])
+        let grant = h.grants[0]
+        for _ in 0..<5 {
+            h.clock.advance(milliseconds: 9_000)
+            h.scheduler.heartbeat(agentID: "p")
+            h.scheduler.tick()
+            #expect(sessionEnds(h.flush()).isEmpty)
+        }
+        // A lease lives exactly a TTL past the last heartbeat that named it, whatever was stored.
+        #expect(h.advance(9_999).isEmpty)
+        #expect(h.taskState(run.runID, "t") == .running)
+        let effects = h.advance(1)
+        #expect(effects.contains(.revoke(agentID: "p", leaseID: grant.leaseID, epoch: 1, reason: .expired)))
+        #expect(sessionEnds(effects).map(\.agentID) == ["p"])
+    }
+
+    @Test func heartbeatNamingALeaseTheAgentDoesNotHoldRevokesIt() throws {
+        let (h, _) = try oneTask(retries: 0)
+        h.connect("p", entrypoints: ["work"])
+        h.connect("q", entrypoints: ["work"])
+        let grant = h.grants[0]
+        let other = grant.agentID == "p" ? "q" : "p"
+        h.scheduler.heartbeat(agentID: other, activeLeaseIDs: [grant.leaseID, "nope/t/1-0"])
+        let effects = h.flush()
+        #expect(effects == [
+            .revoke(agentID: other, leaseID: grant.leaseID, epoch: 1, reason: .unknownLease),
+            .revoke(agentID: other, leaseID: "nope/t/1-0", epoch: 1, reason: .unknownLease),
+        ])
+        // The holder's lease is untouched.
+        #expect(h.scheduler.leaseIDs(ofAgent: grant.agentID) == [grant.leaseID])
+    }
+
+    @Test func leaseIDsCarryTheInjectedNonceAndTheGuessableFormIsUnknown() throws {
+        let h = SchedulerHarness(configuration: SchedulerConfiguration(leaseTTLMilliseconds: 10_000, leaseIDNonce: { 0xDEAD_BEEF }))
+        try h.apply(dag("d", ["t"]) { $0.entrypoint = "work" })
+        let run = try h.trigger("d")
+        h.connect("p", entrypoints: ["work"])
+        let grant = h.grants[0]
+        #expect(grant.leaseID == "\(run.runID)/t/1-00000000deadbeef")
+        let guessed = "\(run.runID)/t/1"
+        #expect(h.report("p", TaskReport(leaseID: guessed, epoch: 1, kind: .started(at: h.clock.now())))
+            == .rejected(.unknownLease(guessed)))
+        // An agent reconnecting with the guessable id is told it is not its lease.
+        h.connect("x", entrypoints: ["work"], resuming: [guessed])
+        #expect(h.revokes.last! == ("x", guessed, .superseded))
+        #expect(h.scheduler.leaseIDs(ofAgent: "p") == [grant.leaseID])
+    }
+
+    @Test func defaultLeaseIDsDiffer() throws {
+        let ids = try (0..<2).map { _ in
+            let h = SchedulerHarness()
+            try h.apply(dag("d", ["t"]) { $0.entrypoint = "work" })
+            _ = try h.trigger("d")
+            h.connect("p", entrypoints: ["work"])
+            return h.grants[0].leaseID
+        }
+        #expect(ids[0] != ids[1] && ids.allSatisfy { $0.hasPrefix("d-1/t/1-") && $0.count == "d-1/t/1-".count + 16 })
+    }
+}

@@ -1,0 +1,61 @@
+import GRPC
+import Testing
+import TetherWire
+
+/// Heartbeat acknowledgements and silent agents, over real Connect streams.
+@Suite struct AgentLivenessTests {
+    @Test func heartbeatIsAcknowledgedAfterItsRenewalAndAForeignLeaseIsRevokedFirst() async throws {
+        let h = try ServerHarness()
+        let (agent, _, grant) = try await AgentServiceTests.agentHoldingFirstTask(h)
+        try await agent.heartbeat(id: 5, leases: [grant.leaseId])
+        #expect(try await agent.heartbeatAck().heartbeatId == 5)
+        // Naming a lease it does not hold: the revoke comes before the ack, in stream order.
+        try await agent.heartbeat(id: 6, leases: [grant.leaseId, "chain-9/first/1-0123456789abcdef"])
+        let next = try await agent.call.next()?.kind
+        guard case .leaseRevoke(let revoke)? = next else {
+            Issue.record("expected a revoke first, got \(String(describing: next))")
+            return
+        }
+        #expect(revoke.leaseId == "chain-9/first/1-0123456789abcdef" && revoke.reason == .unknownLease)
+        guard case .heartbeatAck(let ack)? = try await agent.call.next()?.kind else {
+            Issue.record("expected the heartbeat's ack")
+            return
+        }
+        #expect(ack.heartbeatId == 6)
+        await agent.close()
+        await h.stop()
+    }
+
+    @Test func heartbeatNamingTooManyLeasesEndsTheStream() async throws {
+        let h = try ServerHarness()
+        let agent = try await h.connectAgent("a", entrypoints: ["work"])
+        _ = try await agent.welcome()
+        try await agent.heartbeat(leases: (0...10_000).map { "r/t/\($0)" })
+        let status = await agent.endStatus()
+        #expect(status?.code == .invalidArgument && status?.message.contains("10001 leases") == true, "\(String(describing: status))")
+        await h.stop()
+    }
+
+    @Test(.timeLimit(.minutes(1)))
+    func silentAgentsStreamEndsAndItsTaskGoesToALiveAgent() async throws {
+        let h = try ServerHarness(leaseTTLMilliseconds: 1_000)
+        let (hung, run, first) = try await AgentServiceTests.agentHoldingFirstTask(h)
+        let live = try await h.connectAgent("b", entrypoints: ["work"])
+        _ = try await live.welcome()
+        // b heartbeats; a (holding the task) says nothing, its connection open: a hung process.
+        let beating = Task {
+            while !Task.isCancelled {
+                try await live.heartbeat()
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+        let status = await hung.endStatus()
+        #expect(status?.code == .unavailable && status?.message.contains("no heartbeat from agent a") == true,
+                "\(String(describing: status))")
+        let second = try await live.grant()
+        #expect(second.task?.runId == run.runId && second.task?.taskId == first.task?.taskId && second.epoch == first.epoch + 1)
+        beating.cancel()
+        await live.close()
+        await h.stop()
+    }
+}
