@@ -10,7 +10,7 @@ import TetherWire
 
 /// The server end of one agent's Connect stream: welcomes it (heartbeats every 100 ms),
 /// sends the grants a test hands it, records what the agent sends, in order, and
-/// acknowledges each event at once.
+/// acknowledges each event at once, and each heartbeat unless told not to.
 final class FakeConnectServer: Sendable {
     private let server: GRPCServer
     let address: SocketAddress
@@ -22,7 +22,7 @@ final class FakeConnectServer: Sendable {
         let messages = Mutex<[AgentV1.AgentMessage]>([])
     }
 
-    init() throws {
+    init(leaseTTLMilliseconds: UInt64 = 60_000, acknowledgesHeartbeats: Bool = true) throws {
         var router = GRPCRouter()
         router.bidirectionalStreaming("tether.agent.v1.AgentService", "Connect") { [outbound, received] (
             requests: GRPCRequestStream<AgentV1.AgentMessage>, writer: GRPCResponseWriter<AgentV1.ServerMessage>, _
@@ -32,7 +32,7 @@ final class FakeConnectServer: Sendable {
             var welcome = AgentV1.Welcome()
             welcome.agentId = "test-agent"
             welcome.heartbeatIntervalMs = 100
-            welcome.leaseTtlMs = 60_000
+            welcome.leaseTtlMs = leaseTTLMilliseconds
             try await writer.write(AgentV1.ServerMessage(.welcome(welcome)))
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
@@ -44,6 +44,9 @@ final class FakeConnectServer: Sendable {
                         var ack = AgentV1.Ack()
                         ack.sequence = event.sequence
                         outbound.continuation.yield(AgentV1.ServerMessage(.ack(ack)))
+                    }
+                    if case .heartbeat(let heartbeat)? = message.kind, acknowledgesHeartbeats {
+                        outbound.continuation.yield(AgentV1.ServerMessage(.heartbeatAck(.init(heartbeatId: heartbeat.heartbeatId))))
                     }
                 }
                 group.cancelAll()
@@ -77,6 +80,13 @@ final class FakeConnectServer: Sendable {
         }
     }
 
+    /// The task events' messages so far.
+    var eventMessages: [String] {
+        received.messages.withLock { messages in
+            messages.compactMap { if case .taskEvent(let event)? = $0.kind { event.message } else { nil } }
+        }
+    }
+
     var heartbeats: Int { received.messages.withLock { $0.filter { if case .heartbeat? = $0.kind { true } else { false } }.count } }
 
     func stop() async {
@@ -103,10 +113,10 @@ final class FakeConnectServer: Sendable {
     }
 
     /// Runs `body` while such an agent runs against a fresh fake server; then drains it.
-    private func withRunningAgent(startedEventDelay: Duration,
+    private func withRunningAgent(startedEventDelay: Duration, server: FakeConnectServer? = nil,
                                   _ body: (ScratchDirectory, FakeConnectServer, AgentDaemon) async throws -> Void) async throws {
         let scratch = try ScratchDirectory()
-        let server = try FakeConnectServer()
+        let server = try server ?? FakeConnectServer()
         let daemon = try agent(scratch, server, startedEventDelay: startedEventDelay)
         let running = Task { await daemon.run() }
         var failure: (any Error)?
@@ -138,6 +148,44 @@ final class FakeConnectServer: Sendable {
             _ = FileManager.default.createFile(atPath: scratch.path("go"), contents: nil)
             #expect(await waitUntil { server.events.count == 4 })
             #expect(server.events.last == "a succeeded")
+        }
+    }
+
+    @Test func aTaskWhoseLeaseGoesUnconfirmedIsStoppedAndReportedLost() async throws {
+        // A server that stops answering heartbeats (a partition, a hung server): with a 1 s
+        // TTL the task must be dead well before a second has passed since the last
+        // confirmation (the Welcome), since the server may then give it to another agent.
+        let server = try FakeConnectServer(leaseTTLMilliseconds: 1_000, acknowledgesHeartbeats: false)
+        try await withRunningAgent(startedEventDelay: .zero, server: server) { _, server, _ in
+            server.grant("a", entrypoint: "block")
+            #expect(await waitUntil { server.events == ["a started", "a lost"] }, "\(server.events)")
+            #expect(server.eventMessages.last?.contains("lease not confirmed by the server for") == true)
+        }
+    }
+
+    @Test func acknowledgedHeartbeatsKeepATaskRunningPastTheTTL() async throws {
+        let server = try FakeConnectServer(leaseTTLMilliseconds: 1_000)
+        try await withRunningAgent(startedEventDelay: .zero, server: server) { scratch, server, _ in
+            server.grant("a", entrypoint: "block")
+            #expect(await waitUntil { server.events == ["a started"] })
+            // 30 heartbeats 100 ms apart: three TTLs, all of them acknowledged.
+            let heartbeats = server.heartbeats
+            #expect(await waitUntil { server.heartbeats >= heartbeats + 30 })
+            #expect(server.events == ["a started"])
+            _ = FileManager.default.createFile(atPath: scratch.path("go"), contents: nil)
+            #expect(await waitUntil { server.events == ["a started", "a succeeded"] })
+        }
+    }
+
+    @Test func aGrantArrivingAfterItsLeaseCouldHaveExpiredIsNeverStarted() async throws {
+        let server = try FakeConnectServer(leaseTTLMilliseconds: 1_000, acknowledgesHeartbeats: false)
+        try await withRunningAgent(startedEventDelay: .zero, server: server) { scratch, server, _ in
+            // Ten heartbeats 100 ms apart with no ack: the Welcome's confirmation is a second old.
+            #expect(await waitUntil { server.heartbeats >= 10 })
+            server.grant("late", entrypoint: "quick")
+            #expect(await waitUntil { server.events == ["late rejected"] }, "\(server.events)")
+            #expect(server.eventMessages.last?.contains("after the server last confirmed") == true)
+            #expect(!FileManager.default.fileExists(atPath: scratch.path("logs/etl")))  // nothing was spawned
         }
     }
 
