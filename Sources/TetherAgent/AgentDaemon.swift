@@ -1,5 +1,6 @@
 import Foundation
 public import GRPC
+import H2
 internal import Synchronization
 import TetherWire
 
@@ -11,7 +12,9 @@ import TetherWire
 /// there and their events recorded and sent from there (a task that fails to spawn, or is
 /// cancelled before it starts, reports from the thread that found out). A grant that
 /// arrives while no other task runs is spawned on the loop as well; one that arrives
-/// beside running tasks is spawned on Dispatch's pool, in parallel with the loop. A spawn
+/// beside running tasks is spawned on a spawner thread of the agent's, in parallel with
+/// the loop. Both threads live as long as the agent, and every task dies with the thread
+/// that spawned it, so a task never outlives its agent, even one killed by SIGKILL. A spawn
 /// on the loop blocks it for a few hundred microseconds: creating the attempt's log under
 /// `log_dir` and `posix_spawn` (which waits for the exec, after the chdir to the
 /// entrypoint's working directory). Should a mount there hang, the connection stalls with
@@ -27,6 +30,10 @@ public final class AgentDaemon: Sendable {
     private let instanceID: String
     /// Task exits are noticed on the connection's loop, where their events are sent.
     private let reaper: ChildReaper
+    /// A thread that lives as long as the agent, for spawns beside running tasks: a task
+    /// dies with the thread that spawned it (see `TaskRunner`), so never Dispatch's pool,
+    /// whose threads come and go.
+    private let spawner: EventLoop
     /// What tasks inherit of this process's environment, read once.
     private let environment = ProcessInfo.processInfo.environment.filter { TaskRunner.inheritedVariables.contains($0.key) }
     private let log: @Sendable (String) -> Void
@@ -71,6 +78,7 @@ public final class AgentDaemon: Sendable {
         self.startedEventDelay = startedEventDelay
         state = Mutex(State(deadlines: LeaseDeadlines(killGrace: .milliseconds(configuration.killGraceMilliseconds))))
         reaper = ChildReaper(loop: client.eventLoop)
+        spawner = try EventLoop.start(name: "tether-agent-spawn")
         self.log = log
         var metadata = GRPCMetadata()
         try metadata.addString("Bearer \(token)", forKey: "authorization")
@@ -121,6 +129,7 @@ public final class AgentDaemon: Sendable {
             try? await Task.sleep(for: delay)
         }
         await client.close()
+        spawner.stop()
     }
 
     /// Takes no new leases, says Goodbye, lets running tasks finish and their events be
@@ -284,20 +293,20 @@ public final class AgentDaemon: Sendable {
             return
         }
         let runner = TaskRunner(grant: grant, configuration: configuration, inheritedEnvironment: environment,
-                                reaper: reaper) { [weak self] event in
+                                reaper: reaper, diesWithStartingThread: true) { [weak self] event in
             self?.record(event, of: grant)
         }
         let alone = state.withLock { state in
             state.runners[grant.leaseId] = runner
             return state.runners.count == 1
         }
-        // The only task starts here, on the connection's loop: waking a sleeping pool thread
-        // (on a VM, often on an idle CPU) cost a chain of tasks 6-15% per hop. Beside other
-        // tasks, spawns go to the pool, where they run in parallel with the loop's work.
+        // The only task starts here, on the connection's loop: waking a sleeping thread (on a
+        // VM, often on an idle CPU) cost a chain of tasks 6-15% per hop. Beside other tasks,
+        // spawns go to the spawner thread, where they run in parallel with the loop's work.
         if alone {
             runner.start()
         } else {
-            DispatchQueue.global().async { runner.start() }
+            spawner.execute { runner.start() }
         }
         log("lease \(grant.leaseId) (attempt \(grant.attempt)): running \(grant.entrypoint)")
     }

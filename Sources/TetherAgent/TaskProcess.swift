@@ -1,9 +1,10 @@
+import CLinux
 import H2
 import Glibc
 
-/// The agent's one wrapper around `posix_spawn`, `waitid`/`wait4` and `killpg`: a task's
-/// process starts as the leader of a process group of its own, so the whole tree it
-/// forks can be signalled at once. `Foundation.Process` cannot set a process group.
+/// The agent's one wrapper around spawning (`tether_spawn`), `waitid`/`wait4` and `killpg`:
+/// a task's process starts as the leader of a process group of its own, so the whole tree
+/// it forks can be signalled at once. `Foundation.Process` cannot set a process group.
 ///
 /// Stateless; every function may be called from any thread. Blocking calls say so.
 enum TaskProcess {
@@ -27,53 +28,23 @@ enum TaskProcess {
 
     /// Starts `launch` as the leader of a new process group (its pgid is its pid), with
     /// `standardInput` as fd 0 and `output` as fds 1 and 2. The child gets default signal
-    /// dispositions and an empty signal mask whatever the agent has set, and only the
-    /// descriptors 0-2 (others are closed on spawn when the C library supports it).
+    /// dispositions, an empty signal mask and only the descriptors 0-2, whatever the agent
+    /// has set. With a `parentDeathSignal`, the kernel sends it to the child when the
+    /// calling thread ends (and so when the agent dies, even by SIGKILL): call from a
+    /// thread that lives as long as the agent.
     ///
     /// - Returns: the child's pid, which is also its process group id.
-    /// - Throws: `SystemError` from `posix_spawn` (e.g. ENOENT, EACCES for the program or
-    ///   the working directory, reported by the child's failed exec).
-    static func spawn(_ launch: Launch, standardInput: borrowing FileDescriptor,
-                      output: borrowing FileDescriptor) throws(SystemError) -> pid_t {
-        var attributes = posix_spawnattr_t()
-        try posixCall("posix_spawnattr_init", posix_spawnattr_init(&attributes))
-        defer { posix_spawnattr_destroy(&attributes) }
-        var actions = posix_spawn_file_actions_t()
-        try posixCall("posix_spawn_file_actions_init", posix_spawn_file_actions_init(&actions))
-        defer { posix_spawn_file_actions_destroy(&actions) }
-
-        let flags = POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK
-        try posixCall("posix_spawnattr_setflags", posix_spawnattr_setflags(&attributes, Int16(flags)))
-        try posixCall("posix_spawnattr_setpgroup", posix_spawnattr_setpgroup(&attributes, 0))
-        var everySignal = sigset_t()
-        sigfillset(&everySignal)
-        try posixCall("posix_spawnattr_setsigdefault", posix_spawnattr_setsigdefault(&attributes, &everySignal))
-        var noSignal = sigset_t()
-        sigemptyset(&noSignal)
-        try posixCall("posix_spawnattr_setsigmask", posix_spawnattr_setsigmask(&attributes, &noSignal))
-
-        try posixCall("posix_spawn_file_actions_adddup2 stdin",
-                      posix_spawn_file_actions_adddup2(&actions, standardInput.raw, 0))
-        try posixCall("posix_spawn_file_actions_adddup2 stdout",
-                      posix_spawn_file_actions_adddup2(&actions, output.raw, 1))
-        try posixCall("posix_spawn_file_actions_adddup2 stderr",
-                      posix_spawn_file_actions_adddup2(&actions, output.raw, 2))
-        if let closeFrom = GlibcExtras.addCloseFrom {
-            try posixCall("posix_spawn_file_actions_addclosefrom_np", closeFrom(&actions, 3))
-        }
-        if let directory = launch.workingDirectory {
-            guard let addChdir = GlibcExtras.addChdir else {
-                throw SystemError("working_dir \(directory): this C library has no posix_spawn_file_actions_addchdir_np",
-                                  errno: ENOSYS)
-            }
-            try posixCall("posix_spawn_file_actions_addchdir_np \(directory)", addChdir(&actions, directory))
-        }
-
+    /// - Throws: `SystemError` (e.g. ENOENT, EACCES for the program or the working
+    ///   directory, reported by the child's failed exec).
+    static func spawn(_ launch: Launch, standardInput: borrowing FileDescriptor, output: borrowing FileDescriptor,
+                      parentDeathSignal: Int32 = 0) throws(SystemError) -> pid_t {
         let environment = launch.environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+        let maxFD = Int32(clamping: max(1024, sysconf(Int32(_SC_OPEN_MAX))))
         var pid: pid_t = 0
+        let (input, log) = (standardInput.raw, output.raw)
         let result = withCStringArray(launch.arguments) { argv in
             withCStringArray(environment) { envp in
-                posix_spawn(&pid, launch.executablePath, &actions, &attributes, argv, envp)
+                tether_spawn(launch.executablePath, argv, envp, input, log, launch.workingDirectory, parentDeathSignal, maxFD, &pid)
             }
         }
         let place = launch.workingDirectory.map { " in \($0)" } ?? ""
@@ -140,25 +111,6 @@ enum TaskProcess {
             SIGXCPU: "SIGXCPU", SIGXFSZ: "SIGXFSZ", SIGSYS: "SIGSYS",
         ]
         return names[signal] ?? "signal \(signal)"
-    }
-}
-
-/// glibc functions declared only under `_GNU_SOURCE`, which Swift's Glibc module is built
-/// without (so they cannot be called directly). Looked up once with `dlsym`; nil when the
-/// C library lacks them.
-private enum GlibcExtras {
-    typealias FileActionsPath = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, UnsafePointer<CChar>) -> Int32
-    typealias FileActionsFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
-
-    /// `posix_spawn_file_actions_addchdir_np` (glibc 2.29).
-    static let addChdir: FileActionsPath? = symbol("posix_spawn_file_actions_addchdir_np")
-    /// `posix_spawn_file_actions_addclosefrom_np` (glibc 2.34).
-    static let addCloseFrom: FileActionsFrom? = symbol("posix_spawn_file_actions_addclosefrom_np")
-
-    private static func symbol<F>(_ name: String) -> F? {
-        // RTLD_DEFAULT is the null handle on glibc.
-        guard let address = dlsym(UnsafeMutableRawPointer(bitPattern: 0), name) else { return nil }
-        return unsafeBitCast(address, to: F.self)
     }
 }
 

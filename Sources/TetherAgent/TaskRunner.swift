@@ -117,6 +117,8 @@ public final class TaskRunner: Sendable {
     private let inheritedEnvironment: [String: String]
     private let onEvent: @Sendable (Event) -> Void
     private let reaper: ChildReaper
+    /// SIGKILL for the task when the thread that called `start()` ends; 0 for none.
+    private let parentDeathSignal: Int32
     private let shared = Mutex(Shared())
 
     /// - Parameters:
@@ -126,13 +128,17 @@ public final class TaskRunner: Sendable {
     ///   - killGraceMilliseconds: SIGTERM to SIGKILL; 0 sends SIGKILL at once.
     ///   - inheritedEnvironment: the agent's environment (nil: this process's), of which
     ///     only `inheritedVariables` reach the task.
+    ///   - diesWithStartingThread: the task gets SIGKILL when the thread that calls
+    ///     `start()` ends, and so when the agent dies, however it dies. Start such a runner
+    ///     only on a thread that lives as long as the agent.
     ///   - onEvent: see the type's contract.
     public init(grant: AgentV1.LeaseGrant, entrypoints: [String: AgentConfiguration.Entrypoint],
                 logDirectory: LogDirectory, killGraceMilliseconds: Int64,
                 inheritedEnvironment: [String: String]? = nil, reaper: ChildReaper = .shared,
-                onEvent: @escaping @Sendable (Event) -> Void) {
+                diesWithStartingThread: Bool = false, onEvent: @escaping @Sendable (Event) -> Void) {
         self.grant = grant
         self.reaper = reaper
+        self.parentDeathSignal = diesWithStartingThread ? SIGKILL : 0
         self.entrypoints = entrypoints
         self.logDirectory = logDirectory
         self.killGraceMilliseconds = max(0, killGraceMilliseconds)
@@ -144,11 +150,12 @@ public final class TaskRunner: Sendable {
     /// A runner with `configuration`'s entrypoints, log directory and kill grace.
     public convenience init(grant: AgentV1.LeaseGrant, configuration: AgentConfiguration,
                             inheritedEnvironment: [String: String]? = nil, reaper: ChildReaper = .shared,
-                            onEvent: @escaping @Sendable (Event) -> Void) {
+                            diesWithStartingThread: Bool = false, onEvent: @escaping @Sendable (Event) -> Void) {
         self.init(grant: grant, entrypoints: configuration.entrypoints,
                   logDirectory: LogDirectory(root: configuration.logDirectory),
                   killGraceMilliseconds: configuration.killGraceMilliseconds,
-                  inheritedEnvironment: inheritedEnvironment, reaper: reaper, onEvent: onEvent)
+                  inheritedEnvironment: inheritedEnvironment, reaper: reaper,
+                  diesWithStartingThread: diesWithStartingThread, onEvent: onEvent)
     }
 
     // MARK: - State
@@ -264,7 +271,7 @@ public final class TaskRunner: Sendable {
             let input = try Self.standardInput(json: Self.paramsJSON(grant.params))
             let launch = TaskProcess.Launch(executablePath: executable, arguments: entrypoint.argv,
                                             environment: environment, workingDirectory: entrypoint.workingDirectory)
-            let pid = try TaskProcess.spawn(launch, standardInput: input, output: files.log)
+            let pid = try TaskProcess.spawn(launch, standardInput: input, output: files.log, parentDeathSignal: parentDeathSignal)
             return (pid, files.logPath)
         } catch let error as LogDirectoryError {
             throw Rejection(message: "entrypoint '\(grant.entrypoint)': \(error)")

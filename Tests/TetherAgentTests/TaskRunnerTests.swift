@@ -45,9 +45,11 @@ final class RunnerFixture: Sendable {
     }
 
     func runner(_ entrypoints: [String: AgentConfiguration.Entrypoint], grant: AgentV1.LeaseGrant = RunnerFixture.grant(),
-                killGraceMilliseconds: Int64 = 10_000, inherited: [String: String] = [:]) -> TaskRunner {
+                killGraceMilliseconds: Int64 = 10_000, inherited: [String: String] = [:],
+                diesWithStartingThread: Bool = false) -> TaskRunner {
         TaskRunner(grant: grant, entrypoints: entrypoints, logDirectory: LogDirectory(root: logRoot),
-                   killGraceMilliseconds: killGraceMilliseconds, inheritedEnvironment: inherited) { [self] event in
+                   killGraceMilliseconds: killGraceMilliseconds, inheritedEnvironment: inherited,
+                   diesWithStartingThread: diesWithStartingThread) { [self] event in
             self.events.withLock { $0.append(event) }
         }
     }
@@ -85,6 +87,16 @@ func processHasEnded(_ pid: Int32) -> Bool {
 }
 
 @Suite struct TaskRunnerTests {
+    @Test(.timeLimit(.minutes(1)))  // the task would otherwise run for an hour
+    func aTaskDiesWithTheThreadThatStartedItAndSoWithItsAgent() async throws {
+        let fixture = try RunnerFixture()
+        let runner = fixture.runner(["run": try fixture.shell("exec sleep 3600")], diesWithStartingThread: true)
+        // The thread ends right after the spawn, as an agent's threads do when it dies.
+        Thread { runner.start() }.start()
+        let result = await runner.result()
+        #expect(result.outcome == .failed && result.exitStatus == AgentV1.ExitStatus(.signal(SIGKILL)), "\(result.message)")
+    }
+
     @Test func taskGetsItsEnvironmentAndParamsOnStdinAndNothingElseOfTheAgent() async throws {
         let fixture = try RunnerFixture()
         let entrypoint = try fixture.shell(#"env > "$OUT/env.txt"; cat > "$OUT/stdin.txt""#)
