@@ -90,3 +90,120 @@ static inline int tether_spawn(const char *path, char *const argv[], char *const
     *pid_out = pid;
     return 0;
 }
+
+// tether_lease_keeper_start forks the agent's lease keeper: a child process that SIGKILLs a
+// task's process group when its lease deadline passes, so a task never outlives its lease
+// even while the agent itself is stopped (SIGSTOP), starved or hung, and cannot stop it.
+// It is C because it runs in a child forked from a multithreaded process without exec,
+// where only async-signal-safe calls are allowed. It leads a process group of its own
+// (a signal for the agent's group does not reach it) and reads fixed-size records from
+// the pipe whose write end it returns in *write_fd:
+//   deadline_ns > 0: watch process group `pgid` until CLOCK_BOOTTIME deadline_ns (or
+//   move its deadline); deadline_ns == 0: forget it.
+// When the pipe closes (the agent exited, however), it kills every group it watches and
+// exits. Returns the keeper's pid, or -1 with errno.
+#include <poll.h>
+#include <stdint.h>
+#include <time.h>
+struct tether_keeper_record { int32_t pgid; int32_t reserved; int64_t deadline_ns; };
+#define TETHER_KEEPER_CAPACITY 16384
+static inline int64_t tether_boottime_ns(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_BOOTTIME, &now);
+    return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+}
+static inline void tether_keeper_loop(int fd) {
+    static struct { int32_t pgid; int pidfd; int64_t deadline; } watched[TETHER_KEEPER_CAPACITY];
+    int count = 0;
+    for (;;) {
+        int64_t earliest = INT64_MAX;
+        for (int i = 0; i < count; i++) if (watched[i].deadline < earliest) earliest = watched[i].deadline;
+        int timeout = -1;
+        if (earliest != INT64_MAX) {
+            int64_t wait = earliest - tether_boottime_ns();
+            timeout = wait <= 0 ? 0 : (int)(wait / 1000000 + 1 > 60000 ? 60000 : wait / 1000000 + 1);
+        }
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        int ready = poll(&p, 1, timeout);
+        if (ready < 0 && errno != EINTR) _exit(2);
+        // Read every record already written before acting on a deadline: a later record
+        // may move it.
+        for (;;) {
+            struct tether_keeper_record r;
+            ssize_t n = read(fd, &r, sizeof r);
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0 && errno == EAGAIN) break;
+            if (n <= 0) {  // the agent is gone: so are its tasks
+                for (int i = 0; i < count; i++) kill(-watched[i].pgid, SIGKILL);
+                _exit(0);
+            }
+            if (n != sizeof r || r.pgid <= 1) continue;
+            int i = 0;
+            while (i < count && watched[i].pgid != r.pgid) i++;
+            if (r.deadline_ns == 0) {
+                if (i < count) {
+                    if (watched[i].pidfd >= 0) close(watched[i].pidfd);
+                    watched[i] = watched[--count];
+                }
+            } else if (i < count) {
+                watched[i].deadline = r.deadline_ns;
+            } else if (count < TETHER_KEEPER_CAPACITY) {
+                watched[count].pgid = r.pgid;
+                watched[count].pidfd = tether_pidfd_open(r.pgid);  // tells a reused pid apart
+                watched[count].deadline = r.deadline_ns;
+                count++;
+            }
+        }
+        int64_t now = tether_boottime_ns();
+        for (int i = 0; i < count;) {
+            struct pollfd exited = { .fd = watched[i].pidfd, .events = POLLIN };
+            int gone = watched[i].pidfd >= 0 && poll(&exited, 1, 0) > 0;
+            if (gone || watched[i].deadline <= now) {
+                if (!gone) kill(-watched[i].pgid, SIGKILL);
+                if (watched[i].pidfd >= 0) close(watched[i].pidfd);
+                watched[i] = watched[--count];
+            } else {
+                i++;
+            }
+        }
+    }
+}
+static inline int tether_lease_keeper_start(int *write_fd) {
+    int fds[2];
+    if (pipe(fds) != 0) return -1;  // pipe2 is _GNU_SOURCE-only; tether_spawn closes leaked fds anyway
+    fcntl(fds[0], F_SETFD, FD_CLOEXEC);
+    fcntl(fds[1], F_SETFD, FD_CLOEXEC);
+    pid_t pid = fork();
+    if (pid < 0) {
+        int error = errno;
+        close(fds[0]);
+        close(fds[1]);
+        errno = error;
+        return -1;
+    }
+    if (pid == 0) {
+        // Keep only the read end (as fd 0), first: no socket, file or lock of the agent
+        // stays referenced here.
+        if (dup2(fds[0], 0) < 0) _exit(2);
+#ifdef SYS_close_range
+        if (syscall(SYS_close_range, 1, ~0U, 0) != 0)
+#endif
+        for (int fd = 1; fd < 65536; fd++) close(fd);
+        fcntl(0, F_SETFL, O_NONBLOCK);
+        setpgid(0, 0);
+        struct sigaction byDefault;
+        memset(&byDefault, 0, sizeof byDefault);
+        byDefault.sa_handler = SIG_DFL;
+        for (int s = 1; s < _NSIG; s++) {
+            if (s != SIGKILL && s != SIGSTOP) sigaction(s, &byDefault, NULL);
+        }
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        tether_keeper_loop(0);
+    }
+    setpgid(pid, pid);  // as the child does: whichever runs first, the group exists on return
+    close(fds[0]);
+    *write_fd = fds[1];
+    return pid;
+}

@@ -34,6 +34,8 @@ public final class AgentDaemon: Sendable {
     /// dies with the thread that spawned it (see `TaskRunner`), so never Dispatch's pool,
     /// whose threads come and go.
     private let spawner: EventLoop
+    /// Kills a task whose lease deadline passed when the agent itself could not.
+    private let keeper: LeaseKeeper
     /// What tasks inherit of this process's environment, read once.
     private let environment = ProcessInfo.processInfo.environment.filter { TaskRunner.inheritedVariables.contains($0.key) }
     private let log: @Sendable (String) -> Void
@@ -48,6 +50,8 @@ public final class AgentDaemon: Sendable {
         var runners: [String: TaskRunner] = [:]
         /// How long each running lease is known to stand; see `LeaseDeadlines`.
         var deadlines: LeaseDeadlines
+        /// Running tasks' process groups, by lease; the keeper watches each.
+        var processGroups: [String: pid_t] = [:]
         /// The live session's outbound queue, and the last event sequence put on it.
         var session: AsyncStream<AgentV1.AgentMessage>.Continuation?
         var lastSent: UInt64 = 0
@@ -77,6 +81,9 @@ public final class AgentDaemon: Sendable {
         self.client = client
         self.startedEventDelay = startedEventDelay
         state = Mutex(State(deadlines: LeaseDeadlines(killGrace: .milliseconds(configuration.killGraceMilliseconds))))
+        // First, while the process holds the fewest descriptors (the fork copies them all
+        // until the keeper closes its copies).
+        keeper = try LeaseKeeper()
         reaper = ChildReaper(loop: client.eventLoop)
         spawner = try EventLoop.start(name: "tether-agent-spawn")
         self.log = log
@@ -104,7 +111,7 @@ public final class AgentDaemon: Sendable {
         // Stops tasks whose leases the server has not confirmed in time, connected or not.
         let leaseTimer = DispatchSource.makeTimerSource(queue: .global())
         leaseTimer.setEventHandler { [weak self] in self?.stopOverdueLeases(timer: leaseTimer) }
-        leaseTimer.schedule(deadline: .now() + .seconds(1))
+        leaseTimer.schedule(deadline: .now() + .milliseconds(100))
         leaseTimer.resume()
         defer {
             syncTimer.cancel()
@@ -179,6 +186,7 @@ public final class AgentDaemon: Sendable {
         state.withLock { state in
             let running = welcome.confirmedLeaseIds.filter { state.runners[$0] != nil }
             state.deadlines.welcomed(ttl: .milliseconds(Int64(clamping: welcome.leaseTtlMs)), confirmedLeaseIDs: running)
+            moveKeeperDeadlines(state)
         }
         // Bounded: a server's bogus huge sequence must not push our numbering off the end.
         try outbox.acknowledge(upTo: min(welcome.ackedSequence, UInt64(Int64.max / 2)))
@@ -242,9 +250,19 @@ public final class AgentDaemon: Sendable {
         case .drain(let drain)?:
             self.drain(reason: "the server asked: \(drain.reason)")
         case .heartbeatAck(let ack)?:
-            state.withLock { $0.deadlines.acknowledged(heartbeat: ack.heartbeatId) }
+            state.withLock { state in
+                state.deadlines.acknowledged(heartbeat: ack.heartbeatId)
+                moveKeeperDeadlines(state)
+            }
         case .welcome?, nil:
             break
+        }
+    }
+
+    /// Tells the keeper each running task's deadline (after a confirmation moved them).
+    private func moveKeeperDeadlines(_ state: borrowing State) {
+        for (leaseID, processGroup) in state.processGroups {
+            if let deadline = state.deadlines.hardDeadline(of: leaseID) { keeper.watch(processGroup, until: deadline) }
         }
     }
 
@@ -317,6 +335,10 @@ public final class AgentDaemon: Sendable {
         do {
             switch event {
             case .started(let start):
+                state.withLock { state in
+                    state.processGroups[grant.leaseId] = start.processID
+                    if let deadline = state.deadlines.hardDeadline(of: grant.leaseId) { keeper.watch(start.processID, until: deadline) }
+                }
                 try outbox.recordStart(of: RunningLease(grant: grant, start: start), event: start.event(for: grant))
                 flushAfterStartedEventDelay()
             case .finished(let result):
@@ -326,6 +348,7 @@ public final class AgentDaemon: Sendable {
                 state.withLock { state in
                     _ = state.runners.removeValue(forKey: grant.leaseId)
                     state.deadlines.ended(grant.leaseId)
+                    if let processGroup = state.processGroups.removeValue(forKey: grant.leaseId) { keeper.forget(processGroup) }
                     state.counters[MetricSeries(name: "tether_agent_tasks_finished_total",
                                                 labels: ["outcome": "\(result.outcome)"]), default: 0] += 1
                     state.counters[MetricSeries(name: "tether_agent_task_cpu_seconds_total", labels: [:]), default: 0] += cpuSeconds

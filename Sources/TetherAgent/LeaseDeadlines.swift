@@ -40,9 +40,10 @@ struct LeaseDeadlines {
         self.killGrace = killGrace
     }
 
-    /// How often the owner should call `overdue`.
+    /// How often the owner should call `overdue`; before a Welcome, often enough that the
+    /// first check after one comes well within a short TTL's margin.
     var checkPeriod: Duration {
-        guard let ttl else { return .seconds(1) }
+        guard let ttl else { return .milliseconds(100) }
         return min(.seconds(1), max(.milliseconds(10), ttl / 40))
     }
 
@@ -105,6 +106,13 @@ struct LeaseDeadlines {
         }
         confirmed[leaseID] = lastConfirmation
         return nil
+    }
+
+    /// When the server may give the lease's task to another agent, less the margin: the
+    /// lease keeper's SIGKILL deadline. Nil for a lease not tracked or with no TTL known.
+    func hardDeadline(of leaseID: String) -> Instant? {
+        guard let ttl, let at = confirmed[leaseID] else { return nil }
+        return at + (ttl - ttl / 10)
     }
 
     /// The lease's task has ended (or was never started): stop tracking it.

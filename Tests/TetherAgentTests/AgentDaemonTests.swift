@@ -158,7 +158,7 @@ final class FakeConnectServer: Sendable {
         let server = try FakeConnectServer(leaseTTLMilliseconds: 1_000, acknowledgesHeartbeats: false)
         try await withRunningAgent(startedEventDelay: .zero, server: server) { _, server, _ in
             server.grant("a", entrypoint: "block")
-            #expect(await waitUntil { server.events == ["a started", "a lost"] }, "\(server.events)")
+            #expect(await waitUntil { server.events == ["a started", "a lost"] }, "\(server.events) \(server.eventMessages)")
             #expect(server.eventMessages.last?.contains("lease not confirmed by the server for") == true)
         }
     }
