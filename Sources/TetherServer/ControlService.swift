@@ -93,13 +93,15 @@ struct ControlService: Sendable {
 
     private func applyDag(_ request: ControlV1.ApplyDagRequest) async throws -> ControlV1.ApplyDagResponse {
         let source = request.sourceName.isEmpty ? "<request>" : request.sourceName
+        let yaml = request.specYaml
         let spec: DAGSpec
         do {
-            spec = try DAGFile.parse(yaml: request.specYaml, sourceName: source)
-        } catch {
+            // Parsing is bounded (DAGFile's size cap and expansion budget) but still up to
+            // milliseconds per MiB: not on the loop that serves agents' heartbeats.
+            spec = try await offLoop { try DAGFile.parse(yaml: yaml, sourceName: source) }
+        } catch let error as DAGFileError {
             throw GRPCStatus(code: .invalidArgument, message: "\(error)")
         }
-        let yaml = request.specYaml
         let (version, created) = try await scheduler.perform { try $0.apply(spec, specYAML: yaml) }
         var response = ControlV1.ApplyDagResponse()
         response.version = ControlV1.DagVersion(version)
