@@ -348,6 +348,23 @@ private let minimal = """
         #expect(spec.tasks.first { $0.id == "load" }?.dependsOn == ["transform_a", "transform_b", "transform_c"])
     }
 
+    /// Scripts/fuzz dagfile's seeds, and any input it once crashed on, kept as regressions.
+    @Test func fuzzCorpusParsesOrExplainsItself() throws {
+        let directory = Repository.root.appendingPathComponent("Tests/Fuzz/corpus/dagfile")
+        let names = try FileManager.default.contentsOfDirectory(atPath: directory.path).sorted()
+        #expect(names.contains("bomb-ls-key.yaml"))
+        for name in names {
+            let bytes = Array(try Data(contentsOf: directory.appendingPathComponent(name)))
+            do {
+                _ = try DAGFile.parse(bytes: bytes, sourceName: name)
+                #expect(!name.hasPrefix("bomb"), "\(name) was accepted")
+            } catch {
+                #expect(!error.problems.isEmpty)
+                #expect(!name.hasPrefix("bomb") || error.description.contains("100,000 nodes"), "\(name): \(error)")
+            }
+        }
+    }
+
     @Test func randomAndMutatedInputNeverCrashesAndAlwaysExplainsItself() {
         var generator = SplitMix64(seed: 0x7E7E_D46F)
         let alphabet = Array("abz019 :-[]{},\n\t\"'&*!|>#%@?~.\\".utf8)
