@@ -270,8 +270,9 @@ private let minimal = """
                 let elapsed = clock.measure { found = problems(bomb) }
                 #expect(found.count == 1, "\(lineBreak.unicodeScalars.map(\.value)) key: \(useAsKey)")
                 #expect(found.first?.contains("document expands to more than 100,000 nodes") == true, "\(found)")
-                // Generous for a loaded debug build; without the budget this takes minutes.
-                #expect(elapsed < .seconds(5))
+                // Microseconds of work; the bound is for a loaded machine. Without the
+                // budget each takes ~80 s.
+                #expect(elapsed < .seconds(20))
             }
         }
     }

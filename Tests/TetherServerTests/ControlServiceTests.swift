@@ -223,8 +223,9 @@ import TetherWire
             #expect(error.message.contains("bomb.yaml:"), "\(error.message)")
             #expect(error.message.contains("expands to more than 100,000 nodes"), "\(error.message)")
         }
-        // Generous for a loaded debug build; without the budget it takes minutes.
-        #expect(clock.now - start < .seconds(5))
+        // The budget's work is microseconds; the bound only has to hold on a loaded 2-core
+        // machine running every suite at once. Without the budget this takes ~80 s.
+        #expect(clock.now - start < .seconds(30))
         let applied = try await h.apply("""
             dag_id: anchored
             defaults:
