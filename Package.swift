@@ -100,6 +100,8 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The DAG file reader under libFuzzer (Scripts/fuzz dagfile); a plain build replays inputs.
+        .executableTarget(name: "tether-fuzz-dagfile", dependencies: ["TetherDAGFile"], swiftSettings: swiftSettings),
         // Writes the git commit into the executable at build time.
         .plugin(name: "BuildInfoPlugin", capability: .buildTool()),
 

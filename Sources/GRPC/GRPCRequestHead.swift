@@ -117,7 +117,9 @@ public struct GRPCRequestHead: Hashable, Sendable {
             do {
                 timeout = try GRPCTimeout(parsing: timeoutValue)
             } catch {
-                throw GRPCRequestHeadError(httpStatus: 200, code: .internal, message: "malformed grpc-timeout '\(timeoutValue)'")
+                // The client's mistake, so INVALID_ARGUMENT (grpc-go says INTERNAL; gRPC core
+                // ignores the header, which would run the call with no deadline at all).
+                throw GRPCRequestHeadError(httpStatus: 200, code: .invalidArgument, message: "malformed grpc-timeout '\(timeoutValue)'")
             }
         }
 

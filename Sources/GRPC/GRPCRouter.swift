@@ -89,12 +89,23 @@ func singleRequest<M: WireMessage>(of call: GRPCServerCall) async throws -> M {
     return request
 }
 
-/// `bytes` decoded as an `M`, or INTERNAL.
+/// `bytes` decoded as an `M`.
+///
+/// - Throws: INVALID_ARGUMENT for well-formed protobuf carrying text the client must fix
+///   (a string field that is not UTF-8 or holds U+0000); RESOURCE_EXHAUSTED when decoding
+///   would allocate past the limit; INTERNAL for bytes that are not protobuf at all, as
+///   stock gRPC servers answer.
 func decode<M: WireMessage>(_ bytes: [UInt8]) throws(GRPCStatus) -> M {
     do {
         return try M(serializedBytes: bytes)
     } catch {
-        throw GRPCStatus(code: .internal, message: "could not decode \(M.protoName): \(error)")
+        let code: GRPCStatusCode
+        switch error {
+        case .invalidUTF8, .embeddedNUL: code = .invalidArgument
+        case .tooLarge: code = .resourceExhausted
+        case .malformed: code = .internal
+        }
+        throw GRPCStatus(code: code, message: "could not decode \(M.protoName): \(error)")
     }
 }
 

@@ -6,12 +6,18 @@ internal import Yams
 ///
 /// Parsing is strict: unknown keys, wrong types and every `DAGSpec.validate()` rule are
 /// errors, all reported at once with file, line, task and field. It never crashes and
-/// stays cheap on hostile input (size cap, no anchors or aliases, libyaml's nesting cap),
-/// so the server may run it on specs received over the network. Pure function; safe
-/// from any thread.
+/// stays cheap on hostile input (size cap, `YAMLExpansionBudget` on what aliases expand
+/// to, libyaml's nesting cap), so the server may run it on specs received over the
+/// network — off its event loops: a 1 MiB file still takes milliseconds. Pure function;
+/// safe from any thread.
 public enum DAGFile {
     /// Largest accepted file: 1 MiB.
     public static let maxInputBytes = 1 << 20
+    /// Most nodes (scalars, lists, mappings) a file may expand to, an alias counting as a
+    /// copy of what it names.
+    public static let maxExpandedNodes = 100_000
+    /// Most bytes of scalar text a file may expand to, aliases counted likewise.
+    public static let maxExpandedTextBytes = 4 << 20
 
     /// Parses and validates the DAG file `yaml`.
     ///
@@ -37,7 +43,8 @@ public enum DAGFile {
         let screened = DAGFileInputScreen.problems(in: utf8)
         guard screened.isEmpty else { throw failure(screened) }
         // The screen has checked the bytes are UTF-8, so decoding cannot repair anything.
-        let yaml = text ?? String(decoding: utf8, as: UTF8.self)
+        var yaml = text ?? String(decoding: utf8, as: UTF8.self)
+        if let problem = yaml.withUTF8({ YAMLExpansionBudget.problem(in: $0) }) { throw failure([problem]) }
 
         let root: Node?
         do {

@@ -1,10 +1,5 @@
-/// Checks on the raw text of a DAG file, made before YAML sees it, against input that
-/// would make parsing expensive or ambiguous.
-///
-/// Anchors are refused here rather than after composing because Yams expands aliases
-/// while composing and hashes mapping keys to find duplicates: an alias used as a key
-/// in a "billion laughs" document costs exponential time before any tree exists to
-/// inspect. A DAG file has no need for anchors, and without an anchor no alias resolves.
+/// Checks on the raw bytes of a DAG file, made before YAML sees them: the size cap, UTF-8
+/// and NUL characters. What the text may cost once parsed is `YAMLExpansionBudget`'s job.
 enum DAGFileInputScreen {
     /// Problems with `bytes`, each with its 1-based line; empty when the text may be parsed.
     /// Stops at the first problem of each kind.
@@ -16,24 +11,16 @@ enum DAGFileInputScreen {
         var iterator = bytes.makeIterator()
         var decoder = UTF8()
         var line = 1
-        var previous: Unicode.Scalar = "\n"
-        var pendingAnchorLine: Int?  // an `&` where a node may start; an anchor if a name follows
+        var previous: Unicode.Scalar = "\0"
         var reportedNUL = false
-        var reportedAnchor = false
         decoding: while true {
             switch decoder.decode(&iterator) {
             case .scalarValue(let scalar):
-                if let anchorLine = pendingAnchorLine, !endsToken(scalar) {
-                    problems.append((anchorLine, "YAML anchors and aliases (&name, *name) are not supported; write the value out"))
-                    reportedAnchor = true
-                }
-                pendingAnchorLine = nil
-                if scalar == "&", !reportedAnchor, startsNode(after: previous) { pendingAnchorLine = line }
                 if scalar == "\0", !reportedNUL {
                     problems.append((line, "file contains a NUL character"))
                     reportedNUL = true
                 }
-                if scalar == "\n" { line += 1 }
+                if isLineBreak(scalar), !(previous == "\r" && scalar == "\n") { line += 1 }
                 previous = scalar
             case .emptyInput:
                 break decoding
@@ -45,19 +32,11 @@ enum DAGFileInputScreen {
         return problems
     }
 
-    /// Whether a node (and so an anchor) may start right after `scalar`. Over-inclusive on
-    /// purpose: a false alarm costs a rewritten value, a miss costs a stuck server.
-    private static func startsNode(after scalar: Unicode.Scalar) -> Bool {
+    /// libyaml's line breaks (YAML 1.1): LF, CR (CR LF is one), NEL, LS and PS, so lines
+    /// here agree with the lines in libyaml's messages.
+    static func isLineBreak(_ scalar: Unicode.Scalar) -> Bool {
         switch scalar {
-        case " ", "\t", "\n", "\r", "[", "{", ",", ":", "?", "-", "\u{FEFF}": true
-        default: false
-        }
-    }
-
-    /// Whether `scalar` ends a token, so an `&` before it is a lone ampersand, not an anchor.
-    private static func endsToken(_ scalar: Unicode.Scalar) -> Bool {
-        switch scalar {
-        case " ", "\t", "\n", "\r", "[", "]", "{", "}", ",": true
+        case "\n", "\r", "\u{85}", "\u{2028}", "\u{2029}": true
         default: false
         }
     }

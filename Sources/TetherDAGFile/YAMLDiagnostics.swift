@@ -11,7 +11,7 @@ public enum YAMLDiagnostics {
             .composer(let context, let problem, let mark, _):
             let text = (context.map { $0.text + ", " } ?? "") + problem
             // An unquoted cron like `*/15 * * * *` reads as an alias to YAML.
-            let hint = text.contains("alias") ? " (aliases are not supported; quote values that start with '*', like \"*/15 * * * *\")" : ""
+            let hint = text.contains("alias") ? " (quote values that start with '*', like \"*/15 * * * *\")" : ""
             return (mark.line, "YAML: \(text)\(hint)")
         case .reader(let problem, let offset, _, _):
             let line = offset.map { offset in 1 + yaml.utf8.prefix(offset).count { $0 == UInt8(ascii: "\n") } }

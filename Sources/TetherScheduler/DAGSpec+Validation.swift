@@ -11,6 +11,15 @@ public enum DAGSpecLimits {
     public static let maxParams = 100
     /// UTF-8 bytes of one param value.
     public static let maxParamValueBytes = 4_096
+    /// UTF-8 bytes of one params map's keys and values together. A task's environment
+    /// gets its DAG's, its own and its run's maps merged, so at most three times this, far
+    /// below Linux's ARG_MAX (2 MiB with the default 8 MiB stack); each value is far below
+    /// its 128 KiB limit on one environment string.
+    public static let maxParamsTotalBytes = 32 * 1_024
+    /// UTF-8 bytes of every params map in one spec together (the DAG's, and each task's
+    /// after merging `defaults`), so a stored version, and GetDag's answer, stays well
+    /// inside a 4 MiB message beside its up-to-1 MiB YAML.
+    public static let maxSpecParamsTotalBytes = 2 * 1_024 * 1_024
     public static let retries = 0...100
     /// Longest retry delay, backoff cap and execution timeout: 365 days.
     public static let maxDurationMilliseconds: Int64 = 365 * 86_400_000
@@ -106,8 +115,19 @@ extension DAGSpec {
                 problems.append(DAGSpecProblem(taskIndex: index, taskID: task.id, field: field, message: message))
             }
         }
+        let specParamBytes = tasks.reduce(paramsBytes(params)) { $0 + paramsBytes($1.params) }
+        if specParamBytes > DAGSpecLimits.maxSpecParamsTotalBytes {
+            report("params", "the DAG's and its tasks' params (after merging defaults) total \(specParamBytes) bytes; at most \(DAGSpecLimits.maxSpecParamsTotalBytes)")
+        }
         problems += dependencyProblems()
         return problems
+    }
+
+    /// Why `params` may not start a run: the rules of a spec's params map (identifier
+    /// keys, entries, value and total sizes, no NUL), each message naming the param and
+    /// the limit. Empty when they may. Which names the DAG declares is the scheduler's check.
+    public static func runParamsProblems(_ params: [String: String]) -> [String] {
+        paramsProblems(params)
     }
 
     /// Duplicate ids, unknown, repeated and self dependencies, and cycles.
@@ -243,18 +263,33 @@ private func identifierProblem(_ text: String) -> String? {
 private func paramsProblems(_ params: [String: String]) -> [String] {
     var problems: [String] = []
     if params.count > DAGSpecLimits.maxParams {
-        problems.append("has \(params.count) entries; at most \(DAGSpecLimits.maxParams)")
+        // Entry by entry, a map this long could only bury the one problem that matters.
+        return ["has \(params.count) entries; at most \(DAGSpecLimits.maxParams)"]
     }
     // Sorted so the report is the same on every run.
     for key in params.keys.sorted() {
-        if let message = identifierProblem(key) { problems.append("key '\(key)': \(message)") }
+        if let message = identifierProblem(key) { problems.append("key '\(shortened(key))': \(message)") }
         let value = params[key]!
         if value.utf8.count > DAGSpecLimits.maxParamValueBytes {
-            problems.append("value of '\(key)' is \(value.utf8.count) bytes; at most \(DAGSpecLimits.maxParamValueBytes)")
+            problems.append("value of '\(shortened(key))' is \(value.utf8.count) bytes; at most \(DAGSpecLimits.maxParamValueBytes)")
         }
-        if value.utf8.contains(0) { problems.append("value of '\(key)' contains a NUL character") }
+        if value.utf8.contains(0) { problems.append("value of '\(shortened(key))' contains a NUL character") }
+    }
+    let total = paramsBytes(params)
+    if total > DAGSpecLimits.maxParamsTotalBytes {
+        problems.append("keys and values total \(total) bytes; at most \(DAGSpecLimits.maxParamsTotalBytes)")
     }
     return problems
+}
+
+/// `text`, cut for quoting in a message: a key over the limits may be megabytes.
+private func shortened(_ text: String) -> String {
+    let limit = DAGSpecLimits.identifierLength.upperBound + 1
+    return text.count <= limit ? text : text.prefix(limit) + "..."
+}
+
+private func paramsBytes(_ params: [String: String]) -> Int {
+    params.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count }
 }
 
 private func rangeText(_ range: ClosedRange<Int>) -> String {

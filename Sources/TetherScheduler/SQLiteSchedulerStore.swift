@@ -107,6 +107,14 @@ public final class SQLiteSchedulerStore: SchedulerStore {
     /// Runs newest first, optionally of one DAG and in some states; `after` is the
     /// cursor from a previous page. Returns the runs and the next page's cursor.
     public func runs(dagID: String?, states: [RunState], limit: Int, after cursor: Int64?) throws -> (runs: [RunRecord], next: Int64?) {
+        let page = try runPage(dagID: dagID, states: states, limit: limit, after: cursor)
+        return (page.map(\.run), page.count == limit ? page.last?.cursor : nil)
+    }
+
+    /// As `runs(dagID:states:limit:after:)`, with each run's own cursor: passed as `after`,
+    /// it continues with the run after that one. Lets a caller end a page early (when the
+    /// rows it has would fill its message) and still hand out a cursor.
+    public func runPage(dagID: String?, states: [RunState], limit: Int, after cursor: Int64?) throws -> [(run: RunRecord, cursor: Int64)] {
         var conditions: [String] = []
         var arguments: [SQLiteValue] = []
         if let dagID { conditions.append("dag_id = ?"); arguments.append(.text(dagID)) }
@@ -117,14 +125,13 @@ public final class SQLiteSchedulerStore: SchedulerStore {
         if let cursor { conditions.append("rowid < ?"); arguments.append(.integer(cursor)) }
         let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
         return try read { db in
-            var runs: [RunRecord] = [], last: Int64?
+            var runs: [(run: RunRecord, cursor: Int64)] = []
             let sql = "SELECT rowid, run_id, dag_id, version, number, state, trigger, logical_date_ms, params_json, created_at_ms, "
                 + "started_at_ms, finished_at_ms FROM runs \(filter) ORDER BY rowid DESC LIMIT ?"
             try db.query(sql, arguments + [.integer(Int64(limit))]) { row in
-                last = row[0].int64
-                runs.append(try Self.runRecord(row, offset: 1))
+                runs.append((try Self.runRecord(row, offset: 1), row[0].int64 ?? 0))
             }
-            return (runs, runs.count == limit ? last : nil)
+            return runs
         }
     }
 

@@ -93,13 +93,15 @@ struct ControlService: Sendable {
 
     private func applyDag(_ request: ControlV1.ApplyDagRequest) async throws -> ControlV1.ApplyDagResponse {
         let source = request.sourceName.isEmpty ? "<request>" : request.sourceName
+        let yaml = request.specYaml
         let spec: DAGSpec
         do {
-            spec = try DAGFile.parse(yaml: request.specYaml, sourceName: source)
-        } catch {
+            // Parsing is bounded (DAGFile's size cap and expansion budget) but still up to
+            // milliseconds per MiB: not on the loop that serves agents' heartbeats.
+            spec = try await offLoop { try DAGFile.parse(yaml: yaml, sourceName: source) }
+        } catch let error as DAGFileError {
             throw GRPCStatus(code: .invalidArgument, message: "\(error)")
         }
-        let yaml = request.specYaml
         let (version, created) = try await scheduler.perform { try $0.apply(spec, specYAML: yaml) }
         var response = ControlV1.ApplyDagResponse()
         response.version = ControlV1.DagVersion(version)
@@ -138,8 +140,20 @@ struct ControlService: Sendable {
             }
         }
         var response = ControlV1.ListDagsResponse()
-        response.dags = Array(page.prefix(size))
-        if page.count > size { response.nextPageToken = response.dags.last!.dagId }
+        var budget = ListResponseBudget()
+        var last: String?
+        for (index, dag) in page.enumerated() {
+            guard index < size else { break }
+            switch budget.admit(dag, slim: { $0.slimForList() }) {
+            case .send(let row): response.dags.append(row)
+            case .leftOut: break
+            case .full:
+                response.nextPageToken = last ?? ""
+                return response
+            }
+            last = dag.dagId
+        }
+        if page.count > size { response.nextPageToken = last ?? "" }
         return response
     }
 
@@ -152,8 +166,19 @@ struct ControlService: Sendable {
         }
         let versions = scheduler.read { $0.versions(of: request.dagId) }.filter { $0.version > after }
         var response = ControlV1.ListDagVersionsResponse()
-        response.versions = versions.prefix(size).map(ControlV1.DagVersion.init)
-        if versions.count > size { response.nextPageToken = String(versions[size - 1].version) }
+        var budget = ListResponseBudget()
+        var last: Int?
+        for record in versions.prefix(size) {
+            switch budget.admit(ControlV1.DagVersion(record), slim: { $0.slimForList() }) {
+            case .send(let row): response.versions.append(row)
+            case .leftOut: break
+            case .full:
+                response.nextPageToken = last.map(String.init) ?? ""
+                return response
+            }
+            last = record.version
+        }
+        if versions.count > size { response.nextPageToken = last.map(String.init) ?? "" }
         return response
     }
 
@@ -166,6 +191,10 @@ struct ControlService: Sendable {
 
     private func triggerRun(_ request: ControlV1.TriggerRunRequest) async throws -> ControlV1.TriggerRunResponse {
         let params = request.params
+        let problems = DAGSpec.runParamsProblems(params)
+        guard problems.isEmpty else {
+            throw GRPCStatus(code: .invalidArgument, message: "field 'params': " + problems.joined(separator: "; "))
+        }
         let run = try await scheduler.perform { try $0.trigger(dagID: request.dagId, params: params) }
         var response = ControlV1.TriggerRunResponse()
         response.run = try runMessage(run)
@@ -238,13 +267,23 @@ struct ControlService: Sendable {
             cursor = value
         }
         let store = self.store, dagID = request.dagId.isEmpty ? nil : request.dagId, after = cursor, wanted = states
-        let page = try await offLoop { try store.runs(dagID: dagID, states: wanted, limit: size, after: after) }
+        let page = try await offLoop { try store.runPage(dagID: dagID, states: wanted, limit: size, after: after) }
         var response = ControlV1.ListRunsResponse()
-        response.runs = try page.runs.map { stored in
+        var budget = ListResponseBudget()
+        var last: Int64?
+        for (stored, cursor) in page {
             // The store may lag the scheduler by the commit in flight; prefer memory.
-            try runMessage(scheduler.read { $0.activeRun(stored.runID) } ?? stored)
+            let run = try runMessage(scheduler.read { $0.activeRun(stored.runID) } ?? stored)
+            switch budget.admit(run, slim: { $0.slimForList() }) {
+            case .send(let row): response.runs.append(row)
+            case .leftOut: break
+            case .full:
+                response.nextPageToken = last.map(String.init) ?? ""
+                return response
+            }
+            last = cursor
         }
-        response.nextPageToken = page.next.map(String.init) ?? ""
+        if page.count == size { response.nextPageToken = last.map(String.init) ?? "" }
         return response
     }
 
@@ -304,7 +343,15 @@ struct ControlService: Sendable {
 
     private func listAgents(_ request: ControlV1.ListAgentsRequest) async throws -> ControlV1.ListAgentsResponse {
         var response = ControlV1.ListAgentsResponse()
-        response.agents = sessions.all.filter { request.queue.isEmpty || $0.hello.queues.contains(request.queue) }.map(agentMessage)
+        // Unpaged (agents are few): past one message's worth the rest are left out.
+        var budget = ListResponseBudget()
+        for session in sessions.all where request.queue.isEmpty || session.hello.queues.contains(request.queue) {
+            switch budget.admit(agentMessage(session), slim: { $0.slimForList() }) {
+            case .send(let row): response.agents.append(row)
+            case .leftOut: continue
+            case .full: return response
+            }
+        }
         return response
     }
 
@@ -361,8 +408,15 @@ struct ControlService: Sendable {
 
     private func listTokens(_ request: ControlV1.ListTokensRequest) async throws -> ControlV1.ListTokensResponse {
         var response = ControlV1.ListTokensResponse()
-        response.tokens = tokens.list(includeInactive: request.includeInactive, now: scheduler.clock.now().millisecondsSinceEpoch)
-            .map(ControlV1.Token.init)
+        // Unpaged (tokens are few): past one message's worth the rest are left out.
+        var budget = ListResponseBudget()
+        for record in tokens.list(includeInactive: request.includeInactive, now: scheduler.clock.now().millisecondsSinceEpoch) {
+            switch budget.admit(ControlV1.Token(record), slim: { $0.slimForList() }) {
+            case .send(let row): response.tokens.append(row)
+            case .leftOut: continue
+            case .full: return response
+            }
+        }
         return response
     }
 

@@ -40,6 +40,7 @@ import TetherTestSupport
         Attack("stalled_reader", "RSS grows < 64 MiB while a 1.6 GB response goes unread"),
         Attack("request_flood_into_slow_handler", "one stream window accepted until the handler reads"),
         Attack("length_prefix_announcing_4gib", "RESOURCE_EXHAUSTED, RST_STREAM(NO_ERROR), no allocation"),
+        Attack("bad_text_in_string_fields", "INVALID_ARGUMENT naming the field; non-protobuf bytes INTERNAL"),
         Attack("truncated_message", "INTERNAL"),
         Attack("stream_id_reused", "GOAWAY(STREAM_CLOSED), close"),
         Attack("stream_id_going_backwards", "header block ignored; the connection serves on"),

@@ -131,11 +131,11 @@ import Testing
     }
 
     @Test(arguments: ["1", "100000000n", "S", "-1S", "1s"])
-    func malformedTimeoutIsAnsweredInternal(timeout: String) throws {
+    func malformedTimeoutIsAnsweredInvalidArgument(timeout: String) throws {
         let error = try #require(Self.refusal(Self.replacing("grpc-timeout", with: timeout)))
         #expect(error.httpStatus == 200)
-        #expect(error.code == .internal)
-        #expect(error.status == GRPCStatus(code: .internal, message: error.message))
+        #expect(error.code == .invalidArgument)
+        #expect(error.status == GRPCStatus(code: .invalidArgument, message: error.message))
     }
 
     @Test func httpLevelFailuresAreReportedBeforeGRPCLevelOnes() throws {

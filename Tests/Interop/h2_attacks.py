@@ -56,7 +56,7 @@ ERR = {name: code for code, name in enumerate(ERROR_NAMES)}
 ECHO = "/tether.testing.v1.EchoService/Echo"
 EXPAND = "/tether.testing.v1.EchoService/Expand"
 CHAT = "/tether.testing.v1.EchoService/Chat"
-GRPC_OK, GRPC_UNIMPLEMENTED, GRPC_INTERNAL, GRPC_RESOURCE_EXHAUSTED = 0, 12, 13, 8
+GRPC_OK, GRPC_UNIMPLEMENTED, GRPC_INTERNAL, GRPC_RESOURCE_EXHAUSTED, GRPC_INVALID_ARGUMENT = 0, 12, 13, 8, 3
 
 # What our server advertises (HTTP2Configuration defaults); the cases aim just past them.
 SERVER_MAX_HEADER_LIST = 16 << 10
@@ -825,6 +825,26 @@ def length_prefix_announcing_4gib(t):
         described += f"; RSS growth {growth} KiB"
     conn.close()
     return described
+
+
+@case()
+def bad_text_in_string_fields(t):
+    # EchoRequest.text (field 2) as bytes that are not UTF-8, then holding U+0000: the
+    # client's mistake, INVALID_ARGUMENT naming the field; bytes that are not protobuf at
+    # all stay INTERNAL, as stock servers answer.
+    conn = RawConnection(t)
+    described = []
+    for stream_id, body in ((1, b"\x12\x02\xc3\x28"), (3, b"\x12\x03a\x00b")):
+        conn.send_headers(stream_id, request_headers(t))
+        conn.send(frame(DATA, END_STREAM, stream_id, b"\x00" + struct.pack(">I", len(body)) + body))
+        described.append(expect_grpc_status(conn, stream_id, GRPC_INVALID_ARGUMENT))
+    conn.send_headers(5, request_headers(t))
+    conn.send(frame(DATA, END_STREAM, 5, b"\x00\x00\x00\x00\x03\x0f\xff\xff"))
+    expect_grpc_status(conn, 5, GRPC_INTERNAL)
+    conn.close()
+    for message, wanted in zip(described, ("not valid UTF-8", "U+0000")):
+        expect(".text" in message and wanted in message, f"message does not name the field and fault: {message}")
+    return "; ".join(described) + "; non-protobuf bytes still INTERNAL"
 
 
 @case()

@@ -254,20 +254,62 @@ private let minimal = """
         #expect(problems("dag_id: d\ntasks:") == ["dags/etl.yaml:2: field 'tasks': is empty; a DAG needs at least one task"])
     }
 
-    @Test func anchorsAndAliasesAreRejectedBeforeYAMLExpandsThem() {
-        // "Billion laughs": nine levels of nine aliases, used as a mapping key.
-        var bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n"
-        for (previous, name) in zip("abcdefgh", "bcdefghi") {
-            bomb += "\(name): &\(name) [" + Array(repeating: "*\(previous)", count: 9).joined(separator: ", ") + "]\n"
+    @Test func billionLaughsIsStoppedByTheExpansionBudgetWhateverItsLineBreaks() {
+        // Nine levels of nine aliases (~10⁹ nodes), used as a mapping key and as a value.
+        // libyaml also breaks lines at CR, NEL, LS and PS; an anchor screen that knew only
+        // LF let such a document through to cost minutes of hashing.
+        for lineBreak in ["\n", "\r\n", "\r", "\u{85}", "\u{2028}", "\u{2029}"] {
+            for useAsKey in [true, false] {
+                var bomb = "a: &a [x, x, x, x, x, x, x, x, x]" + lineBreak
+                for (previous, name) in zip("abcdefgh", "bcdefghi") {
+                    bomb += "\(name): &\(name) [" + Array(repeating: "*\(previous)", count: 9).joined(separator: ", ") + "]" + lineBreak
+                }
+                bomb += useAsKey ? "? *i" + lineBreak + ": boom" + lineBreak : "boom: *i" + lineBreak
+                let clock = ContinuousClock()
+                var found: [String] = []
+                let elapsed = clock.measure { found = problems(bomb) }
+                #expect(found.count == 1, "\(lineBreak.unicodeScalars.map(\.value)) key: \(useAsKey)")
+                #expect(found.first?.contains("document expands to more than 100,000 nodes") == true, "\(found)")
+                // Microseconds of work; the bound is for a loaded machine. Without the
+                // budget each takes ~80 s.
+                #expect(elapsed < .seconds(20))
+            }
         }
-        bomb += "? *i\n: boom\n"
-        let clock = ContinuousClock()
-        var found: [String] = []
-        let elapsed = clock.measure { found = problems(bomb) }
-        #expect(found == ["dags/etl.yaml:1: YAML anchors and aliases (&name, *name) are not supported; write the value out"])
-        #expect(elapsed < .seconds(2))
+    }
+
+    @Test func aliasedTextIsChargedPerCopy() {
+        let big = String(repeating: "x", count: 100_000)
+        let keys = (0..<50).map { "k\($0): *big" }.joined(separator: ", ")
+        let found = problems("dag_id: d\ndescription: &big \(big)\nparams: {\(keys)}\ntasks: [{id: a, entrypoint: e}]")
+        #expect(found == ["dags/etl.yaml:3: document expands to more than 4,194,304 bytes of text (aliases count as copies of what they name)"])
+    }
+
+    @Test func anchorsAndAliasesForSharedValuesWork() throws {
+        let yaml = """
+            dag_id: d
+            params: &common {region: eu, tier: gold}
+            defaults:
+              queue: &q gpu
+            tasks:
+              - id: a
+                entrypoint: e
+                params: *common
+              - id: b
+                entrypoint: e
+                queue: *q
+                params: {region: *q}
+            """
+        let spec = try DAGFile.parse(yaml: yaml, sourceName: "a.yaml")
+        #expect(spec.params == ["region": "eu", "tier": "gold"])
+        #expect(spec.tasks.map(\.queue) == ["gpu", "gpu"])
+        #expect(spec.tasks[0].params == ["region": "eu", "tier": "gold"])
+        #expect(spec.tasks[1].params == ["region": "gpu"])
         // A lone or embedded ampersand is just text.
         #expect(problems("dag_id: d\ndescription: R&D & more\nparams: {url: 'http://x?a=1&b=2'}\ntasks: [{id: a, entrypoint: e}]") == ["parsed"])
+    }
+
+    @Test func screenCountsLinesAsLibYAMLDoes() {
+        #expect(problems("dag_id: d\r\ndescription: a\rb: \u{2028}c: x\u{0}") == ["dags/etl.yaml:4: file contains a NUL character"])
     }
 
     @Test func oversizedNulAndNonUTF8InputIsRejected() throws {
@@ -305,6 +347,23 @@ private let minimal = """
         #expect(spec.tasks.map(\.id) == ["extract", "transform_a", "transform_b", "transform_c", "load"])
         #expect(spec.tasks.first { $0.id == "transform_c" }?.retry.retries == 2)
         #expect(spec.tasks.first { $0.id == "load" }?.dependsOn == ["transform_a", "transform_b", "transform_c"])
+    }
+
+    /// Scripts/fuzz dagfile's seeds, and any input it once crashed on, kept as regressions.
+    @Test func fuzzCorpusParsesOrExplainsItself() throws {
+        let directory = Repository.root.appendingPathComponent("Tests/Fuzz/corpus/dagfile")
+        let names = try FileManager.default.contentsOfDirectory(atPath: directory.path).sorted()
+        #expect(names.contains("bomb-ls-key.yaml"))
+        for name in names {
+            let bytes = Array(try Data(contentsOf: directory.appendingPathComponent(name)))
+            do {
+                _ = try DAGFile.parse(bytes: bytes, sourceName: name)
+                #expect(!name.hasPrefix("bomb"), "\(name) was accepted")
+            } catch {
+                #expect(!error.problems.isEmpty)
+                #expect(!name.hasPrefix("bomb") || error.description.contains("100,000 nodes"), "\(name): \(error)")
+            }
+        }
     }
 
     @Test func randomAndMutatedInputNeverCrashesAndAlwaysExplainsItself() {

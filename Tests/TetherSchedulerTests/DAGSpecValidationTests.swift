@@ -108,14 +108,52 @@ private func report(_ spec: DAGSpec) -> [String] {
         spec.description = String(repeating: "x", count: DAGSpecLimits.maxDescriptionBytes) + "\u{0}"
         spec.params = Dictionary(uniqueKeysWithValues: (0...DAGSpecLimits.maxParams).map { ("p\($0)", "") })
         spec.params["p0"] = String(repeating: "v", count: DAGSpecLimits.maxParamValueBytes + 1)
-        spec.params["p1"] = "a\u{0}b"
         #expect(report(spec) == [
             "field 'description': is 4097 bytes; at most 4096",
             "field 'description': contains a NUL character",
             "field 'params': has 101 entries; at most 100",
+        ])
+        spec.description = ""
+        spec.params = ["p0": String(repeating: "v", count: DAGSpecLimits.maxParamValueBytes + 1), "p1": "a\u{0}b"]
+        #expect(report(spec) == [
             "field 'params': value of 'p0' is 4097 bytes; at most 4096",
             "field 'params': value of 'p1' contains a NUL character",
         ])
+    }
+
+    @Test func paramsTotalsAreLimitedPerMapAndPerSpec() {
+        // Eight 4 KiB values: each within its limit, together over a map's 32 KiB.
+        let value = String(repeating: "v", count: DAGSpecLimits.maxParamValueBytes)
+        var spec = dag([task("a")])
+        spec.params = Dictionary(uniqueKeysWithValues: (0..<7).map { ("p\($0)", value) })
+        #expect(report(spec).isEmpty)
+        spec.params["p7"] = value
+        #expect(report(spec) == ["field 'params': keys and values total \(8 * (2 + value.utf8.count)) bytes; at most 32768"])
+
+        // Each map within 32 KiB, the spec's maps together over 2 MiB: defaults can copy one
+        // map into a thousand tasks.
+        var wide = task("t0")
+        wide.params = Dictionary(uniqueKeysWithValues: (0..<7).map { ("p\($0)", value) })
+        spec = dag((0..<80).map { index in var copy = wide; copy.id = "t\(index)"; return copy })
+        let total = 80 * 7 * (2 + value.utf8.count)
+        #expect(total > DAGSpecLimits.maxSpecParamsTotalBytes)
+        #expect(report(spec) == ["field 'params': the DAG's and its tasks' params (after merging defaults) total \(total) bytes; at most 2097152"])
+    }
+
+    @Test func runParamsFollowTheSpecRulesAndNameTheParam() {
+        #expect(DAGSpec.runParamsProblems(["day": "2026-01-01"]).isEmpty)
+        let huge = String(repeating: "x", count: 3_900_000)
+        #expect(DAGSpec.runParamsProblems(["day": huge]) == [
+            "value of 'day' is 3900000 bytes; at most 4096",
+            "keys and values total 3900003 bytes; at most 32768",
+        ])
+        #expect(DAGSpec.runParamsProblems([huge: "1"]) == [
+            "key '\(huge.prefix(129))...': is 3900000 characters; at most 128",
+            "keys and values total 3900001 bytes; at most 32768",
+        ])
+        #expect(DAGSpec.runParamsProblems(["a": "x\u{0}"]) == ["value of 'a' contains a NUL character"])
+        let many = Dictionary(uniqueKeysWithValues: (0..<10_000).map { ("p\($0)", "") })
+        #expect(DAGSpec.runParamsProblems(many) == ["has 10000 entries; at most 100"])
     }
 
     @Test func numericRangesAreEnforced() {

@@ -1,5 +1,6 @@
 import GRPC
 import Testing
+@testable import TetherServer
 import TetherWire
 
 @Suite struct ControlServiceTests {
@@ -115,6 +116,125 @@ import TetherWire
             request.pageToken = page.nextPageToken
         } while !request.pageToken.isEmpty
         #expect(seen == ids.reversed())
+        await h.stop()
+    }
+    static let withParams = """
+        dag_id: with_params
+        params: {p0: "", p1: "", p2: "", p3: "", p4: "", p5: "", p6: "", day: ""}
+        tasks:
+          - id: only
+            entrypoint: only
+        """
+
+    @Test func triggerRefusesOversizedParamsNamingTheParamAndTheLimit() async throws {
+        let h = try ServerHarness()
+        _ = try await h.apply(Self.withParams)
+        do {
+            _ = try await h.trigger("with_params", params: ["day": String(repeating: "x", count: 3_900_000)])
+            Issue.record("a 3.9 MB param was accepted")
+        } catch {
+            #expect(error.code == .invalidArgument)
+            #expect(error.message.contains("value of 'day' is 3900000 bytes; at most 4096"), "\(error.message)")
+        }
+        // (A NUL cannot arrive: decoding refuses it, see BadInputTests' bad_text_in_string_fields.)
+        do {
+            _ = try await h.trigger("with_params", params: [String(repeating: "k", count: 200_000): "1"])
+            Issue.record("a 200 KB param name was accepted")
+        } catch {
+            #expect(error.code == .invalidArgument)
+            #expect(error.message.contains("is 200000 characters; at most 128"), "\(error.message.prefix(300))")
+            #expect(error.message.utf8.count < 1_000)
+        }
+        let run = try await h.trigger("with_params", params: ["day": "2026-12-07"])
+        let runs: ControlV1.ListRunsResponse = try await h.control("ListRuns", ControlV1.ListRunsRequest())
+        #expect(runs.runs.map(\.runId) == [run.runId])
+        await h.stop()
+    }
+
+    @Test func listRunsEndsAPageBeforeTheMessageLimitAndPagesOn() async throws {
+        let h = try ServerHarness()
+        _ = try await h.apply(Self.withParams)
+        // Each run carries ~28 KiB of params (within every limit); 160 of them are ~4.5 MB,
+        // more than one 4 MiB message.
+        let value = String(repeating: "v", count: 4_096)
+        let params = Dictionary(uniqueKeysWithValues: (0..<7).map { ("p\($0)", value) })
+        var ids: [String] = []
+        for _ in 0..<160 { ids.append(try await h.trigger("with_params", params: params).runId) }
+        var request = ControlV1.ListRunsRequest()
+        request.pageSize = 1_000
+        var pages: [[String]] = []
+        repeat {
+            let page: ControlV1.ListRunsResponse = try await h.control("ListRuns", request)
+            pages.append(page.runs.map(\.runId))
+            #expect(page.runs.allSatisfy { $0.params == params })
+            request.pageToken = page.nextPageToken
+        } while !request.pageToken.isEmpty && pages.count < 10
+        #expect(pages.count == 2)
+        #expect(pages.joined().elementsEqual(ids.reversed()))
+        await h.stop()
+    }
+
+    @Test func aRowTooLargeForAnyResponseIsListedSlimmed() {
+        // Runs stored before the param limits: one too large for any message, one with a
+        // NUL no protobuf string can carry. Neither may break the listing.
+        var huge = ControlV1.Run()
+        huge.runId = "huge"
+        huge.params = ["day": String(repeating: "x", count: 5 << 20)]
+        var nul = ControlV1.Run()
+        nul.runId = "nul"
+        nul.params = ["day": "a\u{0}b"]
+        var budget = ListResponseBudget()
+        for (run, bytes) in [(huge, 3 + (5 << 20)), (nul, 6)] {
+            guard case .send(let row) = budget.admit(run, slim: { $0.slimForList() }) else {
+                Issue.record("\(run.runId) was not sent")
+                continue
+            }
+            #expect(row.runId == run.runId && row.params.isEmpty)
+            #expect(row.note == "params left out of this list (\(bytes) bytes)")
+        }
+        // Ordinary rows are sent as they are until the next would not fit.
+        var small = ControlV1.Run()
+        small.params = ["day": String(repeating: "x", count: 1_000)]
+        var sent = 0
+        var tight = ListResponseBudget(bytes: 10_000)
+        while case .send(let row) = tight.admit(small, slim: { $0.slimForList() }) {
+            #expect(row == small)
+            sent += 1
+        }
+        #expect(sent == 9)
+    }
+
+    @Test func billionLaughsApplyFailsFastAndTheServerServesOn() async throws {
+        let h = try ServerHarness()
+        // Nine levels of nine aliases, lines broken with U+2028, which libyaml takes as a
+        // line break.
+        var bomb = "a: &a [x, x, x, x, x, x, x, x, x]\u{2028}"
+        for (previous, name) in zip("abcdefgh", "bcdefghi") {
+            bomb += "\(name): &\(name) [" + Array(repeating: "*\(previous)", count: 9).joined(separator: ", ") + "]\u{2028}"
+        }
+        bomb += "? *i\u{2028}: boom\u{2028}"
+        let clock = ContinuousClock()
+        let start = clock.now
+        do {
+            _ = try await h.apply(bomb, source: "bomb.yaml")
+            Issue.record("the bomb was applied")
+        } catch {
+            #expect(error.code == .invalidArgument)
+            #expect(error.message.contains("bomb.yaml:"), "\(error.message)")
+            #expect(error.message.contains("expands to more than 100,000 nodes"), "\(error.message)")
+        }
+        // The budget's work is microseconds; the bound only has to hold on a loaded 2-core
+        // machine running every suite at once. Without the budget this takes ~80 s.
+        #expect(clock.now - start < .seconds(30))
+        let applied = try await h.apply("""
+            dag_id: anchored
+            defaults:
+              queue: &q gpu
+            tasks:
+              - {id: a, entrypoint: e}
+              - {id: b, entrypoint: e, queue: *q, depends_on: [a]}
+            """)
+        #expect(applied.version?.spec?.tasks.map(\.queue) == ["gpu", "gpu"])
         await h.stop()
     }
 }

@@ -1,0 +1,84 @@
+import TetherWire
+
+/// Rows of one list response, admitted while they fit in one message, so that no row and
+/// no page size can make a listing fail for everyone (a run stored with megabytes of
+/// params once made every `ListRuns` answer exceed the message limit).
+///
+/// A row that could never fit — larger than a whole response, or not encodable (text a
+/// protobuf string cannot carry, stored before the limits) — is sent slimmed instead: the
+/// caller's `slim` empties its free-form fields and says so where the message has room.
+/// Value type; one per response.
+struct ListResponseBudget {
+    /// Bytes the rows of one response may take: stock gRPC clients refuse messages over
+    /// 4 MiB by default, and the rest of a response (page token, framing) is small.
+    static let responseBytes = WireLimits.defaultMaxMessageBytes - 16 * 1_024
+
+    private var remaining: Int
+
+    init(bytes: Int = Self.responseBytes) {
+        remaining = bytes
+    }
+
+    enum Admission<Row> {
+        /// Send this: the row, or the row slimmed.
+        case send(Row)
+        /// Even slimmed the row cannot be sent; leave it out and go on with the next.
+        case leftOut
+        /// The response is full; end it here (a paged listing hands out a cursor to
+        /// continue from the last row sent).
+        case full
+    }
+
+    /// Whether and how `row` goes into the response, charging it if it does.
+    mutating func admit<Row: WireMessage>(_ row: Row, slim: (inout Row) -> Void) -> Admission<Row> {
+        var row = row
+        if Self.cost(of: row) > Self.responseBytes { slim(&row) }
+        let cost = Self.cost(of: row)
+        if cost > Self.responseBytes { return .leftOut }
+        guard cost <= remaining else { return .full }
+        remaining -= cost
+        return .send(row)
+    }
+
+    /// Encoded size with the repeated field's tag and length prefix (at most 6 bytes);
+    /// an unencodable row costs more than any response, so it is slimmed.
+    private static func cost<Row: WireMessage>(of row: Row) -> Int {
+        guard let bytes = try? row.serializedBytes() else { return .max }
+        return bytes.count + 6
+    }
+}
+
+extension ControlV1.Run {
+    /// The run without its params, which the note says were left out.
+    mutating func slimForList() {
+        let bytes = params.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count }
+        params = [:]
+        note = "params left out of this list (\(bytes) bytes)"
+    }
+}
+
+extension ControlV1.Dag {
+    mutating func slimForList() { description = "" }
+}
+
+extension ControlV1.DagVersion {
+    /// Identity and hash only: GetDag returns a version's spec and YAML one at a time.
+    mutating func slimForList() {
+        spec = nil
+        specYaml = ""
+    }
+}
+
+extension ControlV1.Agent {
+    mutating func slimForList() {
+        labels = [:]
+        entrypoints = []
+        queues = []
+        metrics = []
+        leaseIds = []
+    }
+}
+
+extension ControlV1.Token {
+    mutating func slimForList() { description = "" }
+}
