@@ -35,22 +35,47 @@ public protocol SchedulerClock: Sendable {
     func now() -> Instant
 }
 
-/// Wall-clock time (CLOCK_REALTIME), clamped so it never goes backwards.
+/// The server's clock: the wall clock (CLOCK_REALTIME) read once, when the clock is made,
+/// then advanced by CLOCK_BOOTTIME, which never jumps and keeps counting while the machine
+/// sleeps. Lease TTLs, retry backoff, timeouts and cron all run on it, so a step of the
+/// wall clock while the server runs (an operator's `date -s`, an NTP step) neither expires
+/// every lease at once nor freezes them, and fires no burst of cron runs. NTP's gradual
+/// corrections are followed (they slew both clocks); a step is followed at the next start,
+/// and `wallClockOffset` says how far the wall clock has moved away meanwhile.
 public final class SystemClock: SchedulerClock {
-    // The last value handed out, so a wall-clock step back is seen as time standing
-    // still rather than as time reversing.
-    private let last = Mutex<Int64>(0)
+    private let wallAtStart: Int64
+    private let bootAtStart: Int64
+    private let readWall: @Sendable () -> Int64
+    private let readBoot: @Sendable () -> Int64
 
-    public init() {}
+    /// - Parameters: (for tests) where the wall clock (ms since the epoch) and the boot
+    ///   clock (ns) are read.
+    public init(wallMilliseconds: @escaping @Sendable () -> Int64 = SystemClock.realtimeMilliseconds,
+                bootNanoseconds: @escaping @Sendable () -> Int64 = SystemClock.boottimeNanoseconds) {
+        readWall = wallMilliseconds
+        readBoot = bootNanoseconds
+        wallAtStart = wallMilliseconds()
+        bootAtStart = bootNanoseconds()
+    }
 
     public func now() -> Instant {
+        Instant(millisecondsSinceEpoch: wallAtStart + (readBoot() - bootAtStart) / 1_000_000)
+    }
+
+    /// The wall clock minus this clock, in milliseconds: how far the wall clock was
+    /// stepped since this clock was made (positive: it is ahead).
+    public var wallClockOffsetMilliseconds: Int64 { readWall() - now().millisecondsSinceEpoch }
+
+    public static let realtimeMilliseconds: @Sendable () -> Int64 = {
         var spec = timespec()
         clock_gettime(CLOCK_REALTIME, &spec)
-        let wall = Int64(spec.tv_sec) * 1000 + Int64(spec.tv_nsec) / 1_000_000
-        return last.withLock { last in
-            last = max(last, wall)
-            return Instant(millisecondsSinceEpoch: last)
-        }
+        return Int64(spec.tv_sec) * 1000 + Int64(spec.tv_nsec) / 1_000_000
+    }
+
+    public static let boottimeNanoseconds: @Sendable () -> Int64 = {
+        var spec = timespec()
+        clock_gettime(CLOCK_BOOTTIME, &spec)
+        return Int64(spec.tv_sec) * 1_000_000_000 + Int64(spec.tv_nsec)
     }
 }
 

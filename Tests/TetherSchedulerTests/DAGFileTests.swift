@@ -265,14 +265,11 @@ private let minimal = """
                     bomb += "\(name): &\(name) [" + Array(repeating: "*\(previous)", count: 9).joined(separator: ", ") + "]" + lineBreak
                 }
                 bomb += useAsKey ? "? *i" + lineBreak + ": boom" + lineBreak : "boom: *i" + lineBreak
-                let clock = ContinuousClock()
-                var found: [String] = []
-                let elapsed = clock.measure { found = problems(bomb) }
+                // The budget's error, not a parse: without the budget each takes ~80 s and
+                // then succeeds, which the suite's time limit would catch.
+                let found = problems(bomb)
                 #expect(found.count == 1, "\(lineBreak.unicodeScalars.map(\.value)) key: \(useAsKey)")
                 #expect(found.first?.contains("document expands to more than 100,000 nodes") == true, "\(found)")
-                // Microseconds of work; the bound is for a loaded machine. Without the
-                // budget each takes ~80 s.
-                #expect(elapsed < .seconds(20))
             }
         }
     }

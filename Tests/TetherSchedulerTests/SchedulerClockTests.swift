@@ -1,3 +1,4 @@
+import Synchronization
 import Testing
 import TetherScheduler
 
@@ -20,5 +21,45 @@ import TetherScheduler
             previous = next
         }
         #expect(previous.millisecondsSinceEpoch > 1_700_000_000_000)
+    }
+
+    /// A wall clock an operator steps by an hour, forward then back, while the boot clock
+    /// runs on: the scheduler's time follows the boot clock only.
+    @Test func systemClockIgnoresWallClockStepsAndFollowsTheBootClock() {
+        let wall = Mutex<Int64>(1_767_225_600_000)
+        let boot = Mutex<Int64>(5_000_000_000)
+        let clock = SystemClock(wallMilliseconds: { wall.withLock { $0 } }, bootNanoseconds: { boot.withLock { $0 } })
+        #expect(clock.now().millisecondsSinceEpoch == 1_767_225_600_000)
+        boot.withLock { $0 += 2_500_000_000 }
+        wall.withLock { $0 += 2_500 + 3_600_000 }  // 2.5 s pass, and the wall clock jumps +1 h
+        #expect(clock.now().millisecondsSinceEpoch == 1_767_225_602_500)
+        #expect(clock.wallClockOffsetMilliseconds == 3_600_000)
+        boot.withLock { $0 += 1_000_000_000 }
+        wall.withLock { $0 += 1_000 - 7_200_000 }  // 1 s passes, and it jumps back 2 h
+        #expect(clock.now().millisecondsSinceEpoch == 1_767_225_603_500)
+        #expect(clock.wallClockOffsetMilliseconds == -3_600_000)
+    }
+
+    /// What the scheduler does with that time: after a +1 h wall-clock step nothing expires
+    /// early, and after a -1 h step a silent agent's lease still expires on time.
+    @Test func wallClockStepsNeitherExpireNorFreezeLeases() throws {
+        let wall = Mutex<Int64>(1_767_225_600_000)
+        let boot = Mutex<Int64>(0)
+        let clock = SystemClock(wallMilliseconds: { wall.withLock { $0 } }, bootNanoseconds: { boot.withLock { $0 } })
+        let scheduler = Scheduler(clock: clock, configuration: SchedulerConfiguration(leaseTTLMilliseconds: 10_000))
+        try scheduler.apply(DAGSpec(dagID: "d", tasks: [TaskSpec(id: "t", entrypoint: "work")]))
+        try scheduler.trigger(dagID: "d")
+        _ = scheduler.agentConnected(AgentRegistration(agentID: "a", queues: ["default"], entrypoints: ["work"], slots: 1))
+        guard case .grant(let grant)? = scheduler.takeOutput().effects.first else {
+            Issue.record("no grant")
+            return
+        }
+        wall.withLock { $0 += 3_600_000 }
+        scheduler.tick()
+        #expect(scheduler.leaseIDs(ofAgent: "a") == [grant.leaseID])
+        wall.withLock { $0 -= 7_200_000 }
+        boot.withLock { $0 += 10_000_000_000 }  // the TTL passes on the boot clock
+        scheduler.tick()
+        #expect(scheduler.leaseIDs(ofAgent: "a").isEmpty)
     }
 }

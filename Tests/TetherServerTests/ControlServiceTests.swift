@@ -213,8 +213,6 @@ import TetherWire
             bomb += "\(name): &\(name) [" + Array(repeating: "*\(previous)", count: 9).joined(separator: ", ") + "]\u{2028}"
         }
         bomb += "? *i\u{2028}: boom\u{2028}"
-        let clock = ContinuousClock()
-        let start = clock.now
         do {
             _ = try await h.apply(bomb, source: "bomb.yaml")
             Issue.record("the bomb was applied")
@@ -223,9 +221,6 @@ import TetherWire
             #expect(error.message.contains("bomb.yaml:"), "\(error.message)")
             #expect(error.message.contains("expands to more than 100,000 nodes"), "\(error.message)")
         }
-        // The budget's work is microseconds; the bound only has to hold on a loaded 2-core
-        // machine running every suite at once. Without the budget this takes ~80 s.
-        #expect(clock.now - start < .seconds(30))
         let applied = try await h.apply("""
             dag_id: anchored
             defaults:

@@ -4,7 +4,7 @@ public import Foundation
 /// SIGTERM (then SIGKILL) when the test is done.
 public final class ChildProcess: @unchecked Sendable {
     public let process = Process()
-    private let output = Pipe()
+    private let output = Pipe.closingOnExec()
     /// The first line the child printed that starts with `readyPrefix` (after a log
     /// line's timestamp, if it has one).
     public private(set) var readyLine = ""

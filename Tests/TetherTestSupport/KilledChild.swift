@@ -21,7 +21,7 @@ public struct KilledChild: Sendable {
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
-        let stdout = Pipe()
+        let stdout = Pipe.closingOnExec()
         process.standardOutput = stdout
         process.standardError = stderr
         process.standardInput = FileHandle.nullDevice

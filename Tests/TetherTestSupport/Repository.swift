@@ -61,7 +61,7 @@ public func runProcess(_ executable: URL, _ arguments: [String], cwd: URL = Repo
         for (key, value) in environment { merged[key] = value }
         process.environment = merged
     }
-    let out = Pipe(), err = Pipe()
+    let out = Pipe.closingOnExec(), err = Pipe.closingOnExec()
     process.standardOutput = out
     process.standardError = err
     process.standardInput = FileHandle.nullDevice
@@ -79,4 +79,18 @@ public func runProcess(_ executable: URL, _ arguments: [String], cwd: URL = Repo
     return ProcessResult(status: process.terminationStatus,
                          stdout: String(decoding: outData, as: UTF8.self),
                          stderr: String(decoding: errData, as: UTF8.self))
+}
+
+extension Pipe {
+    /// A pipe whose two descriptors close on exec. Foundation's pipes do not, so a child
+    /// another test starts at the same moment would inherit this pipe's write end and keep
+    /// it open for its whole life: a reader waiting for EOF here would wait as long. The
+    /// child this pipe is for still gets it, as its stdin/stdout/stderr (dup2 clears the flag).
+    public static func closingOnExec() -> Pipe {
+        let pipe = Pipe()
+        for fd in [pipe.fileHandleForReading.fileDescriptor, pipe.fileHandleForWriting.fileDescriptor] {
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        }
+        return pipe
+    }
 }
