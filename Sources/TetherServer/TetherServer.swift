@@ -8,6 +8,10 @@ public import TetherStore
 /// The orchestration plane's process: one gRPC port (TLS or h2c) serving the agent
 /// stream, the operator API and health, over a data directory holding the scheduler's
 /// state (`state.db`) and the tokens (`tokens.db`).
+///
+/// One server per data directory: `init` takes `DataDirectoryLock` on it before opening
+/// either database and `shutdown` releases it. The directory is created 0700 and every
+/// file the server makes in it is 0600.
 public final class TetherServer: Sendable {
     public struct Configuration: Sendable {
         /// Where to listen, "HOST:PORT" (port 0 picks one).
@@ -18,8 +22,9 @@ public final class TetherServer: Sendable {
         public var tlsCertificateFile: String?
         public var tlsKeyFile: String?
         public var insecurePlaintext = false
-        /// A file holding an admin token's secret to install; without one, the first
-        /// start creates an admin token and reports it once (`createdAdminSecret`).
+        /// A file holding an admin token's secret to install; without one, a start that
+        /// finds no active admin token creates one and writes its secret to
+        /// `DATA_DIR/admin.token` (`createdAdminTokenFile`), never to a log.
         public var bootstrapTokenFile: String?
         /// PRAGMA synchronous of the state database: `.full` survives power loss.
         public var synchronous = SQLiteDatabase.Options.Synchronous.full
@@ -42,13 +47,19 @@ public final class TetherServer: Sendable {
         public let description: String
     }
 
+    /// The file under the data dir the first start writes the admin token it creates to.
+    public static let adminTokenFileName = "admin.token"
+
     public let configuration: Configuration
-    /// The admin token created on this start because none existed; shown once.
-    public let createdAdminSecret: String?
+    /// Where the admin token created on this start (because none was active) was written,
+    /// 0600; nil when none was created.
+    public let createdAdminTokenFile: String?
     private let grpc: GRPCServer
     private let store: SQLiteSchedulerStore
     private let scheduler: SchedulerService
     private let timers = TimerTask()
+    /// Held from before the databases open until `shutdown` has closed the state store.
+    private let lock: Mutex<DataDirectoryLock?>
 
     public init(configuration: Configuration) throws {
         self.configuration = configuration
@@ -65,10 +76,20 @@ public final class TetherServer: Sendable {
         }
         let directory = configuration.dataDirectory
         do {
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            try PrivateFiles.createDirectories(directory.path)
         } catch {
-            throw StartError(description: "cannot create data dir \(directory.path): \(error.localizedDescription)")
+            throw StartError(description: "cannot create data dir \(directory.path): \(error)")
         }
+        let lock: DataDirectoryLock
+        do {
+            lock = try DataDirectoryLock(directory: directory.path)
+        } catch .held(_, let pid) {
+            throw StartError(description: "data dir \(directory.path) is in use by another tether server "
+                             + "(\(pid.map { "pid \($0)" } ?? "pid unknown")); one server per data dir")
+        } catch {
+            throw StartError(description: "\(error)")
+        }
+        self.lock = Mutex(lock)
         let clock = SystemClock()
         let tokens = try TokenStore(path: directory.appendingPathComponent("tokens.db").path)
         let now = clock.now().millisecondsSinceEpoch
@@ -80,11 +101,24 @@ public final class TetherServer: Sendable {
                 throw StartError(description: "cannot read --bootstrap-token-file \(file): \(error.localizedDescription)")
             }
             try tokens.installBootstrap(secret: secret, now: now)
-            createdAdminSecret = nil
+            createdAdminTokenFile = nil
         } else if !tokens.hasActiveAdmin(now: now) {
-            createdAdminSecret = try tokens.create(role: .admin, description: "created on first start", now: now).secret
+            // The secret goes to its file before the token is stored: a crash between the two
+            // leaves a file and no token (the next start says so), never a token nobody has.
+            let file = directory.appendingPathComponent(Self.adminTokenFileName).path
+            _ = try tokens.create(role: .admin, description: "created on first start", now: now) { secret in
+                do throws(FileSystemError) {
+                    try PrivateFiles.createExclusively(file, contents: secret + "\n")
+                } catch where error.errno == EEXIST {
+                    throw StartError(description: "no admin token is active and \(file) already exists; remove it to have a new "
+                                     + "admin token created, or pass --bootstrap-token-file \(file) to install the secret it holds")
+                } catch {
+                    throw StartError(description: "cannot write the admin token: \(error)")
+                }
+            }
+            createdAdminTokenFile = file
         } else {
-            createdAdminSecret = nil
+            createdAdminTokenFile = nil
         }
 
         store = try SQLiteSchedulerStore(path: directory.appendingPathComponent("state.db").path, synchronous: configuration.synchronous)
@@ -117,11 +151,12 @@ public final class TetherServer: Sendable {
     }
 
     /// Graceful stop: health goes NOT_SERVING, GOAWAY, in-flight calls finish, then the
-    /// timers stop and pending commits drain.
+    /// timers stop, pending commits drain and the data dir is unlocked.
     public func shutdown() async {
         await grpc.shutdown(graceful: true)
         await timers.stop()
         store.close()
+        lock.withLock { $0 = nil }
     }
 }
 

@@ -19,6 +19,7 @@ struct AgentCommand: AsyncParsableCommand {
 
             Task output goes to LOG_DIR/DAG/RUN/TASK.attempt-N.log and never leaves this
             machine. Task events wait in STATE_DIR/outbox.db until the server has stored them.
+            Directories the agent creates are 0700, its files 0600.
             HTTPS_PROXY / NO_PROXY (HTTP_PROXY for http:// servers) are honoured via CONNECT.
 
             SIGTERM drains: no new leases, running tasks finish, then exit 0. A second SIGTERM
@@ -66,6 +67,8 @@ struct AgentCommand: AsyncParsableCommand {
         do {
             let token = try String(contentsOfFile: configuration.tokenFile, encoding: .utf8)
                 .trimmingCharacters(in: .whitespacesAndNewlines)
+            // Before the daemon: it would make state_dir with the default 0755.
+            try configuration.createDirectories()
             daemon = try AgentDaemon(configuration: configuration, token: token, client: try Self.client(for: configuration)) { line in
                 printLog("tether agent: \(line)")
             }

@@ -140,6 +140,29 @@ import TetherTestSupport
         }
     }
 
+    @Test func theAgentsStateAndLogDirectoriesAndFilesAreOwnerOnly() async throws {
+        try await onThreadOfItsOwn {
+            let cluster = try Cluster()
+            try cluster.startAgent("private", entrypoints: ["work": ["/bin/sh", "-c", "echo hello"]])
+            try cluster.apply("""
+                dag_id: private
+                tasks:
+                  - {id: only, entrypoint: work}
+                """)
+            let runID = try cluster.trigger("private")
+            _ = try cluster.wait(for: runID) { $0.state == "RUN_STATE_SUCCESS" }
+            let state = cluster.stateDirectory("private"), logs = cluster.logDirectory("private")
+            for directory in [state, logs, "\(logs)/private", "\(logs)/private/\(runID)"] {
+                #expect(fileMode(directory) == 0o700, "\(directory)")
+            }
+            let outbox = try FileManager.default.contentsOfDirectory(atPath: state).filter { $0.hasPrefix("outbox.db") }
+            #expect(outbox.contains("outbox.db") && outbox.contains("outbox.db-wal"), "\(outbox)")
+            for file in outbox + ["../logs/private/\(runID)/only.attempt-1.log"] {
+                #expect(fileMode("\(state)/\(file)") == 0o600, "\(file)")
+            }
+        }
+    }
+
     @Test func agentReachesTheServerThroughAConnectProxy() async throws {
         try await onThreadOfItsOwn {
             let cluster = try Cluster()
