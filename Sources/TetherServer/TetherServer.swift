@@ -35,6 +35,9 @@ public final class TetherServer: Sendable {
         public var agentOutboundLimit = 16_384
         /// The server's version, told to agents.
         public var version = "dev"
+        /// How long `shutdown` lets calls in flight finish after GOAWAY before it closes
+        /// their connections. Agent streams are ended at once, not waited for.
+        public var shutdownGracePeriod: Duration = .seconds(3)
 
         public init(listen: SocketAddress, dataDirectory: URL) {
             self.listen = listen
@@ -57,6 +60,7 @@ public final class TetherServer: Sendable {
     private let grpc: GRPCServer
     private let store: SQLiteSchedulerStore
     private let scheduler: SchedulerService
+    private let sessions: AgentSessions
     private let timers = TimerTask()
     /// Held from before the databases open until `shutdown` has closed the state store.
     private let lock: Mutex<DataDirectoryLock?>
@@ -123,6 +127,7 @@ public final class TetherServer: Sendable {
 
         store = try SQLiteSchedulerStore(path: directory.appendingPathComponent("state.db").path, synchronous: configuration.synchronous)
         let sessions = AgentSessions()
+        self.sessions = sessions
         scheduler = try SchedulerService(
             store: store, clock: clock,
             configuration: SchedulerConfiguration(leaseTTLMilliseconds: configuration.leaseTTLMilliseconds)
@@ -140,6 +145,7 @@ public final class TetherServer: Sendable {
         // No busy polling: a dispatch waits on the state database's commit, not on a wake-up,
         // and polling took CPU from the commit (BENCHMARKS.md, "Busy polling").
         grpcConfiguration.busyPoll = .zero
+        grpcConfiguration.http2.gracefulShutdownTimeout = configuration.shutdownGracePeriod
         grpc = try GRPCServer(configuration: grpcConfiguration, router: router)
     }
 
@@ -150,13 +156,34 @@ public final class TetherServer: Sendable {
         return address
     }
 
-    /// Graceful stop: health goes NOT_SERVING, GOAWAY, in-flight calls finish, then the
-    /// timers stop, pending commits drain and the data dir is unlocked.
+    /// Graceful stop, bounded by `shutdownGracePeriod` plus the last commits: health goes
+    /// NOT_SERVING, the listening socket closes (new connections are refused), GOAWAY goes
+    /// out, connected agents get no more grants and their streams end with UNAVAILABLE
+    /// "server shutting down" (they reconnect and resume their leases), other calls in
+    /// flight finish or are cut at the grace period; then the timers stop, pending commits
+    /// drain and the data dir is unlocked.
     public func shutdown() async {
-        await grpc.shutdown(graceful: true)
+        await grpc.shutdown(graceful: true) { [sessions, scheduler] in
+            await Self.endAgentStreams(sessions, scheduler)
+        }
         await timers.stop()
         store.close()
         lock.withLock { $0 = nil }
+    }
+
+    /// How an agent's stream ends when the server stops.
+    static let shuttingDown = GRPCStatus(code: .unavailable, message: "server shutting down")
+
+    /// Ends every agent stream. First the scheduler forgets the agents' free slots in one
+    /// commit, so no grant is made after it (their leases stand, for them to resume); the
+    /// grants committed before it are queued to their sessions by the time it returns.
+    private static func endAgentStreams(_ sessions: AgentSessions, _ scheduler: SchedulerService) async {
+        let live = sessions.all
+        guard !live.isEmpty else { return }
+        _ = try? await scheduler.perform { scheduler in
+            for session in live { scheduler.agentDisconnected(session.name) }
+        }
+        for session in live { session.end(shuttingDown) }
     }
 }
 

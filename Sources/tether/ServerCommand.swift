@@ -22,8 +22,10 @@ struct ServerCommand: AsyncParsableCommand {
             one, writes it to DIR/admin.token (0600) and prints only that path. Create agent
             tokens with `tether token create --role agent`.
 
-            Prints "listening on ADDRESS" once ready. SIGTERM or SIGINT stops it
-            gracefully: health turns NOT_SERVING, GOAWAY is sent, in-flight calls finish.
+            Prints "listening on ADDRESS" once ready. SIGTERM or SIGINT stops it within
+            5 s: new connections are refused, GOAWAY is sent, agent streams end with
+            UNAVAILABLE (agents reconnect and resume their leases), other calls get 3 s
+            to finish; then pending commits are written and it exits 0.
             """
     )
 
@@ -54,6 +56,9 @@ struct ServerCommand: AsyncParsableCommand {
     enum Synchronous: String, ExpressibleByArgument { case full, normal }
 
     func run() async throws {
+        // Caught from the start: a SIGTERM that came between "listening on" and a handler
+        // installed after it killed the server outright (status 15, no graceful stop).
+        let signals = terminationSignals()
         let address: SocketAddress
         do {
             address = try SocketAddress(parsing: listen)
@@ -84,7 +89,8 @@ struct ServerCommand: AsyncParsableCommand {
             FileHandle.standardOutput.write(Data("admin token created; its secret is in \(file) (mode 0600)\n".utf8))
         }
         FileHandle.standardOutput.write(Data(("listening on \(bound) (\(insecurePlaintext ? "h2c" : "tls"))" + "\n").utf8))
-        await waitForTerminationSignal()
+        var received = signals.makeAsyncIterator()
+        _ = await received.next()
         printLog("tether server: shutting down")
         await server.shutdown()
     }

@@ -46,6 +46,12 @@ final class Cluster: @unchecked Sendable {
         server = try Self.startServer(scratch: scratch, listen: "127.0.0.1:\(port)", leaseTTLSeconds: leaseTTLSeconds)
     }
 
+    /// Starts the server again on the same port and data directory, once it has exited.
+    func restartServer() throws {
+        precondition(!server.process.isRunning, "the server is still running")
+        server = try Self.startServer(scratch: scratch, listen: "127.0.0.1:\(port)", leaseTTLSeconds: leaseTTLSeconds)
+    }
+
     /// Where an agent's task state (the outbox) goes.
     func stateDirectory(_ agent: String) -> String { scratch.path("agents/\(agent)/state") }
 

@@ -16,7 +16,8 @@ final class ServerHarness: Sendable {
     let address: SocketAddress
     let client: GRPCClient
 
-    init(leaseTTLMilliseconds: Int64 = 30_000, agentOutboundLimit: Int = 16_384) throws {
+    init(leaseTTLMilliseconds: Int64 = 30_000, agentOutboundLimit: Int = 16_384,
+         shutdownGracePeriod: Duration = .seconds(3)) throws {
         scratch = try ScratchDirectory()
         let tokenFile = scratch.path("admin.token")
         try Self.adminSecret.write(toFile: tokenFile, atomically: true, encoding: .utf8)
@@ -24,6 +25,7 @@ final class ServerHarness: Sendable {
         configuration.bootstrapTokenFile = tokenFile
         configuration.leaseTTLMilliseconds = leaseTTLMilliseconds
         configuration.agentOutboundLimit = agentOutboundLimit
+        configuration.shutdownGracePeriod = shutdownGracePeriod
         server = try TetherServer(configuration: configuration)
         address = try server.start()
         client = try GRPCClient(configuration: .init(target: address, tls: nil))

@@ -5,7 +5,8 @@ import TetherServer
 import TetherTestSupport
 import TetherWire
 
-/// What a server does with its data directory and its first admin token.
+/// What a server does with its data directory, its first admin token and its agents when it
+/// starts and stops.
 @Suite struct ServerLifecycleTests {
     @Test func aSecondServerOnTheSameDataDirIsRefusedNamingItAndTheHolderUntilTheFirstStops() async throws {
         let h = try ServerHarness()
@@ -61,5 +62,36 @@ import TetherWire
             "\($0)".contains("no admin token is active and \(file) already exists")
         }
         #expect(try String(contentsOfFile: file, encoding: .utf8) == "left-over-secret-0123456789")
+    }
+
+    /// Agent streams never end by themselves: shutdown must end them, at once, with a
+    /// status that sends the agent elsewhere or back later; the lease survives the restart.
+    @Test(.timeLimit(.minutes(1)))
+    func shutdownEndsAgentStreamsWithUnavailableAndTheirLeasesResumeAfterARestart() async throws {
+        let h = try ServerHarness(shutdownGracePeriod: .seconds(600))
+        _ = try await h.apply("dag_id: one\ntasks:\n  - {id: only, entrypoint: work}\n")
+        let agent = try await h.connectAgent("a", entrypoints: ["work"])
+        _ = try await agent.welcome()
+        let run = try await h.trigger("one")
+        let grant = try await agent.grant()
+        let start = ContinuousClock.now
+        let stopping = Task { await h.server.shutdown() }
+        let status = await agent.endStatus()
+        #expect(status?.code == .unavailable)
+        #expect(status?.message == "server shutting down")
+        await stopping.value
+        // Far inside the grace period: the stream was ended, not waited out.
+        #expect(ContinuousClock.now - start < .seconds(30))
+        await h.client.close()
+
+        let restarted = try ServerHarness(restarting: h)
+        let again = try await restarted.connectAgent("a", entrypoints: ["work"],
+                                                     resumed: [AgentV1.ResumedLease(leaseId: grant.leaseId, epoch: grant.epoch)])
+        #expect(try await again.welcome().confirmedLeaseIds == [grant.leaseId])
+        try await again.report(grant, .succeeded, sequence: 1)
+        #expect(try await again.ack().sequence == 1)
+        #expect(try await restarted.run(run.runId).run?.state == .success)
+        await again.close()
+        await restarted.stop()
     }
 }
