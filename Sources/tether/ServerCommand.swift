@@ -18,9 +18,9 @@ struct ServerCommand: AsyncParsableCommand {
             second one is refused (exit 1) while DIR/LOCK is held.
 
             Nothing is open without a token. --bootstrap-token-file installs the secret in
-            FILE as an admin token; without it, a start that finds no admin token creates
-            one, writes it to DIR/admin.token (0600) and prints only that path. Create agent
-            tokens with `tether token create --role agent`.
+            FILE as an admin token; without it, a start that finds no admin token
+            creates one, writes it to DIR/admin.token (0600) and prints only that path.
+            Create agent tokens with `tether token create --role agent`.
 
             Prints "listening on ADDRESS" once ready. SIGTERM or SIGINT stops it within
             5 s: new connections are refused, GOAWAY is sent, agent streams end with
