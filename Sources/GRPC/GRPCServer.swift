@@ -70,11 +70,13 @@ public final class GRPCServer: Sendable {
     /// Open connections right now.
     public var openConnections: Int { transport.openConnections }
 
-    /// Stops: marks health NOT_SERVING, sends GOAWAY, lets in-flight calls finish
-    /// (when graceful), closes every connection and stops the loops.
-    public func shutdown(graceful: Bool = true) async {
+    /// Stops: marks health NOT_SERVING, closes the listening socket, sends GOAWAY, runs
+    /// `whileDraining` (no new call can arrive by then; end long-lived calls there), lets
+    /// in-flight calls finish within `http2.gracefulShutdownTimeout` (when graceful),
+    /// closes every connection and stops the loops.
+    public func shutdown(graceful: Bool = true, whileDraining: @Sendable () async -> Void = {}) async {
         health.shutDown()
-        await transport.shutdown(graceful: graceful)
+        await transport.shutdown(graceful: graceful, whileDraining: whileDraining)
         for loop in loops { loop.stop() }
     }
 }

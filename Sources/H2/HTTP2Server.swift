@@ -68,15 +68,23 @@ public final class HTTP2Server: Sendable {
     }
 
     /// Stops accepting and closes every connection: gracefully (GOAWAY, open
-    /// streams finish within `gracefulShutdownTimeout`) or at once. Returns when
-    /// every connection is closed.
-    public func shutdown(graceful: Bool = true) async {
+    /// streams finish within `gracefulShutdownTimeout`) or at once.
+    ///
+    /// In order: every loop stops accepting and sends GOAWAY on its connections (or
+    /// closes them), then the listening socket is closed, so a new connection is refused
+    /// at once instead of waiting in a backlog nobody accepts; then `whileDraining` runs
+    /// (no new connection or stream can arrive by then: a place to end long-lived
+    /// streams); then this returns when every connection is closed.
+    public func shutdown(graceful: Bool = true, whileDraining: @Sendable () async -> Void = {}) async {
         let all = listeners.withLock { $0 }
         await withTaskGroup(of: Void.self) { group in
             for listener in all {
                 group.addTask {
                     await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
-                        listener.loop.execute { listener.shutdown(graceful: graceful) { done.resume() } }
+                        listener.loop.execute {
+                            listener.stopAccepting(graceful: graceful)
+                            done.resume()
+                        }
                     }
                 }
             }
@@ -84,6 +92,16 @@ public final class HTTP2Server: Sendable {
         // Every loop has unregistered it by now.
         let fd = listenerFD.withLock { fd in defer { fd = -1 }; return fd }
         if fd >= 0 { Glibc.close(fd) }
+        await whileDraining()
+        await withTaskGroup(of: Void.self) { group in
+            for listener in all {
+                group.addTask {
+                    await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+                        listener.loop.execute { listener.whenDrained { done.resume() } }
+                    }
+                }
+            }
+        }
     }
 
     fileprivate func reserveConnection() -> Bool {
@@ -185,16 +203,21 @@ private final class Listener: EventLoopSelectable, @unchecked Sendable {
     func eventLoopWritable() {}
     func eventLoopHangup() {}
 
-    func shutdown(graceful: Bool, done: @escaping () -> Void) {
+    /// Stops accepting; sends GOAWAY on every connection (`graceful`) or closes it.
+    func stopAccepting(graceful: Bool) {
         if !stopped {
             stopped = true
             if let registration { loop.unregister(registration) }
             registration = nil
         }
-        if connections.isEmpty { return done() }
-        onDrained = done
-        for connection in connections.values {
+        for connection in Array(connections.values) {
             if graceful { connection.shutdown() } else { connection.terminate("server shutting down") }
         }
+    }
+
+    /// Calls `done` once every connection has closed (at once if none is open).
+    func whenDrained(_ done: @escaping () -> Void) {
+        if connections.isEmpty { return done() }
+        onDrained = done
     }
 }

@@ -1,4 +1,5 @@
 import TetherScheduler
+public import TetherStore
 
 /// What a `tether agent` is configured with: where its server is, who it is, what it
 /// serves, where it keeps logs and state, and the only commands it will ever run.
@@ -54,6 +55,16 @@ public struct AgentConfiguration: Sendable, Equatable {
     /// `entrypoints`: the commands this agent runs, by the name tasks refer to. Only the
     /// file defines them; at least one.
     public var entrypoints: [String: Entrypoint]
+
+    /// Creates `state_dir` and `log_dir` where missing, each directory made 0700: the
+    /// outbox and task output are nobody else's to read. Existing directories keep their mode.
+    /// Call it before the daemon starts.
+    ///
+    /// - Throws: `FileSystemError` naming the directory that could not be made.
+    public func createDirectories() throws(FileSystemError) {
+        try PrivateFiles.createDirectories(stateDirectory)
+        try PrivateFiles.createDirectories(logDirectory)
+    }
 
     /// A configuration from values already checked by the caller; `resolve` is the
     /// checking way in. `stateDirectory` defaults as `state_dir` does.

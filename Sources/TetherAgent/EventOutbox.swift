@@ -61,8 +61,8 @@ public final class EventOutbox: @unchecked Sendable {
     /// `writes` as of the last complete checkpoint; nil before the first.
     private var syncedWrites: UInt64?
 
-    /// Opens (creating if needed) `directory/outbox.db`, creating `directory` (mode 0750)
-    /// too, and migrates its schema.
+    /// Opens (creating if needed) `directory/outbox.db` (0600, as its sidecars), creating
+    /// `directory` (0700) too, and migrates its schema.
     ///
     /// - Throws: `EventOutboxError` if the directory or database cannot be created or opened.
     public convenience init(directory: String) throws(EventOutboxError) {

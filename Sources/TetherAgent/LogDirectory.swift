@@ -1,5 +1,6 @@
 public import H2
 import Glibc
+import TetherStore
 
 /// The agent's task logs on local disk: `<root>/<dag_id>/<run_id>/<task_id>.attempt-<n>.log`.
 /// Logs never leave the machine. A run's attempts share one directory: an inode per attempt
@@ -77,8 +78,9 @@ public struct LogDirectory: Sendable, Equatable {
         let logPath: String
     }
 
-    /// Creates the attempt's directories as needed (mode 0750; never through a symlink
-    /// below `root`) and opens its log for appending (mode 0640, created if missing).
+    /// Creates the attempt's directories as needed (mode 0700; never through a symlink
+    /// below `root`) and opens its log for appending (mode 0600, created if missing):
+    /// task output is nobody else's to read on a shared machine.
     ///
     /// - Throws: `LogDirectoryError` for a bad id or a failed `mkdir`/`open` (a symlink in
     ///   the way fails with ELOOP or ENOTDIR).
@@ -97,7 +99,7 @@ public struct LogDirectory: Sendable, Equatable {
             for component in directories {
                 path += "/" + component
                 let parent = directory.raw
-                if mkdirat(parent, component, 0o750) != 0 && errno != EEXIST {
+                if mkdirat(parent, component, PrivateFiles.directoryMode) != 0 && errno != EEXIST {
                     throw SystemError("mkdir \(path)", errno: errno)
                 }
                 directory = FileDescriptor(owning: try systemCall("open \(path)") {
@@ -106,7 +108,7 @@ public struct LogDirectory: Sendable, Equatable {
             }
             let parent = directory.raw
             let log = FileDescriptor(owning: try systemCall("open \(logPath)") {
-                openat(parent, name, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0o640)
+                openat(parent, name, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, PrivateFiles.fileMode)
             })
             return AttemptFiles(log: log, logPath: logPath)
         } catch {
@@ -114,12 +116,12 @@ public struct LogDirectory: Sendable, Equatable {
         }
     }
 
-    /// `mkdir -p path` (mode 0750); a relative `path` stays relative.
+    /// `mkdir -p path`, each directory it makes 0700 (`PrivateFiles.createDirectories`).
     static func makeDirectories(_ path: String) throws(SystemError) {
-        var prefix = path.hasPrefix("/") ? "" : "."
-        for component in path.split(separator: "/") {
-            prefix += "/" + component
-            if mkdir(prefix, 0o750) != 0 && errno != EEXIST { throw SystemError("mkdir \(prefix)", errno: errno) }
+        do {
+            try PrivateFiles.createDirectories(path)
+        } catch {
+            throw SystemError("\(error.operation) \(error.path)", errno: error.errno)
         }
     }
 

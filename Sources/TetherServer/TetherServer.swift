@@ -8,6 +8,10 @@ public import TetherStore
 /// The orchestration plane's process: one gRPC port (TLS or h2c) serving the agent
 /// stream, the operator API and health, over a data directory holding the scheduler's
 /// state (`state.db`) and the tokens (`tokens.db`).
+///
+/// One server per data directory: `init` takes `DataDirectoryLock` on it before opening
+/// either database and `shutdown` releases it. The directory is created 0700 and every
+/// file the server makes in it is 0600.
 public final class TetherServer: Sendable {
     public struct Configuration: Sendable {
         /// Where to listen, "HOST:PORT" (port 0 picks one).
@@ -18,8 +22,9 @@ public final class TetherServer: Sendable {
         public var tlsCertificateFile: String?
         public var tlsKeyFile: String?
         public var insecurePlaintext = false
-        /// A file holding an admin token's secret to install; without one, the first
-        /// start creates an admin token and reports it once (`createdAdminSecret`).
+        /// A file holding an admin token's secret to install; without one, a start that
+        /// finds no active admin token creates one and writes its secret to
+        /// `DATA_DIR/admin.token` (`createdAdminTokenFile`), never to a log.
         public var bootstrapTokenFile: String?
         /// PRAGMA synchronous of the state database: `.full` survives power loss.
         public var synchronous = SQLiteDatabase.Options.Synchronous.full
@@ -30,6 +35,9 @@ public final class TetherServer: Sendable {
         public var agentOutboundLimit = 16_384
         /// The server's version, told to agents.
         public var version = "dev"
+        /// How long `shutdown` lets calls in flight finish after GOAWAY before it closes
+        /// their connections. Agent streams are ended at once, not waited for.
+        public var shutdownGracePeriod: Duration = .seconds(3)
 
         public init(listen: SocketAddress, dataDirectory: URL) {
             self.listen = listen
@@ -42,13 +50,20 @@ public final class TetherServer: Sendable {
         public let description: String
     }
 
+    /// The file under the data dir the first start writes the admin token it creates to.
+    public static let adminTokenFileName = "admin.token"
+
     public let configuration: Configuration
-    /// The admin token created on this start because none existed; shown once.
-    public let createdAdminSecret: String?
+    /// Where the admin token created on this start (because none was active) was written,
+    /// 0600; nil when none was created.
+    public let createdAdminTokenFile: String?
     private let grpc: GRPCServer
     private let store: SQLiteSchedulerStore
     private let scheduler: SchedulerService
+    private let sessions: AgentSessions
     private let timers = TimerTask()
+    /// Held from before the databases open until `shutdown` has closed the state store.
+    private let lock: Mutex<DataDirectoryLock?>
 
     public init(configuration: Configuration) throws {
         self.configuration = configuration
@@ -65,10 +80,20 @@ public final class TetherServer: Sendable {
         }
         let directory = configuration.dataDirectory
         do {
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            try PrivateFiles.createDirectories(directory.path)
         } catch {
-            throw StartError(description: "cannot create data dir \(directory.path): \(error.localizedDescription)")
+            throw StartError(description: "cannot create data dir \(directory.path): \(error)")
         }
+        let lock: DataDirectoryLock
+        do {
+            lock = try DataDirectoryLock(directory: directory.path)
+        } catch .held(_, let pid) {
+            throw StartError(description: "data dir \(directory.path) is in use by another tether server "
+                             + "(\(pid.map { "pid \($0)" } ?? "pid unknown")); one server per data dir")
+        } catch {
+            throw StartError(description: "\(error)")
+        }
+        self.lock = Mutex(lock)
         let clock = SystemClock()
         let tokens = try TokenStore(path: directory.appendingPathComponent("tokens.db").path)
         let now = clock.now().millisecondsSinceEpoch
@@ -80,15 +105,29 @@ public final class TetherServer: Sendable {
                 throw StartError(description: "cannot read --bootstrap-token-file \(file): \(error.localizedDescription)")
             }
             try tokens.installBootstrap(secret: secret, now: now)
-            createdAdminSecret = nil
+            createdAdminTokenFile = nil
         } else if !tokens.hasActiveAdmin(now: now) {
-            createdAdminSecret = try tokens.create(role: .admin, description: "created on first start", now: now).secret
+            // The secret goes to its file before the token is stored: a crash between the two
+            // leaves a file and no token (the next start says so), never a token nobody has.
+            let file = directory.appendingPathComponent(Self.adminTokenFileName).path
+            _ = try tokens.create(role: .admin, description: "created on first start", now: now) { secret in
+                do throws(FileSystemError) {
+                    try PrivateFiles.createExclusively(file, contents: secret + "\n")
+                } catch where error.errno == EEXIST {
+                    throw StartError(description: "no admin token is active and \(file) already exists; remove it to have a new "
+                                     + "admin token created, or pass --bootstrap-token-file \(file) to install the secret it holds")
+                } catch {
+                    throw StartError(description: "cannot write the admin token: \(error)")
+                }
+            }
+            createdAdminTokenFile = file
         } else {
-            createdAdminSecret = nil
+            createdAdminTokenFile = nil
         }
 
         store = try SQLiteSchedulerStore(path: directory.appendingPathComponent("state.db").path, synchronous: configuration.synchronous)
         let sessions = AgentSessions()
+        self.sessions = sessions
         scheduler = try SchedulerService(
             store: store, clock: clock,
             configuration: SchedulerConfiguration(leaseTTLMilliseconds: configuration.leaseTTLMilliseconds)
@@ -106,6 +145,7 @@ public final class TetherServer: Sendable {
         // No busy polling: a dispatch waits on the state database's commit, not on a wake-up,
         // and polling took CPU from the commit (BENCHMARKS.md, "Busy polling").
         grpcConfiguration.busyPoll = .zero
+        grpcConfiguration.http2.gracefulShutdownTimeout = configuration.shutdownGracePeriod
         grpc = try GRPCServer(configuration: grpcConfiguration, router: router)
     }
 
@@ -116,12 +156,34 @@ public final class TetherServer: Sendable {
         return address
     }
 
-    /// Graceful stop: health goes NOT_SERVING, GOAWAY, in-flight calls finish, then the
-    /// timers stop and pending commits drain.
+    /// Graceful stop, bounded by `shutdownGracePeriod` plus the last commits: health goes
+    /// NOT_SERVING, the listening socket closes (new connections are refused), GOAWAY goes
+    /// out, connected agents get no more grants and their streams end with UNAVAILABLE
+    /// "server shutting down" (they reconnect and resume their leases), other calls in
+    /// flight finish or are cut at the grace period; then the timers stop, pending commits
+    /// drain and the data dir is unlocked.
     public func shutdown() async {
-        await grpc.shutdown(graceful: true)
+        await grpc.shutdown(graceful: true) { [sessions, scheduler] in
+            await Self.endAgentStreams(sessions, scheduler)
+        }
         await timers.stop()
         store.close()
+        lock.withLock { $0 = nil }
+    }
+
+    /// How an agent's stream ends when the server stops.
+    static let shuttingDown = GRPCStatus(code: .unavailable, message: "server shutting down")
+
+    /// Ends every agent stream. First the scheduler forgets the agents' free slots in one
+    /// commit, so no grant is made after it (their leases stand, for them to resume); the
+    /// grants committed before it are queued to their sessions by the time it returns.
+    private static func endAgentStreams(_ sessions: AgentSessions, _ scheduler: SchedulerService) async {
+        let live = sessions.all
+        guard !live.isEmpty else { return }
+        _ = try? await scheduler.perform { scheduler in
+            for session in live { scheduler.agentDisconnected(session.name) }
+        }
+        for session in live { session.end(shuttingDown) }
     }
 }
 

@@ -74,12 +74,15 @@ public final class TokenStore: Sendable {
     }
 
     /// Creates a token and returns it with its secret, which is never stored or shown again.
-    /// - Throws: `SQLiteError`.
     /// `agentName` binds an agent token to the one agent name it may connect as.
+    /// `beforeStoring` gets the secret before the token is stored, to keep it somewhere
+    /// durable first: what it throws is thrown and no token is created.
+    /// - Throws: `SQLiteError`, or what `beforeStoring` throws.
     public func create(role: TokenRole, description: String, ttlMilliseconds: Int64 = 0, agentName: String = "",
-                       now: Int64) throws -> (TokenRecord, secret: String) {
+                       now: Int64, beforeStoring: (String) throws -> Void = { _ in }) throws -> (TokenRecord, secret: String) {
         let tokenID = Self.randomHex(bytes: 6)
         let secret = "tether_\(tokenID)_\(Self.randomHex(bytes: 24))"
+        try beforeStoring(secret)
         return (try insert(tokenID: tokenID, secret: secret, role: role, description: description,
                            ttlMilliseconds: ttlMilliseconds, agentName: agentName, now: now), secret)
     }

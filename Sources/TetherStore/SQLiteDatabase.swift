@@ -67,8 +67,16 @@ public final class SQLiteDatabase {
 
     /// Opens (and for read-write, creates) the database at `options.path`, then sets
     /// WAL (read-write only), `synchronous`, the busy timeout and `foreign_keys = ON`.
+    /// Read-write: the database and its sidecars are 0600 (`PrivateFiles.prepareDatabase`).
     /// Throws `SQLiteError` if the file cannot be opened or a setting does not take.
     public init(_ options: Options) throws(SQLiteError) {
+        if options.access == .readWriteCreate {
+            do {
+                try PrivateFiles.prepareDatabase(options.path)
+            } catch {
+                throw SQLiteError(code: .cantOpen, message: error.description, operation: "open \(options.path)")
+            }
+        }
         var connection: OpaquePointer?
         var flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE
         flags |= options.access == .readOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)

@@ -14,15 +14,17 @@ struct AgentCommand: AsyncParsableCommand {
             TETHER_CA_FILE, TETHER_TOKEN_FILE, TETHER_NAME, TETHER_LABELS=k=v,k=v,
             TETHER_QUEUES=a,b, TETHER_SLOTS, TETHER_LOG_DIR, TETHER_STATE_DIR,
             TETHER_LOG_RETENTION, TETHER_KILL_GRACE, TETHER_INSECURE_PLAINTEXT), then the
-            --config file. Entrypoints (name -> argv, env, working_dir, timeout) come from the
-            file only: the server sends entrypoint names, never commands.
+            --config file. Entrypoints (name -> argv, env, working_dir, timeout) come
+            from the file only: the server sends entrypoint names, never commands.
 
             Task output goes to LOG_DIR/DAG/RUN/TASK.attempt-N.log and never leaves this
-            machine. Task events wait in STATE_DIR/outbox.db until the server has stored them.
-            HTTPS_PROXY / NO_PROXY (HTTP_PROXY for http:// servers) are honoured via CONNECT.
+            machine. Task events wait in STATE_DIR/outbox.db until the server has stored
+            them. Directories the agent creates are 0700, its files 0600. HTTPS_PROXY /
+            NO_PROXY (HTTP_PROXY for http:// servers) are honoured via CONNECT.
 
-            SIGTERM drains: no new leases, running tasks finish, then exit 0. A second SIGTERM
-            or a SIGINT cancels running tasks (SIGTERM, then SIGKILL after kill_grace).
+            SIGTERM drains: no new leases, running tasks finish, then exit 0. A second
+            SIGTERM or a SIGINT cancels running tasks (SIGTERM, then SIGKILL after
+            kill_grace).
             """
     )
 
@@ -66,6 +68,8 @@ struct AgentCommand: AsyncParsableCommand {
         do {
             let token = try String(contentsOfFile: configuration.tokenFile, encoding: .utf8)
                 .trimmingCharacters(in: .whitespacesAndNewlines)
+            // Before the daemon: it would make state_dir with the default 0755.
+            try configuration.createDirectories()
             daemon = try AgentDaemon(configuration: configuration, token: token, client: try Self.client(for: configuration)) { line in
                 printLog("tether agent: \(line)")
             }

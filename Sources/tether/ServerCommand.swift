@@ -14,15 +14,18 @@ struct ServerCommand: AsyncParsableCommand {
             operator API (tether.control.v1.ControlService) and grpc.health.v1.Health;
             TLS (ALPN h2) with --tls-cert and --tls-key, or plaintext h2c with
             --insecure-plaintext. State lives in DIR/state.db (SQLite, WAL), tokens in
-            DIR/tokens.db.
+            DIR/tokens.db. DIR is created 0700, its files 0600. One server per DIR: a
+            second one is refused (exit 1) while DIR/LOCK is held.
 
             Nothing is open without a token. --bootstrap-token-file installs the secret in
-            FILE as an admin token; without it, the first start creates an admin token and
-            prints it once ("admin token: ..."). Create agent tokens with
-            `tether token create --role agent`.
+            FILE as an admin token; without it, a start that finds no admin token
+            creates one, writes it to DIR/admin.token (0600) and prints only that path.
+            Create agent tokens with `tether token create --role agent`.
 
-            Prints "listening on ADDRESS" once ready. SIGTERM or SIGINT stops it
-            gracefully: health turns NOT_SERVING, GOAWAY is sent, in-flight calls finish.
+            Prints "listening on ADDRESS" once ready. SIGTERM or SIGINT stops it within
+            5 s: new connections are refused, GOAWAY is sent, agent streams end with
+            UNAVAILABLE (agents reconnect and resume their leases), other calls get 3 s
+            to finish; then pending commits are written and it exits 0.
             """
     )
 
@@ -53,6 +56,9 @@ struct ServerCommand: AsyncParsableCommand {
     enum Synchronous: String, ExpressibleByArgument { case full, normal }
 
     func run() async throws {
+        // Caught from the start: a SIGTERM that came between "listening on" and a handler
+        // installed after it killed the server outright (status 15, no graceful stop).
+        let signals = terminationSignals()
         let address: SocketAddress
         do {
             address = try SocketAddress(parsing: listen)
@@ -79,11 +85,12 @@ struct ServerCommand: AsyncParsableCommand {
             printError("tether server: \(error)")
             throw ExitCode(1)
         }
-        if let secret = server.createdAdminSecret {
-            FileHandle.standardOutput.write(Data("admin token (shown once; keep it): \(secret)\n".utf8))
+        if let file = server.createdAdminTokenFile {
+            FileHandle.standardOutput.write(Data("admin token created; its secret is in \(file) (mode 0600)\n".utf8))
         }
         FileHandle.standardOutput.write(Data(("listening on \(bound) (\(insecurePlaintext ? "h2c" : "tls"))" + "\n").utf8))
-        await waitForTerminationSignal()
+        var received = signals.makeAsyncIterator()
+        _ = await received.next()
         printLog("tether server: shutting down")
         await server.shutdown()
     }

@@ -4,6 +4,7 @@ import Testing
 @testable import GRPC
 import H2
 import TetherEcho
+import TetherTestSupport
 import TetherWire
 
 /// Our client against our server, in process, over h2c on 127.0.0.1.
@@ -299,6 +300,30 @@ import TetherWire
         await #expect {
             let _: Response = try await client.unary(Self.echo, Request())
         } throws: { ($0 as? GRPCStatus)?.code == .unavailable }
+        await client.close()
+    }
+
+    /// A port whose server is stopping must refuse connections at once: a connection left in
+    /// the listening socket's backlog would wait, unanswered, until the last stream ended.
+    @Test func aStoppingServerRefusesNewConnectionsWhileItsOpenStreamsFinish() async throws {
+        let server = try GRPCServer(configuration: .init(address: try SocketAddress(parsing: "127.0.0.1:0"), tls: nil),
+                                    router: EchoService.router())
+        let address = try server.start()
+        #expect(tcpConnectError(port: address.port) == 0)
+        let client = try GRPCClient(configuration: .init(target: address, tls: nil))
+        let call: GRPCClientCall<Request, Response> = try await client.makeCall("/tether.testing.v1.EchoService/Chat")
+        try await call.send(Request())
+        _ = try await call.next()
+        let whileDraining = Mutex<Int32?>(nil)
+        let stopping = Task {
+            await server.shutdown(graceful: true) {
+                whileDraining.withLock { $0 = tcpConnectError(port: address.port) }
+                await call.finishSending()   // the open stream may end now
+            }
+        }
+        while try await call.next() != nil {}
+        await stopping.value
+        #expect(whileDraining.withLock { $0 } == ECONNREFUSED)
         await client.close()
     }
 

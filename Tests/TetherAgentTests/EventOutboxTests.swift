@@ -17,6 +17,18 @@ import TetherWire
         return event
     }
 
+    @Test func theOutboxDirectoryAndItsDatabaseFilesAreOwnerOnly() throws {
+        let scratch = try ScratchDirectory()
+        let directory = scratch.path("state/agent")
+        let outbox = try EventOutbox(directory: directory)
+        try outbox.append(event("lease-1", .started))
+        #expect(fileMode(scratch.path("state")) == 0o700)
+        #expect(fileMode(directory) == 0o700)
+        for file in ["outbox.db", "outbox.db-wal", "outbox.db-shm", "outbox.db.lock"] {
+            #expect(fileMode("\(directory)/\(file)") == 0o600, "\(file)")
+        }
+    }
+
     @Test func sequencesStartAtOneAndContinueAfterReopen() throws {
         let scratch = try ScratchDirectory()
         let directory = scratch.path("state")

@@ -1,10 +1,20 @@
 import Foundation
 import Testing
-import TetherAgent
+@testable import TetherAgent
 import TetherTestSupport
 
 @Suite struct LogDirectoryTests {
     private static let day: TimeInterval = 86_400
+
+    @Test func anAttemptsLogAndTheDirectoriesMadeForItAreOwnerOnly() throws {
+        let scratch = try ScratchDirectory()
+        let logs = LogDirectory(root: scratch.path("logs"))
+        let files = try logs.openAttempt(dagID: "dag", runID: "run", taskID: "task", attempt: 1)
+        for directory in ["logs", "logs/dag", "logs/dag/run"] {
+            #expect(fileMode(scratch.path(directory)) == 0o700, "\(directory)")
+        }
+        #expect(fileMode(files.logPath) == 0o600)
+    }
 
     private func makeFile(_ path: String, ageDays: Double) throws {
         try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent,

@@ -46,6 +46,15 @@ final class Cluster: @unchecked Sendable {
         server = try Self.startServer(scratch: scratch, listen: "127.0.0.1:\(port)", leaseTTLSeconds: leaseTTLSeconds)
     }
 
+    /// Starts the server again on the same port and data directory, once it has exited.
+    func restartServer() throws {
+        precondition(!server.process.isRunning, "the server is still running")
+        server = try Self.startServer(scratch: scratch, listen: "127.0.0.1:\(port)", leaseTTLSeconds: leaseTTLSeconds)
+    }
+
+    /// Where an agent's task state (the outbox) goes.
+    func stateDirectory(_ agent: String) -> String { scratch.path("agents/\(agent)/state") }
+
     /// Where an agent's task logs go.
     func logDirectory(_ agent: String) -> String { scratch.path("agents/\(agent)/logs") }
 
@@ -63,7 +72,7 @@ final class Cluster: @unchecked Sendable {
             queues: [\(queues.joined(separator: ", "))]
             slots: \(slots)
             log_dir: \(logDirectory(name))
-            state_dir: \(scratch.path("agents/\(name)/state"))
+            state_dir: \(stateDirectory(name))
             kill_grace: 2s
             entrypoints:
             \(entrypoints.map { "  \($0.key): {argv: [\($0.value.map { "\"\($0)\"" }.joined(separator: ", "))]}" }.joined(separator: "\n"))

@@ -140,6 +140,68 @@ import TetherTestSupport
         }
     }
 
+    /// Reported: with agents connected, SIGTERM took ~30 s, during which the port took
+    /// connections it never answered and agents still got work.
+    @Test func sigtermEndsTheServerWithinFiveSecondsWithAnAgentConnectedAndARestartShowsTheSameState() async throws {
+        try await onThreadOfItsOwn {
+            let cluster = try Cluster()
+            let release = cluster.scratch.path("release")
+            try cluster.startAgent("a", slots: 2, entrypoints: [
+                "quick": ["/bin/true"],
+                // Runs until the test lets it finish.
+                "hold": ["/bin/sh", "-c", "while [ ! -e '\(release)' ]; do sleep 0.05; done"],
+            ])
+            try cluster.apply("""
+                dag_id: across
+                tasks:
+                  - {id: quick, entrypoint: quick}
+                  - {id: held, entrypoint: hold}
+                """)
+            let runID = try cluster.trigger("across")
+            let before = try cluster.wait(for: runID, timeout: .seconds(30)) {
+                $0.task("quick")?.state == "TASK_STATE_SUCCESS" && $0.task("held")?.state == "TASK_STATE_RUNNING"
+            }
+
+            kill(cluster.server.process.processIdentifier, SIGTERM)
+            #expect(cluster.server.waitForExit(within: .seconds(5)), "still running 5 s after SIGTERM: \(cluster.server.recentOutput)")
+            cluster.server.stop()   // SIGKILL if it is still running
+            #expect(cluster.server.process.terminationReason == .exit && cluster.server.process.terminationStatus == 0,
+                    "\(cluster.server.recentOutput)")
+
+            try cluster.restartServer()
+            let after = try cluster.run(runID)
+            #expect(after.description == before.description)
+            // The agent reconnects and resumes its lease: the held task finishes in its first attempt.
+            FileManager.default.createFile(atPath: release, contents: nil)
+            let run = try cluster.wait(for: runID) { $0.state == "RUN_STATE_SUCCESS" || $0.state == "RUN_STATE_FAILED" }
+            #expect(run.state == "RUN_STATE_SUCCESS", "\(run)")
+            #expect(run.task("held")?.attempts.map(\.outcome) == ["ATTEMPT_OUTCOME_SUCCEEDED"], "\(run)")
+        }
+    }
+
+    @Test func theAgentsStateAndLogDirectoriesAndFilesAreOwnerOnly() async throws {
+        try await onThreadOfItsOwn {
+            let cluster = try Cluster()
+            try cluster.startAgent("private", entrypoints: ["work": ["/bin/sh", "-c", "echo hello"]])
+            try cluster.apply("""
+                dag_id: private
+                tasks:
+                  - {id: only, entrypoint: work}
+                """)
+            let runID = try cluster.trigger("private")
+            _ = try cluster.wait(for: runID) { $0.state == "RUN_STATE_SUCCESS" }
+            let state = cluster.stateDirectory("private"), logs = cluster.logDirectory("private")
+            for directory in [state, logs, "\(logs)/private", "\(logs)/private/\(runID)"] {
+                #expect(fileMode(directory) == 0o700, "\(directory)")
+            }
+            let outbox = try FileManager.default.contentsOfDirectory(atPath: state).filter { $0.hasPrefix("outbox.db") }
+            #expect(outbox.contains("outbox.db") && outbox.contains("outbox.db-wal"), "\(outbox)")
+            for file in outbox + ["../logs/private/\(runID)/only.attempt-1.log"] {
+                #expect(fileMode("\(state)/\(file)") == 0o600, "\(file)")
+            }
+        }
+    }
+
     @Test func agentReachesTheServerThroughAConnectProxy() async throws {
         try await onThreadOfItsOwn {
             let cluster = try Cluster()

@@ -63,6 +63,39 @@ import TetherWire
         #expect(result.stderr.contains("--listen"))
     }
 
+    @Test func aSecondServerOnTheSameDataDirExitsNamingItAndTheHolderAndANewOneStartsOnceTheFirstStops() throws {
+        let dir = Self.dataDir()
+        let arguments = ["server", "--listen", "127.0.0.1:0", "--data-dir", dir, "--insecure-plaintext"]
+        let first = try ChildProcess(Repository.tetherBinary, arguments, readyPrefix: "listening on")
+        let second = try runProcess(Repository.tetherBinary, arguments)
+        #expect(second.status == 1)
+        #expect(second.stderr.contains("data dir \(dir) is in use by another tether server (pid \(first.process.processIdentifier))"),
+                "\(second.stderr)")
+        #expect(first.stop() == 0)
+        let third = try ChildProcess(Repository.tetherBinary, arguments, readyPrefix: "listening on")
+        #expect(third.stop() == 0)
+    }
+
+    /// The first start's admin secret must not reach stdout (a journal): only the file has it.
+    @Test func theFirstStartsAdminSecretGoesToAnOwnerOnlyFileAndOnlyItsPathIsPrinted() throws {
+        let dir = Self.dataDir()
+        let server = try ChildProcess(Repository.tetherBinary,
+                                      ["server", "--listen", "127.0.0.1:0", "--data-dir", dir, "--insecure-plaintext"],
+                                      readyPrefix: "listening on")
+        let file = dir + "/admin.token"
+        #expect(server.recentOutput.contains("admin token created; its secret is in \(file) (mode 0600)"), "\(server.recentOutput)")
+        #expect(fileMode(file) == 0o600)
+        let secret = try String(contentsOfFile: file, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(secret.hasPrefix("tether_"))
+        #expect(!server.recentOutput.contains(secret))
+        let agents = try runProcess(Repository.tetherBinary,
+                                    ["agents", "--server", "http://\(server.listeningAddress)", "--token", secret],
+                                    environment: ["HOME": dir])
+        #expect(agents.status == 0, "\(agents)")
+        #expect(server.stop() == 0)
+        #expect(!server.recentOutput.contains(secret))
+    }
+
     @Test func aPortInUseIsReportedNotCrashedOn() throws {
         let first = try ChildProcess(Repository.tetherBinary,
                                      ["server", "--listen", "127.0.0.1:0", "--data-dir", Self.dataDir(), "--insecure-plaintext"],

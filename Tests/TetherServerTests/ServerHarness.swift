@@ -16,21 +16,40 @@ final class ServerHarness: Sendable {
     let address: SocketAddress
     let client: GRPCClient
 
-    init(leaseTTLMilliseconds: Int64 = 30_000, agentOutboundLimit: Int = 16_384) throws {
+    init(leaseTTLMilliseconds: Int64 = 30_000, agentOutboundLimit: Int = 16_384,
+         shutdownGracePeriod: Duration = .seconds(3)) throws {
         scratch = try ScratchDirectory()
         let tokenFile = scratch.path("admin.token")
         try Self.adminSecret.write(toFile: tokenFile, atomically: true, encoding: .utf8)
-        var configuration = TetherServer.Configuration(listen: try SocketAddress(parsing: "127.0.0.1:0"),
-                                                       dataDirectory: scratch.url.appendingPathComponent("data"))
-        configuration.insecurePlaintext = true
+        var configuration = Self.configuration(dataDirectory: scratch.url.appendingPathComponent("data"))
         configuration.bootstrapTokenFile = tokenFile
         configuration.leaseTTLMilliseconds = leaseTTLMilliseconds
         configuration.agentOutboundLimit = agentOutboundLimit
-        configuration.synchronous = .normal
+        configuration.shutdownGracePeriod = shutdownGracePeriod
         server = try TetherServer(configuration: configuration)
         address = try server.start()
         client = try GRPCClient(configuration: .init(target: address, tls: nil))
     }
+
+    /// A new server with `previous`'s configuration and data directory, once `previous`
+    /// has stopped.
+    init(restarting previous: ServerHarness) throws {
+        scratch = previous.scratch
+        server = try TetherServer(configuration: previous.server.configuration)
+        address = try server.start()
+        client = try GRPCClient(configuration: .init(target: address, tls: nil))
+    }
+
+    /// h2c on 127.0.0.1 (any port), `synchronous=normal`, state in `dataDirectory`.
+    static func configuration(dataDirectory: URL) -> TetherServer.Configuration {
+        var configuration = TetherServer.Configuration(listen: try! SocketAddress(parsing: "127.0.0.1:0"), dataDirectory: dataDirectory)
+        configuration.insecurePlaintext = true
+        configuration.synchronous = .normal
+        return configuration
+    }
+
+    /// The server's data directory.
+    var dataDirectory: String { server.configuration.dataDirectory.path }
 
     func stop() async {
         await client.close()

@@ -100,6 +100,13 @@ public final class ChildProcess: @unchecked Sendable {
         String(readyLine.split(separator: " ").dropFirst(2).first ?? "")
     }
 
+    /// Waits until the child has exited or `limit` has passed; returns whether it exited.
+    public func waitForExit(within limit: Duration) -> Bool {
+        let deadline = ContinuousClock.now + limit
+        while process.isRunning && ContinuousClock.now < deadline { usleep(5_000) }
+        return !process.isRunning
+    }
+
     /// SIGTERM, then SIGKILL if it has not exited within `grace`; returns the exit status.
     @discardableResult
     public func stop(grace: Duration = .seconds(10)) -> Int32 {
