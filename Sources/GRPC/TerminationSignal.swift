@@ -26,18 +26,17 @@ public func waitForTerminationSignal() async {
     }
 }
 
-/// SIGTERM and SIGINT as they arrive, for processes that react to a second signal
-/// differently from the first (an agent drains on the first, stops on the second).
-/// SIGPIPE is ignored from then on.
-public func terminationSignals() -> AsyncStream<Int32> {
-    signal(SIGTERM, SIG_IGN)
-    signal(SIGINT, SIG_IGN)
-    signal(SIGPIPE, SIG_IGN)
+/// SIGTERM and SIGINT (and `also`, e.g. SIGHUP) as they arrive, for processes that react
+/// to a second signal differently from the first (an agent drains on the first, stops on
+/// the second). Their default actions, and SIGPIPE's, are off from then on.
+public func terminationSignals(also extra: [Int32] = []) -> AsyncStream<Int32> {
+    let numbers = [SIGTERM, SIGINT] + extra
+    for number in numbers + [SIGPIPE] { signal(number, SIG_IGN) }
     let (stream, continuation) = AsyncStream.makeStream(of: Int32.self)
     let queue = DispatchQueue(label: "signals")
     // Kept alive by the termination handler, which cancels them when the stream ends.
-    nonisolated(unsafe) let sources = [SIGTERM, SIGINT].map { DispatchSource.makeSignalSource(signal: $0, queue: queue) }
-    for (source, number) in zip(sources, [SIGTERM, SIGINT]) {
+    nonisolated(unsafe) let sources = numbers.map { DispatchSource.makeSignalSource(signal: $0, queue: queue) }
+    for (source, number) in zip(sources, numbers) {
         source.setEventHandler { continuation.yield(number) }
         source.resume()
     }

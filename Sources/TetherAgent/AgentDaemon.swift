@@ -1,6 +1,7 @@
 import Foundation
 public import GRPC
 import H2
+import TetherStore
 internal import Synchronization
 import TetherWire
 
@@ -24,7 +25,8 @@ import TetherWire
 public final class AgentDaemon: Sendable {
     public let configuration: AgentConfiguration
     private let client: GRPCClient
-    private let metadata: GRPCMetadata
+    /// The bearer token, read again for every session (a rotated token file is picked up).
+    private let readToken: @Sendable () throws -> String
     private let outbox: EventOutbox
     private let logs: LogDirectory
     private let instanceID: String
@@ -57,6 +59,12 @@ public final class AgentDaemon: Sendable {
         var lastSent: UInt64 = 0
         var draining = false
         var finished = false
+        /// Why the server refused this agent's token, once it has (the agent then stops).
+        var refusal: GRPCStatus?
+        /// The token the current (or last) session used.
+        var token = ""
+        /// Ends the current session's call, for `reconnect()`.
+        var cancelSession: (@Sendable () async -> Void)?
         /// Counter increments since the last heartbeat, by series.
         var counters: [MetricSeries: Double] = [:]
         /// A flush waits on the loop's timer for a `started` event.
@@ -70,12 +78,12 @@ public final class AgentDaemon: Sendable {
     }
 
     /// - Parameters:
-    ///   - token: the bearer token (the content of token_file).
+    ///   - token: the bearer token (the content of token_file), read for every session.
     ///   - client: a client for the server (TLS, proxy and backoff already set).
     ///   - log: one line per notable event, for the operator.
     ///   - startedEventDelay: how long a `started` event may wait for a later one to go with.
     /// - Throws: `EventOutboxError` opening the outbox under state_dir.
-    public init(configuration: AgentConfiguration, token: String, client: GRPCClient,
+    public init(configuration: AgentConfiguration, token: @escaping @Sendable () throws -> String, client: GRPCClient,
                 startedEventDelay: Duration = .milliseconds(20), log: @escaping @Sendable (String) -> Void) throws {
         self.configuration = configuration
         self.client = client
@@ -87,13 +95,11 @@ public final class AgentDaemon: Sendable {
         reaper = ChildReaper(loop: client.eventLoop)
         spawner = try EventLoop.start(name: "tether-agent-spawn")
         self.log = log
-        var metadata = GRPCMetadata()
-        try metadata.addString("Bearer \(token)", forKey: "authorization")
-        self.metadata = metadata
-        try FileManager.default.createDirectory(atPath: configuration.stateDirectory, withIntermediateDirectories: true)
+        readToken = token
+        try configuration.createDirectories()
         outbox = try EventOutbox(directory: configuration.stateDirectory)
         logs = LogDirectory(root: configuration.logDirectory)
-        instanceID = (0..<8).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+        instanceID = try Self.instanceID(in: configuration.stateDirectory)
         // Processes a previous agent process left behind cannot be resumed: kill them and
         // report them failed, so their retry policy decides.
         for reaped in try outbox.reapOrphans() { log("reaped \(reaped.lease.leaseId): \(reaped.message)") }
@@ -126,6 +132,17 @@ public final class AgentDaemon: Sendable {
                 // Swift's global pool and back.
                 try await withTaskExecutorPreference(client.eventLoop) { try await session() }
                 attempt = 0
+            } catch let status as GRPCStatus where status.code == .unauthenticated || status.code == .permissionDenied {
+                // A rotated token: the file holds a new one, which the next session uses.
+                let (used, current) = (state.withLock { $0.token }, try? readToken())
+                if let current, current != used {
+                    log("the server refused the token (\(status.message)); token_file has a new one: reconnecting with it")
+                    continue
+                }
+                log("the server refused this agent's token: \(status.message); stopping")
+                state.withLock { $0.refusal = status }
+                await cancelRunningTasks(reason: "the server refused this agent's token")
+                break
             } catch {
                 if state.withLock({ $0.finished }) { break }
                 log("session ended: \(error)")
@@ -137,6 +154,46 @@ public final class AgentDaemon: Sendable {
         }
         await client.close()
         spawner.stop()
+    }
+
+    /// Why the server refused this agent's token (revoked, expired, bound to another name),
+    /// if that is why `run()` returned.
+    public var refusal: GRPCStatus? { state.withLock { $0.refusal } }
+
+    /// Ends the current session so the next one reads token_file again (SIGHUP).
+    public func reconnect() {
+        guard let cancel = state.withLock({ $0.cancelSession }) else { return }
+        log("reconnecting: token_file is read again")
+        Task { await cancel() }
+    }
+
+    /// Cancels every running task and waits until each has ended (its final event is in
+    /// the outbox, for the next start to deliver).
+    private func cancelRunningTasks(reason: String) async {
+        let runners = state.withLock { Array($0.runners.values) }
+        for runner in runners { runner.cancel(reason: reason) }
+        for runner in runners { _ = await runner.result() }
+    }
+
+    /// This agent's instance id: random, made once and kept in state_dir, so the server can
+    /// tell this agent reconnecting (which replaces its old session) from a second agent
+    /// under the same name (which it refuses).
+    static func instanceID(in stateDirectory: String) throws -> String {
+        let path = stateDirectory + "/instance-id"
+        if let text = try? String(contentsOfFile: path, encoding: .utf8) {
+            let id = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            if !id.isEmpty { return id }
+        }
+        let id = (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+        do {
+            try PrivateFiles.createExclusively(path, contents: id + "\n")
+        } catch {
+            // Another start made it meanwhile (or an empty file is in the way): use what is there.
+            let text = try String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+            guard !text.isEmpty else { throw error }
+            return text
+        }
+        return id
     }
 
     /// Takes no new leases, says Goodbye, lets running tasks finish and their events be
@@ -160,8 +217,20 @@ public final class AgentDaemon: Sendable {
 
     /// One Connect stream, from Hello to its end.
     private func session() async throws {
+        let token: String
+        do {
+            token = try readToken()
+        } catch {
+            token = state.withLock { $0.token }
+            log("cannot read the token (\(error)); using the one read before")
+        }
+        state.withLock { $0.token = token }
+        var metadata = GRPCMetadata()
+        try metadata.addString("Bearer \(token)", forKey: "authorization")
         let call: GRPCClientCall<AgentV1.AgentMessage, AgentV1.ServerMessage> =
             try await client.makeCall("/tether.agent.v1.AgentService/Connect", metadata: metadata)
+        state.withLock { $0.cancelSession = { await call.cancel() } }
+        defer { state.withLock { $0.cancelSession = nil } }
         var hello = AgentV1.Hello()
         hello.name = configuration.name
         hello.version = "tether-agent"

@@ -39,6 +39,12 @@ struct AgentService: Sendable {
             throw GRPCStatus(code: .invalidArgument, message: "the first message of a Connect stream must be a Hello")
         }
         try Self.validate(hello)
+        // Admin tokens may connect as any agent; an agent token only as the agent it is bound
+        // to (tokens made before binding was required are refused outright).
+        if token.role == .agent && token.agentName.isEmpty {
+            throw GRPCStatus(code: .permissionDenied,
+                             message: "token \(token.tokenID) is bound to no agent name; create one with --agent-name \(hello.name)")
+        }
         guard token.agentName.isEmpty || token.agentName == hello.name else {
             throw GRPCStatus(code: .permissionDenied,
                              message: "token \(token.tokenID) may only connect as agent '\(token.agentName)', not '\(hello.name)'")
@@ -46,9 +52,10 @@ struct AgentService: Sendable {
         let (outbound, continuation) = AsyncStream.makeStream(of: AgentV1.ServerMessage.self)
         let session = AgentSession(hello: hello, tokenID: token.tokenID, peer: context.peer, connectedAt: scheduler.clock.now(),
                                    outbound: continuation, limit: outboundLimit, end: { writer.end($0) })
-        // A new session of the same name replaces the old one: after a NAT drops a
+        // The same agent instance reconnecting replaces its old session: after a NAT drops a
         // connection, the agent redials long before keepalive would notice the old one.
-        sessions.register(session)
+        // Another instance under a live agent's name is refused.
+        try sessions.register(session)
         defer {
             continuation.finish()
             // Only the name's current session may mark the agent gone.
@@ -358,11 +365,20 @@ final class AgentSessions: Sendable {
     /// Agents' metrics, kept across their reconnects.
     let metrics = AgentMetrics()
 
-    /// Makes `session` the name's session; an older one is told it was replaced.
-    func register(_ session: AgentSession) {
-        let old = sessions.withLock { sessions -> AgentSession? in
-            defer { sessions[session.name] = session }
-            return sessions[session.name]
+    /// Makes `session` the name's session; an older one of the same agent instance (the
+    /// same `instance_id`, kept in the agent's state_dir) is told it was replaced.
+    /// - Throws: ALREADY_EXISTS if a session of another instance holds the name: a second
+    ///   agent may not take a live agent's name (and with it its leases).
+    func register(_ session: AgentSession) throws(GRPCStatus) {
+        let old = try sessions.withLock { sessions throws(GRPCStatus) -> AgentSession? in
+            let old = sessions[session.name]
+            if let old, old.hello.instanceId != session.hello.instanceId {
+                throw GRPCStatus(code: .alreadyExists, message: "agent '\(session.name)' is already connected from \(old.peer) "
+                    + "(another instance); give each agent its own name. The name frees up when that session ends, "
+                    + "at most a lease TTL after it goes silent")
+            }
+            sessions[session.name] = session
+            return old
         }
         old?.markReplaced()
     }

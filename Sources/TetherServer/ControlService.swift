@@ -394,6 +394,11 @@ struct ControlService: Sendable {
         guard request.agentName.isEmpty || (role == .agent && AgentService.isIdentifier(request.agentName)) else {
             throw GRPCStatus(code: .invalidArgument, message: "agent_name must be a valid agent name, on an AGENT token")
         }
+        // An agent token that could connect under any name could take over any agent's leases.
+        guard role != .agent || !request.agentName.isEmpty else {
+            throw GRPCStatus(code: .invalidArgument,
+                             message: "an AGENT token must be bound to the one agent name it connects as: set agent_name (--agent-name)")
+        }
         guard request.description.utf8.count <= 256 else {
             throw GRPCStatus(code: .invalidArgument, message: "description is longer than 256 bytes")
         }

@@ -24,7 +24,14 @@ struct AgentCommand: AsyncParsableCommand {
 
             SIGTERM drains: no new leases, running tasks finish, then exit 0. A second
             SIGTERM or a SIGINT cancels running tasks (SIGTERM, then SIGKILL after
-            kill_grace).
+            kill_grace). SIGHUP reconnects, reading token_file again; a token the server
+            refuses (revoked, expired, bound to another name) is read again too, and if
+            it has not changed the agent stops its tasks and exits 4.
+
+            Tasks stop by themselves when the server has not confirmed their lease for
+            the lease TTL less a tenth (the agent reports them lost), and die with the
+            agent, even one killed by SIGKILL; a helper process kills them on time while
+            the agent itself is stopped or hung.
             """
     )
 
@@ -43,7 +50,7 @@ struct AgentCommand: AsyncParsableCommand {
     @Flag(help: "Allow an http:// server (plaintext h2c). Only for local use.") var insecurePlaintext = false
 
     func run() async throws {
-        let signals = terminationSignals()
+        let signals = terminationSignals(also: [SIGHUP])
         var fileText: String?
         if let config {
             do {
@@ -66,10 +73,11 @@ struct AgentCommand: AsyncParsableCommand {
         }
         let daemon: AgentDaemon
         do {
-            let token = try String(contentsOfFile: configuration.tokenFile, encoding: .utf8)
-                .trimmingCharacters(in: .whitespacesAndNewlines)
-            // Before the daemon: it would make state_dir with the default 0755.
-            try configuration.createDirectories()
+            let tokenFile = configuration.tokenFile
+            let token: @Sendable () throws -> String = {
+                try String(contentsOfFile: tokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+            _ = try token()  // a missing or unreadable token_file stops the start
             daemon = try AgentDaemon(configuration: configuration, token: token, client: try Self.client(for: configuration)) { line in
                 printLog("tether agent: \(line)")
             }
@@ -81,6 +89,10 @@ struct AgentCommand: AsyncParsableCommand {
         let watcher = Task {
             var count = 0
             for await signal in signals {
+                if signal == SIGHUP {
+                    daemon.reconnect()
+                    continue
+                }
                 count += 1
                 if count == 1 && signal == SIGTERM {
                     daemon.drain(reason: "SIGTERM")
@@ -91,6 +103,10 @@ struct AgentCommand: AsyncParsableCommand {
         }
         await daemon.run()
         watcher.cancel()
+        if let refusal = daemon.refusal {
+            printError("tether agent: stopped: the server refused this agent's token (\(refusal.code): \(refusal.message))")
+            throw ExitCode(4)
+        }
         printLog("tether agent: stopped")
     }
 

@@ -43,7 +43,7 @@ struct TokenCommand: AsyncParsableCommand {
         @Option(help: "agent or admin.") var role: Role
         @Option(help: "What the token is for.") var description = ""
         @Option(help: "Lifetime, e.g. 30d or 12h (default: no expiry; at most 10 years).") var ttl: String?
-        @Option(help: "Bind an agent token to this agent name (recommended): it may connect as no other.") var agentName: String?
+        @Option(help: "The agent name an agent token is bound to (required with --role agent): it may connect as no other.") var agentName: String?
 
         func run() async throws {
             var ttlMilliseconds: Int64 = 0

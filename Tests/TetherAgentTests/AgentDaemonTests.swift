@@ -107,7 +107,7 @@ final class FakeConnectServer: Sendable {
             logDirectory: scratch.path("logs"), insecurePlaintext: true,
             entrypoints: ["block": block, "quick": AgentConfiguration.Entrypoint(argv: ["/bin/true"])])
         let client = try GRPCClient(configuration: .init(target: server.address, tls: nil))
-        let daemon = try AgentDaemon(configuration: configuration, token: "unused", client: client,
+        let daemon = try AgentDaemon(configuration: configuration, token: { "unused" }, client: client,
                                      startedEventDelay: startedEventDelay, log: { _ in })
         return daemon
     }
@@ -197,5 +197,18 @@ final class FakeConnectServer: Sendable {
             _ = FileManager.default.createFile(atPath: scratch.path("go"), contents: nil)
             #expect(await waitUntil { server.events == ["a started", "a succeeded"] })
         }
+    }
+}
+
+@Suite struct AgentInstanceIDTests {
+    @Test func theInstanceIDIsMadeOnceAndKeptOwnerOnlyInTheStateDirectory() throws {
+        let scratch = try ScratchDirectory()
+        let first = try AgentDaemon.instanceID(in: scratch.url.path)
+        #expect(first.count == 32)
+        #expect(try AgentDaemon.instanceID(in: scratch.url.path) == first)
+        var info = stat()
+        #expect(stat(scratch.path("instance-id"), &info) == 0 && info.st_mode & 0o777 == 0o600)
+        let other = try ScratchDirectory()
+        #expect(try AgentDaemon.instanceID(in: other.url.path) != first)
     }
 }

@@ -15,7 +15,6 @@ final class Cluster: @unchecked Sendable {
     let leaseTTLSeconds: Int
     private(set) var server: ChildProcess
     private(set) var agents: [String: ChildProcess] = [:]
-    let agentToken: String
     var url: String { "http://127.0.0.1:\(port)" }
     var dataDirectory: String { scratch.path("server") }
 
@@ -25,11 +24,16 @@ final class Cluster: @unchecked Sendable {
         try Self.admin.write(toFile: scratch.path("admin.token"), atomically: true, encoding: .utf8)
         server = try Self.startServer(scratch: scratch, listen: "127.0.0.1:0", leaseTTLSeconds: leaseTTLSeconds)
         port = String(server.listeningAddress.split(separator: ":").last ?? "")
-        let created = try runProcess(Repository.tetherBinary, ["token", "create", "--role", "agent", "--server", "http://127.0.0.1:\(port)",
-                                                               "--token", Self.admin], environment: ["HOME": scratch.path("home")])
+    }
+
+    /// The file holding agent `name`'s token (bound to that name), created on first use.
+    func tokenFile(for name: String) throws -> String {
+        let path = scratch.path("agent-\(name).token")
+        if FileManager.default.fileExists(atPath: path) { return path }
+        let created = try cli(["token", "create", "--role", "agent", "--agent-name", name])
         guard created.status == 0 else { throw ClusterError("token create failed: \(created)") }
-        agentToken = created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        try agentToken.write(toFile: scratch.path("agent.token"), atomically: true, encoding: .utf8)
+        try created.stdout.trimmingCharacters(in: .whitespacesAndNewlines).write(toFile: path, atomically: true, encoding: .utf8)
+        return path
     }
 
     private static func startServer(scratch: ScratchDirectory, listen: String, leaseTTLSeconds: Int) throws -> ChildProcess {
@@ -66,7 +70,7 @@ final class Cluster: @unchecked Sendable {
         let config = """
             server: \(url)
             insecure_plaintext: true
-            token_file: \(scratch.path("agent.token"))
+            token_file: \(try tokenFile(for: name))
             name: \(name)
             labels: {\(labels.map { "\($0.key): \($0.value)" }.joined(separator: ", "))}
             queues: [\(queues.joined(separator: ", "))]

@@ -59,3 +59,36 @@ import TetherWire
         await h.stop()
     }
 }
+
+/// Who may connect under an agent's name.
+@Suite struct AgentIdentityTests {
+    @Test func anAgentTokenMustBeBoundToAName() async throws {
+        let h = try ServerHarness()
+        do {
+            _ = try await h.createToken(.agent)
+            Issue.record("an unbound agent token was created")
+        } catch {
+            #expect(error.code == .invalidArgument && error.message.contains("agent_name"), "\(error)")
+        }
+        await h.stop()
+    }
+
+    @Test func aSecondInstanceUnderALiveAgentsNameIsRefusedAndTheSameInstanceReplacesIt() async throws {
+        let h = try ServerHarness()
+        let first = try await h.connectAgent("eu-1", entrypoints: ["work"], instanceID: "instance-a")
+        _ = try await first.welcome()
+        let impostor = try await h.connectAgent("eu-1", entrypoints: ["work"], instanceID: "instance-b")
+        let refused = await impostor.endStatus()
+        #expect(refused?.code == .alreadyExists && refused?.message.contains("already connected") == true, "\(String(describing: refused))")
+        // The live agent is untouched: it still gets work.
+        _ = try await h.apply(AgentServiceTests.chain)
+        _ = try await h.trigger("chain")
+        #expect(try await first.grant().task?.taskId == "first")
+        // The same instance reconnecting (its old connection half-open) takes over.
+        let again = try await h.connectAgent("eu-1", entrypoints: ["work"], instanceID: "instance-a")
+        _ = try await again.welcome()
+        #expect(await first.endStatus()?.code == .aborted)
+        await again.close()
+        await h.stop()
+    }
+}

@@ -16,7 +16,7 @@ import TetherWire
     @Test func agentGetsGrantsOverItsStreamAndItsReportsFinishTheRun() async throws {
         let h = try ServerHarness()
         _ = try await h.apply(Self.chain)
-        let agentToken = try await h.createToken(.agent)
+        let agentToken = try await h.createToken(.agent, agentName: "eu-1")
         let agent = try await h.connectAgent("eu-1", entrypoints: ["work"], secret: agentToken)
         let welcome = try await agent.welcome()
         #expect(welcome.agentId == "eu-1" && welcome.ackedSequence == 0 && welcome.leaseTtlMs == 30_000)
@@ -110,7 +110,7 @@ import TetherWire
 
     @Test func agentTokenCannotUseTheControlServiceButCanConnect() async throws {
         let h = try ServerHarness()
-        let token = try await h.createToken(.agent)
+        let token = try await h.createToken(.agent, agentName: "a")
         do {
             let _: ControlV1.ListAgentsResponse = try await h.control("ListAgents", ControlV1.ListAgentsRequest(), secret: token)
             Issue.record("agent token was allowed on ControlService")
@@ -170,6 +170,7 @@ import TetherWire
         let h = try ServerHarness()
         var create = ControlV1.CreateTokenRequest()
         create.role = .agent
+        create.agentName = "eu-1"
         let created: ControlV1.CreateTokenResponse = try await h.control("CreateToken", create)
         let agent = try await h.connectAgent("eu-1", entrypoints: ["work"], secret: created.secret)
         _ = try await agent.welcome()
@@ -189,6 +190,7 @@ import TetherWire
         let h = try ServerHarness()
         var create = ControlV1.CreateTokenRequest()
         create.role = .agent
+        create.agentName = "eu-1"
         create.ttlMs = 2_000  // long enough to connect on a loaded machine
         let created: ControlV1.CreateTokenResponse = try await h.control("CreateToken", create)
         let agent = try await h.connectAgent("eu-1", entrypoints: ["work"], secret: created.secret)

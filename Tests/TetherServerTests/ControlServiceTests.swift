@@ -28,7 +28,7 @@ import TetherWire
         } catch {
             #expect(error.code == .unauthenticated)
         }
-        let agentToken = try await h.createToken(.agent)
+        let agentToken = try await h.createToken(.agent, agentName: "eu-1")
         do {
             let _: ControlV1.ListDagsResponse = try await h.control("ListDags", ControlV1.ListDagsRequest(), secret: agentToken)
             Issue.record("an agent token listed DAGs")

@@ -1467,7 +1467,8 @@ struct  Tether__Control__V1__CreateTokenRequest
    */
   uint64_t ttl_ms;
   /*
-   * For an agent token: the only agent name it may connect as; empty allows any.
+   * For an agent token: the only agent name it may connect as. Required for
+   * AGENT tokens (INVALID_ARGUMENT without it); must be empty for ADMIN tokens.
    */
   char *agent_name;
 };
