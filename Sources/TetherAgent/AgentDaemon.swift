@@ -54,6 +54,8 @@ public final class AgentDaemon: Sendable {
         var deadlines: LeaseDeadlines
         /// Running tasks' process groups, by lease; the keeper watches each.
         var processGroups: [String: pid_t] = [:]
+        /// Entrypoints not offered, and why, as last logged.
+        var unusable: [String: String] = [:]
         /// The live session's outbound queue, and the last event sequence put on it.
         var session: AsyncStream<AgentV1.AgentMessage>.Continuation?
         var lastSent: UInt64 = 0
@@ -156,6 +158,24 @@ public final class AgentDaemon: Sendable {
         spawner.stop()
     }
 
+    /// The entrypoints this agent can start now, checked for every session: one whose program
+    /// is missing is not offered (and logged, when that changes), so its tasks go to agents
+    /// that can run them instead of burning attempts here.
+    private func offeredEntrypoints() -> [String] {
+        var unusable: [String: String] = [:]
+        for (name, entrypoint) in configuration.entrypoints {
+            if let problem = TaskRunner.unusable(entrypoint, inherited: environment) { unusable[name] = problem }
+        }
+        let changed = state.withLock { state in
+            defer { state.unusable = unusable }
+            return state.unusable != unusable
+        }
+        if changed {
+            for name in unusable.keys.sorted() { log("entrypoint '\(name)' is not offered: \(unusable[name]!)") }
+        }
+        return configuration.entrypoints.keys.filter { unusable[$0] == nil }.sorted()
+    }
+
     /// Why the server refused this agent's token (revoked, expired, bound to another name),
     /// if that is why `run()` returned.
     public var refusal: GRPCStatus? { state.withLock { $0.refusal } }
@@ -237,7 +257,7 @@ public final class AgentDaemon: Sendable {
         hello.queues = configuration.queues
         hello.slots = UInt32(clamping: configuration.slots)
         hello.labels = configuration.labels
-        hello.entrypoints = configuration.entrypoints.keys.sorted()
+        hello.entrypoints = offeredEntrypoints()
         hello.instanceId = instanceID
         // Leases still running, and leases whose end is still in the outbox: the server
         // must keep both live until their final event arrives, or it would call them lost.

@@ -280,6 +280,25 @@ public final class TaskRunner: Sendable {
         }
     }
 
+    /// Why `entrypoint` cannot start a task on this machine now (its program is no
+    /// executable file in the task's PATH, or its working_dir is no directory), or nil. The
+    /// agent offers only entrypoints that pass, so it is never sent a task it would reject.
+    public static func unusable(_ entrypoint: AgentConfiguration.Entrypoint, inherited: [String: String]) -> String? {
+        let searchPath = entrypoint.environment["PATH"] ?? inherited["PATH"] ?? defaultSearchPath
+        guard let program = entrypoint.argv.first else { return "argv is empty" }
+        guard let executable = TaskProcess.resolveProgram(program, searchPath: searchPath) else {
+            return "program '\(program)' not found in PATH (\(searchPath))"
+        }
+        var info = stat()
+        guard stat(executable, &info) == 0, info.st_mode & S_IFMT == S_IFREG, access(executable, X_OK) == 0 else {
+            return "program '\(executable)' is not an executable file"
+        }
+        if let directory = entrypoint.workingDirectory {
+            guard stat(directory, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else { return "working_dir '\(directory)' is not a directory" }
+        }
+        return nil
+    }
+
     /// The smaller of the entrypoint's and the lease's timeouts; nil when neither sets one.
     var effectiveTimeoutMilliseconds: Int64? {
         let limits = [entrypoints[grant.entrypoint]?.timeoutMilliseconds, grant.timeoutMs == 0 ? nil : Int64(clamping: grant.timeoutMs)]

@@ -247,7 +247,10 @@ extension Scheduler {
         if outcome == .succeeded {
             markFinal(run, live.key.taskID, .success, now: now)
         } else if infrastructure || ownTries <= run.specs[live.key.taskID]!.retry.retries {
-            let delay = infrastructure ? 0 : run.specs[live.key.taskID]!.retry.delay(beforeRetry: ownTries)
+            // An agent that vanished (lost) leaves at once; one that could not start the task
+            // (rejected) backs off, so a broken agent cannot burn attempts in a tight loop.
+            let delay = !infrastructure ? run.specs[live.key.taskID]!.retry.delay(beforeRetry: ownTries)
+                : outcome == .rejected ? Self.rejectionBackoff(afterInfrastructureAttempts: task.infrastructureRetries) : 0
             task.state = try! task.state.transition(to: .upForRetry)
             task.nextTryAt = now.adding(milliseconds: delay)
             run.tasks[live.key.taskID] = task
@@ -332,6 +335,11 @@ extension Scheduler {
     }
 
     // MARK: Lease ids
+
+    /// 1 s after a task's first infrastructure attempt, doubling to at most 30 s.
+    static func rejectionBackoff(afterInfrastructureAttempts attempts: Int) -> Int64 {
+        min(30_000, 1_000 << Int64(min(5, max(0, attempts - 1))))
+    }
 
     /// "RUN/TASK/EPOCH-NONCE": readable for operators, unguessable by its nonce.
     static func leaseID(_ key: TaskKey, epoch: UInt64, nonce: UInt64) -> String {

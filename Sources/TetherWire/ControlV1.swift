@@ -477,6 +477,8 @@ extension ControlV1 {
         public var waitingReason = ""
         /// Its attempts, oldest first.
         public var attempts: [TaskAttempt] = []
+        /// Of `tries`, those that ended lost or rejected; they use none of the task's retries.
+        public var infrastructureAttempts: UInt32 = 0
 
         public init() {}
         public static let wireDescriptor = WireDescriptor(Tether__Control__V1__TaskInstance.self, tether__control__v1__task_instance__init)
@@ -493,6 +495,7 @@ extension ControlV1 {
             finishedAtUnixUs = r.value(10)
             waitingReason = try r.value(11)
             attempts = try r.values(12)
+            infrastructureAttempts = r.value(13)
         }
         public func write(to w: WireWriter) throws(WireError) {
             try w.set(1, runId)
@@ -507,6 +510,7 @@ extension ControlV1 {
             w.set(10, finishedAtUnixUs)
             try w.set(11, waitingReason)
             try w.set(12, attempts)
+            w.set(13, infrastructureAttempts)
         }
     }
 }

@@ -135,7 +135,10 @@ struct RunCommand: AsyncParsableCommand {
                 case .signal(let signal)?: "signal \(signal)"
                 case nil: "-"
                 }
-                return [task.taskId, task.state.label, "\(task.tries)/\(task.maxTries)", attempt?.agentId ?? "-", exit,
+                // The task's own tries against its limit; lost or rejected ones apart.
+                let own = task.tries - min(task.tries, task.infrastructureAttempts)
+                let tries = "\(own)/\(task.maxTries)" + (task.infrastructureAttempts > 0 ? " +\(task.infrastructureAttempts) lost" : "")
+                return [task.taskId, task.state.label, tries, attempt?.agentId ?? "-", exit,
                         formatDuration(fromMicroseconds: attempt?.grantedAtUnixUs ?? 0, to: attempt?.finishedAtUnixUs ?? 0),
                         task.waitingReason.isEmpty ? (attempt?.message ?? "") : task.waitingReason]
             })

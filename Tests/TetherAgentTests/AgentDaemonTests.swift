@@ -28,7 +28,8 @@ final class FakeConnectServer: Sendable {
             requests: GRPCRequestStream<AgentV1.AgentMessage>, writer: GRPCResponseWriter<AgentV1.ServerMessage>, _
         ) in
             var incoming = requests.makeAsyncIterator()
-            guard case .hello? = try await incoming.next()?.kind else { return }
+            guard let hello = try await incoming.next(), case .hello? = hello.kind else { return }
+            received.messages.withLock { $0.append(hello) }
             var welcome = AgentV1.Welcome()
             welcome.agentId = "test-agent"
             welcome.heartbeatIntervalMs = 100
@@ -80,6 +81,13 @@ final class FakeConnectServer: Sendable {
         }
     }
 
+    /// The agent's Hello, once it came.
+    var hello: AgentV1.Hello? {
+        received.messages.withLock { messages in
+            messages.lazy.compactMap { if case .hello(let hello)? = $0.kind { hello } else { nil } }.first
+        }
+    }
+
     /// The task events' messages so far.
     var eventMessages: [String] {
         received.messages.withLock { messages in
@@ -105,7 +113,8 @@ final class FakeConnectServer: Sendable {
         let configuration = AgentConfiguration(
             server: .init(usesTLS: false, host: "127.0.0.1", port: server.address.port), tokenFile: "unused", name: "test-agent",
             logDirectory: scratch.path("logs"), insecurePlaintext: true,
-            entrypoints: ["block": block, "quick": AgentConfiguration.Entrypoint(argv: ["/bin/true"])])
+            entrypoints: ["block": block, "quick": AgentConfiguration.Entrypoint(argv: ["/bin/true"]),
+                          "gone": AgentConfiguration.Entrypoint(argv: ["tether-no-such-program"])])
         let client = try GRPCClient(configuration: .init(target: server.address, tls: nil))
         let daemon = try AgentDaemon(configuration: configuration, token: { "unused" }, client: client,
                                      startedEventDelay: startedEventDelay, log: { _ in })
@@ -148,6 +157,13 @@ final class FakeConnectServer: Sendable {
             _ = FileManager.default.createFile(atPath: scratch.path("go"), contents: nil)
             #expect(await waitUntil { server.events.count == 4 })
             #expect(server.events.last == "a succeeded")
+        }
+    }
+
+    @Test func anEntrypointWhoseProgramIsMissingIsNotOffered() async throws {
+        try await withRunningAgent(startedEventDelay: .zero) { _, server, _ in
+            #expect(await waitUntil { server.hello != nil })
+            #expect(server.hello?.entrypoints == ["block", "quick"])
         }
     }
 

@@ -311,3 +311,20 @@ func processHasEnded(_ pid: Int32) -> Bool {
         #expect(TaskRunner.environment(for: grant, entrypoint: .init(argv: ["x"]), inherited: [:])["PATH"] == TaskRunner.defaultSearchPath)
     }
 }
+
+@Suite struct EntrypointCheckTests {
+    @Test func anEntrypointIsUsableOnlyIfItsProgramIsAnExecutableFileAndItsDirectoryExists() throws {
+        let fixture = try RunnerFixture()
+        let plain = fixture.scratch.path("not-executable")
+        try "echo".write(toFile: plain, atomically: true, encoding: .utf8)
+        typealias Entrypoint = AgentConfiguration.Entrypoint
+        #expect(TaskRunner.unusable(Entrypoint(argv: ["true"]), inherited: ["PATH": "/usr/bin:/bin"]) == nil)
+        #expect(TaskRunner.unusable(Entrypoint(argv: ["true"]), inherited: ["PATH": "/nowhere"])?.contains("not found in PATH (/nowhere)") == true)
+        // The entrypoint's own PATH wins, as it does for the task.
+        #expect(TaskRunner.unusable(Entrypoint(argv: ["true"], environment: ["PATH": "/bin"]), inherited: ["PATH": "/nowhere"]) == nil)
+        #expect(TaskRunner.unusable(Entrypoint(argv: [plain]), inherited: [:]) == "program '\(plain)' is not an executable file")
+        #expect(TaskRunner.unusable(Entrypoint(argv: ["/bin/true"], workingDirectory: plain), inherited: [:])
+            == "working_dir '\(plain)' is not a directory")
+        #expect(TaskRunner.unusable(Entrypoint(argv: ["/bin/true"], workingDirectory: fixture.scratch.url.path), inherited: [:]) == nil)
+    }
+}

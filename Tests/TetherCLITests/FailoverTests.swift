@@ -52,8 +52,9 @@ import TetherTestSupport
             // p's execution was killed (by its lease keeper: p itself was stopped) before q's began.
             #expect(Self.lines(ledger) == ["start p", "start q", "end q"], "\(Self.lines(ledger))")
 
+            let connections = p.recentOutput.components(separatedBy: "connected as p").count
             kill(p.process.processIdentifier, SIGCONT)
-            let reconnected = cluster.eventually { p.recentOutput.components(separatedBy: "connected as p").count > 1 }
+            let reconnected = cluster.eventually { p.recentOutput.components(separatedBy: "connected as p").count > connections }
             #expect(reconnected, "\(p.recentOutput)")
             let after = try cluster.run(runID)
             #expect(after.task("t")?.attempts.count == 2, "\(after)")
@@ -89,6 +90,26 @@ import TetherTestSupport
         #expect(!alive, "the task (pid \(pid)) outlived its agent")
     }
 
+    /// Reported: a missing executable burned 7 attempts in 20 ms (`TRIES 7/2`).
+    @Test func aTaskWhoseProgramNoAgentHasWaitsVisiblyInsteadOfBurningAttempts() async throws {
+        try await onThreadOfItsOwn {
+            let cluster = try Cluster()
+            let agent = try cluster.startAgent("a", slots: 1, entrypoints: ["gone": ["/nonexistent/tether-program"]])
+            try cluster.apply("""
+                dag_id: missing
+                tasks:
+                  - {id: t, entrypoint: gone, retries: 1}
+                """)
+            let runID = try cluster.trigger("missing")
+            let view = try cluster.run(runID)
+            #expect(view.task("t")?.attempts.isEmpty == true, "\(view)")
+            let shown = try cluster.cli(["run", "show", runID])
+            #expect(shown.stdout.contains("no connected agent on queue 'default' offers entrypoint 'gone'"), "\(shown)")
+            #expect(agent.recentOutput.contains("entrypoint 'gone' is not offered: program '/nonexistent/tether-program'"),
+                    "\(agent.recentOutput)")
+        }
+    }
+
     /// Reported: a revoked token made the agent retry forever.
     @Test func aRotatedTokenIsPickedUpAndARevokedOneStopsTheAgentWithExitCode4() async throws {
         try await onThreadOfItsOwn {
@@ -102,8 +123,10 @@ import TetherTestSupport
             let secret = try #require(response["secret"] as? String)
             let secondID = try #require((response["token"] as? [String: Any])?["tokenId"] as? String)
             try secret.write(toFile: try cluster.tokenFile(for: "a"), atomically: true, encoding: .utf8)
+            let connections = agent.recentOutput.components(separatedBy: "connected as a").count
             kill(agent.process.processIdentifier, SIGHUP)
-            #expect(cluster.eventually { agent.recentOutput.components(separatedBy: "connected as a").count > 1 }, "\(agent.recentOutput)")
+            #expect(cluster.eventually { agent.recentOutput.components(separatedBy: "connected as a").count > connections },
+                    "\(agent.recentOutput)")
             let revokedFirst = try cluster.cli(["token", "revoke", firstID])
             #expect(revokedFirst.status == 0, "\(revokedFirst)")
             try cluster.apply("""

@@ -38,11 +38,14 @@ import Testing
         try h.apply(dag("d", ["t"]))  // retries: 0
         h.connect("x", entrypoints: ["t"])
         let run = try h.trigger("d")
-        h.finish(h.grants.last!, .rejected)      // infrastructure retry 1
+        h.finish(h.grants.last!, .rejected)      // infrastructure retry 1: re-queued after 1 s
+        #expect(h.taskState(run.runID, "t") == .upForRetry)
+        #expect(h.advance(999).isEmpty)
+        _ = h.advance(1)
         #expect(h.taskState(run.runID, "t") == .running)
         h.clock.advance(milliseconds: 5_000)
         h.scheduler.heartbeat(agentID: "x", activeLeaseIDs: [])  // alive, but the grant never reached it
-        _ = h.advance(5_000)                      // lost: infrastructure retry 2
+        _ = h.advance(5_000)                      // lost: infrastructure retry 2, at once
         #expect(h.taskState(run.runID, "t") == .running)
         #expect(h.grants.last!.attempt == 3)
         h.finish(h.grants.last!, .rejected)      // the limit is used up: a failure, and retries: 0

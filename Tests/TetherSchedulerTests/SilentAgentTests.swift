@@ -131,4 +131,9 @@ import Testing
         }
         #expect(ids[0] != ids[1] && ids.allSatisfy { $0.hasPrefix("d-1/t/1-") && $0.count == "d-1/t/1-".count + 16 })
     }
+
+    @Test func rejectedAttemptsBackOffDoublingToThirtySeconds() {
+        #expect((1...8).map { Scheduler.rejectionBackoff(afterInfrastructureAttempts: $0) }
+            == [1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000, 30_000])
+    }
 }

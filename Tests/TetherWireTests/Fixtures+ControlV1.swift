@@ -160,6 +160,7 @@ extension Fixtures {
             m.entrypoint = "train"
             m.tries = 3
             m.maxTries = 4
+            m.infrastructureAttempts = 2
             m.readyAtUnixUs = 1_764_039_600_000_000
             m.nextTryAtUnixUs = 1_764_039_690_000_000
             m.finishedAtUnixUs = 1_764_039_700_000_000

@@ -3279,7 +3279,7 @@ const ProtobufCMessageDescriptor tether__control__v1__task_attempt__descriptor =
   (ProtobufCMessageInit) tether__control__v1__task_attempt__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor tether__control__v1__task_instance__field_descriptors[12] =
+static const ProtobufCFieldDescriptor tether__control__v1__task_instance__field_descriptors[13] =
 {
   {
     "run_id",
@@ -3425,11 +3425,24 @@ static const ProtobufCFieldDescriptor tether__control__v1__task_instance__field_
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "infrastructure_attempts",
+    13,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__TaskInstance, infrastructure_attempts),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned tether__control__v1__task_instance__field_indices_by_name[] = {
   11,   /* field[11] = attempts */
   4,   /* field[4] = entrypoint */
   9,   /* field[9] = finished_at_unix_us */
+  12,   /* field[12] = infrastructure_attempts */
   6,   /* field[6] = max_tries */
   8,   /* field[8] = next_try_at_unix_us */
   3,   /* field[3] = queue */
@@ -3443,7 +3456,7 @@ static const unsigned tether__control__v1__task_instance__field_indices_by_name[
 static const ProtobufCIntRange tether__control__v1__task_instance__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 12 }
+  { 0, 13 }
 };
 const ProtobufCMessageDescriptor tether__control__v1__task_instance__descriptor =
 {
@@ -3453,7 +3466,7 @@ const ProtobufCMessageDescriptor tether__control__v1__task_instance__descriptor 
   "Tether__Control__V1__TaskInstance",
   "tether.control.v1",
   sizeof(Tether__Control__V1__TaskInstance),
-  12,
+  13,
   tether__control__v1__task_instance__field_descriptors,
   tether__control__v1__task_instance__field_indices_by_name,
   1,  tether__control__v1__task_instance__number_ranges,

@@ -722,10 +722,15 @@ struct  Tether__Control__V1__TaskInstance
    */
   size_t n_attempts;
   Tether__Control__V1__TaskAttempt **attempts;
+  /*
+   * Of `tries`, the attempts that ended LOST or REJECTED (an agent vanished or
+   * could not start the task): re-queued without using the task's retries.
+   */
+  uint32_t infrastructure_attempts;
 };
 #define TETHER__CONTROL__V1__TASK_INSTANCE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&tether__control__v1__task_instance__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, TETHER__CONTROL__V1__TASK_STATE__TASK_STATE_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0, (char *)protobuf_c_empty_string, 0,NULL }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, TETHER__CONTROL__V1__TASK_STATE__TASK_STATE_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0, (char *)protobuf_c_empty_string, 0,NULL, 0 }
 
 
 struct  Tether__Control__V1__Agent__LabelsEntry
