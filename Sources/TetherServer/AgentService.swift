@@ -206,11 +206,43 @@ struct AgentService: Sendable {
         }
     }
 
+    /// What one Hello may carry: a session's Hello is kept for as long as it lives and
+    /// listed to operators, so a peer must not grow the server's memory or its listings.
+    enum HelloLimits {
+        static let queues = 64
+        static let entrypoints = 1_024
+        static let labels = 64
+        static let labelKeyBytes = 128
+        static let labelValueBytes = 1_024
+        static let labelBytes = 16 << 10
+        static let resumedLeases = 10_000
+        static let textBytes = 128
+    }
+
     static func validate(_ hello: AgentV1.Hello) throws(GRPCStatus) {
         func bad(_ text: String) -> GRPCStatus { GRPCStatus(code: .invalidArgument, message: "invalid Hello: \(text)") }
         guard Self.isIdentifier(hello.name) else { throw bad("name must be 1-128 characters of [A-Za-z0-9._-]") }
         guard hello.slots >= 1, hello.slots <= 10_000 else { throw bad("slots must be 1...10000") }
         guard !hello.queues.isEmpty else { throw bad("at least one queue is needed") }
+        guard hello.queues.count <= HelloLimits.queues else { throw bad("\(hello.queues.count) queues; at most \(HelloLimits.queues)") }
+        guard hello.entrypoints.count <= HelloLimits.entrypoints else {
+            throw bad("\(hello.entrypoints.count) entrypoints; at most \(HelloLimits.entrypoints)")
+        }
+        guard hello.resumedLeases.count <= HelloLimits.resumedLeases else {
+            throw bad("\(hello.resumedLeases.count) resumed leases; at most \(HelloLimits.resumedLeases)")
+        }
+        guard hello.version.utf8.count <= HelloLimits.textBytes, hello.instanceId.utf8.count <= HelloLimits.textBytes else {
+            throw bad("version and instance_id may have at most \(HelloLimits.textBytes) bytes each")
+        }
+        guard hello.labels.count <= HelloLimits.labels else { throw bad("\(hello.labels.count) labels; at most \(HelloLimits.labels)") }
+        var labelBytes = 0
+        for (key, value) in hello.labels {
+            guard (1...HelloLimits.labelKeyBytes).contains(key.utf8.count), value.utf8.count <= HelloLimits.labelValueBytes else {
+                throw bad("label '\(key.prefix(64))': keys must have 1-\(HelloLimits.labelKeyBytes) bytes, values at most \(HelloLimits.labelValueBytes)")
+            }
+            labelBytes += key.utf8.count + value.utf8.count
+        }
+        guard labelBytes <= HelloLimits.labelBytes else { throw bad("labels take \(labelBytes) bytes; at most \(HelloLimits.labelBytes)") }
         for queue in hello.queues where !Self.isIdentifier(queue) { throw bad("queue '\(queue)' is not a valid name") }
         for entrypoint in hello.entrypoints where !Self.isIdentifier(entrypoint) {
             throw bad("entrypoint '\(entrypoint)' is not a valid name")

@@ -92,3 +92,28 @@ import TetherWire
         await h.stop()
     }
 }
+
+/// Reported: Hello labels were unbounded (10 sessions with 3.8 MB of labels doubled the
+/// server's RSS and broke `tether agents`).
+@Suite struct HelloLimitTests {
+    private func refusal(_ h: ServerHarness, labels: [String: String]) async throws -> GRPCStatus? {
+        let agent = try await h.connectAgent("eu-1", entrypoints: ["work"], labels: labels)
+        return await agent.endStatus()
+    }
+
+    @Test func labelsAreBoundedInCountAndSize() async throws {
+        let h = try ServerHarness()
+        let many = Dictionary(uniqueKeysWithValues: (0...64).map { ("k\($0)", "v") })
+        let tooMany = try await refusal(h, labels: many)
+        #expect(tooMany?.code == .invalidArgument && tooMany?.message.contains("65 labels; at most 64") == true, "\(String(describing: tooMany))")
+        let long = try await refusal(h, labels: ["region": String(repeating: "x", count: 1_025)])
+        #expect(long?.code == .invalidArgument && long?.message.contains("label 'region'") == true, "\(String(describing: long))")
+        let total = Dictionary(uniqueKeysWithValues: (0..<20).map { ("k\($0)", String(repeating: "x", count: 1_000)) })
+        let big = try await refusal(h, labels: total)
+        #expect(big?.code == .invalidArgument && big?.message.contains("at most 16384") == true, "\(String(describing: big))")
+        let fine = try await h.connectAgent("eu-1", entrypoints: ["work"], labels: ["region": "eu-west", "zone": "a"])
+        #expect(try await fine.welcome().agentId == "eu-1")
+        await fine.close()
+        await h.stop()
+    }
+}

@@ -102,7 +102,8 @@ final class ServerHarness: Sendable {
 
     /// Opens an agent stream and sends its Hello.
     func connectAgent(_ name: String, entrypoints: [String], queues: [String] = ["default"], slots: UInt32 = 4,
-                      secret: String = adminSecret, resumed: [AgentV1.ResumedLease] = [], instanceID: String = "") async throws -> FakeAgent {
+                      secret: String = adminSecret, resumed: [AgentV1.ResumedLease] = [], instanceID: String = "",
+                      labels: [String: String] = [:]) async throws -> FakeAgent {
         let call: GRPCClientCall<AgentV1.AgentMessage, AgentV1.ServerMessage> =
             try await client.makeCall("/tether.agent.v1.AgentService/Connect", metadata: Self.bearer(secret))
         var hello = AgentV1.Hello()
@@ -112,6 +113,7 @@ final class ServerHarness: Sendable {
         hello.entrypoints = entrypoints
         hello.resumedLeases = resumed
         hello.instanceId = instanceID
+        hello.labels = labels
         try await call.send(AgentV1.AgentMessage(.hello(hello)))
         return FakeAgent(call: call)
     }
