@@ -1,4 +1,11 @@
 // Rebuilding the in-memory state from a stored snapshot.
+//
+// Stored deadlines are wall-clock instants, and the wall clock may have been stepped
+// while the server was down; durations, though, must hold. So each is re-based on the
+// new start: a lease gets exactly a TTL, a retry waits at most its own delay (or the
+// rejection backoff), and an execution-timeout backstop fires between one grace and a
+// whole timeout plus grace from now. Cron is the exception: it resumes after the last
+// instant it ran, so no interval runs twice after a step back.
 extension Scheduler {
     func restore(_ snapshot: SchedulerSnapshot) {
         let now = clock.now()
@@ -29,14 +36,22 @@ extension Scheduler {
                     dispatcher.enqueue(task.key, dagID: record.dagID, queue: spec.queue, entrypoint: spec.entrypoint,
                                        priority: spec.priority, readyAt: task.readyAt ?? now)
                 case .upForRetry:
-                    arm(.retry(task.key), at: task.nextTryAt ?? now)
+                    let ownTries = task.tries - task.infrastructureRetries
+                    let longest = max(spec.retry.delay(beforeRetry: max(1, ownTries)),
+                                      Self.rejectionBackoff(afterInfrastructureAttempts: task.infrastructureRetries))
+                    let due = min(task.nextTryAt ?? now, now.adding(milliseconds: longest))
+                    if due != task.nextTryAt {
+                        run.tasks[task.key.taskID]!.nextTryAt = due
+                        output.changes.append(.task(run.tasks[task.key.taskID]!))
+                    }
+                    arm(.retry(task.key), at: due)
                 default:
                     break
                 }
-                guard var lease = task.lease else { continue }
+                guard var lease = run.tasks[task.key.taskID]!.lease else { continue }
                 // Renewals are stored coarsely and the server was down for a while: every
                 // lease gets a full TTL from now for its agent to come back and resume it.
-                let extended = max(lease.expiresAt, now.adding(milliseconds: configuration.leaseTTLMilliseconds))
+                let extended = now.adding(milliseconds: configuration.leaseTTLMilliseconds)
                 if extended != lease.expiresAt {
                     lease.expiresAt = extended
                     run.tasks[task.key.taskID]!.lease = lease
@@ -51,8 +66,10 @@ extension Scheduler {
                 // Leases past their TTL expire at the first tick; the rest wait for their agent.
                 arm(.leaseExpiry(leaseID: lease.leaseID), at: lease.expiresAt)
                 if lease.revoked == nil, let timeout = spec.executionTimeoutMilliseconds {
+                    let grace = configuration.timeoutGraceMilliseconds
+                    let due = lease.grantedAt.adding(milliseconds: timeout + grace)
                     arm(.executionTimeout(leaseID: lease.leaseID),
-                        at: lease.grantedAt.adding(milliseconds: timeout + configuration.timeoutGraceMilliseconds))
+                        at: min(max(due, now.adding(milliseconds: grace)), now.adding(milliseconds: timeout + grace)))
                 }
             }
         }

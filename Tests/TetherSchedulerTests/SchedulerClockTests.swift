@@ -63,3 +63,31 @@ import TetherScheduler
         #expect(scheduler.leaseIDs(ofAgent: "a").isEmpty)
     }
 }
+
+/// The wall clock stepped back an hour while the server was down: stored deadlines must
+/// not hold a dead agent's lease, a retry or a timeout backstop for an extra hour.
+@Suite struct RestartAfterAClockStepTests {
+    @Test func storedDeadlinesAreRebasedOnTheNewStart() throws {
+        let h = SchedulerHarness()
+        try h.apply(dag("d", ["retrying", "leased"]) { task in
+            task.entrypoint = task.id
+            task.retry = RetryPolicy(retries: 1, delayMilliseconds: 5_000)
+            if task.id == "leased" { task.executionTimeoutMilliseconds = 60_000 }
+        })
+        let run = try h.trigger("d")
+        h.connect("a", entrypoints: ["retrying", "leased"], slots: 2)
+        let retrying = try #require(h.grants.first { $0.key.taskID == "retrying" })
+        h.finish(retrying, .failed)  // its retry is due in 5 s
+        #expect(h.taskState(run.runID, "retrying") == .upForRetry)
+
+        let stepped = ManualClock(h.clock.now().adding(milliseconds: -3_600_000))
+        let restarted = Scheduler(clock: stepped, configuration: h.configuration, snapshot: try h.store.loadSnapshot())
+        _ = restarted.takeOutput()
+        // Everything due comes within its own duration of the new start, not an hour later.
+        #expect(try #require(restarted.nextDeadline()) <= stepped.now().adding(milliseconds: 5_000))
+        stepped.advance(milliseconds: 10_000)  // a TTL: the silent agent's lease expires
+        restarted.tick()
+        #expect(restarted.leaseIDs(ofAgent: "a").isEmpty)
+        #expect(restarted.taskInstances(ofRun: run.runID)?["retrying"]?.state == .queued)
+    }
+}
