@@ -274,7 +274,9 @@ public final class AgentDaemon: Sendable {
         }
         state.withLock { state in
             let running = welcome.confirmedLeaseIds.filter { state.runners[$0] != nil }
-            state.deadlines.welcomed(ttl: .milliseconds(Int64(clamping: welcome.leaseTtlMs)), confirmedLeaseIDs: running)
+            // Without acks (an older server) nothing confirms a lease: no deadline can be kept.
+            let ttl: Duration? = welcome.acknowledgesHeartbeats ? .milliseconds(Int64(clamping: welcome.leaseTtlMs)) : nil
+            state.deadlines.welcomed(ttl: ttl, confirmedLeaseIDs: running)
             moveKeeperDeadlines(state)
         }
         // Bounded: a server's bogus huge sequence must not push our numbering off the end.

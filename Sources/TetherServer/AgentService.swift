@@ -81,6 +81,7 @@ struct AgentService: Sendable {
         message.confirmedLeaseIds = welcome.confirmedLeaseIDs
         message.ackedSequence = welcome.appliedSequence
         message.serverVersion = serverVersion
+        message.acknowledgesHeartbeats = true
         try await writer.write(AgentV1.ServerMessage(.welcome(message)))
 
         try await withThrowingTaskGroup(of: Void.self) { group in

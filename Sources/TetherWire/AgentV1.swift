@@ -399,6 +399,8 @@ extension AgentV1 {
         public var ackedSequence: UInt64 = 0
         /// The server's build version.
         public var serverVersion = ""
+        /// The server acknowledges every heartbeat (`HeartbeatAck`).
+        public var acknowledgesHeartbeats = false
 
         public init() {}
         public static let wireDescriptor = WireDescriptor(Tether__Agent__V1__Welcome.self, tether__agent__v1__welcome__init)
@@ -409,6 +411,7 @@ extension AgentV1 {
             confirmedLeaseIds = try r.values(4)
             ackedSequence = r.value(5)
             serverVersion = try r.value(6)
+            acknowledgesHeartbeats = r.value(7)
         }
         public func write(to w: WireWriter) throws(WireError) {
             try w.set(1, agentId)
@@ -417,6 +420,7 @@ extension AgentV1 {
             try w.set(4, confirmedLeaseIds)
             w.set(5, ackedSequence)
             try w.set(6, serverVersion)
+            w.set(7, acknowledgesHeartbeats)
         }
     }
 

@@ -22,7 +22,7 @@ final class FakeConnectServer: Sendable {
         let messages = Mutex<[AgentV1.AgentMessage]>([])
     }
 
-    init(leaseTTLMilliseconds: UInt64 = 60_000, acknowledgesHeartbeats: Bool = true) throws {
+    init(leaseTTLMilliseconds: UInt64 = 60_000, acknowledgesHeartbeats: Bool = true, announcesAcks: Bool = true) throws {
         var router = GRPCRouter()
         router.bidirectionalStreaming("tether.agent.v1.AgentService", "Connect") { [outbound, received] (
             requests: GRPCRequestStream<AgentV1.AgentMessage>, writer: GRPCResponseWriter<AgentV1.ServerMessage>, _
@@ -34,6 +34,7 @@ final class FakeConnectServer: Sendable {
             welcome.agentId = "test-agent"
             welcome.heartbeatIntervalMs = 100
             welcome.leaseTtlMs = leaseTTLMilliseconds
+            welcome.acknowledgesHeartbeats = announcesAcks
             try await writer.write(AgentV1.ServerMessage(.welcome(welcome)))
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
@@ -187,6 +188,20 @@ final class FakeConnectServer: Sendable {
             // 30 heartbeats 100 ms apart: three TTLs, all of them acknowledged.
             let heartbeats = server.heartbeats
             #expect(await waitUntil { server.heartbeats >= heartbeats + 30 })
+            #expect(server.events == ["a started"])
+            _ = FileManager.default.createFile(atPath: scratch.path("go"), contents: nil)
+            #expect(await waitUntil { server.events == ["a started", "a succeeded"] })
+        }
+    }
+
+    @Test func againstAServerThatDoesNotAcknowledgeHeartbeatsTasksRunOn() async throws {
+        // An older server: no HeartbeatAck ever comes, and the Welcome does not promise any.
+        let server = try FakeConnectServer(leaseTTLMilliseconds: 1_000, acknowledgesHeartbeats: false, announcesAcks: false)
+        try await withRunningAgent(startedEventDelay: .zero, server: server) { scratch, server, _ in
+            server.grant("a", entrypoint: "block")
+            #expect(await waitUntil { server.events == ["a started"] })
+            let heartbeats = server.heartbeats
+            #expect(await waitUntil { server.heartbeats >= heartbeats + 30 })  // three TTLs
             #expect(server.events == ["a started"])
             _ = FileManager.default.createFile(atPath: scratch.path("go"), contents: nil)
             #expect(await waitUntil { server.events == ["a started", "a succeeded"] })

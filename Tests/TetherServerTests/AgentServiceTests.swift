@@ -19,7 +19,7 @@ import TetherWire
         let agentToken = try await h.createToken(.agent, agentName: "eu-1")
         let agent = try await h.connectAgent("eu-1", entrypoints: ["work"], secret: agentToken)
         let welcome = try await agent.welcome()
-        #expect(welcome.agentId == "eu-1" && welcome.ackedSequence == 0 && welcome.leaseTtlMs == 30_000)
+        #expect(welcome.agentId == "eu-1" && welcome.ackedSequence == 0 && welcome.leaseTtlMs == 30_000 && welcome.acknowledgesHeartbeats)
         let run = try await h.trigger("chain", params: [:])
         let first = try await agent.grant()
         #expect(first.task?.taskId == "first" && first.task?.runId == run.runId && first.entrypoint == "work" && first.epoch == 1)

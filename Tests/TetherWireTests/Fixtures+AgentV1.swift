@@ -69,6 +69,7 @@ extension Fixtures {
         m.confirmedLeaseIds = ["l-1", "l-2", unicode]
         m.ackedSequence = .max
         m.serverVersion = "0.1.0"
+        m.acknowledgesHeartbeats = true
         return m
     }
 

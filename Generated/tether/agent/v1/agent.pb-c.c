@@ -1798,7 +1798,7 @@ const ProtobufCMessageDescriptor tether__agent__v1__server_message__descriptor =
   (ProtobufCMessageInit) tether__agent__v1__server_message__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor tether__agent__v1__welcome__field_descriptors[6] =
+static const ProtobufCFieldDescriptor tether__agent__v1__welcome__field_descriptors[7] =
 {
   {
     "agent_id",
@@ -1872,9 +1872,22 @@ static const ProtobufCFieldDescriptor tether__agent__v1__welcome__field_descript
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "acknowledges_heartbeats",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Agent__V1__Welcome, acknowledges_heartbeats),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned tether__agent__v1__welcome__field_indices_by_name[] = {
   4,   /* field[4] = acked_sequence */
+  6,   /* field[6] = acknowledges_heartbeats */
   0,   /* field[0] = agent_id */
   3,   /* field[3] = confirmed_lease_ids */
   1,   /* field[1] = heartbeat_interval_ms */
@@ -1884,7 +1897,7 @@ static const unsigned tether__agent__v1__welcome__field_indices_by_name[] = {
 static const ProtobufCIntRange tether__agent__v1__welcome__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 6 }
+  { 0, 7 }
 };
 const ProtobufCMessageDescriptor tether__agent__v1__welcome__descriptor =
 {
@@ -1894,7 +1907,7 @@ const ProtobufCMessageDescriptor tether__agent__v1__welcome__descriptor =
   "Tether__Agent__V1__Welcome",
   "tether.agent.v1",
   sizeof(Tether__Agent__V1__Welcome),
-  6,
+  7,
   tether__agent__v1__welcome__field_descriptors,
   tether__agent__v1__welcome__field_indices_by_name,
   1,  tether__agent__v1__welcome__number_ranges,

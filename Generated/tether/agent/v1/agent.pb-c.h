@@ -564,10 +564,16 @@ struct  Tether__Agent__V1__Welcome
    * The server's build version.
    */
   char *server_version;
+  /*
+   * The server answers every Heartbeat with a HeartbeatAck: the agent may hold
+   * its leases to lease_ttl_ms from its acknowledged heartbeats. A server that
+   * leaves this false leaves the agent no way to know, and its tasks run on.
+   */
+  protobuf_c_boolean acknowledges_heartbeats;
 };
 #define TETHER__AGENT__V1__WELCOME__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&tether__agent__v1__welcome__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, 0, 0,NULL, 0, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, 0, 0, 0,NULL, 0, (char *)protobuf_c_empty_string, 0 }
 
 
 /*
