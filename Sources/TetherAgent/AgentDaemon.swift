@@ -17,7 +17,7 @@ import TetherWire
 /// the loop. Both threads live as long as the agent, and every task dies with the thread
 /// that spawned it, so a task never outlives its agent, even one killed by SIGKILL. A spawn
 /// on the loop blocks it for a few hundred microseconds: creating the attempt's log under
-/// `log_dir` and `posix_spawn` (which waits for the exec, after the chdir to the
+/// `log_dir` and the spawn (vfork, which waits for the exec, after the chdir to the
 /// entrypoint's working directory). Should a mount there hang, the connection stalls with
 /// it, as it already would on the outbox's disk: heartbeats stop and the server re-leases
 /// the agent's tasks to others. Shared state sits behind one lock. All messages to the
@@ -370,11 +370,9 @@ public final class AgentDaemon: Sendable {
         for (runner, age) in overdue {
             let reason = "lease not confirmed by the server for \(LeaseDeadlines.text(age)); stopped before it may be given to another agent"
             log("lease \(runner.grant.leaseId): \(reason)")
-            runner.stopLeaseLost(reason: reason, graceMilliseconds: Int64(grace.components.seconds * 1000
-                + grace.components.attoseconds / 1_000_000_000_000_000))
+            runner.stopLeaseLost(reason: reason, graceMilliseconds: grace.wholeMilliseconds)
         }
-        let nanoseconds = period.components.seconds * 1_000_000_000 + period.components.attoseconds / 1_000_000_000
-        timer.schedule(deadline: .now() + .nanoseconds(Int(nanoseconds)))
+        timer.schedule(deadline: .now() + .nanoseconds(Int(period.wholeNanoseconds)))
     }
 
     private func start(_ grant: AgentV1.LeaseGrant) {

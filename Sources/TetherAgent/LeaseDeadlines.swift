@@ -131,7 +131,13 @@ struct LeaseDeadlines {
 
     /// "12.3 s".
     static func text(_ duration: Duration) -> String {
-        let milliseconds = duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
-        return "\(Double(milliseconds) / 1000) s"
+        "\(Double(duration.wholeMilliseconds) / 1000) s"
     }
+}
+
+extension Duration {
+    /// Whole milliseconds, rounded toward zero (for APIs that take milliseconds).
+    var wholeMilliseconds: Int64 { components.seconds &* 1000 &+ components.attoseconds / 1_000_000_000_000_000 }
+    /// Whole nanoseconds, rounded toward zero.
+    var wholeNanoseconds: Int64 { components.seconds &* 1_000_000_000 &+ components.attoseconds / 1_000_000_000 }
 }

@@ -36,9 +36,7 @@ final class LeaseKeeper: Sendable {
 
     /// Kill process group `processGroup` at `deadline` unless moved or forgotten first.
     func watch(_ processGroup: pid_t, until deadline: ContinuousClock.Instant) {
-        let remaining = ContinuousClock.now.duration(to: deadline)
-        let nanoseconds = remaining.components.seconds &* 1_000_000_000 &+ remaining.components.attoseconds / 1_000_000_000
-        send(processGroup, max(1, tether_boottime_ns() &+ nanoseconds))
+        send(processGroup, max(1, tether_boottime_ns() &+ ContinuousClock.now.duration(to: deadline).wholeNanoseconds))
     }
 
     /// Stop watching `processGroup` (its task ended).
