@@ -105,9 +105,11 @@ extension Scheduler {
     /// lease the agent no longer mentions is left to expire, so a grant the agent never
     /// ran cannot stay "running" forever; a lease it names but does not hold (ended here,
     /// or never its own) gets a revoke. An agent that is not connected (never said Hello,
-    /// or was found silent) renews nothing.
-    public func heartbeat(agentID: String, activeLeaseIDs: [String]? = nil) {
-        guard agentLiveness[agentID] != nil else { return }
+    /// or was found silent) renews nothing. Returns whether the heartbeat counted: only then
+    /// may the agent be told its leases were renewed.
+    @discardableResult
+    public func heartbeat(agentID: String, activeLeaseIDs: [String]? = nil) -> Bool {
+        guard agentLiveness[agentID] != nil else { return false }
         let now = clock.now()
         agentLiveness[agentID]!.lastSeen = now
         let active = activeLeaseIDs.map(Set.init)
@@ -115,6 +117,7 @@ extension Scheduler {
             revokeForeign(leaseID, of: agentID)
         }
         renewLeases(of: agentID, now: now, only: active)
+        return true
     }
 
     /// Whether the agent has a live stream the scheduler counts as alive.

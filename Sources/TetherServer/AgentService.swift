@@ -194,7 +194,7 @@ struct AgentService: Sendable {
             // counts its leases safe for a TTL from when it sent the heartbeat.
             let id = heartbeat.heartbeatId
             scheduler.perform({ $0.heartbeat(agentID: agentID, activeLeaseIDs: active) }) { result in
-                guard case .success = result else { return }
+                guard case .success(true) = result else { return }
                 session.send(AgentV1.ServerMessage(.heartbeatAck(AgentV1.HeartbeatAck(heartbeatId: id))))
             }
         case .taskEvent?:

@@ -41,8 +41,9 @@ import Testing
         #expect(h.store.attempts(of: first.key).first?.outcome == .lost)
         let second = h.grants.last!
         #expect(second.agentID == "q" && second.epoch == 2)
-        // p wakes up: its late heartbeat renews nothing and its stale success changes nothing.
-        h.scheduler.heartbeat(agentID: "p", activeLeaseIDs: [first.leaseID])
+        // p wakes up: its late heartbeat renews nothing (and so gets no ack) and its stale
+        // success changes nothing.
+        #expect(!h.scheduler.heartbeat(agentID: "p", activeLeaseIDs: [first.leaseID]))
         #expect(h.finish(first) == .rejected(.staleEpoch(leaseID: first.leaseID, reported: 1, current: 2)))
         #expect(h.taskState(run.runID, "t") == .running)
         // A lost attempt is the infrastructure's, not the task's: its retries are untouched.
