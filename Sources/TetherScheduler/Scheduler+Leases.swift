@@ -174,7 +174,7 @@ extension Scheduler {
             guard outcome != .running else {
                 return .rejected(.invalidReport("a finished report needs a final outcome, not running"))
             }
-            endAttempt(report.leaseID, outcome, usage, message: message, now: now)
+            endAttempt(report.leaseID, live.timedOut ? .timedOut : outcome, usage, message: message, now: now)
         }
         dispatch()
         return .applied
@@ -233,7 +233,8 @@ extension Scheduler {
         live.attempt.outcome = outcome
         live.attempt.finishedAt = now
         live.attempt.usage = usage
-        live.attempt.message = message
+        live.attempt.message = live.timedOut && !message.isEmpty ? "\(live.attempt.message); then: \(message)"
+            : live.timedOut ? live.attempt.message : message
         output.changes.append(.attempt(live.attempt))
 
         guard let run = runs[live.key.runID], var task = run.tasks[live.key.taskID], task.lease?.leaseID == leaseID else { return }
@@ -318,14 +319,23 @@ extension Scheduler {
                 agentSilent(live.record.agentID, now: now)
             }
             let silence = now.millisecondsSinceEpoch - (live.record.expiresAt.millisecondsSinceEpoch - configuration.leaseTTLMilliseconds)
-            endAttempt(leaseID, live.record.revoked == nil ? .lost : .cancelled, AttemptUsage(),
+            let outcome: AttemptOutcome = live.timedOut ? .timedOut : live.record.revoked == nil ? .lost : .cancelled
+            endAttempt(leaseID, outcome, AttemptUsage(),
                        message: "lease expired: no heartbeat from agent \(live.record.agentID) for \(silence) ms", now: now)
         case .executionTimeout(let leaseID):
-            guard let live = leases[leaseID], live.record.revoked == nil else { return }
+            guard var live = leases[leaseID], live.record.revoked == nil else { return }
+            // No report within the timeout and its grace. The agent may still run the task (it
+            // is alive but did not enforce the timeout, or it is cut off), so the attempt ends,
+            // and the task may go elsewhere, only when the agent reports or the lease expires.
             output.effects.append(.revoke(agentID: live.record.agentID, leaseID: leaseID, epoch: live.record.epoch, reason: .cancelled))
-            endAttempt(leaseID, .timedOut, AttemptUsage(),
-                       message: "no report from agent \(live.record.agentID) within execution_timeout + \(configuration.timeoutGraceMilliseconds) ms",
-                       now: now)
+            live.record.revoked = .cancelled
+            live.timedOut = true
+            live.attempt.message = "no report from agent \(live.record.agentID) within execution_timeout + \(configuration.timeoutGraceMilliseconds) ms"
+            leases[leaseID] = live
+            if let run = runs[live.key.runID], run.tasks[live.key.taskID]?.lease?.leaseID == leaseID {
+                run.tasks[live.key.taskID]!.lease = live.record
+                output.changes.append(.task(run.tasks[live.key.taskID]!))
+            }
         case .cron(let dagID):
             fireCron(dagID, timer: timer, now: now)
         case .agentSilence(let agentID):

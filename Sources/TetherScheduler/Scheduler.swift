@@ -330,6 +330,9 @@ struct LiveLease {
     /// quarter TTL (renewals are stored only that often). Only a restart reads it, and a
     /// restart gives every lease a full TTL anyway.
     var storedExpiresAt: Instant
+    /// Its execution timeout's backstop fired: the attempt ends `timedOut` when the agent
+    /// reports or the lease expires, whichever comes first.
+    var timedOut = false
     var key: TaskKey { attempt.key }
 
     init(record: LeaseRecord, dagID: String, queue: String, attempt: AttemptRecord) {

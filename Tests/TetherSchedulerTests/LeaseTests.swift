@@ -127,7 +127,12 @@ import TetherScheduler
         h.scheduler.tick()
         let effects = h.flush()
         #expect(effects == [.revoke(agentID: "a", leaseID: grant.leaseID, epoch: 1, reason: .cancelled)])
-        #expect(h.store.attempts(of: grant.key).first?.outcome == .timedOut)
+        // The agent may still run it: the attempt ends only when the agent says so (or its
+        // lease expires), never while another execution could start.
+        #expect(h.taskState(run.runID, "t") == .running)
+        #expect(h.finish(grant, .cancelled) == .applied)
+        let attempt = h.store.attempts(of: grant.key).first
+        #expect(attempt?.outcome == .timedOut && attempt?.message.contains("within execution_timeout") == true)
         #expect(h.taskState(run.runID, "t") == .failed)
     }
 

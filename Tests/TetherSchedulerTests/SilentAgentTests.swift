@@ -138,3 +138,35 @@ import Testing
             == [1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000, 30_000])
     }
 }
+
+/// Reported with a partitioned agent in mind: the server's timeout backstop must not hand
+/// a task to another agent while the first may still run it.
+@Suite struct TimeoutBackstopTests {
+    @Test func aTimedOutTaskOfACutOffAgentIsRetriedOnlyAfterItsLeaseExpires() throws {
+        let h = SchedulerHarness(configuration: SchedulerConfiguration(leaseTTLMilliseconds: 10_000, timeoutGraceMilliseconds: 1_000))
+        try h.apply(dag("d", ["t"]) { task in
+            task.entrypoint = "work"
+            task.retry = RetryPolicy(retries: 1)
+            task.executionTimeoutMilliseconds = 4_000
+        })
+        let run = try h.trigger("d")
+        h.connect("a", entrypoints: ["work"])
+        h.connect("b", entrypoints: ["work"])
+        let first = h.grants[0]
+        let other = first.agentID == "a" ? "b" : "a"
+        h.clock.advance(milliseconds: 4_000)
+        h.scheduler.heartbeat(agentID: first.agentID)  // a's last word: then it is cut off
+        h.scheduler.heartbeat(agentID: other)
+        _ = h.advance(1_000)                          // timeout + grace: revoked, not re-leased
+        #expect(h.revokes.last! == (first.agentID, first.leaseID, .cancelled))
+        #expect(h.grants.count == 1)
+        h.clock.advance(milliseconds: 5_000)
+        h.scheduler.heartbeat(agentID: other)
+        _ = h.advance(3_999)                          // the lease still stands
+        #expect(h.grants.count == 1 && h.taskState(run.runID, "t") == .running)
+        h.scheduler.heartbeat(agentID: other)
+        _ = h.advance(1)                              // a TTL after a's last heartbeat
+        #expect(h.store.attempts(of: first.key).first?.outcome == .timedOut)
+        #expect(h.grants.last?.agentID == other && h.grants.count == 2)
+    }
+}
