@@ -46,12 +46,15 @@ public final class GRPCServer: Sendable {
 
     public let configuration: Configuration
     /// The health service's statuses; the server's own ("") starts SERVING.
-    public let health = GRPCHealthService()
+    public let health: GRPCHealthService
     private let loops: [EventLoop]
     private let transport: HTTP2Server
 
-    public init(configuration: Configuration, router: GRPCRouter) throws {
+    /// - Parameter health: the statuses `grpc.health.v1.Health` answers with; pass one
+    ///   when the router's handlers must set them before the server exists.
+    public init(configuration: Configuration, router: GRPCRouter, health: GRPCHealthService = GRPCHealthService()) throws {
         self.configuration = configuration
+        self.health = health
         var router = router
         health.register(in: &router)
         loops = try (0..<configuration.loopCount).map { try EventLoop.start(name: "grpc-\($0)", busyPoll: configuration.busyPoll) }

@@ -37,6 +37,11 @@ public final class InMemorySchedulerStore: SchedulerStore {
         completions.async { completion(.success(())) }
     }
 
+    /// Succeeds: memory never fills up, so this store never fences.
+    public func probe(completion: @escaping @Sendable (Result<Void, any Error>) -> Void) {
+        completions.async { completion(.success(())) }
+    }
+
     private let completions = DispatchQueue(label: "tether.in-memory-store.completions")
 
     /// Applies changes synchronously.

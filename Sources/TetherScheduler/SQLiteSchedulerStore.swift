@@ -1,4 +1,5 @@
 import Foundation
+internal import Synchronization
 public import TetherStore
 
 /// The scheduler's state in SQLite, written through a group-commit writer.
@@ -7,10 +8,18 @@ public import TetherStore
 /// change to each row, then submits the batch as one writer change, so it is durable
 /// all or nothing, and calls `completion` after the COMMIT that includes it.
 /// Reads (`loadSnapshot` and the query methods) use their own read-only connection.
+///
+/// A failed commit fences the store (see `SchedulerStore`): the fence is set on the
+/// writer thread, inside the failed change or in its completion, so no later change
+/// runs unfenced, not even a batch-mate in the same transaction. Errors reach
+/// completions as `SchedulerStoreError`, in words for an operator.
 public final class SQLiteSchedulerStore: SchedulerStore {
     public let path: String
     private let writer: GroupCommitWriter
     private let readOptions: SQLiteDatabase.Options
+    /// Set by a failed commit, cleared by a probe that commits. Writer thread only, but
+    /// an atomic so the store stays `Sendable`.
+    private let fenced = Atomic<Bool>(false)
 
     /// Opens (creating and migrating if needed) the database at `path`.
     /// - Throws: `SQLiteError` or `SQLiteMigrationError` from opening and migrating.
@@ -28,9 +37,54 @@ public final class SQLiteSchedulerStore: SchedulerStore {
 
     public func commit(_ changes: [SchedulerChange], completion: @escaping @Sendable (Result<Void, any Error>) -> Void) {
         let rows = Self.lastChangePerRow(changes)
+        writer.submit({ [self] database in
+            guard !fenced.load(ordering: .relaxed) else { throw SchedulerStoreError.fenced(path: path) }
+            do {
+                for change in rows { try Self.write(change, to: database) }
+            } catch {
+                // Before the next change of this transaction runs: it may build on this one.
+                fenced.store(true, ordering: .relaxed)
+                throw error
+            }
+        }, completion: { [self] result in
+            // A BEGIN or COMMIT failure reaches only the completions; they run before the
+            // writer starts the next batch.
+            if case .failure = result { fenced.store(true, ordering: .relaxed) }
+            completion(result.mapError { Self.writeFailure($0, path: path) })
+        })
+    }
+
+    /// Commits an update of the one row of `store_probe` (a counter), behind every commit
+    /// already submitted; its success lifts the fence.
+    public func probe(completion: @escaping @Sendable (Result<Void, any Error>) -> Void) {
         writer.submit({ database in
-            for change in rows { try Self.write(change, to: database) }
-        }, completion: completion)
+            try database.run("INSERT INTO store_probe VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET probes = probes + 1")
+        }, completion: { [self] result in
+            if case .success = result { fenced.store(false, ordering: .relaxed) }
+            completion(result.mapError { Self.writeFailure($0, path: path) })
+        })
+    }
+
+    /// A writer error as an operator reads it: SQLite's code and what it likely means,
+    /// without the statement and its arguments (a batch's can be whole DAG specs).
+    static func writeFailure(_ error: any Error, path: String) -> any Error {
+        switch error {
+        case let error as SchedulerStoreError:
+            return error
+        case GroupCommitWriterError.batchAborted(let cause):
+            return writeFailure(cause, path: path)
+        case let error as SQLiteError:
+            var reason = "\(error.code)"
+            if !error.message.isEmpty && !reason.contains(error.message) { reason += ": \(error.message)" }
+            switch error.code {
+            case .full: reason += "; the disk that holds it has no space left"
+            case .ioError: reason += "; the disk failed a write"
+            default: break
+            }
+            return SchedulerStoreError.writeFailed(path: path, reason: reason)
+        default:
+            return SchedulerStoreError.writeFailed(path: path, reason: "\(error)")
+        }
     }
 
     public func loadSnapshot() throws -> SchedulerSnapshot {
@@ -177,6 +231,11 @@ public final class SQLiteSchedulerStore: SchedulerStore {
                 message TEXT NOT NULL);
             CREATE INDEX task_attempts_by_task ON task_attempts (run_id, task_id, attempt);
             CREATE TABLE agent_sequences (agent_id TEXT PRIMARY KEY, sequence INTEGER NOT NULL);
+            """),
+        // What `probe` writes: one row whose counter each probe bumps, a real commit that
+        // touches no scheduler state.
+        SQLiteMigration(version: 2, name: "store probe", sql: """
+            CREATE TABLE store_probe (id INTEGER PRIMARY KEY CHECK (id = 1), probes INTEGER NOT NULL);
             """),
     ]
 
@@ -328,13 +387,21 @@ public final class SQLiteSchedulerStore: SchedulerStore {
     }
 }
 
-/// A stored value the scheduler cannot read back.
+/// What went wrong in the scheduler's SQLite store.
 public enum SchedulerStoreError: Error, CustomStringConvertible {
+    /// A stored value the scheduler cannot read back.
     case corruptValue(String)
+    /// A commit failed; `reason` is SQLite's code and what it likely means.
+    case writeFailed(path: String, reason: String)
+    /// Not attempted: an earlier commit failed and no probe has committed since.
+    case fenced(path: String)
 
     public var description: String {
         switch self {
         case .corruptValue(let what): return "scheduler store holds an unreadable value: \(what)"
+        case .writeFailed(let path, let reason): return "cannot write \(path): \(reason)"
+        case .fenced(let path):
+            return "not written to \(path): an earlier commit failed, and nothing is written until a probe write commits"
         }
     }
 }

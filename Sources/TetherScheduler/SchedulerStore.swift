@@ -40,10 +40,19 @@ public struct SchedulerSnapshot: Sendable {
 /// Contract: `commit` makes a batch of changes durable atomically (all or none) and in
 /// submission order, then calls `completion` — only after the changes would survive a
 /// crash. A failed commit leaves the store as it was before the batch.
+///
+/// A failed commit fences the store: every commit after it fails too, even one already
+/// submitted, until a `probe` succeeds. The scheduler's memory runs ahead of the disk by
+/// the batches in flight, so a batch made after a lost one may depend on it (a task of a
+/// run that was never written) and must not land without it.
 public protocol SchedulerStore: AnyObject, Sendable {
     /// Reads the state to resume from.
     func loadSnapshot() throws -> SchedulerSnapshot
     /// Makes `changes` durable, then calls `completion` on another thread — never from
     /// inside `commit`, whose caller may hold a lock the completion needs.
     func commit(_ changes: [SchedulerChange], completion: @escaping @Sendable (Result<Void, any Error>) -> Void)
+    /// Makes a small durable write of the store's own (no scheduler state), after every
+    /// commit submitted before it, and calls `completion` as `commit` does: `.success`
+    /// means the store can write again, and lifts the fence of a failed commit.
+    func probe(completion: @escaping @Sendable (Result<Void, any Error>) -> Void)
 }

@@ -12,6 +12,13 @@ public import TetherStore
 /// One server per data directory: `init` takes `DataDirectoryLock` on it before opening
 /// either database and `shutdown` releases it. The directory is created 0700 and every
 /// file the server makes in it is 0600.
+///
+/// When the state database cannot write (a full disk, an I/O error), health says
+/// NOT_SERVING for the server and both services and calls that change state fail with
+/// UNAVAILABLE; the timer task probes the store every `storeProbeInterval` and, once a
+/// write commits, the scheduler reloads its state from the store, health is SERVING
+/// again and every agent session is ended (UNAVAILABLE) so agents reconnect and resume
+/// their leases. Both moments are logged. No restart is needed.
 public final class TetherServer: Sendable {
     public struct Configuration: Sendable {
         /// Where to listen, "HOST:PORT" (port 0 picks one).
@@ -53,6 +60,9 @@ public final class TetherServer: Sendable {
     /// The file under the data dir the first start writes the admin token it creates to.
     public static let adminTokenFileName = "admin.token"
 
+    /// How often a failing state store is probed for a write that commits.
+    static let storeProbeInterval = Duration.milliseconds(500)
+
     public let configuration: Configuration
     /// Where the admin token created on this start (because none was active) was written,
     /// 0600; nil when none was created.
@@ -65,7 +75,9 @@ public final class TetherServer: Sendable {
     /// Held from before the databases open until `shutdown` has closed the state store.
     private let lock: Mutex<DataDirectoryLock?>
 
-    public init(configuration: Configuration) throws {
+    /// - Parameter log: one line per event an operator should know of (the state store
+    ///   failing and recovering), without a timestamp or a "tether server:" prefix.
+    public init(configuration: Configuration, log: @escaping @Sendable (String) -> Void = { _ in }) throws {
         self.configuration = configuration
         let tls: TLSContext?
         switch (configuration.tlsCertificateFile, configuration.tlsKeyFile, configuration.insecurePlaintext) {
@@ -128,9 +140,13 @@ public final class TetherServer: Sendable {
         store = try SQLiteSchedulerStore(path: directory.appendingPathComponent("state.db").path, synchronous: configuration.synchronous)
         let sessions = AgentSessions()
         self.sessions = sessions
+        // Made before the scheduler: its first commit may already fail.
+        let health = GRPCHealthService()
+        for service in Self.healthServices { health.setStatus(.serving, for: service) }
         scheduler = try SchedulerService(
             store: store, clock: clock,
-            configuration: SchedulerConfiguration(leaseTTLMilliseconds: configuration.leaseTTLMilliseconds)
+            configuration: SchedulerConfiguration(leaseTTLMilliseconds: configuration.leaseTTLMilliseconds),
+            onEvent: { event in Self.respond(to: event, health: health, sessions: sessions, log: log) }
         ) { effects in sessions.deliver(effects) }
         let authenticator = Authenticator(tokens: tokens, clock: clock)
         var router = GRPCRouter()
@@ -146,7 +162,33 @@ public final class TetherServer: Sendable {
         // and polling took CPU from the commit (BENCHMARKS.md, "Busy polling").
         grpcConfiguration.busyPoll = .zero
         grpcConfiguration.http2.gracefulShutdownTimeout = configuration.shutdownGracePeriod
-        grpc = try GRPCServer(configuration: grpcConfiguration, router: router)
+        grpc = try GRPCServer(configuration: grpcConfiguration, router: router, health: health)
+    }
+
+    /// What health reports on, besides the server as a whole ("").
+    static let healthServices = ["", AgentService.name, ControlService.name]
+
+    /// How an agent's stream ends when the scheduler reloaded its state after a store outage.
+    static let reloaded = GRPCStatus(code: .unavailable,
+                                     message: "the server reloaded its state after its store could not write; reconnect to resume your leases")
+
+    /// A store outage began or ended: health, the log, and (at the end) the agent sessions,
+    /// whose scheduler state was replaced by the reloaded one.
+    private static func respond(to event: SchedulerServiceEvent, health: GRPCHealthService, sessions: AgentSessions,
+                                log: @Sendable (String) -> Void) {
+        switch event {
+        case .storeFailed(let reason):
+            for service in healthServices { health.setStatus(.notServing, for: service) }
+            log("state store failed: \(reason). Health is NOT_SERVING and calls that change state fail with UNAVAILABLE "
+                + "until a probe write commits (tried every \(storeProbeInterval))")
+        case .recovered(let outage):
+            let live = sessions.all
+            for session in live { session.end(reloaded) }
+            for service in healthServices { health.setStatus(.serving, for: service) }
+            let seconds = Double(outage.components.seconds) + Double(outage.components.attoseconds) / 1e18
+            log("state store writes again after \(String(format: "%.1f", seconds)) s: state reloaded from it, health is SERVING; "
+                + "ended \(live.count) agent session\(live.count == 1 ? "" : "s") so their agents reconnect and resume their leases")
+        }
     }
 
     /// Starts serving and firing the scheduler's timers; returns the bound address.
@@ -190,6 +232,8 @@ public final class TetherServer: Sendable {
 /// Calls `SchedulerService.tick()` when its next deadline comes. Sleeps at most 100 ms
 /// at a time, so a deadline that moved earlier (a new retry, a shorter lease) is picked
 /// up within that; grants never wait on this, only retries, expiries, timeouts and cron.
+/// While the store fails it calls `recover()` every `TetherServer.storeProbeInterval`
+/// instead.
 private final class TimerTask: Sendable {
     private let task = Mutex<Task<Void, Never>?>(nil)
 
@@ -200,7 +244,9 @@ private final class TimerTask: Sendable {
                     let now = scheduler.clock.now().millisecondsSinceEpoch
                     let due = scheduler.nextDeadline?.millisecondsSinceEpoch ?? .max
                     if scheduler.hasFailed {
-                        try? await Task.sleep(for: .seconds(1))  // nothing can fire; don't spin
+                        if await !scheduler.recover() {
+                            try? await Task.sleep(for: TetherServer.storeProbeInterval)
+                        }
                     } else if due <= now {
                         scheduler.tick()
                     } else {

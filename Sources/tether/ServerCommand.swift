@@ -26,6 +26,12 @@ struct ServerCommand: AsyncParsableCommand {
             5 s: new connections are refused, GOAWAY is sent, agent streams end with
             UNAVAILABLE (agents reconnect and resume their leases), other calls get 3 s
             to finish; then pending commits are written and it exits 0.
+
+            If DIR fills up (or its disk fails a write), calls that change state fail
+            with UNAVAILABLE naming the cause, health says NOT_SERVING and a line on
+            stderr says why; nothing acknowledged is lost. Once writes succeed again
+            (checked twice a second) the server reloads its state from DIR/state.db,
+            says so on stderr, serves again and has its agents reconnect: no restart.
             """
     )
 
@@ -79,7 +85,7 @@ struct ServerCommand: AsyncParsableCommand {
         let server: TetherServer
         let bound: SocketAddress
         do {
-            server = try TetherServer(configuration: configuration)
+            server = try TetherServer(configuration: configuration) { line in printLog("tether server: \(line)") }
             bound = try server.start()
         } catch {
             printError("tether server: \(error)")

@@ -16,13 +16,16 @@ final class Cluster: @unchecked Sendable {
     private(set) var server: ChildProcess
     private(set) var agents: [String: ChildProcess] = [:]
     var url: String { "http://127.0.0.1:\(port)" }
-    var dataDirectory: String { scratch.path("server") }
+    let dataDirectory: String
 
-    init(leaseTTLSeconds: Int = 30) throws {
+    /// - Parameter dataDirectory: the server's data dir; by default `server` in `scratch`.
+    init(leaseTTLSeconds: Int = 30, dataDirectory: String? = nil) throws {
         scratch = try ScratchDirectory()
         self.leaseTTLSeconds = leaseTTLSeconds
+        self.dataDirectory = dataDirectory ?? scratch.path("server")
         try Self.admin.write(toFile: scratch.path("admin.token"), atomically: true, encoding: .utf8)
-        server = try Self.startServer(scratch: scratch, listen: "127.0.0.1:0", leaseTTLSeconds: leaseTTLSeconds)
+        server = try Self.startServer(scratch: scratch, dataDirectory: self.dataDirectory, listen: "127.0.0.1:0",
+                                      leaseTTLSeconds: leaseTTLSeconds)
         port = String(server.listeningAddress.split(separator: ":").last ?? "")
     }
 
@@ -36,9 +39,10 @@ final class Cluster: @unchecked Sendable {
         return path
     }
 
-    private static func startServer(scratch: ScratchDirectory, listen: String, leaseTTLSeconds: Int) throws -> ChildProcess {
+    private static func startServer(scratch: ScratchDirectory, dataDirectory: String, listen: String,
+                                    leaseTTLSeconds: Int) throws -> ChildProcess {
         try ChildProcess(Repository.tetherBinary,
-                         ["server", "--listen", listen, "--data-dir", scratch.path("server"), "--insecure-plaintext",
+                         ["server", "--listen", listen, "--data-dir", dataDirectory, "--insecure-plaintext",
                           "--bootstrap-token-file", scratch.path("admin.token"), "--lease-ttl", String(leaseTTLSeconds)],
                          readyPrefix: "listening on")
     }
@@ -47,13 +51,15 @@ final class Cluster: @unchecked Sendable {
     func killAndRestartServer() throws {
         kill(server.process.processIdentifier, SIGKILL)
         server.process.waitUntilExit()
-        server = try Self.startServer(scratch: scratch, listen: "127.0.0.1:\(port)", leaseTTLSeconds: leaseTTLSeconds)
+        server = try Self.startServer(scratch: scratch, dataDirectory: dataDirectory, listen: "127.0.0.1:\(port)",
+                                      leaseTTLSeconds: leaseTTLSeconds)
     }
 
     /// Starts the server again on the same port and data directory, once it has exited.
     func restartServer() throws {
         precondition(!server.process.isRunning, "the server is still running")
-        server = try Self.startServer(scratch: scratch, listen: "127.0.0.1:\(port)", leaseTTLSeconds: leaseTTLSeconds)
+        server = try Self.startServer(scratch: scratch, dataDirectory: dataDirectory, listen: "127.0.0.1:\(port)",
+                                      leaseTTLSeconds: leaseTTLSeconds)
     }
 
     /// Where an agent's task state (the outbox) goes.

@@ -76,6 +76,9 @@ import Testing
             let first = commits.withLock { $0 += 1; return $0 == 2 }  // the constructor's own commit is #1
             Task.detached { completion(first ? .failure(SchedulerError.invalidReport("disk full")) : .success(())) }
         }
+        func probe(completion: @escaping @Sendable (Result<Void, any Error>) -> Void) {
+            Task.detached { completion(.success(())) }
+        }
     }
 
     @Test func afterAFailedCommitLaterCommitsAreNotActedOn() async throws {

@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import Testing
 import TetherScheduler
+import TetherTestSupport
 
 @Suite struct SchedulerServiceTests {
     final class TemporaryDirectory {
@@ -71,6 +72,9 @@ import TetherScheduler
         func commit(_ changes: [SchedulerChange], completion: @escaping @Sendable (Result<Void, any Error>) -> Void) {
             DispatchQueue.global().async { completion(.failure(CocoaError(.fileWriteOutOfSpace))) }
         }
+        func probe(completion: @escaping @Sendable (Result<Void, any Error>) -> Void) {
+            DispatchQueue.global().async { completion(.failure(CocoaError(.fileWriteOutOfSpace))) }
+        }
     }
 
     @Test func failedCommitStopsTheServiceInsteadOfDivergingFromDisk() async throws {
@@ -83,5 +87,122 @@ import TetherScheduler
             try await service.perform { $0.dag("d") }
         }
         #expect(delivered.withLock { $0 } == 0)
+    }
+
+    /// An in-memory store whose writes fail while `full` is set, fencing as the protocol
+    /// says: after a failed commit every commit fails until a probe succeeds.
+    final class DiskFullStore: SchedulerStore {
+        let contents = InMemorySchedulerStore()
+        private let condition = Mutex((full: false, fenced: false))
+        private let completions = DispatchQueue(label: "disk-full-store")
+
+        var full: Bool {
+            get { condition.withLock { $0.full } }
+            set { condition.withLock { $0.full = newValue } }
+        }
+
+        func loadSnapshot() throws -> SchedulerSnapshot { try contents.loadSnapshot() }
+
+        func commit(_ changes: [SchedulerChange], completion: @escaping @Sendable (Result<Void, any Error>) -> Void) {
+            let written = condition.withLock { condition -> Bool in
+                condition.fenced = condition.fenced || condition.full
+                return !condition.fenced
+            }
+            if written { contents.apply(changes) }
+            completions.async { completion(written ? .success(()) : .failure(CocoaError(.fileWriteOutOfSpace))) }
+        }
+
+        func probe(completion: @escaping @Sendable (Result<Void, any Error>) -> Void) {
+            let written = condition.withLock { condition -> Bool in
+                if !condition.full { condition.fenced = false }
+                return !condition.full
+            }
+            completions.async { completion(written ? .success(()) : .failure(CocoaError(.fileWriteOutOfSpace))) }
+        }
+    }
+
+    @Test func afterAFailedCommitTheServiceReloadsFromTheStoreOnceAProbeCommitsAndTellsEachChangeOnce() async throws {
+        let store = DiskFullStore()
+        let clock = ManualClock()
+        let events = Mutex<[SchedulerServiceEvent]>([])
+        let grants = Mutex<[LeaseGrant]>([])
+        let service = try SchedulerService(store: store, clock: clock, configuration: SchedulerConfiguration(leaseTTLMilliseconds: 10_000),
+                                           onEvent: { event in events.withLock { $0.append(event) } }) { effects in
+            for case .grant(let grant) in effects { grants.withLock { $0.append(grant) } }
+        }
+        _ = try await service.perform { try $0.apply(dag("d", ["a"])) }
+        let agent = AgentRegistration(agentID: "x", queues: ["default"], entrypoints: ["a"], slots: 1)
+        _ = try await service.perform { $0.agentConnected(agent) }
+        let first = try await service.perform { try $0.trigger(dagID: "d") }
+        let lease = try #require(grants.withLock { $0.first })
+
+        store.full = true
+        await #expect(throws: SchedulerServiceError.self) { try await service.perform { try $0.trigger(dagID: "d") } }
+        // The one in memory, never written, is not claimed: later calls are refused too.
+        await #expect(throws: SchedulerServiceError.self) { try await service.perform { try $0.setPaused("d", true) } }
+        #expect(service.hasFailed)
+        #expect(await service.recover() == false)
+        let whileFull = events.withLock { $0 }
+        #expect(whileFull.count == 1)
+        if case .storeFailed? = whileFull.first {} else { Issue.record("no storeFailed event: \(whileFull)") }
+
+        store.full = false
+        clock.advance(milliseconds: 60_000)  // past the lease's TTL: the reload gives it a new one
+        #expect(await service.recover())
+        #expect(!service.hasFailed)
+        let after = events.withLock { $0 }
+        #expect(after.count == 2)
+        if case .recovered? = after.last {} else { Issue.record("no recovered event: \(after)") }
+
+        // Memory is the store's again: the failed trigger's run is gone, the acked one stands.
+        #expect(service.read { $0.activeRun(first.runID)?.state } == .running)
+        #expect(store.contents.runs(ofDAG: "d").map(\.runID) == [first.runID])
+        #expect(service.read { $0.isConnected("x") } == false)
+        var resuming = agent
+        resuming.resumingLeaseIDs = [lease.leaseID]
+        let welcome = try await service.perform { $0.agentConnected(resuming) }
+        #expect(welcome.confirmedLeaseIDs == [lease.leaseID])
+        let second = try await service.perform { try $0.trigger(dagID: "d") }
+        #expect(store.contents.runs(ofDAG: "d").map(\.runID) == [first.runID, second.runID])
+        #expect(events.withLock { $0.count } == 2)
+    }
+
+    @Test(.enabled(if: SmallFilesystem.isAvailable, "mounting a tmpfs needs root: \(SmallFilesystem.unavailableReason ?? "")"))
+    func onAFullDiskAFailedCommitFencesTheStoreUntilAProbeCommits() async throws {
+        let disk = try SmallFilesystem(bytes: 2 << 20)
+        let store = try SQLiteSchedulerStore(path: disk.path("state.db"), synchronous: .normal)
+        defer {
+            store.close()
+            withExtendedLifetime(disk) {}  // unmounted only after the store closed
+        }
+        func commit(_ changes: [SchedulerChange]) async -> Result<Void, any Error> {
+            await withCheckedContinuation { continuation in store.commit(changes) { continuation.resume(returning: $0) } }
+        }
+        func probe() async -> Result<Void, any Error> {
+            await withCheckedContinuation { continuation in store.probe { continuation.resume(returning: $0) } }
+        }
+        func sequence(_ n: UInt64) -> SchedulerChange { .agentSequence(agentID: "agent-\(n)", sequence: n) }
+        try await commit([sequence(1)]).get()
+
+        // Room for a small commit, not for a 1 MiB DAG version.
+        try disk.fill(leaving: 128 << 10)
+        var big = dag("big", ["a"])
+        big.description = String(repeating: "x", count: 1 << 20)
+        let version = DAGVersionRecord(dagID: "big", version: 1, contentHash: "h", spec: big, specYAML: "", appliedAt: Instant(millisecondsSinceEpoch: 0))
+        async let failed = commit([.dagVersion(version)])
+        async let behind = commit([sequence(2)])  // submitted before the failure is known
+        let (failedResult, behindResult) = await (failed, behind)
+        guard case .failure(let error) = failedResult else { Issue.record("a 1 MiB commit fit in 128 KiB"); return }
+        #expect("\(error)".contains("SQLITE_FULL") && "\(error)".contains("no space left"), "\(error)")
+        #expect(throws: (any Error).self) { try behindResult.get() }
+        // Fits, but is fenced: it may build on the lost commit.
+        guard case .failure(let fenced) = await commit([sequence(3)]) else { Issue.record("a commit after a failed one was written"); return }
+        #expect("\(fenced)".contains("earlier commit failed"), "\(fenced)")
+
+        try await probe().get()
+        try await commit([sequence(4)]).get()
+        let snapshot = try store.loadSnapshot()
+        #expect(snapshot.agentSequences == ["agent-1": 1, "agent-4": 4])
+        #expect(snapshot.versions.isEmpty)
     }
 }

@@ -16,17 +16,21 @@ final class ServerHarness: Sendable {
     let address: SocketAddress
     let client: GRPCClient
 
+    /// - Parameters:
+    ///   - dataDirectory: where state lives; by default a `data` directory in `scratch`.
+    ///   - log: gets the server's log lines.
     init(leaseTTLMilliseconds: Int64 = 30_000, agentOutboundLimit: Int = 16_384,
-         shutdownGracePeriod: Duration = .seconds(3)) throws {
+         shutdownGracePeriod: Duration = .seconds(3), dataDirectory: URL? = nil,
+         log: @escaping @Sendable (String) -> Void = { _ in }) throws {
         scratch = try ScratchDirectory()
         let tokenFile = scratch.path("admin.token")
         try Self.adminSecret.write(toFile: tokenFile, atomically: true, encoding: .utf8)
-        var configuration = Self.configuration(dataDirectory: scratch.url.appendingPathComponent("data"))
+        var configuration = Self.configuration(dataDirectory: dataDirectory ?? scratch.url.appendingPathComponent("data"))
         configuration.bootstrapTokenFile = tokenFile
         configuration.leaseTTLMilliseconds = leaseTTLMilliseconds
         configuration.agentOutboundLimit = agentOutboundLimit
         configuration.shutdownGracePeriod = shutdownGracePeriod
-        server = try TetherServer(configuration: configuration)
+        server = try TetherServer(configuration: configuration, log: log)
         address = try server.start()
         client = try GRPCClient(configuration: .init(target: address, tls: nil))
     }
@@ -89,6 +93,14 @@ final class ServerHarness: Sendable {
         var request = ControlV1.GetRunRequest()
         request.runId = runID
         return try await control("GetRun", request)
+    }
+
+    /// `grpc.health.v1.Health/Check` of `service` ("" is the server as a whole).
+    func health(_ service: String = "") async throws(GRPCStatus) -> HealthV1.ServingStatus {
+        var request = HealthV1.CheckRequest()
+        request.service = service
+        let response: HealthV1.CheckResponse = try await client.unary("/grpc.health.v1.Health/Check", request, timeout: .seconds(10))
+        return response.status
     }
 
     func createToken(_ role: ControlV1.TokenRole, agentName: String = "") async throws(GRPCStatus) -> String {
