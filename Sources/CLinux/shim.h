@@ -94,7 +94,7 @@ static inline int tether_spawn(const char *path, char *const argv[], char *const
 // tether_lease_keeper_start forks the agent's lease keeper: a child process that SIGKILLs a
 // task's process group when its lease deadline passes, so a task never outlives its lease
 // even while the agent itself is stopped (SIGSTOP), starved or hung, and cannot stop it.
-// It is C because it runs in a child forked from a multithreaded process without exec,
+// It is C because it runs in a child cloned from a multithreaded process without exec,
 // where only async-signal-safe calls are allowed. It leads a process group of its own
 // (a signal for the agent's group does not reach it) and reads fixed-size records from
 // the pipe whose write end it returns in *write_fd:
@@ -173,7 +173,10 @@ static inline int tether_lease_keeper_start(int *write_fd) {
     if (pipe(fds) != 0) return -1;  // pipe2 is _GNU_SOURCE-only; tether_spawn closes leaked fds anyway
     fcntl(fds[0], F_SETFD, FD_CLOEXEC);
     fcntl(fds[1], F_SETFD, FD_CLOEXEC);
-    pid_t pid = fork();
+    // A raw clone, not fork(): fork runs every library's atfork handlers, and one that
+    // takes a lock another thread holds would hang the child before it closed the agent's
+    // descriptors. The child gets a copy of the address space and runs only syscalls.
+    pid_t pid = (pid_t)syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
     if (pid < 0) {
         int error = errno;
         close(fds[0]);

@@ -91,7 +91,7 @@ public final class AgentDaemon: Sendable {
         self.client = client
         self.startedEventDelay = startedEventDelay
         state = Mutex(State(deadlines: LeaseDeadlines(killGrace: .milliseconds(configuration.killGraceMilliseconds))))
-        // First, while the process holds the fewest descriptors (the fork copies them all
+        // First, while the process holds the fewest descriptors (the clone copies them all
         // until the keeper closes its copies).
         keeper = try LeaseKeeper()
         reaper = ChildReaper(loop: client.eventLoop)

@@ -18,11 +18,11 @@ final class LeaseKeeper: Sendable {
     /// Whether a record could not be written (the pipe was full: the keeper is not reading).
     private let dropped = Atomic<Bool>(false)
 
-    /// - Throws: `SystemError` from pipe or fork.
+    /// - Throws: `SystemError` from pipe or clone.
     init() throws(SystemError) {
         var fd: Int32 = -1
         let pid = tether_lease_keeper_start(&fd)
-        guard pid > 0 else { throw SystemError("start the lease keeper (fork)", errno: errno) }
+        guard pid > 0 else { throw SystemError("start the lease keeper (clone)", errno: errno) }
         self.pid = pid
         pipe = fd
         _ = fcntl(pipe, F_SETFL, O_NONBLOCK)  // a keeper that stops reading must never block the agent
