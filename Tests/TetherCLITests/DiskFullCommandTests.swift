@@ -46,7 +46,7 @@ import TetherTestSupport
             #expect(cluster.server.recentOutput.contains("no space left"), "\(cluster.server.recentOutput)")
 
             // The task ends while the server cannot write: its event waits in the agent's outbox.
-            FileManager.default.createFile(atPath: gate, contents: nil)
+            _ = FileManager.default.createFile(atPath: gate, contents: nil)
             try disk.free()
             #expect(cluster.eventually { Self.hasLogLine(cluster.server.recentOutput, "tether server: state store writes again") },
                     "\(cluster.server.recentOutput)")

@@ -172,7 +172,7 @@ import TetherTestSupport
             let after = try cluster.run(runID)
             #expect(after.description == before.description)
             // The agent reconnects and resumes its lease: the held task finishes in its first attempt.
-            FileManager.default.createFile(atPath: release, contents: nil)
+            _ = FileManager.default.createFile(atPath: release, contents: nil)
             let run = try cluster.wait(for: runID) { $0.state == "RUN_STATE_SUCCESS" || $0.state == "RUN_STATE_FAILED" }
             #expect(run.state == "RUN_STATE_SUCCESS", "\(run)")
             #expect(run.task("held")?.attempts.map(\.outcome) == ["ATTEMPT_OUTCOME_SUCCEEDED"], "\(run)")
