@@ -103,7 +103,7 @@ public final class AgentDaemon: Sendable {
         logs = LogDirectory(root: configuration.logDirectory)
         instanceID = try Self.instanceID(in: configuration.stateDirectory)
         // Processes a previous agent process left behind cannot be resumed: kill them and
-        // report them failed, so their retry policy decides.
+        // report them lost, so they run again without using a retry.
         for reaped in try outbox.reapOrphans() { log("reaped \(reaped.lease.leaseId): \(reaped.message)") }
     }
 

@@ -293,9 +293,9 @@ public final class EventOutbox: @unchecked Sendable {
     /// start-up, before running anything): kills each one's process group with SIGKILL
     /// and appends a `failed` event for it, then forgets the lease.
     ///
-    /// `failed`, not `cancelled`: the agent did not choose to stop the task, it lost it,
-    /// and a failure lets the task's retry policy decide. (The server drops the event
-    /// anyway if the lease's epoch is stale by then.)
+    /// `lost`, not `failed` or `cancelled`: the task did not fail and the agent did not
+    /// choose to stop it; the agent's end took it, so it runs again without using one of
+    /// its retries. (The server drops the event anyway if the lease's epoch is stale by then.)
     ///
     /// The group is killed only when it can still be the task's: not after a reboot (the
     /// boot id differs), and not when a process with the leader's pid but another start
@@ -329,7 +329,9 @@ public final class EventOutbox: @unchecked Sendable {
             var event = AgentV1.TaskEvent()
             event.leaseId = lease.leaseId
             event.epoch = lease.epoch
-            event.kind = .failed
+            // The agent's end ended the task, not the task itself: an infrastructure loss,
+            // which re-queues it without using one of its retries.
+            event.kind = .lost
             event.occurredAtUnixUs = unixMicrosecondsNow()
             event.startedAtUnixUs = lease.startedAtUnixUs
             event.finishedAtUnixUs = event.occurredAtUnixUs

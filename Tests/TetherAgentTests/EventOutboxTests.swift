@@ -198,7 +198,7 @@ import TetherWire
         #expect(try outbox.runningLeases().isEmpty)
     }
 
-    @Test func reapOrphansKillsTheProcessGroupAPreviousAgentLeftAndReportsFailure() async throws {
+    @Test func reapOrphansKillsTheProcessGroupAPreviousAgentLeftAndReportsItLost() async throws {
         let scratch = try ScratchDirectory()
         let directory = scratch.path("state")
         // The "previous agent": a task leader with a child of its own, in its own group.
@@ -230,7 +230,7 @@ import TetherWire
         let pending = restarted.pending()
         #expect(pending.map(\.sequence) == [1, 2])
         let failure = try #require(pending.last?.event)
-        #expect(failure.kind == .failed)
+        #expect(failure.kind == .lost)
         #expect(failure.leaseId == "r1/load/4" && failure.epoch == 4)
         #expect(failure.exitStatus == AgentV1.ExitStatus(.signal(SIGKILL)))
         #expect(failure.startedAtUnixUs == 7)
@@ -248,6 +248,6 @@ import TetherWire
         try outbox.recordStart(of: lease, event: event("l1", .started))
         let reaped = try outbox.reapOrphans()
         #expect(reaped.map(\.killedProcessGroup) == [false])
-        #expect(outbox.pending().last?.event.kind == .failed)
+        #expect(outbox.pending().last?.event.kind == .lost)
     }
 }
