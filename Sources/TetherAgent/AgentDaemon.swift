@@ -60,6 +60,8 @@ public final class AgentDaemon: Sendable {
         var session: AsyncStream<AgentV1.AgentMessage>.Continuation?
         var lastSent: UInt64 = 0
         var draining = false
+        /// `stop()`: finish once no task runs, without waiting for the server's Acks.
+        var stopping = false
         var finished = false
         /// Why the server refused this agent's token, once it has (the agent then stops).
         var refusal: GRPCStatus?
@@ -150,7 +152,9 @@ public final class AgentDaemon: Sendable {
                 log("session ended: \(error)")
             }
             if state.withLock({ $0.finished }) { break }
-            let delay = backoff.delay(attempt: attempt, random: Double.random(in: 0..<1))
+            let (ttl, running) = state.withLock { ($0.deadlines.ttl, !$0.runners.isEmpty) }
+            let delay = Self.reconnectDelay(backoff.delay(attempt: attempt, random: Double.random(in: 0..<1)), leaseTTL: ttl,
+                                            holdsWork: running || !outbox.pending(limit: 1).isEmpty)
             attempt += 1
             try? await Task.sleep(for: delay)
         }
@@ -174,6 +178,15 @@ public final class AgentDaemon: Sendable {
             for name in unusable.keys.sorted() { log("entrypoint '\(name)' is not offered: \(unusable[name]!)") }
         }
         return configuration.entrypoints.keys.filter { unusable[$0] == nil }.sorted()
+    }
+
+    /// The wait before redialling: gRPC's backoff, but at most a quarter of the lease TTL
+    /// while the agent holds leases or unacknowledged events, since it must be back within a
+    /// TTL of the server's return (a restarted server gives each lease a TTL) or finished
+    /// work is run again elsewhere.
+    static func reconnectDelay(_ backoff: Duration, leaseTTL: Duration?, holdsWork: Bool) -> Duration {
+        guard holdsWork, let leaseTTL else { return backoff }
+        return min(backoff, leaseTTL / 4)
     }
 
     /// Why the server refused this agent's token (revoked, expired, bound to another name),
@@ -229,8 +242,10 @@ public final class AgentDaemon: Sendable {
         finishIfDrained()
     }
 
-    /// Cancels running tasks (SIGTERM, then SIGKILL after the grace) and drains.
+    /// Cancels running tasks (SIGTERM, then SIGKILL after the grace) and ends `run()` once
+    /// they have ended, acknowledged or not: their events wait in the outbox for the next start.
     public func stop() {
+        state.withLock { $0.stopping = true }
         drain(reason: "stopping")
         for runner in state.withLock({ Array($0.runners.values) }) { runner.cancel(reason: "agent stopping") }
     }
@@ -306,9 +321,11 @@ public final class AgentDaemon: Sendable {
                 await call.finishSending()
             }
             group.addTask { [self] in
+                // The first at once: its ack confirms the leases sooner than the Welcome
+                // could (a Welcome that arrived late leaves them old).
                 while !Task.isCancelled {
-                    try await Task.sleep(for: interval)
                     continuation.yield(heartbeat())
+                    try await Task.sleep(for: interval)
                 }
             }
             while let message = try await call.next() {
@@ -486,12 +503,13 @@ public final class AgentDaemon: Sendable {
             // Both conditions under the lock: a runner's final event is appended before it
             // leaves `runners`, so no event can slip between the two checks.
             guard state.draining, !state.finished, state.runners.isEmpty else { return nil }
-            guard outbox.pending(limit: 1).isEmpty else { return nil }
+            guard state.stopping || outbox.pending(limit: 1).isEmpty else { return nil }
             state.finished = true
             return .some(state.session)
         }
         guard let session else { return }
-        log("drained: every task finished and every event acknowledged")
+        let waiting = outbox.pending(limit: 1).isEmpty ? "every event acknowledged" : "events not yet acknowledged wait in the outbox for the next start"
+        log("drained: every task finished; \(waiting)")
         session?.finish()
     }
 

@@ -24,7 +24,8 @@ struct AgentCommand: AsyncParsableCommand {
 
             SIGTERM drains: no new leases, running tasks finish, then exit 0. A second
             SIGTERM or a SIGINT cancels running tasks (SIGTERM, then SIGKILL after
-            kill_grace). SIGHUP reconnects, reading token_file again; a token the server
+            kill_grace) and exits once they have ended; events the server has not
+            acknowledged wait in state_dir for the next start. SIGHUP reconnects, reading token_file again; a token the server
             refuses (revoked, expired, bound to another name) is read again too, and if
             it has not changed the agent stops its tasks and exits 4.
 

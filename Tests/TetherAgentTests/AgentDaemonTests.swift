@@ -161,6 +161,29 @@ final class FakeConnectServer: Sendable {
         }
     }
 
+    @Test func whileItHoldsWorkTheAgentRedialsWithinAQuarterOfTheTTL() {
+        #expect(AgentDaemon.reconnectDelay(.seconds(7), leaseTTL: .seconds(3), holdsWork: true) == .milliseconds(750))
+        #expect(AgentDaemon.reconnectDelay(.seconds(7), leaseTTL: .seconds(3), holdsWork: false) == .seconds(7))
+        #expect(AgentDaemon.reconnectDelay(.milliseconds(500), leaseTTL: .seconds(3), holdsWork: true) == .milliseconds(500))
+        #expect(AgentDaemon.reconnectDelay(.seconds(7), leaseTTL: nil, holdsWork: true) == .seconds(7))
+    }
+
+    @Test(.timeLimit(.minutes(1)))  // waiting for Acks from a server that is gone would never end
+    func stopEndsTheAgentWhileTheServerIsDownLeavingEventsInTheOutbox() async throws {
+        let scratch = try ScratchDirectory()
+        let server = try FakeConnectServer()
+        let daemon = try agent(scratch, server, startedEventDelay: .zero)
+        let running = Task { await daemon.run() }
+        server.grant("a", entrypoint: "block")
+        #expect(await waitUntil { server.events == ["a started"] })
+        await server.stop()
+        daemon.stop()
+        await running.value
+        // The cancelled task's final event, never acknowledged, waits in the outbox.
+        let outbox = try SQLiteDatabase(.init(path: daemon.configuration.stateDirectory + "/" + EventOutbox.fileName, access: .readOnly))
+        #expect(try outbox.scalar("SELECT count(*) FROM events").int64 == 1)
+    }
+
     @Test func anEntrypointWhoseProgramIsMissingIsNotOffered() async throws {
         try await withRunningAgent(startedEventDelay: .zero) { _, server, _ in
             #expect(await waitUntil { server.hello != nil })
