@@ -41,6 +41,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 TASK_SCRIPT = os.path.join(HERE, "ledger_task.py")
 CLOCK_SHIM_SOURCE = os.path.join(HERE, "wallclock_step.c")
 ADMIN_SECRET_BYTES = 24
+FAULT_KINDS = ("agent_kill", "agent_stop", "server_kill", "net_cut", "clock")
 MUST_BE_ZERO = ("events_lost", "events_applied_twice", "overlapping_executions", "runs_unfinished")
 
 
@@ -555,8 +556,8 @@ entrypoints:
     def soak(self):
         seconds = self.args.minutes * 60
         self.start_ns = boot_ns()
-        kinds = ["agent_kill", "agent_stop", "server_kill"] + (["net_cut"] if self.network else []) \
-            + (["clock"] if self.use_clock_shim else [])
+        kinds = [k for k in self.args.faults.split(",") if k != "net_cut" or self.network]
+        kinds = [k for k in kinds if k != "clock" or self.use_clock_shim]
         # Every kind once, in a random order, before any repeats: a short soak still sees each.
         order = kinds[:]
         self.rng.shuffle(order)
@@ -704,15 +705,17 @@ def read_ledgers(out):
                 except ValueError:
                     continue  # a line cut by SIGKILL mid-write cannot happen (one write), but be safe
                 lease = r.get("lease")
+                r["ledger"] = path
                 if r["k"] == "start":
                     starts[lease] += 1
                     if lease not in executions:
                         executions[lease] = {"lease": lease, "run": r["run"], "task": r["task"],
                                              "attempt": r["attempt"], "agent": r["agent"], "start": r["t"],
                                              "last": r["t"], "end": None, "exit": None, "overlap": r["overlap"],
-                                             "holder": r["holder"], "ledger": path}
+                                             "holder": r["holder"], "ledger": path, "records": [r]}
                     else:
                         executions[lease]["overlap"] |= r["overlap"]
+                        executions[lease]["records"].append(r)
                     continue
                 e = executions.get(lease)
                 if e is None:
@@ -720,6 +723,9 @@ def read_ledgers(out):
                 e["last"] = max(e["last"], r["t"])
                 if r["k"] == "end":
                     e["end"], e["exit"] = r["t"], r["exit"]
+                    e["records"].append(r)
+                else:
+                    e["last_beat"] = r
     return executions, starts
 
 
@@ -740,6 +746,15 @@ def analyze(out):
     agents = list(state["agent_netns"])
     report = collections.OrderedDict()
     lost, twice, overlaps, late = [], [], [], []
+    restarts = []  # attempts FAILED because their agent was restarted (SIGKILL) under them
+    evidence = []  # ledger lines of the executions behind each problem
+
+    def show(*leases):
+        for lease in leases:
+            e = executions.get(lease)
+            if e:
+                for r in e["records"] + ([e["last_beat"]] if "last_beat" in e and e["end"] is None else []):
+                    evidence.append(json.dumps(r, separators=(",", ":")))
 
     # The server's side.
     attempts_by_lease = collections.defaultdict(list)
@@ -781,6 +796,15 @@ def analyze(out):
         run_id, task_id, a = found[0]
         outcome = a.get("outcome", "")
         e = executions.get(lease)
+        if outcome == "ATTEMPT_OUTCOME_FAILED" and "exitCode" not in a and "signal" not in a:
+            # No exit at all: the agent restarted and found the task gone (it died with the
+            # agent's SIGKILL). Not an event lost, unless the task had in fact ended.
+            restarts.append(f"{run_id} {task_id} attempt {a.get('attempt')} on {a.get('agentName')}: {a.get('message', '')}")
+            if e is not None and e["end"] is not None:
+                show(lease)
+                lost.append(f"{lease}: the task ended with exit {e['exit']} on {e['agent']}, the server recorded "
+                            f"FAILED with no exit ({a.get('message', '')})")
+            continue
         if outcome in ("ATTEMPT_OUTCOME_SUCCEEDED", "ATTEMPT_OUTCOME_FAILED"):
             code = a.get("exitCode")
             if code is None and outcome == "ATTEMPT_OUTCOME_SUCCEEDED":
@@ -789,6 +813,7 @@ def analyze(out):
                 if e is not None and e["end"] is not None:
                     lost.append(f"{lease}: the server recorded signal {a['signal']}, the task ended with exit {e['exit']}")
             elif e is None or e["end"] is None or e["exit"] != code:
+                show(lease)
                 lost.append(f"{lease}: the server recorded {outcome} exit {code}, the ledger "
                             + ("has no execution" if e is None else "has no end" if e["end"] is None else f"says exit {e['exit']}"))
         elif outcome == "ATTEMPT_OUTCOME_REJECTED" and e is not None:
@@ -807,6 +832,7 @@ def analyze(out):
 
     for lease, e in executions.items():
         if starts[lease] > 1:
+            show(lease)
             twice.append(f"{lease}: started {starts[lease]} times ({e['ledger']})")
         found = attempts_by_lease.get(lease)
         if not found:
@@ -820,6 +846,7 @@ def analyze(out):
         if why and a.get("outcome") == "ATTEMPT_OUTCOME_LOST":
             late.append(entry + f"; during {why}")
         else:
+            show(lease)
             lost.append(entry + ("" if why else "; no fault touched that agent"))
 
     # Executions of one task never overlap, and none starts after a recorded success ended.
@@ -831,10 +858,12 @@ def analyze(out):
         for i, first in enumerate(found):
             for second in found[i + 1:]:
                 if second["start"] < first["last"]:
+                    show(first["lease"], second["lease"])
                     overlaps.append(f"{run_id} {task_id}: {first['lease']} on {first['agent']} ran "
                                     f"until {first['last'] / 1e9:.3f} s, {second['lease']} on {second['agent']} "
                                     f"started at {second['start'] / 1e9:.3f} s (CLOCK_BOOTTIME)")
             if first["overlap"]:
+                show(first["lease"], first["holder"])
                 overlaps.append(f"{run_id} {task_id}: {first['lease']} on {first['agent']} started while "
                                 f"{first['holder']} was alive (flock held)")
             recorded = attempts_by_lease.get(first["lease"])
@@ -842,6 +871,7 @@ def analyze(out):
                     and recorded[0][2].get("outcome") == "ATTEMPT_OUTCOME_SUCCEEDED":
                 again = [e for e in found if e["start"] > first["end"]]
                 if again:
+                    show(first["lease"], again[0]["lease"])
                     twice.append(f"{run_id} {task_id}: ran again on {again[0]['agent']} ({again[0]['lease']}) "
                                  f"after {first['lease']} succeeded")
     overlaps = sorted(set(overlaps))
@@ -849,7 +879,7 @@ def analyze(out):
     unfinished = sum(n for s, n in run_states.items() if s in ("RUN_STATE_QUEUED", "RUN_STATE_RUNNING"))
     report["soak"] = {"minutes": state["minutes"], "agents": state["agents"], "slots": state["slots"],
                       "in_network_namespaces": state["in_namespaces"], "lease_ttl_s": state["lease_ttl_s"],
-                      "seed": state["seed"], "wallclock_steps": state["wallclock_steps"], "dir": out}
+                      "seed": state["seed"], "wallclock_steps": state.get("wallclock_steps", state.get("faketime")), "dir": out}
     report["runs"] = {"triggered": sum(state["triggers"].values()), "triggers_refused": state["trigger_failures"],
                       "started": len(runs), "by_state": dict(run_states)}
     report["runs_unfinished"] = unfinished
@@ -864,10 +894,19 @@ def analyze(out):
     report["overlapping_executions"] = len(overlaps)
     report["late_reports"] = {"count": len(late), "note": "ended, but the lease had expired (during a fault) before the "
                               "report arrived: recorded LOST and run again, never at the same time"}
+    restarted_tasks = {" ".join(r.split(" ")[:2]) for r in restarts}
+    failed_for_good = sorted(f"{shown['run']['runId']} {t['taskId']}" for shown in runs for t in shown.get("taskInstances", [])
+                             if t["state"] == "TASK_STATE_FAILED" and f"{shown['run']['runId']} {t['taskId']}" in restarted_tasks)
+    report["agent_restart_failures"] = {
+        "attempts": len(restarts), "tasks_failed_for_good": failed_for_good,
+        "note": "attempts recorded FAILED (no exit code) because their agent was SIGKILLed and restarted; "
+                "they count against the task's retries, unlike LOST"}
     report["leases_expired"] = {"total": outcomes.get("ATTEMPT_OUTCOME_LOST", 0), "by_reason": dict(expired.most_common())}
     report["server_rss_kib"] = rss_summary(state)
     report["details"] = {"events_lost": lost[:50], "events_applied_twice": twice[:50],
-                         "overlapping_executions": overlaps[:50], "late_reports": late[:20]}
+                         "overlapping_executions": overlaps[:50], "late_reports": late[:20],
+                         "agent_restart_failures": restarts[:20],
+                         "ledger_lines": sorted(set(evidence))[:200]}
     report["ok"] = all(report[k] == 0 for k in MUST_BE_ZERO)
     return report
 
@@ -913,6 +952,10 @@ def print_report(report):
     p(f"events applied twice:    {report['events_applied_twice']}")
     p(f"overlapping executions:  {report['overlapping_executions']}")
     p(f"late reports:            {report['late_reports']['count']} (lease expired during a fault before the report arrived)")
+    restarts = report["agent_restart_failures"]
+    p(f"agent-restart failures:  {restarts['attempts']} attempts FAILED because their agent was SIGKILLed "
+      f"(counted as retries); tasks failed for good with one: {len(restarts['tasks_failed_for_good'])} "
+      f"{' '.join(restarts['tasks_failed_for_good'])}")
     p(f"leases expired:          {report['leases_expired']['total']}")
     for reason, count in report["leases_expired"]["by_reason"].items():
         p(f"  {count:5d}  {reason}")
@@ -960,6 +1003,8 @@ def main():
     parser.add_argument("--rss-interval", type=float, default=3)
     parser.add_argument("--drain-seconds", type=float, default=180)
     parser.add_argument("--no-netns", dest="netns", action="store_false")
+    parser.add_argument("--faults", default=",".join(FAULT_KINDS),
+                        help="fault kinds to inject, comma-separated (default: all of %(default)s)")
     args = parser.parse_args()
     if args.analyze:
         return finish(os.path.abspath(args.analyze))
@@ -967,6 +1012,8 @@ def main():
         parser.error("MINUTES, --tether and --out are required")
     if not 0 < args.minutes <= 24 * 60:
         parser.error("MINUTES must be in (0, 1440]")
+    if not args.faults or set(args.faults.split(",")) - set(FAULT_KINDS):
+        parser.error(f"--faults takes kinds from {','.join(FAULT_KINDS)}")
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(1 << 31)
 
