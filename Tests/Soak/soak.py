@@ -193,21 +193,27 @@ class Soak:
         return proc
 
     def stop_all(self):
-        for proc in self.children:
-            if proc.poll() is None:
+        """Stops every process started, agents first while the server can still take
+        their last events (an agent told to stop keeps trying to deliver them): SIGINT for
+        agents (SIGTERM would drain, letting tasks finish), then SIGTERM for the rest, and
+        SIGKILL for whatever is left 8 s after each signal."""
+        agents = [p for p in self.children if "agent" in p.args]
+        for group, sig in ((agents, signal.SIGINT), ([p for p in self.children if p not in agents], signal.SIGTERM)):
+            for proc in group:
+                if proc.poll() is None:
+                    try:
+                        os.kill(proc.pid, signal.SIGCONT)
+                        os.kill(proc.pid, sig)
+                    except ProcessLookupError:
+                        pass
+            deadline = time.monotonic() + 8
+            for proc in group:
                 try:
-                    os.kill(proc.pid, signal.SIGCONT)
-                    os.kill(proc.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-        deadline = time.monotonic() + 8
-        for proc in self.children:
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                log(f"pid {proc.pid} ({' '.join(proc.args[:2])}) ignored SIGTERM for 8 s: SIGKILL")
-                proc.kill()
-                proc.wait(timeout=10)
+                    proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    log(f"pid {proc.pid} ({' '.join(proc.args[:2])}) still there 8 s after {sig.name}: SIGKILL")
+                    proc.kill()
+                    proc.wait(timeout=10)
 
     def cli(self, *args, timeout=30):
         env = dict(os.environ, TETHER_SERVER=self.url, TETHER_TOKEN=self.admin, HOME=self.out)
