@@ -99,7 +99,8 @@ static inline int tether_spawn(const char *path, char *const argv[], char *const
 // (a signal for the agent's group does not reach it) and reads fixed-size records from
 // the pipe whose write end it returns in *write_fd:
 //   deadline_ns > 0: watch process group `pgid` until CLOCK_BOOTTIME deadline_ns (or
-//   move its deadline); deadline_ns == 0: forget it.
+//   move its deadline); deadline_ns == 0: forget it. A leader that exits is forgotten by
+//   itself, where the kernel has pidfds (Linux 5.3); elsewhere only by a record.
 // When the pipe closes (the agent exited, however), it kills every group it watches and
 // exits. Returns the keeper's pid, or -1 with errno.
 #include <poll.h>
@@ -114,6 +115,9 @@ static inline int64_t tether_boottime_ns(void) {
 }
 static inline void tether_keeper_loop(int fd) {
     static struct { int32_t pgid; int pidfd; int64_t deadline; } watched[TETHER_KEEPER_CAPACITY];
+    static struct pollfd exits[TETHER_KEEPER_CAPACITY];
+    static unsigned char buffer[256 * sizeof(struct tether_keeper_record)];
+    size_t buffered = 0;
     int count = 0;
     for (;;) {
         int64_t earliest = INT64_MAX;
@@ -124,44 +128,58 @@ static inline void tether_keeper_loop(int fd) {
             timeout = wait <= 0 ? 0 : (int)(wait / 1000000 + 1 > 60000 ? 60000 : wait / 1000000 + 1);
         }
         struct pollfd p = { .fd = fd, .events = POLLIN };
-        int ready = poll(&p, 1, timeout);
-        if (ready < 0 && errno != EINTR) _exit(2);
+        if (poll(&p, 1, timeout) < 0 && errno != EINTR) _exit(2);
         // Read every record already written before acting on a deadline: a later record
-        // may move it.
+        // may move it. A read may end inside a record; its start waits in the buffer.
         for (;;) {
-            struct tether_keeper_record r;
-            ssize_t n = read(fd, &r, sizeof r);
+            ssize_t n = read(fd, buffer + buffered, sizeof buffer - buffered);
             if (n < 0 && errno == EINTR) continue;
             if (n < 0 && errno == EAGAIN) break;
             if (n <= 0) {  // the agent is gone: so are its tasks
                 for (int i = 0; i < count; i++) kill(-watched[i].pgid, SIGKILL);
                 _exit(0);
             }
-            if (n != sizeof r || r.pgid <= 1) continue;
-            int i = 0;
-            while (i < count && watched[i].pgid != r.pgid) i++;
-            if (r.deadline_ns == 0) {
-                if (i < count) {
-                    if (watched[i].pidfd >= 0) close(watched[i].pidfd);
-                    watched[i] = watched[--count];
+            buffered += (size_t)n;
+            size_t whole = buffered / sizeof(struct tether_keeper_record);
+            for (size_t k = 0; k < whole; k++) {
+                struct tether_keeper_record r;
+                memcpy(&r, buffer + k * sizeof r, sizeof r);
+                if (r.pgid <= 1) continue;
+                int i = 0;
+                while (i < count && watched[i].pgid != r.pgid) i++;
+                if (r.deadline_ns == 0) {
+                    if (i < count) {
+                        if (watched[i].pidfd >= 0) close(watched[i].pidfd);
+                        watched[i] = watched[--count];
+                    }
+                } else if (i < count) {
+                    watched[i].deadline = r.deadline_ns;
+                } else if (count < TETHER_KEEPER_CAPACITY) {
+                    watched[count].pgid = r.pgid;
+                    watched[count].pidfd = tether_pidfd_open(r.pgid);  // tells an exit (and so a reused pid) apart
+                    watched[count].deadline = r.deadline_ns;
+                    count++;
                 }
-            } else if (i < count) {
-                watched[i].deadline = r.deadline_ns;
-            } else if (count < TETHER_KEEPER_CAPACITY) {
-                watched[count].pgid = r.pgid;
-                watched[count].pidfd = tether_pidfd_open(r.pgid);  // tells a reused pid apart
-                watched[count].deadline = r.deadline_ns;
-                count++;
             }
+            buffered -= whole * sizeof(struct tether_keeper_record);
+            memmove(buffer, buffer + whole * sizeof(struct tether_keeper_record), buffered);
         }
+        // One poll finds every task that has exited (a negative fd is skipped): those are
+        // dropped, the ones past their deadline killed.
+        for (int i = 0; i < count; i++) {
+            exits[i].fd = watched[i].pidfd;
+            exits[i].events = POLLIN;
+            exits[i].revents = 0;
+        }
+        if (count > 0) poll(exits, (nfds_t)count, 0);
         int64_t now = tether_boottime_ns();
         for (int i = 0; i < count;) {
-            struct pollfd exited = { .fd = watched[i].pidfd, .events = POLLIN };
-            int gone = watched[i].pidfd >= 0 && poll(&exited, 1, 0) > 0;
+            int gone = watched[i].pidfd >= 0 && (exits[i].revents & (POLLIN | POLLHUP | POLLERR));
             if (gone || watched[i].deadline <= now) {
                 if (!gone) kill(-watched[i].pgid, SIGKILL);
                 if (watched[i].pidfd >= 0) close(watched[i].pidfd);
                 watched[i] = watched[--count];
+                exits[i] = exits[count];
             } else {
                 i++;
             }

@@ -13,7 +13,7 @@ import TetherWire
 /// there and their events recorded and sent from there (a task that fails to spawn, or is
 /// cancelled before it starts, reports from the thread that found out). A grant that
 /// arrives while no other task runs is spawned on the loop as well; one that arrives
-/// beside running tasks is spawned on a spawner thread of the agent's, in parallel with
+/// beside running tasks is spawned on one of the agent's spawner threads, in parallel with
 /// the loop. Both threads live as long as the agent, and every task dies with the thread
 /// that spawned it, so a task never outlives its agent, even one killed by SIGKILL. A spawn
 /// on the loop blocks it for a few hundred microseconds: creating the attempt's log under
@@ -32,10 +32,11 @@ public final class AgentDaemon: Sendable {
     private let instanceID: String
     /// Task exits are noticed on the connection's loop, where their events are sent.
     private let reaper: ChildReaper
-    /// A thread that lives as long as the agent, for spawns beside running tasks: a task
-    /// dies with the thread that spawned it (see `TaskRunner`), so never Dispatch's pool,
-    /// whose threads come and go.
-    private let spawner: EventLoop
+    /// Threads that live as long as the agent, one per core, for spawns beside running
+    /// tasks (in parallel: a spawn waits for its exec): a task dies with the thread that
+    /// spawned it (see `TaskRunner`), so never Dispatch's pool, whose threads come and go.
+    private let spawners: [EventLoop]
+    private let nextSpawner = Atomic<Int>(0)
     /// Kills a task whose lease deadline passed when the agent itself could not.
     private let keeper: LeaseKeeper
     /// What tasks inherit of this process's environment, read once.
@@ -97,7 +98,7 @@ public final class AgentDaemon: Sendable {
         // until the keeper closes its copies).
         keeper = try LeaseKeeper()
         reaper = ChildReaper(loop: client.eventLoop)
-        spawner = try EventLoop.start(name: "tether-agent-spawn")
+        spawners = try (0..<max(2, ProcessInfo.processInfo.activeProcessorCount)).map { try EventLoop.start(name: "tether-agent-spawn-\($0)") }
         self.log = log
         readToken = token
         try configuration.createDirectories()
@@ -159,7 +160,7 @@ public final class AgentDaemon: Sendable {
             try? await Task.sleep(for: delay)
         }
         await client.close()
-        spawner.stop()
+        for spawner in spawners { spawner.stop() }
     }
 
     /// The entrypoints this agent can start now, checked for every session: one whose program
@@ -367,11 +368,13 @@ public final class AgentDaemon: Sendable {
         }
     }
 
-    /// Tells the keeper each running task's deadline (after a confirmation moved them).
+    /// Tells the keeper each running task's deadline (after a confirmation moved them), in
+    /// one write.
     private func moveKeeperDeadlines(_ state: borrowing State) {
-        for (leaseID, processGroup) in state.processGroups {
-            if let deadline = state.deadlines.hardDeadline(of: leaseID) { keeper.watch(processGroup, until: deadline) }
-        }
+        let deadlines = state.deadlines
+        keeper.watch(state.processGroups.compactMap { leaseID, processGroup in
+            deadlines.hardDeadline(of: leaseID).map { (processGroup, $0) }
+        })
     }
 
     /// Stops every task whose lease has gone unconfirmed past its budget, before the
@@ -426,11 +429,11 @@ public final class AgentDaemon: Sendable {
         }
         // The only task starts here, on the connection's loop: waking a sleeping thread (on a
         // VM, often on an idle CPU) cost a chain of tasks 6-15% per hop. Beside other tasks,
-        // spawns go to the spawner thread, where they run in parallel with the loop's work.
+        // spawns go to the spawner threads, where they run in parallel with the loop's work.
         if alone {
             runner.start()
         } else {
-            spawner.execute { runner.start() }
+            spawners[nextSpawner.add(1, ordering: .relaxed).oldValue % spawners.count].execute { runner.start() }
         }
         log("lease \(grant.leaseId) (attempt \(grant.attempt)): running \(grant.entrypoint)")
     }
@@ -443,7 +446,7 @@ public final class AgentDaemon: Sendable {
             case .started(let start):
                 state.withLock { state in
                     state.processGroups[grant.leaseId] = start.processID
-                    if let deadline = state.deadlines.hardDeadline(of: grant.leaseId) { keeper.watch(start.processID, until: deadline) }
+                    if let deadline = state.deadlines.hardDeadline(of: grant.leaseId) { keeper.watch([(start.processID, deadline)]) }
                 }
                 try outbox.recordStart(of: RunningLease(grant: grant, start: start), event: start.event(for: grant))
                 flushAfterStartedEventDelay()

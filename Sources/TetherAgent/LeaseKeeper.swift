@@ -10,11 +10,15 @@ import Synchronization
 /// it exits, the keeper kills whatever it still watches and exits too.
 ///
 /// Deadlines travel as CLOCK_BOOTTIME nanoseconds, the clock `ContinuousClock` reads on
-/// Linux. Owns the pipe's write end (closed in `deinit`, which then reaps the keeper).
-/// Thread-safe: each record is one atomic pipe write.
+/// Linux. Each `watch` is one pipe write, and so one wake-up of the keeper: the cost per
+/// task. Where the kernel has pidfds the keeper notices exits itself and `forget` writes
+/// nothing. Owns the pipe's write end (closed in `deinit`, which then reaps the keeper).
+/// Thread-safe: each write is atomic (at most `PIPE_BUF` bytes).
 final class LeaseKeeper: Sendable {
     let pid: pid_t
     private let pipe: Int32
+    /// The keeper watches each task's pidfd: an ended task needs no `forget`.
+    private let seesExits: Bool
     /// Whether a record could not be written (the pipe was full: the keeper is not reading).
     private let dropped = Atomic<Bool>(false)
 
@@ -26,6 +30,9 @@ final class LeaseKeeper: Sendable {
         self.pid = pid
         pipe = fd
         _ = fcntl(pipe, F_SETFL, O_NONBLOCK)  // a keeper that stops reading must never block the agent
+        let probe = tether_pidfd_open(getpid())
+        seesExits = probe >= 0
+        if probe >= 0 { close(probe) }
     }
 
     deinit {
@@ -34,25 +41,35 @@ final class LeaseKeeper: Sendable {
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
     }
 
-    /// Kill process group `processGroup` at `deadline` unless moved or forgotten first.
-    func watch(_ processGroup: pid_t, until deadline: ContinuousClock.Instant) {
-        send(processGroup, max(1, tether_boottime_ns() &+ ContinuousClock.now.duration(to: deadline).wholeNanoseconds))
+    /// Kill each process group at its deadline unless moved or forgotten first.
+    func watch(_ deadlines: some Sequence<(processGroup: pid_t, deadline: ContinuousClock.Instant)>) {
+        let now = ContinuousClock.now, boot = tether_boottime_ns()
+        send(deadlines.map { tether_keeper_record(pgid: $0.processGroup, reserved: 0,
+                                                  deadline_ns: max(1, boot &+ now.duration(to: $0.deadline).wholeNanoseconds)) })
     }
 
     /// Stop watching `processGroup` (its task ended).
-    func forget(_ processGroup: pid_t) { send(processGroup, 0) }
+    func forget(_ processGroup: pid_t) {
+        guard !seesExits else { return }
+        send([tether_keeper_record(pgid: processGroup, reserved: 0, deadline_ns: 0)])
+    }
 
     /// Whether a record was lost since the last call; the owner then sends every deadline again.
     func takeDropped() -> Bool { dropped.exchange(false, ordering: .relaxed) }
 
-    private func send(_ processGroup: pid_t, _ deadline: Int64) {
-        var record = tether_keeper_record(pgid: processGroup, reserved: 0, deadline_ns: deadline)
-        let size = MemoryLayout<tether_keeper_record>.size
-        let written = withUnsafeBytes(of: &record) { bytes in
-            var result: Int
-            repeat { result = write(pipe, bytes.baseAddress, size) } while result < 0 && errno == EINTR
-            return result
+    /// Writes `records`, at most `PIPE_BUF` bytes a write so that each is atomic.
+    private func send(_ records: [tether_keeper_record]) {
+        let perWrite = Int(PIPE_BUF) / MemoryLayout<tether_keeper_record>.stride
+        var start = 0
+        while start < records.count {
+            let chunk = records[start..<min(records.count, start + perWrite)]
+            let written = chunk.withUnsafeBytes { bytes in
+                var result: Int
+                repeat { result = write(pipe, bytes.baseAddress, bytes.count) } while result < 0 && errno == EINTR
+                return result == bytes.count
+            }
+            if !written { dropped.store(true, ordering: .relaxed) }
+            start += perWrite
         }
-        if written != size { dropped.store(true, ordering: .relaxed) }
     }
 }

@@ -17,18 +17,15 @@ import Testing
         try? TaskProcess.reap(pid).termination
     }
 
-    @Test func aGroupIsKilledAtItsDeadlineAndAMovedOrForgottenOneIsNot() async throws {
+    @Test func aGroupIsKilledAtItsDeadlineAndAMovedOneIsNot() async throws {
         let keeper = try LeaseKeeper()
         let (moved, forgotten, due) = (try sleeper(), try sleeper(), try sleeper())
         let now = ContinuousClock.now
-        keeper.watch(moved, until: now + .milliseconds(100))
-        keeper.watch(forgotten, until: now + .milliseconds(100))
-        keeper.watch(due, until: now + .milliseconds(300))
-        keeper.watch(moved, until: now + .seconds(3600))
-        keeper.forget(forgotten)
+        keeper.watch([(moved, now + .milliseconds(100)), (forgotten, now + .milliseconds(100)), (due, now + .milliseconds(300))])
+        keeper.watch([(moved, now + .seconds(3600)), (forgotten, now + .seconds(3600))])
         #expect(await waitUntil { processHasEnded(due) })
         #expect(reap(due) == .signalled(SIGKILL))
-        // Both were due 200 ms before `due`: only the move and the forget kept them alive.
+        // Both were due 200 ms before `due`: only the move kept them alive.
         #expect(!processHasEnded(moved) && !processHasEnded(forgotten))
         for pid in [moved, forgotten] {
             kill(pid, SIGKILL)
@@ -40,7 +37,7 @@ import Testing
     @Test func whenItsAgentGoesAwayTheKeeperKillsWhatItWatchesAndExits() async throws {
         var keeper: LeaseKeeper? = try LeaseKeeper()
         let task = try sleeper()
-        keeper!.watch(task, until: .now + .seconds(3600))
+        keeper!.watch([(task, .now + .seconds(3600))])
         let keeperPID = keeper!.pid
         keeper = nil  // the pipe closes as it would when the agent dies; deinit reaps the keeper
         #expect(await waitUntil { processHasEnded(task) })
@@ -51,5 +48,37 @@ import Testing
     @Test func theKeeperIsNotStoppedWithItsAgentsProcessGroup() throws {
         let keeper = try LeaseKeeper()
         #expect(getpgid(keeper.pid) == keeper.pid)
+    }
+}
+
+extension LeaseKeeperTests {
+    /// A task that ended needs no `forget`: the keeper sees the exit (pidfd) and never kills
+    /// its group, even once the pid is a new process's.
+    @Test func anEndedTaskIsDroppedWithoutAForgetAndItsGroupIsNeverKilled() async throws {
+        let keeper = try LeaseKeeper()
+        let ended = try sleeper()
+        let now = ContinuousClock.now
+        keeper.watch([(ended, now + .milliseconds(300))])
+        kill(ended, SIGKILL)
+        _ = reap(ended)
+        // A later task in the keeper's sight tells when the first deadline has passed.
+        let later = try sleeper()
+        keeper.watch([(later, now + .milliseconds(600))])
+        #expect(await waitUntil { processHasEnded(later) })
+        #expect(reap(later) == .signalled(SIGKILL))
+        #expect(!keeper.takeDropped())
+    }
+
+    @Test func manyDeadlinesGoInAtomicWritesAndEveryOneHolds() async throws {
+        let keeper = try LeaseKeeper()
+        let tasks = try (0..<3).map { _ in try sleeper() }
+        // 600 records: three writes of at most PIPE_BUF bytes; the last word on each task wins.
+        var records: [(processGroup: pid_t, deadline: ContinuousClock.Instant)] = []
+        for round in 0..<200 {
+            for task in tasks { records.append((task, .now + (round == 199 ? .milliseconds(200) : .seconds(3600)))) }
+        }
+        keeper.watch(records)
+        #expect(await waitUntil { tasks.allSatisfy(processHasEnded) })
+        for task in tasks { #expect(reap(task) == .signalled(SIGKILL)) }
     }
 }
