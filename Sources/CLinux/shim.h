@@ -27,6 +27,25 @@ static inline int tether_pidfd_open(int pid) {
 #endif
 }
 
+// For a child between fork/vfork and exec (async-signal-safe calls only): every signal
+// to its default action, and every descriptor from `lowest` up closed.
+#include <signal.h>
+#include <string.h>
+static inline void tether_child_default_signals(void) {
+    struct sigaction byDefault;
+    memset(&byDefault, 0, sizeof byDefault);
+    byDefault.sa_handler = SIG_DFL;
+    for (int s = 1; s < _NSIG; s++) {
+        if (s != SIGKILL && s != SIGSTOP) sigaction(s, &byDefault, NULL);
+    }
+}
+static inline void tether_child_close_from(int lowest, int max_fd) {
+#ifdef SYS_close_range
+    if (syscall(SYS_close_range, (unsigned)lowest, ~0U, 0) == 0) return;
+#endif
+    for (int fd = lowest; fd < max_fd; fd++) close(fd);
+}
+
 // tether_spawn starts a task process. It is C, not Swift, because the child runs between
 // vfork and execve in the agent's own memory and may call only async-signal-safe
 // functions: Swift code there could take a lock another thread holds. posix_spawn cannot
@@ -38,8 +57,6 @@ static inline int tether_pidfd_open(int pid) {
 // runs in directory (if not NULL), and gets parent_death_signal (if not 0) when the
 // spawning thread ends. Returns 0 and sets *pid_out, or returns an errno: vfork's, or
 // the child's own if it failed before execve (the child is then reaped here).
-#include <signal.h>
-#include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <fcntl.h>
@@ -53,19 +70,11 @@ static inline int tether_spawn(const char *path, char *const argv[], char *const
     pid_t parent = getpid();
     pid_t pid = vfork();
     if (pid == 0) {
-        struct sigaction byDefault;
-        memset(&byDefault, 0, sizeof byDefault);
-        byDefault.sa_handler = SIG_DFL;
-        for (int s = 1; s < _NSIG; s++) {
-            if (s != SIGKILL && s != SIGSTOP) sigaction(s, &byDefault, NULL);
-        }
+        tether_child_default_signals();
         if (setpgid(0, 0) != 0) goto fail;
         if (dup2(stdin_fd, 0) < 0 || dup2(output_fd, 1) < 0 || dup2(output_fd, 2) < 0) goto fail;
         for (int fd = 0; fd < 3; fd++) fcntl(fd, F_SETFD, 0);
-#ifdef SYS_close_range
-        if (syscall(SYS_close_range, 3, ~0U, 0) != 0)
-#endif
-        for (int fd = 3; fd < max_fd; fd++) close(fd);
+        tether_child_close_from(3, max_fd);
         if (directory != NULL && chdir(directory) != 0) goto fail;
         if (parent_death_signal != 0) {
             if (prctl(PR_SET_PDEATHSIG, parent_death_signal) != 0) goto fail;
@@ -206,18 +215,10 @@ static inline int tether_lease_keeper_start(int *write_fd) {
         // Keep only the read end (as fd 0), first: no socket, file or lock of the agent
         // stays referenced here.
         if (dup2(fds[0], 0) < 0) _exit(2);
-#ifdef SYS_close_range
-        if (syscall(SYS_close_range, 1, ~0U, 0) != 0)
-#endif
-        for (int fd = 1; fd < 65536; fd++) close(fd);
+        tether_child_close_from(1, 65536);
         fcntl(0, F_SETFL, O_NONBLOCK);
         setpgid(0, 0);
-        struct sigaction byDefault;
-        memset(&byDefault, 0, sizeof byDefault);
-        byDefault.sa_handler = SIG_DFL;
-        for (int s = 1; s < _NSIG; s++) {
-            if (s != SIGKILL && s != SIGSTOP) sigaction(s, &byDefault, NULL);
-        }
+        tether_child_default_signals();
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);

@@ -284,7 +284,8 @@ public final class TaskRunner: Sendable {
     /// executable file in the task's PATH, or its working_dir is no directory), or nil. The
     /// agent offers only entrypoints that pass, so it is never sent a task it would reject.
     public static func unusable(_ entrypoint: AgentConfiguration.Entrypoint, inherited: [String: String]) -> String? {
-        let searchPath = entrypoint.environment["PATH"] ?? inherited["PATH"] ?? defaultSearchPath
+        // The PATH the task would get: `environment(for:entrypoint:inherited:)` decides it.
+        let searchPath = environment(for: AgentV1.LeaseGrant(), entrypoint: entrypoint, inherited: inherited)["PATH"] ?? defaultSearchPath
         guard let program = entrypoint.argv.first else { return "argv is empty" }
         guard let executable = TaskProcess.resolveProgram(program, searchPath: searchPath) else {
             return "program '\(program)' not found in PATH (\(searchPath))"

@@ -233,8 +233,12 @@ extension Scheduler {
         live.attempt.outcome = outcome
         live.attempt.finishedAt = now
         live.attempt.usage = usage
-        live.attempt.message = live.timedOut && !message.isEmpty ? "\(live.attempt.message); then: \(message)"
-            : live.timedOut ? live.attempt.message : message
+        // A timed-out attempt keeps the backstop's reason, followed by how it ended.
+        if !live.timedOut {
+            live.attempt.message = message
+        } else if !message.isEmpty {
+            live.attempt.message += "; then: \(message)"
+        }
         output.changes.append(.attempt(live.attempt))
 
         guard let run = runs[live.key.runID], var task = run.tasks[live.key.taskID], task.lease?.leaseID == leaseID else { return }
@@ -285,11 +289,16 @@ extension Scheduler {
             let store = live.storedExpiresAt <= stale
             if store { live.storedExpiresAt = expiresAt }
             leases[leaseID] = live
-            if store, let run = runs[live.key.runID], run.tasks[live.key.taskID]?.lease?.leaseID == leaseID {
-                run.tasks[live.key.taskID]!.lease = live.record
-                output.changes.append(.task(run.tasks[live.key.taskID]!))
-            }
+            if store { storeLease(live) }
         }
+    }
+
+    /// Writes `live`'s record into its task instance (and the store), if the task still
+    /// holds that lease.
+    private func storeLease(_ live: LiveLease) {
+        guard let run = runs[live.key.runID], run.tasks[live.key.taskID]?.lease?.leaseID == live.record.leaseID else { return }
+        run.tasks[live.key.taskID]!.lease = live.record
+        output.changes.append(.task(run.tasks[live.key.taskID]!))
     }
 
     // MARK: Timers
@@ -332,10 +341,7 @@ extension Scheduler {
             live.timedOut = true
             live.attempt.message = "no report from agent \(live.record.agentID) within execution_timeout + \(configuration.timeoutGraceMilliseconds) ms"
             leases[leaseID] = live
-            if let run = runs[live.key.runID], run.tasks[live.key.taskID]?.lease?.leaseID == leaseID {
-                run.tasks[live.key.taskID]!.lease = live.record
-                output.changes.append(.task(run.tasks[live.key.taskID]!))
-            }
+            storeLease(live)
         case .cron(let dagID):
             fireCron(dagID, timer: timer, now: now)
         case .agentSilence(let agentID):

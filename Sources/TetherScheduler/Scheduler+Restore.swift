@@ -48,7 +48,7 @@ extension Scheduler {
                 default:
                     break
                 }
-                guard var lease = run.tasks[task.key.taskID]!.lease else { continue }
+                guard var lease = task.lease else { continue }
                 // Renewals are stored coarsely and the server was down for a while: every
                 // lease gets a full TTL from now for its agent to come back and resume it.
                 let extended = now.adding(milliseconds: configuration.leaseTTLMilliseconds)

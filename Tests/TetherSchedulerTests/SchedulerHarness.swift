@@ -71,9 +71,9 @@ final class SchedulerHarness {
 
     @discardableResult
     func connect(_ agentID: String, queues: Set<String> = ["default"], entrypoints: Set<String>, slots: Int = 1,
-                 resuming: [String] = []) -> AgentWelcome {
+                 resuming: [String] = [], session: UInt64 = 0) -> AgentWelcome {
         let welcome = scheduler.agentConnected(AgentRegistration(agentID: agentID, queues: queues, entrypoints: entrypoints,
-                                                                 slots: slots, resumingLeaseIDs: resuming))
+                                                                 slots: slots, resumingLeaseIDs: resuming, session: session))
         flush()
         return welcome
     }

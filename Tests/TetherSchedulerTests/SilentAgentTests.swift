@@ -20,8 +20,7 @@ import Testing
 
     @Test func hungAgentsExpiredTaskGoesToALiveAgentNotBackToIt() throws {
         let (h, run) = try oneTask()
-        h.scheduler.agentConnected(AgentRegistration(agentID: "p", queues: ["default"], entrypoints: ["work"], slots: 1, session: 7))
-        h.flush()
+        h.connect("p", entrypoints: ["work"], slots: 1, session: 7)
         let first = h.grants[0]
         #expect(first.agentID == "p")
         h.connect("q", entrypoints: ["work"])
@@ -55,8 +54,7 @@ import Testing
     @Test func silentIdleAgentIsEndedAndGetsNoNewWork() throws {
         let h = SchedulerHarness()
         try h.apply(dag("d", ["t"]) { $0.entrypoint = "work" })
-        h.scheduler.agentConnected(AgentRegistration(agentID: "p", queues: ["default"], entrypoints: ["work"], slots: 4, session: 3))
-        h.flush()
+        h.connect("p", entrypoints: ["work"], slots: 4, session: 3)
         h.clock.advance(milliseconds: 9_999)
         h.scheduler.tick()
         #expect(sessionEnds(h.flush()).isEmpty)
@@ -67,8 +65,7 @@ import Testing
         #expect(h.grants.isEmpty)
         #expect(h.scheduler.waitReason(TaskKey(runID: run.runID, taskID: "t")) == "no connected agent serves queue 'default'")
         // It reconnects (a new stream): it is alive again and takes the task.
-        h.scheduler.agentConnected(AgentRegistration(agentID: "p", queues: ["default"], entrypoints: ["work"], slots: 4, session: 4))
-        h.flush()
+        h.connect("p", entrypoints: ["work"], slots: 4, session: 4)
         #expect(h.grants.map(\.agentID) == ["p"])
     }
 
