@@ -121,17 +121,25 @@ import TetherTestSupport
     @Test func serverKilledMidRunRestartsAndEveryEventIsAppliedOnce() async throws {
         try await onThreadOfItsOwn {
             let cluster = try Cluster()
-            try cluster.startAgent("a", slots: 2, entrypoints: ["step": ["/bin/sh", "-c", "sleep 1"]])
+            // The first step runs until the test lets it finish, so the kill surely lands
+            // while it runs (a one-second step could finish between two polls of a loaded
+            // machine, and the wait for RUNNING would never see it).
+            let release = cluster.scratch.path("release")
+            try cluster.startAgent("a", slots: 2, entrypoints: [
+                "hold": ["/bin/sh", "-c", "while [ ! -e '\(release)' ]; do sleep 0.05; done"],
+                "step": ["/bin/sh", "-c", "sleep 1"],
+            ])
             try cluster.apply("""
                 dag_id: chain
                 tasks:
-                  - {id: one, entrypoint: step}
+                  - {id: one, entrypoint: hold}
                   - {id: two, entrypoint: step, depends_on: [one]}
                   - {id: three, entrypoint: step, depends_on: [two]}
                 """)
             let runID = try cluster.trigger("chain")
             _ = try cluster.wait(for: runID, timeout: .seconds(30)) { $0.task("one")?.state == "TASK_STATE_RUNNING" }
             try cluster.killAndRestartServer()
+            _ = FileManager.default.createFile(atPath: release, contents: nil)
             let run = try cluster.wait(for: runID, timeout: .seconds(90)) { $0.state == "RUN_STATE_SUCCESS" || $0.state == "RUN_STATE_FAILED" }
             #expect(run.state == "RUN_STATE_SUCCESS", "\(run)")
             for task in run.tasks {
@@ -225,7 +233,12 @@ import TetherTestSupport
     @Test func sigtermDrainsTheAgentThenItExitsZero() async throws {
         try await onThreadOfItsOwn {
             let cluster = try Cluster()
-            let agent = try cluster.startAgent("drainer", slots: 1, entrypoints: ["work": ["/bin/sh", "-c", "sleep 1.5"]])
+            // A task runs until the test lets it finish, so the SIGTERM surely lands while
+            // the first one runs.
+            let release = cluster.scratch.path("release")
+            let agent = try cluster.startAgent("drainer", slots: 1, entrypoints: [
+                "work": ["/bin/sh", "-c", "while [ ! -e '\(release)' ]; do sleep 0.05; done"],
+            ])
             try cluster.apply("""
                 dag_id: drain
                 tasks:
@@ -235,6 +248,8 @@ import TetherTestSupport
             let runID = try cluster.trigger("drain")
             _ = try cluster.wait(for: runID, timeout: .seconds(30)) { $0.tasks.contains { $0.state == "TASK_STATE_RUNNING" } }
             kill(agent.process.processIdentifier, SIGTERM)
+            #expect(cluster.eventually { agent.recentOutput.contains("draining") }, "\(agent.recentOutput)")
+            _ = FileManager.default.createFile(atPath: release, contents: nil)
             agent.process.waitUntilExit()
             #expect(agent.process.terminationStatus == 0, "\(agent.recentOutput)")
             #expect(agent.recentOutput.contains("drained"))
