@@ -303,7 +303,7 @@ public final class SQLiteSchedulerStore: SchedulerStore {
             let lease = t.lease
             try db.run("INSERT OR REPLACE INTO task_instances VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        [.text(t.key.runID), .text(t.key.taskID), .text(t.state.rawValue), .integer(Int64(t.tries)),
-                        .integer(Int64(bitPattern: t.epoch)), .integer(Int64(t.infrastructureRetries)), t.readyAt.value, t.nextTryAt.value, t.finishedAt.value,
+                        .integer(Int64(bitPattern: t.epoch)), .integer(Int64(t.infrastructureAttempts)), t.readyAt.value, t.nextTryAt.value, t.finishedAt.value,
                         lease.map { .text($0.leaseID) } ?? .null, lease.map { .text($0.agentID) } ?? .null,
                         lease.map { .integer(Int64(bitPattern: $0.epoch)) } ?? .null,
                         lease.map { .integer(Int64($0.attempt)) } ?? .null, lease?.grantedAt.value ?? .null,
@@ -351,7 +351,7 @@ public final class SQLiteSchedulerStore: SchedulerStore {
         }
         return TaskInstanceRecord(
             key: TaskKey(runID: row[0].text!, taskID: row[1].text!), state: try enumValue(TaskState.self, row[2]),
-            tries: Int(row[3].int64!), epoch: UInt64(bitPattern: row[4].int64!), infrastructureRetries: Int(row[5].int64 ?? 0),
+            tries: Int(row[3].int64!), epoch: UInt64(bitPattern: row[4].int64!), infrastructureAttempts: Int(row[5].int64 ?? 0),
             readyAt: Instant(optional: row[6]), nextTryAt: Instant(optional: row[7]), finishedAt: Instant(optional: row[8]),
             lease: lease)
     }

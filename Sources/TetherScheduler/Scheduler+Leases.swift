@@ -239,26 +239,42 @@ extension Scheduler {
         } else if !message.isEmpty {
             live.attempt.message += "; then: \(message)"
         }
-        output.changes.append(.attempt(live.attempt))
 
-        guard let run = runs[live.key.runID], var task = run.tasks[live.key.taskID], task.lease?.leaseID == leaseID else { return }
+        guard let run = runs[live.key.runID], var task = run.tasks[live.key.taskID], task.lease?.leaseID == leaseID else {
+            output.changes.append(.attempt(live.attempt))
+            return
+        }
         task.lease = nil
         run.tasks[live.key.taskID] = task
         guard task.state == .running else {
+            output.changes.append(.attempt(live.attempt))
             output.changes.append(.task(task))  // cancelled earlier; its lease is now gone
             return
         }
-        let infrastructure = (outcome == .lost || outcome == .rejected)
-            && task.infrastructureRetries < configuration.maxInfrastructureRetries
-        if infrastructure { task.infrastructureRetries += 1 }
-        let ownTries = task.tries - task.infrastructureRetries
+        // Lost and rejected attempts are not the task's doing: they never use its retries.
+        // They have a budget of their own, so a task that kills every agent it lands on (or
+        // that no agent can start) ends instead of cycling forever; it ends failed, saying why.
+        let infrastructure = outcome == .lost || outcome == .rejected
+        if infrastructure {
+            task.infrastructureAttempts += 1
+            run.tasks[live.key.taskID] = task
+        }
+        let outOfBudget = infrastructure && task.infrastructureAttempts >= configuration.maxInfrastructureAttempts
+        if outOfBudget {
+            live.attempt.message += "; the task fails: \(task.infrastructureAttempts) of its attempts ended lost or rejected, "
+                + "the server's limit for one task"
+        }
+        output.changes.append(.attempt(live.attempt))
+        let ownTries = task.tries - task.infrastructureAttempts
         if outcome == .succeeded {
             markFinal(run, live.key.taskID, .success, now: now)
+        } else if outOfBudget {
+            markFinal(run, live.key.taskID, .failed, now: now)
         } else if infrastructure || ownTries <= run.specs[live.key.taskID]!.retry.retries {
             // An agent that vanished (lost) leaves at once; one that could not start the task
             // (rejected) backs off, so a broken agent cannot burn attempts in a tight loop.
             let delay = !infrastructure ? run.specs[live.key.taskID]!.retry.delay(beforeRetry: ownTries)
-                : outcome == .rejected ? Self.rejectionBackoff(afterInfrastructureAttempts: task.infrastructureRetries) : 0
+                : outcome == .rejected ? Self.rejectionBackoff(afterInfrastructureAttempts: task.infrastructureAttempts) : 0
             task.state = try! task.state.transition(to: .upForRetry)
             task.nextTryAt = now.adding(milliseconds: delay)
             run.tasks[live.key.taskID] = task

@@ -36,9 +36,9 @@ extension Scheduler {
                     dispatcher.enqueue(task.key, dagID: record.dagID, queue: spec.queue, entrypoint: spec.entrypoint,
                                        priority: spec.priority, readyAt: task.readyAt ?? now)
                 case .upForRetry:
-                    let ownTries = task.tries - task.infrastructureRetries
+                    let ownTries = task.tries - task.infrastructureAttempts
                     let longest = max(spec.retry.delay(beforeRetry: max(1, ownTries)),
-                                      Self.rejectionBackoff(afterInfrastructureAttempts: task.infrastructureRetries))
+                                      Self.rejectionBackoff(afterInfrastructureAttempts: task.infrastructureAttempts))
                     let due = min(task.nextTryAt ?? now, now.adding(milliseconds: longest))
                     if due != task.nextTryAt {
                         run.tasks[task.key.taskID]!.nextTryAt = due

@@ -208,20 +208,20 @@ public struct SchedulerConfiguration: Sendable {
     public var timeoutGraceMilliseconds: Int64
     /// Most leases at once per queue, across agents; a queue not listed has no cap.
     public var queueSlotCaps: [String: Int]
-    /// How many times a task is re-queued, without using its own retries, when an
-    /// attempt ends as `lost` (its agent vanished) or `rejected` (the agent could not
-    /// start it); after that such attempts count as failures.
-    public var maxInfrastructureRetries: Int
+    /// Once this many attempts of one task have ended `lost` (its agent vanished or could
+    /// not keep its lease) or `rejected` (the agent could not start it), the task fails for
+    /// that reason. Such attempts never use the task's own retries.
+    public var maxInfrastructureAttempts: Int
     /// The unguessable part of each lease id (64 random bits by default), so a lease
     /// cannot be resumed or reported on by someone who only knows the run and task.
     public var leaseIDNonce: @Sendable () -> UInt64
 
     public init(leaseTTLMilliseconds: Int64 = 30_000, timeoutGraceMilliseconds: Int64 = 30_000, queueSlotCaps: [String: Int] = [:],
-                maxInfrastructureRetries: Int = 5, leaseIDNonce: @escaping @Sendable () -> UInt64 = { UInt64.random(in: .min ... .max) }) {
+                maxInfrastructureAttempts: Int = 10, leaseIDNonce: @escaping @Sendable () -> UInt64 = { UInt64.random(in: .min ... .max) }) {
         self.leaseTTLMilliseconds = leaseTTLMilliseconds
         self.timeoutGraceMilliseconds = timeoutGraceMilliseconds
         self.queueSlotCaps = queueSlotCaps
-        self.maxInfrastructureRetries = maxInfrastructureRetries
+        self.maxInfrastructureAttempts = maxInfrastructureAttempts
         self.leaseIDNonce = leaseIDNonce
     }
 }

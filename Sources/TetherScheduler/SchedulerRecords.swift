@@ -139,7 +139,7 @@ public struct TaskInstanceRecord: Hashable, Sendable {
     public var epoch: UInt64
     /// Attempts that ended for reasons not the task's own (its agent vanished, or the
     /// agent could not start it) and were retried without using a retry of the task's.
-    public var infrastructureRetries: Int
+    public var infrastructureAttempts: Int
     /// When it last became ready (queued).
     public var readyAt: Instant?
     /// When an up_for_retry task becomes ready again.
@@ -148,13 +148,13 @@ public struct TaskInstanceRecord: Hashable, Sendable {
     /// The live lease, if it is running (or cancelled and its agent has not reported yet).
     public var lease: LeaseRecord?
 
-    public init(key: TaskKey, state: TaskState, tries: Int = 0, epoch: UInt64 = 0, infrastructureRetries: Int = 0,
+    public init(key: TaskKey, state: TaskState, tries: Int = 0, epoch: UInt64 = 0, infrastructureAttempts: Int = 0,
                 readyAt: Instant? = nil, nextTryAt: Instant? = nil, finishedAt: Instant? = nil, lease: LeaseRecord? = nil) {
         self.key = key
         self.state = state
         self.tries = tries
         self.epoch = epoch
-        self.infrastructureRetries = infrastructureRetries
+        self.infrastructureAttempts = infrastructureAttempts
         self.readyAt = readyAt
         self.nextTryAt = nextTryAt
         self.finishedAt = finishedAt

@@ -36,6 +36,9 @@ public final class TetherServer: Sendable {
         /// PRAGMA synchronous of the state database: `.full` survives power loss.
         public var synchronous = SQLiteDatabase.Options.Synchronous.full
         public var leaseTTLMilliseconds: Int64 = 30_000
+        /// Attempts of one task that may end lost or rejected before the task fails for it;
+        /// see `SchedulerConfiguration.maxInfrastructureAttempts`.
+        public var maxInfrastructureAttempts = 10
         public var heartbeatIntervalMilliseconds: Int64 = 5_000
         /// Messages (grants, revokes, acks) that may wait for an agent that is not reading
         /// its stream before its call is ended; bounds what a stalled agent costs.
@@ -145,7 +148,8 @@ public final class TetherServer: Sendable {
         for service in Self.healthServices { health.setStatus(.serving, for: service) }
         scheduler = try SchedulerService(
             store: store, clock: clock,
-            configuration: SchedulerConfiguration(leaseTTLMilliseconds: configuration.leaseTTLMilliseconds),
+            configuration: SchedulerConfiguration(leaseTTLMilliseconds: configuration.leaseTTLMilliseconds,
+                                                  maxInfrastructureAttempts: configuration.maxInfrastructureAttempts),
             onEvent: { event in Self.respond(to: event, health: health, sessions: sessions, log: log) }
         ) { effects in sessions.deliver(effects) }
         let authenticator = Authenticator(tokens: tokens, clock: clock)

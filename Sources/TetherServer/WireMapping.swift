@@ -182,7 +182,7 @@ extension ControlV1.TaskInstance {
         entrypoint = spec?.entrypoint ?? ""
         tries = UInt32(clamping: record.tries)
         maxTries = UInt32(clamping: (spec?.retry.retries ?? 0) + 1)
-        infrastructureAttempts = UInt32(clamping: record.infrastructureRetries)
+        infrastructureAttempts = UInt32(clamping: record.infrastructureAttempts)
         readyAtUnixUs = record.readyAt.unixMicroseconds
         nextTryAtUnixUs = record.nextTryAt.unixMicroseconds
         finishedAtUnixUs = record.finishedAt.unixMicroseconds

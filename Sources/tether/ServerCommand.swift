@@ -59,6 +59,11 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(help: "How long a lease lives without its agent's heartbeat, in seconds.")
     var leaseTtl = 30
 
+    @Option(help: ArgumentHelp(
+        "Attempts of one task that may end lost or rejected (agent gone, lease unconfirmed, task not startable) before the task fails.",
+        discussion: "Such attempts never use the task's own retries."))
+    var maxInfrastructureAttempts = 10
+
     enum Synchronous: String, ExpressibleByArgument { case full, normal }
 
     func run() async throws {
@@ -79,6 +84,8 @@ struct ServerCommand: AsyncParsableCommand {
         configuration.synchronous = synchronous == .full ? .full : .normal
         guard (1...86_400).contains(leaseTtl) else { throw ValidationError("--lease-ttl must be 1...86400 seconds") }
         configuration.leaseTTLMilliseconds = Int64(leaseTtl) * 1000
+        guard (1...1_000).contains(maxInfrastructureAttempts) else { throw ValidationError("--max-infrastructure-attempts must be 1...1000") }
+        configuration.maxInfrastructureAttempts = maxInfrastructureAttempts
         configuration.heartbeatIntervalMilliseconds = max(200, Int64(leaseTtl) * 1000 / 6)
         configuration.version = TetherVersion.string
 

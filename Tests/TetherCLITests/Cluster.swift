@@ -13,19 +13,24 @@ final class Cluster: @unchecked Sendable {
     let scratch: ScratchDirectory
     let port: String
     let leaseTTLSeconds: Int
+    /// More `tether server` options, for every start.
+    let serverArguments: [String]
     private(set) var server: ChildProcess
     private(set) var agents: [String: ChildProcess] = [:]
     var url: String { "http://127.0.0.1:\(port)" }
     let dataDirectory: String
 
-    /// - Parameter dataDirectory: the server's data dir; by default `server` in `scratch`.
-    init(leaseTTLSeconds: Int = 30, dataDirectory: String? = nil) throws {
+    /// - Parameters:
+    ///   - dataDirectory: the server's data dir; by default `server` in `scratch`.
+    ///   - serverArguments: more `tether server` options.
+    init(leaseTTLSeconds: Int = 30, dataDirectory: String? = nil, serverArguments: [String] = []) throws {
         scratch = try ScratchDirectory()
         self.leaseTTLSeconds = leaseTTLSeconds
+        self.serverArguments = serverArguments
         self.dataDirectory = dataDirectory ?? scratch.path("server")
         try Self.admin.write(toFile: scratch.path("admin.token"), atomically: true, encoding: .utf8)
         server = try Self.startServer(scratch: scratch, dataDirectory: self.dataDirectory, listen: "127.0.0.1:0",
-                                      leaseTTLSeconds: leaseTTLSeconds)
+                                      leaseTTLSeconds: leaseTTLSeconds, more: serverArguments)
         port = String(server.listeningAddress.split(separator: ":").last ?? "")
     }
 
@@ -40,10 +45,10 @@ final class Cluster: @unchecked Sendable {
     }
 
     private static func startServer(scratch: ScratchDirectory, dataDirectory: String, listen: String,
-                                    leaseTTLSeconds: Int) throws -> ChildProcess {
+                                    leaseTTLSeconds: Int, more: [String]) throws -> ChildProcess {
         try ChildProcess(Repository.tetherBinary,
                          ["server", "--listen", listen, "--data-dir", dataDirectory, "--insecure-plaintext",
-                          "--bootstrap-token-file", scratch.path("admin.token"), "--lease-ttl", String(leaseTTLSeconds)],
+                          "--bootstrap-token-file", scratch.path("admin.token"), "--lease-ttl", String(leaseTTLSeconds)] + more,
                          readyPrefix: "listening on")
     }
 
@@ -52,14 +57,14 @@ final class Cluster: @unchecked Sendable {
         kill(server.process.processIdentifier, SIGKILL)
         server.process.waitUntilExit()
         server = try Self.startServer(scratch: scratch, dataDirectory: dataDirectory, listen: "127.0.0.1:\(port)",
-                                      leaseTTLSeconds: leaseTTLSeconds)
+                                      leaseTTLSeconds: leaseTTLSeconds, more: serverArguments)
     }
 
     /// Starts the server again on the same port and data directory, once it has exited.
     func restartServer() throws {
         precondition(!server.process.isRunning, "the server is still running")
         server = try Self.startServer(scratch: scratch, dataDirectory: dataDirectory, listen: "127.0.0.1:\(port)",
-                                      leaseTTLSeconds: leaseTTLSeconds)
+                                      leaseTTLSeconds: leaseTTLSeconds, more: serverArguments)
     }
 
     /// Where an agent's task state (the outbox) goes.

@@ -110,6 +110,33 @@ import TetherTestSupport
         }
     }
 
+    /// Reported: lost and rejected attempts counted as the task's own tries (`TRIES 2/1`)
+    /// past a fixed count. They never do now; `--max-infrastructure-attempts` ends a task
+    /// that keeps failing that way, and says why.
+    @Test func attemptsTheAgentCannotStartNeverUseRetriesAndEndTheTaskAtTheirOwnLimit() async throws {
+        try await onThreadOfItsOwn {
+            let cluster = try Cluster(serverArguments: ["--max-infrastructure-attempts", "2"])
+            // Present when the agent offers it, gone when the grant comes: each start fails.
+            let program = cluster.scratch.path("vanishing.sh")
+            try "#!/bin/sh\nexit 0\n".write(toFile: program, atomically: true, encoding: .utf8)
+            chmod(program, 0o755)
+            try cluster.startAgent("a", slots: 1, entrypoints: ["vanishing": [program]])
+            try FileManager.default.removeItem(atPath: program)
+            try cluster.apply("""
+                dag_id: vanishing
+                tasks:
+                  - {id: t, entrypoint: vanishing, retries: 3}
+                """)
+            let runID = try cluster.trigger("vanishing")
+            let run = try cluster.wait(for: runID, timeout: .seconds(30)) { $0.state == "RUN_STATE_FAILED" || $0.state == "RUN_STATE_SUCCESS" }
+            let attempts = run.task("t")?.attempts ?? []
+            #expect(attempts.map(\.outcome) == ["ATTEMPT_OUTCOME_REJECTED", "ATTEMPT_OUTCOME_REJECTED"], "\(run)")
+            #expect(attempts.last?.message.contains("the task fails: 2 of its attempts ended lost or rejected") == true, "\(run)")
+            let shown = try cluster.cli(["run", "show", runID])
+            #expect(shown.stdout.contains("0/4 +2 lost"), "\(shown)")
+        }
+    }
+
     /// Reported: a revoked token made the agent retry forever.
     @Test func aRotatedTokenIsPickedUpAndARevokedOneStopsTheAgentWithExitCode4() async throws {
         try await onThreadOfItsOwn {

@@ -33,24 +33,61 @@ import Testing
         #expect(h.taskState(run.runID, kept.key.taskID) == .running)
     }
 
-    @Test func lostAndRejectedAttemptsDoNotUseTheTasksRetriesUpToALimit() throws {
-        let h = SchedulerHarness(configuration: SchedulerConfiguration(leaseTTLMilliseconds: 10_000, maxInfrastructureRetries: 2))
+    /// Reported: past a fixed count, lost and rejected attempts were counted as the task's
+    /// own failures (`TRIES 2/1`). Now they never are; they have a budget of their own, and
+    /// a task that uses it up fails saying so.
+    @Test func lostAndRejectedAttemptsNeverUseTheTasksRetriesAndHaveTheirOwnBudget() throws {
+        let budget = 8
+        let h = SchedulerHarness(configuration: SchedulerConfiguration(leaseTTLMilliseconds: 10_000, maxInfrastructureAttempts: budget))
         try h.apply(dag("d", ["t"]))  // retries: 0
         h.connect("x", entrypoints: ["t"])
         let run = try h.trigger("d")
-        h.finish(h.grants.last!, .rejected)      // infrastructure retry 1: re-queued after 1 s
+        let key = TaskKey(runID: run.runID, taskID: "t")
+        h.finish(h.grants.last!, .rejected)      // re-queued after 1 s, the task's retries untouched
         #expect(h.taskState(run.runID, "t") == .upForRetry)
         #expect(h.advance(999).isEmpty)
         _ = h.advance(1)
         #expect(h.taskState(run.runID, "t") == .running)
         h.clock.advance(milliseconds: 5_000)
         h.scheduler.heartbeat(agentID: "x", activeLeaseIDs: [])  // alive, but the grant never reached it
-        _ = h.advance(5_000)                      // lost: infrastructure retry 2, at once
+        _ = h.advance(5_000)                      // lost: re-queued at once
         #expect(h.taskState(run.runID, "t") == .running)
         #expect(h.grants.last!.attempt == 3)
-        h.finish(h.grants.last!, .rejected)      // the limit is used up: a failure, and retries: 0
+        // More than the old fixed count (5), alternating kinds, and still the task goes on.
+        for n in 3..<budget {
+            if n.isMultiple(of: 2) {
+                h.finish(h.grants.last!, .lost)  // re-leased at once
+            } else {
+                h.finish(h.grants.last!, .rejected)
+                h.clock.advance(milliseconds: 30_000)  // past the longest rejection backoff
+                h.scheduler.heartbeat(agentID: "x", activeLeaseIDs: [])  // the agent is alive
+                _ = h.advance(0)
+            }
+            #expect(h.taskState(run.runID, "t") == .running, "after \(n) infrastructure attempts")
+        }
+        #expect(h.store.task(key)?.infrastructureAttempts == budget - 1)
+        h.finish(h.grants.last!, .lost)          // the budget is used up: the task fails, saying why
         #expect(h.taskState(run.runID, "t") == .failed)
-        #expect(h.store.task(TaskKey(runID: run.runID, taskID: "t"))?.infrastructureRetries == 2)
+        #expect(h.store.task(key)?.infrastructureAttempts == budget)
+        let last = try #require(h.store.attempts(of: key).last)
+        #expect(last.outcome == .lost)
+        #expect(last.message.contains("the task fails: \(budget) of its attempts ended lost or rejected"), "\(last.message)")
+        #expect(h.store.attempts(of: key).count == budget)
+    }
+
+    /// A task's own failure after lost attempts still has its full retries.
+    @Test func aFailureAfterLostAttemptsUsesTheFirstRetry() throws {
+        let h = SchedulerHarness()
+        try h.apply(dag("d", ["t"]) { $0.retry = RetryPolicy(retries: 1, delayMilliseconds: 0, maxDelayMilliseconds: 0) })
+        h.connect("x", entrypoints: ["t"])
+        let run = try h.trigger("d")
+        for _ in 0..<3 { h.finish(h.grants.last!, .lost) }
+        #expect(h.taskState(run.runID, "t") == .running)
+        h.finish(h.grants.last!, .failed)         // its own first failure: the one retry
+        #expect(h.taskState(run.runID, "t") == .running)
+        h.finish(h.grants.last!, .failed)         // its own second failure: out of retries
+        #expect(h.taskState(run.runID, "t") == .failed)
+        #expect(h.grants.count == 5)
     }
 
     @Test func cronCreatesNoRunWhileTheDAGIsAtMaxActiveRuns() throws {

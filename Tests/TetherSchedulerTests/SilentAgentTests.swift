@@ -46,7 +46,7 @@ import Testing
         #expect(h.finish(first) == .rejected(.staleEpoch(leaseID: first.leaseID, reported: 1, current: 2)))
         #expect(h.taskState(run.runID, "t") == .running)
         // A lost attempt is the infrastructure's, not the task's: its retries are untouched.
-        #expect(h.store.task(first.key)?.infrastructureRetries == 1)
+        #expect(h.store.task(first.key)?.infrastructureAttempts == 1)
         #expect(h.finish(second) == .applied)
         #expect(h.runState(run.runID) == .success)
     }
