@@ -4,7 +4,7 @@ public import TetherWire
 /// `grpc.health.v1.Health`: Check and Watch, as the public health-checking
 /// protocol defines them. "" is the server as a whole. Thread-safe.
 public final class GRPCHealthService: Sendable {
-    public typealias Status = HealthV1.ServingStatus
+    public typealias Status = HealthV1.HealthCheckResponse.ServingStatus
 
     private struct State {
         var statuses: [String: Status] = ["": .serving]
@@ -45,15 +45,15 @@ public final class GRPCHealthService: Sendable {
     }
 
     func register(in router: inout GRPCRouter) {
-        router.unary("grpc.health.v1.Health", "Check") { [self] (request: HealthV1.CheckRequest, _) in
+        router.unary("grpc.health.v1.Health", "Check") { [self] (request: HealthV1.HealthCheckRequest, _) in
             guard let status = status(of: request.service) else {
                 throw GRPCStatus(code: .notFound, message: "unknown service '\(request.service)'")
             }
-            var response = HealthV1.CheckResponse()
+            var response = HealthV1.HealthCheckResponse()
             response.status = status
             return response
         }
-        router.serverStreaming("grpc.health.v1.Health", "Watch") { [self] (request: HealthV1.CheckRequest, writer: GRPCResponseWriter<HealthV1.CheckResponse>, _) in
+        router.serverStreaming("grpc.health.v1.Health", "Watch") { [self] (request: HealthV1.HealthCheckRequest, writer: GRPCResponseWriter<HealthV1.HealthCheckResponse>, _) in
             let (updates, continuation) = AsyncStream.makeStream(of: Status.self, bufferingPolicy: .bufferingNewest(1))
             let (id, current) = state.withLock { state in
                 state.nextWatcher += 1
@@ -61,7 +61,7 @@ public final class GRPCHealthService: Sendable {
                 return (state.nextWatcher, state.statuses[request.service] ?? .serviceUnknown)
             }
             defer { _ = state.withLock { $0.watchers.removeValue(forKey: id) } }
-            var response = HealthV1.CheckResponse()
+            var response = HealthV1.HealthCheckResponse()
             response.status = current
             try await writer.write(response)
             for await status in updates {

@@ -107,7 +107,7 @@ public final class AgentDaemon: Sendable {
         instanceID = try Self.instanceID(in: configuration.stateDirectory)
         // Processes a previous agent process left behind cannot be resumed: kill them and
         // report them lost, so they run again without using a retry.
-        for reaped in try outbox.reapOrphans() { log("reaped \(reaped.lease.leaseId): \(reaped.message)") }
+        for reaped in try outbox.reapOrphans() { log("reaped \(reaped.lease.leaseID): \(reaped.message)") }
     }
 
     /// Runs sessions until the agent has drained (after `drain()`) or `stop()`.
@@ -274,15 +274,15 @@ public final class AgentDaemon: Sendable {
         hello.slots = UInt32(clamping: configuration.slots)
         hello.labels = configuration.labels
         hello.entrypoints = offeredEntrypoints()
-        hello.instanceId = instanceID
+        hello.instanceID = instanceID
         // Leases still running, and leases whose end is still in the outbox: the server
         // must keep both live until their final event arrives, or it would call them lost.
-        var resumed = state.withLock { $0.runners.values.map { AgentV1.ResumedLease(leaseId: $0.grant.leaseId, epoch: $0.grant.epoch) } }
+        var resumed = state.withLock { $0.runners.values.map { AgentV1.ResumedLease(leaseID: $0.grant.leaseID, epoch: $0.grant.epoch) } }
         for (_, event) in outbox.pending() where event.kind != .started
-            && !resumed.contains(where: { $0.leaseId == event.leaseId }) {
-            resumed.append(AgentV1.ResumedLease(leaseId: event.leaseId, epoch: event.epoch))
+            && !resumed.contains(where: { $0.leaseID == event.leaseID }) {
+            resumed.append(AgentV1.ResumedLease(leaseID: event.leaseID, epoch: event.epoch))
         }
-        hello.resumedLeases = resumed.sorted { $0.leaseId < $1.leaseId }
+        hello.resumedLeases = resumed.sorted { $0.leaseID < $1.leaseID }
         state.withLock { $0.deadlines.helloSent(at: .now) }
         try await call.send(AgentV1.AgentMessage(.hello(hello)))
         guard let first = try await call.next(), case .welcome(let welcome)? = first.kind else {
@@ -298,10 +298,10 @@ public final class AgentDaemon: Sendable {
         // Bounded: a server's bogus huge sequence must not push our numbering off the end.
         try outbox.acknowledge(upTo: min(welcome.ackedSequence, UInt64(Int64.max / 2)))
         let confirmed = Set(welcome.confirmedLeaseIds)
-        for lease in hello.resumedLeases where !confirmed.contains(lease.leaseId) {
-            state.withLock { $0.runners[lease.leaseId] }?.cancel(reason: "the server did not confirm the lease on reconnect")
+        for lease in hello.resumedLeases where !confirmed.contains(lease.leaseID) {
+            state.withLock { $0.runners[lease.leaseID] }?.cancel(reason: "the server did not confirm the lease on reconnect")
         }
-        log("connected as \(welcome.agentId); \(confirmed.count) of \(hello.resumedLeases.count) resumed leases stand")
+        log("connected as \(welcome.agentID); \(confirmed.count) of \(hello.resumedLeases.count) resumed leases stand")
 
         let (outbound, continuation) = AsyncStream.makeStream(of: AgentV1.AgentMessage.self)
         let draining = state.withLock { state -> Bool in
@@ -344,8 +344,8 @@ public final class AgentDaemon: Sendable {
         case .leaseGrant(let grant)?:
             start(grant)
         case .leaseRevoke(let revoke)?:
-            if let runner = state.withLock({ $0.runners[revoke.leaseId] }) {
-                log("lease \(revoke.leaseId) revoked (\(revoke.reason))")
+            if let runner = state.withLock({ $0.runners[revoke.leaseID] }) {
+                log("lease \(revoke.leaseID) revoked (\(revoke.reason))")
                 runner.cancel(reason: "revoked by the server")
             }
         case .ack(let ack)?:
@@ -360,7 +360,7 @@ public final class AgentDaemon: Sendable {
             self.drain(reason: "the server asked: \(drain.reason)")
         case .heartbeatAck(let ack)?:
             state.withLock { state in
-                state.deadlines.acknowledged(heartbeat: ack.heartbeatId)
+                state.deadlines.acknowledged(heartbeat: ack.heartbeatID)
                 moveKeeperDeadlines(state)
             }
         case .welcome?, nil:
@@ -384,12 +384,12 @@ public final class AgentDaemon: Sendable {
             let overdue = state.deadlines.overdue(at: .now).compactMap { lease in
                 state.runners[lease.leaseID].map { ($0, lease.age) }
             }
-            for (runner, _) in overdue { state.deadlines.ended(runner.grant.leaseId) }
+            for (runner, _) in overdue { state.deadlines.ended(runner.grant.leaseID) }
             return (overdue, state.deadlines.lossGrace, state.deadlines.checkPeriod)
         }
         for (runner, age) in overdue {
             let reason = "lease not confirmed by the server for \(LeaseDeadlines.text(age)); stopped before it may be given to another agent"
-            log("lease \(runner.grant.leaseId): \(reason)")
+            log("lease \(runner.grant.leaseID): \(reason)")
             runner.stopLeaseLost(reason: reason, graceMilliseconds: grace.wholeMilliseconds)
         }
         timer.schedule(deadline: .now() + .nanoseconds(Int(period.wholeNanoseconds)))
@@ -398,15 +398,15 @@ public final class AgentDaemon: Sendable {
     private func start(_ grant: AgentV1.LeaseGrant) {
         let refused = state.withLock { state -> String? in
             if state.draining { return "agent is draining" }
-            if state.runners[grant.leaseId] != nil { return "lease already running" }
-            return state.deadlines.granted(grant.leaseId, at: .now)
+            if state.runners[grant.leaseID] != nil { return "lease already running" }
+            return state.deadlines.granted(grant.leaseID, at: .now)
         }
         if let refused {
             // Tell the server at once, so it re-queues the task (a refusal does not use
             // one of the task's retries) instead of waiting for the lease to expire.
-            log("refused lease \(grant.leaseId): \(refused)")
+            log("refused lease \(grant.leaseID): \(refused)")
             var event = AgentV1.TaskEvent()
-            event.leaseId = grant.leaseId
+            event.leaseID = grant.leaseID
             event.epoch = grant.epoch
             event.kind = .rejected
             event.occurredAtUnixUs = Int64(Date().timeIntervalSince1970 * 1e6)
@@ -414,7 +414,7 @@ public final class AgentDaemon: Sendable {
             do {
                 try outbox.append(event)
             } catch {
-                log("outbox: cannot record the refusal of \(grant.leaseId): \(error)")
+                log("outbox: cannot record the refusal of \(grant.leaseID): \(error)")
             }
             flushOutbox()
             return
@@ -424,7 +424,7 @@ public final class AgentDaemon: Sendable {
             self?.record(event, of: grant)
         }
         let alone = state.withLock { state in
-            state.runners[grant.leaseId] = runner
+            state.runners[grant.leaseID] = runner
             return state.runners.count == 1
         }
         // The only task starts here, on the connection's loop: waking a sleeping thread (on a
@@ -435,7 +435,7 @@ public final class AgentDaemon: Sendable {
         } else {
             spawners[nextSpawner.add(1, ordering: .relaxed).oldValue % spawners.count].execute { runner.start() }
         }
-        log("lease \(grant.leaseId) (attempt \(grant.attempt)): running \(grant.entrypoint)")
+        log("lease \(grant.leaseID) (attempt \(grant.attempt)): running \(grant.entrypoint)")
     }
 
     /// A runner's event: durable in the outbox first, then sent (a `started` event after
@@ -445,8 +445,8 @@ public final class AgentDaemon: Sendable {
             switch event {
             case .started(let start):
                 state.withLock { state in
-                    state.processGroups[grant.leaseId] = start.processID
-                    if let deadline = state.deadlines.hardDeadline(of: grant.leaseId) { keeper.watch([(start.processID, deadline)]) }
+                    state.processGroups[grant.leaseID] = start.processID
+                    if let deadline = state.deadlines.hardDeadline(of: grant.leaseID) { keeper.watch([(start.processID, deadline)]) }
                 }
                 try outbox.recordStart(of: RunningLease(grant: grant, start: start), event: start.event(for: grant))
                 flushAfterStartedEventDelay()
@@ -455,20 +455,20 @@ public final class AgentDaemon: Sendable {
                 flushOutbox()  // before the bookkeeping: the server waits for this event
                 let cpuSeconds = Double((result.usage?.userCpuMs ?? 0) + (result.usage?.systemCpuMs ?? 0)) / 1000
                 state.withLock { state in
-                    _ = state.runners.removeValue(forKey: grant.leaseId)
-                    state.deadlines.ended(grant.leaseId)
-                    if let processGroup = state.processGroups.removeValue(forKey: grant.leaseId) { keeper.forget(processGroup) }
+                    _ = state.runners.removeValue(forKey: grant.leaseID)
+                    state.deadlines.ended(grant.leaseID)
+                    if let processGroup = state.processGroups.removeValue(forKey: grant.leaseID) { keeper.forget(processGroup) }
                     state.counters[MetricSeries(name: "tether_agent_tasks_finished_total",
                                                 labels: ["outcome": "\(result.outcome)"]), default: 0] += 1
                     state.counters[MetricSeries(name: "tether_agent_task_cpu_seconds_total", labels: [:]), default: 0] += cpuSeconds
                 }
-                log("lease \(grant.leaseId): \(result.outcome) \(result.message)")
+                log("lease \(grant.leaseID): \(result.outcome) \(result.message)")
                 // Off the loop (a failed spawn, a cancel before start) the Ack of this event
                 // may have been handled before the runner left `runners`.
                 finishIfDrained()
             }
         } catch {
-            log("outbox: cannot record an event of \(grant.leaseId): \(error)")
+            log("outbox: cannot record an event of \(grant.leaseID): \(error)")
             flushOutbox()
         }
     }
@@ -525,7 +525,7 @@ public final class AgentDaemon: Sendable {
             return (leases, state.counters, state.deadlines.heartbeatSent(naming: leases, at: .now))
         }
         var heartbeat = AgentV1.Heartbeat()
-        heartbeat.heartbeatId = id
+        heartbeat.heartbeatID = id
         heartbeat.freeSlots = UInt32(clamping: max(0, configuration.slots - leases.count))
         heartbeat.activeLeaseIds = leases
         var running = AgentV1.MetricDelta()

@@ -279,8 +279,8 @@ public final class EventOutbox: @unchecked Sendable {
                 FROM leases ORDER BY lease_id
                 """) { row in
                 rows.append((RunningLease(
-                    leaseId: row[0].text ?? "", epoch: UInt64(bitPattern: row[1].int64 ?? 0), dagId: row[2].text ?? "",
-                    runId: row[3].text ?? "", taskId: row[4].text ?? "", attempt: UInt32(clamping: row[5].int64 ?? 0),
+                    leaseID: row[0].text ?? "", epoch: UInt64(bitPattern: row[1].int64 ?? 0), dagID: row[2].text ?? "",
+                    runID: row[3].text ?? "", taskID: row[4].text ?? "", attempt: UInt32(clamping: row[5].int64 ?? 0),
                     processGroup: Int32(clamping: row[6].int64 ?? 0),
                     processStartTicks: row[7].int64.map { UInt64(bitPattern: $0) },
                     startedAtUnixUs: row[8].int64 ?? 0), row[9].text))
@@ -327,7 +327,7 @@ public final class EventOutbox: @unchecked Sendable {
             case (.leavePidReused, _): message = "agent restarted while the task ran; its process \(lease.processGroup) had already ended"
             }
             var event = AgentV1.TaskEvent()
-            event.leaseId = lease.leaseId
+            event.leaseID = lease.leaseID
             event.epoch = lease.epoch
             // The agent's end ended the task, not the task itself: an infrastructure loss,
             // which re-queues it without using one of its retries.
@@ -362,12 +362,12 @@ public final class EventOutbox: @unchecked Sendable {
         do {
             payload = try event.serializedBytes()
         } catch {
-            throw EventOutboxError.encoding(leaseId: event.leaseId, error)
+            throw EventOutboxError.encoding(leaseID: event.leaseID, error)
         }
         try database.run("INSERT INTO events(sequence, lease_id, payload) VALUES (?, ?, ?)",
-                         [.integer(Int64(event.sequence)), .text(event.leaseId), .blob(payload)])
+                         [.integer(Int64(event.sequence)), .text(event.leaseID), .blob(payload)])
         if event.kind != .started {
-            try database.run("DELETE FROM leases WHERE lease_id = ?", [.text(event.leaseId)])
+            try database.run("DELETE FROM leases WHERE lease_id = ?", [.text(event.leaseID)])
         }
     }
 
@@ -377,8 +377,8 @@ public final class EventOutbox: @unchecked Sendable {
                 process_start_ticks, boot_id, started_at_unix_us)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """, [
-                .text(lease.leaseId), .integer(Int64(bitPattern: lease.epoch)), .text(lease.dagId), .text(lease.runId),
-                .text(lease.taskId), .integer(Int64(lease.attempt)), .integer(Int64(lease.processGroup)),
+                .text(lease.leaseID), .integer(Int64(bitPattern: lease.epoch)), .text(lease.dagID), .text(lease.runID),
+                .text(lease.taskID), .integer(Int64(lease.attempt)), .integer(Int64(lease.processGroup)),
                 lease.processStartTicks.map { .integer(Int64(bitPattern: $0)) } ?? .null,
                 bootID.map { .text($0) } ?? .null, .integer(lease.startedAtUnixUs),
             ])
@@ -455,11 +455,11 @@ public final class EventOutbox: @unchecked Sendable {
 
 /// A lease whose process is running, as the outbox records it.
 public struct RunningLease: Sendable, Equatable {
-    public var leaseId: String
+    public var leaseID: String
     public var epoch: UInt64
-    public var dagId: String
-    public var runId: String
-    public var taskId: String
+    public var dagID: String
+    public var runID: String
+    public var taskID: String
     public var attempt: UInt32
     /// The task's process group id (its leader's pid).
     public var processGroup: Int32
@@ -467,13 +467,13 @@ public struct RunningLease: Sendable, Equatable {
     public var processStartTicks: UInt64?
     public var startedAtUnixUs: Int64
 
-    public init(leaseId: String, epoch: UInt64, dagId: String, runId: String, taskId: String, attempt: UInt32,
+    public init(leaseID: String, epoch: UInt64, dagID: String, runID: String, taskID: String, attempt: UInt32,
                 processGroup: Int32, processStartTicks: UInt64?, startedAtUnixUs: Int64) {
-        self.leaseId = leaseId
+        self.leaseID = leaseID
         self.epoch = epoch
-        self.dagId = dagId
-        self.runId = runId
-        self.taskId = taskId
+        self.dagID = dagID
+        self.runID = runID
+        self.taskID = taskID
         self.attempt = attempt
         self.processGroup = processGroup
         self.processStartTicks = processStartTicks
@@ -483,7 +483,7 @@ public struct RunningLease: Sendable, Equatable {
     /// The record for `grant` once its runner reported `start`.
     public init(grant: AgentV1.LeaseGrant, start: TaskRunner.Start) {
         let task = grant.task ?? AgentV1.TaskRef()
-        self.init(leaseId: grant.leaseId, epoch: grant.epoch, dagId: task.dagId, runId: task.runId, taskId: task.taskId,
+        self.init(leaseID: grant.leaseID, epoch: grant.epoch, dagID: task.dagID, runID: task.runID, taskID: task.taskID,
                   attempt: grant.attempt, processGroup: start.processID, processStartTicks: start.processStartTicks,
                   startedAtUnixUs: start.startedAtUnixUs)
     }
@@ -506,7 +506,7 @@ public enum EventOutboxError: Error, CustomStringConvertible, Sendable {
     /// The schema could not be migrated (e.g. the file is from a newer agent).
     case migration(String)
     /// An event could not be encoded (e.g. a string holds U+0000).
-    case encoding(leaseId: String, WireError)
+    case encoding(leaseID: String, WireError)
     /// A stored event no longer decodes.
     case undecodableEvent(sequence: UInt64, WireError)
     /// An OS call failed (creating the directory, signalling a process group).
@@ -539,7 +539,7 @@ extension TaskRunner.Start {
     /// The `started` event for `grant`.
     public func event(for grant: AgentV1.LeaseGrant) -> AgentV1.TaskEvent {
         var event = AgentV1.TaskEvent()
-        event.leaseId = grant.leaseId
+        event.leaseID = grant.leaseID
         event.epoch = grant.epoch
         event.kind = .started
         event.occurredAtUnixUs = startedAtUnixUs
@@ -552,7 +552,7 @@ extension TaskRunner.Result {
     /// The final event for `grant`.
     public func event(for grant: AgentV1.LeaseGrant) -> AgentV1.TaskEvent {
         var event = AgentV1.TaskEvent()
-        event.leaseId = grant.leaseId
+        event.leaseID = grant.leaseID
         event.epoch = grant.epoch
         event.kind = outcome.eventKind
         event.occurredAtUnixUs = finishedAtUnixUs

@@ -216,7 +216,7 @@ public final class TaskRunner: Sendable {
             case .finished:
                 return false  // cancelled before start
             default:
-                preconditionFailure("TaskRunner.start() called twice for lease \(grant.leaseId)")
+                preconditionFailure("TaskRunner.start() called twice for lease \(grant.leaseID)")
             }
         }
         guard proceed else { return }
@@ -266,7 +266,7 @@ public final class TaskRunner: Sendable {
             throw Rejection(message: "entrypoint '\(grant.entrypoint)': program '\(program)' not found in PATH")
         }
         do {
-            let files = try logDirectory.openAttempt(dagID: task.dagId, runID: task.runId, taskID: task.taskId,
+            let files = try logDirectory.openAttempt(dagID: task.dagID, runID: task.runID, taskID: task.taskID,
                                                      attempt: grant.attempt)
             let input = try Self.standardInput(json: Self.paramsJSON(grant.params))
             let launch = TaskProcess.Launch(executablePath: executable, arguments: entrypoint.argv,
@@ -401,7 +401,7 @@ public final class TaskRunner: Sendable {
         do {
             try TaskProcess.signalGroup(processGroup, signal)
         } catch {
-            FileHandle.standardError.write(Data("tether agent: lease \(grant.leaseId): \(error)\n".utf8))
+            FileHandle.standardError.write(Data("tether agent: lease \(grant.leaseID): \(error)\n".utf8))
         }
     }
 
@@ -517,12 +517,12 @@ extension TaskRunner {
             environment[TaskEnvironment.variableName(forParam: name)] = grant.params[name]
         }
         let task = grant.task ?? AgentV1.TaskRef()
-        environment["TETHER_DAG_ID"] = task.dagId
+        environment["TETHER_DAG_ID"] = task.dagID
         environment["TETHER_DAG_VERSION"] = String(task.dagVersion)
-        environment["TETHER_RUN_ID"] = task.runId
-        environment["TETHER_TASK_ID"] = task.taskId
+        environment["TETHER_RUN_ID"] = task.runID
+        environment["TETHER_TASK_ID"] = task.taskID
         environment["TETHER_ATTEMPT"] = String(grant.attempt)
-        environment["TETHER_LEASE_ID"] = grant.leaseId
+        environment["TETHER_LEASE_ID"] = grant.leaseID
         // A NUL cannot travel in an environment string; such a value would cut the string short.
         return environment.filter { !$0.key.utf8.contains(0) && !$0.value.utf8.contains(0) }
     }

@@ -9,18 +9,18 @@ public enum EchoService {
 
     public static func router() -> GRPCRouter {
         var router = GRPCRouter()
-        router.unary(name, "Echo") { (request: EchoV1.EchoRequest, context) in
+        router.unary(name, "Echo") { (request: TestingV1.EchoRequest, context) in
             try await behave(request)
             return response(to: request, index: 0, context)
         }
-        router.serverStreaming(name, "Expand") { (request: EchoV1.EchoRequest, writer: GRPCResponseWriter<EchoV1.EchoResponse>, context) in
+        router.serverStreaming(name, "Expand") { (request: TestingV1.EchoRequest, writer: GRPCResponseWriter<TestingV1.EchoResponse>, context) in
             for i in 0..<request.repeat {
                 try await behave(request)
                 try await writer.write(response(to: request, index: i, context))
             }
         }
-        router.clientStreaming(name, "Collect") { (requests: GRPCRequestStream<EchoV1.EchoRequest>, context) in
-            var joined = EchoV1.EchoRequest()
+        router.clientStreaming(name, "Collect") { (requests: GRPCRequestStream<TestingV1.EchoRequest>, context) in
+            var joined = TestingV1.EchoRequest()
             for try await request in requests {
                 try await behave(request)
                 joined.payload += request.payload
@@ -28,7 +28,7 @@ public enum EchoService {
             }
             return response(to: joined, index: 0, context)
         }
-        router.bidirectionalStreaming(name, "Chat") { (requests: GRPCRequestStream<EchoV1.EchoRequest>, writer: GRPCResponseWriter<EchoV1.EchoResponse>, context) in
+        router.bidirectionalStreaming(name, "Chat") { (requests: GRPCRequestStream<TestingV1.EchoRequest>, writer: GRPCResponseWriter<TestingV1.EchoResponse>, context) in
             var index: UInt32 = 0
             for try await request in requests {
                 try await behave(request)
@@ -40,15 +40,15 @@ public enum EchoService {
     }
 
     /// Applies the request's delay and failure instructions.
-    static func behave(_ request: EchoV1.EchoRequest) async throws {
+    static func behave(_ request: TestingV1.EchoRequest) async throws {
         if request.delayMs > 0 { try await Task.sleep(for: .milliseconds(Int64(clamping: request.delayMs))) }
         if request.failWithCode != 0 {
             throw GRPCStatus(code: GRPCStatusCode(rawValue: Int(request.failWithCode)), message: request.failWithMessage)
         }
     }
 
-    static func response(to request: EchoV1.EchoRequest, index: UInt32, _ context: GRPCServerContext) -> EchoV1.EchoResponse {
-        var response = EchoV1.EchoResponse()
+    static func response(to request: TestingV1.EchoRequest, index: UInt32, _ context: GRPCServerContext) -> TestingV1.EchoResponse {
+        var response = TestingV1.EchoResponse()
         response.payload = request.responseSize > 0 ? [UInt8](repeating: 0x61, count: Int(request.responseSize)) : request.payload
         response.text = request.text
         response.index = index

@@ -65,7 +65,7 @@ struct AgentService: Sendable {
         }
 
         let registration = AgentRegistration(agentID: hello.name, queues: Set(hello.queues), entrypoints: Set(hello.entrypoints),
-                                             slots: Int(hello.slots), resumingLeaseIDs: hello.resumedLeases.map(\.leaseId),
+                                             slots: Int(hello.slots), resumingLeaseIDs: hello.resumedLeases.map(\.leaseID),
                                              session: session.id)
         let welcome: AgentWelcome
         do {
@@ -75,7 +75,7 @@ struct AgentService: Sendable {
         }
         session.noteSequence(welcome.appliedSequence)  // jumps are measured from here
         var message = AgentV1.Welcome()
-        message.agentId = hello.name
+        message.agentID = hello.name
         message.heartbeatIntervalMs = heartbeatIntervalMilliseconds
         message.leaseTtlMs = leaseTTLMilliseconds
         message.confirmedLeaseIds = welcome.confirmedLeaseIDs
@@ -161,7 +161,7 @@ struct AgentService: Sendable {
                 guard case .rejected(let error) = result else { continue }
                 var rejection = AgentV1.EventRejection()
                 rejection.sequence = event.sequence
-                rejection.leaseId = event.leaseId
+                rejection.leaseID = event.leaseID
                 rejection.reason = "\(error)"
                 ack.rejections.append(rejection)
             }
@@ -192,10 +192,10 @@ struct AgentService: Sendable {
             sessions.metrics.apply(heartbeat.metricDeltas, agent: agentID)
             // Answered once the renewals are applied (after any revoke it caused): the agent
             // counts its leases safe for a TTL from when it sent the heartbeat.
-            let id = heartbeat.heartbeatId
+            let id = heartbeat.heartbeatID
             scheduler.perform({ $0.heartbeat(agentID: agentID, activeLeaseIDs: active) }) { result in
                 guard case .success(true) = result else { return }
-                session.send(AgentV1.ServerMessage(.heartbeatAck(AgentV1.HeartbeatAck(heartbeatId: id))))
+                session.send(AgentV1.ServerMessage(.heartbeatAck(AgentV1.HeartbeatAck(heartbeatID: id))))
             }
         case .taskEvent?:
             try handle([message], from: session)   // a batch of one (batches route events before this)
@@ -232,7 +232,7 @@ struct AgentService: Sendable {
         guard hello.resumedLeases.count <= HelloLimits.resumedLeases else {
             throw bad("\(hello.resumedLeases.count) resumed leases; at most \(HelloLimits.resumedLeases)")
         }
-        guard hello.version.utf8.count <= HelloLimits.textBytes, hello.instanceId.utf8.count <= HelloLimits.textBytes else {
+        guard hello.version.utf8.count <= HelloLimits.textBytes, hello.instanceID.utf8.count <= HelloLimits.textBytes else {
             throw bad("version and instance_id may have at most \(HelloLimits.textBytes) bytes each")
         }
         guard hello.labels.count <= HelloLimits.labels else { throw bad("\(hello.labels.count) labels; at most \(HelloLimits.labels)") }
@@ -270,7 +270,7 @@ extension TaskReport {
         switch event.kind {
         case .started:
             let at = event.startedAtUnixUs != 0 ? event.startedAtUnixUs : event.occurredAtUnixUs
-            self.init(leaseID: event.leaseId, epoch: event.epoch, kind: .started(at: Instant(millisecondsSinceEpoch: at / 1000)))
+            self.init(leaseID: event.leaseID, epoch: event.epoch, kind: .started(at: Instant(millisecondsSinceEpoch: at / 1000)))
             return
         case .succeeded: outcome = .succeeded
         case .failed: outcome = .failed
@@ -280,7 +280,7 @@ extension TaskReport {
         case .lost: outcome = .lost
         default: outcome = .running  // refused by the scheduler as an invalid report
         }
-        self.init(leaseID: event.leaseId, epoch: event.epoch, kind: .finished(outcome, usage, message: String(event.message.prefix(1024))))
+        self.init(leaseID: event.leaseID, epoch: event.epoch, kind: .finished(outcome, usage, message: String(event.message.prefix(1024))))
     }
 }
 
@@ -405,7 +405,7 @@ final class AgentSessions: Sendable {
     func register(_ session: AgentSession) throws(GRPCStatus) {
         let old = try sessions.withLock { sessions throws(GRPCStatus) -> AgentSession? in
             let old = sessions[session.name]
-            if let old, old.hello.instanceId != session.hello.instanceId {
+            if let old, old.hello.instanceID != session.hello.instanceID {
                 throw GRPCStatus(code: .alreadyExists, message: "agent '\(session.name)' is already connected from \(old.peer) "
                     + "(another instance); give each agent its own name. The name frees up when that session ends, "
                     + "at most a lease TTL after it goes silent")
@@ -444,12 +444,12 @@ final class AgentSessions: Sendable {
             switch effect {
             case .grant(let grant):
                 var task = AgentV1.TaskRef()
-                task.dagId = grant.dagID
+                task.dagID = grant.dagID
                 task.dagVersion = UInt32(clamping: grant.dagVersion)
-                task.runId = grant.key.runID
-                task.taskId = grant.key.taskID
+                task.runID = grant.key.runID
+                task.taskID = grant.key.taskID
                 var message = AgentV1.LeaseGrant()
-                message.leaseId = grant.leaseID
+                message.leaseID = grant.leaseID
                 message.epoch = grant.epoch
                 message.task = task
                 message.entrypoint = grant.entrypoint
@@ -460,7 +460,7 @@ final class AgentSessions: Sendable {
                 session(grant.agentID)?.send(AgentV1.ServerMessage(.leaseGrant(message)))
             case .revoke(let agentID, let leaseID, let epoch, let reason):
                 var message = AgentV1.LeaseRevoke()
-                message.leaseId = leaseID
+                message.leaseID = leaseID
                 message.epoch = epoch
                 message.reason = switch reason {
                 case .cancelled: .cancelled

@@ -23,12 +23,12 @@ struct ControlService: Sendable {
         unary(&router, "ListDagVersions", listDagVersions)
         unary(&router, "PauseDag") { (request: ControlV1.PauseDagRequest) in
             var response = ControlV1.PauseDagResponse()
-            response.dag = try await setPaused(request.dagId, true)
+            response.dag = try await setPaused(request.dagID, true)
             return response
         }
         unary(&router, "UnpauseDag") { (request: ControlV1.UnpauseDagRequest) in
             var response = ControlV1.UnpauseDagResponse()
-            response.dag = try await setPaused(request.dagId, false)
+            response.dag = try await setPaused(request.dagID, false)
             return response
         }
         unary(&router, "TriggerRun", triggerRun)
@@ -121,10 +121,10 @@ struct ControlService: Sendable {
 
     private func getDag(_ request: ControlV1.GetDagRequest) async throws -> ControlV1.GetDagResponse {
         var response = ControlV1.GetDagResponse()
-        response.dag = try dagMessage(request.dagId)
+        response.dag = try dagMessage(request.dagID)
         let wanted = request.version == 0 ? Int(response.dag!.latestVersion) : Int(request.version)
-        guard let version = scheduler.read({ $0.version(request.dagId, wanted) }) else {
-            throw GRPCStatus(code: .notFound, message: "DAG '\(request.dagId)' has no version \(wanted)")
+        guard let version = scheduler.read({ $0.version(request.dagID, wanted) }) else {
+            throw GRPCStatus(code: .notFound, message: "DAG '\(request.dagID)' has no version \(wanted)")
         }
         response.version = ControlV1.DagVersion(version)
         return response
@@ -151,7 +151,7 @@ struct ControlService: Sendable {
                 response.nextPageToken = last ?? ""
                 return response
             }
-            last = dag.dagId
+            last = dag.dagID
         }
         if page.count > size { response.nextPageToken = last ?? "" }
         return response
@@ -159,12 +159,12 @@ struct ControlService: Sendable {
 
     private func listDagVersions(_ request: ControlV1.ListDagVersionsRequest) async throws -> ControlV1.ListDagVersionsResponse {
         let size = try Self.pageSize(request.pageSize)
-        _ = try dagMessage(request.dagId)
+        _ = try dagMessage(request.dagID)
         let after = Int(request.pageToken) ?? 0
         guard request.pageToken.isEmpty || after > 0 else {
             throw GRPCStatus(code: .invalidArgument, message: "bad page_token '\(request.pageToken)'")
         }
-        let versions = scheduler.read { $0.versions(of: request.dagId) }.filter { $0.version > after }
+        let versions = scheduler.read { $0.versions(of: request.dagID) }.filter { $0.version > after }
         var response = ControlV1.ListDagVersionsResponse()
         var budget = ListResponseBudget()
         var last: Int?
@@ -195,7 +195,7 @@ struct ControlService: Sendable {
         guard problems.isEmpty else {
             throw GRPCStatus(code: .invalidArgument, message: "field 'params': " + problems.joined(separator: "; "))
         }
-        let run = try await scheduler.perform { try $0.trigger(dagID: request.dagId, params: params) }
+        let run = try await scheduler.perform { try $0.trigger(dagID: request.dagID, params: params) }
         var response = ControlV1.TriggerRunResponse()
         response.run = try runMessage(run)
         return response
@@ -215,7 +215,7 @@ struct ControlService: Sendable {
     private func getRun(_ request: ControlV1.GetRunRequest) async throws -> ControlV1.GetRunResponse {
         // Active runs from memory (current to the last decision), finished ones from the store.
         let live = scheduler.read { scheduler -> (RunRecord, [TaskInstanceRecord], DAGSpec?, [String: String])? in
-            guard let run = scheduler.activeRun(request.runId), let tasks = scheduler.taskInstances(ofRun: request.runId) else { return nil }
+            guard let run = scheduler.activeRun(request.runID), let tasks = scheduler.taskInstances(ofRun: request.runID) else { return nil }
             var reasons: [String: String] = [:]
             for task in tasks.values where task.state == .queued { reasons[task.key.taskID] = scheduler.waitReason(task.key) }
             return (run, Array(tasks.values), scheduler.version(run.dagID, run.version)?.spec, reasons)
@@ -224,10 +224,10 @@ struct ControlService: Sendable {
         if let live {
             (run, tasks, spec, reasons) = live
         } else {
-            let runID = request.runId
+            let runID = request.runID
             let store = self.store
             guard let stored = try await offLoop({ try store.run(runID) }) else {
-                throw GRPCStatus(code: .notFound, message: "unknown run '\(request.runId)'")
+                throw GRPCStatus(code: .notFound, message: "unknown run '\(request.runID)'")
             }
             run = stored
             tasks = try await offLoop { try store.tasks(ofRun: runID) }
@@ -266,7 +266,7 @@ struct ControlService: Sendable {
             }
             cursor = value
         }
-        let store = self.store, dagID = request.dagId.isEmpty ? nil : request.dagId, after = cursor, wanted = states
+        let store = self.store, dagID = request.dagID.isEmpty ? nil : request.dagID, after = cursor, wanted = states
         let page = try await offLoop { try store.runPage(dagID: dagID, states: wanted, limit: size, after: after) }
         var response = ControlV1.ListRunsResponse()
         var budget = ListResponseBudget()
@@ -298,23 +298,23 @@ struct ControlService: Sendable {
     }
 
     private func cancelRun(_ request: ControlV1.CancelRunRequest) async throws -> ControlV1.CancelRunResponse {
-        try await requireActive(request.runId)
-        try await scheduler.perform { try $0.cancelRun(request.runId) }
+        try await requireActive(request.runID)
+        try await scheduler.perform { try $0.cancelRun(request.runID) }
         var response = ControlV1.CancelRunResponse()
-        guard let run = try store.run(request.runId) else { throw GRPCStatus(code: .notFound, message: "unknown run '\(request.runId)'") }
+        guard let run = try store.run(request.runID) else { throw GRPCStatus(code: .notFound, message: "unknown run '\(request.runID)'") }
         response.run = try runMessage(run)
         return response
     }
 
     private func cancelTaskInstance(_ request: ControlV1.CancelTaskInstanceRequest) async throws -> ControlV1.CancelTaskInstanceResponse {
-        try await requireActive(request.runId)
-        try await scheduler.perform { try $0.cancelTask(runID: request.runId, taskID: request.taskId) }
-        let key = TaskKey(runID: request.runId, taskID: request.taskId)
-        guard let task = try store.tasks(ofRun: request.runId).first(where: { $0.key == key }),
-              let run = try store.run(request.runId) else {
+        try await requireActive(request.runID)
+        try await scheduler.perform { try $0.cancelTask(runID: request.runID, taskID: request.taskID) }
+        let key = TaskKey(runID: request.runID, taskID: request.taskID)
+        guard let task = try store.tasks(ofRun: request.runID).first(where: { $0.key == key }),
+              let run = try store.run(request.runID) else {
             throw GRPCStatus(code: .notFound, message: "unknown task \(key)")
         }
-        let spec = scheduler.read { $0.version(run.dagID, run.version)?.spec.tasks.first { $0.id == request.taskId } }
+        let spec = scheduler.read { $0.version(run.dagID, run.version)?.spec.tasks.first { $0.id == request.taskID } }
         var response = ControlV1.CancelTaskInstanceResponse()
         response.taskInstance = ControlV1.TaskInstance(task, spec: spec, attempts: try store.attempts(of: key), waitingReason: nil)
         return response
@@ -324,7 +324,7 @@ struct ControlService: Sendable {
 
     private func agentMessage(_ session: AgentSession) -> ControlV1.Agent {
         var agent = ControlV1.Agent()
-        agent.agentId = session.name
+        agent.agentID = session.name
         agent.name = session.name
         agent.version = session.hello.version
         agent.state = session.isDraining ? .draining : .connected
@@ -428,8 +428,8 @@ struct ControlService: Sendable {
     private func revokeToken(_ request: ControlV1.RevokeTokenRequest) async throws -> ControlV1.RevokeTokenResponse {
         var response = ControlV1.RevokeTokenResponse()
         do {
-            response.token = ControlV1.Token(try tokens.revoke(tokenID: request.tokenId, now: scheduler.clock.now().millisecondsSinceEpoch))
-            sessions.endSessions(ofToken: request.tokenId)
+            response.token = ControlV1.Token(try tokens.revoke(tokenID: request.tokenID, now: scheduler.clock.now().millisecondsSinceEpoch))
+            sessions.endSessions(ofToken: request.tokenID)
         } catch TokenStoreError.unknownToken(let id) {
             throw GRPCStatus(code: .notFound, message: "no token '\(id)'")
         }

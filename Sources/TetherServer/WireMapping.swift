@@ -82,7 +82,7 @@ extension ControlV1.AttemptOutcome {
 extension ControlV1.DagSpec {
     init(_ spec: DAGSpec) {
         self.init()
-        dagId = spec.dagID
+        dagID = spec.dagID
         description = spec.description
         schedule = spec.schedule
         paused = spec.paused
@@ -91,7 +91,7 @@ extension ControlV1.DagSpec {
         params = spec.params
         tasks = spec.tasks.map { task in
             var wire = ControlV1.TaskSpec()
-            wire.taskId = task.id
+            wire.taskID = task.id
             wire.entrypoint = task.entrypoint
             wire.queue = task.queue
             wire.dependsOn = task.dependsOn
@@ -111,7 +111,7 @@ extension ControlV1.DagSpec {
 extension ControlV1.DagVersion {
     init(_ version: DAGVersionRecord) {
         self.init()
-        dagId = version.dagID
+        dagID = version.dagID
         self.version = UInt32(clamping: version.version)
         contentHash = version.contentHash
         createdAtUnixUs = version.appliedAt.unixMicroseconds
@@ -123,7 +123,7 @@ extension ControlV1.DagVersion {
 extension ControlV1.Dag {
     init(_ record: DAGRecord, latest: DAGVersionRecord?, nextRunAt: Instant?, activeRuns: Int) {
         self.init()
-        dagId = record.dagID
+        dagID = record.dagID
         description = latest?.spec.description ?? ""
         schedule = latest?.spec.schedule ?? ""
         paused = record.paused
@@ -138,8 +138,8 @@ extension ControlV1.Dag {
 extension ControlV1.Run {
     init(_ record: RunRecord, taskCounts: [TetherScheduler.TaskState: Int]) {
         self.init()
-        runId = record.runID
-        dagId = record.dagID
+        runID = record.runID
+        dagID = record.dagID
         dagVersion = UInt32(clamping: record.version)
         state = ControlV1.RunState(record.state)
         trigger = record.trigger == .manual ? .manual : .schedule
@@ -156,9 +156,9 @@ extension ControlV1.TaskAttempt {
     init(_ attempt: AttemptRecord) {
         self.init()
         self.attempt = UInt32(clamping: attempt.attempt)
-        leaseId = attempt.leaseID
+        leaseID = attempt.leaseID
         epoch = attempt.epoch
-        agentId = attempt.agentID
+        agentID = attempt.agentID
         agentName = attempt.agentID
         outcome = ControlV1.AttemptOutcome(attempt.outcome)
         if let code = attempt.usage.exitCode { exit = .exitCode(code) } else if let signal = attempt.usage.signal { exit = .signal(signal) }
@@ -175,8 +175,8 @@ extension ControlV1.TaskAttempt {
 extension ControlV1.TaskInstance {
     init(_ record: TaskInstanceRecord, spec: TetherScheduler.TaskSpec?, attempts: [AttemptRecord], waitingReason: String?) {
         self.init()
-        runId = record.key.runID
-        taskId = record.key.taskID
+        runID = record.key.runID
+        taskID = record.key.taskID
         state = ControlV1.TaskState(record.state)
         queue = spec?.queue ?? ""
         entrypoint = spec?.entrypoint ?? ""
@@ -194,7 +194,7 @@ extension ControlV1.TaskInstance {
 extension ControlV1.Token {
     init(_ record: TokenRecord) {
         self.init()
-        tokenId = record.tokenID
+        tokenID = record.tokenID
         role = record.role == .admin ? .admin : .agent
         description = record.description
         createdAtUnixUs = record.createdAtMilliseconds &* 1000

@@ -57,9 +57,9 @@ struct PingPong: AsyncParsableCommand {
     /// round trip in nanoseconds. Must run in a task that prefers `client.eventLoop`.
     /// - Throws: the call's `GRPCStatus`, or `PingPongError` for a wrong echo.
     static func measure(_ client: GRPCClient, payloadBytes: Int, warmup: Int, roundTrips: Int) async throws -> [Int64] {
-        let call: GRPCClientCall<EchoV1.EchoRequest, EchoV1.EchoResponse> =
+        let call: GRPCClientCall<TestingV1.EchoRequest, TestingV1.EchoResponse> =
             try await client.makeCall("/\(EchoService.name)/Chat")
-        var request = EchoV1.EchoRequest()
+        var request = TestingV1.EchoRequest()
         request.payload = [UInt8](repeating: 0x70, count: payloadBytes)
         var samples: [Int64] = []
         samples.reserveCapacity(roundTrips)

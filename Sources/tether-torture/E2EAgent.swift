@@ -114,7 +114,7 @@ private struct E2EAgentSession: Sendable {
         hello.queues = [options.queue]
         hello.slots = UInt32(options.slots)
         hello.entrypoints = [options.entrypoint]
-        hello.instanceId = String(UInt64.random(in: 0...UInt64.max), radix: 16)
+        hello.instanceID = String(UInt64.random(in: 0...UInt64.max), radix: 16)
         try await call.send(AgentV1.AgentMessage(.hello(hello)))
         guard let first = try await call.next(), case .welcome(let welcome)? = first.kind else {
             throw await call.status() ?? E2EError("the server's first message was not a Welcome")
@@ -164,10 +164,10 @@ private struct E2EAgentSession: Sendable {
 
     private func trigger(_ client: GRPCClient) async throws -> String {
         var request = ControlV1.TriggerRunRequest()
-        request.dagId = options.dag
+        request.dagID = options.dag
         let response: ControlV1.TriggerRunResponse = try await client.unary(
             "/tether.control.v1.ControlService/TriggerRun", request, metadata: adminMetadata, timeout: .seconds(30))
-        guard let runID = response.run?.runId, !runID.isEmpty else { throw E2EError("TriggerRun returned no run") }
+        guard let runID = response.run?.runID, !runID.isEmpty else { throw E2EError("TriggerRun returned no run") }
         return runID
     }
 
@@ -175,7 +175,7 @@ private struct E2EAgentSession: Sendable {
     /// finished the run, is durable.
     private func expectSuccess(_ client: GRPCClient, _ runID: String) async throws {
         var request = ControlV1.GetRunRequest()
-        request.runId = runID
+        request.runID = runID
         let response: ControlV1.GetRunResponse = try await client.unary(
             "/tether.control.v1.ControlService/GetRun", request, metadata: adminMetadata, timeout: .seconds(30))
         guard response.run?.state == .success else {
@@ -218,7 +218,7 @@ private struct AgentStream {
         sequence += 1
         var event = AgentV1.TaskEvent()
         event.sequence = sequence
-        event.leaseId = grant.leaseId
+        event.leaseID = grant.leaseID
         event.epoch = grant.epoch
         event.kind = .succeeded
         var exit = AgentV1.ExitStatus()
@@ -252,13 +252,13 @@ private struct AgentStream {
         switch message.kind {
         case .ack(let ack)?:
             if let rejection = ack.rejections.first {
-                throw E2EError("event \(rejection.sequence) (\(rejection.leaseId)) rejected: \(rejection.reason)")
+                throw E2EError("event \(rejection.sequence) (\(rejection.leaseID)) rejected: \(rejection.reason)")
             }
             acked = max(acked, ack.sequence)
         case .leaseGrant(let grant)?:
-            throw E2EError("unexpected grant \(grant.leaseId): more leases than the shape allows")
+            throw E2EError("unexpected grant \(grant.leaseID): more leases than the shape allows")
         case .leaseRevoke(let revoke)?:
-            throw E2EError("lease \(revoke.leaseId) revoked (\(revoke.reason.rawValue))")
+            throw E2EError("lease \(revoke.leaseID) revoked (\(revoke.reason.rawValue))")
         case .drain(let drain)?:
             throw E2EError("the server asked the agent to drain: \(drain.reason)")
         case .welcome?, .heartbeatAck?, nil:

@@ -59,17 +59,17 @@ struct E2ERun: ParsableCommand {
         }
         let cpuBefore = try pids.map(cpuMilliseconds)
         var trigger = ControlV1.TriggerRunRequest()
-        trigger.dagId = dag
+        trigger.dagID = dag
         let triggered: ControlV1.TriggerRunResponse = try await control("TriggerRun", trigger)
-        guard let runID = triggered.run?.runId, !runID.isEmpty else { throw E2EError("TriggerRun returned no run") }
+        guard let runID = triggered.run?.runID, !runID.isEmpty else { throw E2EError("TriggerRun returned no run") }
 
         var list = ControlV1.ListRunsRequest()
-        list.dagId = dag
+        list.dagID = dag
         list.pageSize = 1
         let deadline = ContinuousClock.now + .seconds(timeoutS)
         while true {
             let page: ControlV1.ListRunsResponse = try await control("ListRuns", list)
-            if let run = page.runs.first(where: { $0.runId == runID }), [.success, .failed, .cancelled].contains(run.state) {
+            if let run = page.runs.first(where: { $0.runID == runID }), [.success, .failed, .cancelled].contains(run.state) {
                 guard run.state == .success else { throw E2EError("run \(runID) ended \(run.state.rawValue), not success") }
                 break
             }
@@ -79,7 +79,7 @@ struct E2ERun: ParsableCommand {
         let cpu = try zip(pids, cpuBefore).map { pid, before in " cpu_ms_\(pid)=\(try cpuMilliseconds(of: pid) - before)" }
 
         var get = ControlV1.GetRunRequest()
-        get.runId = runID
+        get.runID = runID
         let response: ControlV1.GetRunResponse = try await control("GetRun", get)
         guard let run = response.run else { throw E2EError("GetRun \(runID) returned no run") }
         let attempts = response.taskInstances.compactMap(\.attempts.last)

@@ -62,7 +62,7 @@ struct TokenCommand: AsyncParsableCommand {
                 request.agentName = agentName ?? ""
                 let response: ControlV1.CreateTokenResponse = try await control.call("CreateToken", request)
                 try emit(response, json: client.json) {
-                    printError("token \(response.token?.tokenId ?? "?") (\(role.rawValue)); the secret below is shown only now:")
+                    printError("token \(response.token?.tokenID ?? "?") (\(role.rawValue)); the secret below is shown only now:")
                     print(response.secret)
                 }
             }
@@ -81,7 +81,7 @@ struct TokenCommand: AsyncParsableCommand {
                 let response: ControlV1.ListTokensResponse = try await control.call("ListTokens", request)
                 try emit(response, json: client.json) {
                     printTable(["TOKEN", "ROLE", "AGENT", "CREATED", "EXPIRES", "REVOKED", "DESCRIPTION"], response.tokens.map { token in
-                        [token.tokenId, token.role == .admin ? "admin" : "agent", token.agentName.isEmpty ? "any" : token.agentName,
+                        [token.tokenID, token.role == .admin ? "admin" : "agent", token.agentName.isEmpty ? "any" : token.agentName,
                          formatTime(token.createdAtUnixUs),
                          formatTime(token.expiresAtUnixUs), formatTime(token.revokedAtUnixUs), token.description]
                     })
@@ -98,7 +98,7 @@ struct TokenCommand: AsyncParsableCommand {
         func run() async throws {
             try await withControl(client) { control in
                 var request = ControlV1.RevokeTokenRequest()
-                request.tokenId = token
+                request.tokenID = token
                 let response: ControlV1.RevokeTokenResponse = try await control.call("RevokeToken", request)
                 try emit(response, json: client.json) { print("\(token): revoked") }
             }

@@ -37,7 +37,7 @@ struct DagCommand: AsyncParsableCommand {
                         let response: ControlV1.ApplyDagResponse = try await control.call("ApplyDag", request)
                         try emit(response, json: client.json) {
                             let version = response.version
-                            print("\(version?.dagId ?? "?"): version \(version?.version ?? 0) \(response.created ? "applied" : "unchanged")")
+                            print("\(version?.dagID ?? "?"): version \(version?.version ?? 0) \(response.created ? "applied" : "unchanged")")
                         }
                     } catch let error as CLIError where error.exitCode == 1 {
                         printError("tether: \(error.description)")
@@ -66,7 +66,7 @@ struct DagCommand: AsyncParsableCommand {
                 }
                 try emit(response, json: client.json) {
                     printTable(["DAG", "VERSION", "SCHEDULE", "PAUSED", "ACTIVE RUNS", "NEXT RUN"], response.dags.map { dag in
-                        [dag.dagId, String(dag.latestVersion), dag.schedule.isEmpty ? "-" : dag.schedule, dag.paused ? "yes" : "no",
+                        [dag.dagID, String(dag.latestVersion), dag.schedule.isEmpty ? "-" : dag.schedule, dag.paused ? "yes" : "no",
                          String(dag.activeRuns), formatTime(dag.nextRunAtUnixUs)]
                     })
                 }
@@ -83,17 +83,17 @@ struct DagCommand: AsyncParsableCommand {
         func run() async throws {
             try await withControl(client) { control in
                 var request = ControlV1.GetDagRequest()
-                request.dagId = dag
+                request.dagID = dag
                 request.version = version
                 let response: ControlV1.GetDagResponse = try await control.call("GetDag", request)
                 try emit(response, json: client.json) {
                     guard let dag = response.dag, let version = response.version, let spec = version.spec else { return }
-                    print("DAG \(dag.dagId) version \(version.version) of \(dag.latestVersion)\(dag.paused ? " (paused)" : "")")
+                    print("DAG \(dag.dagID) version \(version.version) of \(dag.latestVersion)\(dag.paused ? " (paused)" : "")")
                     if !spec.description.isEmpty { print(spec.description) }
                     print("schedule: \(spec.schedule.isEmpty ? "manual only" : spec.schedule)  hash: \(version.contentHash.prefix(12))")
                     print("")
                     printTable(["TASK", "ENTRYPOINT", "QUEUE", "DEPENDS ON", "RETRIES", "PRIORITY"], spec.tasks.map { task in
-                        [task.taskId, task.entrypoint, task.queue, task.dependsOn.isEmpty ? "-" : task.dependsOn.joined(separator: ","),
+                        [task.taskID, task.entrypoint, task.queue, task.dependsOn.isEmpty ? "-" : task.dependsOn.joined(separator: ","),
                          String(task.retries), String(task.priority)]
                     })
                 }
@@ -109,7 +109,7 @@ struct DagCommand: AsyncParsableCommand {
         func run() async throws {
             try await withControl(client) { control in
                 var request = ControlV1.PauseDagRequest()
-                request.dagId = dag
+                request.dagID = dag
                 let response: ControlV1.PauseDagResponse = try await control.call("PauseDag", request)
                 try emit(response, json: client.json) { print("\(dag): paused") }
             }
@@ -124,7 +124,7 @@ struct DagCommand: AsyncParsableCommand {
         func run() async throws {
             try await withControl(client) { control in
                 var request = ControlV1.UnpauseDagRequest()
-                request.dagId = dag
+                request.dagID = dag
                 let response: ControlV1.UnpauseDagResponse = try await control.call("UnpauseDag", request)
                 try emit(response, json: client.json) { print("\(dag): unpaused") }
             }

@@ -43,10 +43,10 @@ struct RunCommand: AsyncParsableCommand {
             }
             try await withControl(client) { control in
                 var request = ControlV1.TriggerRunRequest()
-                request.dagId = dag
+                request.dagID = dag
                 request.params = overrides
                 let response: ControlV1.TriggerRunResponse = try await control.call("TriggerRun", request)
-                let runID = response.run?.runId ?? ""
+                let runID = response.run?.runID ?? ""
                 if !wait {
                     try emit(response, json: client.json) { print(runID) }
                     return
@@ -63,7 +63,7 @@ struct RunCommand: AsyncParsableCommand {
         /// whenever the task counts change.
         static func follow(_ runID: String, _ control: ControlClient, quiet: Bool) async throws -> ControlV1.GetRunResponse {
             var request = ControlV1.GetRunRequest()
-            request.runId = runID
+            request.runID = runID
             var last = ""
             while true {
                 let response: ControlV1.GetRunResponse = try await control.call("GetRun", request)
@@ -96,13 +96,13 @@ struct RunCommand: AsyncParsableCommand {
             guard (1...1000).contains(limit) else { throw ValidationError("--limit must be 1...1000") }
             try await withControl(client) { control in
                 var request = ControlV1.ListRunsRequest()
-                request.dagId = dag ?? ""
+                request.dagID = dag ?? ""
                 request.states = states
                 request.pageSize = limit
                 let response: ControlV1.ListRunsResponse = try await control.call("ListRuns", request)
                 try emit(response, json: client.json) {
                     printTable(["RUN", "DAG", "VERSION", "STATE", "TRIGGER", "CREATED", "DURATION"], response.runs.map { run in
-                        [run.runId, run.dagId, String(run.dagVersion), run.state.label, run.trigger == .schedule ? "schedule" : "manual",
+                        [run.runID, run.dagID, String(run.dagVersion), run.state.label, run.trigger == .schedule ? "schedule" : "manual",
                          formatTime(run.createdAtUnixUs), formatDuration(fromMicroseconds: run.startedAtUnixUs, to: run.finishedAtUnixUs)]
                     })
                 }
@@ -118,7 +118,7 @@ struct RunCommand: AsyncParsableCommand {
         func run() async throws {
             try await withControl(client) { control in
                 var request = ControlV1.GetRunRequest()
-                request.runId = run
+                request.runID = run
                 let response: ControlV1.GetRunResponse = try await control.call("GetRun", request)
                 try emit(response, json: client.json) { Self.printRun(response) }
             }
@@ -126,7 +126,7 @@ struct RunCommand: AsyncParsableCommand {
 
         static func printRun(_ response: ControlV1.GetRunResponse) {
             guard let run = response.run else { return }
-            print("run \(run.runId) of \(run.dagId) v\(run.dagVersion): \(run.state.label)"
+            print("run \(run.runID) of \(run.dagID) v\(run.dagVersion): \(run.state.label)"
                   + " (\(formatDuration(fromMicroseconds: run.startedAtUnixUs, to: run.finishedAtUnixUs)))")
             printTable(["TASK", "STATE", "TRIES", "AGENT", "EXIT", "DURATION", "NOTE"], response.taskInstances.map { task in
                 let attempt = task.attempts.last
@@ -138,7 +138,7 @@ struct RunCommand: AsyncParsableCommand {
                 // The task's own tries against its limit; lost or rejected ones apart.
                 let own = task.tries - min(task.tries, task.infrastructureAttempts)
                 let tries = "\(own)/\(task.maxTries)" + (task.infrastructureAttempts > 0 ? " +\(task.infrastructureAttempts) lost" : "")
-                return [task.taskId, task.state.label, tries, attempt?.agentId ?? "-", exit,
+                return [task.taskID, task.state.label, tries, attempt?.agentID ?? "-", exit,
                         formatDuration(fromMicroseconds: attempt?.grantedAtUnixUs ?? 0, to: attempt?.finishedAtUnixUs ?? 0),
                         task.waitingReason.isEmpty ? (attempt?.message ?? "") : task.waitingReason]
             })
@@ -153,7 +153,7 @@ struct RunCommand: AsyncParsableCommand {
         func run() async throws {
             try await withControl(client) { control in
                 var request = ControlV1.CancelRunRequest()
-                request.runId = run
+                request.runID = run
                 let response: ControlV1.CancelRunResponse = try await control.call("CancelRun", request)
                 try emit(response, json: client.json) { print("\(run): \(response.run?.state.label ?? "?")") }
             }

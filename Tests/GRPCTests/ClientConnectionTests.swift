@@ -8,8 +8,8 @@ import TetherWire
 /// connection is ready only once the peer's first SETTINGS frame arrives, so calls fail
 /// promptly with UNAVAILABLE and a reason instead of waiting out keepalive.
 @Suite struct ClientConnectionTests {
-    typealias Request = EchoV1.EchoRequest
-    typealias Response = EchoV1.EchoResponse
+    typealias Request = TestingV1.EchoRequest
+    typealias Response = TestingV1.EchoResponse
     static let echo = "/tether.testing.v1.EchoService/Echo"
 
     @Test func peerAnsweringHTTP1IsUnavailableAsSoonAsItCloses() async throws {

@@ -9,8 +9,8 @@ import TetherWire
 /// takes responses with `next()`, so a server streaming into a caller that stopped reading
 /// gets about one window ahead of it and then waits.
 @Suite struct ClientFlowControlTests {
-    typealias Request = EchoV1.EchoRequest
-    typealias Response = EchoV1.EchoResponse
+    typealias Request = TestingV1.EchoRequest
+    typealias Response = TestingV1.EchoResponse
 
     @Test func serverStreamingIntoACallerThatStopsReadingIsHeldToAboutOneWindow() async throws {
         let messageBytes = 1 << 20

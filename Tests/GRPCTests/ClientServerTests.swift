@@ -9,8 +9,8 @@ import TetherWire
 
 /// Our client against our server, in process, over h2c on 127.0.0.1.
 @Suite struct ClientServerTests {
-    typealias Request = EchoV1.EchoRequest
-    typealias Response = EchoV1.EchoResponse
+    typealias Request = TestingV1.EchoRequest
+    typealias Response = TestingV1.EchoResponse
     static let echo = "/tether.testing.v1.EchoService/Echo"
 
     @Test func unaryCallEchoesPayloadTextAndMetadata() async throws {

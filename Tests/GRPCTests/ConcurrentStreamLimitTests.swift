@@ -9,8 +9,8 @@ import TetherWire
 /// SETTINGS_MAX_CONCURRENT_STREAMS: our client keeps within the server's limit by queuing
 /// calls; a peer that ignores it is refused.
 @Suite struct ConcurrentStreamLimitTests {
-    typealias Request = EchoV1.EchoRequest
-    typealias Response = EchoV1.EchoResponse
+    typealias Request = TestingV1.EchoRequest
+    typealias Response = TestingV1.EchoResponse
 
     /// A server advertising max concurrent streams 2, on one loop.
     static func limitedServer(router: GRPCRouter = EchoService.router()) throws -> GRPCServer {

@@ -9,8 +9,8 @@ import TetherWire
 /// Our client reaching our server through an HTTP CONNECT proxy (Tests/Interop/connect_proxy.py),
 /// and failing with UNAVAILABLE and the proxy step's reason when the proxy will not tunnel.
 @Suite struct ProxyTests {
-    typealias Request = EchoV1.EchoRequest
-    typealias Response = EchoV1.EchoResponse
+    typealias Request = TestingV1.EchoRequest
+    typealias Response = TestingV1.EchoResponse
 
     @Test func tlsCallsReachTheServerThroughOneTunnelToTheTarget() async throws {
         let certs = try await onThreadOfItsOwn { try TestCertificates.make() }

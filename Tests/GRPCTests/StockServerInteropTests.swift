@@ -9,8 +9,8 @@ import TetherWire
 /// over h2c and TLS: all four call shapes, deadlines, cancellation, 4 MiB
 /// messages, status + message, metadata.
 @Suite struct StockServerInteropTests {
-    typealias Request = EchoV1.EchoRequest
-    typealias Response = EchoV1.EchoResponse
+    typealias Request = TestingV1.EchoRequest
+    typealias Response = TestingV1.EchoResponse
     static let script = Repository.root.appendingPathComponent("Tests/Interop/grpc_echo_server.py").path
     static let service = "/tether.testing.v1.EchoService/"
 

@@ -31,7 +31,7 @@ final class FakeConnectServer: Sendable {
             guard let hello = try await incoming.next(), case .hello? = hello.kind else { return }
             received.messages.withLock { $0.append(hello) }
             var welcome = AgentV1.Welcome()
-            welcome.agentId = "test-agent"
+            welcome.agentID = "test-agent"
             welcome.heartbeatIntervalMs = 100
             welcome.leaseTtlMs = leaseTTLMilliseconds
             welcome.acknowledgesHeartbeats = announcesAcks
@@ -48,7 +48,7 @@ final class FakeConnectServer: Sendable {
                         outbound.continuation.yield(AgentV1.ServerMessage(.ack(ack)))
                     }
                     if case .heartbeat(let heartbeat)? = message.kind, acknowledgesHeartbeats {
-                        outbound.continuation.yield(AgentV1.ServerMessage(.heartbeatAck(.init(heartbeatId: heartbeat.heartbeatId))))
+                        outbound.continuation.yield(AgentV1.ServerMessage(.heartbeatAck(.init(heartbeatID: heartbeat.heartbeatID))))
                     }
                 }
                 group.cancelAll()
@@ -60,11 +60,11 @@ final class FakeConnectServer: Sendable {
 
     func grant(_ leaseID: String, entrypoint: String) {
         var task = AgentV1.TaskRef()
-        task.dagId = "etl"
-        task.runId = "r1"
-        task.taskId = leaseID
+        task.dagID = "etl"
+        task.runID = "r1"
+        task.taskID = leaseID
         var grant = AgentV1.LeaseGrant()
-        grant.leaseId = leaseID
+        grant.leaseID = leaseID
         grant.epoch = 1
         grant.task = task
         grant.entrypoint = entrypoint
@@ -77,7 +77,7 @@ final class FakeConnectServer: Sendable {
         received.messages.withLock { messages in
             messages.compactMap { message in
                 guard case .taskEvent(let event)? = message.kind else { return nil }
-                return "\(event.leaseId) \(event.kind)"
+                return "\(event.leaseID) \(event.kind)"
             }
         }
     }

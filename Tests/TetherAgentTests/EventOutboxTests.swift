@@ -7,9 +7,9 @@ import TetherWire
 @testable import TetherAgent
 
 @Suite struct EventOutboxTests {
-    private func event(_ leaseId: String, _ kind: AgentV1.TaskEventKind, message: String = "") -> AgentV1.TaskEvent {
+    private func event(_ leaseID: String, _ kind: AgentV1.TaskEventKind, message: String = "") -> AgentV1.TaskEvent {
         var event = AgentV1.TaskEvent()
-        event.leaseId = leaseId
+        event.leaseID = leaseID
         event.epoch = 4
         event.kind = kind
         event.occurredAtUnixUs = 1_700_000_000_000_000
@@ -178,7 +178,7 @@ import TetherWire
         // are new to it, so they move past 41 in order instead of being forgotten.
         try outbox.acknowledge(upTo: 41)
         #expect(outbox.pending().map(\.sequence) == [42, 43])
-        #expect(outbox.pending().map(\.event.leaseId) == ["l2", "l1"])
+        #expect(outbox.pending().map(\.event.leaseID) == ["l2", "l1"])
         #expect(try outbox.append(event("l2", .succeeded)) == 44)
         // With nothing pending, numbering just moves past the server's.
         try outbox.acknowledge(upTo: 44)
@@ -190,7 +190,7 @@ import TetherWire
     @Test func finalEventForgetsTheRunningLease() throws {
         let scratch = try ScratchDirectory()
         let outbox = try EventOutbox(directory: scratch.path("state"))
-        let lease = RunningLease(leaseId: "l1", epoch: 4, dagId: "etl", runId: "r1", taskId: "load", attempt: 1,
+        let lease = RunningLease(leaseID: "l1", epoch: 4, dagID: "etl", runID: "r1", taskID: "load", attempt: 1,
                                  processGroup: 999_999, processStartTicks: 1, startedAtUnixUs: 5)
         #expect(try outbox.recordStart(of: lease, event: event("l1", .started)) == 1)
         #expect(try outbox.runningLeases() == [lease])
@@ -213,7 +213,7 @@ import TetherWire
         let child = try #require(Int32((try String(contentsOfFile: pidFile, encoding: .utf8)).filter(\.isNumber)))
         do {
             let outbox = try EventOutbox(directory: directory)
-            let lease = RunningLease(leaseId: "r1/load/4", epoch: 4, dagId: "etl", runId: "r1", taskId: "load", attempt: 2,
+            let lease = RunningLease(leaseID: "r1/load/4", epoch: 4, dagID: "etl", runID: "r1", taskID: "load", attempt: 2,
                                      processGroup: leader, processStartTicks: ProcessIdentity.startTicks(of: leader),
                                      startedAtUnixUs: 7)
             try outbox.recordStart(of: lease, event: event("r1/load/4", .started))
@@ -231,7 +231,7 @@ import TetherWire
         #expect(pending.map(\.sequence) == [1, 2])
         let failure = try #require(pending.last?.event)
         #expect(failure.kind == .lost)
-        #expect(failure.leaseId == "r1/load/4" && failure.epoch == 4)
+        #expect(failure.leaseID == "r1/load/4" && failure.epoch == 4)
         #expect(failure.exitStatus == AgentV1.ExitStatus(.signal(SIGKILL)))
         #expect(failure.startedAtUnixUs == 7)
         #expect(try restarted.runningLeases().isEmpty)
@@ -242,7 +242,7 @@ import TetherWire
         let scratch = try ScratchDirectory()
         let outbox = try EventOutbox(directory: scratch.path("state"))
         // This test process stands in for an unrelated process that got the task's pid.
-        let lease = RunningLease(leaseId: "l1", epoch: 1, dagId: "d", runId: "r", taskId: "t", attempt: 1,
+        let lease = RunningLease(leaseID: "l1", epoch: 1, dagID: "d", runID: "r", taskID: "t", attempt: 1,
                                  processGroup: getpid(), processStartTicks: (ProcessIdentity.startTicks(of: getpid()) ?? 0) + 1,
                                  startedAtUnixUs: 1)
         try outbox.recordStart(of: lease, event: event("l1", .started))

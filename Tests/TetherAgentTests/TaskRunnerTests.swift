@@ -29,12 +29,12 @@ final class RunnerFixture: Sendable {
     static func grant(entrypoint: String = "run", params: [String: String] = [:], timeoutMs: UInt64 = 0,
                       runID: String = "nightly-7") -> AgentV1.LeaseGrant {
         var task = AgentV1.TaskRef()
-        task.dagId = "etl"
+        task.dagID = "etl"
         task.dagVersion = 3
-        task.runId = runID
-        task.taskId = "load"
+        task.runID = runID
+        task.taskID = "load"
         var grant = AgentV1.LeaseGrant()
-        grant.leaseId = "\(runID)/load/2"
+        grant.leaseID = "\(runID)/load/2"
         grant.epoch = 2
         grant.task = task
         grant.entrypoint = entrypoint
@@ -298,7 +298,7 @@ func processHasEnded(_ pid: Int32) -> Bool {
 
     @Test func environmentLayersOverrideInOrder() {
         var grant = RunnerFixture.grant(params: ["a.b": "dotted", "a_b": "underscored"])
-        grant.leaseId = "real"
+        grant.leaseID = "real"
         let entrypoint = AgentConfiguration.Entrypoint(argv: ["/bin/true"], environment: ["PATH": "/opt/bin", "TOKEN": "t"])
         let environment = TaskRunner.environment(for: grant, entrypoint: entrypoint,
                                                  inherited: ["PATH": "/usr/bin", "LANG": "C.UTF-8", "SECRET": "x"])

@@ -7,21 +7,21 @@ import TetherWire
     @Test func heartbeatIsAcknowledgedAfterItsRenewalAndAForeignLeaseIsRevokedFirst() async throws {
         let h = try ServerHarness()
         let (agent, _, grant) = try await AgentServiceTests.agentHoldingFirstTask(h)
-        try await agent.heartbeat(id: 5, leases: [grant.leaseId])
-        #expect(try await agent.heartbeatAck().heartbeatId == 5)
+        try await agent.heartbeat(id: 5, leases: [grant.leaseID])
+        #expect(try await agent.heartbeatAck().heartbeatID == 5)
         // Naming a lease it does not hold: the revoke comes before the ack, in stream order.
-        try await agent.heartbeat(id: 6, leases: [grant.leaseId, "chain-9/first/1-0123456789abcdef"])
+        try await agent.heartbeat(id: 6, leases: [grant.leaseID, "chain-9/first/1-0123456789abcdef"])
         let next = try await agent.call.next()?.kind
         guard case .leaseRevoke(let revoke)? = next else {
             Issue.record("expected a revoke first, got \(String(describing: next))")
             return
         }
-        #expect(revoke.leaseId == "chain-9/first/1-0123456789abcdef" && revoke.reason == .unknownLease)
+        #expect(revoke.leaseID == "chain-9/first/1-0123456789abcdef" && revoke.reason == .unknownLease)
         guard case .heartbeatAck(let ack)? = try await agent.call.next()?.kind else {
             Issue.record("expected the heartbeat's ack")
             return
         }
-        #expect(ack.heartbeatId == 6)
+        #expect(ack.heartbeatID == 6)
         await agent.close()
         await h.stop()
     }
@@ -53,7 +53,7 @@ import TetherWire
         #expect(status?.code == .unavailable && status?.message.contains("no heartbeat from agent a") == true,
                 "\(String(describing: status))")
         let second = try await live.grant()
-        #expect(second.task?.runId == run.runId && second.task?.taskId == first.task?.taskId && second.epoch == first.epoch + 1)
+        #expect(second.task?.runID == run.runID && second.task?.taskID == first.task?.taskID && second.epoch == first.epoch + 1)
         beating.cancel()
         await live.close()
         await h.stop()
@@ -83,7 +83,7 @@ import TetherWire
         // The live agent is untouched: it still gets work.
         _ = try await h.apply(AgentServiceTests.chain)
         _ = try await h.trigger("chain")
-        #expect(try await first.grant().task?.taskId == "first")
+        #expect(try await first.grant().task?.taskID == "first")
         // The same instance reconnecting (its old connection half-open) takes over.
         let again = try await h.connectAgent("eu-1", entrypoints: ["work"], instanceID: "instance-a")
         _ = try await again.welcome()
@@ -112,7 +112,7 @@ import TetherWire
         let big = try await refusal(h, labels: total)
         #expect(big?.code == .invalidArgument && big?.message.contains("at most 16384") == true, "\(String(describing: big))")
         let fine = try await h.connectAgent("eu-1", entrypoints: ["work"], labels: ["region": "eu-west", "zone": "a"])
-        #expect(try await fine.welcome().agentId == "eu-1")
+        #expect(try await fine.welcome().agentID == "eu-1")
         await fine.close()
         await h.stop()
     }

@@ -19,20 +19,20 @@ import TetherWire
         let agentToken = try await h.createToken(.agent, agentName: "eu-1")
         let agent = try await h.connectAgent("eu-1", entrypoints: ["work"], secret: agentToken)
         let welcome = try await agent.welcome()
-        #expect(welcome.agentId == "eu-1" && welcome.ackedSequence == 0 && welcome.leaseTtlMs == 30_000 && welcome.acknowledgesHeartbeats)
+        #expect(welcome.agentID == "eu-1" && welcome.ackedSequence == 0 && welcome.leaseTtlMs == 30_000 && welcome.acknowledgesHeartbeats)
         let run = try await h.trigger("chain", params: [:])
         let first = try await agent.grant()
-        #expect(first.task?.taskId == "first" && first.task?.runId == run.runId && first.entrypoint == "work" && first.epoch == 1)
+        #expect(first.task?.taskID == "first" && first.task?.runID == run.runID && first.entrypoint == "work" && first.epoch == 1)
         try await agent.report(first, .succeeded, sequence: 1)
         #expect(try await agent.ack().sequence == 1)
         let second = try await agent.grant()
-        #expect(second.task?.taskId == "second")
+        #expect(second.task?.taskID == "second")
         try await agent.report(second, .succeeded, sequence: 2)
         #expect(try await agent.ack().sequence == 2)
-        let finished = try await h.run(run.runId)
+        let finished = try await h.run(run.runID)
         #expect(finished.run?.state == .success)
         #expect(finished.taskInstances.map(\.state) == [.success, .success])
-        #expect(finished.taskInstances.first?.attempts.first?.agentId == "eu-1")
+        #expect(finished.taskInstances.first?.attempts.first?.agentID == "eu-1")
         await agent.close()
         await h.stop()
     }
@@ -67,7 +67,7 @@ import TetherWire
         // The new session is the live one: it gets grants.
         _ = try await h.apply(Self.chain)
         _ = try await h.trigger("chain")
-        #expect(try await second.grant().task?.taskId == "first")
+        #expect(try await second.grant().task?.taskID == "first")
         await second.close()
         await h.stop()
     }
@@ -87,7 +87,7 @@ import TetherWire
         try await b.report(grant, .succeeded, sequence: 1)
         let foreign = try await b.ack()
         #expect(foreign.rejections.first?.reason.contains("not held by agent 'b'") == true)
-        let state = try await h.run(run.runId)
+        let state = try await h.run(run.runID)
         #expect(state.taskInstances.first?.state == .running)
         #expect(state.taskInstances.first?.attempts.count == 1)
         await a.close()
@@ -101,7 +101,7 @@ import TetherWire
         let agent = try await h.connectAgent("a", entrypoints: ["something_else"])
         _ = try await agent.welcome()
         let run = try await h.trigger("chain")
-        let state = try await h.run(run.runId)
+        let state = try await h.run(run.runID)
         #expect(state.taskInstances.first?.state == .queued)
         #expect(state.taskInstances.first?.waitingReason == "no connected agent on queue 'default' offers entrypoint 'work'")
         await agent.close()
@@ -158,7 +158,7 @@ import TetherWire
         #expect(sequence >= 256, "ended after only \(sequence) events: before the queue could have filled")
         // The server goes on serving: the other agent still gets its Acks.
         try await reader.report(AgentV1.LeaseGrant(), .succeeded, sequence: 1, epoch: 1, leaseID: "nope")
-        #expect(try await reader.ack().rejections.first?.leaseId == "nope")
+        #expect(try await reader.ack().rejections.first?.leaseID == "nope")
         #expect(try await connected() == ["reader"])
         await reader.close()
         await stalled.close()
@@ -175,7 +175,7 @@ import TetherWire
         let agent = try await h.connectAgent("eu-1", entrypoints: ["work"], secret: created.secret)
         _ = try await agent.welcome()
         var request = ControlV1.RevokeTokenRequest()
-        request.tokenId = try #require(created.token?.tokenId)
+        request.tokenID = try #require(created.token?.tokenID)
         let _: ControlV1.RevokeTokenResponse = try await h.control("RevokeToken", request)
         // Without a message from the agent: the revocation itself ends the stream.
         let ended = await agent.endStatus()
@@ -265,9 +265,9 @@ import TetherWire
         #expect(ack.sequence == 3)
         #expect(ack.rejections.map(\.sequence) == [2])
         #expect(ack.rejections.first?.reason.contains("stale epoch") == true)
-        let state = try await h.run(run.runId)
+        let state = try await h.run(run.runID)
         #expect(state.taskInstances.first?.state == .success)
-        #expect(try await agent.grant().task?.taskId == "second")
+        #expect(try await agent.grant().task?.taskID == "second")
         await agent.close()
         await h.stop()
     }
@@ -283,7 +283,7 @@ import TetherWire
         #expect(await agent.endStatus()?.code == .invalidArgument, "the far jump was accepted")
         var first: ControlV1.TaskInstance?
         for _ in 0..<200 {
-            first = try await h.run(run.runId).taskInstances.first
+            first = try await h.run(run.runID).taskInstances.first
             if first?.state == .success { break }
             try await Task.sleep(for: .milliseconds(25))
         }
@@ -298,7 +298,7 @@ import TetherWire
         #expect(try await agent.ack().sequence == 900_000)
         await agent.close()
         // A reconnect continues from the applied sequence, so 1,800,000 is not a jump...
-        let again = try await h.connectAgent("a", entrypoints: ["work"], resumed: [AgentV1.ResumedLease(leaseId: grant.leaseId, epoch: grant.epoch)])
+        let again = try await h.connectAgent("a", entrypoints: ["work"], resumed: [AgentV1.ResumedLease(leaseID: grant.leaseID, epoch: grant.epoch)])
         #expect(try await again.welcome().ackedSequence == 900_000)
         try await again.report(grant, .succeeded, sequence: 1_800_000)
         #expect(try await again.ack().sequence == 1_800_000)
@@ -320,7 +320,7 @@ import TetherWire
             #expect(error.message.contains("'eu-1'"))
         }
         let agent = try await h.connectAgent("eu-1", entrypoints: ["work"], secret: token)
-        #expect(try await agent.welcome().agentId == "eu-1")
+        #expect(try await agent.welcome().agentID == "eu-1")
         await agent.close()
         await h.stop()
     }

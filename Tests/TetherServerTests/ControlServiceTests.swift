@@ -44,7 +44,7 @@ import TetherWire
         let h = try ServerHarness()
         let first = try await h.apply(Self.etl)
         #expect(first.created && first.version?.version == 1)
-        #expect(first.version?.spec?.tasks.map(\.taskId) == ["extract", "load"])
+        #expect(first.version?.spec?.tasks.map(\.taskID) == ["extract", "load"])
         #expect(first.version?.specYaml == Self.etl)
         let again = try await h.apply(Self.etl + "\n")
         #expect(!again.created && again.version?.version == 1)
@@ -52,12 +52,12 @@ import TetherWire
         #expect(changed.created && changed.version?.version == 2)
 
         var get = ControlV1.GetDagRequest()
-        get.dagId = "nightly_etl"
+        get.dagID = "nightly_etl"
         get.version = 1
         let v1: ControlV1.GetDagResponse = try await h.control("GetDag", get)
         #expect(v1.dag?.latestVersion == 2 && v1.version?.spec?.description == "the nightly load")
         var versions = ControlV1.ListDagVersionsRequest()
-        versions.dagId = "nightly_etl"
+        versions.dagID = "nightly_etl"
         let listed: ControlV1.ListDagVersionsResponse = try await h.control("ListDagVersions", versions)
         #expect(listed.versions.map(\.version) == [1, 2])
         await h.stop()
@@ -74,7 +74,7 @@ import TetherWire
             #expect(error.message.contains("extrct"))
         }
         var get = ControlV1.GetDagRequest()
-        get.dagId = "nightly_etl"
+        get.dagID = "nightly_etl"
         await #expect(throws: GRPCStatus.self) { let _: ControlV1.GetDagResponse = try await h.control("GetDag", get) }
         await h.stop()
     }
@@ -95,7 +95,7 @@ import TetherWire
             #expect(error.code == .invalidArgument)
         }
         var list = ControlV1.ListRunsRequest()
-        list.dagId = "nightly_etl"
+        list.dagID = "nightly_etl"
         let runs: ControlV1.ListRunsResponse = try await h.control("ListRuns", list)
         #expect(runs.runs.isEmpty)
         await h.stop()
@@ -105,14 +105,14 @@ import TetherWire
         let h = try ServerHarness()
         _ = try await h.apply(Self.etl)
         var ids: [String] = []
-        for _ in 0..<5 { ids.append(try await h.trigger("nightly_etl").runId) }
+        for _ in 0..<5 { ids.append(try await h.trigger("nightly_etl").runID) }
         var request = ControlV1.ListRunsRequest()
-        request.dagId = "nightly_etl"
+        request.dagID = "nightly_etl"
         request.pageSize = 2
         var seen: [String] = []
         repeat {
             let page: ControlV1.ListRunsResponse = try await h.control("ListRuns", request)
-            seen += page.runs.map(\.runId)
+            seen += page.runs.map(\.runID)
             request.pageToken = page.nextPageToken
         } while !request.pageToken.isEmpty
         #expect(seen == ids.reversed())
@@ -147,7 +147,7 @@ import TetherWire
         }
         let run = try await h.trigger("with_params", params: ["day": "2026-12-07"])
         let runs: ControlV1.ListRunsResponse = try await h.control("ListRuns", ControlV1.ListRunsRequest())
-        #expect(runs.runs.map(\.runId) == [run.runId])
+        #expect(runs.runs.map(\.runID) == [run.runID])
         await h.stop()
     }
 
@@ -159,13 +159,13 @@ import TetherWire
         let value = String(repeating: "v", count: 4_096)
         let params = Dictionary(uniqueKeysWithValues: (0..<7).map { ("p\($0)", value) })
         var ids: [String] = []
-        for _ in 0..<160 { ids.append(try await h.trigger("with_params", params: params).runId) }
+        for _ in 0..<160 { ids.append(try await h.trigger("with_params", params: params).runID) }
         var request = ControlV1.ListRunsRequest()
         request.pageSize = 1_000
         var pages: [[String]] = []
         repeat {
             let page: ControlV1.ListRunsResponse = try await h.control("ListRuns", request)
-            pages.append(page.runs.map(\.runId))
+            pages.append(page.runs.map(\.runID))
             #expect(page.runs.allSatisfy { $0.params == params })
             request.pageToken = page.nextPageToken
         } while !request.pageToken.isEmpty && pages.count < 10
@@ -178,18 +178,18 @@ import TetherWire
         // Runs stored before the param limits: one too large for any message, one with a
         // NUL no protobuf string can carry. Neither may break the listing.
         var huge = ControlV1.Run()
-        huge.runId = "huge"
+        huge.runID = "huge"
         huge.params = ["day": String(repeating: "x", count: 5 << 20)]
         var nul = ControlV1.Run()
-        nul.runId = "nul"
+        nul.runID = "nul"
         nul.params = ["day": "a\u{0}b"]
         var budget = ListResponseBudget()
         for (run, bytes) in [(huge, 3 + (5 << 20)), (nul, 6)] {
             guard case .send(let row) = budget.admit(run, slim: { $0.slimForList() }) else {
-                Issue.record("\(run.runId) was not sent")
+                Issue.record("\(run.runID) was not sent")
                 continue
             }
-            #expect(row.runId == run.runId && row.params.isEmpty)
+            #expect(row.runID == run.runID && row.params.isEmpty)
             #expect(row.note == "params left out of this list (\(bytes) bytes)")
         }
         // Ordinary rows are sent as they are until the next would not fit.

@@ -17,10 +17,10 @@ import TetherWire
     static let services = ["", "tether.agent.v1.AgentService", "tether.control.v1.ControlService"]
 
     /// Polls health until every service in `services` says `status`, or fails at `deadline`.
-    static func waitForHealth(_ status: HealthV1.ServingStatus, _ h: ServerHarness, within deadline: Duration = .seconds(30)) async throws {
+    static func waitForHealth(_ status: HealthV1.HealthCheckResponse.ServingStatus, _ h: ServerHarness, within deadline: Duration = .seconds(30)) async throws {
         let end = ContinuousClock.now + deadline
         while true {
-            var seen: [HealthV1.ServingStatus] = []
+            var seen: [HealthV1.HealthCheckResponse.ServingStatus] = []
             for service in services { seen.append(try await h.health(service)) }
             if seen.allSatisfy({ $0 == status }) { return }
             guard ContinuousClock.now < end else {
@@ -41,7 +41,7 @@ import TetherWire
         _ = try await h.apply(Self.dag)
         let agent = try await h.connectAgent("a", entrypoints: ["work"], slots: 1, instanceID: "instance-a")
         _ = try await agent.welcome()
-        var acked = [try await h.trigger("d").runId]
+        var acked = [try await h.trigger("d").runID]
         let grant = try await agent.grant()
         for service in Self.services { #expect(try await h.health(service) == .serving) }
 
@@ -50,7 +50,7 @@ import TetherWire
         var refusal: GRPCStatus?
         for _ in 0..<50 {
             do {
-                acked.append(try await h.trigger("d").runId)
+                acked.append(try await h.trigger("d").runID)
             } catch {
                 refusal = error
                 break
@@ -70,10 +70,10 @@ import TetherWire
         let ended = await agent.endStatus()
         #expect(ended?.code == .unavailable, "\(String(describing: ended))")
         let again = try await h.connectAgent("a", entrypoints: ["work"], slots: 1,
-                                             resumed: [AgentV1.ResumedLease(leaseId: grant.leaseId, epoch: grant.epoch)],
+                                             resumed: [AgentV1.ResumedLease(leaseID: grant.leaseID, epoch: grant.epoch)],
                                              instanceID: "instance-a")
         let welcome = try await again.welcome()
-        #expect(welcome.confirmedLeaseIds == [grant.leaseId])
+        #expect(welcome.confirmedLeaseIds == [grant.leaseID])
         #expect(welcome.ackedSequence == 0)  // the report during the outage was not applied
         try await again.report(grant, .succeeded, sequence: 1)
         #expect(try await again.ack().sequence == 1)
@@ -81,9 +81,9 @@ import TetherWire
         // New writes succeed, and everything acknowledged before the fault is there.
         let after = try await h.trigger("d")
         var list = ControlV1.ListRunsRequest()
-        list.dagId = "d"
+        list.dagID = "d"
         let runs: ControlV1.ListRunsResponse = try await h.control("ListRuns", list)
-        #expect(Set(runs.runs.map(\.runId)) == Set(acked + [after.runId]))
+        #expect(Set(runs.runs.map(\.runID)) == Set(acked + [after.runID]))
         #expect(try await h.run(acked[0]).run?.state == .success)
 
         let lines = log.withLock { $0 }

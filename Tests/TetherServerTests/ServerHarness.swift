@@ -83,7 +83,7 @@ final class ServerHarness: Sendable {
 
     func trigger(_ dagID: String, params: [String: String] = [:]) async throws(GRPCStatus) -> ControlV1.Run {
         var request = ControlV1.TriggerRunRequest()
-        request.dagId = dagID
+        request.dagID = dagID
         request.params = params
         let response: ControlV1.TriggerRunResponse = try await control("TriggerRun", request)
         return response.run!
@@ -91,15 +91,15 @@ final class ServerHarness: Sendable {
 
     func run(_ runID: String) async throws(GRPCStatus) -> ControlV1.GetRunResponse {
         var request = ControlV1.GetRunRequest()
-        request.runId = runID
+        request.runID = runID
         return try await control("GetRun", request)
     }
 
     /// `grpc.health.v1.Health/Check` of `service` ("" is the server as a whole).
-    func health(_ service: String = "") async throws(GRPCStatus) -> HealthV1.ServingStatus {
-        var request = HealthV1.CheckRequest()
+    func health(_ service: String = "") async throws(GRPCStatus) -> HealthV1.HealthCheckResponse.ServingStatus {
+        var request = HealthV1.HealthCheckRequest()
         request.service = service
-        let response: HealthV1.CheckResponse = try await client.unary("/grpc.health.v1.Health/Check", request, timeout: .seconds(10))
+        let response: HealthV1.HealthCheckResponse = try await client.unary("/grpc.health.v1.Health/Check", request, timeout: .seconds(10))
         return response.status
     }
 
@@ -124,7 +124,7 @@ final class ServerHarness: Sendable {
         hello.slots = slots
         hello.entrypoints = entrypoints
         hello.resumedLeases = resumed
-        hello.instanceId = instanceID
+        hello.instanceID = instanceID
         hello.labels = labels
         try await call.send(AgentV1.AgentMessage(.hello(hello)))
         return FakeAgent(call: call)
@@ -185,7 +185,7 @@ final class FakeAgent: Sendable {
                 leaseID: String? = nil) async throws {
         var event = AgentV1.TaskEvent()
         event.sequence = sequence
-        event.leaseId = leaseID ?? grant.leaseId
+        event.leaseID = leaseID ?? grant.leaseID
         event.epoch = epoch ?? grant.epoch
         event.kind = kind
         var exit = AgentV1.ExitStatus()
@@ -197,7 +197,7 @@ final class FakeAgent: Sendable {
     func heartbeat(_ deltas: [AgentV1.MetricDelta] = [], id: UInt64 = 0, leases: [String]? = nil) async throws {
         var heartbeat = AgentV1.Heartbeat()
         heartbeat.metricDeltas = deltas
-        heartbeat.heartbeatId = id
+        heartbeat.heartbeatID = id
         heartbeat.activeLeaseIds = leases ?? []
         try await call.send(AgentV1.AgentMessage(.heartbeat(heartbeat)))
     }

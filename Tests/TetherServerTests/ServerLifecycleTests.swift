@@ -86,11 +86,11 @@ import TetherWire
 
         let restarted = try ServerHarness(restarting: h)
         let again = try await restarted.connectAgent("a", entrypoints: ["work"],
-                                                     resumed: [AgentV1.ResumedLease(leaseId: grant.leaseId, epoch: grant.epoch)])
-        #expect(try await again.welcome().confirmedLeaseIds == [grant.leaseId])
+                                                     resumed: [AgentV1.ResumedLease(leaseID: grant.leaseID, epoch: grant.epoch)])
+        #expect(try await again.welcome().confirmedLeaseIds == [grant.leaseID])
         try await again.report(grant, .succeeded, sequence: 1)
         #expect(try await again.ack().sequence == 1)
-        #expect(try await restarted.run(run.runId).run?.state == .success)
+        #expect(try await restarted.run(run.runID).run?.state == .success)
         await again.close()
         await restarted.stop()
     }

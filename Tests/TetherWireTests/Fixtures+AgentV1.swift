@@ -11,8 +11,8 @@ extension Fixtures {
         m.slots = 8
         m.labels = ["region": "eu-west", "": "empty-key", unicode: unicode]
         m.entrypoints = ["extract", "load", "train"]
-        m.resumedLeases = [.init(leaseId: "l-1", epoch: 1), .init(leaseId: "l-2", epoch: .max), .init(leaseId: unicode, epoch: 7)]
-        m.instanceId = "7f3c"
+        m.resumedLeases = [.init(leaseID: "l-1", epoch: 1), .init(leaseID: "l-2", epoch: .max), .init(leaseID: unicode, epoch: 7)]
+        m.instanceID = "7f3c"
         return m
     }
 
@@ -30,7 +30,7 @@ extension Fixtures {
         m.activeLeaseIds = ["l-1", "l-2", unicode]
         m.metricDeltas = [delta, gauge, delta]
         m.sentAtUnixUs = 1_764_075_600_000_000
-        m.heartbeatId = .max
+        m.heartbeatID = .max
         return m
     }
 
@@ -42,7 +42,7 @@ extension Fixtures {
         usage.maxRssKib = .max
         var m = AgentV1.TaskEvent()
         m.sequence = 42
-        m.leaseId = "l-1"
+        m.leaseID = "l-1"
         m.epoch = 3
         m.kind = .failed
         m.occurredAtUnixUs = .max
@@ -63,7 +63,7 @@ extension Fixtures {
 
     static var welcome: AgentV1.Welcome {
         var m = AgentV1.Welcome()
-        m.agentId = "a-1"
+        m.agentID = "a-1"
         m.heartbeatIntervalMs = 5000
         m.leaseTtlMs = 30000
         m.confirmedLeaseIds = ["l-1", "l-2", unicode]
@@ -75,12 +75,12 @@ extension Fixtures {
 
     static var leaseGrant: AgentV1.LeaseGrant {
         var ref = AgentV1.TaskRef()
-        ref.dagId = "nightly_etl"
+        ref.dagID = "nightly_etl"
         ref.dagVersion = .max
-        ref.runId = "r-1"
-        ref.taskId = unicode
+        ref.runID = "r-1"
+        ref.taskID = unicode
         var m = AgentV1.LeaseGrant()
-        m.leaseId = "l-1"
+        m.leaseID = "l-1"
         m.epoch = 9
         m.task = ref
         m.entrypoint = "load"
@@ -93,7 +93,7 @@ extension Fixtures {
 
     static var leaseRevoke: AgentV1.LeaseRevoke {
         var m = AgentV1.LeaseRevoke()
-        m.leaseId = "l-1"
+        m.leaseID = "l-1"
         m.epoch = 9
         m.reason = .superseded
         m.message = unicode
@@ -103,7 +103,7 @@ extension Fixtures {
     static var ack: AgentV1.Ack {
         var rejection = AgentV1.EventRejection()
         rejection.sequence = 7
-        rejection.leaseId = "l-9"
+        rejection.leaseID = "l-9"
         rejection.reason = "stale epoch 3, current 4"
         var second = rejection
         second.sequence = 8
@@ -133,14 +133,14 @@ extension Fixtures {
         AgentV1.ServerMessage(.leaseRevoke(leaseRevoke)),
         AgentV1.ServerMessage(.ack(ack)),
         AgentV1.ServerMessage(.drain(drain)),
-        AgentV1.ServerMessage(.heartbeatAck(AgentV1.HeartbeatAck(heartbeatId: 7))),
-        welcome, leaseGrant.task!, leaseGrant, leaseRevoke, ack, ack.rejections[1], drain, AgentV1.HeartbeatAck(heartbeatId: .max),
+        AgentV1.ServerMessage(.heartbeatAck(AgentV1.HeartbeatAck(heartbeatID: 7))),
+        welcome, leaseGrant.task!, leaseGrant, leaseRevoke, ack, ack.rejections[1], drain, AgentV1.HeartbeatAck(heartbeatID: .max),
     ]
 
     static let healthV1: [any WireMessage] = {
-        var request = HealthV1.CheckRequest()
+        var request = HealthV1.HealthCheckRequest()
         request.service = "tether.control.v1.ControlService"
-        var response = HealthV1.CheckResponse()
+        var response = HealthV1.HealthCheckResponse()
         response.status = .serviceUnknown
         return [request, response]
     }()
@@ -148,7 +148,7 @@ extension Fixtures {
 
 extension Fixtures {
     static let echoV1: [any WireMessage] = {
-        var request = EchoV1.EchoRequest()
+        var request = TestingV1.EchoRequest()
         request.payload = [0, 1, 2, 0xFF, 0, 0x80]
         request.text = unicode
         request.repeat = 3
@@ -156,7 +156,7 @@ extension Fixtures {
         request.failWithCode = 14
         request.failWithMessage = "unavailable \(unicode)"
         request.responseSize = .max
-        var response = EchoV1.EchoResponse()
+        var response = TestingV1.EchoResponse()
         response.payload = Array(repeating: 0, count: 1000) + [1]
         response.text = unicode
         response.index = 2

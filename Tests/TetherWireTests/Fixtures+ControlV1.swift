@@ -44,7 +44,7 @@ extension Fixtures {
 
         static var taskSpec: ControlV1.TaskSpec {
             var m = ControlV1.TaskSpec()
-            m.taskId = "extract.\(unicode)"
+            m.taskID = "extract.\(unicode)"
             m.entrypoint = "extract"
             m.queue = "gpu"
             m.dependsOn = ["fetch", "unpack", unicode]
@@ -61,13 +61,13 @@ extension Fixtures {
 
         static var dagSpec: ControlV1.DagSpec {
             var load = taskSpec
-            load.taskId = "load"
+            load.taskID = "load"
             load.triggerRule = .allDone
             var train = taskSpec
-            train.taskId = "train"
+            train.taskID = "train"
             train.triggerRule = .oneFailed
             var m = ControlV1.DagSpec()
-            m.dagId = "etl"
+            m.dagID = "etl"
             m.description = "nightly \(unicode)"
             m.schedule = "@daily"
             m.paused = true
@@ -80,7 +80,7 @@ extension Fixtures {
 
         static var dag: ControlV1.Dag {
             var m = ControlV1.Dag()
-            m.dagId = "etl-\(unicode)"
+            m.dagID = "etl-\(unicode)"
             m.description = "nightly \(unicode)"
             m.schedule = "0 3 * * *"
             m.paused = true
@@ -94,7 +94,7 @@ extension Fixtures {
 
         static var dagVersion: ControlV1.DagVersion {
             var m = ControlV1.DagVersion()
-            m.dagId = "etl"
+            m.dagID = "etl"
             m.version = 4
             m.contentHash = String(repeating: "ab", count: 32)
             m.createdAtUnixUs = 1_764_075_600_000_000
@@ -105,8 +105,8 @@ extension Fixtures {
 
         static var run: ControlV1.Run {
             var m = ControlV1.Run()
-            m.runId = "r-0193-\(unicode)"
-            m.dagId = "etl"
+            m.runID = "r-0193-\(unicode)"
+            m.dagID = "etl"
             m.dagVersion = 4
             m.state = .running
             m.trigger = .schedule
@@ -123,9 +123,9 @@ extension Fixtures {
         static var taskAttemptWithExitCode: ControlV1.TaskAttempt {
             var m = ControlV1.TaskAttempt()
             m.attempt = 2
-            m.leaseId = "l-\(unicode)"
+            m.leaseID = "l-\(unicode)"
             m.epoch = 17
-            m.agentId = "a-1"
+            m.agentID = "a-1"
             m.agentName = "eu-gpu-\(unicode)"
             m.outcome = .failed
             m.exit = .exitCode(3)
@@ -153,8 +153,8 @@ extension Fixtures {
             running.attempt = 3
             running.outcome = .running
             var m = ControlV1.TaskInstance()
-            m.runId = "r-0193"
-            m.taskId = "train-\(unicode)"
+            m.runID = "r-0193"
+            m.taskID = "train-\(unicode)"
             m.state = .upForRetry
             m.queue = "gpu"
             m.entrypoint = "train"
@@ -171,7 +171,7 @@ extension Fixtures {
 
         static var agent: ControlV1.Agent {
             var m = ControlV1.Agent()
-            m.agentId = "a-1"
+            m.agentID = "a-1"
             m.name = "eu-gpu-\(unicode)"
             m.version = "0.1.0"
             m.state = .draining
@@ -207,7 +207,7 @@ extension Fixtures {
 
         static var token: ControlV1.Token {
             var m = ControlV1.Token()
-            m.tokenId = "tt_4f2a"
+            m.tokenID = "tt_4f2a"
             m.role = .agent
             m.description = "eu agents \(unicode)"
             m.createdAtUnixUs = 1_700_000_000_000_000
@@ -236,7 +236,7 @@ extension Fixtures {
 
         static var getDagRequest: ControlV1.GetDagRequest {
             var m = ControlV1.GetDagRequest()
-            m.dagId = unicode
+            m.dagID = unicode
             m.version = 3
             return m
         }
@@ -257,9 +257,9 @@ extension Fixtures {
 
         static var listDagsResponse: ControlV1.ListDagsResponse {
             var second = dag
-            second.dagId = "reports"
+            second.dagID = "reports"
             var third = dag
-            third.dagId = unicode
+            third.dagID = unicode
             third.paused = false
             var m = ControlV1.ListDagsResponse()
             m.dags = [dag, second, third]
@@ -269,7 +269,7 @@ extension Fixtures {
 
         static var listDagVersionsRequest: ControlV1.ListDagVersionsRequest {
             var m = ControlV1.ListDagVersionsRequest()
-            m.dagId = "etl"
+            m.dagID = "etl"
             m.pageSize = 25
             m.pageToken = "p-\(unicode)"
             return m
@@ -288,7 +288,7 @@ extension Fixtures {
 
         static var pauseDagRequest: ControlV1.PauseDagRequest {
             var m = ControlV1.PauseDagRequest()
-            m.dagId = unicode
+            m.dagID = unicode
             return m
         }
 
@@ -300,7 +300,7 @@ extension Fixtures {
 
         static var unpauseDagRequest: ControlV1.UnpauseDagRequest {
             var m = ControlV1.UnpauseDagRequest()
-            m.dagId = unicode
+            m.dagID = unicode
             return m
         }
 
@@ -312,7 +312,7 @@ extension Fixtures {
 
         static var triggerRunRequest: ControlV1.TriggerRunRequest {
             var m = ControlV1.TriggerRunRequest()
-            m.dagId = "etl"
+            m.dagID = "etl"
             m.params = params
             m.idempotencyKey = "k-\(unicode)"
             m.note = "backfill \(unicode)"
@@ -327,16 +327,16 @@ extension Fixtures {
 
         static var getRunRequest: ControlV1.GetRunRequest {
             var m = ControlV1.GetRunRequest()
-            m.runId = "r-\(unicode)"
+            m.runID = "r-\(unicode)"
             return m
         }
 
         static var getRunResponse: ControlV1.GetRunResponse {
             var load = taskInstance
-            load.taskId = "load"
+            load.taskID = "load"
             load.state = .scheduled
             var report = taskInstance
-            report.taskId = unicode
+            report.taskID = unicode
             report.state = .upstreamFailed
             var m = ControlV1.GetRunResponse()
             m.run = run
@@ -346,7 +346,7 @@ extension Fixtures {
 
         static var listRunsRequest: ControlV1.ListRunsRequest {
             var m = ControlV1.ListRunsRequest()
-            m.dagId = unicode
+            m.dagID = unicode
             m.states = [.queued, .failed, .cancelled]
             m.pageSize = 50
             m.pageToken = "p-\(unicode)"
@@ -355,10 +355,10 @@ extension Fixtures {
 
         static var listRunsResponse: ControlV1.ListRunsResponse {
             var queued = run
-            queued.runId = "r-2"
+            queued.runID = "r-2"
             queued.state = .queued
             var manual = run
-            manual.runId = unicode
+            manual.runID = unicode
             manual.trigger = .manual
             manual.state = .success
             var m = ControlV1.ListRunsResponse()
@@ -369,7 +369,7 @@ extension Fixtures {
 
         static var cancelRunRequest: ControlV1.CancelRunRequest {
             var m = ControlV1.CancelRunRequest()
-            m.runId = "r-1"
+            m.runID = "r-1"
             m.reason = "wrong params \(unicode)"
             return m
         }
@@ -383,8 +383,8 @@ extension Fixtures {
 
         static var cancelTaskInstanceRequest: ControlV1.CancelTaskInstanceRequest {
             var m = ControlV1.CancelTaskInstanceRequest()
-            m.runId = "r-1"
-            m.taskId = "train"
+            m.runID = "r-1"
+            m.taskID = "train"
             m.reason = "stuck \(unicode)"
             return m
         }
@@ -465,10 +465,10 @@ extension Fixtures {
 
         static var listTokensResponse: ControlV1.ListTokensResponse {
             var admin = token
-            admin.tokenId = "tt_0001"
+            admin.tokenID = "tt_0001"
             admin.role = .admin
             var other = token
-            other.tokenId = unicode
+            other.tokenID = unicode
             var m = ControlV1.ListTokensResponse()
             m.tokens = [token, admin, other]
             return m
@@ -476,7 +476,7 @@ extension Fixtures {
 
         static var revokeTokenRequest: ControlV1.RevokeTokenRequest {
             var m = ControlV1.RevokeTokenRequest()
-            m.tokenId = unicode
+            m.tokenID = unicode
             return m
         }
 
@@ -488,8 +488,8 @@ extension Fixtures {
 
         static var watchEventsRequest: ControlV1.WatchEventsRequest {
             var m = ControlV1.WatchEventsRequest()
-            m.dagId = "etl"
-            m.runId = unicode
+            m.dagID = "etl"
+            m.runID = unicode
             m.includeAgents = true
             m.afterCursor = 123_456
             return m

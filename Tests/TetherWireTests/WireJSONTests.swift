@@ -185,16 +185,16 @@ import TetherTestSupport
     }
 
     @Test func enumsPrintByNameAndUnknownNumbersAsTheNumber() throws {
-        var m = HealthV1.CheckResponse()
+        var m = HealthV1.HealthCheckResponse()
         m.status = .notServing
         #expect(try m.jsonString(options: WireJSONOptions(layout: .compact)) == #"{"status":"NOT_SERVING"}"#)
         let compact = WireJSONOptions(layout: .compact)
         // Field 1 = 99, then field 1 = -1 (ten-byte varint): numbers no name has.
-        #expect(try HealthV1.CheckResponse.jsonString(serializedBytes: [0x08, 99], options: compact) == #"{"status":99}"#)
+        #expect(try HealthV1.HealthCheckResponse.jsonString(serializedBytes: [0x08, 99], options: compact) == #"{"status":99}"#)
         let minusOne: [UInt8] = [0x08] + Array(repeating: 0xFF, count: 9) + [0x01]
-        #expect(try HealthV1.CheckResponse.jsonString(serializedBytes: minusOne, options: compact) == #"{"status":-1}"#)
+        #expect(try HealthV1.HealthCheckResponse.jsonString(serializedBytes: minusOne, options: compact) == #"{"status":-1}"#)
         // A Swift value cannot hold the unknown number: it decoded as the zero value.
-        #expect(try HealthV1.CheckResponse(serializedBytes: [0x08, 99]).jsonString() == "{}")
+        #expect(try HealthV1.HealthCheckResponse(serializedBytes: [0x08, 99]).jsonString() == "{}")
     }
 
     @Test func bytesPrintAsPaddedStandardBase64() throws {
@@ -203,7 +203,7 @@ import TetherTestSupport
             (Array("hello world".utf8), "aGVsbG8gd29ybGQ="),
         ]
         for (payload, base64) in cases {
-            var m = EchoV1.EchoResponse()
+            var m = TestingV1.EchoResponse()
             m.payload = payload
             #expect(try m.jsonString(options: WireJSONOptions(layout: .compact)) == #"{"payload":"\#(base64)"}"#)
         }
@@ -286,7 +286,7 @@ import TetherTestSupport
 
     @Test func aStringHoldingNULIsRejectedAsEncodingRejectsIt() {
         var m = ControlV1.Dag()
-        m.dagId = "a\u{0}b"
+        m.dagID = "a\u{0}b"
         #expect(throws: WireError.embeddedNUL(message: "Dag", field: "dag_id")) { try m.jsonString() }
     }
 
