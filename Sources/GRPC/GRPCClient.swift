@@ -83,17 +83,22 @@ public final class GRPCClient: Sendable {
 
     /// Starts a call of any shape. Unary and server-streaming callers send one
     /// message then `finishSending()`.
-    public func makeCall<Request: WireMessage, Response: WireMessage>(
-        _ path: String, metadata: GRPCMetadata = GRPCMetadata(), timeout: Duration? = nil,
-        request: Request.Type = Request.self, response: Response.Type = Response.self
+    public func makeCall<Request: WireMessage, Response: WireMessage, Shape: RPCCallShape>(
+        _ method: RPCMethod<Request, Response, Shape>, metadata: GRPCMetadata = GRPCMetadata(), timeout: Duration? = nil
+    ) async throws(GRPCStatus) -> GRPCClientCall<Request, Response> {
+        guard let path = GRPCMethodPath(path: method.path) else {
+            throw GRPCStatus(code: .internal, message: "not a gRPC method path: \(method)")
+        }
+        return try await makeCall(path, metadata: metadata, timeout: timeout)
+    }
+
+    private func makeCall<Request: WireMessage, Response: WireMessage>(
+        _ methodPath: GRPCMethodPath, metadata: GRPCMetadata, timeout: Duration?
     ) async throws(GRPCStatus) -> GRPCClientCall<Request, Response> {
         // The lease first: `close()` marks the client closed before letting go of it, so if
         // the check below passes, the loop runs at least as long as this call holds it.
         let lease = loopLease.withLock { $0 }
         guard !closed.load(ordering: .acquiring) else { throw GRPCStatus(code: .unavailable, message: "the client was closed") }
-        guard let methodPath = GRPCMethodPath(path: path) else {
-            throw GRPCStatus(code: .internal, message: "not a gRPC method path: \(path)")
-        }
         let head = GRPCRequestHead(path: methodPath,
                                    authority: configuration.authority ?? configuration.target.description,
                                    timeout: timeout.map(GRPCTimeout.init(rounding:)),
@@ -122,10 +127,10 @@ public final class GRPCClient: Sendable {
 
     /// One request, one response.
     public func unary<Request: WireMessage, Response: WireMessage>(
-        _ path: String, _ request: Request, metadata: GRPCMetadata = GRPCMetadata(), timeout: Duration? = nil,
-        response: Response.Type = Response.self
+        _ method: RPCMethod<Request, Response, RPCShape.Unary>, _ request: Request, metadata: GRPCMetadata = GRPCMetadata(),
+        timeout: Duration? = nil
     ) async throws(GRPCStatus) -> Response {
-        let call: GRPCClientCall<Request, Response> = try await makeCall(path, metadata: metadata, timeout: timeout)
+        let call = try await makeCall(method, metadata: metadata, timeout: timeout)
         try await call.send(request)
         await call.finishSending()
         guard let reply = try await call.next() else {

@@ -45,7 +45,7 @@ public final class GRPCHealthService: Sendable {
     }
 
     func register(in router: inout GRPCRouter) {
-        router.unary("grpc.health.v1.Health", "Check") { [self] (request: HealthV1.HealthCheckRequest, _) in
+        router.unary(HealthV1.Health.check) { [self] (request: HealthV1.HealthCheckRequest, _) in
             guard let status = status(of: request.service) else {
                 throw GRPCStatus(code: .notFound, message: "unknown service '\(request.service)'")
             }
@@ -53,7 +53,7 @@ public final class GRPCHealthService: Sendable {
             response.status = status
             return response
         }
-        router.serverStreaming("grpc.health.v1.Health", "Watch") { [self] (request: HealthV1.HealthCheckRequest, writer: GRPCResponseWriter<HealthV1.HealthCheckResponse>, _) in
+        router.serverStreaming(HealthV1.Health.watch) { [self] (request: HealthV1.HealthCheckRequest, writer: GRPCResponseWriter<HealthV1.HealthCheckResponse>, _) in
             let (updates, continuation) = AsyncStream.makeStream(of: Status.self, bufferingPolicy: .bufferingNewest(1))
             let (id, current) = state.withLock { state in
                 state.nextWatcher += 1

@@ -21,20 +21,18 @@ public struct GRPCRouter: Sendable {
     /// Every registered path, e.g. for reflection or health.
     public var paths: [GRPCMethodPath] { registered.values.map(\.path) }
 
-    private mutating func add(_ service: String, _ method: String, _ run: Method) {
-        guard let path = GRPCMethodPath(service: service, method: method) else {
-            preconditionFailure("invalid gRPC method name \(service)/\(method)")
-        }
+    private mutating func add<Request, Response, Shape>(_ method: RPCMethod<Request, Response, Shape>, _ run: Method) {
+        guard let path = GRPCMethodPath(path: method.path) else { preconditionFailure("invalid gRPC method path \(method)") }
         precondition(registered[path.path] == nil, "\(path) registered twice")
         registered[path.path] = (path, run)
     }
 
     /// One request, one response.
     public mutating func unary<Request: WireMessage, Response: WireMessage>(
-        _ service: String, _ method: String,
+        _ method: RPCMethod<Request, Response, RPCShape.Unary>,
         _ handler: @escaping @Sendable (Request, GRPCServerContext) async throws -> Response
     ) {
-        add(service, method, Method { call, context in
+        add(method, Method { call, context in
             let request: Request = try await singleRequest(of: call)
             let response = try await handler(request, context)
             try call.send(try encode(response))
@@ -43,10 +41,10 @@ public struct GRPCRouter: Sendable {
 
     /// One request, a stream of responses.
     public mutating func serverStreaming<Request: WireMessage, Response: WireMessage>(
-        _ service: String, _ method: String,
+        _ method: RPCMethod<Request, Response, RPCShape.ServerStreaming>,
         _ handler: @escaping @Sendable (Request, GRPCResponseWriter<Response>, GRPCServerContext) async throws -> Void
     ) {
-        add(service, method, Method { call, context in
+        add(method, Method { call, context in
             let request: Request = try await singleRequest(of: call)
             try await handler(request, GRPCResponseWriter(call), context)
         })
@@ -54,10 +52,10 @@ public struct GRPCRouter: Sendable {
 
     /// A stream of requests, one response.
     public mutating func clientStreaming<Request: WireMessage, Response: WireMessage>(
-        _ service: String, _ method: String,
+        _ method: RPCMethod<Request, Response, RPCShape.ClientStreaming>,
         _ handler: @escaping @Sendable (GRPCRequestStream<Request>, GRPCServerContext) async throws -> Response
     ) {
-        add(service, method, Method { call, context in
+        add(method, Method { call, context in
             let response = try await handler(GRPCRequestStream(call), context)
             try call.send(try encode(response))
         })
@@ -65,10 +63,10 @@ public struct GRPCRouter: Sendable {
 
     /// Streams both ways.
     public mutating func bidirectionalStreaming<Request: WireMessage, Response: WireMessage>(
-        _ service: String, _ method: String,
+        _ method: RPCMethod<Request, Response, RPCShape.BidirectionalStreaming>,
         _ handler: @escaping @Sendable (GRPCRequestStream<Request>, GRPCResponseWriter<Response>, GRPCServerContext) async throws -> Void
     ) {
-        add(service, method, Method { call, context in
+        add(method, Method { call, context in
             try await handler(GRPCRequestStream(call), GRPCResponseWriter(call), context)
         })
     }

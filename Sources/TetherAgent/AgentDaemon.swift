@@ -264,7 +264,7 @@ public final class AgentDaemon: Sendable {
         var metadata = GRPCMetadata()
         try metadata.addString("Bearer \(token)", forKey: "authorization")
         let call: GRPCClientCall<AgentV1.AgentMessage, AgentV1.ServerMessage> =
-            try await client.makeCall("/tether.agent.v1.AgentService/Connect", metadata: metadata)
+            try await client.makeCall(AgentV1.AgentService.connect, metadata: metadata)
         state.withLock { $0.cancelSession = { await call.cancel() } }
         defer { state.withLock { $0.cancelSession = nil } }
         var hello = AgentV1.Hello()

@@ -9,17 +9,17 @@ public enum EchoService {
 
     public static func router() -> GRPCRouter {
         var router = GRPCRouter()
-        router.unary(name, "Echo") { (request: TestingV1.EchoRequest, context) in
+        router.unary(TestingV1.EchoService.echo) { (request: TestingV1.EchoRequest, context) in
             try await behave(request)
             return response(to: request, index: 0, context)
         }
-        router.serverStreaming(name, "Expand") { (request: TestingV1.EchoRequest, writer: GRPCResponseWriter<TestingV1.EchoResponse>, context) in
+        router.serverStreaming(TestingV1.EchoService.expand) { (request: TestingV1.EchoRequest, writer: GRPCResponseWriter<TestingV1.EchoResponse>, context) in
             for i in 0..<request.repeat {
                 try await behave(request)
                 try await writer.write(response(to: request, index: i, context))
             }
         }
-        router.clientStreaming(name, "Collect") { (requests: GRPCRequestStream<TestingV1.EchoRequest>, context) in
+        router.clientStreaming(TestingV1.EchoService.collect) { (requests: GRPCRequestStream<TestingV1.EchoRequest>, context) in
             var joined = TestingV1.EchoRequest()
             for try await request in requests {
                 try await behave(request)
@@ -28,7 +28,7 @@ public enum EchoService {
             }
             return response(to: joined, index: 0, context)
         }
-        router.bidirectionalStreaming(name, "Chat") { (requests: GRPCRequestStream<TestingV1.EchoRequest>, writer: GRPCResponseWriter<TestingV1.EchoResponse>, context) in
+        router.bidirectionalStreaming(TestingV1.EchoService.chat) { (requests: GRPCRequestStream<TestingV1.EchoRequest>, writer: GRPCResponseWriter<TestingV1.EchoResponse>, context) in
             var index: UInt32 = 0
             for try await request in requests {
                 try await behave(request)

@@ -12,7 +12,6 @@ import TetherWire
 /// queue is bounded: an agent that sends but stops reading has its call ended with
 /// RESOURCE_EXHAUSTED once `outboundLimit` messages wait for it.
 struct AgentService: Sendable {
-    static let name = "tether.agent.v1.AgentService"
 
     let scheduler: SchedulerService
     let sessions: AgentSessions
@@ -24,7 +23,7 @@ struct AgentService: Sendable {
     let outboundLimit: Int
 
     func register(in router: inout GRPCRouter) {
-        router.bidirectionalStreaming(Self.name, "Connect") {
+        router.bidirectionalStreaming(AgentV1.AgentService.connect) {
             (requests: GRPCRequestStream<AgentV1.AgentMessage>, writer: GRPCResponseWriter<AgentV1.ServerMessage>, context) in
             try await connect(requests, writer, context)
         }

@@ -6,7 +6,6 @@ import TetherWire
 /// `tether.control.v1.ControlService`: the operator API. Handlers validate and route;
 /// the scheduler decides. Every method needs an admin token.
 struct ControlService: Sendable {
-    static let name = "tether.control.v1.ControlService"
     static let maxPageSize = 1_000
     static let defaultPageSize = 100
 
@@ -17,40 +16,40 @@ struct ControlService: Sendable {
     let authenticator: Authenticator
 
     func register(in router: inout GRPCRouter) {
-        unary(&router, "ApplyDag", applyDag)
-        unary(&router, "GetDag", getDag)
-        unary(&router, "ListDags", listDags)
-        unary(&router, "ListDagVersions", listDagVersions)
-        unary(&router, "PauseDag") { (request: ControlV1.PauseDagRequest) in
+        unary(&router, ControlV1.ControlService.applyDag, applyDag)
+        unary(&router, ControlV1.ControlService.getDag, getDag)
+        unary(&router, ControlV1.ControlService.listDags, listDags)
+        unary(&router, ControlV1.ControlService.listDagVersions, listDagVersions)
+        unary(&router, ControlV1.ControlService.pauseDag) { (request: ControlV1.PauseDagRequest) in
             var response = ControlV1.PauseDagResponse()
             response.dag = try await setPaused(request.dagID, true)
             return response
         }
-        unary(&router, "UnpauseDag") { (request: ControlV1.UnpauseDagRequest) in
+        unary(&router, ControlV1.ControlService.unpauseDag) { (request: ControlV1.UnpauseDagRequest) in
             var response = ControlV1.UnpauseDagResponse()
             response.dag = try await setPaused(request.dagID, false)
             return response
         }
-        unary(&router, "TriggerRun", triggerRun)
-        unary(&router, "GetRun", getRun)
-        unary(&router, "ListRuns", listRuns)
-        unary(&router, "CancelRun", cancelRun)
-        unary(&router, "CancelTaskInstance", cancelTaskInstance)
-        unary(&router, "ListAgents", listAgents)
-        unary(&router, "DrainAgent") { (request: ControlV1.DrainAgentRequest) in
+        unary(&router, ControlV1.ControlService.triggerRun, triggerRun)
+        unary(&router, ControlV1.ControlService.getRun, getRun)
+        unary(&router, ControlV1.ControlService.listRuns, listRuns)
+        unary(&router, ControlV1.ControlService.cancelRun, cancelRun)
+        unary(&router, ControlV1.ControlService.cancelTaskInstance, cancelTaskInstance)
+        unary(&router, ControlV1.ControlService.listAgents, listAgents)
+        unary(&router, ControlV1.ControlService.drainAgent) { (request: ControlV1.DrainAgentRequest) in
             var response = ControlV1.DrainAgentResponse()
             response.agent = try await drain(request.agent, reason: request.reason)
             return response
         }
-        unary(&router, "UndrainAgent") { (request: ControlV1.UndrainAgentRequest) in
+        unary(&router, ControlV1.ControlService.undrainAgent) { (request: ControlV1.UndrainAgentRequest) in
             var response = ControlV1.UndrainAgentResponse()
             response.agent = try await undrain(request.agent)
             return response
         }
-        unary(&router, "CreateToken", createToken)
-        unary(&router, "ListTokens", listTokens)
-        unary(&router, "RevokeToken", revokeToken)
-        router.serverStreaming(Self.name, "WatchEvents") {
+        unary(&router, ControlV1.ControlService.createToken, createToken)
+        unary(&router, ControlV1.ControlService.listTokens, listTokens)
+        unary(&router, ControlV1.ControlService.revokeToken, revokeToken)
+        router.serverStreaming(ControlV1.ControlService.watchEvents) {
             (_: ControlV1.WatchEventsRequest, _: GRPCResponseWriter<ControlV1.WatchEventsResponse>, context) in
             try authenticator.require([.admin], context)
             throw GRPCStatus(code: .unimplemented, message: "WatchEvents is not available in this version; poll GetRun")
@@ -59,9 +58,10 @@ struct ControlService: Sendable {
 
     /// Registers an admin-only unary method.
     private func unary<Request: WireMessage, Response: WireMessage>(
-        _ router: inout GRPCRouter, _ method: String, _ body: @escaping @Sendable (Request) async throws -> Response
+        _ router: inout GRPCRouter, _ method: RPCMethod<Request, Response, RPCShape.Unary>,
+        _ body: @escaping @Sendable (Request) async throws -> Response
     ) {
-        router.unary(Self.name, method) { (request: Request, context) in
+        router.unary(method) { (request: Request, context) in
             try authenticator.require([.admin], context)
             do {
                 return try await body(request)

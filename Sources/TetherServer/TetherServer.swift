@@ -1,5 +1,6 @@
 public import Foundation
 import GRPC
+import TetherWire
 internal import Synchronization
 public import H2
 import TetherScheduler
@@ -170,7 +171,7 @@ public final class TetherServer: Sendable {
     }
 
     /// What health reports on, besides the server as a whole ("").
-    static let healthServices = ["", AgentService.name, ControlService.name]
+    static let healthServices = ["", AgentV1.AgentService.serviceName, ControlV1.ControlService.serviceName]
 
     /// How an agent's stream ends when the scheduler reloaded its state after a store outage.
     static let reloaded = GRPCStatus(code: .unavailable,

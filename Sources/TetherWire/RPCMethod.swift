@@ -6,8 +6,8 @@ public struct RPCMethod<Request: WireMessage, Response: WireMessage, Shape: RPCC
     /// `/package.Service/Method`, the HTTP/2 `:path`.
     public let path: String
 
-    /// Only generated code declares methods.
-    init(path: String) { self.path = path }
+    /// Only generated code declares methods; tests may declare others (`@_spi(Testing)`).
+    @_spi(Testing) public init(path: String) { self.path = path }
 
     public var description: String { path }
 }

@@ -58,7 +58,7 @@ struct PingPong: AsyncParsableCommand {
     /// - Throws: the call's `GRPCStatus`, or `PingPongError` for a wrong echo.
     static func measure(_ client: GRPCClient, payloadBytes: Int, warmup: Int, roundTrips: Int) async throws -> [Int64] {
         let call: GRPCClientCall<TestingV1.EchoRequest, TestingV1.EchoResponse> =
-            try await client.makeCall("/\(EchoService.name)/Chat")
+            try await client.makeCall(TestingV1.EchoService.chat)
         var request = TestingV1.EchoRequest()
         request.payload = [UInt8](repeating: 0x70, count: payloadBytes)
         var samples: [Int64] = []

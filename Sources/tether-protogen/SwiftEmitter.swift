@@ -233,6 +233,8 @@ struct SwiftEmitter {
         out.doc(file.comments[path])
         out.line("public enum \(service.name) {")
         try out.indent { out in
+            out.line("/// The fully qualified name, as health checks name it.")
+            out.line("public static let serviceName = \"\(package).\(service.name)\"")
             for (j, method) in service.methods.enumerated() {
                 guard let input = types[method.inputType], let output = types[method.outputType] else {
                     throw DescriptorError("\(service.name).\(method.name): unknown message type")

@@ -107,7 +107,7 @@ private struct E2EAgentSession: Sendable {
     /// - Throws: `GRPCStatus` from any call; `E2EError` when the server does something
     ///   the benchmark cannot account for (a revoke, a rejected event, a run not successful).
     func measure(_ client: GRPCClient) async throws {
-        let call: Call = try await client.makeCall("/tether.agent.v1.AgentService/Connect", metadata: agentMetadata)
+        let call: Call = try await client.makeCall(AgentV1.AgentService.connect, metadata: agentMetadata)
         var hello = AgentV1.Hello()
         hello.name = options.name
         hello.version = "tether-torture-e2e-agent"
@@ -166,7 +166,7 @@ private struct E2EAgentSession: Sendable {
         var request = ControlV1.TriggerRunRequest()
         request.dagID = options.dag
         let response: ControlV1.TriggerRunResponse = try await client.unary(
-            "/tether.control.v1.ControlService/TriggerRun", request, metadata: adminMetadata, timeout: .seconds(30))
+            ControlV1.ControlService.triggerRun, request, metadata: adminMetadata, timeout: .seconds(30))
         guard let runID = response.run?.runID, !runID.isEmpty else { throw E2EError("TriggerRun returned no run") }
         return runID
     }
@@ -177,7 +177,7 @@ private struct E2EAgentSession: Sendable {
         var request = ControlV1.GetRunRequest()
         request.runID = runID
         let response: ControlV1.GetRunResponse = try await client.unary(
-            "/tether.control.v1.ControlService/GetRun", request, metadata: adminMetadata, timeout: .seconds(30))
+            ControlV1.ControlService.getRun, request, metadata: adminMetadata, timeout: .seconds(30))
         guard response.run?.state == .success else {
             throw E2EError("run \(runID) is \(response.run?.state.rawValue ?? -1), not success, after its last event was acknowledged")
         }

@@ -54,13 +54,15 @@ struct E2ERun: ParsableCommand {
 
     private static func runOnce(_ client: GRPCClient, _ metadata: GRPCMetadata, dag: String, pollMs: Int, timeoutS: Int,
                                 pids: [Int32]) async throws -> String {
-        func control<Request: WireMessage, Response: WireMessage>(_ method: String, _ request: Request) async throws -> Response {
-            try await client.unary("/tether.control.v1.ControlService/\(method)", request, metadata: metadata, timeout: .seconds(30))
+        func control<Request: WireMessage, Response: WireMessage>(
+            _ method: RPCMethod<Request, Response, RPCShape.Unary>, _ request: Request
+        ) async throws -> Response {
+            try await client.unary(method, request, metadata: metadata, timeout: .seconds(30))
         }
         let cpuBefore = try pids.map(cpuMilliseconds)
         var trigger = ControlV1.TriggerRunRequest()
         trigger.dagID = dag
-        let triggered: ControlV1.TriggerRunResponse = try await control("TriggerRun", trigger)
+        let triggered: ControlV1.TriggerRunResponse = try await control(ControlV1.ControlService.triggerRun, trigger)
         guard let runID = triggered.run?.runID, !runID.isEmpty else { throw E2EError("TriggerRun returned no run") }
 
         var list = ControlV1.ListRunsRequest()
@@ -68,7 +70,7 @@ struct E2ERun: ParsableCommand {
         list.pageSize = 1
         let deadline = ContinuousClock.now + .seconds(timeoutS)
         while true {
-            let page: ControlV1.ListRunsResponse = try await control("ListRuns", list)
+            let page: ControlV1.ListRunsResponse = try await control(ControlV1.ControlService.listRuns, list)
             if let run = page.runs.first(where: { $0.runID == runID }), [.success, .failed, .cancelled].contains(run.state) {
                 guard run.state == .success else { throw E2EError("run \(runID) ended \(run.state.rawValue), not success") }
                 break
@@ -80,7 +82,7 @@ struct E2ERun: ParsableCommand {
 
         var get = ControlV1.GetRunRequest()
         get.runID = runID
-        let response: ControlV1.GetRunResponse = try await control("GetRun", get)
+        let response: ControlV1.GetRunResponse = try await control(ControlV1.ControlService.getRun, get)
         guard let run = response.run else { throw E2EError("GetRun \(runID) returned no run") }
         let attempts = response.taskInstances.compactMap(\.attempts.last)
         guard !attempts.isEmpty else { throw E2EError("run \(runID) has no attempts") }

@@ -13,7 +13,7 @@ struct AgentsCommand: AsyncParsableCommand {
         try await withControl(client) { control in
             var request = ControlV1.ListAgentsRequest()
             request.queue = queue ?? ""
-            let response: ControlV1.ListAgentsResponse = try await control.call("ListAgents", request)
+            let response: ControlV1.ListAgentsResponse = try await control.call(ControlV1.ControlService.listAgents, request)
             try emit(response, json: client.json) {
                 printTable(["AGENT", "STATE", "QUEUES", "SLOTS", "LEASES", "TASKS DONE", "LABELS", "VERSION", "LAST HEARTBEAT"],
                            response.agents.map { agent in
@@ -60,7 +60,7 @@ struct TokenCommand: AsyncParsableCommand {
                 request.description = description
                 request.ttlMs = UInt64(ttlMilliseconds)
                 request.agentName = agentName ?? ""
-                let response: ControlV1.CreateTokenResponse = try await control.call("CreateToken", request)
+                let response: ControlV1.CreateTokenResponse = try await control.call(ControlV1.ControlService.createToken, request)
                 try emit(response, json: client.json) {
                     printError("token \(response.token?.tokenID ?? "?") (\(role.rawValue)); the secret below is shown only now:")
                     print(response.secret)
@@ -78,7 +78,7 @@ struct TokenCommand: AsyncParsableCommand {
             try await withControl(client) { control in
                 var request = ControlV1.ListTokensRequest()
                 request.includeInactive = all
-                let response: ControlV1.ListTokensResponse = try await control.call("ListTokens", request)
+                let response: ControlV1.ListTokensResponse = try await control.call(ControlV1.ControlService.listTokens, request)
                 try emit(response, json: client.json) {
                     printTable(["TOKEN", "ROLE", "AGENT", "CREATED", "EXPIRES", "REVOKED", "DESCRIPTION"], response.tokens.map { token in
                         [token.tokenID, token.role == .admin ? "admin" : "agent", token.agentName.isEmpty ? "any" : token.agentName,
@@ -99,7 +99,7 @@ struct TokenCommand: AsyncParsableCommand {
             try await withControl(client) { control in
                 var request = ControlV1.RevokeTokenRequest()
                 request.tokenID = token
-                let response: ControlV1.RevokeTokenResponse = try await control.call("RevokeToken", request)
+                let response: ControlV1.RevokeTokenResponse = try await control.call(ControlV1.ControlService.revokeToken, request)
                 try emit(response, json: client.json) { print("\(token): revoked") }
             }
         }

@@ -84,11 +84,10 @@ struct ControlClient: Sendable {
     let server: String
 
     func call<Request: WireMessage, Response: WireMessage>(
-        _ method: String, _ request: Request, response: Response.Type = Response.self
+        _ method: RPCMethod<Request, Response, RPCShape.Unary>, _ request: Request
     ) async throws -> Response {
         do {
-            return try await client.unary("/tether.control.v1.ControlService/\(method)", request, metadata: metadata,
-                                          timeout: .seconds(30))
+            return try await client.unary(method, request, metadata: metadata, timeout: .seconds(30))
         } catch {
             throw CLIError.from(error, server: server)
         }

@@ -34,7 +34,7 @@ struct DagCommand: AsyncParsableCommand {
                     request.specYaml = text
                     request.sourceName = file
                     do {
-                        let response: ControlV1.ApplyDagResponse = try await control.call("ApplyDag", request)
+                        let response: ControlV1.ApplyDagResponse = try await control.call(ControlV1.ControlService.applyDag, request)
                         try emit(response, json: client.json) {
                             let version = response.version
                             print("\(version?.dagID ?? "?"): version \(version?.version ?? 0) \(response.created ? "applied" : "unchanged")")
@@ -57,10 +57,10 @@ struct DagCommand: AsyncParsableCommand {
             try await withControl(client) { control in
                 var request = ControlV1.ListDagsRequest()
                 request.pageSize = 1000
-                var response: ControlV1.ListDagsResponse = try await control.call("ListDags", request)
+                var response: ControlV1.ListDagsResponse = try await control.call(ControlV1.ControlService.listDags, request)
                 while !response.nextPageToken.isEmpty {  // every page, as one response
                     request.pageToken = response.nextPageToken
-                    let page: ControlV1.ListDagsResponse = try await control.call("ListDags", request)
+                    let page: ControlV1.ListDagsResponse = try await control.call(ControlV1.ControlService.listDags, request)
                     response.dags += page.dags
                     response.nextPageToken = page.nextPageToken
                 }
@@ -85,7 +85,7 @@ struct DagCommand: AsyncParsableCommand {
                 var request = ControlV1.GetDagRequest()
                 request.dagID = dag
                 request.version = version
-                let response: ControlV1.GetDagResponse = try await control.call("GetDag", request)
+                let response: ControlV1.GetDagResponse = try await control.call(ControlV1.ControlService.getDag, request)
                 try emit(response, json: client.json) {
                     guard let dag = response.dag, let version = response.version, let spec = version.spec else { return }
                     print("DAG \(dag.dagID) version \(version.version) of \(dag.latestVersion)\(dag.paused ? " (paused)" : "")")
@@ -110,7 +110,7 @@ struct DagCommand: AsyncParsableCommand {
             try await withControl(client) { control in
                 var request = ControlV1.PauseDagRequest()
                 request.dagID = dag
-                let response: ControlV1.PauseDagResponse = try await control.call("PauseDag", request)
+                let response: ControlV1.PauseDagResponse = try await control.call(ControlV1.ControlService.pauseDag, request)
                 try emit(response, json: client.json) { print("\(dag): paused") }
             }
         }
@@ -125,7 +125,7 @@ struct DagCommand: AsyncParsableCommand {
             try await withControl(client) { control in
                 var request = ControlV1.UnpauseDagRequest()
                 request.dagID = dag
-                let response: ControlV1.UnpauseDagResponse = try await control.call("UnpauseDag", request)
+                let response: ControlV1.UnpauseDagResponse = try await control.call(ControlV1.ControlService.unpauseDag, request)
                 try emit(response, json: client.json) { print("\(dag): unpaused") }
             }
         }

@@ -45,7 +45,7 @@ struct RunCommand: AsyncParsableCommand {
                 var request = ControlV1.TriggerRunRequest()
                 request.dagID = dag
                 request.params = overrides
-                let response: ControlV1.TriggerRunResponse = try await control.call("TriggerRun", request)
+                let response: ControlV1.TriggerRunResponse = try await control.call(ControlV1.ControlService.triggerRun, request)
                 let runID = response.run?.runID ?? ""
                 if !wait {
                     try emit(response, json: client.json) { print(runID) }
@@ -66,7 +66,7 @@ struct RunCommand: AsyncParsableCommand {
             request.runID = runID
             var last = ""
             while true {
-                let response: ControlV1.GetRunResponse = try await control.call("GetRun", request)
+                let response: ControlV1.GetRunResponse = try await control.call(ControlV1.ControlService.getRun, request)
                 let state = response.run?.state ?? .unspecified
                 let counts = (response.run?.taskCounts ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
                 let line = "\(runID): \(state.label) — \(counts.joined(separator: ", "))"
@@ -99,7 +99,7 @@ struct RunCommand: AsyncParsableCommand {
                 request.dagID = dag ?? ""
                 request.states = states
                 request.pageSize = limit
-                let response: ControlV1.ListRunsResponse = try await control.call("ListRuns", request)
+                let response: ControlV1.ListRunsResponse = try await control.call(ControlV1.ControlService.listRuns, request)
                 try emit(response, json: client.json) {
                     printTable(["RUN", "DAG", "VERSION", "STATE", "TRIGGER", "CREATED", "DURATION"], response.runs.map { run in
                         [run.runID, run.dagID, String(run.dagVersion), run.state.label, run.trigger == .schedule ? "schedule" : "manual",
@@ -119,7 +119,7 @@ struct RunCommand: AsyncParsableCommand {
             try await withControl(client) { control in
                 var request = ControlV1.GetRunRequest()
                 request.runID = run
-                let response: ControlV1.GetRunResponse = try await control.call("GetRun", request)
+                let response: ControlV1.GetRunResponse = try await control.call(ControlV1.ControlService.getRun, request)
                 try emit(response, json: client.json) { Self.printRun(response) }
             }
         }
@@ -154,7 +154,7 @@ struct RunCommand: AsyncParsableCommand {
             try await withControl(client) { control in
                 var request = ControlV1.CancelRunRequest()
                 request.runID = run
-                let response: ControlV1.CancelRunResponse = try await control.call("CancelRun", request)
+                let response: ControlV1.CancelRunResponse = try await control.call(ControlV1.ControlService.cancelRun, request)
                 try emit(response, json: client.json) { print("\(run): \(response.run?.state.label ?? "?")") }
             }
         }

@@ -10,7 +10,7 @@ import TetherWire
 @Suite struct ClientConnectionTests {
     typealias Request = TestingV1.EchoRequest
     typealias Response = TestingV1.EchoResponse
-    static let echo = "/tether.testing.v1.EchoService/Echo"
+    static let echo = TestingV1.EchoService.echo
 
     @Test func peerAnsweringHTTP1IsUnavailableAsSoonAsItCloses() async throws {
         let peer = try await H2Peer.startServer("http1-server")

@@ -3,7 +3,7 @@ import Synchronization
 import Testing
 @testable import GRPC
 import H2
-import TetherWire
+@_spi(Testing) import TetherWire
 
 /// Receive flow control on the client: the stream's window reopens only as the caller
 /// takes responses with `next()`, so a server streaming into a caller that stopped reading
@@ -17,7 +17,7 @@ import TetherWire
         let messageCount = 64
         let written = Atomic<Int>(0)
         var router = GRPCRouter()
-        router.serverStreaming("test.Flood", "Stream") { (_: Request, writer: GRPCResponseWriter<Response>, _) in
+        router.serverStreaming(RPCMethod<Request, Response, RPCShape.ServerStreaming>(path: "/test.Flood/Stream")) { (_: Request, writer: GRPCResponseWriter<Response>, _) in
             var response = Response()
             response.payload = [UInt8](repeating: 7, count: messageBytes)
             for i in 0..<messageCount {
@@ -32,7 +32,7 @@ import TetherWire
         let address = try server.start()
         let client = try GRPCClient(configuration: .init(target: address, tls: nil))
 
-        let call: GRPCClientCall<Request, Response> = try await client.makeCall("/test.Flood/Stream")
+        let call: GRPCClientCall<Request, Response> = try await client.makeCall(RPCMethod<Request, Response, RPCShape.ServerStreaming>(path: "/test.Flood/Stream"))
         try await call.send(Request())
         await call.finishSending()
         #expect(try await call.next()?.index == 0)

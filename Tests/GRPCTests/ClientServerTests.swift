@@ -5,13 +5,13 @@ import Testing
 import H2
 import TetherEcho
 import TetherTestSupport
-import TetherWire
+@_spi(Testing) import TetherWire
 
 /// Our client against our server, in process, over h2c on 127.0.0.1.
 @Suite struct ClientServerTests {
     typealias Request = TestingV1.EchoRequest
     typealias Response = TestingV1.EchoResponse
-    static let echo = "/tether.testing.v1.EchoService/Echo"
+    static let echo = TestingV1.EchoService.echo
 
     @Test func unaryCallEchoesPayloadTextAndMetadata() async throws {
         try await withServer { client in
@@ -46,7 +46,7 @@ import TetherWire
 
     @Test func serverStreamingDeliversEveryResponseInOrder() async throws {
         try await withServer { client in
-            let call: GRPCClientCall<Request, Response> = try await client.makeCall("/tether.testing.v1.EchoService/Expand")
+            let call: GRPCClientCall<Request, Response> = try await client.makeCall(TestingV1.EchoService.expand)
             var request = Request()
             request.repeat = 100
             try await call.send(request)
@@ -60,7 +60,7 @@ import TetherWire
 
     @Test func clientStreamingJoinsEveryRequest() async throws {
         try await withServer { client in
-            let call: GRPCClientCall<Request, Response> = try await client.makeCall("/tether.testing.v1.EchoService/Collect")
+            let call: GRPCClientCall<Request, Response> = try await client.makeCall(TestingV1.EchoService.collect)
             for i in 0..<50 {
                 var request = Request()
                 request.text = String(i)
@@ -75,7 +75,7 @@ import TetherWire
 
     @Test func bidirectionalPingPongAnswersEachMessageInOrder() async throws {
         try await withServer { client in
-            let call: GRPCClientCall<Request, Response> = try await client.makeCall("/tether.testing.v1.EchoService/Chat")
+            let call: GRPCClientCall<Request, Response> = try await client.makeCall(TestingV1.EchoService.chat)
             for i in 0..<200 {
                 var request = Request()
                 request.text = "ping \(i)"
@@ -94,7 +94,7 @@ import TetherWire
         try await withServer { client in
             let loop = client.eventLoop
             let answers = try await Task(executorPreference: loop) { () async throws -> [String] in
-                let call: GRPCClientCall<Request, Response> = try await client.makeCall("/tether.testing.v1.EchoService/Chat")
+                let call: GRPCClientCall<Request, Response> = try await client.makeCall(TestingV1.EchoService.chat)
                 var answers: [String] = []
                 for i in 0..<200 {
                     var request = Request()
@@ -118,7 +118,7 @@ import TetherWire
         configuration.loopCount = 1
         let server = try GRPCServer(configuration: configuration, router: EchoService.router())
         let client = try GRPCClient(configuration: .init(target: try server.start(), tls: nil))
-        var call: GRPCClientCall<Request, Response>? = try await client.makeCall("/tether.testing.v1.EchoService/Chat")
+        var call: GRPCClientCall<Request, Response>? = try await client.makeCall(TestingV1.EchoService.chat)
         try await call?.send(Request())
         #expect(try await call?.next() != nil)
         await client.close()
@@ -142,7 +142,7 @@ import TetherWire
         let server = try GRPCServer(configuration: configuration, router: EchoService.router())
         let loop = try EventLoop.start(name: "test-client")
         let client = try GRPCClient(configuration: .init(target: try server.start(), tls: nil), eventLoop: loop)
-        let call: GRPCClientCall<Request, Response> = try await client.makeCall("/tether.testing.v1.EchoService/Chat")
+        let call: GRPCClientCall<Request, Response> = try await client.makeCall(TestingV1.EchoService.chat)
         try await call.send(Request())
         #expect(try await call.next() != nil)
         await client.close()
@@ -179,7 +179,7 @@ import TetherWire
     @Test func unknownMethodIsUnimplemented() async throws {
         try await withServer { client in
             await #expect {
-                let _: Response = try await client.unary("/tether.testing.v1.EchoService/Nope", Request())
+                let _: Response = try await client.unary(RPCMethod<Request, Response, RPCShape.Unary>(path: "/tether.testing.v1.EchoService/Nope"), Request())
             } throws: { ($0 as? GRPCStatus)?.code == .unimplemented }
         }
     }
@@ -187,7 +187,7 @@ import TetherWire
     @Test func deadlineCancelsTheServerHandler() async throws {
         let observed = AsyncStream.makeStream(of: String.self)
         var router = GRPCRouter()
-        router.unary("test.Slow", "Wait") { (_: Request, context: GRPCServerContext) -> Response in
+        router.unary(RPCMethod<Request, Response, RPCShape.Unary>(path: "/test.Slow/Wait")) { (_: Request, context: GRPCServerContext) -> Response in
             observed.continuation.yield(context.deadline == nil ? "started without deadline" : "started")
             do {
                 try await Task.sleep(for: .seconds(30))
@@ -201,7 +201,7 @@ import TetherWire
                 do {
                     // 5 s, so that even a fully loaded 2-core machine gets the request to the
                     // handler before the deadline; the test then waits for the cancellation.
-                    let _: Response = try await client.unary("/test.Slow/Wait", Request(), timeout: .seconds(5))
+                    let _: Response = try await client.unary(RPCMethod<Request, Response, RPCShape.Unary>(path: "/test.Slow/Wait"), Request(), timeout: .seconds(5))
                     return .ok
                 } catch {
                     return (error as? GRPCStatus)?.code
@@ -220,7 +220,7 @@ import TetherWire
     @Test func clientCancellationReachesTheHandlerAsCancellation() async throws {
         let observed = AsyncStream.makeStream(of: String.self)
         var router = GRPCRouter()
-        router.bidirectionalStreaming("test.Hold", "Open") { (requests: GRPCRequestStream<Request>, writer: GRPCResponseWriter<Response>, _) in
+        router.bidirectionalStreaming(RPCMethod<Request, Response, RPCShape.BidirectionalStreaming>(path: "/test.Hold/Open")) { (requests: GRPCRequestStream<Request>, writer: GRPCResponseWriter<Response>, _) in
             observed.continuation.yield("started")
             do {
                 for try await _ in requests {}
@@ -231,7 +231,7 @@ import TetherWire
             }
         }
         try await withServer(router: router) { client in
-            let call: GRPCClientCall<Request, Response> = try await client.makeCall("/test.Hold/Open")
+            let call: GRPCClientCall<Request, Response> = try await client.makeCall(RPCMethod<Request, Response, RPCShape.BidirectionalStreaming>(path: "/test.Hold/Open"))
             try await call.send(Request())
             var events = observed.stream.makeAsyncIterator()
             let started = try await next(&events, within: .seconds(10))
@@ -311,7 +311,7 @@ import TetherWire
         let address = try server.start()
         #expect(tcpConnectError(port: address.port) == 0)
         let client = try GRPCClient(configuration: .init(target: address, tls: nil))
-        let call: GRPCClientCall<Request, Response> = try await client.makeCall("/tether.testing.v1.EchoService/Chat")
+        let call: GRPCClientCall<Request, Response> = try await client.makeCall(TestingV1.EchoService.chat)
         try await call.send(Request())
         _ = try await call.next()
         let whileDraining = Mutex<Int32?>(nil)
@@ -332,7 +332,7 @@ import TetherWire
                                     router: EchoService.router())
         let address = try server.start()
         let client = try GRPCClient(configuration: .init(target: address, tls: nil))
-        let call: GRPCClientCall<Request, Response> = try await client.makeCall("/tether.testing.v1.EchoService/Chat")
+        let call: GRPCClientCall<Request, Response> = try await client.makeCall(TestingV1.EchoService.chat)
         try await call.send(Request())
         _ = try await call.next()
         await server.shutdown(graceful: false)

@@ -4,7 +4,7 @@ import Testing
 @testable import GRPC
 import H2
 import TetherEcho
-import TetherWire
+@_spi(Testing) import TetherWire
 
 /// SETTINGS_MAX_CONCURRENT_STREAMS: our client keeps within the server's limit by queuing
 /// calls; a peer that ignores it is refused.
@@ -23,7 +23,7 @@ import TetherWire
     @Test func clientQueuesCallsOverTheServersLimitInsteadOfFailingThem() async throws {
         let gauge = ConcurrencyGauge()
         var router = GRPCRouter()
-        router.unary("test.Limited", "Hold") { (request: Request, _) -> Response in
+        router.unary(RPCMethod<Request, Response, RPCShape.Unary>(path: "/test.Limited/Hold")) { (request: Request, _) -> Response in
             gauge.enter()
             defer { gauge.leave() }
             try await Task.sleep(for: .milliseconds(50))
@@ -39,7 +39,7 @@ import TetherWire
                 group.addTask {
                     var request = Request()
                     request.text = String(i)
-                    let response: Response = try await client.unary("/test.Limited/Hold", request)
+                    let response: Response = try await client.unary(RPCMethod<Request, Response, RPCShape.Unary>(path: "/test.Limited/Hold"), request)
                     return response.text
                 }
             }
@@ -84,7 +84,7 @@ import TetherWire
         let client = try GRPCClient(configuration: .init(target: address, tls: nil))
         var request = Request()
         request.text = "after"
-        let response: Response = try await client.unary("/tether.testing.v1.EchoService/Echo", request)
+        let response: Response = try await client.unary(TestingV1.EchoService.echo, request)
         #expect(response.text == "after")
         await client.close()
     }

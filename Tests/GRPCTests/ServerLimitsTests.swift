@@ -17,7 +17,7 @@ import TetherWire
         var outcomes: [GRPCStatusCode] = []
         for client in clients {
             do {
-                let _: TestingV1.EchoResponse = try await client.unary("/tether.testing.v1.EchoService/Echo", TestingV1.EchoRequest())
+                let _: TestingV1.EchoResponse = try await client.unary(TestingV1.EchoService.echo, TestingV1.EchoRequest())
                 outcomes.append(.ok)
             } catch {
                 outcomes.append(error.code)
@@ -26,7 +26,7 @@ import TetherWire
         #expect(outcomes == [.ok, .ok, .unavailable])
         #expect(server.openConnections == 2)
         // The first two connections still serve.
-        let again: TestingV1.EchoResponse = try await clients[0].unary("/tether.testing.v1.EchoService/Echo", TestingV1.EchoRequest())
+        let again: TestingV1.EchoResponse = try await clients[0].unary(TestingV1.EchoService.echo, TestingV1.EchoRequest())
         #expect(again.index == 0)
         for client in clients { await client.close() }
         await server.shutdown(graceful: false)

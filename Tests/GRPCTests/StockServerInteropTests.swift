@@ -12,7 +12,6 @@ import TetherWire
     typealias Request = TestingV1.EchoRequest
     typealias Response = TestingV1.EchoResponse
     static let script = Repository.root.appendingPathComponent("Tests/Interop/grpc_echo_server.py").path
-    static let service = "/tether.testing.v1.EchoService/"
 
     @Test func ourClientWorksAgainstGrpcioOverH2C() async throws {
         let server = try await Self.startServer([])
@@ -53,12 +52,12 @@ import TetherWire
         var metadata = GRPCMetadata()
         try metadata.addString("abc", forKey: "x-trace")
         try metadata.addBinary([0, 255], forKey: "x-blob-bin")
-        let echoed: Response = try await client.unary(Self.service + "Echo", request, metadata: metadata)
+        let echoed: Response = try await client.unary(TestingV1.EchoService.echo, request, metadata: metadata)
         #expect(echoed.text == request.text && echoed.payload == request.payload)
         #expect(echoed.metadata == ["x-blob-bin=0,255", "x-trace=abc"])
 
         // Server streaming.
-        let expand: GRPCClientCall<Request, Response> = try await client.makeCall(Self.service + "Expand")
+        let expand: GRPCClientCall<Request, Response> = try await client.makeCall(TestingV1.EchoService.expand)
         var expandRequest = Request()
         expandRequest.repeat = 20
         try await expand.send(expandRequest)
@@ -68,7 +67,7 @@ import TetherWire
         #expect(indices == Array(0..<20))
 
         // Client streaming.
-        let collect: GRPCClientCall<Request, Response> = try await client.makeCall(Self.service + "Collect")
+        let collect: GRPCClientCall<Request, Response> = try await client.makeCall(TestingV1.EchoService.collect)
         for i in 0..<10 {
             var r = Request()
             r.text = String(i)
@@ -78,7 +77,7 @@ import TetherWire
         #expect(try await collect.next()?.text == "0123456789")
 
         // Bidirectional ping-pong.
-        let chat: GRPCClientCall<Request, Response> = try await client.makeCall(Self.service + "Chat")
+        let chat: GRPCClientCall<Request, Response> = try await client.makeCall(TestingV1.EchoService.chat)
         for i in 0..<50 {
             var r = Request()
             r.text = "ping \(i)"
@@ -93,7 +92,7 @@ import TetherWire
         failing.failWithCode = 9
         failing.failWithMessage = "nöt ready: 100%"
         await #expect(throws: GRPCStatus(code: .failedPrecondition, message: "nöt ready: 100%")) {
-            let _: Response = try await client.unary(Self.service + "Echo", failing)
+            let _: Response = try await client.unary(TestingV1.EchoService.echo, failing)
         }
 
         // Deadline.
@@ -101,12 +100,12 @@ import TetherWire
         slow.delayMs = 30_000
         let start = ContinuousClock.now
         await #expect {
-            let _: Response = try await client.unary(Self.service + "Echo", slow, timeout: .milliseconds(300))
+            let _: Response = try await client.unary(TestingV1.EchoService.echo, slow, timeout: .milliseconds(300))
         } throws: { ($0 as? GRPCStatus)?.code == .deadlineExceeded }
         #expect(ContinuousClock.now - start < .seconds(20))
 
         // Cancellation of a stream.
-        let cancelled: GRPCClientCall<Request, Response> = try await client.makeCall(Self.service + "Expand")
+        let cancelled: GRPCClientCall<Request, Response> = try await client.makeCall(TestingV1.EchoService.expand)
         var many = Request()
         many.repeat = 1_000
         many.delayMs = 10
@@ -119,16 +118,16 @@ import TetherWire
         // 4 MiB both ways, and the server's 4 MiB limit.
         var big = Request()
         big.payload = [UInt8](repeating: 9, count: (4 << 20) - 64)
-        let bigEcho: Response = try await client.unary(Self.service + "Echo", big)
+        let bigEcho: Response = try await client.unary(TestingV1.EchoService.echo, big)
         #expect(bigEcho.payload.count == big.payload.count)
         var tooBig = Request()
         tooBig.payload = [UInt8](repeating: 9, count: (4 << 20) + 1)
         await #expect {
-            let _: Response = try await client.unary(Self.service + "Echo", tooBig)
+            let _: Response = try await client.unary(TestingV1.EchoService.echo, tooBig)
         } throws: { ($0 as? GRPCStatus)?.code == .resourceExhausted }
 
         // Still usable afterwards.
-        let after: Response = try await client.unary(Self.service + "Echo", request)
+        let after: Response = try await client.unary(TestingV1.EchoService.echo, request)
         #expect(after.text == request.text)
     }
 }

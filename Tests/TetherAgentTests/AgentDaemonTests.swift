@@ -24,7 +24,7 @@ final class FakeConnectServer: Sendable {
 
     init(leaseTTLMilliseconds: UInt64 = 60_000, acknowledgesHeartbeats: Bool = true, announcesAcks: Bool = true) throws {
         var router = GRPCRouter()
-        router.bidirectionalStreaming("tether.agent.v1.AgentService", "Connect") { [outbound, received] (
+        router.bidirectionalStreaming(AgentV1.AgentService.connect) { [outbound, received] (
             requests: GRPCRequestStream<AgentV1.AgentMessage>, writer: GRPCResponseWriter<AgentV1.ServerMessage>, _
         ) in
             var incoming = requests.makeAsyncIterator()

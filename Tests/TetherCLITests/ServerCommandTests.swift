@@ -19,7 +19,7 @@ import TetherWire
         #expect(server.readyLine.hasSuffix("(h2c)"))
         #expect(FileManager.default.fileExists(atPath: dir))
         let client = try GRPCClient(configuration: .init(target: try SocketAddress(parsing: server.listeningAddress), tls: nil))
-        let health: HealthV1.HealthCheckResponse = try await client.unary("/grpc.health.v1.Health/Check", HealthV1.HealthCheckRequest())
+        let health: HealthV1.HealthCheckResponse = try await client.unary(HealthV1.Health.check, HealthV1.HealthCheckRequest())
         #expect(health.status == .serving)
         await client.close()
         #expect(server.stop() == 0)
@@ -36,7 +36,7 @@ import TetherWire
                                                      tls: try TLSContext(.client(caFile: certs.caCert, serverName: "localhost")))
         configuration.authority = "localhost"
         let client = try GRPCClient(configuration: configuration)
-        let health: HealthV1.HealthCheckResponse = try await client.unary("/grpc.health.v1.Health/Check", HealthV1.HealthCheckRequest())
+        let health: HealthV1.HealthCheckResponse = try await client.unary(HealthV1.Health.check, HealthV1.HealthCheckRequest())
         #expect(health.status == .serving)
         await client.close()
         #expect(server.stop() == 0)

@@ -40,7 +40,7 @@ import TetherWire
     @Test func firstMessageMustBeHello() async throws {
         let h = try ServerHarness()
         let call: GRPCClientCall<AgentV1.AgentMessage, AgentV1.ServerMessage> =
-            try await h.client.makeCall("/tether.agent.v1.AgentService/Connect", metadata: ServerHarness.bearer(ServerHarness.adminSecret))
+            try await h.client.makeCall(AgentV1.AgentService.connect, metadata: ServerHarness.bearer(ServerHarness.adminSecret))
         try await call.send(AgentV1.AgentMessage(.heartbeat(AgentV1.Heartbeat())))
         await call.finishSending()
         do {
@@ -112,14 +112,14 @@ import TetherWire
         let h = try ServerHarness()
         let token = try await h.createToken(.agent, agentName: "a")
         do {
-            let _: ControlV1.ListAgentsResponse = try await h.control("ListAgents", ControlV1.ListAgentsRequest(), secret: token)
+            let _: ControlV1.ListAgentsResponse = try await h.control(ControlV1.ControlService.listAgents, ControlV1.ListAgentsRequest(), secret: token)
             Issue.record("agent token was allowed on ControlService")
         } catch {
             #expect(error.code == .permissionDenied)
         }
         let agent = try await h.connectAgent("a", entrypoints: ["work"], secret: token)
         _ = try await agent.welcome()
-        let agents: ControlV1.ListAgentsResponse = try await h.control("ListAgents", ControlV1.ListAgentsRequest())
+        let agents: ControlV1.ListAgentsResponse = try await h.control(ControlV1.ControlService.listAgents, ControlV1.ListAgentsRequest())
         #expect(agents.agents.map(\.name) == ["a"])
         await agent.close()
         await h.stop()
@@ -138,7 +138,7 @@ import TetherWire
         // some 140; then 256 more end the call.
         let leaseID = String(repeating: "x", count: 4_000)
         func connected() async throws -> [String] {
-            let agents: ControlV1.ListAgentsResponse = try await h.control("ListAgents", ControlV1.ListAgentsRequest())
+            let agents: ControlV1.ListAgentsResponse = try await h.control(ControlV1.ControlService.listAgents, ControlV1.ListAgentsRequest())
             return agents.agents.map(\.name)
         }
         var sequence: UInt64 = 0
@@ -171,17 +171,17 @@ import TetherWire
         var create = ControlV1.CreateTokenRequest()
         create.role = .agent
         create.agentName = "eu-1"
-        let created: ControlV1.CreateTokenResponse = try await h.control("CreateToken", create)
+        let created: ControlV1.CreateTokenResponse = try await h.control(ControlV1.ControlService.createToken, create)
         let agent = try await h.connectAgent("eu-1", entrypoints: ["work"], secret: created.secret)
         _ = try await agent.welcome()
         var request = ControlV1.RevokeTokenRequest()
         request.tokenID = try #require(created.token?.tokenID)
-        let _: ControlV1.RevokeTokenResponse = try await h.control("RevokeToken", request)
+        let _: ControlV1.RevokeTokenResponse = try await h.control(ControlV1.ControlService.revokeToken, request)
         // Without a message from the agent: the revocation itself ends the stream.
         let ended = await agent.endStatus()
         #expect(ended?.code == .unauthenticated, "the stream went on after its token was revoked")
         #expect(ended?.message.contains("revoked") == true)
-        let agents: ControlV1.ListAgentsResponse = try await h.control("ListAgents", ControlV1.ListAgentsRequest())
+        let agents: ControlV1.ListAgentsResponse = try await h.control(ControlV1.ControlService.listAgents, ControlV1.ListAgentsRequest())
         #expect(agents.agents.isEmpty)
         await h.stop()
     }
@@ -192,7 +192,7 @@ import TetherWire
         create.role = .agent
         create.agentName = "eu-1"
         create.ttlMs = 2_000  // long enough to connect on a loaded machine
-        let created: ControlV1.CreateTokenResponse = try await h.control("CreateToken", create)
+        let created: ControlV1.CreateTokenResponse = try await h.control(ControlV1.ControlService.createToken, create)
         let agent = try await h.connectAgent("eu-1", entrypoints: ["work"], secret: created.secret)
         _ = try await agent.welcome()
         // Heartbeats until the token's two seconds are over; the one after that ends the stream.
@@ -228,7 +228,7 @@ import TetherWire
                                    delta("bad name!", .counter, 1), delta("nan", .gauge, .nan), delta("unset", .unspecified, 1)])
         var metrics: [String: Double] = [:]
         for _ in 0..<200 {  // heartbeats are fire-and-forget: wait until the second one is applied
-            let agents: ControlV1.ListAgentsResponse = try await h.control("ListAgents", ControlV1.ListAgentsRequest())
+            let agents: ControlV1.ListAgentsResponse = try await h.control(ControlV1.ControlService.listAgents, ControlV1.ListAgentsRequest())
             metrics = Dictionary(uniqueKeysWithValues: (agents.agents.first?.metrics ?? []).map { ($0.name, $0.value) })
             if metrics["tasks_total"] == 7 { break }
             try await Task.sleep(for: .milliseconds(10))

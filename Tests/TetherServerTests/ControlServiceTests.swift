@@ -18,24 +18,24 @@ import TetherWire
     @Test func callsWithoutAValidAdminTokenAreRefusedAndChangeNothing() async throws {
         let h = try ServerHarness()
         await #expect(throws: GRPCStatus.self) {
-            let _: ControlV1.ListDagsResponse = try await h.control("ListDags", ControlV1.ListDagsRequest(), secret: nil)
+            let _: ControlV1.ListDagsResponse = try await h.control(ControlV1.ControlService.listDags, ControlV1.ListDagsRequest(), secret: nil)
         }
         do {
             var request = ControlV1.ApplyDagRequest()
             request.specYaml = Self.etl
-            let _: ControlV1.ApplyDagResponse = try await h.control("ApplyDag", request, secret: "not-a-token-at-all")
+            let _: ControlV1.ApplyDagResponse = try await h.control(ControlV1.ControlService.applyDag, request, secret: "not-a-token-at-all")
             Issue.record("ApplyDag with a bad token succeeded")
         } catch {
             #expect(error.code == .unauthenticated)
         }
         let agentToken = try await h.createToken(.agent, agentName: "eu-1")
         do {
-            let _: ControlV1.ListDagsResponse = try await h.control("ListDags", ControlV1.ListDagsRequest(), secret: agentToken)
+            let _: ControlV1.ListDagsResponse = try await h.control(ControlV1.ControlService.listDags, ControlV1.ListDagsRequest(), secret: agentToken)
             Issue.record("an agent token listed DAGs")
         } catch {
             #expect(error.code == .permissionDenied)
         }
-        let dags: ControlV1.ListDagsResponse = try await h.control("ListDags", ControlV1.ListDagsRequest())
+        let dags: ControlV1.ListDagsResponse = try await h.control(ControlV1.ControlService.listDags, ControlV1.ListDagsRequest())
         #expect(dags.dags.isEmpty)
         await h.stop()
     }
@@ -54,11 +54,11 @@ import TetherWire
         var get = ControlV1.GetDagRequest()
         get.dagID = "nightly_etl"
         get.version = 1
-        let v1: ControlV1.GetDagResponse = try await h.control("GetDag", get)
+        let v1: ControlV1.GetDagResponse = try await h.control(ControlV1.ControlService.getDag, get)
         #expect(v1.dag?.latestVersion == 2 && v1.version?.spec?.description == "the nightly load")
         var versions = ControlV1.ListDagVersionsRequest()
         versions.dagID = "nightly_etl"
-        let listed: ControlV1.ListDagVersionsResponse = try await h.control("ListDagVersions", versions)
+        let listed: ControlV1.ListDagVersionsResponse = try await h.control(ControlV1.ControlService.listDagVersions, versions)
         #expect(listed.versions.map(\.version) == [1, 2])
         await h.stop()
     }
@@ -75,7 +75,7 @@ import TetherWire
         }
         var get = ControlV1.GetDagRequest()
         get.dagID = "nightly_etl"
-        await #expect(throws: GRPCStatus.self) { let _: ControlV1.GetDagResponse = try await h.control("GetDag", get) }
+        await #expect(throws: GRPCStatus.self) { let _: ControlV1.GetDagResponse = try await h.control(ControlV1.ControlService.getDag, get) }
         await h.stop()
     }
 
@@ -96,7 +96,7 @@ import TetherWire
         }
         var list = ControlV1.ListRunsRequest()
         list.dagID = "nightly_etl"
-        let runs: ControlV1.ListRunsResponse = try await h.control("ListRuns", list)
+        let runs: ControlV1.ListRunsResponse = try await h.control(ControlV1.ControlService.listRuns, list)
         #expect(runs.runs.isEmpty)
         await h.stop()
     }
@@ -111,7 +111,7 @@ import TetherWire
         request.pageSize = 2
         var seen: [String] = []
         repeat {
-            let page: ControlV1.ListRunsResponse = try await h.control("ListRuns", request)
+            let page: ControlV1.ListRunsResponse = try await h.control(ControlV1.ControlService.listRuns, request)
             seen += page.runs.map(\.runID)
             request.pageToken = page.nextPageToken
         } while !request.pageToken.isEmpty
@@ -146,7 +146,7 @@ import TetherWire
             #expect(error.message.utf8.count < 1_000)
         }
         let run = try await h.trigger("with_params", params: ["day": "2026-12-07"])
-        let runs: ControlV1.ListRunsResponse = try await h.control("ListRuns", ControlV1.ListRunsRequest())
+        let runs: ControlV1.ListRunsResponse = try await h.control(ControlV1.ControlService.listRuns, ControlV1.ListRunsRequest())
         #expect(runs.runs.map(\.runID) == [run.runID])
         await h.stop()
     }
@@ -164,7 +164,7 @@ import TetherWire
         request.pageSize = 1_000
         var pages: [[String]] = []
         repeat {
-            let page: ControlV1.ListRunsResponse = try await h.control("ListRuns", request)
+            let page: ControlV1.ListRunsResponse = try await h.control(ControlV1.ControlService.listRuns, request)
             pages.append(page.runs.map(\.runID))
             #expect(page.runs.allSatisfy { $0.params == params })
             request.pageToken = page.nextPageToken

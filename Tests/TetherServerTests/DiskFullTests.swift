@@ -82,7 +82,7 @@ import TetherWire
         let after = try await h.trigger("d")
         var list = ControlV1.ListRunsRequest()
         list.dagID = "d"
-        let runs: ControlV1.ListRunsResponse = try await h.control("ListRuns", list)
+        let runs: ControlV1.ListRunsResponse = try await h.control(ControlV1.ControlService.listRuns, list)
         #expect(Set(runs.runs.map(\.runID)) == Set(acked + [after.runID]))
         #expect(try await h.run(acked[0]).run?.state == .success)
 

@@ -68,9 +68,9 @@ final class ServerHarness: Sendable {
 
     /// A ControlService call with the admin token (or `secret`).
     func control<Request: WireMessage, Response: WireMessage>(
-        _ method: String, _ request: Request, secret: String? = adminSecret, response: Response.Type = Response.self
+        _ method: RPCMethod<Request, Response, RPCShape.Unary>, _ request: Request, secret: String? = adminSecret
     ) async throws(GRPCStatus) -> Response {
-        try await client.unary("/tether.control.v1.ControlService/\(method)", request,
+        try await client.unary(method, request,
                                metadata: secret.map(Self.bearer) ?? GRPCMetadata(), timeout: .seconds(30))
     }
 
@@ -78,28 +78,28 @@ final class ServerHarness: Sendable {
         var request = ControlV1.ApplyDagRequest()
         request.specYaml = yaml
         request.sourceName = source
-        return try await control("ApplyDag", request)
+        return try await control(ControlV1.ControlService.applyDag, request)
     }
 
     func trigger(_ dagID: String, params: [String: String] = [:]) async throws(GRPCStatus) -> ControlV1.Run {
         var request = ControlV1.TriggerRunRequest()
         request.dagID = dagID
         request.params = params
-        let response: ControlV1.TriggerRunResponse = try await control("TriggerRun", request)
+        let response: ControlV1.TriggerRunResponse = try await control(ControlV1.ControlService.triggerRun, request)
         return response.run!
     }
 
     func run(_ runID: String) async throws(GRPCStatus) -> ControlV1.GetRunResponse {
         var request = ControlV1.GetRunRequest()
         request.runID = runID
-        return try await control("GetRun", request)
+        return try await control(ControlV1.ControlService.getRun, request)
     }
 
     /// `grpc.health.v1.Health/Check` of `service` ("" is the server as a whole).
     func health(_ service: String = "") async throws(GRPCStatus) -> HealthV1.HealthCheckResponse.ServingStatus {
         var request = HealthV1.HealthCheckRequest()
         request.service = service
-        let response: HealthV1.HealthCheckResponse = try await client.unary("/grpc.health.v1.Health/Check", request, timeout: .seconds(10))
+        let response: HealthV1.HealthCheckResponse = try await client.unary(HealthV1.Health.check, request, timeout: .seconds(10))
         return response.status
     }
 
@@ -108,7 +108,7 @@ final class ServerHarness: Sendable {
         request.role = role
         request.agentName = agentName
         request.description = "test"
-        let response: ControlV1.CreateTokenResponse = try await control("CreateToken", request)
+        let response: ControlV1.CreateTokenResponse = try await control(ControlV1.ControlService.createToken, request)
         return response.secret
     }
 
@@ -117,7 +117,7 @@ final class ServerHarness: Sendable {
                       secret: String = adminSecret, resumed: [AgentV1.ResumedLease] = [], instanceID: String = "",
                       labels: [String: String] = [:]) async throws -> FakeAgent {
         let call: GRPCClientCall<AgentV1.AgentMessage, AgentV1.ServerMessage> =
-            try await client.makeCall("/tether.agent.v1.AgentService/Connect", metadata: Self.bearer(secret))
+            try await client.makeCall(AgentV1.AgentService.connect, metadata: Self.bearer(secret))
         var hello = AgentV1.Hello()
         hello.name = name
         hello.queues = queues

@@ -41,7 +41,7 @@ import TetherWire
         let address = try first.start()
         let client = try GRPCClient(configuration: .init(target: address, tls: nil))
         let agents: ControlV1.ListAgentsResponse = try await client.unary(
-            "/tether.control.v1.ControlService/ListAgents", ControlV1.ListAgentsRequest(), metadata: ServerHarness.bearer(secret))
+            ControlV1.ControlService.listAgents, ControlV1.ListAgentsRequest(), metadata: ServerHarness.bearer(secret))
         #expect(agents.agents.isEmpty)
         await client.close()
         await first.shutdown()

@@ -55,6 +55,8 @@ extension HealthV1 {
 extension HealthV1 {
     /// The standard gRPC health-checking service.
     public enum Health {
+        /// The fully qualified name, as health checks name it.
+        public static let serviceName = "grpc.health.v1.Health"
         /// Returns the service's status now; NOT_FOUND if the service is unknown.
         public static let check = RPCMethod<HealthV1.HealthCheckRequest, HealthV1.HealthCheckResponse, RPCShape.Unary>(
             path: "/grpc.health.v1.Health/Check")

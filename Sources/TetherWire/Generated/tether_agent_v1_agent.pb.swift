@@ -8,6 +8,8 @@ public enum AgentV1 {}
 extension AgentV1 {
     /// AgentService is served by `tether server` and called by `tether agent`.
     public enum AgentService {
+        /// The fully qualified name, as health checks name it.
+        public static let serviceName = "tether.agent.v1.AgentService"
         /// Connect is the agent's session. The agent sends a Hello first; the server
         /// answers with a Welcome and then pushes LeaseGrants as the agent has free
         /// slots. The agent streams heartbeats and task events; the server acknowledges

@@ -8,6 +8,8 @@ public enum ControlV1 {}
 extension ControlV1 {
     /// ControlService is the operator API.
     public enum ControlService {
+        /// The fully qualified name, as health checks name it.
+        public static let serviceName = "tether.control.v1.ControlService"
         /// Validates a DAG spec and stores it. An identical spec (same canonical
         /// content hash) is a no-op; a changed one becomes the next version.
         /// Errors: INVALID_ARGUMENT with every problem found, each naming the task

@@ -8,6 +8,8 @@ public enum TestingV1 {}
 extension TestingV1 {
     /// Echoes messages back, in each of gRPC's four call shapes.
     public enum EchoService {
+        /// The fully qualified name, as health checks name it.
+        public static let serviceName = "tether.testing.v1.EchoService"
         /// One request, one response: the request's payload echoed.
         public static let echo = RPCMethod<TestingV1.EchoRequest, TestingV1.EchoResponse, RPCShape.Unary>(
             path: "/tether.testing.v1.EchoService/Echo")
