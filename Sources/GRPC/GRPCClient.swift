@@ -86,15 +86,9 @@ public final class GRPCClient: Sendable {
     public func makeCall<Request: WireMessage, Response: WireMessage, Shape: RPCCallShape>(
         _ method: RPCMethod<Request, Response, Shape>, metadata: GRPCMetadata = GRPCMetadata(), timeout: Duration? = nil
     ) async throws(GRPCStatus) -> GRPCClientCall<Request, Response> {
-        guard let path = GRPCMethodPath(path: method.path) else {
+        guard let methodPath = GRPCMethodPath(path: method.path) else {
             throw GRPCStatus(code: .internal, message: "not a gRPC method path: \(method)")
         }
-        return try await makeCall(path, metadata: metadata, timeout: timeout)
-    }
-
-    private func makeCall<Request: WireMessage, Response: WireMessage>(
-        _ methodPath: GRPCMethodPath, metadata: GRPCMetadata, timeout: Duration?
-    ) async throws(GRPCStatus) -> GRPCClientCall<Request, Response> {
         // The lease first: `close()` marks the client closed before letting go of it, so if
         // the check below passes, the loop runs at least as long as this call holds it.
         let lease = loopLease.withLock { $0 }

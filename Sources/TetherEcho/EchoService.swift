@@ -5,8 +5,6 @@ import TetherWire
 /// follows the request's delay / failure instructions. Used by the interop tests
 /// and the transport benchmarks; never served by `tether server`.
 public enum EchoService {
-    public static let name = "tether.testing.v1.EchoService"
-
     public static func router() -> GRPCRouter {
         var router = GRPCRouter()
         router.unary(TestingV1.EchoService.echo) { (request: TestingV1.EchoRequest, context) in
