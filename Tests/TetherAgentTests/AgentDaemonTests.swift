@@ -204,13 +204,15 @@ final class FakeConnectServer: Sendable {
     }
 
     @Test func acknowledgedHeartbeatsKeepATaskRunningPastTheTTL() async throws {
-        let server = try FakeConnectServer(leaseTTLMilliseconds: 1_000)
+        // A 3 s TTL leaves the agent ~1.9 s from a heartbeat's send to its ack: slack for a
+        // loaded machine (with 1 s, 0.6 s, and a full parallel test run beside a soak lost it).
+        let server = try FakeConnectServer(leaseTTLMilliseconds: 3_000)
         try await withRunningAgent(startedEventDelay: .zero, server: server) { scratch, server, _ in
             server.grant("a", entrypoint: "block")
             #expect(await waitUntil { server.events == ["a started"] })
-            // 30 heartbeats 100 ms apart: three TTLs, all of them acknowledged.
+            // 40 heartbeats 100 ms apart: more than a TTL, all of them acknowledged.
             let heartbeats = server.heartbeats
-            #expect(await waitUntil { server.heartbeats >= heartbeats + 30 })
+            #expect(await waitUntil { server.heartbeats >= heartbeats + 40 })
             #expect(server.events == ["a started"])
             _ = FileManager.default.createFile(atPath: scratch.path("go"), contents: nil)
             #expect(await waitUntil { server.events == ["a started", "a succeeded"] })
