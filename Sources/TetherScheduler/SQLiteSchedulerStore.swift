@@ -16,7 +16,8 @@ public import TetherStore
 public final class SQLiteSchedulerStore: SchedulerStore {
     public let path: String
     private let writer: GroupCommitWriter
-    private let readOptions: SQLiteDatabase.Options
+    /// Read-only connections for `read` and the queries below.
+    private let reads: SQLiteReadPool
     /// Set by a failed commit, cleared by a probe that commits. Writer thread only, but
     /// an atomic so the store stays `Sendable`.
     private let fenced = Atomic<Bool>(false)
@@ -27,7 +28,7 @@ public final class SQLiteSchedulerStore: SchedulerStore {
         self.path = path
         writer = try GroupCommitWriter(SQLiteDatabase.Options(path: path, synchronous: synchronous),
                                        migrations: Self.migrations, maxBatchSize: maxBatchSize)
-        readOptions = SQLiteDatabase.Options(path: path, access: .readOnly)
+        reads = SQLiteReadPool(path: path)
     }
 
     /// Drains pending commits and stops the writer.
@@ -88,7 +89,7 @@ public final class SQLiteSchedulerStore: SchedulerStore {
     }
 
     public func loadSnapshot() throws -> SchedulerSnapshot {
-        let database = try SQLiteDatabase(readOptions)
+        let database = try SQLiteDatabase(reads.options)  // at start and recovery only
         return try database.transaction { db in
             var snapshot = SchedulerSnapshot()
             try db.query("SELECT dag_id, latest_version, paused, created_at_ms, updated_at_ms, last_scheduled_at_ms, run_count FROM dags") { row in
@@ -120,25 +121,28 @@ public final class SQLiteSchedulerStore: SchedulerStore {
 
     // MARK: Reads
 
-    /// Runs `body` on a fresh read-only connection (WAL: the last committed state).
-    public func read<T>(_ body: (SQLiteDatabase) throws -> T) throws -> T {
-        try body(try SQLiteDatabase(readOptions))
+    // Every read is async and runs on one of `reads`' connections (WAL: the last committed
+    // state), never on the caller's thread: a handler on an event loop cannot block it here.
+
+    /// Runs `body` on a read-only connection, off the calling thread.
+    public func read<T: Sendable>(_ body: @escaping @Sendable (SQLiteDatabase) throws -> T) async throws -> T {
+        try await reads.read(body)
     }
 
-    public func run(_ runID: String) throws -> RunRecord? {
-        try read { db in try db.firstRow("\(Self.runColumns) WHERE run_id = ?", [.text(runID)], Self.runRecord) }
+    public func run(_ runID: String) async throws -> RunRecord? {
+        try await read { db in try db.firstRow("\(Self.runColumns) WHERE run_id = ?", [.text(runID)], Self.runRecord) }
     }
 
-    public func tasks(ofRun runID: String) throws -> [TaskInstanceRecord] {
-        try read { db in
+    public func tasks(ofRun runID: String) async throws -> [TaskInstanceRecord] {
+        try await read { db in
             var tasks: [TaskInstanceRecord] = []
             try db.query("\(Self.taskColumns) WHERE run_id = ? ORDER BY task_id", [.text(runID)]) { tasks.append(try Self.taskRecord($0)) }
             return tasks
         }
     }
 
-    public func attempts(of key: TaskKey) throws -> [AttemptRecord] {
-        try read { db in
+    public func attempts(of key: TaskKey) async throws -> [AttemptRecord] {
+        try await read { db in
             var attempts: [AttemptRecord] = []
             try db.query("\(Self.attemptColumns) WHERE a.run_id = ? AND a.task_id = ? ORDER BY a.attempt",
                          [.text(key.runID), .text(key.taskID)]) { attempts.append(try Self.attemptRecord($0)) }
@@ -147,8 +151,8 @@ public final class SQLiteSchedulerStore: SchedulerStore {
     }
 
     /// Every attempt of a run's tasks, by task id, oldest attempt first: one query.
-    public func attempts(ofRun runID: String) throws -> [String: [AttemptRecord]] {
-        try read { db in
+    public func attempts(ofRun runID: String) async throws -> [String: [AttemptRecord]] {
+        try await read { db in
             var attempts: [String: [AttemptRecord]] = [:]
             try db.query("\(Self.attemptColumns) WHERE a.run_id = ? ORDER BY a.task_id, a.attempt", [.text(runID)]) { row in
                 let attempt = try Self.attemptRecord(row)
@@ -160,15 +164,15 @@ public final class SQLiteSchedulerStore: SchedulerStore {
 
     /// Runs newest first, optionally of one DAG and in some states; `after` is the
     /// cursor from a previous page. Returns the runs and the next page's cursor.
-    public func runs(dagID: String?, states: [RunState], limit: Int, after cursor: Int64?) throws -> (runs: [RunRecord], next: Int64?) {
-        let page = try runPage(dagID: dagID, states: states, limit: limit, after: cursor)
+    public func runs(dagID: String?, states: [RunState], limit: Int, after cursor: Int64?) async throws -> (runs: [RunRecord], next: Int64?) {
+        let page = try await runPage(dagID: dagID, states: states, limit: limit, after: cursor)
         return (page.map(\.run), page.count == limit ? page.last?.cursor : nil)
     }
 
     /// As `runs(dagID:states:limit:after:)`, with each run's own cursor: passed as `after`,
     /// it continues with the run after that one. Lets a caller end a page early (when the
     /// rows it has would fill its message) and still hand out a cursor.
-    public func runPage(dagID: String?, states: [RunState], limit: Int, after cursor: Int64?) throws -> [(run: RunRecord, cursor: Int64)] {
+    public func runPage(dagID: String?, states: [RunState], limit: Int, after cursor: Int64?) async throws -> [(run: RunRecord, cursor: Int64)] {
         var conditions: [String] = []
         var arguments: [SQLiteValue] = []
         if let dagID { conditions.append("dag_id = ?"); arguments.append(.text(dagID)) }
@@ -178,11 +182,12 @@ public final class SQLiteSchedulerStore: SchedulerStore {
         }
         if let cursor { conditions.append("rowid < ?"); arguments.append(.integer(cursor)) }
         let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
-        return try read { db in
+        let bound = arguments + [.integer(Int64(limit))]
+        return try await read { db in
             var runs: [(run: RunRecord, cursor: Int64)] = []
             let sql = "SELECT rowid, run_id, dag_id, version, number, state, trigger, logical_date_ms, params_json, created_at_ms, "
                 + "started_at_ms, finished_at_ms FROM runs \(filter) ORDER BY rowid DESC LIMIT ?"
-            try db.query(sql, arguments + [.integer(Int64(limit))]) { row in
+            try db.query(sql, bound) { row in
                 runs.append((try Self.runRecord(row, offset: 1), row[0].int64 ?? 0))
             }
             return runs
@@ -190,8 +195,8 @@ public final class SQLiteSchedulerStore: SchedulerStore {
     }
 
     /// How many of the run's task instances are in each state.
-    public func taskStateCounts(ofRun runID: String) throws -> [TaskState: Int] {
-        try read { db in
+    public func taskStateCounts(ofRun runID: String) async throws -> [TaskState: Int] {
+        try await read { db in
             var counts: [TaskState: Int] = [:]
             try db.query("SELECT state, count(*) FROM task_instances WHERE run_id = ? GROUP BY state", [.text(runID)]) { row in
                 counts[try Self.enumValue(TaskState.self, row[0])] = Int(row[1].int64 ?? 0)

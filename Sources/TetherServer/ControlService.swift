@@ -73,7 +73,8 @@ struct ControlService: Sendable {
         }
     }
 
-    /// Runs blocking store work (SQLite reads) off the event loop the handler runs on.
+    /// Runs blocking work (DAG parsing, token writes with their fsync) off the event loop
+    /// the handler runs on. Store reads need no help: they are async (`SQLiteReadPool`).
     private func offLoop<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         try await Task.detached { try body() }.value
     }
@@ -197,17 +198,17 @@ struct ControlService: Sendable {
         }
         let run = try await scheduler.perform { try $0.trigger(dagID: request.dagID, params: params) }
         var response = ControlV1.TriggerRunResponse()
-        response.run = try runMessage(run)
+        response.run = try await runMessage(run)
         return response
     }
 
-    private func runMessage(_ record: RunRecord) throws -> ControlV1.Run {
+    private func runMessage(_ record: RunRecord) async throws -> ControlV1.Run {
         let active = scheduler.read { $0.taskInstances(ofRun: record.runID) }
         var counts: [TetherScheduler.TaskState: Int] = [:]
         if let active {
             for task in active.values { counts[task.state, default: 0] += 1 }
         } else {
-            counts = try store.taskStateCounts(ofRun: record.runID)
+            counts = try await store.taskStateCounts(ofRun: record.runID)
         }
         return ControlV1.Run(record, taskCounts: counts)
     }
@@ -224,13 +225,11 @@ struct ControlService: Sendable {
         if let live {
             (run, tasks, spec, reasons) = live
         } else {
-            let runID = request.runID
-            let store = self.store
-            guard let stored = try await offLoop({ try store.run(runID) }) else {
+            guard let stored = try await store.run(request.runID) else {
                 throw GRPCStatus(code: .notFound, message: "unknown run '\(request.runID)'")
             }
             run = stored
-            tasks = try await offLoop { try store.tasks(ofRun: runID) }
+            tasks = try await store.tasks(ofRun: request.runID)
             spec = scheduler.read { $0.version(stored.dagID, stored.version)?.spec }
             reasons = [:]
         }
@@ -240,8 +239,7 @@ struct ControlService: Sendable {
         response.run = ControlV1.Run(run, taskCounts: counts)
         let specs = Dictionary((spec?.tasks ?? []).map { ($0.id, $0) }, uniquingKeysWith: { $1 })
         let order = Dictionary((spec?.tasks ?? []).enumerated().map { ($1.id, $0) }, uniquingKeysWith: { $1 })
-        let store = self.store, runID = run.runID
-        let attempts = try await offLoop { try store.attempts(ofRun: runID) }
+        let attempts = try await store.attempts(ofRun: run.runID)
         response.taskInstances = tasks.sorted { (order[$0.key.taskID] ?? .max, $0.key.taskID) < (order[$1.key.taskID] ?? .max, $1.key.taskID) }
             .map { task in
                 ControlV1.TaskInstance(task, spec: specs[task.key.taskID], attempts: attempts[task.key.taskID] ?? [],
@@ -266,14 +264,13 @@ struct ControlService: Sendable {
             }
             cursor = value
         }
-        let store = self.store, dagID = request.dagID.isEmpty ? nil : request.dagID, after = cursor, wanted = states
-        let page = try await offLoop { try store.runPage(dagID: dagID, states: wanted, limit: size, after: after) }
+        let page = try await store.runPage(dagID: request.dagID.isEmpty ? nil : request.dagID, states: states, limit: size, after: cursor)
         var response = ControlV1.ListRunsResponse()
         var budget = ListResponseBudget()
         var last: Int64?
         for (stored, cursor) in page {
             // The store may lag the scheduler by the commit in flight; prefer memory.
-            let run = try runMessage(scheduler.read { $0.activeRun(stored.runID) } ?? stored)
+            let run = try await runMessage(scheduler.read { $0.activeRun(stored.runID) } ?? stored)
             switch budget.admit(run, slim: { $0.slimForList() }) {
             case .send(let row): response.runs.append(row)
             case .leftOut: break
@@ -291,8 +288,7 @@ struct ControlService: Sendable {
     /// (the scheduler only holds active runs).
     private func requireActive(_ runID: String) async throws {
         guard scheduler.read({ $0.activeRun(runID) }) == nil else { return }
-        let store = self.store
-        if let stored = try await offLoop({ try store.run(runID) }) {
+        if let stored = try await store.run(runID) {
             throw GRPCStatus(code: .failedPrecondition, message: "run '\(runID)' already finished (\(stored.state.rawValue))")
         }
     }
@@ -301,8 +297,8 @@ struct ControlService: Sendable {
         try await requireActive(request.runID)
         try await scheduler.perform { try $0.cancelRun(request.runID) }
         var response = ControlV1.CancelRunResponse()
-        guard let run = try store.run(request.runID) else { throw GRPCStatus(code: .notFound, message: "unknown run '\(request.runID)'") }
-        response.run = try runMessage(run)
+        guard let run = try await store.run(request.runID) else { throw GRPCStatus(code: .notFound, message: "unknown run '\(request.runID)'") }
+        response.run = try await runMessage(run)
         return response
     }
 
@@ -310,13 +306,13 @@ struct ControlService: Sendable {
         try await requireActive(request.runID)
         try await scheduler.perform { try $0.cancelTask(runID: request.runID, taskID: request.taskID) }
         let key = TaskKey(runID: request.runID, taskID: request.taskID)
-        guard let task = try store.tasks(ofRun: request.runID).first(where: { $0.key == key }),
-              let run = try store.run(request.runID) else {
+        guard let task = try await store.tasks(ofRun: request.runID).first(where: { $0.key == key }),
+              let run = try await store.run(request.runID) else {
             throw GRPCStatus(code: .notFound, message: "unknown task \(key)")
         }
         let spec = scheduler.read { $0.version(run.dagID, run.version)?.spec.tasks.first { $0.id == request.taskID } }
         var response = ControlV1.CancelTaskInstanceResponse()
-        response.taskInstance = ControlV1.TaskInstance(task, spec: spec, attempts: try store.attempts(of: key), waitingReason: nil)
+        response.taskInstance = ControlV1.TaskInstance(task, spec: spec, attempts: try await store.attempts(of: key), waitingReason: nil)
         return response
     }
 
@@ -402,9 +398,12 @@ struct ControlService: Sendable {
         guard request.description.utf8.count <= 256 else {
             throw GRPCStatus(code: .invalidArgument, message: "description is longer than 256 bytes")
         }
-        let (record, secret) = try tokens.create(role: role, description: request.description,
-                                                 ttlMilliseconds: Int64(clamping: request.ttlMs),  // clamped to 10 years
-                                                 agentName: request.agentName, now: scheduler.clock.now().millisecondsSinceEpoch)
+        let tokens = tokens, now = scheduler.clock.now().millisecondsSinceEpoch
+        let (record, secret) = try await offLoop {
+            try tokens.create(role: role, description: request.description,
+                              ttlMilliseconds: Int64(clamping: request.ttlMs),  // clamped to 10 years
+                              agentName: request.agentName, now: now)
+        }
         var response = ControlV1.CreateTokenResponse()
         response.token = ControlV1.Token(record)
         response.secret = secret
@@ -428,7 +427,8 @@ struct ControlService: Sendable {
     private func revokeToken(_ request: ControlV1.RevokeTokenRequest) async throws -> ControlV1.RevokeTokenResponse {
         var response = ControlV1.RevokeTokenResponse()
         do {
-            response.token = ControlV1.Token(try tokens.revoke(tokenID: request.tokenID, now: scheduler.clock.now().millisecondsSinceEpoch))
+            let tokens = tokens, now = scheduler.clock.now().millisecondsSinceEpoch
+            response.token = ControlV1.Token(try await offLoop { try tokens.revoke(tokenID: request.tokenID, now: now) })
             sessions.endSessions(ofToken: request.tokenID)
         } catch TokenStoreError.unknownToken(let id) {
             throw GRPCStatus(code: .notFound, message: "no token '\(id)'")

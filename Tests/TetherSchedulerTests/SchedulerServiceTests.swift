@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import Testing
 import TetherScheduler
+import TetherStore
 import TetherTestSupport
 
 @Suite struct SchedulerServiceTests {
@@ -19,19 +20,22 @@ import TetherTestSupport
         let directory = try TemporaryDirectory()
         let store = try SQLiteSchedulerStore(path: directory.database)
         defer { store.close() }
-        // Each delivered grant must already be readable from the database.
+        // Each delivered grant must already be readable from the database (read here on a
+        // connection of the test's own: delivery is synchronous, the store's reads are not).
         let seenInStore = Mutex<[Bool]>([])
+        let path = directory.database
         let service = try SchedulerService(store: store, clock: ManualClock()) { effects in
             for case .grant(let grant) in effects {
-                let stored = (try? store.attempts(of: grant.key))?.contains { $0.leaseID == grant.leaseID } ?? false
-                seenInStore.withLock { $0.append(stored) }
+                let reader = try? SQLiteDatabase(.init(path: path, access: .readOnly))
+                let count = try? reader?.scalar("SELECT count(*) FROM task_attempts WHERE lease_id = ?", [.text(grant.leaseID)]).int64
+                seenInStore.withLock { $0.append(count == 1) }
             }
         }
         _ = try await service.perform { try $0.apply(dag("d", (0..<50).map { "t\($0)" }) { $0.entrypoint = "work" }) }
         _ = try await service.perform { $0.agentConnected(AgentRegistration(agentID: "a", queues: ["default"], entrypoints: ["work"], slots: 50)) }
         let run = try await service.perform { try $0.trigger(dagID: "d") }
-        #expect(try store.run(run.runID)?.state == .running)
-        #expect(try store.tasks(ofRun: run.runID).count == 50)
+        #expect(try await store.run(run.runID)?.state == .running)
+        #expect(try await store.tasks(ofRun: run.runID).count == 50)
         let seen = seenInStore.withLock { $0 }
         #expect(seen.count == 50)
         #expect(seen.allSatisfy { $0 })

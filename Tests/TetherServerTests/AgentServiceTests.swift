@@ -191,11 +191,11 @@ import TetherWire
         var create = ControlV1.CreateTokenRequest()
         create.role = .agent
         create.agentName = "eu-1"
-        create.ttlMs = 2_000  // long enough to connect on a loaded machine
+        create.ttlMs = 5_000  // long enough to connect on a loaded machine (2 s was not, beside a soak)
         let created: ControlV1.CreateTokenResponse = try await h.control(ControlV1.ControlService.createToken, create)
         let agent = try await h.connectAgent("eu-1", entrypoints: ["work"], secret: created.secret)
         _ = try await agent.welcome()
-        // Heartbeats until the token's two seconds are over; the one after that ends the stream.
+        // Heartbeats until the token's five seconds are over; the one after that ends the stream.
         let deadline = ContinuousClock.now + .seconds(30)
         var ended: GRPCStatus?
         while ended == nil && ContinuousClock.now < deadline {
