@@ -53,7 +53,7 @@ let package = Package(
         // The orchestration plane: RPC handlers, auth, dashboard, metrics, health.
         .target(
             name: "TetherServer",
-            dependencies: ["GRPC", "H2", "TetherWire", "TetherStore", "TetherScheduler", "TetherDAGFile"],
+            dependencies: ["GRPC", "H2", "TetherWire", "TetherStore", "TetherScheduler", "TetherSchedulerSQLite", "TetherDAGFile"],
             swiftSettings: swiftSettings
         ),
         // The execution plane: connection loop, task runner, local logs, durable event outbox.
@@ -67,7 +67,9 @@ let package = Package(
         .target(name: "TetherStore", dependencies: ["CSQLite"], swiftSettings: swiftSettings),
         // Domain core: DAG specs and versions, runs, task state, cron, retries, lease dispatcher.
         // Pure Swift over an injected clock and a store protocol; no C, no I/O.
-        .target(name: "TetherScheduler", dependencies: ["TetherStore"], swiftSettings: swiftSettings),
+        .target(name: "TetherScheduler", swiftSettings: swiftSettings),
+        // The scheduler's state in SQLite: the SchedulerStore the server runs on.
+        .target(name: "TetherSchedulerSQLite", dependencies: ["TetherScheduler", "TetherStore"], swiftSettings: swiftSettings),
         // DAG files: YAML -> TetherScheduler.DAGSpec, with errors naming file, line, task and field.
         .target(
             name: "TetherDAGFile",
@@ -95,7 +97,7 @@ let package = Package(
         .executableTarget(
             name: "tether-torture",
             dependencies: [
-                "TetherStore", "TetherScheduler", "GRPC", "H2", "TetherWire",
+                "TetherStore", "TetherScheduler", "TetherSchedulerSQLite", "GRPC", "H2", "TetherWire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -125,7 +127,7 @@ let package = Package(
         .testTarget(name: "TetherStoreTests", dependencies: ["TetherStore", "TetherTestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "TetherSchedulerTests",
-            dependencies: ["TetherScheduler", "TetherDAGFile", "TetherStore", "TetherTestSupport"],
+            dependencies: ["TetherScheduler", "TetherSchedulerSQLite", "TetherDAGFile", "TetherStore", "TetherTestSupport"],
             swiftSettings: swiftSettings
         ),
         // Runs the built `tether` binary as a user would.

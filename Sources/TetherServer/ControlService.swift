@@ -1,6 +1,7 @@
 import GRPC
 import TetherDAGFile
 import TetherScheduler
+import TetherSchedulerSQLite
 import TetherWire
 
 /// `tether.control.v1.ControlService`: the operator API. Handlers validate and route;

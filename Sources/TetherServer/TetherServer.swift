@@ -4,6 +4,7 @@ import TetherWire
 internal import Synchronization
 public import H2
 import TetherScheduler
+import TetherSchedulerSQLite
 public import TetherStore
 
 /// The orchestration plane's process: one gRPC port (TLS or h2c) serving the agent

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Synchronization
 import TetherScheduler
+import TetherSchedulerSQLite
 import TetherStore
 
 /// `tether-torture scheduler-bench`: dispatcher-only durable grants per second and the

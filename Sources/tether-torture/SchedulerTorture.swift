@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Synchronization
 import TetherScheduler
+import TetherSchedulerSQLite
 import TetherStore
 
 /// `tether-torture scheduler`: drives the scheduler on a SQLite store forever and prints

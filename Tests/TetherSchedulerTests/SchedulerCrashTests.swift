@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TetherScheduler
+import TetherSchedulerSQLite
 import TetherStore
 import TetherTestSupport
 

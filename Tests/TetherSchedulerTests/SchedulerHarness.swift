@@ -1,5 +1,6 @@
 import Foundation
 import TetherScheduler
+import TetherSchedulerSQLite
 
 /// A scheduler over an in-memory store and a manual clock. `flush()` plays the owner's
 /// part: commit the output, then collect the effects for agents.

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TetherTestSupport
 @testable import TetherScheduler
+import TetherSchedulerSQLite
 
 /// Random sequences of applies, triggers, grants, agent events, expiries, cancels,
 /// crashes and restarts, checked after every step against the invariants:

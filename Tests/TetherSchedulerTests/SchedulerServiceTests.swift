@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import Testing
 import TetherScheduler
+import TetherSchedulerSQLite
 import TetherStore
 import TetherTestSupport
 

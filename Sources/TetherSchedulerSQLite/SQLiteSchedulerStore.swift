@@ -1,13 +1,14 @@
 import Foundation
 internal import Synchronization
 public import TetherStore
+public import TetherScheduler
 
 /// The scheduler's state in SQLite, written through a group-commit writer.
 ///
 /// Every `SchedulerChange` is a whole-row upsert; `commit` first keeps only the last
 /// change to each row, then submits the batch as one writer change, so it is durable
 /// all or nothing, and calls `completion` after the COMMIT that includes it.
-/// Reads (`loadSnapshot` and the query methods) use their own read-only connection.
+/// Reads use read-only connections: `loadSnapshot` its own, the async queries `SQLiteReadPool`.
 ///
 /// A failed commit fences the store (see `SchedulerStore`): the fence is set on the
 /// writer thread, inside the failed change or in its completion, so no later change
