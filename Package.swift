@@ -53,13 +53,13 @@ let package = Package(
         // The orchestration plane: RPC handlers, auth, dashboard, metrics, health.
         .target(
             name: "TetherServer",
-            dependencies: ["GRPC", "H2", "TetherWire", "TetherStore", "TetherScheduler", "TetherSchedulerSQLite", "TetherDAGFile"],
+            dependencies: ["GRPC", "H2", "TetherWire", "TetherStore", "TetherScheduler", "TetherSchedulerSQLite", "TetherDAGFile", "TetherSyntax"],
             swiftSettings: swiftSettings
         ),
         // The execution plane: connection loop, task runner, local logs, durable event outbox.
         .target(
             name: "TetherAgent",
-            dependencies: ["CLinux", "GRPC", "H2", "TetherWire", "TetherStore", "TetherScheduler", "TetherDAGFile",
+            dependencies: ["CLinux", "GRPC", "H2", "TetherWire", "TetherStore", "TetherSyntax", "TetherYAML",
                            .product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings
         ),
@@ -67,20 +67,24 @@ let package = Package(
         .target(name: "TetherStore", dependencies: ["CSQLite"], swiftSettings: swiftSettings),
         // Domain core: DAG specs and versions, runs, task state, cron, retries, lease dispatcher.
         // Pure Swift over an injected clock and a store protocol; no C, no I/O.
-        .target(name: "TetherScheduler", swiftSettings: swiftSettings),
+        .target(name: "TetherScheduler", dependencies: ["TetherSyntax"], swiftSettings: swiftSettings),
+        // Names and durations as Tether's files, flags and APIs write them: one rule each.
+        .target(name: "TetherSyntax", swiftSettings: swiftSettings),
+        // How YAML readers (DAG files, agent configs) explain a problem.
+        .target(name: "TetherYAML", dependencies: [.product(name: "Yams", package: "Yams")], swiftSettings: swiftSettings),
         // The scheduler's state in SQLite: the SchedulerStore the server runs on.
         .target(name: "TetherSchedulerSQLite", dependencies: ["TetherScheduler", "TetherStore"], swiftSettings: swiftSettings),
         // DAG files: YAML -> TetherScheduler.DAGSpec, with errors naming file, line, task and field.
         .target(
             name: "TetherDAGFile",
-            dependencies: ["TetherScheduler", .product(name: "Yams", package: "Yams")],
+            dependencies: ["TetherScheduler", "TetherSyntax", "TetherYAML", .product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings
         ),
 
         .executableTarget(
             name: "tether",
             dependencies: [
-                "TetherWire", "H2", "GRPC", "TetherStore", "TetherServer", "TetherAgent", "TetherScheduler", "TetherDAGFile",
+                "TetherWire", "H2", "GRPC", "TetherStore", "TetherServer", "TetherAgent", "TetherScheduler", "TetherDAGFile", "TetherSyntax",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings,
@@ -127,7 +131,7 @@ let package = Package(
         .testTarget(name: "TetherStoreTests", dependencies: ["TetherStore", "TetherTestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "TetherSchedulerTests",
-            dependencies: ["TetherScheduler", "TetherSchedulerSQLite", "TetherDAGFile", "TetherStore", "TetherTestSupport"],
+            dependencies: ["TetherScheduler", "TetherSchedulerSQLite", "TetherDAGFile", "TetherStore", "TetherSyntax", "TetherTestSupport"],
             swiftSettings: swiftSettings
         ),
         // Runs the built `tether` binary as a user would.

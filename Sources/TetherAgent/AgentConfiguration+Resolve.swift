@@ -1,6 +1,6 @@
-internal import TetherDAGFile
+internal import TetherYAML
 import Yams
-import TetherScheduler
+import TetherSyntax
 
 extension AgentConfiguration {
     /// Values given on the command line, as text in the same form as the matching
@@ -298,7 +298,7 @@ struct AgentConfigurationResolver {
         }
         var labels: [String: String] = [:]
         for pair in pairs {
-            guard isIdentifier(pair.key, extra: "/") else {
+            guard isLabelKey(pair.key) else {
                 report(pair.source, "labels", "key '\(pair.key)' must be 1-128 characters of [A-Za-z0-9._/-]")
                 return nil
             }
@@ -355,8 +355,8 @@ struct AgentConfigurationResolver {
                 continue
             }
             let name = nameScalar.string
-            guard isIdentifier(name) else {
-                report(.file(sourceName, line: line), "entrypoints", "name '\(name)' must be 1-128 characters of [A-Za-z0-9._-]")
+            if let problem = Identifier.problem(name) {
+                report(.file(sourceName, line: line), "entrypoints", "a name \(problem)")
                 continue
             }
             if let entrypoint = readEntrypoint(value, name: name, nameLine: line) { entrypoints[name] = entrypoint }
@@ -527,9 +527,7 @@ struct AgentConfigurationResolver {
     }
 
     mutating func identifier(_ text: String, _ setting: Setting, _ source: Source) -> String? {
-        guard isIdentifier(text) else {
-            return rejected(source, setting, "'\(text)' must be 1-128 characters of [A-Za-z0-9._-]")
-        }
+        if let problem = Identifier.problem(text) { return rejected(source, setting, problem) }
         return text
     }
 
@@ -555,12 +553,11 @@ struct AgentConfigurationResolver {
 
 // MARK: - Helpers
 
-/// 1-128 characters of [A-Za-z0-9._-] (plus `extra`), as the agent proto requires of
-/// names; also the rule for entrypoint and queue names.
-func isIdentifier(_ text: String, extra: Unicode.Scalar? = nil) -> Bool {
+/// 1-128 characters of [A-Za-z0-9._/-]: a label key (`region`, `example.com/zone`).
+private func isLabelKey(_ text: String) -> Bool {
     let scalars = text.unicodeScalars
     return (1...128).contains(scalars.count)
-        && scalars.allSatisfy { isASCIIAlphanumeric($0) || $0 == "." || $0 == "_" || $0 == "-" || $0 == extra }
+        && scalars.allSatisfy { isASCIIAlphanumeric($0) || $0 == "." || $0 == "_" || $0 == "-" || $0 == "/" }
 }
 
 private func isASCIIAlphanumeric(_ scalar: Unicode.Scalar) -> Bool {

@@ -1,4 +1,4 @@
-import TetherScheduler
+import TetherSyntax
 public import TetherStore
 
 /// What a `tether agent` is configured with: where its server is, who it is, what it

@@ -1,7 +1,7 @@
 public import TetherWire
 import Dispatch
 import H2
-import TetherScheduler
+import TetherSyntax
 import Foundation
 import CLinux
 import Glibc

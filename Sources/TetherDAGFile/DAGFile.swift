@@ -1,5 +1,7 @@
 public import TetherScheduler
 internal import Yams
+import TetherSyntax
+import TetherYAML
 
 /// DAG files on disk: YAML in, `TetherScheduler.DAGSpec` out. The format is documented
 /// in docs/dag-format.md.

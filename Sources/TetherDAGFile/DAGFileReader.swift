@@ -1,5 +1,7 @@
 import TetherScheduler
 internal import Yams
+import TetherSyntax
+import TetherYAML
 
 /// Turns a composed YAML tree into a `DAGSpec`, collecting a problem for every unknown
 /// key, missing key and wrongly typed value instead of stopping at the first, and

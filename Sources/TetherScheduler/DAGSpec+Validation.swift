@@ -1,9 +1,9 @@
+import TetherSyntax
+
 /// The limits a DAG spec must keep, enforced by `DAGSpec.validate()` and documented in
 /// docs/dag-format.md. They bound what one apply can make the server store and schedule.
 public enum DAGSpecLimits {
-    /// dag_id, task ids, queue names, entrypoint names and param keys: 1-128 characters of
-    /// `[A-Za-z0-9._-]`, and not `.` or `..` (agents use ids in local log paths).
-    public static let identifierLength = 1...128
+    // dag_id, task ids, queue names, entrypoint names and param keys: see `Identifier`.
     public static let maxTasks = 1_000
     /// UTF-8 bytes of the description.
     public static let maxDescriptionBytes = 4_096
@@ -84,7 +84,7 @@ extension DAGSpec {
         func report(_ field: String, _ message: String) {
             problems.append(DAGSpecProblem(field: field, message: message))
         }
-        if let message = identifierProblem(dagID) { report("dag_id", message) }
+        if let message = Identifier.problem(dagID) { report("dag_id", message) }
         if description.utf8.count > DAGSpecLimits.maxDescriptionBytes {
             report("description", "is \(description.utf8.count) bytes; at most \(DAGSpecLimits.maxDescriptionBytes)")
         }
@@ -214,9 +214,9 @@ extension TaskSpec {
     /// (field, message) for every rule this task breaks on its own.
     fileprivate func fieldProblems() -> [(String, String)] {
         var problems: [(String, String)] = []
-        if let message = identifierProblem(id) { problems.append(("id", message)) }
-        if let message = identifierProblem(entrypoint) { problems.append(("entrypoint", message)) }
-        if let message = identifierProblem(queue) { problems.append(("queue", message)) }
+        if let message = Identifier.problem(id) { problems.append(("id", message)) }
+        if let message = Identifier.problem(entrypoint) { problems.append(("entrypoint", message)) }
+        if let message = Identifier.problem(queue) { problems.append(("queue", message)) }
         if !DAGSpecLimits.retries.contains(retry.retries) {
             problems.append(("retries", "is \(retry.retries); must be \(rangeText(DAGSpecLimits.retries))"))
         }
@@ -239,27 +239,6 @@ extension TaskSpec {
     }
 }
 
-/// Why `text` is not a valid identifier, or nil.
-private func identifierProblem(_ text: String) -> String? {
-    let bytes = text.utf8
-    if bytes.isEmpty { return "must not be empty" }
-    if bytes.count > DAGSpecLimits.identifierLength.upperBound {
-        return "is \(bytes.count) characters; at most \(DAGSpecLimits.identifierLength.upperBound)"
-    }
-    let allowed = bytes.allSatisfy { byte in
-        switch byte {
-        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-            UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "-"):
-            true
-        default:
-            false
-        }
-    }
-    if !allowed { return "'\(text)' may only contain A-Z a-z 0-9 . _ -" }
-    if text == "." || text == ".." { return "must not be '.' or '..'" }
-    return nil
-}
-
 private func paramsProblems(_ params: [String: String]) -> [String] {
     var problems: [String] = []
     if params.count > DAGSpecLimits.maxParams {
@@ -268,7 +247,7 @@ private func paramsProblems(_ params: [String: String]) -> [String] {
     }
     // Sorted so the report is the same on every run.
     for key in params.keys.sorted() {
-        if let message = identifierProblem(key) { problems.append("key '\(shortened(key))': \(message)") }
+        if let message = Identifier.problem(key) { problems.append("key '\(shortened(key))': \(message)") }
         let value = params[key]!
         if value.utf8.count > DAGSpecLimits.maxParamValueBytes {
             problems.append("value of '\(shortened(key))' is \(value.utf8.count) bytes; at most \(DAGSpecLimits.maxParamValueBytes)")
@@ -284,7 +263,7 @@ private func paramsProblems(_ params: [String: String]) -> [String] {
 
 /// `text`, cut for quoting in a message: a key over the limits may be megabytes.
 private func shortened(_ text: String) -> String {
-    let limit = DAGSpecLimits.identifierLength.upperBound + 1
+    let limit = Identifier.maxLength + 1
     return text.count <= limit ? text : text.prefix(limit) + "..."
 }
 

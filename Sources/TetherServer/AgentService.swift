@@ -1,6 +1,7 @@
 import GRPC
 internal import Synchronization
 import TetherScheduler
+import TetherSyntax
 import TetherWire
 
 /// `tether.agent.v1.AgentService.Connect`: one session per connected agent. The handler
@@ -221,7 +222,7 @@ struct AgentService: Sendable {
 
     static func validate(_ hello: AgentV1.Hello) throws(GRPCStatus) {
         func bad(_ text: String) -> GRPCStatus { GRPCStatus(code: .invalidArgument, message: "invalid Hello: \(text)") }
-        guard Self.isIdentifier(hello.name) else { throw bad("name must be 1-128 characters of [A-Za-z0-9._-]") }
+        if let problem = Identifier.problem(hello.name) { throw bad("name \(problem)") }
         guard hello.slots >= 1, hello.slots <= 10_000 else { throw bad("slots must be 1...10000") }
         guard !hello.queues.isEmpty else { throw bad("at least one queue is needed") }
         guard hello.queues.count <= HelloLimits.queues else { throw bad("\(hello.queues.count) queues; at most \(HelloLimits.queues)") }
@@ -243,16 +244,12 @@ struct AgentService: Sendable {
             labelBytes += key.utf8.count + value.utf8.count
         }
         guard labelBytes <= HelloLimits.labelBytes else { throw bad("labels take \(labelBytes) bytes; at most \(HelloLimits.labelBytes)") }
-        for queue in hello.queues where !Self.isIdentifier(queue) { throw bad("queue '\(queue)' is not a valid name") }
-        for entrypoint in hello.entrypoints where !Self.isIdentifier(entrypoint) {
+        for queue in hello.queues where !Identifier.isValid(queue) { throw bad("queue '\(queue)' is not a valid name") }
+        for entrypoint in hello.entrypoints where !Identifier.isValid(entrypoint) {
             throw bad("entrypoint '\(entrypoint)' is not a valid name")
         }
     }
 
-    static func isIdentifier(_ text: String) -> Bool {
-        (1...128).contains(text.utf8.count) && text != "." && text != ".."
-            && text.utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x2E || $0 == 0x5F || $0 == 0x2D }
-    }
 }
 
 extension TaskReport {

@@ -1,6 +1,7 @@
 import GRPC
 import TetherDAGFile
 import TetherScheduler
+import TetherSyntax
 import TetherSchedulerSQLite
 import TetherWire
 
@@ -388,7 +389,7 @@ struct ControlService: Sendable {
         case .agent: role = .agent
         default: throw GRPCStatus(code: .invalidArgument, message: "role must be ADMIN or AGENT")
         }
-        guard request.agentName.isEmpty || (role == .agent && AgentService.isIdentifier(request.agentName)) else {
+        guard request.agentName.isEmpty || (role == .agent && Identifier.isValid(request.agentName)) else {
             throw GRPCStatus(code: .invalidArgument, message: "agent_name must be a valid agent name, on an AGENT token")
         }
         // An agent token that could connect under any name could take over any agent's leases.

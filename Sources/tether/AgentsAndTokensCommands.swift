@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import TetherScheduler
+import TetherSyntax
 import TetherWire
 
 /// `tether agents`: the connected agents.

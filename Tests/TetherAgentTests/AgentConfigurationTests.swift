@@ -146,12 +146,23 @@ import TetherAgent
             """)
         let text = found.map(\.description)
         #expect(text.contains("agent.yaml:1: key 'server': http:// needs insecure_plaintext: true (h2c without TLS); use https://"))
-        #expect(text.contains("agent.yaml:3: key 'name': 'eu gpu/1' must be 1-128 characters of [A-Za-z0-9._-]"))
+        #expect(text.contains("agent.yaml:3: key 'name': 'eu gpu/1' may only contain A-Z a-z 0-9 . _ -"), "\(text)")
         #expect(text.contains("agent.yaml:4: key 'slots': must be 1...10000, found 0"))
         #expect(text.contains("agent.yaml:6: key 'entrypoints.load.argv': is empty; it needs at least the program"))
         #expect(text.contains(
             "agent.yaml:7: key 'entrypoints.bad.argv': program 'bin/run' must be an absolute path or a bare name looked up in PATH"))
         #expect(found.count == 5)
+    }
+
+    /// Reported: the agent accepted names the server refuses at Hello ('.' and '..'), so a
+    /// config that passed locally failed at connect. One rule (`Identifier`) now decides both.
+    @Test func namesFollowTheServersRuleDotAndDotDotIncluded() {
+        for name in [".", ".."] {
+            let text = problems(Self.minimal.replacingOccurrences(of: "name: eu-gpu-1", with: "name: '\(name)'")).map(\.description)
+            #expect(text == ["agent.yaml:3: key 'name': must not be '.' or '..'"], "\(text)")
+        }
+        let entrypoint = problems(Self.minimal.replacingOccurrences(of: "  load:", with: "  '..':")).map(\.description)
+        #expect(entrypoint == ["agent.yaml:5: key 'entrypoints': a name must not be '.' or '..'"], "\(entrypoint)")
     }
 
     @Test func badEnvironmentAndFlagValuesNameTheirSource() {

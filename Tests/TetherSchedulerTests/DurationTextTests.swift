@@ -1,5 +1,6 @@
 import Testing
 import TetherScheduler
+import TetherSyntax
 
 @Suite struct DurationTextTests {
     @Test(arguments: [
