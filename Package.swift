@@ -91,11 +91,11 @@ let package = Package(
             dependencies: ["GRPC", "H2", "TetherEcho", "TetherWire", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swiftSettings
         ),
-        // kill -9 torture tests and benchmarks for the store and the scheduler.
+        // kill -9 torture tests and benchmarks for the store and the scheduler; swarms of agents.
         .executableTarget(
             name: "tether-torture",
             dependencies: [
-                "TetherStore", "TetherScheduler", "GRPC", "H2", "TetherWire",
+                "TetherStore", "TetherScheduler", "GRPC", "H2", "TetherWire", "TetherAgent",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
