@@ -451,8 +451,9 @@ entrypoints:
             result = self.cli("agents", "--json", timeout=15)
             if result.returncode == 0:
                 connected = set(re.findall(r'"name":\s*"([^"]+)"', result.stdout))
-                if connected >= {n for unit in self.units() for n in unit["members"]}:
-                    log(f"{len(connected)} agents connected ({len(self.agents)} tether agent processes, "
+                expected = {n for unit in self.units() for n in unit["members"]}
+                if connected >= expected:  # `connected` also holds metric names
+                    log(f"{len(expected)} agents connected ({len(self.agents)} tether agent processes, "
                         f"{len(self.swarms)} swarms)")
                     return
             time.sleep(0.5)
