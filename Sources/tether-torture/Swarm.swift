@@ -15,7 +15,7 @@ struct Swarm: AsyncParsableCommand {
         discussion: """
             --config is a `tether agent` config file in which every {name} is replaced by an
             agent's name, so that each agent gets its own token_file, state_dir, log_dir and
-            entrypoint environment; name: is set for each agent and needs not be in the file.
+            entrypoint environment; name: is set for each agent and need not be in the file.
             Settings come from the file only (no TETHER_* variables, no other flags).
             Agent i is named --names with {i} replaced by i, zero-padded to the width of N-1.
 
