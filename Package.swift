@@ -97,11 +97,11 @@ let package = Package(
             dependencies: ["GRPC", "H2", "TetherEcho", "TetherWire", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swiftSettings
         ),
-        // kill -9 torture tests and benchmarks for the store and the scheduler.
+        // kill -9 torture tests and benchmarks for the store and the scheduler; swarms of agents.
         .executableTarget(
             name: "tether-torture",
             dependencies: [
-                "TetherStore", "TetherScheduler", "TetherSchedulerSQLite", "GRPC", "H2", "TetherWire",
+                "TetherStore", "TetherScheduler", "TetherSchedulerSQLite", "GRPC", "H2", "TetherWire", "TetherAgent",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -122,7 +122,7 @@ let package = Package(
         ),
         .testTarget(name: "H2Tests", dependencies: ["H2", "TetherTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "GRPCTests", dependencies: ["GRPC", "H2", "TetherEcho", "TetherWire", "TetherTestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "TetherAgentTests", dependencies: ["TetherAgent", "GRPC", "H2", "TetherStore", "TetherWire", "TetherTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "TetherAgentTests", dependencies: ["TetherAgent", "TetherServer", "GRPC", "H2", "TetherStore", "TetherWire", "TetherTestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "TetherServerTests",
             dependencies: ["TetherServer", "GRPC", "H2", "TetherWire", "TetherScheduler", "TetherTestSupport"],

@@ -13,7 +13,7 @@ import TetherWire
 /// there and their events recorded and sent from there (a task that fails to spawn, or is
 /// cancelled before it starts, reports from the thread that found out). A grant that
 /// arrives while no other task runs is spawned on the loop as well; one that arrives
-/// beside running tasks is spawned on one of the agent's spawner threads, in parallel with
+/// beside running tasks is spawned on one of its host's spawner threads, in parallel with
 /// the loop. Both threads live as long as the agent, and every task dies with the thread
 /// that spawned it, so a task never outlives its agent, even one killed by SIGKILL. A spawn
 /// on the loop blocks it for a few hundred microseconds: creating the attempt's log under
@@ -22,6 +22,12 @@ import TetherWire
 /// it, as it already would on the outbox's disk: heartbeats stop and the server re-leases
 /// the agent's tasks to others. Shared state sits behind one lock. All messages to the
 /// server go through the session's outbound queue, written by one pump task.
+///
+/// Several agents may share one process (`AgentHost`): each keeps its own name, token,
+/// state and log directories, connection, stream, heartbeats and lease deadlines, and
+/// they share the spawner threads, the lease keeper and, when their clients share an
+/// event loop, that loop (and so the reaper on it). The loop must then outlive every
+/// agent on it, for the same reason as the spawner threads.
 public final class AgentDaemon: Sendable {
     public let configuration: AgentConfiguration
     private let client: GRPCClient
@@ -32,13 +38,10 @@ public final class AgentDaemon: Sendable {
     private let instanceID: String
     /// Task exits are noticed on the connection's loop, where their events are sent.
     private let reaper: ChildReaper
-    /// Threads that live as long as the agent, one per core, for spawns beside running
-    /// tasks (in parallel: a spawn waits for its exec): a task dies with the thread that
-    /// spawned it (see `TaskRunner`), so never Dispatch's pool, whose threads come and go.
-    private let spawners: [EventLoop]
-    private let nextSpawner = Atomic<Int>(0)
-    /// Kills a task whose lease deadline passed when the agent itself could not.
-    private let keeper: LeaseKeeper
+    /// The spawner threads and the lease keeper, shared with the process's other agents.
+    private let host: AgentHost
+    /// Whether `run()` stops the host at its end: it was made for this agent alone.
+    private let ownsHost: Bool
     /// What tasks inherit of this process's environment, read once.
     private let environment = ProcessInfo.processInfo.environment.filter { TaskRunner.inheritedVariables.contains($0.key) }
     private let log: @Sendable (String) -> Void
@@ -84,21 +87,25 @@ public final class AgentDaemon: Sendable {
 
     /// - Parameters:
     ///   - token: the bearer token (the content of token_file), read for every session.
-    ///   - client: a client for the server (TLS, proxy and backoff already set).
+    ///   - client: a client for the server (TLS, proxy and backoff already set). Its event
+    ///     loop must live as long as the process's agents (tasks are spawned on it).
+    ///   - host: what this agent shares with the process's other agents; nil makes one for
+    ///     this agent alone, which `run()` stops at its end.
     ///   - log: one line per notable event, for the operator.
     ///   - startedEventDelay: how long a `started` event may wait for a later one to go with.
-    /// - Throws: `EventOutboxError` opening the outbox under state_dir.
+    /// - Throws: `EventOutboxError` opening the outbox under state_dir; `SystemError`
+    ///   starting a host of its own.
     public init(configuration: AgentConfiguration, token: @escaping @Sendable () throws -> String, client: GRPCClient,
-                startedEventDelay: Duration = .milliseconds(20), log: @escaping @Sendable (String) -> Void) throws {
+                host: AgentHost? = nil, startedEventDelay: Duration = .milliseconds(20),
+                log: @escaping @Sendable (String) -> Void) throws {
         self.configuration = configuration
         self.client = client
         self.startedEventDelay = startedEventDelay
         state = Mutex(State(deadlines: LeaseDeadlines(killGrace: .milliseconds(configuration.killGraceMilliseconds))))
-        // First, while the process holds the fewest descriptors (the clone copies them all
-        // until the keeper closes its copies).
-        keeper = try LeaseKeeper()
+        // First, while the process holds the fewest descriptors (see `AgentHost.init`).
+        self.host = try host ?? AgentHost()
+        ownsHost = host == nil
         reaper = ChildReaper(loop: client.eventLoop)
-        spawners = try (0..<max(2, ProcessInfo.processInfo.activeProcessorCount)).map { try EventLoop.start(name: "tether-agent-spawn-\($0)") }
         self.log = log
         readToken = token
         try configuration.createDirectories()
@@ -160,7 +167,7 @@ public final class AgentDaemon: Sendable {
             try? await Task.sleep(for: delay)
         }
         await client.close()
-        for spawner in spawners { spawner.stop() }
+        if ownsHost { host.stop() }
     }
 
     /// The entrypoints this agent can start now, checked for every session: one whose program
@@ -372,7 +379,7 @@ public final class AgentDaemon: Sendable {
     /// one write.
     private func moveKeeperDeadlines(_ state: borrowing State) {
         let deadlines = state.deadlines
-        keeper.watch(state.processGroups.compactMap { leaseID, processGroup in
+        host.keeper.watch(state.processGroups.compactMap { leaseID, processGroup in
             deadlines.hardDeadline(of: leaseID).map { (processGroup, $0) }
         })
     }
@@ -433,7 +440,7 @@ public final class AgentDaemon: Sendable {
         if alone {
             runner.start()
         } else {
-            spawners[nextSpawner.add(1, ordering: .relaxed).oldValue % spawners.count].execute { runner.start() }
+            host.spawner().execute { runner.start() }
         }
         log("lease \(grant.leaseID) (attempt \(grant.attempt)): running \(grant.entrypoint)")
     }
@@ -446,7 +453,7 @@ public final class AgentDaemon: Sendable {
             case .started(let start):
                 state.withLock { state in
                     state.processGroups[grant.leaseID] = start.processID
-                    if let deadline = state.deadlines.hardDeadline(of: grant.leaseID) { keeper.watch([(start.processID, deadline)]) }
+                    if let deadline = state.deadlines.hardDeadline(of: grant.leaseID) { host.keeper.watch([(start.processID, deadline)]) }
                 }
                 try outbox.recordStart(of: RunningLease(grant: grant, start: start), event: start.event(for: grant))
                 flushAfterStartedEventDelay()
@@ -457,7 +464,7 @@ public final class AgentDaemon: Sendable {
                 state.withLock { state in
                     _ = state.runners.removeValue(forKey: grant.leaseID)
                     state.deadlines.ended(grant.leaseID)
-                    if let processGroup = state.processGroups.removeValue(forKey: grant.leaseID) { keeper.forget(processGroup) }
+                    if let processGroup = state.processGroups.removeValue(forKey: grant.leaseID) { host.keeper.forget(processGroup) }
                     state.counters[MetricSeries(name: "tether_agent_tasks_finished_total",
                                                 labels: ["outcome": "\(result.outcome)"]), default: 0] += 1
                     state.counters[MetricSeries(name: "tether_agent_task_cpu_seconds_total", labels: [:]), default: 0] += cpuSeconds

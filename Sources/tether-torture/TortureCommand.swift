@@ -5,14 +5,14 @@ public import TetherStore
 import GRPC
 import TetherScheduler
 
-/// `tether-torture`: crash and throughput harnesses for Tether's store.
+/// `tether-torture`: crash and throughput harnesses for Tether's store, scheduler and agents.
 @main
-struct TortureCommand: ParsableCommand {
+struct TortureCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tether-torture",
-        abstract: "Crash tests and benchmarks for Tether's store and scheduler.",
+        abstract: "Crash tests, benchmarks and swarms of agents for Tether.",
         subcommands: [StoreTorture.self, StoreBench.self, SchedulerTorture.self, SchedulerBench.self, E2EAgent.self, E2ESpawn.self,
-                      E2ERun.self]
+                      E2ERun.self, Swarm.self]
     )
 }
 

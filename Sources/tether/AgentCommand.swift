@@ -79,7 +79,7 @@ struct AgentCommand: AsyncParsableCommand {
                 try String(contentsOfFile: tokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
             }
             _ = try token()  // a missing or unreadable token_file stops the start
-            daemon = try AgentDaemon(configuration: configuration, token: token, client: try Self.client(for: configuration)) { line in
+            daemon = try AgentDaemon(configuration: configuration, token: token, client: try configuration.makeClient()) { line in
                 printLog("tether agent: \(line)")
             }
         } catch {
@@ -109,21 +109,5 @@ struct AgentCommand: AsyncParsableCommand {
             throw ExitCode(4)
         }
         printLog("tether agent: stopped")
-    }
-
-    static func client(for configuration: AgentConfiguration) throws -> GRPCClient {
-        let server = configuration.server
-        let port = UInt16(clamping: server.port)
-        let target = try SocketAddress.resolve(host: server.host, port: port)
-        var client = GRPCClient.Configuration(
-            target: target,
-            tls: server.usesTLS ? try TLSContext(.client(caFile: configuration.caFile, serverName: server.host)) : nil)
-        client.authority = "\(server.host):\(port)"
-        // No busy polling: the agent shares its machine with the tasks it runs, and polling
-        // took CPU from them (BENCHMARKS.md, "Busy polling").
-        client.busyPoll = .zero
-        client.proxy = try ProxySettings.fromEnvironment(ProcessInfo.processInfo.environment, target: client.authority!,
-                                                         tls: server.usesTLS)
-        return try GRPCClient(configuration: client)
     }
 }

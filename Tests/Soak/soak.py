@@ -1,12 +1,21 @@
 """The chaos soak behind Scripts/soak: real `tether server` and `tether agent` processes
 under faults, then a check of what the server recorded against what the tasks did.
 
-  soak.py --tether BIN --out DIR [--agents N] [--slots N] [--lease-ttl S] [--seed N] MINUTES
+  soak.py --tether BIN --out DIR [--agents N] [--slots N] [--swarms K] [--swarm-agents N]
+          [--lease-ttl S] [--seed N] MINUTES
   soak.py --analyze DIR      the report again, from a finished soak's DIR
 
-For MINUTES it triggers runs of two DAGs at a steady rate while injecting faults, one at a
+Besides the `tether agent` processes, --swarms processes (`tether-torture swarm`) each run
+--swarm-agents real agents (the agent library's own code, one connection and one Connect
+stream each, sharing the process's threads and lease keeper): hundreds of agents on a
+small machine. Swarm agents serve the `swarm` queue, which only a third DAG (soak_wide, a
+wide fan-out) uses, and `default`; each has its own token, state dir and ledger like any
+agent. Half the swarms (at least one) run in network namespaces.
+
+For MINUTES it triggers runs of the DAGs at a steady rate while injecting faults, one at a
 time at random moments, each bounded in time: an agent SIGKILLed (and started again), an
-agent SIGSTOPped for longer than the lease TTL (then SIGCONT), the server SIGKILLed and
+agent SIGSTOPped for longer than the lease TTL (then SIGCONT), the same for a whole swarm
+process and all its agents (a region dying, a host hanging), the server SIGKILLed and
 restarted on its data dir and port, the network between a namespace of agents and the
 server cut for longer than the TTL (link down, or every packet dropped), and the server's
 wall clock stepped by +/-1 h (live, or across a restart; see Tests/Soak/wallclock_step.c
@@ -24,6 +33,7 @@ namespaces and veth pairs named after its pid, an address on lo and one unreacha
 
 import argparse
 import collections
+import concurrent.futures
 import ctypes
 import json
 import os
@@ -41,7 +51,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 TASK_SCRIPT = os.path.join(HERE, "ledger_task.py")
 CLOCK_SHIM_SOURCE = os.path.join(HERE, "wallclock_step.c")
 ADMIN_SECRET_BYTES = 24
-FAULT_KINDS = ("agent_kill", "agent_stop", "server_kill", "net_cut", "clock")
+FAULT_KINDS = ("agent_kill", "agent_stop", "swarm_kill", "swarm_stop", "server_kill", "net_cut", "clock")
 MUST_BE_ZERO = ("events_lost", "events_applied_twice", "overlapping_executions", "runs_unfinished")
 
 
@@ -164,13 +174,18 @@ class Soak:
         self.out = os.path.abspath(args.out)
         self.ttl = args.lease_ttl
         self.tether = os.path.abspath(args.tether)
+        self.torture = os.path.abspath(args.torture or os.path.join(os.path.dirname(self.tether), "tether-torture"))
         self.children = []  # every Popen started, for the exit
         self.network = None
         self.server = None
         self.server_log = os.path.join(self.out, "server.log")
         self.incarnations = []  # {"n", "pid", "start_ns", "offset_s", "end_ns", "end"}
         self.offset_s = 0  # the server's wall clock offset (Tests/Soak/wallclock_step.c)
-        self.agents = {}  # name -> {"proc", "netns": index or None, "state": up|killed|stopped, "cut": bool}
+        # The agent processes: `tether agent`s by agent name and swarms by swarm name, each
+        # {"proc", "netns": index or None, "state": up|killed|stopped, "cut": bool,
+        #  "members": the names of the agents it runs}.
+        self.agents = {}
+        self.swarms = {}
         self.faults = []  # {"kind", "target", "agents": [...] or ["*"], "start_ns", "end_ns", ...}
         self.pending = []  # [(monotonic time, description, callable)] heals and restarts
         self.rss = []  # [boot_ns, incarnation, kib]
@@ -197,7 +212,7 @@ class Soak:
         their last events (an agent told to stop keeps trying to deliver them): SIGINT for
         agents (SIGTERM would drain, letting tasks finish), then SIGTERM for the rest, and
         SIGKILL for whatever is left 8 s after each signal."""
-        agents = [p for p in self.children if "agent" in p.args]
+        agents = [p for p in self.children if "agent" in p.args or "swarm" in p.args]
         for group, sig in ((agents, signal.SIGINT), ([p for p in self.children if p not in agents], signal.SIGTERM)):
             for proc in group:
                 if proc.poll() is None:
@@ -233,7 +248,7 @@ class Soak:
             remove_stale_networks()
             count = 2 if self.args.agents >= 6 else 1
             self.network = Network(count)
-            self.in_namespaces = max(1, self.args.agents // 3)
+            self.in_namespaces = min(self.args.agents, max(1, self.args.agents // 3))
             address = self.network.server_address
         else:
             log("no network namespaces (needs root and iproute2, or --no-netns): network cuts are skipped")
@@ -249,10 +264,32 @@ class Soak:
             netns = None
             if self.network and i >= self.args.agents - self.in_namespaces:
                 netns = i % len(self.network.namespaces)
-            self.agents[name] = {"proc": None, "netns": netns, "state": "up", "cut": False}
+            self.agents[name] = {"proc": None, "netns": netns, "state": "up", "cut": False, "members": [name]}
+        width = len(str(self.args.swarm_agents - 1))
+        swarms_in_namespaces = max(1, self.args.swarms // 2) if self.network else 0
+        for k in range(self.args.swarms):
+            name = f"s{k}"
+            netns = k % len(self.network.namespaces) if k < swarms_in_namespaces else None
+            # Agent i of every swarm sorts beside agent i of the others: the dispatcher breaks
+            # ties by the lowest name, so this spreads work over every swarm, not the first.
+            members = [f"w{str(i).zfill(width)}.{name}" for i in range(self.args.swarm_agents)]
+            self.swarms[name] = {"proc": None, "netns": netns, "state": "up", "cut": False, "members": members}
+            if netns is not None:
+                self.in_namespaces += len(members)
+        names = [n for unit in self.units() for n in unit["members"]]
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:  # one `tether token create` each
+            list(pool.map(self.create_token, names))
+        for name in self.agents:
             self.write_agent_config(name)
             self.start_agent(name)
-        self.wait_for_agents(60)
+        for name in self.swarms:
+            self.write_swarm_config(name)
+            self.start_swarm(name)
+        self.wait_for_agents(60 + len(names) // 10)
+
+    def units(self):
+        """Every agent process: the `tether agent`s, then the swarms."""
+        return list(self.agents.values()) + list(self.swarms.values())
 
     def build_clock_shim(self):
         """The wall-clock step preload (Tests/Soak/wallclock_step.c), built for this soak."""
@@ -328,6 +365,14 @@ class Soak:
                   - {id: d, entrypoint: slow, depends_on: c}
                 """,
         }
+        if self.args.swarms:
+            # Only swarm agents serve `swarm`: this DAG's tasks run on them, the others'
+            # mostly on the `tether agent`s (which win the dispatcher's ties by name).
+            tasks = [f"  - {{id: p{i:02d}, entrypoint: {'slow' if i % 4 == 0 else 'quick'}}}"
+                     for i in range(1, self.args.wide_tasks + 1)]
+            dags["soak_wide"] = "\n".join(" " * 16 + line for line in [
+                "dag_id: soak_wide", 'params: {seq: "0"}', "defaults: {retries: 2, retry_delay: 1s, queue: swarm}",
+                "tasks:"] + tasks)
         for dag, text in dags.items():
             path = os.path.join(self.out, f"{dag}.yaml")
             with open(path, "w") as f:
@@ -337,7 +382,8 @@ class Soak:
                 raise SoakError(f"dag apply {path}: {result.stderr.strip()}")
         self.dag_ids = list(dags)
 
-    def write_agent_config(self, name):
+    def create_token(self, name):
+        """An agent token bound to `name`, in agents/NAME/agent.token."""
         home = os.path.join(self.out, "agents", name)
         os.makedirs(home, exist_ok=True)
         result = self.cli("token", "create", "--role", "agent", "--agent-name", name, "--description", "soak agent")
@@ -345,6 +391,10 @@ class Soak:
             raise SoakError(f"token create for {name}: {result.stderr.strip()}")
         with open(os.path.join(home, "agent.token"), "w") as f:
             f.write(result.stdout.strip())
+
+    def agent_config(self, name, queues, slots):
+        """A `tether agent` config; with name "{name}", a swarm's template for all its agents."""
+        home = os.path.join(self.out, "agents", name)
         python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else shutil.which("python3")
 
         def entrypoint(min_ms, max_ms):
@@ -353,13 +403,13 @@ class Soak:
                    "SOAK_FAIL_PCT": str(self.args.fail_pct), "SOAK_BEAT_MS": "200"}
             return json.dumps({"argv": [python, "-S", TASK_SCRIPT], "env": env})
 
-        config = f"""\
+        return f"""\
 server: {self.url}
 insecure_plaintext: true
 token_file: {home}/agent.token
 name: {name}
-queues: [default]
-slots: {self.args.slots}
+queues: [{", ".join(queues)}]
+slots: {slots}
 log_dir: {home}/logs
 state_dir: {home}/state
 kill_grace: 1s
@@ -367,8 +417,15 @@ entrypoints:
   quick: {entrypoint("100", "1500")}
   slow: {entrypoint("1000", str(2000 * self.ttl))}
 """
-        with open(os.path.join(home, "agent.yaml"), "w") as f:
-            f.write(config)
+
+    def write_agent_config(self, name):
+        with open(os.path.join(self.out, "agents", name, "agent.yaml"), "w") as f:
+            f.write(self.agent_config(name, ["default"], self.args.slots))
+
+    def write_swarm_config(self, name):
+        os.makedirs(os.path.join(self.out, "swarms"), exist_ok=True)
+        with open(os.path.join(self.out, "swarms", f"{name}.yaml"), "w") as f:
+            f.write(self.agent_config("{name}", ["default", "swarm"], self.args.swarm_slots))
 
     def start_agent(self, name):
         agent = self.agents[name]
@@ -379,14 +436,25 @@ entrypoints:
         agent["proc"] = self.spawn(argv, os.path.join(home, "agent.log"))
         agent["state"] = "up"
 
+    def start_swarm(self, name):
+        swarm = self.swarms[name]
+        argv = [self.torture, "swarm", "--config", os.path.join(self.out, "swarms", f"{name}.yaml"),
+                "--agents", str(len(swarm["members"])), "--names", "w{i}." + name]
+        if swarm["netns"] is not None:
+            argv = ["ip", "netns", "exec", self.network.namespaces[swarm["netns"]]["name"]] + argv
+        swarm["proc"] = self.spawn(argv, os.path.join(self.out, "swarms", f"{name}.log"))
+        swarm["state"] = "up"
+
     def wait_for_agents(self, seconds):
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             result = self.cli("agents", "--json", timeout=15)
             if result.returncode == 0:
-                connected = set(re.findall(r'"name":\s*"(a\d+)"', result.stdout))
-                if connected >= set(self.agents):
-                    log(f"{len(connected)} agents connected")
+                connected = set(re.findall(r'"name":\s*"([^"]+)"', result.stdout))
+                expected = {n for unit in self.units() for n in unit["members"]}
+                if connected >= expected:  # `connected` also holds metric names
+                    log(f"{len(expected)} agents connected ({len(self.agents)} tether agent processes, "
+                        f"{len(self.swarms)} swarms)")
                     return
             time.sleep(0.5)
         raise SoakError(f"not every agent connected within {seconds} s: {result.stdout[:500]} {result.stderr[:500]}")
@@ -423,13 +491,15 @@ entrypoints:
             action()
 
     def faulted_agents(self):
-        return {n for n, a in self.agents.items() if a["state"] != "up" or a["cut"]}
+        return {n for unit in self.units() if unit["state"] != "up" or unit["cut"] for n in unit["members"]}
 
-    def pick_agent(self):
-        busy = self.faulted_agents()
-        if len(busy) >= max(1, len(self.agents) // 3):
+    def pick(self, processes):
+        """A healthy process of `processes` (agents or swarms) to fault, unless a third of
+        them are faulted already."""
+        busy = {n for n, p in processes.items() if p["state"] != "up" or p["cut"]}
+        if len(busy) >= max(1, len(processes) // 3):
             return None
-        free = sorted(set(self.agents) - busy)
+        free = sorted(set(processes) - busy)
         return self.rng.choice(free) if free else None
 
     def record_fault(self, kind, target, agents, **extra):
@@ -440,40 +510,42 @@ entrypoints:
     def heal_fault(self, fault):
         fault["end_ns"] = boot_ns()
 
-    def fault_agent_kill(self):
-        name = self.pick_agent()
+    def fault_kill(self, kind, processes, start):
+        """SIGKILL an agent process (a swarm: all its agents at once), started again later."""
+        name = self.pick(processes)
         if not name:
             return False
-        agent = self.agents[name]
+        process = processes[name]
         down = self.rng.uniform(0.5, 2 * self.ttl)
-        fault = self.record_fault("agent_kill", name, [name], down_s=round(down, 1))
-        os.kill(agent["proc"].pid, signal.SIGKILL)
-        agent["proc"].wait()
-        agent["state"] = "killed"
-        log(f"fault: SIGKILL agent {name}; back in {down:.1f} s")
+        fault = self.record_fault(kind, name, process["members"], down_s=round(down, 1))
+        os.kill(process["proc"].pid, signal.SIGKILL)
+        process["proc"].wait()
+        process["state"] = "killed"
+        log(f"fault: SIGKILL {kind.split('_')[0]} {name}; back in {down:.1f} s")
 
         def restart():
-            self.start_agent(name)
+            start(name)
             self.heal_fault(fault)
-        self.later(down, f"heal: start agent {name} again", restart)
+        self.later(down, f"heal: start {kind.split('_')[0]} {name} again", restart)
         return True
 
-    def fault_agent_stop(self):
-        name = self.pick_agent()
+    def fault_stop(self, kind, processes):
+        """SIGSTOP an agent process for longer than the lease TTL, then SIGCONT."""
+        name = self.pick(processes)
         if not name:
             return False
-        agent = self.agents[name]
+        process = processes[name]
         stopped = self.rng.uniform(self.ttl + 1, 2 * self.ttl + 3)
-        fault = self.record_fault("agent_stop", name, [name], stopped_s=round(stopped, 1))
-        os.kill(agent["proc"].pid, signal.SIGSTOP)
-        agent["state"] = "stopped"
-        log(f"fault: SIGSTOP agent {name} for {stopped:.1f} s (lease TTL {self.ttl} s)")
+        fault = self.record_fault(kind, name, process["members"], stopped_s=round(stopped, 1))
+        os.kill(process["proc"].pid, signal.SIGSTOP)
+        process["state"] = "stopped"
+        log(f"fault: SIGSTOP {kind.split('_')[0]} {name} for {stopped:.1f} s (lease TTL {self.ttl} s)")
 
         def resume():
-            os.kill(agent["proc"].pid, signal.SIGCONT)
-            agent["state"] = "up"
+            os.kill(process["proc"].pid, signal.SIGCONT)
+            process["state"] = "up"
             self.heal_fault(fault)
-        self.later(stopped, f"heal: SIGCONT agent {name}", resume)
+        self.later(stopped, f"heal: SIGCONT {kind.split('_')[0]} {name}", resume)
         return True
 
     def fault_server_kill(self, reason="server_kill", new_offset=None):
@@ -515,26 +587,29 @@ entrypoints:
         if not self.network:
             return False
         free = [i for i, ns in enumerate(self.network.namespaces)
-                if not any(a["cut"] for a in self.agents.values() if a["netns"] == i)]
+                if not any(u["cut"] for u in self.units() if u["netns"] == i)]
         if not free:
             return False
         index = self.rng.choice(free)
-        members = sorted(n for n, a in self.agents.items() if a["netns"] == index)
-        if not members or len(self.faulted_agents() | set(members)) > max(len(members), len(self.agents) // 2):
+        inside = [u for u in self.units() if u["netns"] == index]
+        members = sorted(n for u in inside for n in u["members"])
+        everyone = sum(len(u["members"]) for u in self.units())
+        if not members or len(self.faulted_agents() | set(members)) > max(len(members), everyone // 2):
             return False
         method = self.rng.choice(["link-down", "drop"])
         cut = self.rng.uniform(self.ttl + 1, 2 * self.ttl + 3)
         fault = self.record_fault("net_cut", self.network.namespaces[index]["name"], members, method=method,
                                   cut_s=round(cut, 1))
         self.network.cut(index, method)
-        for n in members:
-            self.agents[n]["cut"] = True
-        log(f"fault: cut {self.network.namespaces[index]['name']} ({' '.join(members)}) by {method} for {cut:.1f} s")
+        for u in inside:
+            u["cut"] = True
+        shown = " ".join(n for n, u in {**self.agents, **self.swarms}.items() if u["netns"] == index)
+        log(f"fault: cut {self.network.namespaces[index]['name']} ({shown}; {len(members)} agents) by {method} for {cut:.1f} s")
 
         def heal():
             self.network.heal(index, method)
-            for n in members:
-                self.agents[n]["cut"] = False
+            for u in inside:
+                u["cut"] = False
             self.heal_fault(fault)
         self.later(cut, f"heal: reconnect {self.network.namespaces[index]['name']}", heal)
         return True
@@ -544,7 +619,10 @@ entrypoints:
             return False
         if kind in ("server_kill", "clock") and any(f["agents"] == ["*"] and f["end_ns"] is None for f in self.faults):
             return False
-        return {"agent_kill": self.fault_agent_kill, "agent_stop": self.fault_agent_stop,
+        return {"agent_kill": lambda: self.fault_kill(kind, self.agents, self.start_agent),
+                "agent_stop": lambda: self.fault_stop(kind, self.agents),
+                "swarm_kill": lambda: self.fault_kill(kind, self.swarms, self.start_swarm),
+                "swarm_stop": lambda: self.fault_stop(kind, self.swarms),
                 "server_kill": self.fault_server_kill, "net_cut": self.fault_net_cut, "clock": self.fault_clock}[kind]()
 
     # -- the run --
@@ -564,11 +642,14 @@ entrypoints:
         self.start_ns = boot_ns()
         kinds = [k for k in self.args.faults.split(",") if k != "net_cut" or self.network]
         kinds = [k for k in kinds if k != "clock" or self.use_clock_shim]
+        kinds = [k for k in kinds if not k.startswith("agent_") or self.agents]
+        kinds = [k for k in kinds if not k.startswith("swarm_") or self.swarms]
         # Every kind once, in a random order, before any repeats: a short soak still sees each.
         order = kinds[:]
         self.rng.shuffle(order)
-        log(f"soaking for {seconds:.0f} s: {len(self.agents)} agents x {self.args.slots} slots "
-            f"({self.in_namespaces} in network namespaces), lease TTL {self.ttl} s, "
+        log(f"soaking for {seconds:.0f} s: {len(self.agents)} agents x {self.args.slots} slots and "
+            f"{len(self.swarms)} swarms x {self.args.swarm_agents} agents x {self.args.swarm_slots} slots "
+            f"({self.in_namespaces} agents in network namespaces), lease TTL {self.ttl} s, "
             f"a run every {self.args.trigger_interval} s, a fault every {self.args.fault_gap[0]}-{self.args.fault_gap[1]} s")
         trigger = threading.Thread(target=self.trigger_loop, args=(self.args.trigger_interval,), daemon=True)
         trigger.start()
@@ -655,9 +736,10 @@ entrypoints:
         self.end_incarnation("running at collection")
         state = {
             "minutes": self.args.minutes, "agents": len(self.agents), "slots": self.args.slots, "lease_ttl_s": self.ttl,
+            "swarms": {n: sw["members"] for n, sw in self.swarms.items()}, "swarm_slots": self.args.swarm_slots,
             "seed": self.args.seed, "in_namespaces": self.in_namespaces, "wallclock_steps": self.use_clock_shim,
             "start_ns": self.start_ns, "end_ns": self.end_ns,
-            "agent_netns": {n: a["netns"] for n, a in self.agents.items()},
+            "agent_netns": {n: u["netns"] for u in self.units() for n in u["members"]},
             "triggers": dict(self.triggers), "trigger_failures": dict(self.trigger_failures),
             "faults": self.faults, "incarnations": self.incarnations, "rss": self.rss,
         }
@@ -666,7 +748,7 @@ entrypoints:
 
     def cleanup(self):
         self.stop_triggering.set()
-        for agent in self.agents.values():
+        for agent in self.units():
             if agent["proc"] is not None and agent["proc"].poll() is None:
                 try:
                     os.kill(agent["proc"].pid, signal.SIGCONT)
@@ -827,7 +909,8 @@ def analyze(out):
 
     # Each execution that ended had its end recorded, unless its lease had expired first.
     def explained(e):
-        lo, hi = e["end"] - ttl_ns - 10_000_000_000, e["end"] + 2_000_000_000
+        at = e["end"] if e["end"] is not None else e["last"]
+        lo, hi = at - ttl_ns - 10_000_000_000, at + 2_000_000_000
         for f in state["faults"]:
             if f["agents"] != ["*"] and e["agent"] not in f["agents"]:
                 continue
@@ -882,8 +965,23 @@ def analyze(out):
                                  f"after {first['lease']} succeeded")
     overlaps = sorted(set(overlaps))
 
+    # Leases lost with no fault near their agent: starvation (too many agents for the
+    # machine) would show here. Not a must-be-zero number: a loaded machine may cause some.
+    lost_unexplained = []
+    for lease, e in executions.items():
+        found = attempts_by_lease.get(lease)
+        if found and found[0][2].get("outcome") == "ATTEMPT_OUTCOME_LOST" and not explained(e):
+            lost_unexplained.append(f"{lease} on {e['agent']}: {found[0][2].get('message', '')}")
+
+    swarm_of = {agent: swarm for swarm, members in state.get("swarms", {}).items() for agent in members}
+    on_swarms = [e for e in executions.values() if e["agent"] in swarm_of]
+
     unfinished = sum(n for s, n in run_states.items() if s in ("RUN_STATE_QUEUED", "RUN_STATE_RUNNING"))
+    swarms = state.get("swarms", {})
     report["soak"] = {"minutes": state["minutes"], "agents": state["agents"], "slots": state["slots"],
+                      "swarms": len(swarms), "swarm_agents": sum(len(m) for m in swarms.values()),
+                      "swarm_slots": state.get("swarm_slots"), "agents_total": len(state["agent_netns"]),
+                      "agent_processes": state["agents"] + len(swarms),
                       "in_network_namespaces": state["in_namespaces"], "lease_ttl_s": state["lease_ttl_s"],
                       "seed": state["seed"], "wallclock_steps": state.get("wallclock_steps", state.get("faketime")), "dir": out}
     report["runs"] = {"triggered": sum(state["triggers"].values()), "triggers_refused": state["trigger_failures"],
@@ -892,7 +990,10 @@ def analyze(out):
     report["tasks"] = {"instances": task_count, "by_state": dict(task_states),
                        "attempts_by_outcome": dict(outcomes), "executions": len(executions),
                        "executions_ended": sum(1 for e in executions.values() if e["end"] is not None),
-                       "executions_killed": sum(1 for e in executions.values() if e["end"] is None)}
+                       "executions_killed": sum(1 for e in executions.values() if e["end"] is None),
+                       "executions_on_swarm_agents": len(on_swarms),
+                       "swarm_agents_that_ran_a_task": len({e["agent"] for e in on_swarms}),
+                       "executions_by_swarm": dict(sorted(collections.Counter(swarm_of[e["agent"]] for e in on_swarms).items()))}
     report["faults"] = dict(collections.Counter(f["kind"] for f in state["faults"]))
     report["server_restarts"] = len(state["incarnations"]) - 1
     report["events_lost"] = len(lost)
@@ -907,11 +1008,12 @@ def analyze(out):
         "attempts": len(restarts), "tasks_failed_for_good": failed_for_good,
         "note": "attempts recorded FAILED (no exit code) because their agent was SIGKILLed and restarted; "
                 "they count against the task's retries, unlike LOST"}
-    report["leases_expired"] = {"total": outcomes.get("ATTEMPT_OUTCOME_LOST", 0), "by_reason": dict(expired.most_common())}
+    report["leases_expired"] = {"total": outcomes.get("ATTEMPT_OUTCOME_LOST", 0), "by_reason": dict(expired.most_common()),
+                                "with_no_fault_near": len(lost_unexplained)}
     report["server_rss_kib"] = rss_summary(state)
     report["details"] = {"events_lost": lost[:50], "events_applied_twice": twice[:50],
                          "overlapping_executions": overlaps[:50], "late_reports": late[:20],
-                         "agent_restart_failures": restarts[:20],
+                         "agent_restart_failures": restarts[:20], "leases_lost_with_no_fault_near": lost_unexplained[:20],
                          "ledger_lines": sorted(set(evidence))[:200]}
     report["ok"] = all(report[k] == 0 for k in MUST_BE_ZERO)
     return report
@@ -945,7 +1047,9 @@ def rss_summary(state):
 def print_report(report):
     p = lambda s="": print(s, flush=True)
     s, runs, tasks = report["soak"], report["runs"], report["tasks"]
-    p(f"== soak report ({s['minutes']} min, {s['agents']} agents x {s['slots']} slots, "
+    p(f"== soak report ({s['minutes']} min, {s.get('agents_total', s['agents'])} agents in "
+      f"{s.get('agent_processes', s['agents'])} processes: {s['agents']} tether agent x {s['slots']} slots, "
+      f"{s.get('swarms', 0)} swarms with {s.get('swarm_agents', 0)} agents x {s.get('swarm_slots')} slots; "
       f"{s['in_network_namespaces']} in network namespaces, lease TTL {s['lease_ttl_s']} s, seed {s['seed']})")
     p(f"runs started:            {runs['started']} (triggered {runs['triggered']}, refused {sum(runs['triggers_refused'].values())}: {runs['triggers_refused']})")
     p(f"runs finished by state:  {runs['by_state']}")
@@ -953,6 +1057,9 @@ def print_report(report):
     p(f"tasks:                   {tasks['instances']} instances {tasks['by_state']}")
     p(f"attempts by outcome:     {tasks['attempts_by_outcome']}")
     p(f"executions (ledgers):    {tasks['executions']} ({tasks['executions_ended']} ended, {tasks['executions_killed']} killed)")
+    if s.get("swarms"):
+        p(f"  on swarm agents:       {tasks['executions_on_swarm_agents']} by {tasks['swarm_agents_that_ran_a_task']} of "
+          f"{s['swarm_agents']} swarm agents; by swarm {tasks['executions_by_swarm']}")
     p(f"faults:                  {report['faults']}; server restarts {report['server_restarts']}")
     p(f"events lost:             {report['events_lost']}")
     p(f"events applied twice:    {report['events_applied_twice']}")
@@ -962,7 +1069,8 @@ def print_report(report):
     p(f"agent-restart failures:  {restarts['attempts']} attempts FAILED because their agent was SIGKILLed "
       f"(counted as retries); tasks failed for good with one: {len(restarts['tasks_failed_for_good'])} "
       f"{' '.join(restarts['tasks_failed_for_good'])}")
-    p(f"leases expired:          {report['leases_expired']['total']}")
+    p(f"leases expired:          {report['leases_expired']['total']} "
+      f"({report['leases_expired'].get('with_no_fault_near', 0)} of executions with no fault near their agent)")
     for reason, count in report["leases_expired"]["by_reason"].items():
         p(f"  {count:5d}  {reason}")
     rss = report["server_rss_kib"]
@@ -1000,6 +1108,11 @@ def main():
     parser.add_argument("--analyze", metavar="DIR", help="only print the report of a finished soak in DIR")
     parser.add_argument("--agents", type=int, default=12)
     parser.add_argument("--slots", type=int, default=3)
+    parser.add_argument("--swarms", type=int, default=4, help="tether-torture swarm processes")
+    parser.add_argument("--swarm-agents", type=int, default=50, help="agents in each swarm")
+    parser.add_argument("--swarm-slots", type=int, default=2)
+    parser.add_argument("--wide-tasks", type=int, default=12, help="tasks of soak_wide, the swarms' DAG")
+    parser.add_argument("--torture", help="the tether-torture binary (default: beside --tether)")
     parser.add_argument("--lease-ttl", type=int, default=3)
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--fail-pct", type=float, default=10)
@@ -1020,6 +1133,8 @@ def main():
         parser.error("MINUTES must be in (0, 1440]")
     if not args.faults or set(args.faults.split(",")) - set(FAULT_KINDS):
         parser.error(f"--faults takes kinds from {','.join(FAULT_KINDS)}")
+    if args.agents < 0 or args.swarms < 0 or args.swarm_agents < 1 or args.agents + args.swarms == 0:
+        parser.error("--agents and --swarms must be >= 0 (not both 0), --swarm-agents >= 1")
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(1 << 31)
 
