@@ -58,6 +58,8 @@ public final class AgentDaemon: Sendable {
         var deadlines: LeaseDeadlines
         /// Running tasks' process groups, by lease; the keeper watches each.
         var processGroups: [String: pid_t] = [:]
+        /// The keeper's drop count when this agent last sent it every deadline.
+        var keeperDropsSeen = 0
         /// Entrypoints not offered, and why, as last logged.
         var unusable: [String: String] = [:]
         /// The live session's outbound queue, and the last event sequence put on it.
@@ -392,6 +394,12 @@ public final class AgentDaemon: Sendable {
                 state.runners[lease.leaseID].map { ($0, lease.age) }
             }
             for (runner, _) in overdue { state.deadlines.ended(runner.grant.leaseID) }
+            // A record the keeper's full pipe refused is lost: send every deadline again.
+            let drops = host.keeper.dropCount
+            if drops != state.keeperDropsSeen {
+                state.keeperDropsSeen = drops
+                moveKeeperDeadlines(state)
+            }
             return (overdue, state.deadlines.lossGrace, state.deadlines.checkPeriod)
         }
         for (runner, age) in overdue {

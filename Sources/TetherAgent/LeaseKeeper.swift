@@ -19,8 +19,8 @@ final class LeaseKeeper: Sendable {
     private let pipe: Int32
     /// The keeper watches each task's pidfd: an ended task needs no `forget`.
     private let seesExits: Bool
-    /// Whether a record could not be written (the pipe was full: the keeper is not reading).
-    private let dropped = Atomic<Bool>(false)
+    /// Writes that failed (the pipe was full: the keeper is not reading), ever.
+    private let drops = Atomic<Int>(0)
 
     /// - Throws: `SystemError` from pipe or clone.
     init() throws(SystemError) {
@@ -54,8 +54,10 @@ final class LeaseKeeper: Sendable {
         send([tether_keeper_record(pgid: processGroup, reserved: 0, deadline_ns: 0)])
     }
 
-    /// Whether a record was lost since the last call; the owner then sends every deadline again.
-    func takeDropped() -> Bool { dropped.exchange(false, ordering: .relaxed) }
+    /// How many writes have failed so far. An owner that sees the count change sends every
+    /// deadline it holds again (a record only sets a group's deadline, so a repeat is
+    /// harmless); a count, not a flag, so each of several owners sharing a keeper notices.
+    var dropCount: Int { drops.load(ordering: .relaxed) }
 
     /// Writes `records`, at most `PIPE_BUF` bytes a write so that each is atomic.
     private func send(_ records: [tether_keeper_record]) {
@@ -68,7 +70,7 @@ final class LeaseKeeper: Sendable {
                 repeat { result = write(pipe, bytes.baseAddress, bytes.count) } while result < 0 && errno == EINTR
                 return result == bytes.count
             }
-            if !written { dropped.store(true, ordering: .relaxed) }
+            if !written { drops.add(1, ordering: .relaxed) }
             start += perWrite
         }
     }
