@@ -122,7 +122,7 @@ let package = Package(
         ),
         .testTarget(name: "H2Tests", dependencies: ["H2", "TetherTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "GRPCTests", dependencies: ["GRPC", "H2", "TetherEcho", "TetherWire", "TetherTestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "TetherAgentTests", dependencies: ["TetherAgent", "TetherServer", "GRPC", "H2", "TetherStore", "TetherWire", "TetherTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "TetherAgentTests", dependencies: ["TetherAgent", "TetherServer", "GRPC", "H2", "TetherStore", "TetherWire", "TetherSyntax", "TetherTestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "TetherServerTests",
             dependencies: ["TetherServer", "GRPC", "H2", "TetherWire", "TetherScheduler", "TetherTestSupport"],

@@ -13,7 +13,7 @@ extension AgentConfiguration {
     /// - Throws: `SocketAddressError` if the server's or the proxy's name does not resolve
     ///   (a blocking lookup); TLS errors reading `caFile`; `SystemError` starting a loop.
     public func makeClient(eventLoop: EventLoop? = nil) throws -> GRPCClient {
-        let port = UInt16(clamping: server.port)
+        let port = server.port
         let target = try SocketAddress.resolve(host: server.host, port: port)
         var client = GRPCClient.Configuration(
             target: target, tls: server.usesTLS ? try TLSContext(.client(caFile: caFile, serverName: server.host)) : nil)

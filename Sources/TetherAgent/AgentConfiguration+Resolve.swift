@@ -1,6 +1,7 @@
 internal import TetherYAML
 import Yams
 import TetherSyntax
+import GRPC
 
 extension AgentConfiguration {
     /// Values given on the command line, as text in the same form as the matching
@@ -463,52 +464,12 @@ struct AgentConfigurationResolver {
 
     // MARK: - Values
 
-    mutating func parseServer(_ text: String, _ source: Source) -> AgentConfiguration.ServerAddress? {
-        func bad(_ why: String) -> AgentConfiguration.ServerAddress? {
-            rejected(source, .server, "'\(text)' \(why); expected https://host[:port]")
+    mutating func parseServer(_ text: String, _ source: Source) -> GRPCTarget? {
+        do {
+            return try GRPCTarget(url: text, defaultPort: ServerURL.defaultPort)
+        } catch {
+            return rejected(source, .server, "'\(text)' \(error.reason); expected https://host[:port] (port \(ServerURL.defaultPort) if none)")
         }
-        let usesTLS: Bool
-        var rest: Substring
-        if text.hasPrefix("https://") {
-            usesTLS = true
-            rest = text.dropFirst("https://".count)
-        } else if text.hasPrefix("http://") {
-            usesTLS = false
-            rest = text.dropFirst("http://".count)
-        } else {
-            return bad("has no https:// scheme")
-        }
-        if rest.hasSuffix("/") { rest = rest.dropLast() }
-        let host: Substring
-        var portText: Substring?
-        if rest.hasPrefix("[") {
-            guard let close = rest.firstIndex(of: "]") else { return bad("has an unclosed [") }
-            host = rest[rest.index(after: rest.startIndex)..<close]
-            let after = rest[rest.index(after: close)...]
-            if !after.isEmpty {
-                guard after.hasPrefix(":") else { return bad("has text after the host") }
-                portText = after.dropFirst()
-            }
-            guard !host.isEmpty, host.allSatisfy({ $0.isHexDigit || $0 == ":" || $0 == "." }) else {
-                return bad("has a bad IPv6 address")
-            }
-        } else {
-            if let colon = rest.firstIndex(of: ":") {
-                host = rest[..<colon]
-                portText = rest[rest.index(after: colon)...]
-            } else {
-                host = rest
-            }
-            guard !host.isEmpty, host.unicodeScalars.allSatisfy({ isASCIIAlphanumeric($0) || $0 == "." || $0 == "-" }) else {
-                return bad("has a bad host (only a name or an address; no path, user or query)")
-            }
-        }
-        var port = usesTLS ? 443 : 80
-        if let portText {
-            guard let value = Int(portText), (1...65535).contains(value) else { return bad("has a bad port") }
-            port = value
-        }
-        return AgentConfiguration.ServerAddress(usesTLS: usesTLS, host: String(host), port: port)
     }
 
     mutating func parseBool(_ text: String, _ setting: Setting, _ source: Source) -> Bool? {

@@ -1,5 +1,6 @@
 import TetherSyntax
 public import TetherStore
+public import GRPC
 
 /// What a `tether agent` is configured with: where its server is, who it is, what it
 /// serves, where it keeps logs and state, and the only commands it will ever run.
@@ -25,7 +26,7 @@ public struct AgentConfiguration: Sendable, Equatable {
 
     /// `server`: the server to dial. `https://` (TLS) unless `insecurePlaintext`, which
     /// requires `http://` (h2c with prior knowledge). Required.
-    public var server: ServerAddress
+    public var server: GRPCTarget
     /// `ca_file`: PEM file of the CA that signed the server's certificate; nil means the
     /// system's trust store. An absolute path.
     public var caFile: String?
@@ -69,7 +70,7 @@ public struct AgentConfiguration: Sendable, Equatable {
     /// A configuration from values already checked by the caller; `resolve` is the
     /// checking way in. `stateDirectory` defaults as `state_dir` does.
     public init(
-        server: ServerAddress, caFile: String? = nil, tokenFile: String, name: String,
+        server: GRPCTarget, caFile: String? = nil, tokenFile: String, name: String,
         labels: [String: String] = [:], queues: [String] = AgentConfiguration.defaultQueues,
         slots: Int = AgentConfiguration.defaultSlots, logDirectory: String = AgentConfiguration.defaultLogDirectory,
         stateDirectory: String? = nil,
@@ -150,27 +151,6 @@ extension AgentConfiguration {
         }
     }
 
-    /// The `server` URL, taken apart.
-    public struct ServerAddress: Sendable, Equatable, CustomStringConvertible {
-        /// `https` (true) or `http` (false).
-        public var usesTLS: Bool
-        /// A DNS name, an IPv4 address, or an IPv6 address without brackets.
-        public var host: String
-        /// The port written, else 443 for https and 80 for http.
-        public var port: Int
-
-        public init(usesTLS: Bool, host: String, port: Int) {
-            self.usesTLS = usesTLS
-            self.host = host
-            self.port = port
-        }
-
-        /// The URL form, e.g. `https://tether.example.com:7443`.
-        public var description: String {
-            let hostText = host.contains(":") ? "[\(host)]" : host
-            return "\(usesTLS ? "https" : "http")://\(hostText):\(port)"
-        }
-    }
 }
 
 extension AgentConfiguration: CustomStringConvertible, CustomDebugStringConvertible {

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import GRPC
 import H2
+import TetherSyntax
 import TetherWire
 import Yams
 
@@ -20,8 +21,6 @@ struct ClientOptions: ParsableArguments {
     @Flag(help: "Print the response messages as protobuf JSON (as grpcurl does) instead of tables.")
     var json = false
 
-    static let defaultPort: UInt16 = 7443
-
     /// The settings after flags > environment > config file.
     func resolved() throws -> (target: GRPCTarget, token: String, caFile: String?) {
         let environment = ProcessInfo.processInfo.environment
@@ -34,7 +33,7 @@ struct ClientOptions: ParsableArguments {
         }
         let target: GRPCTarget
         do {
-            target = try GRPCTarget(url: url, defaultPort: Self.defaultPort)
+            target = try GRPCTarget(url: url, defaultPort: ServerURL.defaultPort)
         } catch {
             throw ValidationError("\(error)")
         }

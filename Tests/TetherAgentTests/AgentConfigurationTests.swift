@@ -1,6 +1,8 @@
 import Foundation
 import Testing
+import GRPC
 import TetherAgent
+import TetherSyntax
 
 @Suite struct AgentConfigurationTests {
     static let minimal = """
@@ -208,13 +210,18 @@ import TetherAgent
         #expect(found.map(\.description) == ["agent.yaml:5: key 'entrypoints.load.env.TETHER_RUN_ID': TETHER_ variables are set by the agent"])
     }
 
-    @Test func serverURLIsTakenApartWithDefaultPorts() throws {
-        #expect(try resolve(Self.minimal, overrides: .init(server: "https://tether.example.com")).server.port == 443)
+    /// Reported: `https://host` meant port 443 to the agent and 7443 to the CLI. Both now
+    /// parse with GRPCTarget and the one default, ServerURL.defaultPort.
+    @Test func serverURLIsTakenApartWithTheOneDefaultPort() throws {
+        #expect(try resolve(Self.minimal, overrides: .init(server: "https://tether.example.com")).server.port == 7443)
+        #expect(try resolve(Self.minimal, overrides: .init(server: "https://tether.example.com")).server
+                == GRPCTarget(url: "https://tether.example.com", defaultPort: ServerURL.defaultPort))
         let v6 = try resolve(Self.minimal, overrides: .init(server: "https://[::1]:7443/"))
         #expect(v6.server == .init(usesTLS: true, host: "::1", port: 7443))
         #expect(v6.server.description == "https://[::1]:7443")
         let found = problems(Self.minimal, overrides: .init(server: "https://host/path"))
-        #expect(found.first?.key == "server")
+        #expect(found.map(\.description) == ["flag --server: key 'server': 'https://host/path' is not scheme://host[:port] (no path or user); "
+                                             + "expected https://host[:port] (port 7443 if none)"], "\(found)")
         let insecureWithTLS = problems(Self.minimal, overrides: .init(insecurePlaintext: "true"))
         #expect(insecureWithTLS.first?.key == "insecure_plaintext")
     }

@@ -112,7 +112,7 @@ final class FakeConnectServer: Sendable {
         let block = AgentConfiguration.Entrypoint(argv: ["/bin/sh", "-c", "while [ ! -e \"$OUT/go\" ]; do sleep 0.01; done"],
                                                   environment: ["OUT": scratch.url.path])
         let configuration = AgentConfiguration(
-            server: .init(usesTLS: false, host: "127.0.0.1", port: server.address.port), tokenFile: "unused", name: "test-agent",
+            server: .init(usesTLS: false, host: "127.0.0.1", port: UInt16(server.address.port)), tokenFile: "unused", name: "test-agent",
             logDirectory: scratch.path("logs"), insecurePlaintext: true,
             entrypoints: ["block": block, "quick": AgentConfiguration.Entrypoint(argv: ["/bin/true"]),
                           "gone": AgentConfiguration.Entrypoint(argv: ["tether-no-such-program"])])

@@ -40,7 +40,7 @@ import TetherWire
             var entrypoint = block
             entrypoint.environment["AGENT"] = name
             let configuration = AgentConfiguration(
-                server: .init(usesTLS: false, host: "127.0.0.1", port: address.port), tokenFile: scratch.path("\(name).token"),
+                server: .init(usesTLS: false, host: "127.0.0.1", port: UInt16(address.port)), tokenFile: scratch.path("\(name).token"),
                 name: name, slots: 2, logDirectory: scratch.path("\(name)/logs"), stateDirectory: scratch.path("\(name)/state"),
                 killGraceMilliseconds: 1_000, insecurePlaintext: true, entrypoints: ["block": entrypoint])
             daemons[name] = try AgentDaemon(configuration: configuration, token: { secret },
