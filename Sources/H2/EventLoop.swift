@@ -469,9 +469,10 @@ struct BusyPollWindow {
 
 // MARK: - Time
 
-enum MonotonicClock {
+/// CLOCK_MONOTONIC, for measuring durations in one process: the one helper for it.
+public enum MonotonicClock {
     /// CLOCK_MONOTONIC in nanoseconds.
-    static func nanoseconds() -> Int64 {
+    public static func nanoseconds() -> Int64 {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
         return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)

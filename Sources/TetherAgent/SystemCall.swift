@@ -44,13 +44,6 @@ func unixMicrosecondsNow() -> Int64 {
     return Int64(now.tv_sec) * 1_000_000 + Int64(now.tv_nsec) / 1_000
 }
 
-/// Nanoseconds on the monotonic clock, for durations.
-func monotonicNanosecondsNow() -> UInt64 {
-    var now = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &now)
-    return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
-}
-
 /// The whole contents of a small file (`/proc` entries), or nil if it cannot be read.
 func readSmallFile(_ path: String, limit: Int = 64 << 10) -> [UInt8]? {
     let fd = open(path, O_RDONLY | O_CLOEXEC)

@@ -177,7 +177,7 @@ public final class TaskRunner: Sendable {
     private struct Running {
         var pid: pid_t
         var startedAtUnixUs: Int64
-        var startedAtMonotonic: UInt64
+        var startedAtMonotonic: Int64
     }
 
     private enum StopReason {
@@ -229,7 +229,7 @@ public final class TaskRunner: Sendable {
             return
         }
         let running = Running(pid: launched.pid, startedAtUnixUs: unixMicrosecondsNow(),
-                              startedAtMonotonic: monotonicNanosecondsNow())
+                              startedAtMonotonic: MonotonicClock.nanoseconds())
         let start = Start(processID: launched.pid, processStartTicks: ProcessIdentity.startTicks(of: launched.pid),
                           startedAtUnixUs: running.startedAtUnixUs, logPath: launched.logPath)
         shared.withLock { shared in
@@ -268,7 +268,7 @@ public final class TaskRunner: Sendable {
         do {
             let files = try logDirectory.openAttempt(dagID: task.dagID, runID: task.runID, taskID: task.taskID,
                                                      attempt: grant.attempt)
-            let input = try Self.standardInput(json: Self.paramsJSON(grant.params))
+            let input = try Self.standardInput(json: JSONText.object(grant.params))  // keys sorted, values strings
             let launch = TaskProcess.Launch(executablePath: executable, arguments: entrypoint.argv,
                                             environment: environment, workingDirectory: entrypoint.workingDirectory)
             let pid = try TaskProcess.spawn(launch, standardInput: input, output: files.log, parentDeathSignal: parentDeathSignal)
@@ -427,7 +427,7 @@ public final class TaskRunner: Sendable {
         // The zombie leader still holds the group id, so this reaches only its group.
         _ = try? TaskProcess.signalGroup(pid, SIGKILL)
         let finishedAt = unixMicrosecondsNow()
-        let wallMilliseconds = running.map { (monotonicNanosecondsNow() - $0.startedAtMonotonic) / 1_000_000 } ?? 0
+        let wallMilliseconds = running.map { UInt64(MonotonicClock.nanoseconds() - $0.startedAtMonotonic) / 1_000_000 } ?? 0
         var result = Result(outcome: .failed, exitStatus: nil, usage: nil, startedAtUnixUs: running?.startedAtUnixUs ?? 0,
                             finishedAtUnixUs: finishedAt, message: "")
         do {
@@ -525,30 +525,6 @@ extension TaskRunner {
         environment["TETHER_LEASE_ID"] = grant.leaseID
         // A NUL cannot travel in an environment string; such a value would cut the string short.
         return environment.filter { !$0.key.utf8.contains(0) && !$0.value.utf8.contains(0) }
-    }
-
-    /// The params as one JSON object with keys sorted, values as strings: what the task
-    /// reads on stdin.
-    public static func paramsJSON(_ params: [String: String]) -> String {
-        "{" + params.keys.sorted().map { "\(jsonString($0)):\(jsonString(params[$0]!))" }.joined(separator: ",") + "}"
-    }
-
-    private static func jsonString(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                out += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count)
-                    + String(scalar.value, radix: 16)
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
     }
 
     /// An anonymous in-memory file (memfd) holding `json`, positioned at its start: stdin

@@ -4,6 +4,22 @@ internal import Glibc
 internal import Darwin
 #endif
 
+/// JSON text for callers outside the protobuf mapping, escaped by the same rules.
+public enum JSONText {
+    /// `members` as one compact JSON object of strings, keys sorted, non-ASCII as UTF-8:
+    /// e.g. what an agent hands a task on stdin.
+    public static func object(_ members: [String: String]) -> String {
+        var text = WireJSONText(WireJSONOptions(layout: .compact, escapesNonASCII: false))
+        text.beginObject()
+        for key in members.keys.sorted() {
+            text.key(key)
+            text.string(members[key]!)
+        }
+        text.endObject()
+        return text.string
+    }
+}
+
 /// JSON text being written, token by token, with the layout, string escaping and
 /// number formatting of Python's `json.dumps` as `MessageToJson` calls it. Knows
 /// nothing of protobuf. Used by one `jsonString` call on one thread.

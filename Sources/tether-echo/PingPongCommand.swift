@@ -64,10 +64,10 @@ struct PingPong: AsyncParsableCommand {
         var samples: [Int64] = []
         samples.reserveCapacity(roundTrips)
         for i in 0..<(warmup + roundTrips) {
-            let start = monotonicNanoseconds()
+            let start = MonotonicClock.nanoseconds()
             try await call.send(request)
             guard let reply = try await call.next() else { throw PingPongError("call ended after \(i) round trips") }
-            let end = monotonicNanoseconds()
+            let end = MonotonicClock.nanoseconds()
             guard reply.payload.count == payloadBytes else {
                 throw PingPongError("echo \(i) carried \(reply.payload.count) bytes, sent \(payloadBytes)")
             }
@@ -86,12 +86,6 @@ struct PingPong: AsyncParsableCommand {
         guard !samples.isEmpty else { return 0 }
         let rank = Int((Double(samples.count) * q).rounded(.up))
         return samples[min(samples.count, max(1, rank)) - 1]
-    }
-
-    static func monotonicNanoseconds() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
     }
 }
 

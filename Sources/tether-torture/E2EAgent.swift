@@ -138,7 +138,7 @@ private struct E2EAgentSession: Sendable {
                 try await expectSuccess(client, runID)
             case .trigger:
                 for _ in 0..<options.tasks {
-                    let sent = monotonicNanoseconds()
+                    let sent = MonotonicClock.nanoseconds()
                     // The grant can arrive before TriggerRun's response: wait for both at once.
                     async let runID = trigger(client)
                     let grant = try await stream.nextGrant()
@@ -207,7 +207,7 @@ private struct AgentStream {
     mutating func nextGrant() async throws -> (grant: AgentV1.LeaseGrant, receivedAt: Int64) {
         while true {
             let message = try await nextMessage()
-            let receivedAt = monotonicNanoseconds()
+            let receivedAt = MonotonicClock.nanoseconds()
             if case .leaseGrant(let grant)? = message.kind { return (grant, receivedAt) }
             try absorb(message)
         }
@@ -224,7 +224,7 @@ private struct AgentStream {
         var exit = AgentV1.ExitStatus()
         exit.status = .exitCode(0)
         event.exitStatus = exit
-        let sent = monotonicNanoseconds()
+        let sent = MonotonicClock.nanoseconds()
         try await call.send(AgentV1.AgentMessage(.taskEvent(event)))
         return sent
     }
@@ -270,10 +270,4 @@ private struct AgentStream {
 struct E2EError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
-}
-
-func monotonicNanoseconds() -> Int64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import H2
 
 /// `tether-torture e2e-spawn`: the floor under a chain hop, the cost of starting a no-op
 /// process and reaping it, one after another, with no orchestrator. Spawned the way the
@@ -31,9 +32,9 @@ struct E2ESpawn: ParsableCommand {
         var samples: [Int64] = []
         samples.reserveCapacity(count)
         for index in 0..<(warmup + count) {
-            let start = monotonicNanoseconds()
+            let start = MonotonicClock.nanoseconds()
             let status = try Self.spawnAndWait(argv)
-            let end = monotonicNanoseconds()
+            let end = MonotonicClock.nanoseconds()
             guard status == 0 else { throw E2EError("\(argv.joined(separator: " ")) exited with wait status \(status)") }
             if index >= warmup { samples.append(end - start) }
         }

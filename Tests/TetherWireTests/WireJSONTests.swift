@@ -335,3 +335,10 @@ import TetherTestSupport
 private func printDecoded<M: WireMessage>(_ type: M.Type, _ bytes: [UInt8], _ options: WireJSONOptions) throws -> String {
     try M(serializedBytes: bytes).jsonString(options: options)
 }
+
+@Suite struct JSONTextTests {
+    @Test func anObjectOfStringsIsCompactSortedAndEscapedAsTheProtobufMappingIs() {
+        #expect(JSONText.object([:]) == "{}")
+        #expect(JSONText.object(["b": "2", "a": "\"q\"\\ é\u{01}\u{08}\n"]) == #"{"a":"\"q\"\\ é\u0001\b\n","b":"2"}"#)
+    }
+}
