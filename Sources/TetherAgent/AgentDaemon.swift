@@ -286,7 +286,7 @@ public final class AgentDaemon: Sendable {
         hello.instanceID = instanceID
         // Leases still running, and leases whose end is still in the outbox: the server
         // must keep both live until their final event arrives, or it would call them lost.
-        var resumed = state.withLock { $0.runners.values.map { AgentV1.ResumedLease(leaseID: $0.grant.leaseID, epoch: $0.grant.epoch) } }
+        var resumed = state.withLock { $0.runners.values.map { AgentV1.ResumedLease(leaseID: $0.lease.id, epoch: $0.lease.epoch) } }
         for (_, event) in outbox.pending() where event.kind != .started
             && !resumed.contains(where: { $0.leaseID == event.leaseID }) {
             resumed.append(AgentV1.ResumedLease(leaseID: event.leaseID, epoch: event.epoch))
@@ -351,7 +351,7 @@ public final class AgentDaemon: Sendable {
     private func handle(_ message: AgentV1.ServerMessage) {
         switch message.kind {
         case .leaseGrant(let grant)?:
-            start(grant)
+            start(Lease(grant), grantedAs: grant)
         case .leaseRevoke(let revoke)?:
             if let runner = state.withLock({ $0.runners[revoke.leaseID] }) {
                 log("lease \(revoke.leaseID) revoked (\(revoke.reason))")
@@ -393,7 +393,7 @@ public final class AgentDaemon: Sendable {
             let overdue = state.deadlines.overdue(at: .now).compactMap { lease in
                 state.runners[lease.leaseID].map { ($0, lease.age) }
             }
-            for (runner, _) in overdue { state.deadlines.ended(runner.grant.leaseID) }
+            for (runner, _) in overdue { state.deadlines.ended(runner.lease.id) }
             // A record the keeper's full pipe refused is lost: send every deadline again.
             let drops = host.keeper.dropCount
             if drops != state.keeperDropsSeen {
@@ -404,42 +404,39 @@ public final class AgentDaemon: Sendable {
         }
         for (runner, age) in overdue {
             let reason = "lease not confirmed by the server for \(LeaseDeadlines.text(age)); stopped before it may be given to another agent"
-            log("lease \(runner.grant.leaseID): \(reason)")
+            log("lease \(runner.lease.id): \(reason)")
             runner.stopLeaseLost(reason: reason, graceMilliseconds: grace.wholeMilliseconds)
         }
         timer.schedule(deadline: .now() + .nanoseconds(Int(period.wholeNanoseconds)))
     }
 
-    private func start(_ grant: AgentV1.LeaseGrant) {
+    /// Starts `lease` (nil: a grant that names no task), unless it must be refused.
+    private func start(_ lease: Lease?, grantedAs grant: AgentV1.LeaseGrant) {
         let refused = state.withLock { state -> String? in
             if state.draining { return "agent is draining" }
-            if state.runners[grant.leaseID] != nil { return "lease already running" }
-            return state.deadlines.granted(grant.leaseID, at: .now)
+            guard let lease else { return "lease grant names no task" }
+            if state.runners[lease.id] != nil { return "lease already running" }
+            return state.deadlines.granted(lease.id, at: .now)
         }
-        if let refused {
+        guard let lease, refused == nil else {
+            let refused = refused ?? ""
             // Tell the server at once, so it re-queues the task (a refusal does not use
             // one of the task's retries) instead of waiting for the lease to expire.
             log("refused lease \(grant.leaseID): \(refused)")
-            var event = AgentV1.TaskEvent()
-            event.leaseID = grant.leaseID
-            event.epoch = grant.epoch
-            event.kind = .rejected
-            event.occurredAtUnixUs = Int64(Date().timeIntervalSince1970 * 1e6)
-            event.message = refused
             do {
-                try outbox.append(event)
+                try outbox.append(AgentV1.TaskEvent(refusing: grant, reason: refused))
             } catch {
                 log("outbox: cannot record the refusal of \(grant.leaseID): \(error)")
             }
             flushOutbox()
             return
         }
-        let runner = TaskRunner(grant: grant, configuration: configuration, inheritedEnvironment: environment,
+        let runner = TaskRunner(lease: lease, configuration: configuration, inheritedEnvironment: environment,
                                 reaper: reaper, diesWithStartingThread: true) { [weak self] event in
-            self?.record(event, of: grant)
+            self?.record(event, of: lease)
         }
         let alone = state.withLock { state in
-            state.runners[grant.leaseID] = runner
+            state.runners[lease.id] = runner
             return state.runners.count == 1
         }
         // The only task starts here, on the connection's loop: waking a sleeping thread (on a
@@ -450,40 +447,40 @@ public final class AgentDaemon: Sendable {
         } else {
             host.spawner().execute { runner.start() }
         }
-        log("lease \(grant.leaseID) (attempt \(grant.attempt)): running \(grant.entrypoint)")
+        log("lease \(lease.id) (attempt \(lease.attempt)): running \(lease.entrypoint)")
     }
 
     /// A runner's event: durable in the outbox first, then sent (a `started` event after
     /// `startedEventDelay`, or with the next event sent before then).
-    private func record(_ event: TaskRunner.Event, of grant: AgentV1.LeaseGrant) {
+    private func record(_ event: TaskRunner.Event, of lease: Lease) {
         do {
             switch event {
             case .started(let start):
                 state.withLock { state in
-                    state.processGroups[grant.leaseID] = start.processID
-                    if let deadline = state.deadlines.hardDeadline(of: grant.leaseID) { host.keeper.watch([(start.processID, deadline)]) }
+                    state.processGroups[lease.id] = start.processID
+                    if let deadline = state.deadlines.hardDeadline(of: lease.id) { host.keeper.watch([(start.processID, deadline)]) }
                 }
-                try outbox.recordStart(of: RunningLease(grant: grant, start: start), event: start.event(for: grant))
+                try outbox.recordStart(of: RunningLease(lease: lease, start: start), event: AgentV1.TaskEvent(started: start, of: lease))
                 flushAfterStartedEventDelay()
             case .finished(let result):
-                try outbox.append(result.event(for: grant))
+                try outbox.append(AgentV1.TaskEvent(finished: result, of: lease))
                 flushOutbox()  // before the bookkeeping: the server waits for this event
-                let cpuSeconds = Double((result.usage?.userCpuMs ?? 0) + (result.usage?.systemCpuMs ?? 0)) / 1000
+                let cpuSeconds = Double((result.usage?.userCPUMilliseconds ?? 0) + (result.usage?.systemCPUMilliseconds ?? 0)) / 1000
                 state.withLock { state in
-                    _ = state.runners.removeValue(forKey: grant.leaseID)
-                    state.deadlines.ended(grant.leaseID)
-                    if let processGroup = state.processGroups.removeValue(forKey: grant.leaseID) { host.keeper.forget(processGroup) }
+                    _ = state.runners.removeValue(forKey: lease.id)
+                    state.deadlines.ended(lease.id)
+                    if let processGroup = state.processGroups.removeValue(forKey: lease.id) { host.keeper.forget(processGroup) }
                     state.counters[MetricSeries(name: "tether_agent_tasks_finished_total",
                                                 labels: ["outcome": "\(result.outcome)"]), default: 0] += 1
                     state.counters[MetricSeries(name: "tether_agent_task_cpu_seconds_total", labels: [:]), default: 0] += cpuSeconds
                 }
-                log("lease \(grant.leaseID): \(result.outcome) \(result.message)")
+                log("lease \(lease.id): \(result.outcome) \(result.message)")
                 // Off the loop (a failed spawn, a cancel before start) the Ack of this event
                 // may have been handled before the runner left `runners`.
                 finishIfDrained()
             }
         } catch {
-            log("outbox: cannot record an event of \(grant.leaseID): \(error)")
+            log("outbox: cannot record an event of \(lease.id): \(error)")
             flushOutbox()
         }
     }

@@ -326,18 +326,7 @@ public final class EventOutbox: @unchecked Sendable {
             case (.leaveRebooted, _): message = "agent restarted after a reboot while the task ran; the task did not survive it"
             case (.leavePidReused, _): message = "agent restarted while the task ran; its process \(lease.processGroup) had already ended"
             }
-            var event = AgentV1.TaskEvent()
-            event.leaseID = lease.leaseID
-            event.epoch = lease.epoch
-            // The agent's end ended the task, not the task itself: an infrastructure loss,
-            // which re-queues it without using one of its retries.
-            event.kind = .lost
-            event.occurredAtUnixUs = unixMicrosecondsNow()
-            event.startedAtUnixUs = lease.startedAtUnixUs
-            event.finishedAtUnixUs = event.occurredAtUnixUs
-            if killed { event.exitStatus = AgentV1.ExitStatus(.signal(SIGKILL)) }
-            event.message = message
-            let sequence = try append(event)
+            let sequence = try append(AgentV1.TaskEvent(orphaned: lease, killed: killed, message: message))
             reaped.append(ReapedLease(lease: lease, killedProcessGroup: killed, eventSequence: sequence, message: message))
         }
         return reaped
@@ -480,11 +469,10 @@ public struct RunningLease: Sendable, Equatable {
         self.startedAtUnixUs = startedAtUnixUs
     }
 
-    /// The record for `grant` once its runner reported `start`.
-    public init(grant: AgentV1.LeaseGrant, start: TaskRunner.Start) {
-        let task = grant.task ?? AgentV1.TaskRef()
-        self.init(leaseID: grant.leaseID, epoch: grant.epoch, dagID: task.dagID, runID: task.runID, taskID: task.taskID,
-                  attempt: grant.attempt, processGroup: start.processID, processStartTicks: start.processStartTicks,
+    /// The record for `lease` once its runner reported `start`.
+    public init(lease: Lease, start: TaskRunner.Start) {
+        self.init(leaseID: lease.id, epoch: lease.epoch, dagID: lease.dagID, runID: lease.runID, taskID: lease.taskID,
+                  attempt: lease.attempt, processGroup: start.processID, processStartTicks: start.processStartTicks,
                   startedAtUnixUs: start.startedAtUnixUs)
     }
 }
@@ -532,35 +520,5 @@ public enum EventOutboxError: Error, CustomStringConvertible, Sendable {
         case .system(let error): "event outbox: \(error)"
         case .inUse(let path): "event outbox: \(path) is in use by another agent process; give each agent a state_dir of its own"
         }
-    }
-}
-
-extension TaskRunner.Start {
-    /// The `started` event for `grant`.
-    public func event(for grant: AgentV1.LeaseGrant) -> AgentV1.TaskEvent {
-        var event = AgentV1.TaskEvent()
-        event.leaseID = grant.leaseID
-        event.epoch = grant.epoch
-        event.kind = .started
-        event.occurredAtUnixUs = startedAtUnixUs
-        event.startedAtUnixUs = startedAtUnixUs
-        return event
-    }
-}
-
-extension TaskRunner.Result {
-    /// The final event for `grant`.
-    public func event(for grant: AgentV1.LeaseGrant) -> AgentV1.TaskEvent {
-        var event = AgentV1.TaskEvent()
-        event.leaseID = grant.leaseID
-        event.epoch = grant.epoch
-        event.kind = outcome.eventKind
-        event.occurredAtUnixUs = finishedAtUnixUs
-        event.exitStatus = exitStatus
-        event.resourceUsage = usage
-        event.startedAtUnixUs = startedAtUnixUs
-        event.finishedAtUnixUs = finishedAtUnixUs
-        event.message = message
-        return event
     }
 }

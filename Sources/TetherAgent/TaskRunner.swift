@@ -9,8 +9,8 @@ import Synchronization
 
 /// Runs one lease attempt as a local process and reports how it went.
 ///
-/// The command comes from the agent's own entrypoints only (the grant names one); the
-/// process leads a process group of its own, reads the grant's params as a JSON object
+/// The command comes from the agent's own entrypoints only (the lease names one); the
+/// process leads a process group of its own, reads the lease's params as a JSON object
 /// on stdin, and writes stdout and stderr to the attempt's log under `log_dir` and
 /// nowhere else. Its environment is described at `environment(for:entrypoint:inherited:)`.
 ///
@@ -56,27 +56,30 @@ public final class TaskRunner: Sendable {
         /// The agent stopped it because the server had not confirmed its lease in time.
         case lost
 
-        /// The event kind reporting this outcome.
-        public var eventKind: AgentV1.TaskEventKind {
-            switch self {
-            case .succeeded: .succeeded
-            case .failed: .failed
-            case .timedOut: .timedOut
-            case .cancelled: .cancelled
-            case .rejected: .rejected
-            case .lost: .lost
-            }
-        }
+    }
+
+    /// How the process ended.
+    public enum Exit: Sendable, Equatable {
+        case code(Int32)
+        case signal(Int32)
+    }
+
+    /// What the process (and the descendants it waited for) used.
+    public struct Usage: Sendable, Equatable {
+        public var wallMilliseconds: UInt64 = 0
+        public var userCPUMilliseconds: UInt64 = 0
+        public var systemCPUMilliseconds: UInt64 = 0
+        /// Peak resident set size.
+        public var maxRSSKiB: UInt64 = 0
     }
 
     /// The end of an attempt.
     public struct Result: Sendable, Equatable {
         public var outcome: Outcome
         /// Exit code or signal; nil when nothing ran or the status could not be read.
-        public var exitStatus: AgentV1.ExitStatus?
-        /// Wall time, CPU time and peak RSS of the process (and descendants it waited
-        /// for); nil when nothing ran.
-        public var usage: AgentV1.ResourceUsage?
+        public var exit: Exit?
+        /// Nil when nothing ran.
+        public var usage: Usage?
         /// 0 when nothing ran.
         public var startedAtUnixUs: Int64
         public var finishedAtUnixUs: Int64
@@ -109,8 +112,8 @@ public final class TaskRunner: Sendable {
     /// `PATH` for tasks when neither the agent nor the entrypoint sets one.
     public static let defaultSearchPath = "/usr/local/bin:/usr/bin:/bin"
 
-    /// The grant this runner runs.
-    public let grant: AgentV1.LeaseGrant
+    /// The lease this runner runs.
+    public let lease: Lease
     private let entrypoints: [String: AgentConfiguration.Entrypoint]
     private let logDirectory: LogDirectory
     private let killGraceMilliseconds: Int64
@@ -122,8 +125,8 @@ public final class TaskRunner: Sendable {
     private let shared = Mutex(Shared())
 
     /// - Parameters:
-    ///   - grant: the lease to run.
-    ///   - entrypoints: the agent's entrypoints; the grant's must be among them.
+    ///   - lease: the lease to run.
+    ///   - entrypoints: the agent's entrypoints; the lease's must be among them.
     ///   - logDirectory: where the attempt's log goes.
     ///   - killGraceMilliseconds: SIGTERM to SIGKILL; 0 sends SIGKILL at once.
     ///   - inheritedEnvironment: the agent's environment (nil: this process's), of which
@@ -132,11 +135,11 @@ public final class TaskRunner: Sendable {
     ///     `start()` ends, and so when the agent dies, however it dies. Start such a runner
     ///     only on a thread that lives as long as the agent.
     ///   - onEvent: see the type's contract.
-    public init(grant: AgentV1.LeaseGrant, entrypoints: [String: AgentConfiguration.Entrypoint],
+    public init(lease: Lease, entrypoints: [String: AgentConfiguration.Entrypoint],
                 logDirectory: LogDirectory, killGraceMilliseconds: Int64,
                 inheritedEnvironment: [String: String]? = nil, reaper: ChildReaper = .shared,
                 diesWithStartingThread: Bool = false, onEvent: @escaping @Sendable (Event) -> Void) {
-        self.grant = grant
+        self.lease = lease
         self.reaper = reaper
         self.parentDeathSignal = diesWithStartingThread ? SIGKILL : 0
         self.entrypoints = entrypoints
@@ -148,10 +151,10 @@ public final class TaskRunner: Sendable {
     }
 
     /// A runner with `configuration`'s entrypoints, log directory and kill grace.
-    public convenience init(grant: AgentV1.LeaseGrant, configuration: AgentConfiguration,
+    public convenience init(lease: Lease, configuration: AgentConfiguration,
                             inheritedEnvironment: [String: String]? = nil, reaper: ChildReaper = .shared,
                             diesWithStartingThread: Bool = false, onEvent: @escaping @Sendable (Event) -> Void) {
-        self.init(grant: grant, entrypoints: configuration.entrypoints,
+        self.init(lease: lease, entrypoints: configuration.entrypoints,
                   logDirectory: LogDirectory(root: configuration.logDirectory),
                   killGraceMilliseconds: configuration.killGraceMilliseconds,
                   inheritedEnvironment: inheritedEnvironment, reaper: reaper,
@@ -216,7 +219,7 @@ public final class TaskRunner: Sendable {
             case .finished:
                 return false  // cancelled before start
             default:
-                preconditionFailure("TaskRunner.start() called twice for lease \(grant.leaseID)")
+                preconditionFailure("TaskRunner.start() called twice for lease \(lease.id)")
             }
         }
         guard proceed else { return }
@@ -224,7 +227,7 @@ public final class TaskRunner: Sendable {
         do throws(Rejection) {
             launched = try launch()
         } catch {
-            finish(Result(outcome: .rejected, exitStatus: nil, usage: nil, startedAtUnixUs: 0,
+            finish(Result(outcome: .rejected, exit: nil, usage: nil, startedAtUnixUs: 0,
                           finishedAtUnixUs: unixMicrosecondsNow(), message: error.message))
             return
         }
@@ -254,29 +257,28 @@ public final class TaskRunner: Sendable {
         var message: String
     }
 
-    /// Everything between the grant and a running process.
+    /// Everything between the lease and a running process.
     private func launch() throws(Rejection) -> (pid: pid_t, logPath: String) {
-        guard let entrypoint = entrypoints[grant.entrypoint] else {
-            throw Rejection(message: "entrypoint '\(grant.entrypoint)' not configured on this agent")
+        guard let entrypoint = entrypoints[lease.entrypoint] else {
+            throw Rejection(message: "entrypoint '\(lease.entrypoint)' not configured on this agent")
         }
-        guard let task = grant.task else { throw Rejection(message: "lease grant names no task") }
-        let environment = Self.environment(for: grant, entrypoint: entrypoint, inherited: inheritedEnvironment)
+        let environment = Self.environment(for: lease, entrypoint: entrypoint, inherited: inheritedEnvironment)
         let program = entrypoint.argv[0]
         guard let executable = TaskProcess.resolveProgram(program, searchPath: environment["PATH"] ?? Self.defaultSearchPath) else {
-            throw Rejection(message: "entrypoint '\(grant.entrypoint)': program '\(program)' not found in PATH")
+            throw Rejection(message: "entrypoint '\(lease.entrypoint)': program '\(program)' not found in PATH")
         }
         do {
-            let files = try logDirectory.openAttempt(dagID: task.dagID, runID: task.runID, taskID: task.taskID,
-                                                     attempt: grant.attempt)
-            let input = try Self.standardInput(json: JSONText.object(grant.params))  // keys sorted, values strings
+            let files = try logDirectory.openAttempt(dagID: lease.dagID, runID: lease.runID, taskID: lease.taskID,
+                                                     attempt: lease.attempt)
+            let input = try Self.standardInput(json: JSONText.object(lease.params))  // keys sorted, values strings
             let launch = TaskProcess.Launch(executablePath: executable, arguments: entrypoint.argv,
                                             environment: environment, workingDirectory: entrypoint.workingDirectory)
             let pid = try TaskProcess.spawn(launch, standardInput: input, output: files.log, parentDeathSignal: parentDeathSignal)
             return (pid, files.logPath)
         } catch let error as LogDirectoryError {
-            throw Rejection(message: "entrypoint '\(grant.entrypoint)': \(error)")
+            throw Rejection(message: "entrypoint '\(lease.entrypoint)': \(error)")
         } catch {
-            throw Rejection(message: "entrypoint '\(grant.entrypoint)': \(error)")
+            throw Rejection(message: "entrypoint '\(lease.entrypoint)': \(error)")
         }
     }
 
@@ -285,7 +287,7 @@ public final class TaskRunner: Sendable {
     /// agent offers only entrypoints that pass, so it is never sent a task it would reject.
     public static func unusable(_ entrypoint: AgentConfiguration.Entrypoint, inherited: [String: String]) -> String? {
         // The PATH the task would get: `environment(for:entrypoint:inherited:)` decides it.
-        let searchPath = environment(for: AgentV1.LeaseGrant(), entrypoint: entrypoint, inherited: inherited)["PATH"] ?? defaultSearchPath
+        let searchPath = environment(for: Lease(), entrypoint: entrypoint, inherited: inherited)["PATH"] ?? defaultSearchPath
         guard let program = entrypoint.argv.first else { return "argv is empty" }
         guard let executable = TaskProcess.resolveProgram(program, searchPath: searchPath) else {
             return "program '\(program)' not found in PATH (\(searchPath))"
@@ -302,7 +304,8 @@ public final class TaskRunner: Sendable {
 
     /// The smaller of the entrypoint's and the lease's timeouts; nil when neither sets one.
     var effectiveTimeoutMilliseconds: Int64? {
-        let limits = [entrypoints[grant.entrypoint]?.timeoutMilliseconds, grant.timeoutMs == 0 ? nil : Int64(clamping: grant.timeoutMs)]
+        let limits = [entrypoints[lease.entrypoint]?.timeoutMilliseconds,
+                      lease.timeoutMilliseconds == 0 ? nil : Int64(clamping: lease.timeoutMilliseconds)]
         return limits.compactMap { $0 }.filter { $0 > 0 }.min()
     }
 
@@ -351,7 +354,7 @@ public final class TaskRunner: Sendable {
             case .cancel(let reason): (.cancelled, reason)
             case .timeout: (.timedOut, "timed out")
             }
-            finish(Result(outcome: outcome, exitStatus: nil, usage: nil, startedAtUnixUs: 0, finishedAtUnixUs: unixMicrosecondsNow(),
+            finish(Result(outcome: outcome, exit: nil, usage: nil, startedAtUnixUs: 0, finishedAtUnixUs: unixMicrosecondsNow(),
                           message: "\(reason) before the task started"))
         }
         return disposition
@@ -401,7 +404,7 @@ public final class TaskRunner: Sendable {
         do {
             try TaskProcess.signalGroup(processGroup, signal)
         } catch {
-            FileHandle.standardError.write(Data("tether agent: lease \(grant.leaseID): \(error)\n".utf8))
+            FileHandle.standardError.write(Data("tether agent: lease \(lease.id): \(error)\n".utf8))
         }
     }
 
@@ -428,29 +431,27 @@ public final class TaskRunner: Sendable {
         _ = try? TaskProcess.signalGroup(pid, SIGKILL)
         let finishedAt = unixMicrosecondsNow()
         let wallMilliseconds = running.map { UInt64(MonotonicClock.nanoseconds() - $0.startedAtMonotonic) / 1_000_000 } ?? 0
-        var result = Result(outcome: .failed, exitStatus: nil, usage: nil, startedAtUnixUs: running?.startedAtUnixUs ?? 0,
+        var result = Result(outcome: .failed, exit: nil, usage: nil, startedAtUnixUs: running?.startedAtUnixUs ?? 0,
                             finishedAtUnixUs: finishedAt, message: "")
         do {
             if let waitError { throw waitError }
             let (termination, usage) = try TaskProcess.reap(pid)
-            result.usage = AgentV1.ResourceUsage(wallMilliseconds: wallMilliseconds, usage)
+            result.usage = Usage(wallMilliseconds: wallMilliseconds, usage)
             let ending: String
             switch termination {
             case .exited(let code):
-                result.exitStatus = AgentV1.ExitStatus(.exitCode(code))
+                result.exit = .code(code)
                 result.outcome = code == 0 ? .succeeded : .failed
                 ending = "exited with code \(code)"
             case .signalled(let signal):
-                result.exitStatus = AgentV1.ExitStatus(.signal(signal))
+                result.exit = .signal(signal)
                 result.outcome = .failed
                 ending = "killed by signal \(signal) (\(TaskProcess.signalName(signal)))"
             }
             result.message = ending
             if let stop { (result.outcome, result.message) = stopped(stop, ending: ending) }
         } catch {
-            var usage = AgentV1.ResourceUsage()
-            usage.wallMs = wallMilliseconds
-            result.usage = usage
+            result.usage = Usage(wallMilliseconds: wallMilliseconds)
             result.message = "could not collect the task's exit status: \(error)"
             if let stop { (result.outcome, result.message) = stopped(stop, ending: result.message) }
         }
@@ -508,21 +509,20 @@ extension TaskRunner {
     /// 4. `TETHER_DAG_ID`, `TETHER_DAG_VERSION`, `TETHER_RUN_ID`, `TETHER_TASK_ID`,
     ///    `TETHER_ATTEMPT`, `TETHER_LEASE_ID`.
     /// Nothing else of the agent's environment reaches a task.
-    public static func environment(for grant: AgentV1.LeaseGrant, entrypoint: AgentConfiguration.Entrypoint,
+    public static func environment(for lease: Lease, entrypoint: AgentConfiguration.Entrypoint,
                                    inherited: [String: String]) -> [String: String] {
         var environment = inherited.filter { inheritedVariables.contains($0.key) }
         if environment["PATH"] == nil { environment["PATH"] = defaultSearchPath }
         environment.merge(entrypoint.environment) { _, own in own }
-        for name in grant.params.keys.sorted() {
-            environment[TaskEnvironment.variableName(forParam: name)] = grant.params[name]
+        for name in lease.params.keys.sorted() {
+            environment[TaskEnvironment.variableName(forParam: name)] = lease.params[name]
         }
-        let task = grant.task ?? AgentV1.TaskRef()
-        environment["TETHER_DAG_ID"] = task.dagID
-        environment["TETHER_DAG_VERSION"] = String(task.dagVersion)
-        environment["TETHER_RUN_ID"] = task.runID
-        environment["TETHER_TASK_ID"] = task.taskID
-        environment["TETHER_ATTEMPT"] = String(grant.attempt)
-        environment["TETHER_LEASE_ID"] = grant.leaseID
+        environment["TETHER_DAG_ID"] = lease.dagID
+        environment["TETHER_DAG_VERSION"] = String(lease.dagVersion)
+        environment["TETHER_RUN_ID"] = lease.runID
+        environment["TETHER_TASK_ID"] = lease.taskID
+        environment["TETHER_ATTEMPT"] = String(lease.attempt)
+        environment["TETHER_LEASE_ID"] = lease.id
         // A NUL cannot travel in an environment string; such a value would cut the string short.
         return environment.filter { !$0.key.utf8.contains(0) && !$0.value.utf8.contains(0) }
     }
@@ -546,14 +546,15 @@ extension TaskRunner {
     }
 }
 
-extension AgentV1.ResourceUsage {
+extension TaskRunner.Usage {
+    init(wallMilliseconds: UInt64) { self.wallMilliseconds = wallMilliseconds }
+
     /// From `wait4`'s rusage: CPU times in ms, `ru_maxrss` (KiB on Linux).
     init(wallMilliseconds: UInt64, _ usage: rusage) {
-        self.init()
         func milliseconds(_ time: timeval) -> UInt64 { UInt64(max(0, time.tv_sec)) * 1_000 + UInt64(max(0, time.tv_usec)) / 1_000 }
-        wallMs = wallMilliseconds
-        userCpuMs = milliseconds(usage.ru_utime)
-        systemCpuMs = milliseconds(usage.ru_stime)
-        maxRssKib = UInt64(max(0, usage.ru_maxrss))
+        self.wallMilliseconds = wallMilliseconds
+        userCPUMilliseconds = milliseconds(usage.ru_utime)
+        systemCPUMilliseconds = milliseconds(usage.ru_stime)
+        maxRSSKiB = UInt64(max(0, usage.ru_maxrss))
     }
 }

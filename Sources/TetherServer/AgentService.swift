@@ -252,34 +252,6 @@ struct AgentService: Sendable {
 
 }
 
-extension TaskReport {
-    /// The scheduler's view of an agent's event. An UNSPECIFIED kind becomes a report
-    /// the scheduler rejects (and so acknowledges without applying).
-    init(_ event: AgentV1.TaskEvent) {
-        let usage = AttemptUsage(
-            exitCode: { if case .exitCode(let code)? = event.exitStatus?.status { code } else { nil } }(),
-            signal: { if case .signal(let signal)? = event.exitStatus?.status { signal } else { nil } }(),
-            userCPUMilliseconds: event.resourceUsage?.userCpuMs ?? 0,
-            systemCPUMilliseconds: event.resourceUsage?.systemCpuMs ?? 0,
-            maxRSSKiB: event.resourceUsage?.maxRssKib ?? 0)
-        let outcome: AttemptOutcome
-        switch event.kind {
-        case .started:
-            let at = event.startedAtUnixUs != 0 ? event.startedAtUnixUs : event.occurredAtUnixUs
-            self.init(leaseID: event.leaseID, epoch: event.epoch, kind: .started(at: Instant(millisecondsSinceEpoch: at / 1000)))
-            return
-        case .succeeded: outcome = .succeeded
-        case .failed: outcome = .failed
-        case .timedOut: outcome = .timedOut
-        case .cancelled: outcome = .cancelled
-        case .rejected: outcome = .rejected
-        case .lost: outcome = .lost
-        default: outcome = .running  // refused by the scheduler as an invalid report
-        }
-        self.init(leaseID: event.leaseID, epoch: event.epoch, kind: .finished(outcome, usage, message: String(event.message.prefix(1024))))
-    }
-}
-
 /// One connected agent's session: what it announced and its outbound queue.
 final class AgentSession: Sendable {
     private static let lastID = Atomic<UInt64>(0)
@@ -439,32 +411,9 @@ final class AgentSessions: Sendable {
         for effect in effects {
             switch effect {
             case .grant(let grant):
-                var task = AgentV1.TaskRef()
-                task.dagID = grant.dagID
-                task.dagVersion = UInt32(clamping: grant.dagVersion)
-                task.runID = grant.key.runID
-                task.taskID = grant.key.taskID
-                var message = AgentV1.LeaseGrant()
-                message.leaseID = grant.leaseID
-                message.epoch = grant.epoch
-                message.task = task
-                message.entrypoint = grant.entrypoint
-                message.params = grant.params
-                message.timeoutMs = UInt64(clamping: grant.timeoutMilliseconds ?? 0)
-                message.attempt = UInt32(clamping: grant.attempt)
-                message.grantedAtUnixUs = grant.grantedAt.unixMicroseconds
-                session(grant.agentID)?.send(AgentV1.ServerMessage(.leaseGrant(message)))
+                session(grant.agentID)?.send(AgentV1.ServerMessage(.leaseGrant(AgentV1.LeaseGrant(grant))))
             case .revoke(let agentID, let leaseID, let epoch, let reason):
-                var message = AgentV1.LeaseRevoke()
-                message.leaseID = leaseID
-                message.epoch = epoch
-                message.reason = switch reason {
-                case .cancelled: .cancelled
-                case .expired: .expired
-                case .superseded: .superseded
-                case .unknownLease: .unknownLease
-                }
-                session(agentID)?.send(AgentV1.ServerMessage(.leaseRevoke(message)))
+                session(agentID)?.send(AgentV1.ServerMessage(.leaseRevoke(AgentV1.LeaseRevoke(leaseID: leaseID, epoch: epoch, reason: reason))))
             case .endSession(let agentID, let id, let reason):
                 guard let session = session(agentID), session.id == id else { continue }
                 session.end(GRPCStatus(code: .unavailable, message: "\(reason): session ended; its leases expire unless it reconnects"))

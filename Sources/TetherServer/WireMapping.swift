@@ -1,8 +1,9 @@
 import TetherScheduler
 import TetherWire
 
-// Scheduler records -> tether.control.v1 messages. The scheduler counts milliseconds;
-// the wire counts microseconds.
+// The server's side of the wire mapping: scheduler records -> tether.control.v1 messages,
+// scheduler effects -> tether.agent.v1 messages, agents' events -> scheduler reports. The
+// scheduler counts milliseconds; the wire counts microseconds.
 
 extension Instant {
     var unixMicroseconds: Int64 { millisecondsSinceEpoch &* 1000 }
@@ -201,5 +202,68 @@ extension ControlV1.Token {
         expiresAtUnixUs = record.expiresAtMilliseconds &* 1000
         revokedAtUnixUs = record.revokedAtMilliseconds &* 1000
         agentName = record.agentName
+    }
+}
+
+// MARK: - tether.agent.v1
+
+extension AgentV1.LeaseGrant {
+    init(_ grant: LeaseGrant) {
+        self.init()
+        var task = AgentV1.TaskRef()
+        task.dagID = grant.dagID
+        task.dagVersion = UInt32(clamping: grant.dagVersion)
+        task.runID = grant.key.runID
+        task.taskID = grant.key.taskID
+        leaseID = grant.leaseID
+        epoch = grant.epoch
+        self.task = task
+        entrypoint = grant.entrypoint
+        params = grant.params
+        timeoutMs = UInt64(clamping: grant.timeoutMilliseconds ?? 0)
+        attempt = UInt32(clamping: grant.attempt)
+        grantedAtUnixUs = grant.grantedAt.unixMicroseconds
+    }
+}
+
+extension AgentV1.LeaseRevoke {
+    init(leaseID: String, epoch: UInt64, reason: RevokeReason) {
+        self.init()
+        self.leaseID = leaseID
+        self.epoch = epoch
+        self.reason = switch reason {
+        case .cancelled: .cancelled
+        case .expired: .expired
+        case .superseded: .superseded
+        case .unknownLease: .unknownLease
+        }
+    }
+}
+
+extension TaskReport {
+    /// The scheduler's view of an agent's event. An UNSPECIFIED kind becomes a report
+    /// the scheduler rejects (and so acknowledges without applying).
+    init(_ event: AgentV1.TaskEvent) {
+        let usage = AttemptUsage(
+            exitCode: { if case .exitCode(let code)? = event.exitStatus?.status { code } else { nil } }(),
+            signal: { if case .signal(let signal)? = event.exitStatus?.status { signal } else { nil } }(),
+            userCPUMilliseconds: event.resourceUsage?.userCpuMs ?? 0,
+            systemCPUMilliseconds: event.resourceUsage?.systemCpuMs ?? 0,
+            maxRSSKiB: event.resourceUsage?.maxRssKib ?? 0)
+        let outcome: AttemptOutcome
+        switch event.kind {
+        case .started:
+            let at = event.startedAtUnixUs != 0 ? event.startedAtUnixUs : event.occurredAtUnixUs
+            self.init(leaseID: event.leaseID, epoch: event.epoch, kind: .started(at: Instant(millisecondsSinceEpoch: at / 1000)))
+            return
+        case .succeeded: outcome = .succeeded
+        case .failed: outcome = .failed
+        case .timedOut: outcome = .timedOut
+        case .cancelled: outcome = .cancelled
+        case .rejected: outcome = .rejected
+        case .lost: outcome = .lost
+        default: outcome = .running  // refused by the scheduler as an invalid report
+        }
+        self.init(leaseID: event.leaseID, epoch: event.epoch, kind: .finished(outcome, usage, message: String(event.message.prefix(1024))))
     }
 }

@@ -58,7 +58,7 @@ final class FakeConnectServer: Sendable {
         address = try server.start()
     }
 
-    func grant(_ leaseID: String, entrypoint: String) {
+    func grant(_ leaseID: String, entrypoint: String, namesTask: Bool = true) {
         var task = AgentV1.TaskRef()
         task.dagID = "etl"
         task.runID = "r1"
@@ -66,7 +66,7 @@ final class FakeConnectServer: Sendable {
         var grant = AgentV1.LeaseGrant()
         grant.leaseID = leaseID
         grant.epoch = 1
-        grant.task = task
+        grant.task = namesTask ? task : nil
         grant.entrypoint = entrypoint
         grant.attempt = 1
         outbound.continuation.yield(AgentV1.ServerMessage(.leaseGrant(grant)))
@@ -188,6 +188,14 @@ final class FakeConnectServer: Sendable {
         try await withRunningAgent(startedEventDelay: .zero) { _, server, _ in
             #expect(await waitUntil { server.hello != nil })
             #expect(server.hello?.entrypoints == ["block", "quick"])
+        }
+    }
+
+    @Test func aGrantThatNamesNoTaskIsRefusedAtOnce() async throws {
+        try await withRunningAgent(startedEventDelay: .zero) { _, server, _ in
+            server.grant("a", entrypoint: "quick", namesTask: false)
+            #expect(await waitUntil { server.events == ["a rejected"] }, "\(server.events)")
+            #expect(server.eventMessages == ["lease grant names no task"])
         }
     }
 

@@ -26,28 +26,16 @@ final class RunnerFixture: Sendable {
                                              timeoutMilliseconds: timeoutMilliseconds)
     }
 
-    static func grant(entrypoint: String = "run", params: [String: String] = [:], timeoutMs: UInt64 = 0,
-                      runID: String = "nightly-7") -> AgentV1.LeaseGrant {
-        var task = AgentV1.TaskRef()
-        task.dagID = "etl"
-        task.dagVersion = 3
-        task.runID = runID
-        task.taskID = "load"
-        var grant = AgentV1.LeaseGrant()
-        grant.leaseID = "\(runID)/load/2"
-        grant.epoch = 2
-        grant.task = task
-        grant.entrypoint = entrypoint
-        grant.params = params
-        grant.timeoutMs = timeoutMs
-        grant.attempt = 2
-        return grant
+    static func lease(entrypoint: String = "run", params: [String: String] = [:], timeoutMs: UInt64 = 0,
+                      runID: String = "nightly-7") -> Lease {
+        Lease(id: "\(runID)/load/2", epoch: 2, dagID: "etl", dagVersion: 3, runID: runID, taskID: "load", attempt: 2,
+              entrypoint: entrypoint, params: params, timeoutMilliseconds: timeoutMs)
     }
 
-    func runner(_ entrypoints: [String: AgentConfiguration.Entrypoint], grant: AgentV1.LeaseGrant = RunnerFixture.grant(),
+    func runner(_ entrypoints: [String: AgentConfiguration.Entrypoint], lease: Lease = RunnerFixture.lease(),
                 killGraceMilliseconds: Int64 = 10_000, inherited: [String: String] = [:],
                 diesWithStartingThread: Bool = false) -> TaskRunner {
-        TaskRunner(grant: grant, entrypoints: entrypoints, logDirectory: LogDirectory(root: logRoot),
+        TaskRunner(lease: lease, entrypoints: entrypoints, logDirectory: LogDirectory(root: logRoot),
                    killGraceMilliseconds: killGraceMilliseconds, inheritedEnvironment: inherited,
                    diesWithStartingThread: diesWithStartingThread) { [self] event in
             self.events.withLock { $0.append(event) }
@@ -94,14 +82,14 @@ func processHasEnded(_ pid: Int32) -> Bool {
         // The thread ends right after the spawn, as an agent's threads do when it dies.
         Thread { runner.start() }.start()
         let result = await runner.result()
-        #expect(result.outcome == .failed && result.exitStatus == AgentV1.ExitStatus(.signal(SIGKILL)), "\(result.message)")
+        #expect(result.outcome == .failed && result.exit == .signal(SIGKILL), "\(result.message)")
     }
 
     @Test func taskGetsItsEnvironmentAndParamsOnStdinAndNothingElseOfTheAgent() async throws {
         let fixture = try RunnerFixture()
         let entrypoint = try fixture.shell(#"env > "$OUT/env.txt"; cat > "$OUT/stdin.txt""#)
-        let grant = RunnerFixture.grant(params: ["batch_size": "100", "db.host": "db \"1\"\n"])
-        let runner = fixture.runner(["run": entrypoint], grant: grant,
+        let lease = RunnerFixture.lease(params: ["batch_size": "100", "db.host": "db \"1\"\n"])
+        let runner = fixture.runner(["run": entrypoint], lease: lease,
                                     inherited: ["PATH": "/usr/bin:/bin", "HOME": "/root", "AGENT_SECRET": "nope"])
         let result = await fixture.run(runner)
         #expect(result.outcome == .succeeded, "\(result.message)")
@@ -138,7 +126,7 @@ func processHasEnded(_ pid: Int32) -> Bool {
         let entrypoint = try fixture.shell("sleep 0.3")
         let finishedOn = Mutex<[UInt]>([])
         let runners = (0..<12).map { index in
-            TaskRunner(grant: RunnerFixture.grant(runID: "run-\(index)"), entrypoints: ["run": entrypoint],
+            TaskRunner(lease: RunnerFixture.lease(runID: "run-\(index)"), entrypoints: ["run": entrypoint],
                        logDirectory: LogDirectory(root: fixture.logRoot), killGraceMilliseconds: 1_000,
                        inheritedEnvironment: [:]) { event in
                 if case .finished = event { finishedOn.withLock { $0.append(UInt(pthread_self())) } }
@@ -155,16 +143,16 @@ func processHasEnded(_ pid: Int32) -> Bool {
         let fixture = try RunnerFixture()
         let exited = await fixture.run(fixture.runner(["run": try fixture.shell("exit 3")]))
         #expect(exited.outcome == .failed)
-        #expect(exited.exitStatus == AgentV1.ExitStatus(.exitCode(3)))
+        #expect(exited.exit == .code(3))
         #expect(exited.message == "exited with code 3")
 
         let signalled = await fixture.run(fixture.runner(["run": try fixture.shell("kill -USR1 $$")]))
         #expect(signalled.outcome == .failed)
-        #expect(signalled.exitStatus == AgentV1.ExitStatus(.signal(SIGUSR1)))
+        #expect(signalled.exit == .signal(SIGUSR1))
         #expect(signalled.message == "killed by signal \(SIGUSR1) (SIGUSR1)")
 
         let succeeded = await fixture.run(fixture.runner(["run": try fixture.shell("true")]))
-        #expect(succeeded.exitStatus == AgentV1.ExitStatus(.exitCode(0)))
+        #expect(succeeded.exit == .code(0))
         #expect(succeeded.startedAtUnixUs > 0 && succeeded.finishedAtUnixUs >= succeeded.startedAtUnixUs)
     }
 
@@ -195,9 +183,9 @@ func processHasEnded(_ pid: Int32) -> Bool {
         let result = await fixture.run(fixture.runner(["run": try fixture.shell(script)]))
         #expect(result.outcome == .succeeded, "\(result.message)")
         let usage = try #require(result.usage)
-        #expect(usage.userCpuMs + usage.systemCpuMs > 0)
-        #expect(usage.maxRssKib > 15_000)
-        #expect(usage.wallMs > 0)
+        #expect(usage.userCPUMilliseconds + usage.systemCPUMilliseconds > 0)
+        #expect(usage.maxRSSKiB > 15_000)
+        #expect(usage.wallMilliseconds > 0)
     }
 
     @Test func cancelStopsTheWholeProcessGroupIncludingGrandchildren() async throws {
@@ -215,7 +203,7 @@ func processHasEnded(_ pid: Int32) -> Bool {
         #expect([.alreadyStopping, .alreadyFinished].contains(runner.cancel()))  // never signals twice
         let result = await runner.result()
         #expect(result.outcome == .cancelled)
-        #expect(result.exitStatus == AgentV1.ExitStatus(.signal(SIGTERM)))
+        #expect(result.exit == .signal(SIGTERM))
         #expect(result.message == "lease revoked: cancelled; SIGTERM sent; killed by signal 15 (SIGTERM)")
         #expect(await waitUntil { processHasEnded(grandchild) }, "grandchild \(grandchild) survived the cancel")
     }
@@ -225,14 +213,14 @@ func processHasEnded(_ pid: Int32) -> Bool {
         let script = #"trap 'echo got-term >> "$OUT/trap.txt"' TERM; echo ready > "$OUT/ready.txt"; while :; do sleep 1; done"#
         // The lease's 1 s timeout is smaller than the entrypoint's 1 h, so it applies.
         let runner = fixture.runner(["run": try fixture.shell(script, timeoutMilliseconds: 3_600_000)],
-                                    grant: RunnerFixture.grant(timeoutMs: 1_000), killGraceMilliseconds: 1_500)
+                                    lease: RunnerFixture.lease(timeoutMs: 1_000), killGraceMilliseconds: 1_500)
         #expect(runner.effectiveTimeoutMilliseconds == 1_000)
         let clock = ContinuousClock()
         let began = clock.now
         let result = await fixture.run(runner)
         let elapsed = clock.now - began
         #expect(result.outcome == .timedOut)
-        #expect(result.exitStatus == AgentV1.ExitStatus(.signal(SIGKILL)))
+        #expect(result.exit == .signal(SIGKILL))
         #expect(result.message == "timed out after 1s; SIGTERM sent, SIGKILL after 1s500ms grace; killed by signal 9 (SIGKILL)")
         #expect(fixture.read("trap.txt").contains("got-term"))  // TERM came first, and was survived
         #expect(elapsed >= .milliseconds(2_400) && elapsed < .seconds(60))
@@ -244,7 +232,7 @@ func processHasEnded(_ pid: Int32) -> Bool {
         #expect(absolute.outcome == .rejected)
         #expect(absolute.message.contains("spawn /nonexistent/program"))
         #expect(absolute.message.contains("No such file or directory"))
-        #expect(absolute.exitStatus == nil && absolute.usage == nil && absolute.startedAtUnixUs == 0)
+        #expect(absolute.exit == nil && absolute.usage == nil && absolute.startedAtUnixUs == 0)
 
         let bare = await fixture.run(fixture.runner(["run": .init(argv: ["tether-no-such-program"])]))
         #expect(bare.outcome == .rejected)
@@ -258,7 +246,7 @@ func processHasEnded(_ pid: Int32) -> Bool {
 
     @Test func unknownEntrypointIsRejectedAndNothingIsSpawned() async throws {
         let fixture = try RunnerFixture()
-        let runner = fixture.runner(["run": try fixture.shell("touch \"$OUT/ran\"")], grant: RunnerFixture.grant(entrypoint: "rm-rf"))
+        let runner = fixture.runner(["run": try fixture.shell("touch \"$OUT/ran\"")], lease: RunnerFixture.lease(entrypoint: "rm-rf"))
         let result = await fixture.run(runner)
         #expect(result.outcome == .rejected)
         #expect(result.message == "entrypoint 'rm-rf' not configured on this agent")
@@ -269,7 +257,7 @@ func processHasEnded(_ pid: Int32) -> Bool {
 
     @Test func idsThatCouldEscapeTheLogDirectoryAreRejected() async throws {
         let fixture = try RunnerFixture()
-        let runner = fixture.runner(["run": try fixture.shell("touch \"$OUT/ran\"")], grant: RunnerFixture.grant(runID: ".."))
+        let runner = fixture.runner(["run": try fixture.shell("touch \"$OUT/ran\"")], lease: RunnerFixture.lease(runID: ".."))
         let result = await fixture.run(runner)
         #expect(result.outcome == .rejected)
         #expect(result.message.contains("run_id '..'"))
@@ -297,10 +285,10 @@ func processHasEnded(_ pid: Int32) -> Bool {
     }
 
     @Test func environmentLayersOverrideInOrder() {
-        var grant = RunnerFixture.grant(params: ["a.b": "dotted", "a_b": "underscored"])
-        grant.leaseID = "real"
+        var lease = RunnerFixture.lease(params: ["a.b": "dotted", "a_b": "underscored"])
+        lease.id = "real"
         let entrypoint = AgentConfiguration.Entrypoint(argv: ["/bin/true"], environment: ["PATH": "/opt/bin", "TOKEN": "t"])
-        let environment = TaskRunner.environment(for: grant, entrypoint: entrypoint,
+        let environment = TaskRunner.environment(for: lease, entrypoint: entrypoint,
                                                  inherited: ["PATH": "/usr/bin", "LANG": "C.UTF-8", "SECRET": "x"])
         #expect(environment["PATH"] == "/opt/bin")
         #expect(environment["LANG"] == "C.UTF-8")
@@ -308,7 +296,7 @@ func processHasEnded(_ pid: Int32) -> Bool {
         #expect(environment["TOKEN"] == "t")
         #expect(environment["TETHER_PARAM_A_B"] == "underscored")  // "a_b" sorts after "a.b"
         #expect(environment["TETHER_LEASE_ID"] == "real")
-        #expect(TaskRunner.environment(for: grant, entrypoint: .init(argv: ["x"]), inherited: [:])["PATH"] == TaskRunner.defaultSearchPath)
+        #expect(TaskRunner.environment(for: lease, entrypoint: .init(argv: ["x"]), inherited: [:])["PATH"] == TaskRunner.defaultSearchPath)
     }
 }
 
