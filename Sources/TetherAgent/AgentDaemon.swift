@@ -75,6 +75,8 @@ public final class AgentDaemon: Sendable {
         var token = ""
         /// Ends the current session's call, for `reconnect()`.
         var cancelSession: (@Sendable () async -> Void)?
+        /// Ends the wait between sessions early (the agent drained, or SIGHUP).
+        var wake: AsyncStream<Void>.Continuation?
         /// Counter increments since the last heartbeat, by series.
         var counters: [MetricSeries: Double] = [:]
         /// A flush waits on the loop's timer for a `started` event.
@@ -166,10 +168,27 @@ public final class AgentDaemon: Sendable {
             let delay = Self.reconnectDelay(backoff.delay(attempt: attempt, random: Double.random(in: 0..<1)), leaseTTL: ttl,
                                             holdsWork: running || !outbox.pending(limit: 1).isEmpty)
             attempt += 1
-            try? await Task.sleep(for: delay)
+            await pause(delay)
         }
         await client.close()
         if ownsHost { host.stop() }
+    }
+
+    /// Waits `delay` between sessions, or less if `finishIfDrained()` or `reconnect()`
+    /// wakes it: a drained agent whose server is gone exits at once, not after the backoff.
+    private func pause(_ delay: Duration) async {
+        let (wakes, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        guard state.withLock({ state in
+            state.wake = wake
+            return !state.finished
+        }) else { return }
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { try? await Task.sleep(for: delay) }
+            group.addTask { for await _ in wakes { return } }
+            await group.next()
+            group.cancelAll()
+        }
+        state.withLock { $0.wake = nil }
     }
 
     /// The entrypoints this agent can start now, checked for every session: one whose program
@@ -203,11 +222,13 @@ public final class AgentDaemon: Sendable {
     /// if that is why `run()` returned.
     public var refusal: GRPCStatus? { state.withLock { $0.refusal } }
 
-    /// Ends the current session so the next one reads token_file again (SIGHUP).
+    /// Ends the current session, or the wait for the next, so that the next one reads
+    /// token_file again (SIGHUP).
     public func reconnect() {
-        guard let cancel = state.withLock({ $0.cancelSession }) else { return }
+        let (cancel, wake) = state.withLock { ($0.cancelSession, $0.wake) }
         log("reconnecting: token_file is read again")
-        Task { await cancel() }
+        wake?.yield()
+        if let cancel { Task { await cancel() } }
     }
 
     /// Cancels every running task and waits until each has ended (its final event is in
@@ -520,6 +541,7 @@ public final class AgentDaemon: Sendable {
             guard state.draining, !state.finished, state.runners.isEmpty else { return nil }
             guard state.stopping || outbox.pending(limit: 1).isEmpty else { return nil }
             state.finished = true
+            state.wake?.yield()  // between sessions: end `run()` now, not after the backoff
             return .some(state.session)
         }
         guard let session else { return }

@@ -107,8 +107,8 @@ final class FakeConnectServer: Sendable {
 @Suite struct AgentDaemonTests {
     /// An agent with a `block` entrypoint (runs until the scratch file `go` exists) and a
     /// `quick` one, against `server`.
-    private func agent(_ scratch: ScratchDirectory, _ server: FakeConnectServer,
-                       startedEventDelay: Duration) throws -> AgentDaemon {
+    private func agent(_ scratch: ScratchDirectory, _ server: FakeConnectServer, startedEventDelay: Duration,
+                       log: @escaping @Sendable (String) -> Void = { _ in }) throws -> AgentDaemon {
         let block = AgentConfiguration.Entrypoint(argv: ["/bin/sh", "-c", "while [ ! -e \"$OUT/go\" ]; do sleep 0.01; done"],
                                                   environment: ["OUT": scratch.url.path])
         let configuration = AgentConfiguration(
@@ -118,7 +118,7 @@ final class FakeConnectServer: Sendable {
                           "gone": AgentConfiguration.Entrypoint(argv: ["tether-no-such-program"])])
         let client = try GRPCClient(configuration: .init(target: server.address, tls: nil))
         let daemon = try AgentDaemon(configuration: configuration, token: { "unused" }, client: client,
-                                     startedEventDelay: startedEventDelay, log: { _ in })
+                                     startedEventDelay: startedEventDelay, log: log)
         return daemon
     }
 
@@ -182,6 +182,26 @@ final class FakeConnectServer: Sendable {
         // The cancelled task's final event, never acknowledged, waits in the outbox.
         let outbox = try SQLiteDatabase(.init(path: daemon.configuration.stateDirectory + "/" + EventOutbox.fileName, access: .readOnly))
         #expect(try outbox.scalar("SELECT count(*) FROM events").int64 == 1)
+    }
+
+    /// Reported: a drained agent whose server was unreachable said "drained" and then slept
+    /// out its reconnect backoff (seconds, up to minutes) before it exited.
+    @Test(.timeLimit(.minutes(1)))
+    func aDrainedAgentWhoseServerIsGoneExitsWithoutWaitingOutItsBackoff() async throws {
+        let scratch = try ScratchDirectory()
+        let server = try FakeConnectServer()
+        await server.stop()  // nothing answers: every session fails and the backoff grows
+        let failures = Mutex(0)
+        let daemon = try agent(scratch, server, startedEventDelay: .zero) { line in
+            if line.hasPrefix("session ended") { failures.withLock { $0 += 1 } }
+        }
+        let running = Task { await daemon.run() }
+        // After four failures the next wait is 3.3-4.9 s (gRPC backoff: 1 s x 1.6^3, 20% jitter).
+        #expect(await waitUntil { failures.withLock { $0 } >= 4 })
+        let drained = ContinuousClock.now
+        daemon.drain(reason: "test over")
+        await running.value
+        #expect(ContinuousClock.now - drained < .milliseconds(1_500), "run() returned \(ContinuousClock.now - drained) after drain()")
     }
 
     @Test func anEntrypointWhoseProgramIsMissingIsNotOffered() async throws {
