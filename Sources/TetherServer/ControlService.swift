@@ -321,22 +321,8 @@ struct ControlService: Sendable {
     // MARK: Agents
 
     private func agentMessage(_ session: AgentSession) -> ControlV1.Agent {
-        var agent = ControlV1.Agent()
-        agent.agentID = session.name
-        agent.name = session.name
-        agent.version = session.hello.version
-        agent.state = session.isDraining ? .draining : .connected
-        agent.queues = session.hello.queues
-        agent.slots = session.hello.slots
-        agent.labels = session.hello.labels
-        agent.entrypoints = session.hello.entrypoints
-        agent.leaseIds = scheduler.read { $0.leaseIDs(ofAgent: session.name) }
-        agent.freeSlots = UInt32(max(0, Int(session.hello.slots) - agent.leaseIds.count))
-        agent.connectedAtUnixUs = session.connectedAt.unixMicroseconds
-        agent.lastHeartbeatAtUnixUs = session.lastHeartbeat.unixMicroseconds
-        agent.peerAddress = session.peer
-        agent.metrics = sessions.metrics.snapshot(agent: session.name)
-        return agent
+        ControlV1.Agent(session, leaseIDs: scheduler.read { $0.leaseIDs(ofAgent: session.name) },
+                        metrics: sessions.metrics.snapshot(agent: session.name))
     }
 
     private func listAgents(_ request: ControlV1.ListAgentsRequest) async throws -> ControlV1.ListAgentsResponse {

@@ -205,6 +205,28 @@ extension ControlV1.Token {
     }
 }
 
+extension ControlV1.Agent {
+    /// A connected agent as operators see it: what it announced, the leases it holds and
+    /// the metric series its heartbeats reported.
+    init(_ session: AgentSession, leaseIDs: [String], metrics: [ControlV1.AgentMetric]) {
+        self.init()
+        agentID = session.name
+        name = session.name
+        version = session.hello.version
+        state = session.isDraining ? .draining : .connected
+        queues = session.hello.queues
+        slots = session.hello.slots
+        labels = session.hello.labels
+        entrypoints = session.hello.entrypoints
+        leaseIds = leaseIDs
+        freeSlots = UInt32(max(0, Int(session.hello.slots) - leaseIDs.count))
+        connectedAtUnixUs = session.connectedAt.unixMicroseconds
+        lastHeartbeatAtUnixUs = session.lastHeartbeat.unixMicroseconds
+        peerAddress = session.peer
+        self.metrics = metrics
+    }
+}
+
 // MARK: - tether.agent.v1
 
 extension AgentV1.LeaseGrant {
