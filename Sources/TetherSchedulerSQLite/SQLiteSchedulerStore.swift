@@ -249,6 +249,8 @@ public final class SQLiteSchedulerStore: SchedulerStore {
         SELECT run_id, dag_id, version, number, state, trigger, logical_date_ms, params_json, created_at_ms,
                started_at_ms, finished_at_ms FROM runs
         """
+    /// `infrastructure_retries` holds `TaskInstanceRecord.infrastructureAttempts` (the
+    /// column keeps the name of schema v1).
     private static let taskColumns = """
         SELECT run_id, task_id, task_instances.state, tries, epoch, infrastructure_retries, ready_at_ms, next_try_at_ms,
                task_instances.finished_at_ms, lease_id, lease_agent_id, lease_epoch, lease_attempt,
