@@ -74,7 +74,8 @@ public struct TaskSpec: Hashable, Sendable, Codable {
     public static let defaultQueue = "default"
 }
 
-/// When a task may run, given the final states of its upstream tasks (Airflow's names).
+/// When a task may run, given the final states of its upstream tasks: Airflow 3's set and
+/// names (without `all_done_setup_success`: Tether has no setup tasks).
 public enum TriggerRule: String, Hashable, Sendable, CaseIterable, Codable {
     case allSuccess = "all_success"
     case allDone = "all_done"
@@ -82,6 +83,12 @@ public enum TriggerRule: String, Hashable, Sendable, CaseIterable, Codable {
     case oneSuccess = "one_success"
     case oneFailed = "one_failed"
     case noneFailed = "none_failed"
+    case allDoneMinOneSuccess = "all_done_min_one_success"
+    case allSkipped = "all_skipped"
+    case oneDone = "one_done"
+    case noneFailedMinOneSuccess = "none_failed_min_one_success"
+    case noneSkipped = "none_skipped"
+    case always = "always"
 }
 
 /// How a failed attempt is retried: `retries` more attempts, the n-th (1-based) after

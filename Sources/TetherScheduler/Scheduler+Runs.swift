@@ -30,7 +30,9 @@ extension Scheduler {
             run.record.state = try! run.record.state.transition(to: .running)
             run.record.startedAt = now
             output.changes.append(.run(run.record))
-            for task in run.dagSpec.tasks where task.dependsOn.isEmpty { evaluate(run, task.id, now: now) }
+            for task in run.dagSpec.tasks where task.dependsOn.isEmpty || task.triggerRule == .always {
+                evaluate(run, task.id, now: now)
+            }
             // Tasks cancelled while the run waited count as finished upstreams now.
             settle(run, after: run.dagSpec.tasks.map(\.id).filter { run.tasks[$0]!.state.isFinal }, now: now)
         }

@@ -28,31 +28,53 @@ struct UpstreamSummary: Equatable {
 }
 
 extension TriggerRule {
-    /// Airflow's semantics. A rule decides as soon as the outcome is certain (an
-    /// `all_success` task is upstream_failed on the first failure, without waiting for
-    /// the rest); a task with no upstream runs at once.
+    /// Airflow's semantics (its `trigger_rule_dep.py`), where "failed" includes
+    /// upstream_failed and cancelled. A rule decides as soon as the outcome is certain (an
+    /// `all_success` task is upstream_failed on the first failure, without waiting for the
+    /// rest); a task with no upstream, and an `always` task, run at once.
     func decide(_ upstream: UpstreamSummary) -> TriggerDecision {
+        if upstream.total == 0 { return .run }
+        let done = upstream.allFinished
         switch self {
+        case .always:
+            return .run
         case .allSuccess:
             if upstream.failed > 0 { return .upstreamFailed }
             if upstream.skipped > 0 { return .skip }
-            return upstream.allFinished ? .run : .wait
+            return done ? .run : .wait
         case .allFailed:
             if upstream.succeeded > 0 || upstream.skipped > 0 { return .skip }
-            return upstream.allFinished ? .run : .wait
+            return done ? .run : .wait
         case .allDone:
-            return upstream.allFinished ? .run : .wait
+            return done ? .run : .wait
+        case .allDoneMinOneSuccess:
+            // As in Airflow, a skipped upstream is not "done" for this rule: it skips.
+            if upstream.skipped > 0 { return .skip }
+            guard done else { return .wait }
+            return upstream.succeeded > 0 ? .run : .upstreamFailed
+        case .allSkipped:
+            if upstream.succeeded > 0 || upstream.failed > 0 { return .skip }
+            return done ? .run : .wait
         case .oneSuccess:
-            if upstream.succeeded > 0 || upstream.total == 0 { return .run }
-            guard upstream.allFinished else { return .wait }
+            if upstream.succeeded > 0 { return .run }
+            guard done else { return .wait }
             return upstream.skipped == upstream.total ? .skip : .upstreamFailed
         case .oneFailed:
             if upstream.failed > 0 { return .run }
-            guard upstream.allFinished else { return .wait }
-            return upstream.total == 0 ? .run : .skip
+            return done ? .skip : .wait
+        case .oneDone:
+            if upstream.succeeded > 0 || upstream.failed > 0 { return .run }
+            return done ? .skip : .wait
         case .noneFailed:
             if upstream.failed > 0 { return .upstreamFailed }
-            return upstream.allFinished ? .run : .wait
+            return done ? .run : .wait
+        case .noneFailedMinOneSuccess:
+            if upstream.failed > 0 { return .upstreamFailed }
+            if upstream.skipped == upstream.total { return .skip }
+            return done ? .run : .wait
+        case .noneSkipped:
+            if upstream.skipped > 0 { return .skip }
+            return done ? .run : .wait
         }
     }
 }

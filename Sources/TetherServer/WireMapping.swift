@@ -22,6 +22,12 @@ extension ControlV1.TriggerRule {
         case .oneSuccess: self = .oneSuccess
         case .oneFailed: self = .oneFailed
         case .noneFailed: self = .noneFailed
+        case .allDoneMinOneSuccess: self = .allDoneMinOneSuccess
+        case .allSkipped: self = .allSkipped
+        case .oneDone: self = .oneDone
+        case .noneFailedMinOneSuccess: self = .noneFailedMinOneSuccess
+        case .noneSkipped: self = .noneSkipped
+        case .always: self = .always
         }
     }
 }

@@ -170,7 +170,7 @@ private let minimal = """
             "dags/etl.yaml:6: task 'a' field 'entrypoint': expected a string, found a mapping",
             "dags/etl.yaml:7: task 'a' field 'retries': expected an integer, found '1.5'",
             "dags/etl.yaml:8: task 'a' field 'retry_delay': duration '5 minutes' is not like 500ms, 30s, 5m, 1h30m, 2d or a number of seconds",
-            "dags/etl.yaml:9: task 'a' field 'trigger_rule': unknown trigger rule 'sometimes' (one of all_success, all_done, all_failed, one_success, one_failed, none_failed)",
+            "dags/etl.yaml:9: task 'a' field 'trigger_rule': unknown trigger rule 'sometimes' (one of all_success, all_done, all_failed, one_success, one_failed, none_failed, all_done_min_one_success, all_skipped, one_done, none_failed_min_one_success, none_skipped, always)",
             "dags/etl.yaml:10: task 'a' field 'depends_on': expected a task id or a list of task ids, found a mapping",
             "dags/etl.yaml:11: task 'a' field 'params': expected a mapping of names to values, found a list",
             "dags/etl.yaml:12: task #2 expected a mapping with id and entrypoint, found a scalar",

@@ -27,6 +27,27 @@ import Testing
         (.noneFailed, summary(success: 1, skipped: 1), .run),
         (.noneFailed, summary(success: 1, pending: 1), .wait),
         (.noneFailed, summary(failed: 1, pending: 1), .upstreamFailed),
+        (.allDoneMinOneSuccess, summary(success: 1, failed: 1), .run),
+        (.allDoneMinOneSuccess, summary(success: 1, pending: 1), .wait),
+        (.allDoneMinOneSuccess, summary(failed: 2), .upstreamFailed),
+        (.allDoneMinOneSuccess, summary(success: 1, skipped: 1), .skip),
+        (.allSkipped, summary(skipped: 2), .run),
+        (.allSkipped, summary(skipped: 1, pending: 1), .wait),
+        (.allSkipped, summary(success: 1, pending: 1), .skip),
+        (.allSkipped, summary(failed: 1, skipped: 1), .skip),
+        (.oneDone, summary(failed: 1, pending: 1), .run),
+        (.oneDone, summary(success: 1, pending: 1), .run),
+        (.oneDone, summary(skipped: 1, pending: 1), .wait),
+        (.oneDone, summary(skipped: 2), .skip),
+        (.noneFailedMinOneSuccess, summary(success: 1, skipped: 1), .run),
+        (.noneFailedMinOneSuccess, summary(success: 1, pending: 1), .wait),
+        (.noneFailedMinOneSuccess, summary(failed: 1, skipped: 1), .upstreamFailed),
+        (.noneFailedMinOneSuccess, summary(skipped: 2), .skip),
+        (.noneSkipped, summary(success: 1, failed: 1), .run),
+        (.noneSkipped, summary(success: 1, pending: 1), .wait),
+        (.noneSkipped, summary(skipped: 1, pending: 1), .skip),
+        (.always, summary(pending: 2), .run),
+        (.always, summary(failed: 2), .run),
     ]
 
     @Test(arguments: 0..<table.count)
@@ -44,6 +65,8 @@ import Testing
     @Test(arguments: [
         (TriggerRule.allSuccess, TaskState.upstreamFailed), (.allFailed, .skipped), (.allDone, .queued),
         (.oneSuccess, .queued), (.oneFailed, .queued), (.noneFailed, .upstreamFailed),
+        (.allDoneMinOneSuccess, .queued), (.allSkipped, .skipped), (.oneDone, .queued),
+        (.noneFailedMinOneSuccess, .upstreamFailed), (.noneSkipped, .queued),
     ])
     func ruleAppliedToMixedOutcomes(_ rule: TriggerRule, _ expected: TaskState) throws {
         let h = SchedulerHarness()
@@ -58,6 +81,17 @@ import Testing
         if expected.isFinal {
             #expect(h.runState(run.runID) == .failed)  // b failed
         }
+    }
+
+    @Test func alwaysTaskRunsWhileItsUpstreamRuns() throws {
+        let h = SchedulerHarness()
+        try h.apply(dag("d", ["a", "c<a"]) { task in
+            if task.id == "c" { task.triggerRule = .always }
+        })
+        h.connect("x", entrypoints: ["a", "c"], slots: 2)
+        let run = try h.trigger("d")
+        #expect(h.taskState(run.runID, "a") == .running)
+        #expect(h.taskState(run.runID, "c") == .running)
     }
 
     @Test func skippedTaskPropagatesThroughAllSuccessChain() throws {

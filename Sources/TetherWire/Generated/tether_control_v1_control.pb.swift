@@ -93,6 +93,18 @@ extension ControlV1 {
         case oneFailed = 5
         /// No upstream task failed (succeeded or skipped).
         case noneFailed = 6
+        /// Every upstream task finished and at least one succeeded; skipped if any was skipped.
+        case allDoneMinOneSuccess = 7
+        /// Every upstream task was skipped.
+        case allSkipped = 8
+        /// At least one upstream task succeeded or failed.
+        case oneDone = 9
+        /// No upstream task failed and at least one succeeded.
+        case noneFailedMinOneSuccess = 10
+        /// No upstream task was skipped (each succeeded or failed).
+        case noneSkipped = 11
+        /// Runs at once, whatever its upstream tasks do.
+        case always = 12
     }
 }
 

@@ -5836,7 +5836,7 @@ const ProtobufCMessageDescriptor tether__control__v1__watch_events_response__des
   (ProtobufCMessageInit) tether__control__v1__watch_events_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCEnumValue tether__control__v1__trigger_rule__enum_values_by_number[7] =
+static const ProtobufCEnumValue tether__control__v1__trigger_rule__enum_values_by_number[13] =
 {
   { "TRIGGER_RULE_UNSPECIFIED", "TETHER__CONTROL__V1__TRIGGER_RULE__TRIGGER_RULE_UNSPECIFIED", 0 },
   { "TRIGGER_RULE_ALL_SUCCESS", "TETHER__CONTROL__V1__TRIGGER_RULE__TRIGGER_RULE_ALL_SUCCESS", 1 },
@@ -5845,16 +5845,28 @@ static const ProtobufCEnumValue tether__control__v1__trigger_rule__enum_values_b
   { "TRIGGER_RULE_ONE_SUCCESS", "TETHER__CONTROL__V1__TRIGGER_RULE__TRIGGER_RULE_ONE_SUCCESS", 4 },
   { "TRIGGER_RULE_ONE_FAILED", "TETHER__CONTROL__V1__TRIGGER_RULE__TRIGGER_RULE_ONE_FAILED", 5 },
   { "TRIGGER_RULE_NONE_FAILED", "TETHER__CONTROL__V1__TRIGGER_RULE__TRIGGER_RULE_NONE_FAILED", 6 },
+  { "TRIGGER_RULE_ALL_DONE_MIN_ONE_SUCCESS", "TETHER__CONTROL__V1__TRIGGER_RULE__TRIGGER_RULE_ALL_DONE_MIN_ONE_SUCCESS", 7 },
+  { "TRIGGER_RULE_ALL_SKIPPED", "TETHER__CONTROL__V1__TRIGGER_RULE__TRIGGER_RULE_ALL_SKIPPED", 8 },
+  { "TRIGGER_RULE_ONE_DONE", "TETHER__CONTROL__V1__TRIGGER_RULE__TRIGGER_RULE_ONE_DONE", 9 },
+  { "TRIGGER_RULE_NONE_FAILED_MIN_ONE_SUCCESS", "TETHER__CONTROL__V1__TRIGGER_RULE__TRIGGER_RULE_NONE_FAILED_MIN_ONE_SUCCESS", 10 },
+  { "TRIGGER_RULE_NONE_SKIPPED", "TETHER__CONTROL__V1__TRIGGER_RULE__TRIGGER_RULE_NONE_SKIPPED", 11 },
+  { "TRIGGER_RULE_ALWAYS", "TETHER__CONTROL__V1__TRIGGER_RULE__TRIGGER_RULE_ALWAYS", 12 },
 };
 static const ProtobufCIntRange tether__control__v1__trigger_rule__value_ranges[] = {
-{0, 0},{0, 7}
+{0, 0},{0, 13}
 };
-static const ProtobufCEnumValueIndex tether__control__v1__trigger_rule__enum_values_by_name[7] =
+static const ProtobufCEnumValueIndex tether__control__v1__trigger_rule__enum_values_by_name[13] =
 {
   { "TRIGGER_RULE_ALL_DONE", 2 },
+  { "TRIGGER_RULE_ALL_DONE_MIN_ONE_SUCCESS", 7 },
   { "TRIGGER_RULE_ALL_FAILED", 3 },
+  { "TRIGGER_RULE_ALL_SKIPPED", 8 },
   { "TRIGGER_RULE_ALL_SUCCESS", 1 },
+  { "TRIGGER_RULE_ALWAYS", 12 },
   { "TRIGGER_RULE_NONE_FAILED", 6 },
+  { "TRIGGER_RULE_NONE_FAILED_MIN_ONE_SUCCESS", 10 },
+  { "TRIGGER_RULE_NONE_SKIPPED", 11 },
+  { "TRIGGER_RULE_ONE_DONE", 9 },
   { "TRIGGER_RULE_ONE_FAILED", 5 },
   { "TRIGGER_RULE_ONE_SUCCESS", 4 },
   { "TRIGGER_RULE_UNSPECIFIED", 0 },
@@ -5866,9 +5878,9 @@ const ProtobufCEnumDescriptor tether__control__v1__trigger_rule__descriptor =
   "TriggerRule",
   "Tether__Control__V1__TriggerRule",
   "tether.control.v1",
-  7,
+  13,
   tether__control__v1__trigger_rule__enum_values_by_number,
-  7,
+  13,
   tether__control__v1__trigger_rule__enum_values_by_name,
   1,
   tether__control__v1__trigger_rule__value_ranges,

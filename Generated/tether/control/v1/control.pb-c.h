@@ -103,7 +103,31 @@ typedef enum _Tether__Control__V1__TriggerRule {
   /*
    * No upstream task failed (succeeded or skipped).
    */
-  TETHER__CONTROL__V1__TRIGGER_RULE__TRIGGER_RULE_NONE_FAILED = 6
+  TETHER__CONTROL__V1__TRIGGER_RULE__TRIGGER_RULE_NONE_FAILED = 6,
+  /*
+   * Every upstream task finished and at least one succeeded; skipped if any was skipped.
+   */
+  TETHER__CONTROL__V1__TRIGGER_RULE__TRIGGER_RULE_ALL_DONE_MIN_ONE_SUCCESS = 7,
+  /*
+   * Every upstream task was skipped.
+   */
+  TETHER__CONTROL__V1__TRIGGER_RULE__TRIGGER_RULE_ALL_SKIPPED = 8,
+  /*
+   * At least one upstream task succeeded or failed.
+   */
+  TETHER__CONTROL__V1__TRIGGER_RULE__TRIGGER_RULE_ONE_DONE = 9,
+  /*
+   * No upstream task failed and at least one succeeded.
+   */
+  TETHER__CONTROL__V1__TRIGGER_RULE__TRIGGER_RULE_NONE_FAILED_MIN_ONE_SUCCESS = 10,
+  /*
+   * No upstream task was skipped (each succeeded or failed).
+   */
+  TETHER__CONTROL__V1__TRIGGER_RULE__TRIGGER_RULE_NONE_SKIPPED = 11,
+  /*
+   * Runs at once, whatever its upstream tasks do.
+   */
+  TETHER__CONTROL__V1__TRIGGER_RULE__TRIGGER_RULE_ALWAYS = 12
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(TETHER__CONTROL__V1__TRIGGER_RULE)
 } Tether__Control__V1__TriggerRule;
 /*
