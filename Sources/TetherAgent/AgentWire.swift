@@ -10,7 +10,9 @@ extension Lease {
         guard let task = grant.task else { return nil }
         self.init(id: grant.leaseID, epoch: grant.epoch, dagID: task.dagID, dagVersion: task.dagVersion, runID: task.runID,
                   taskID: task.taskID, attempt: grant.attempt, entrypoint: grant.entrypoint, params: grant.params,
-                  timeoutMilliseconds: grant.timeoutMs)
+                  timeoutMilliseconds: grant.timeoutMs, logicalDateUnixMicroseconds: grant.logicalTimeUnixUs,
+                  dataIntervalStartUnixMicroseconds: grant.dataIntervalStartUnixUs,
+                  dataIntervalEndUnixMicroseconds: grant.dataIntervalEndUnixUs)
     }
 }
 

@@ -16,10 +16,16 @@ public struct Lease: Sendable, Equatable {
     public var params: [String: String]
     /// The task's execution timeout; 0 for none (the entrypoint may still set one).
     public var timeoutMilliseconds: UInt64
+    /// The run's logical date and data interval (start inclusive, end exclusive), in
+    /// microseconds since the Unix epoch.
+    public var logicalDateUnixMicroseconds: Int64
+    public var dataIntervalStartUnixMicroseconds: Int64
+    public var dataIntervalEndUnixMicroseconds: Int64
 
     public init(id: String = "", epoch: UInt64 = 0, dagID: String = "", dagVersion: UInt32 = 0, runID: String = "",
                 taskID: String = "", attempt: UInt32 = 0, entrypoint: String = "", params: [String: String] = [:],
-                timeoutMilliseconds: UInt64 = 0) {
+                timeoutMilliseconds: UInt64 = 0, logicalDateUnixMicroseconds: Int64 = 0,
+                dataIntervalStartUnixMicroseconds: Int64 = 0, dataIntervalEndUnixMicroseconds: Int64 = 0) {
         self.id = id
         self.epoch = epoch
         self.dagID = dagID
@@ -30,5 +36,8 @@ public struct Lease: Sendable, Equatable {
         self.entrypoint = entrypoint
         self.params = params
         self.timeoutMilliseconds = timeoutMilliseconds
+        self.logicalDateUnixMicroseconds = logicalDateUnixMicroseconds
+        self.dataIntervalStartUnixMicroseconds = dataIntervalStartUnixMicroseconds
+        self.dataIntervalEndUnixMicroseconds = dataIntervalEndUnixMicroseconds
     }
 }

@@ -270,7 +270,7 @@ public final class TaskRunner: Sendable {
         do {
             let files = try logDirectory.openAttempt(dagID: lease.dagID, runID: lease.runID, taskID: lease.taskID,
                                                      attempt: lease.attempt)
-            let input = try Self.standardInput(json: JSONText.object(lease.params))  // keys sorted, values strings
+            let input = try Self.standardInput(json: Self.standardInputJSON(for: lease))
             let launch = TaskProcess.Launch(executablePath: executable, arguments: entrypoint.argv,
                                             environment: environment, workingDirectory: entrypoint.workingDirectory)
             let pid = try TaskProcess.spawn(launch, standardInput: input, output: files.log, parentDeathSignal: parentDeathSignal)
@@ -507,7 +507,8 @@ extension TaskRunner {
     /// 3. `TETHER_PARAM_<NAME>` for each param (`TaskEnvironment.variableName`; when two
     ///    names map to one variable, the later name in sorted order wins — stdin has both);
     /// 4. `TETHER_DAG_ID`, `TETHER_DAG_VERSION`, `TETHER_RUN_ID`, `TETHER_TASK_ID`,
-    ///    `TETHER_ATTEMPT`, `TETHER_LEASE_ID`.
+    ///    `TETHER_ATTEMPT`, `TETHER_LEASE_ID`, and the run's `TETHER_LOGICAL_DATE`,
+    ///    `TETHER_DATA_INTERVAL_START` and `TETHER_DATA_INTERVAL_END` (RFC 3339, UTC).
     /// Nothing else of the agent's environment reaches a task.
     public static func environment(for lease: Lease, entrypoint: AgentConfiguration.Entrypoint,
                                    inherited: [String: String]) -> [String: String] {
@@ -523,8 +524,27 @@ extension TaskRunner {
         environment["TETHER_TASK_ID"] = lease.taskID
         environment["TETHER_ATTEMPT"] = String(lease.attempt)
         environment["TETHER_LEASE_ID"] = lease.id
+        environment["TETHER_LOGICAL_DATE"] = UTCTimestamp.format(unixMicroseconds: lease.logicalDateUnixMicroseconds)
+        environment["TETHER_DATA_INTERVAL_START"] = UTCTimestamp.format(unixMicroseconds: lease.dataIntervalStartUnixMicroseconds)
+        environment["TETHER_DATA_INTERVAL_END"] = UTCTimestamp.format(unixMicroseconds: lease.dataIntervalEndUnixMicroseconds)
         // A NUL cannot travel in an environment string; such a value would cut the string short.
         return environment.filter { !$0.key.utf8.contains(0) && !$0.value.utf8.contains(0) }
+    }
+
+    /// What a task reads on stdin: one JSON object with the run's context and, under
+    /// `params`, its parameters (keys sorted, values strings), e.g.
+    /// `{"dag_id":"etl","dag_version":3,"run_id":"etl-7","task_id":"load","attempt":1,
+    /// "logical_date":"2026-12-07T00:00:00Z","data_interval_start":"2026-12-06T00:00:00Z",
+    /// "data_interval_end":"2026-12-07T00:00:00Z","params":{"day":"1"}}`.
+    public static func standardInputJSON(for lease: Lease) -> String {
+        JSONText.object(members: [
+            ("dag_id", .string(lease.dagID)), ("dag_version", .integer(Int64(lease.dagVersion))),
+            ("run_id", .string(lease.runID)), ("task_id", .string(lease.taskID)), ("attempt", .integer(Int64(lease.attempt))),
+            ("logical_date", .string(UTCTimestamp.format(unixMicroseconds: lease.logicalDateUnixMicroseconds))),
+            ("data_interval_start", .string(UTCTimestamp.format(unixMicroseconds: lease.dataIntervalStartUnixMicroseconds))),
+            ("data_interval_end", .string(UTCTimestamp.format(unixMicroseconds: lease.dataIntervalEndUnixMicroseconds))),
+            ("params", .strings(lease.params)),
+        ])
     }
 
     /// An anonymous in-memory file (memfd) holding `json`, positioned at its start: stdin

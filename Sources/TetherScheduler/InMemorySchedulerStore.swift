@@ -23,10 +23,14 @@ public final class InMemorySchedulerStore: SchedulerStore {
             let activeIDs = Set(active.map(\.runID))
             let tasks = c.tasks.values.filter { activeIDs.contains($0.key.runID) }
             let live = Set(tasks.compactMap { $0.lease?.leaseID })
+            var keys: [IdempotencyKey: String] = [:]
+            for run in c.runs.values {
+                if let key = run.idempotencyKey { keys[IdempotencyKey(dagID: run.dagID, key: key)] = run.runID }
+            }
             return SchedulerSnapshot(
                 dags: Array(c.dags.values), versions: c.versions.values.flatMap(\.values), activeRuns: active,
                 tasks: tasks, liveAttempts: c.attempts.values.filter { live.contains($0.leaseID) },
-                agentSequences: c.agentSequences)
+                agentSequences: c.agentSequences, idempotencyKeys: keys)
         }
     }
 

@@ -19,13 +19,29 @@ extension Scheduler {
         let atLimit = entry.runningCount + entry.waitingRuns.count >= entry.latestSpec.maxActiveRuns
         if !atLimit, entry.record.lastScheduledAt.map({ $0 < logicalDate }) ?? true {
             entry.record.lastScheduledAt = logicalDate
-            _ = createRun(entry, trigger: .schedule, logicalDate: logicalDate, params: [:], now: now)
+            _ = createRun(entry, trigger: .schedule, logicalDate: logicalDate,
+                          dataInterval: schedule.interval(endingAt: logicalDate), params: [:], now: now)
         }
         armCron(entry, after: now)
     }
 
     /// When the DAG's schedule fires next, if it is armed.
     public func nextScheduledRun(_ dagID: String) -> Instant? { dags[dagID]?.nextFireAt }
+}
+
+extension CronSchedule {
+    /// The schedule interval that closes at `end`, one of its instants: from the instant
+    /// before it.
+    func interval(endingAt end: Instant) -> DataInterval {
+        DataInterval(start: previous(atOrBefore: end.adding(milliseconds: -1)) ?? end, end: end)
+    }
+
+    /// The latest whole interval that closed at or before `instant`: a manual run's data
+    /// interval, as Airflow infers it.
+    func interval(endingAtOrBefore instant: Instant) -> DataInterval {
+        guard let end = previous(atOrBefore: instant) else { return DataInterval(start: instant, end: instant) }
+        return interval(endingAt: end)
+    }
 }
 
 extension DAGEntry {

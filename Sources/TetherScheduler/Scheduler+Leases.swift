@@ -218,7 +218,8 @@ extension Scheduler {
         output.effects.append(.grant(LeaseGrant(
             agentID: agentID, leaseID: leaseID, epoch: task.epoch, key: task.key, dagID: run.record.dagID, dagVersion: run.record.version,
             entrypoint: spec.entrypoint, params: params, timeoutMilliseconds: spec.executionTimeoutMilliseconds,
-            attempt: task.tries, grantedAt: now, readyAt: ready.readyAt)))
+            attempt: task.tries, grantedAt: now, readyAt: ready.readyAt, logicalDate: run.record.logicalDate,
+            dataInterval: run.record.dataInterval)))
     }
 
     // MARK: Ending attempts

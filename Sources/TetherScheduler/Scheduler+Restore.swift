@@ -10,6 +10,7 @@ extension Scheduler {
     func restore(_ snapshot: SchedulerSnapshot) {
         let now = clock.now()
         agentSequences = snapshot.agentSequences
+        idempotencyKeys = snapshot.idempotencyKeys
         for record in snapshot.dags { dags[record.dagID] = DAGEntry(record: record) }
         for version in snapshot.versions {
             guard let entry = dags[version.dagID] else { continue }

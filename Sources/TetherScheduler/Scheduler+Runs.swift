@@ -1,11 +1,13 @@
 // Run and task-instance progression: creating runs, trigger rules, finishing.
 extension Scheduler {
-    func createRun(_ entry: DAGEntry, trigger: RunTrigger, logicalDate: Instant, params: [String: String], now: Instant) -> RunRecord {
+    func createRun(_ entry: DAGEntry, trigger: RunTrigger, logicalDate: Instant, dataInterval: DataInterval?,
+                   params: [String: String], idempotencyKey: String? = nil, note: String = "", now: Instant) -> RunRecord {
         entry.record.runCount += 1
         let spec = entry.latestSpec
         let runID = "\(spec.dagID)-\(entry.record.runCount)"
         let record = RunRecord(runID: runID, dagID: spec.dagID, version: entry.record.latestVersion, number: entry.record.runCount,
-                               state: .queued, trigger: trigger, logicalDate: logicalDate, params: params, createdAt: now)
+                               state: .queued, trigger: trigger, logicalDate: logicalDate, dataInterval: dataInterval,
+                               params: params, idempotencyKey: idempotencyKey, note: note, createdAt: now)
         var tasks: [String: TaskInstanceRecord] = [:]
         tasks.reserveCapacity(spec.tasks.count)
         for task in spec.tasks {
@@ -21,10 +23,11 @@ extension Scheduler {
         return run.record
     }
 
-    /// Starts waiting runs, oldest first, while the DAG is under its max_active_runs.
+    /// Starts waiting runs, oldest first, while the DAG is unpaused and under its
+    /// max_active_runs.
     func startQueuedRuns(_ entry: DAGEntry) {
         let now = clock.now()
-        while !entry.waitingRuns.isEmpty, entry.runningCount < entry.latestSpec.maxActiveRuns {
+        while !entry.record.paused, !entry.waitingRuns.isEmpty, entry.runningCount < entry.latestSpec.maxActiveRuns {
             let run = runs[entry.waitingRuns.removeFirst()]!
             entry.runningCount += 1
             run.record.state = try! run.record.state.transition(to: .running)

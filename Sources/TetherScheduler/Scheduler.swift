@@ -21,6 +21,8 @@ public final class Scheduler {
     var timers = BinaryHeap<SchedulerTimer>()
     var timerSequence: UInt64 = 0
     var agentSequences: [String: UInt64] = [:]
+    /// Manual triggers' idempotency keys and the runs they made.
+    var idempotencyKeys: [IdempotencyKey: String] = [:]
     /// Connected agents' stream and last sign of life (their Hello or a heartbeat). An
     /// agent silent for a lease TTL is treated as dead: no grants, its stream ended.
     var agentLiveness: [String: AgentLiveness] = [:]
@@ -91,8 +93,8 @@ public final class Scheduler {
         return (version, true)
     }
 
-    /// Stops (or restarts) the DAG's schedule. Runs already created go on; manual
-    /// triggers are still accepted.
+    /// Stops (or restarts) the DAG's schedule. Runs already started go on; manual
+    /// triggers are accepted and wait, queued, until the DAG is unpaused.
     /// - Throws: `SchedulerError.unknownDAG`.
     public func setPaused(_ dagID: String, _ paused: Bool) throws(SchedulerError) {
         guard let entry = dags[dagID] else { throw .unknownDAG(dagID) }
@@ -103,6 +105,10 @@ public final class Scheduler {
         output.changes.append(.dag(entry.record))
         // Unpausing does not catch up: the schedule resumes from now.
         armCron(entry, after: now)
+        if !paused {
+            startQueuedRuns(entry)
+            dispatch()
+        }
     }
 
     public func dag(_ dagID: String) -> DAGRecord? { dags[dagID]?.record }
@@ -128,20 +134,37 @@ public final class Scheduler {
 
     // MARK: Runs
 
-    /// Creates a manual run of the DAG's latest version.
+    /// Creates a manual run of the DAG's latest version, or returns the run an earlier
+    /// trigger with the same idempotency key made. A run of a paused DAG waits, queued,
+    /// until the DAG is unpaused (as Airflow does).
     /// - Throws: `unknownDAG`; `unknownParam` if a parameter is declared neither by the
     ///   DAG nor by any of its tasks.
     @discardableResult
-    public func trigger(dagID: String, params: [String: String] = [:]) throws(SchedulerError) -> RunRecord {
+    public func trigger(dagID: String, _ request: TriggerRequest = TriggerRequest()) throws(SchedulerError) -> TriggerOutcome {
         guard let entry = dags[dagID] else { throw .unknownDAG(dagID) }
+        let idempotency = request.idempotencyKey.map { IdempotencyKey(dagID: dagID, key: $0) }
+        if let idempotency, let runID = idempotencyKeys[idempotency] { return .existing(runID: runID) }
         let spec = entry.latestSpec
-        for name in params.keys.sorted() where spec.params[name] == nil && !spec.tasks.contains(where: { $0.params[name] != nil }) {
+        for name in request.params.keys.sorted()
+        where spec.params[name] == nil && !spec.tasks.contains(where: { $0.params[name] != nil }) {
             throw .unknownParam(dagID: dagID, name: name)
         }
         let now = clock.now()
-        let run = createRun(entry, trigger: .manual, logicalDate: now, params: params, now: now)
+        let logicalDate = request.logicalDate ?? now
+        let run = createRun(entry, trigger: .manual, logicalDate: logicalDate,
+                            dataInterval: entry.schedule?.interval(endingAtOrBefore: logicalDate),
+                            params: request.params, idempotencyKey: request.idempotencyKey, note: request.note, now: now)
+        if let idempotency { idempotencyKeys[idempotency] = run.runID }
         dispatch()
-        return run
+        return .created(run)
+    }
+
+    /// Why a queued run has not started, or nil if it is not waiting.
+    public func waitReason(ofRun runID: String) -> String? {
+        guard let run = runs[runID], run.record.state == .queued, let entry = dags[run.record.dagID] else { return nil }
+        if entry.record.paused { return "DAG '\(run.record.dagID)' is paused; the run starts when it is unpaused" }
+        let limit = entry.latestSpec.maxActiveRuns
+        return "DAG '\(run.record.dagID)' has \(entry.runningCount) of max_active_runs \(limit) running"
     }
 
     /// Runs in queued or running state.
@@ -157,11 +180,12 @@ public final class Scheduler {
     public func waitReason(_ key: TaskKey) -> String? { dispatcher.waitReason(key)?.description }
 
     /// Cancels every unfinished task of the run and the run itself. Leased tasks get a
-    /// revoke for their agent.
+    /// revoke for their agent. A reason is added to the run's note.
     /// - Throws: `unknownRun` (also for runs already finished: only active runs are held).
-    public func cancelRun(_ runID: String) throws(SchedulerError) {
+    public func cancelRun(_ runID: String, reason: String = "") throws(SchedulerError) {
         guard let run = runs[runID] else { throw .unknownRun(runID) }
         let now = clock.now()
+        if !reason.isEmpty { run.record.note += (run.record.note.isEmpty ? "" : "\n") + "cancelled: " + reason }
         for taskID in run.specs.keys.sorted() where !(run.tasks[taskID]!.state.isFinal) {
             cancelTask(run, taskID, now: now)
         }
@@ -268,6 +292,9 @@ public struct LeaseGrant: Hashable, Sendable {
     public var grantedAt: Instant
     /// When the task became ready; `grantedAt - readyAt` is the dispatch latency.
     public var readyAt: Instant
+    /// The run's logical date and data interval, for the task.
+    public var logicalDate: Instant
+    public var dataInterval: DataInterval
 }
 
 /// The mutable state of one DAG id.

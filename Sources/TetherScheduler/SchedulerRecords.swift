@@ -77,16 +77,28 @@ public struct RunRecord: Hashable, Sendable {
     public var number: Int
     public var state: RunState
     public var trigger: RunTrigger
-    /// For scheduled runs the schedule instant it stands for; for manual runs the trigger time.
+    /// The instant the run stands for: for a scheduled run its schedule instant (the end of
+    /// its data interval, as Airflow 3 counts it); for a manual run the one given, or the
+    /// trigger time.
     public var logicalDate: Instant
+    /// The span of data the run processes. A scheduled run's is the schedule interval that
+    /// closed at its logical date; a manual run's is the latest whole schedule interval
+    /// ending at or before its logical date, or the logical date alone if the DAG has no
+    /// schedule.
+    public var dataInterval: DataInterval
     /// Run parameters as given (DAG and task defaults are merged in at grant time).
     public var params: [String: String]
+    /// The caller's key for a manual trigger: a second trigger with it returns this run.
+    public var idempotencyKey: String?
+    /// Free text from whoever triggered the run.
+    public var note: String
     public var createdAt: Instant
     public var startedAt: Instant?
     public var finishedAt: Instant?
 
     public init(runID: String, dagID: String, version: Int, number: Int, state: RunState, trigger: RunTrigger,
-                logicalDate: Instant, params: [String: String], createdAt: Instant,
+                logicalDate: Instant, dataInterval: DataInterval? = nil, params: [String: String],
+                idempotencyKey: String? = nil, note: String = "", createdAt: Instant,
                 startedAt: Instant? = nil, finishedAt: Instant? = nil) {
         self.runID = runID
         self.dagID = dagID
@@ -95,10 +107,58 @@ public struct RunRecord: Hashable, Sendable {
         self.state = state
         self.trigger = trigger
         self.logicalDate = logicalDate
+        self.dataInterval = dataInterval ?? DataInterval(start: logicalDate, end: logicalDate)
         self.params = params
+        self.idempotencyKey = idempotencyKey
+        self.note = note
         self.createdAt = createdAt
         self.startedAt = startedAt
         self.finishedAt = finishedAt
+    }
+}
+
+/// A run's span of data: from `start` (inclusive) to `end` (exclusive).
+public struct DataInterval: Hashable, Sendable {
+    public var start: Instant
+    public var end: Instant
+
+    public init(start: Instant, end: Instant) {
+        self.start = start
+        self.end = end
+    }
+}
+
+/// What a manual trigger asks for besides the DAG.
+public struct TriggerRequest: Sendable {
+    /// Overrides of DAG and task params; each must be declared by the DAG or a task.
+    public var params: [String: String]
+    /// The run's logical date; nil for the trigger time.
+    public var logicalDate: Instant?
+    /// A second trigger of the same DAG with the same key returns the first run.
+    public var idempotencyKey: String?
+    public var note: String
+
+    public init(params: [String: String] = [:], logicalDate: Instant? = nil, idempotencyKey: String? = nil, note: String = "") {
+        self.params = params
+        self.logicalDate = logicalDate
+        self.idempotencyKey = idempotencyKey
+        self.note = note
+    }
+}
+
+/// What a trigger did.
+public enum TriggerOutcome: Hashable, Sendable {
+    /// A new run.
+    case created(RunRecord)
+    /// The idempotency key was used before, by this run (it may have finished already,
+    /// and then the scheduler no longer holds it: read it from the store).
+    case existing(runID: String)
+
+    public var runID: String {
+        switch self {
+        case .created(let run): run.runID
+        case .existing(let runID): runID
+        }
     }
 }
 

@@ -23,15 +23,30 @@ public struct SchedulerSnapshot: Sendable {
     /// The attempts of the leases those task instances hold.
     public var liveAttempts: [AttemptRecord]
     public var agentSequences: [String: UInt64]
+    /// Every run triggered with an idempotency key, finished or not.
+    public var idempotencyKeys: [IdempotencyKey: String]
 
     public init(dags: [DAGRecord] = [], versions: [DAGVersionRecord] = [], activeRuns: [RunRecord] = [],
-                tasks: [TaskInstanceRecord] = [], liveAttempts: [AttemptRecord] = [], agentSequences: [String: UInt64] = [:]) {
+                tasks: [TaskInstanceRecord] = [], liveAttempts: [AttemptRecord] = [], agentSequences: [String: UInt64] = [:],
+                idempotencyKeys: [IdempotencyKey: String] = [:]) {
         self.dags = dags
         self.versions = versions
         self.activeRuns = activeRuns
         self.tasks = tasks
         self.liveAttempts = liveAttempts
         self.agentSequences = agentSequences
+        self.idempotencyKeys = idempotencyKeys
+    }
+}
+
+/// A manual trigger's idempotency key, which is unique per DAG.
+public struct IdempotencyKey: Hashable, Sendable {
+    public var dagID: String
+    public var key: String
+
+    public init(dagID: String, key: String) {
+        self.dagID = dagID
+        self.key = key
     }
 }
 

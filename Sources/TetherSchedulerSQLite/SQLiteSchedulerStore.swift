@@ -116,6 +116,9 @@ public final class SQLiteSchedulerStore: SchedulerStore {
             try db.query("SELECT agent_id, sequence FROM agent_sequences") { row in
                 snapshot.agentSequences[row[0].text!] = UInt64(row[1].int64!)
             }
+            try db.query("SELECT dag_id, idempotency_key, run_id FROM runs WHERE idempotency_key IS NOT NULL") { row in
+                snapshot.idempotencyKeys[IdempotencyKey(dagID: row[0].text!, key: row[1].text!)] = row[2].text!
+            }
             return snapshot
         }
     }
@@ -186,8 +189,7 @@ public final class SQLiteSchedulerStore: SchedulerStore {
         let bound = arguments + [.integer(Int64(limit))]
         return try await read { db in
             var runs: [(run: RunRecord, cursor: Int64)] = []
-            let sql = "SELECT rowid, run_id, dag_id, version, number, state, trigger, logical_date_ms, params_json, created_at_ms, "
-                + "started_at_ms, finished_at_ms FROM runs \(filter) ORDER BY rowid DESC LIMIT ?"
+            let sql = "SELECT rowid, \(Self.runColumnList) FROM runs \(filter) ORDER BY rowid DESC LIMIT ?"
             try db.query(sql, bound) { row in
                 runs.append((try Self.runRecord(row, offset: 1), row[0].int64 ?? 0))
             }
@@ -243,12 +245,23 @@ public final class SQLiteSchedulerStore: SchedulerStore {
         SQLiteMigration(version: 2, name: "store probe", sql: """
             CREATE TABLE store_probe (id INTEGER PRIMARY KEY CHECK (id = 1), probes INTEGER NOT NULL);
             """),
+        // Runs of schema 2 have no data interval (read as their logical date alone), no
+        // key and no note.
+        SQLiteMigration(version: 3, name: "run data intervals, idempotency keys, notes", sql: """
+            ALTER TABLE runs ADD COLUMN data_interval_start_ms INTEGER;
+            ALTER TABLE runs ADD COLUMN data_interval_end_ms INTEGER;
+            ALTER TABLE runs ADD COLUMN idempotency_key TEXT;
+            ALTER TABLE runs ADD COLUMN note TEXT NOT NULL DEFAULT '';
+            CREATE UNIQUE INDEX runs_by_idempotency_key ON runs (dag_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
+            """),
     ]
 
-    private static let runColumns = """
-        SELECT run_id, dag_id, version, number, state, trigger, logical_date_ms, params_json, created_at_ms,
-               started_at_ms, finished_at_ms FROM runs
+    /// The columns `runRecord` reads, in its order.
+    private static let runColumnList = """
+        run_id, dag_id, version, number, state, trigger, logical_date_ms, params_json, created_at_ms,
+        started_at_ms, finished_at_ms, data_interval_start_ms, data_interval_end_ms, idempotency_key, note
         """
+    private static let runColumns = "SELECT \(runColumnList) FROM runs"
     /// `infrastructure_retries` holds `TaskInstanceRecord.infrastructureAttempts` (the
     /// column keeps the name of schema v1).
     private static let taskColumns = """
@@ -301,12 +314,15 @@ public final class SQLiteSchedulerStore: SchedulerStore {
         case .run(let r):
             // An upsert that keeps the row (and its rowid, the creation order ListRuns pages by).
             try db.run("""
-                INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO UPDATE SET
-                state = excluded.state, started_at_ms = excluded.started_at_ms, finished_at_ms = excluded.finished_at_ms
+                INSERT INTO runs (\(runColumnList)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (run_id) DO UPDATE SET
+                state = excluded.state, started_at_ms = excluded.started_at_ms, finished_at_ms = excluded.finished_at_ms,
+                note = excluded.note
                 """,
                        [.text(r.runID), .text(r.dagID), .integer(Int64(r.version)), .integer(Int64(r.number)),
                         .text(r.state.rawValue), .text(r.trigger.rawValue), r.logicalDate.value, try encode(r.params),
-                        r.createdAt.value, r.startedAt.value, r.finishedAt.value])
+                        r.createdAt.value, r.startedAt.value, r.finishedAt.value, r.dataInterval.start.value,
+                        r.dataInterval.end.value, r.idempotencyKey.map { .text($0) } ?? .null, .text(r.note)])
         case .task(let t):
             let lease = t.lease
             try db.run("INSERT OR REPLACE INTO task_instances VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -346,8 +362,13 @@ public final class SQLiteSchedulerStore: SchedulerStore {
     private static func runRecord(_ row: SQLiteRow, offset o: Int) throws -> RunRecord {
         RunRecord(runID: row[o].text!, dagID: row[o + 1].text!, version: Int(row[o + 2].int64!), number: Int(row[o + 3].int64!),
                   state: try enumValue(RunState.self, row[o + 4]), trigger: try enumValue(RunTrigger.self, row[o + 5]),
-                  logicalDate: Instant(row[o + 6]), params: try decode([String: String].self, row[o + 7]),
-                  createdAt: Instant(row[o + 8]), startedAt: Instant(optional: row[o + 9]), finishedAt: Instant(optional: row[o + 10]))
+                  logicalDate: Instant(row[o + 6]),
+                  dataInterval: Instant(optional: row[o + 11]).flatMap { start in
+                      Instant(optional: row[o + 12]).map { DataInterval(start: start, end: $0) }
+                  },
+                  params: try decode([String: String].self, row[o + 7]), idempotencyKey: row[o + 13].text,
+                  note: row[o + 14].text ?? "", createdAt: Instant(row[o + 8]), startedAt: Instant(optional: row[o + 9]),
+                  finishedAt: Instant(optional: row[o + 10]))
     }
 
     private static func taskRecord(_ row: SQLiteRow) throws -> TaskInstanceRecord {

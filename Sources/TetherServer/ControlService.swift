@@ -198,34 +198,69 @@ struct ControlService: Sendable {
         guard problems.isEmpty else {
             throw GRPCStatus(code: .invalidArgument, message: "field 'params': " + problems.joined(separator: "; "))
         }
-        let run = try await scheduler.perform { try $0.trigger(dagID: request.dagID, params: params) }
+        var trigger = TriggerRequest(params: params, note: try Self.freeText(request.note, field: "note"))
+        if !request.idempotencyKey.isEmpty {
+            trigger.idempotencyKey = try Self.freeText(request.idempotencyKey, field: "idempotency_key", limit: 256)
+        }
+        if request.logicalTimeUnixUs != 0 {
+            // Years 1970-9999, as UTCTimestamp reads and writes them.
+            guard (0...253_402_300_799_999_999).contains(request.logicalTimeUnixUs) else {
+                throw GRPCStatus(code: .invalidArgument,
+                                 message: "field 'logical_time_unix_us': \(request.logicalTimeUnixUs) is outside years 1970-9999")
+            }
+            trigger.logicalDate = Instant(millisecondsSinceEpoch: request.logicalTimeUnixUs / 1000)
+        }
+        let outcome = try await scheduler.perform { [trigger] in try $0.trigger(dagID: request.dagID, trigger) }
         var response = ControlV1.TriggerRunResponse()
-        response.run = try await runMessage(run)
+        switch outcome {
+        case .created(let run):
+            response.run = try await runMessage(run)
+        case .existing(let runID):
+            var run = scheduler.read { $0.activeRun(runID) }
+            if run == nil { run = try await store.run(runID) }
+            guard let run else {
+                throw GRPCStatus(code: .internal, message: "run '\(runID)' of idempotency key '\(request.idempotencyKey)' is not stored")
+            }
+            response.run = try await runMessage(run)
+            response.existing = true
+        }
         return response
     }
 
+    /// Free text from a caller (a note, a reason, a key): at most `limit` bytes and no NUL.
+    static func freeText(_ text: String, field: String, limit: Int = 4096) throws -> String {
+        guard text.utf8.count <= limit else {
+            throw GRPCStatus(code: .invalidArgument, message: "field '\(field)': \(text.utf8.count) bytes, more than the limit of \(limit)")
+        }
+        guard !text.utf8.contains(0) else {
+            throw GRPCStatus(code: .invalidArgument, message: "field '\(field)': contains a NUL character")
+        }
+        return text
+    }
+
     private func runMessage(_ record: RunRecord) async throws -> ControlV1.Run {
-        let active = scheduler.read { $0.taskInstances(ofRun: record.runID) }
+        let (active, waitReason) = scheduler.read { ($0.taskInstances(ofRun: record.runID), $0.waitReason(ofRun: record.runID)) }
         var counts: [TetherScheduler.TaskState: Int] = [:]
         if let active {
             for task in active.values { counts[task.state, default: 0] += 1 }
         } else {
             counts = try await store.taskStateCounts(ofRun: record.runID)
         }
-        return ControlV1.Run(record, taskCounts: counts)
+        return ControlV1.Run(record, taskCounts: counts, waitReason: waitReason)
     }
 
     private func getRun(_ request: ControlV1.GetRunRequest) async throws -> ControlV1.GetRunResponse {
         // Active runs from memory (current to the last decision), finished ones from the store.
-        let live = scheduler.read { scheduler -> (RunRecord, [TaskInstanceRecord], DAGSpec?, [String: String])? in
+        let live = scheduler.read { scheduler -> (RunRecord, [TaskInstanceRecord], DAGSpec?, [String: String], String?)? in
             guard let run = scheduler.activeRun(request.runID), let tasks = scheduler.taskInstances(ofRun: request.runID) else { return nil }
             var reasons: [String: String] = [:]
             for task in tasks.values where task.state == .queued { reasons[task.key.taskID] = scheduler.waitReason(task.key) }
-            return (run, Array(tasks.values), scheduler.version(run.dagID, run.version)?.spec, reasons)
+            return (run, Array(tasks.values), scheduler.version(run.dagID, run.version)?.spec, reasons,
+                    scheduler.waitReason(ofRun: request.runID))
         }
-        let run: RunRecord, tasks: [TaskInstanceRecord], spec: DAGSpec?, reasons: [String: String]
+        let run: RunRecord, tasks: [TaskInstanceRecord], spec: DAGSpec?, reasons: [String: String], runWaitReason: String?
         if let live {
-            (run, tasks, spec, reasons) = live
+            (run, tasks, spec, reasons, runWaitReason) = live
         } else {
             guard let stored = try await store.run(request.runID) else {
                 throw GRPCStatus(code: .notFound, message: "unknown run '\(request.runID)'")
@@ -234,11 +269,12 @@ struct ControlService: Sendable {
             tasks = try await store.tasks(ofRun: request.runID)
             spec = scheduler.read { $0.version(stored.dagID, stored.version)?.spec }
             reasons = [:]
+            runWaitReason = nil
         }
         var response = ControlV1.GetRunResponse()
         var counts: [TetherScheduler.TaskState: Int] = [:]
         for task in tasks { counts[task.state, default: 0] += 1 }
-        response.run = ControlV1.Run(run, taskCounts: counts)
+        response.run = ControlV1.Run(run, taskCounts: counts, waitReason: runWaitReason)
         let specs = Dictionary((spec?.tasks ?? []).map { ($0.id, $0) }, uniquingKeysWith: { $1 })
         let order = Dictionary((spec?.tasks ?? []).enumerated().map { ($1.id, $0) }, uniquingKeysWith: { $1 })
         let attempts = try await store.attempts(ofRun: run.runID)
@@ -297,7 +333,8 @@ struct ControlService: Sendable {
 
     private func cancelRun(_ request: ControlV1.CancelRunRequest) async throws -> ControlV1.CancelRunResponse {
         try await requireActive(request.runID)
-        try await scheduler.perform { try $0.cancelRun(request.runID) }
+        let reason = try Self.freeText(request.reason, field: "reason")
+        try await scheduler.perform { try $0.cancelRun(request.runID, reason: reason) }
         var response = ControlV1.CancelRunResponse()
         guard let run = try await store.run(request.runID) else { throw GRPCStatus(code: .notFound, message: "unknown run '\(request.runID)'") }
         response.run = try await runMessage(run)

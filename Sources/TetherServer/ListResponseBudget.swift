@@ -51,9 +51,9 @@ struct ListResponseBudget {
 extension ControlV1.Run {
     /// The run without its params, which the note says were left out.
     mutating func slimForList() {
-        let bytes = params.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count }
+        let bytes = params.reduce(note.utf8.count) { $0 + $1.key.utf8.count + $1.value.utf8.count }
         params = [:]
-        note = "params left out of this list (\(bytes) bytes)"
+        note = "params and note left out of this list (\(bytes) bytes)"
     }
 }
 

@@ -143,7 +143,7 @@ extension ControlV1.Dag {
 }
 
 extension ControlV1.Run {
-    init(_ record: RunRecord, taskCounts: [TetherScheduler.TaskState: Int]) {
+    init(_ record: RunRecord, taskCounts: [TetherScheduler.TaskState: Int], waitReason: String? = nil) {
         self.init()
         runID = record.runID
         dagID = record.dagID
@@ -156,6 +156,11 @@ extension ControlV1.Run {
         finishedAtUnixUs = record.finishedAt.unixMicroseconds
         params = record.params
         self.taskCounts = Dictionary(uniqueKeysWithValues: taskCounts.map { ($0.key.rawValue, UInt32(clamping: $0.value)) })
+        dataIntervalStartUnixUs = record.dataInterval.start.unixMicroseconds
+        dataIntervalEndUnixUs = record.dataInterval.end.unixMicroseconds
+        idempotencyKey = record.idempotencyKey ?? ""
+        note = record.note
+        self.waitReason = waitReason ?? ""
     }
 }
 
@@ -251,6 +256,9 @@ extension AgentV1.LeaseGrant {
         timeoutMs = UInt64(clamping: grant.timeoutMilliseconds ?? 0)
         attempt = UInt32(clamping: grant.attempt)
         grantedAtUnixUs = grant.grantedAt.unixMicroseconds
+        logicalTimeUnixUs = grant.logicalDate.unixMicroseconds
+        dataIntervalStartUnixUs = grant.dataInterval.start.unixMicroseconds
+        dataIntervalEndUnixUs = grant.dataInterval.end.unixMicroseconds
     }
 }
 

@@ -18,6 +18,36 @@ public enum JSONText {
         text.endObject()
         return text.string
     }
+
+    /// A member value of `object(members:)`.
+    public enum Value: Sendable {
+        case string(String)
+        case integer(Int64)
+        /// An object of strings, keys sorted.
+        case strings([String: String])
+    }
+
+    /// `members` as one compact JSON object, in the order given, non-ASCII as UTF-8.
+    public static func object(members: [(key: String, value: Value)]) -> String {
+        var text = WireJSONText(WireJSONOptions(layout: .compact, escapesNonASCII: false))
+        text.beginObject()
+        for (key, value) in members {
+            text.key(key)
+            switch value {
+            case .string(let string): text.string(string)
+            case .integer(let number): text.literal(String(number))
+            case .strings(let strings):
+                text.beginObject()
+                for key in strings.keys.sorted() {
+                    text.key(key)
+                    text.string(strings[key]!)
+                }
+                text.endObject()
+            }
+        }
+        text.endObject()
+        return text.string
+    }
 }
 
 /// JSON text being written, token by token, with the layout, string escaping and

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TetherSyntax
 import TetherWire
 
 /// `tether run trigger|list|show|cancel`.
@@ -24,13 +25,22 @@ struct RunCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Start a run of a DAG's latest version.",
             discussion: """
-                Prints the run id. With --wait, shows the run's progress until it finishes and
-                exits with its outcome: 0 success, 1 failed, 2 cancelled (3 unavailable, 4 auth).
+                Prints the run id. With --wait, shows the run's progress (and why tasks wait)
+                until it finishes and exits with its outcome: 0 success, 1 failed, 2 cancelled
+                (3 unavailable, 4 auth). A run of a paused DAG waits, queued, until the DAG is
+                unpaused. A second trigger with the same --idempotency-key returns the first
+                run (and says so on stderr) instead of starting another.
                 """
         )
         @OptionGroup var client: ClientOptions
         @Argument(help: "DAG id.") var dag: String
         @Option(name: .customLong("param"), help: "A parameter override, NAME=VALUE (repeatable).") var params: [String] = []
+        @Option(help: ArgumentHelp("The run's logical date, e.g. 2026-12-07 or 2026-12-07T06:00:00Z (default: now). "
+                                   + "A scheduled DAG's run processes the latest whole schedule interval ending by then.",
+                                   valueName: "RFC3339"))
+        var logicalDate: String?
+        @Option(help: "Returns the run an earlier trigger of this DAG with the same key made, if any.") var idempotencyKey: String?
+        @Option(help: "Free text kept with the run.") var note: String?
         @Flag(help: "Wait for the run to finish, showing progress.") var wait = false
 
         func run() async throws {
@@ -41,17 +51,31 @@ struct RunCommand: AsyncParsableCommand {
                 }
                 overrides[String(param[..<equals])] = String(param[param.index(after: equals)...])
             }
+            var logicalTime: Int64 = 0
+            if let logicalDate {
+                do {
+                    logicalTime = try UTCTimestamp.unixMicroseconds(parsing: logicalDate)
+                } catch {
+                    throw ValidationError("--logical-date: \(error)")
+                }
+            }
             try await withControl(client) { control in
                 var request = ControlV1.TriggerRunRequest()
                 request.dagID = dag
                 request.params = overrides
+                request.logicalTimeUnixUs = logicalTime
+                request.idempotencyKey = idempotencyKey ?? ""
+                request.note = note ?? ""
                 let response: ControlV1.TriggerRunResponse = try await control.call(ControlV1.ControlService.triggerRun, request)
                 let runID = response.run?.runID ?? ""
+                if response.existing, !client.json {
+                    printError("run \(runID) was triggered before with idempotency key '\(request.idempotencyKey)'; no new run")
+                }
                 if !wait {
                     try emit(response, json: client.json) { print(runID) }
                     return
                 }
-                if !client.json { printError("run \(runID) started") }
+                if !client.json, !response.existing { printError("run \(runID) started") }
                 let finished = try await Self.follow(runID, control, quiet: client.json)
                 try emit(finished, json: client.json) { RunCommand.Show.printRun(finished) }
                 let code = RunCommand.exitCode(for: finished.run?.state ?? .unspecified)
@@ -60,7 +84,7 @@ struct RunCommand: AsyncParsableCommand {
         }
 
         /// Polls GetRun until the run is final, printing a progress line to stderr
-        /// whenever the task counts change.
+        /// whenever the task counts, or why the run or its tasks wait, change.
         static func follow(_ runID: String, _ control: ControlClient, quiet: Bool) async throws -> ControlV1.GetRunResponse {
             var request = ControlV1.GetRunRequest()
             request.runID = runID
@@ -69,7 +93,12 @@ struct RunCommand: AsyncParsableCommand {
                 let response: ControlV1.GetRunResponse = try await control.call(ControlV1.ControlService.getRun, request)
                 let state = response.run?.state ?? .unspecified
                 let counts = (response.run?.taskCounts ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
-                let line = "\(runID): \(state.label) — \(counts.joined(separator: ", "))"
+                var line = "\(runID): \(state.label) — \(counts.joined(separator: ", "))"
+                if let reason = response.run?.waitReason, !reason.isEmpty { line += "; waiting: \(reason)" }
+                let waiting = response.taskInstances.filter { !$0.waitingReason.isEmpty }
+                if let first = waiting.first {
+                    line += "; \(first.taskID) waits: \(first.waitingReason)" + (waiting.count > 1 ? " (+\(waiting.count - 1) more)" : "")
+                }
                 if line != last, !quiet { printError(line) }
                 last = line
                 if [.success, .failed, .cancelled].contains(state) { return response }
@@ -128,6 +157,12 @@ struct RunCommand: AsyncParsableCommand {
             guard let run = response.run else { return }
             print("run \(run.runID) of \(run.dagID) v\(run.dagVersion): \(run.state.label)"
                   + " (\(formatDuration(fromMicroseconds: run.startedAtUnixUs, to: run.finishedAtUnixUs)))")
+            print("logical date \(UTCTimestamp.format(unixMicroseconds: run.logicalTimeUnixUs)), data interval "
+                  + "\(UTCTimestamp.format(unixMicroseconds: run.dataIntervalStartUnixUs)) to "
+                  + "\(UTCTimestamp.format(unixMicroseconds: run.dataIntervalEndUnixUs))")
+            if !run.waitReason.isEmpty { print("waiting: \(run.waitReason)") }
+            if !run.idempotencyKey.isEmpty { print("idempotency key: \(run.idempotencyKey)") }
+            if !run.note.isEmpty { print("note: " + run.note.replacingOccurrences(of: "\n", with: "\n      ")) }
             printTable(["TASK", "STATE", "TRIES", "AGENT", "EXIT", "DURATION", "NOTE"], response.taskInstances.map { task in
                 let attempt = task.attempts.last
                 let exit: String = switch attempt?.exit {
@@ -149,11 +184,13 @@ struct RunCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Cancel a run: pending tasks are cancelled, running ones revoked.")
         @OptionGroup var client: ClientOptions
         @Argument(help: "Run id.") var run: String
+        @Option(help: "Why; added to the run's note.") var reason: String?
 
         func run() async throws {
             try await withControl(client) { control in
                 var request = ControlV1.CancelRunRequest()
                 request.runID = run
+                request.reason = reason ?? ""
                 let response: ControlV1.CancelRunResponse = try await control.call(ControlV1.ControlService.cancelRun, request)
                 try emit(response, json: client.json) { print("\(run): \(response.run?.state.label ?? "?")") }
             }

@@ -29,7 +29,9 @@ final class RunnerFixture: Sendable {
     static func lease(entrypoint: String = "run", params: [String: String] = [:], timeoutMs: UInt64 = 0,
                       runID: String = "nightly-7") -> Lease {
         Lease(id: "\(runID)/load/2", epoch: 2, dagID: "etl", dagVersion: 3, runID: runID, taskID: "load", attempt: 2,
-              entrypoint: entrypoint, params: params, timeoutMilliseconds: timeoutMs)
+              entrypoint: entrypoint, params: params, timeoutMilliseconds: timeoutMs,
+              logicalDateUnixMicroseconds: 1_764_028_800_000_000,  // 2025-11-25T00:00:00Z
+              dataIntervalStartUnixMicroseconds: 1_763_942_400_000_000, dataIntervalEndUnixMicroseconds: 1_764_028_800_000_000)
     }
 
     func runner(_ entrypoints: [String: AgentConfiguration.Entrypoint], lease: Lease = RunnerFixture.lease(),
@@ -99,11 +101,15 @@ func processHasEnded(_ pid: Int32) -> Bool {
             "TETHER_RUN_ID=nightly-7", "TETHER_TASK_ID=load", "TETHER_DAG_ID=etl", "TETHER_DAG_VERSION=3",
             "TETHER_ATTEMPT=2", "TETHER_LEASE_ID=nightly-7/load/2", "TETHER_PARAM_BATCH_SIZE=100",
             "PATH=/usr/bin:/bin", "HOME=/root", "OUT=\(fixture.scratch.url.path)",
+            "TETHER_LOGICAL_DATE=2025-11-25T00:00:00Z", "TETHER_DATA_INTERVAL_START=2025-11-24T00:00:00Z",
+            "TETHER_DATA_INTERVAL_END=2025-11-25T00:00:00Z",
         ] {
             #expect(lines.contains(expected), "missing \(expected)")
         }
         #expect(!lines.contains { $0.hasPrefix("AGENT_SECRET=") })
-        #expect(fixture.read("stdin.txt") == #"{"batch_size":"100","db.host":"db \"1\"\n"}"#)
+        #expect(fixture.read("stdin.txt") == #"{"dag_id":"etl","dag_version":3,"run_id":"nightly-7","task_id":"load","attempt":2,"#
+            + #""logical_date":"2025-11-25T00:00:00Z","data_interval_start":"2025-11-24T00:00:00Z","#
+            + #""data_interval_end":"2025-11-25T00:00:00Z","params":{"batch_size":"100","db.host":"db \"1\"\n"}}"#)
     }
 
     @Test func outputLandsInTheAttemptLogAndNowhereElse() async throws {

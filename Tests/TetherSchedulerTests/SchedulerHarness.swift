@@ -64,9 +64,15 @@ final class SchedulerHarness {
         return result.version
     }
 
+    /// A new manual run (fails the test if the trigger returned an existing one).
     func trigger(_ dagID: String, params: [String: String] = [:]) throws -> RunRecord {
-        let run = try scheduler.trigger(dagID: dagID, params: params)
+        try trigger(dagID, TriggerRequest(params: params))
+    }
+
+    func trigger(_ dagID: String, _ request: TriggerRequest) throws -> RunRecord {
+        let outcome = try scheduler.trigger(dagID: dagID, request)
         flush()
+        guard case .created(let run) = outcome else { throw HarnessError.existingRun(outcome.runID) }
         return run
     }
 
@@ -124,4 +130,8 @@ func dag(_ id: String, _ tasks: [String], configure: (inout TaskSpec) -> Void = 
         configure(&task)
         return task
     })
+}
+
+enum HarnessError: Error {
+    case existingRun(String)
 }

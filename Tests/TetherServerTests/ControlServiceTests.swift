@@ -190,7 +190,7 @@ import TetherWire
                 continue
             }
             #expect(row.runID == run.runID && row.params.isEmpty)
-            #expect(row.note == "params left out of this list (\(bytes) bytes)")
+            #expect(row.note == "params and note left out of this list (\(bytes) bytes)")
         }
         // Ordinary rows are sent as they are until the next would not fit.
         var small = ControlV1.Run()

@@ -88,6 +88,9 @@ extension Fixtures {
         m.timeoutMs = 1_800_000
         m.attempt = 2
         m.grantedAtUnixUs = 1_764_075_600_123_456
+        m.logicalTimeUnixUs = 1_764_028_800_000_000
+        m.dataIntervalStartUnixUs = 1_763_942_400_000_000
+        m.dataIntervalEndUnixUs = 1_764_028_800_000_000
         return m
     }
 

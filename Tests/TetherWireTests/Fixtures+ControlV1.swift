@@ -117,6 +117,10 @@ extension Fixtures {
             m.params = params
             m.note = "cancelled by \(unicode)"
             m.taskCounts = ["success": 3, "": UInt32.max, unicode: 1]
+            m.dataIntervalStartUnixUs = 1_763_953_200_000_000
+            m.dataIntervalEndUnixUs = 1_764_039_600_000_000
+            m.idempotencyKey = "nightly-\(unicode)"
+            m.waitReason = "DAG 'etl' is paused; the run starts when it is unpaused"
             return m
         }
 
@@ -316,12 +320,14 @@ extension Fixtures {
             m.params = params
             m.idempotencyKey = "k-\(unicode)"
             m.note = "backfill \(unicode)"
+            m.logicalTimeUnixUs = 1_764_028_800_000_000
             return m
         }
 
         static var triggerRunResponse: ControlV1.TriggerRunResponse {
             var m = ControlV1.TriggerRunResponse()
             m.run = run
+            m.existing = true
             return m
         }
 
@@ -536,6 +542,8 @@ extension Fixtures {
             m.startedAtUnixUs = .min
             m.finishedAtUnixUs = .max
             m.taskCounts = ["": 0, "failed": .max]
+            m.dataIntervalStartUnixUs = .min
+            m.dataIntervalEndUnixUs = .max
             return m
         }
 

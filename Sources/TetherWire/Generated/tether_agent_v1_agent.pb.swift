@@ -539,6 +539,14 @@ extension AgentV1 {
         public var attempt: UInt32 = 0
         /// When the server granted the lease.
         public var grantedAtUnixUs: Int64 = 0
+        /// The run's logical time; the agent passes it as TETHER_LOGICAL_DATE.
+        public var logicalTimeUnixUs: Int64 = 0
+        /// The start (inclusive) of the run's data interval; the agent passes it as
+        /// TETHER_DATA_INTERVAL_START.
+        public var dataIntervalStartUnixUs: Int64 = 0
+        /// The end (exclusive) of the run's data interval; the agent passes it as
+        /// TETHER_DATA_INTERVAL_END.
+        public var dataIntervalEndUnixUs: Int64 = 0
 
         public init() {}
         public static let wireDescriptor = WireDescriptor(Tether__Agent__V1__LeaseGrant.self, tether__agent__v1__lease_grant__init)
@@ -551,6 +559,9 @@ extension AgentV1 {
             timeoutMs = r.value(6)
             attempt = r.value(7)
             grantedAtUnixUs = r.value(8)
+            logicalTimeUnixUs = r.value(9)
+            dataIntervalStartUnixUs = r.value(10)
+            dataIntervalEndUnixUs = r.value(11)
         }
         public func write(to w: WireWriter) throws(WireError) {
             try w.set(1, leaseID)
@@ -561,6 +572,9 @@ extension AgentV1 {
             w.set(6, timeoutMs)
             w.set(7, attempt)
             w.set(8, grantedAtUnixUs)
+            w.set(9, logicalTimeUnixUs)
+            w.set(10, dataIntervalStartUnixUs)
+            w.set(11, dataIntervalEndUnixUs)
         }
     }
 }

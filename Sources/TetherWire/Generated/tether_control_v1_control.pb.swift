@@ -344,8 +344,9 @@ extension ControlV1 {
         public var state = RunState.unspecified
         /// What started it.
         public var trigger = RunTrigger.unspecified
-        /// For scheduled runs the schedule instant it stands for; for manual runs
-        /// the trigger time.
+        /// The instant the run stands for: a scheduled run's schedule instant (the
+        /// end of its data interval); a manual run's given logical time, or its
+        /// trigger time.
         public var logicalTimeUnixUs: Int64 = 0
         /// When it was created.
         public var createdAtUnixUs: Int64 = 0
@@ -355,12 +356,25 @@ extension ControlV1 {
         public var finishedAtUnixUs: Int64 = 0
         /// Run parameters (merged over the DAG's defaults).
         public var params: [String: String] = [:]
-        /// Who or what cancelled or failed it, in a few words.
+        /// The trigger's note, then (on a line of its own) why it was cancelled, if
+        /// it was; in lists, also what was left out of the entry.
         public var note = ""
         /// Count of its task instances per state, keyed by the TaskState value name
         /// without its prefix, in lower case: "queued", "running", "success",
         /// "up_for_retry", … States with no task instance are left out.
         public var taskCounts: [String: UInt32] = [:]
+        /// The start (inclusive) of the span of data the run processes: for a
+        /// scheduled run the schedule instant before its logical time; for a manual
+        /// run of a scheduled DAG, the latest whole schedule interval ending at or
+        /// before its logical time; otherwise the logical time itself.
+        public var dataIntervalStartUnixUs: Int64 = 0
+        /// The end (exclusive) of that span.
+        public var dataIntervalEndUnixUs: Int64 = 0
+        /// The idempotency key it was triggered with; empty if none.
+        public var idempotencyKey = ""
+        /// Why a queued run has not started (the DAG is paused, or at its
+        /// max_active_runs); empty otherwise.
+        public var waitReason = ""
 
         public init() {}
         public static let wireDescriptor = WireDescriptor(Tether__Control__V1__Run.self, tether__control__v1__run__init)
@@ -377,6 +391,10 @@ extension ControlV1 {
             params = try r.map(10)
             note = try r.value(11)
             taskCounts = try r.map(12) { (e) throws(WireError) in e.value(2) }
+            dataIntervalStartUnixUs = r.value(13)
+            dataIntervalEndUnixUs = r.value(14)
+            idempotencyKey = try r.value(15)
+            waitReason = try r.value(16)
         }
         public func write(to w: WireWriter) throws(WireError) {
             try w.set(1, runID)
@@ -391,6 +409,10 @@ extension ControlV1 {
             try w.set(10, params)
             try w.set(11, note)
             try w.set(12, taskCounts) { (e, v) throws(WireError) in e.set(2, v) }
+            w.set(13, dataIntervalStartUnixUs)
+            w.set(14, dataIntervalEndUnixUs)
+            try w.set(15, idempotencyKey)
+            try w.set(16, waitReason)
         }
     }
 }
@@ -1014,6 +1036,9 @@ extension ControlV1 {
         public var idempotencyKey = ""
         /// Free text stored on the run.
         public var note = ""
+        /// The run's logical time; 0 for the time of the trigger. It sets the run's
+        /// data interval (see Run).
+        public var logicalTimeUnixUs: Int64 = 0
 
         public init() {}
         public static let wireDescriptor = WireDescriptor(Tether__Control__V1__TriggerRunRequest.self, tether__control__v1__trigger_run_request__init)
@@ -1022,12 +1047,14 @@ extension ControlV1 {
             params = try r.map(2)
             idempotencyKey = try r.value(3)
             note = try r.value(4)
+            logicalTimeUnixUs = r.value(5)
         }
         public func write(to w: WireWriter) throws(WireError) {
             try w.set(1, dagID)
             try w.set(2, params)
             try w.set(3, idempotencyKey)
             try w.set(4, note)
+            w.set(5, logicalTimeUnixUs)
         }
     }
 }
@@ -1037,14 +1064,19 @@ extension ControlV1 {
     public struct TriggerRunResponse: WireMessage {
         /// The new (or, for a repeated idempotency_key, the existing) run.
         public var run: Run?
+        /// True if the run is the one an earlier trigger with the same
+        /// idempotency_key made: nothing new was started.
+        public var existing = false
 
         public init() {}
         public static let wireDescriptor = WireDescriptor(Tether__Control__V1__TriggerRunResponse.self, tether__control__v1__trigger_run_response__init)
         public init(from r: WireReader) throws(WireError) {
             run = try r.value(1)
+            existing = r.value(2)
         }
         public func write(to w: WireWriter) throws(WireError) {
             try w.set(1, run)
+            w.set(2, existing)
         }
     }
 }
@@ -1142,7 +1174,7 @@ extension ControlV1 {
     public struct CancelRunRequest: WireMessage {
         /// The run's id.
         public var runID = ""
-        /// Stored on the run as its note.
+        /// Added to the run's note.
         public var reason = ""
 
         public init() {}

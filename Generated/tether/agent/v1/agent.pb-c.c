@@ -2042,7 +2042,7 @@ const ProtobufCMessageDescriptor tether__agent__v1__lease_grant__params_entry__d
   (ProtobufCMessageInit) tether__agent__v1__lease_grant__params_entry__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor tether__agent__v1__lease_grant__field_descriptors[8] =
+static const ProtobufCFieldDescriptor tether__agent__v1__lease_grant__field_descriptors[11] =
 {
   {
     "lease_id",
@@ -2140,13 +2140,52 @@ static const ProtobufCFieldDescriptor tether__agent__v1__lease_grant__field_desc
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "logical_time_unix_us",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Agent__V1__LeaseGrant, logical_time_unix_us),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "data_interval_start_unix_us",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Agent__V1__LeaseGrant, data_interval_start_unix_us),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "data_interval_end_unix_us",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Agent__V1__LeaseGrant, data_interval_end_unix_us),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned tether__agent__v1__lease_grant__field_indices_by_name[] = {
   6,   /* field[6] = attempt */
+  10,   /* field[10] = data_interval_end_unix_us */
+  9,   /* field[9] = data_interval_start_unix_us */
   3,   /* field[3] = entrypoint */
   1,   /* field[1] = epoch */
   7,   /* field[7] = granted_at_unix_us */
   0,   /* field[0] = lease_id */
+  8,   /* field[8] = logical_time_unix_us */
   4,   /* field[4] = params */
   2,   /* field[2] = task */
   5,   /* field[5] = timeout_ms */
@@ -2154,7 +2193,7 @@ static const unsigned tether__agent__v1__lease_grant__field_indices_by_name[] = 
 static const ProtobufCIntRange tether__agent__v1__lease_grant__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 8 }
+  { 0, 11 }
 };
 const ProtobufCMessageDescriptor tether__agent__v1__lease_grant__descriptor =
 {
@@ -2164,7 +2203,7 @@ const ProtobufCMessageDescriptor tether__agent__v1__lease_grant__descriptor =
   "Tether__Agent__V1__LeaseGrant",
   "tether.agent.v1",
   sizeof(Tether__Agent__V1__LeaseGrant),
-  8,
+  11,
   tether__agent__v1__lease_grant__field_descriptors,
   tether__agent__v1__lease_grant__field_indices_by_name,
   1,  tether__agent__v1__lease_grant__number_ranges,

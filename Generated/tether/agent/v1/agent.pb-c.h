@@ -656,10 +656,24 @@ struct  Tether__Agent__V1__LeaseGrant
    * When the server granted the lease.
    */
   int64_t granted_at_unix_us;
+  /*
+   * The run's logical time; the agent passes it as TETHER_LOGICAL_DATE.
+   */
+  int64_t logical_time_unix_us;
+  /*
+   * The start (inclusive) of the run's data interval; the agent passes it as
+   * TETHER_DATA_INTERVAL_START.
+   */
+  int64_t data_interval_start_unix_us;
+  /*
+   * The end (exclusive) of the run's data interval; the agent passes it as
+   * TETHER_DATA_INTERVAL_END.
+   */
+  int64_t data_interval_end_unix_us;
 };
 #define TETHER__AGENT__V1__LEASE_GRANT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&tether__agent__v1__lease_grant__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, NULL, (char *)protobuf_c_empty_string, 0,NULL, 0, 0, 0 }
+    , (char *)protobuf_c_empty_string, 0, NULL, (char *)protobuf_c_empty_string, 0,NULL, 0, 0, 0, 0, 0, 0 }
 
 
 /*

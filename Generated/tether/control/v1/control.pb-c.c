@@ -2878,7 +2878,7 @@ const ProtobufCMessageDescriptor tether__control__v1__run__task_counts_entry__de
   (ProtobufCMessageInit) tether__control__v1__run__task_counts_entry__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor tether__control__v1__run__field_descriptors[12] =
+static const ProtobufCFieldDescriptor tether__control__v1__run__field_descriptors[16] =
 {
   {
     "run_id",
@@ -3024,12 +3024,63 @@ static const ProtobufCFieldDescriptor tether__control__v1__run__field_descriptor
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "data_interval_start_unix_us",
+    13,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__Run, data_interval_start_unix_us),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "data_interval_end_unix_us",
+    14,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__Run, data_interval_end_unix_us),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "idempotency_key",
+    15,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__Run, idempotency_key),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "wait_reason",
+    16,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__Run, wait_reason),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned tether__control__v1__run__field_indices_by_name[] = {
   6,   /* field[6] = created_at_unix_us */
   1,   /* field[1] = dag_id */
   2,   /* field[2] = dag_version */
+  13,   /* field[13] = data_interval_end_unix_us */
+  12,   /* field[12] = data_interval_start_unix_us */
   8,   /* field[8] = finished_at_unix_us */
+  14,   /* field[14] = idempotency_key */
   5,   /* field[5] = logical_time_unix_us */
   10,   /* field[10] = note */
   9,   /* field[9] = params */
@@ -3038,11 +3089,12 @@ static const unsigned tether__control__v1__run__field_indices_by_name[] = {
   3,   /* field[3] = state */
   11,   /* field[11] = task_counts */
   4,   /* field[4] = trigger */
+  15,   /* field[15] = wait_reason */
 };
 static const ProtobufCIntRange tether__control__v1__run__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 12 }
+  { 0, 16 }
 };
 const ProtobufCMessageDescriptor tether__control__v1__run__descriptor =
 {
@@ -3052,7 +3104,7 @@ const ProtobufCMessageDescriptor tether__control__v1__run__descriptor =
   "Tether__Control__V1__Run",
   "tether.control.v1",
   sizeof(Tether__Control__V1__Run),
-  12,
+  16,
   tether__control__v1__run__field_descriptors,
   tether__control__v1__run__field_indices_by_name,
   1,  tether__control__v1__run__number_ranges,
@@ -4599,7 +4651,7 @@ const ProtobufCMessageDescriptor tether__control__v1__trigger_run_request__param
   (ProtobufCMessageInit) tether__control__v1__trigger_run_request__params_entry__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor tether__control__v1__trigger_run_request__field_descriptors[4] =
+static const ProtobufCFieldDescriptor tether__control__v1__trigger_run_request__field_descriptors[5] =
 {
   {
     "dag_id",
@@ -4649,17 +4701,30 @@ static const ProtobufCFieldDescriptor tether__control__v1__trigger_run_request__
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "logical_time_unix_us",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__TriggerRunRequest, logical_time_unix_us),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned tether__control__v1__trigger_run_request__field_indices_by_name[] = {
   0,   /* field[0] = dag_id */
   2,   /* field[2] = idempotency_key */
+  4,   /* field[4] = logical_time_unix_us */
   3,   /* field[3] = note */
   1,   /* field[1] = params */
 };
 static const ProtobufCIntRange tether__control__v1__trigger_run_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 4 }
+  { 0, 5 }
 };
 const ProtobufCMessageDescriptor tether__control__v1__trigger_run_request__descriptor =
 {
@@ -4669,14 +4734,14 @@ const ProtobufCMessageDescriptor tether__control__v1__trigger_run_request__descr
   "Tether__Control__V1__TriggerRunRequest",
   "tether.control.v1",
   sizeof(Tether__Control__V1__TriggerRunRequest),
-  4,
+  5,
   tether__control__v1__trigger_run_request__field_descriptors,
   tether__control__v1__trigger_run_request__field_indices_by_name,
   1,  tether__control__v1__trigger_run_request__number_ranges,
   (ProtobufCMessageInit) tether__control__v1__trigger_run_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor tether__control__v1__trigger_run_response__field_descriptors[1] =
+static const ProtobufCFieldDescriptor tether__control__v1__trigger_run_response__field_descriptors[2] =
 {
   {
     "run",
@@ -4690,14 +4755,27 @@ static const ProtobufCFieldDescriptor tether__control__v1__trigger_run_response_
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "existing",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__TriggerRunResponse, existing),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned tether__control__v1__trigger_run_response__field_indices_by_name[] = {
+  1,   /* field[1] = existing */
   0,   /* field[0] = run */
 };
 static const ProtobufCIntRange tether__control__v1__trigger_run_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 1 }
+  { 0, 2 }
 };
 const ProtobufCMessageDescriptor tether__control__v1__trigger_run_response__descriptor =
 {
@@ -4707,7 +4785,7 @@ const ProtobufCMessageDescriptor tether__control__v1__trigger_run_response__desc
   "Tether__Control__V1__TriggerRunResponse",
   "tether.control.v1",
   sizeof(Tether__Control__V1__TriggerRunResponse),
-  1,
+  2,
   tether__control__v1__trigger_run_response__field_descriptors,
   tether__control__v1__trigger_run_response__field_indices_by_name,
   1,  tether__control__v1__trigger_run_response__number_ranges,

@@ -569,8 +569,9 @@ struct  Tether__Control__V1__Run
    */
   Tether__Control__V1__RunTrigger trigger;
   /*
-   * For scheduled runs the schedule instant it stands for; for manual runs
-   * the trigger time.
+   * The instant the run stands for: a scheduled run's schedule instant (the
+   * end of its data interval); a manual run's given logical time, or its
+   * trigger time.
    */
   int64_t logical_time_unix_us;
   /*
@@ -591,7 +592,8 @@ struct  Tether__Control__V1__Run
   size_t n_params;
   Tether__Control__V1__Run__ParamsEntry **params;
   /*
-   * Who or what cancelled or failed it, in a few words.
+   * The trigger's note, then (on a line of its own) why it was cancelled, if
+   * it was; in lists, also what was left out of the entry.
    */
   char *note;
   /*
@@ -601,10 +603,30 @@ struct  Tether__Control__V1__Run
    */
   size_t n_task_counts;
   Tether__Control__V1__Run__TaskCountsEntry **task_counts;
+  /*
+   * The start (inclusive) of the span of data the run processes: for a
+   * scheduled run the schedule instant before its logical time; for a manual
+   * run of a scheduled DAG, the latest whole schedule interval ending at or
+   * before its logical time; otherwise the logical time itself.
+   */
+  int64_t data_interval_start_unix_us;
+  /*
+   * The end (exclusive) of that span.
+   */
+  int64_t data_interval_end_unix_us;
+  /*
+   * The idempotency key it was triggered with; empty if none.
+   */
+  char *idempotency_key;
+  /*
+   * Why a queued run has not started (the DAG is paused, or at its
+   * max_active_runs); empty otherwise.
+   */
+  char *wait_reason;
 };
 #define TETHER__CONTROL__V1__RUN__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&tether__control__v1__run__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, TETHER__CONTROL__V1__RUN_STATE__RUN_STATE_UNSPECIFIED, TETHER__CONTROL__V1__RUN_TRIGGER__RUN_TRIGGER_UNSPECIFIED, 0, 0, 0, 0, 0,NULL, (char *)protobuf_c_empty_string, 0,NULL }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, TETHER__CONTROL__V1__RUN_STATE__RUN_STATE_UNSPECIFIED, TETHER__CONTROL__V1__RUN_TRIGGER__RUN_TRIGGER_UNSPECIFIED, 0, 0, 0, 0, 0,NULL, (char *)protobuf_c_empty_string, 0,NULL, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
 typedef enum {
@@ -1187,10 +1209,15 @@ struct  Tether__Control__V1__TriggerRunRequest
    * Free text stored on the run.
    */
   char *note;
+  /*
+   * The run's logical time; 0 for the time of the trigger. It sets the run's
+   * data interval (see Run).
+   */
+  int64_t logical_time_unix_us;
 };
 #define TETHER__CONTROL__V1__TRIGGER_RUN_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&tether__control__v1__trigger_run_request__descriptor) \
-    , (char *)protobuf_c_empty_string, 0,NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, 0,NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0 }
 
 
 /*
@@ -1203,10 +1230,15 @@ struct  Tether__Control__V1__TriggerRunResponse
    * The new (or, for a repeated idempotency_key, the existing) run.
    */
   Tether__Control__V1__Run *run;
+  /*
+   * True if the run is the one an earlier trigger with the same
+   * idempotency_key made: nothing new was started.
+   */
+  protobuf_c_boolean existing;
 };
 #define TETHER__CONTROL__V1__TRIGGER_RUN_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&tether__control__v1__trigger_run_response__descriptor) \
-    , NULL }
+    , NULL, 0 }
 
 
 /*
@@ -1307,7 +1339,7 @@ struct  Tether__Control__V1__CancelRunRequest
    */
   char *run_id;
   /*
-   * Stored on the run as its note.
+   * Added to the run's note.
    */
   char *reason;
 };

@@ -1,0 +1,78 @@
+import Foundation
+import Testing
+import TetherTestSupport
+
+/// Run semantics through the CLI, a real server and a real agent: logical dates and data
+/// intervals reaching the task, idempotent triggers, a paused DAG holding a manual run.
+@Suite struct RunSemanticsEndToEndTests {
+    @Test func aDailyDAGsTaskReceivesItsDataIntervalAndARepeatedKeyStartsNothing() async throws {
+        try await onThreadOfItsOwn {
+            let cluster = try Cluster()
+            let out = cluster.scratch.path("out")
+            try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+            let script = cluster.scratch.path("record.sh")
+            try #"""
+                echo "$TETHER_LOGICAL_DATE $TETHER_DATA_INTERVAL_START $TETHER_DATA_INTERVAL_END" > "$OUT/$TETHER_RUN_ID.env"
+                cat > "$OUT/$TETHER_RUN_ID.stdin"
+                """#.write(toFile: script, atomically: true, encoding: .utf8)
+            try cluster.startAgent("a", entrypoints: ["record": ["/usr/bin/env", "OUT=\(out)", "/bin/sh", script]])
+            try cluster.apply("""
+                dag_id: daily
+                schedule: "@daily"
+                tasks:
+                  - {id: load, entrypoint: record}
+                """)
+            let trigger = ["run", "trigger", "daily", "--logical-date", "2026-03-15T06:00:00Z",
+                           "--idempotency-key", "load-2026-03-14", "--note", "backfill by hand"]
+            let first = try cluster.cli(trigger)
+            #expect(first.status == 0, "\(first)")
+            let runID = first.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            try cluster.wait(for: runID) { $0.state == "RUN_STATE_SUCCESS" || $0.state == "RUN_STATE_FAILED" }
+
+            let env = try String(contentsOfFile: "\(out)/\(runID).env", encoding: .utf8)
+            #expect(env == "2026-03-15T06:00:00Z 2026-03-14T00:00:00Z 2026-03-15T00:00:00Z\n")
+            let stdin = try String(contentsOfFile: "\(out)/\(runID).stdin", encoding: .utf8)
+            #expect(stdin.contains(#""logical_date":"2026-03-15T06:00:00Z","data_interval_start":"2026-03-14T00:00:00Z","#
+                                   + #""data_interval_end":"2026-03-15T00:00:00Z","params":{}"#), "\(stdin)")
+
+            let show = try cluster.cli(["run", "show", runID])
+            #expect(show.stdout.contains("logical date 2026-03-15T06:00:00Z, data interval 2026-03-14T00:00:00Z to 2026-03-15T00:00:00Z"),
+                    "\(show)")
+            #expect(show.stdout.contains("note: backfill by hand"), "\(show)")
+
+            let again = try cluster.cli(trigger)
+            #expect(again.status == 0, "\(again)")
+            #expect(again.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == runID)
+            #expect(again.stderr.contains("was triggered before with idempotency key 'load-2026-03-14'; no new run"), "\(again)")
+            let runs = try cluster.cli(["run", "list", "--dag", "daily", "--json"])
+            #expect(runs.stdout.components(separatedBy: "\"runId\"").count == 2, "\(runs)")
+        }
+    }
+
+    @Test func aPausedDAGsManualRunWaitsVisiblyUntilUnpaused() async throws {
+        try await onThreadOfItsOwn {
+            let cluster = try Cluster()
+            try cluster.startAgent("a", entrypoints: ["work": ["/bin/true"]])
+            try cluster.apply("""
+                dag_id: held
+                paused: true
+                tasks:
+                  - {id: t, entrypoint: work}
+                """)
+            let runID = try cluster.trigger("held")
+            let show = try cluster.cli(["run", "show", runID])
+            #expect(show.stdout.contains("run \(runID) of held v1: queued"), "\(show)")
+            #expect(show.stdout.contains("waiting: DAG 'held' is paused; the run starts when it is unpaused"), "\(show)")
+            #expect(try cluster.cli(["dag", "unpause", "held"]).status == 0)
+            let run = try cluster.wait(for: runID) { $0.state == "RUN_STATE_SUCCESS" || $0.state == "RUN_STATE_FAILED" }
+            #expect(run.state == "RUN_STATE_SUCCESS")
+        }
+    }
+
+    @Test func aBadLogicalDateIsAUsageErrorNamingTheForm() throws {
+        let cluster = try Cluster()
+        let result = try cluster.cli(["run", "trigger", "any", "--logical-date", "2026-03-15T06:00"])
+        #expect(result.status == 64, "\(result)")
+        #expect(result.stderr.contains("--logical-date: timestamp '2026-03-15T06:00' has a time but no zone"), "\(result)")
+    }
+}
