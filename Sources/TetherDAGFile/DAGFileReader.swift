@@ -54,7 +54,7 @@ struct DAGFileReader {
     }
 
     static let topKeys = [
-        "dag_id", "description", "schedule", "paused", "max_active_runs", "max_active_tasks", "params", "defaults", "tasks",
+        "dag_id", "description", "schedule", "paused", "catchup", "max_active_runs", "max_active_tasks", "params", "defaults", "tasks",
     ]
     static let defaultsKeys = [
         "queue", "retries", "retry_delay", "retry_exponential_backoff", "max_retry_delay", "execution_timeout", "priority",
@@ -88,6 +88,7 @@ struct DAGFileReader {
         if let node = entries["description"]?.value, let value = string(node, "description", place) { spec.description = value }
         if let node = entries["schedule"]?.value, let value = string(node, "schedule", place) { spec.schedule = value }
         if let node = entries["paused"]?.value, let value = bool(node, "paused", place) { spec.paused = value }
+        if let node = entries["catchup"]?.value, let value = bool(node, "catchup", place) { spec.catchup = value }
         if let node = entries["max_active_runs"]?.value, let value = integer(node, "max_active_runs", place) { spec.maxActiveRuns = value }
         if let node = entries["max_active_tasks"]?.value, let value = integer(node, "max_active_tasks", place) { spec.maxActiveTasks = value }
         if let node = entries["params"]?.value, let value = params(node, "params", place) { spec.params = value }

@@ -17,6 +17,10 @@
 ///   trigger_rule (its snake_case name), retries, retry_delay, retry_exponential_backoff,
 ///   max_retry_delay, execution_timeout (optional), priority, params.
 ///
+/// Fields added since version 1 follow, each as its snake_case name then its value, and
+/// only when it is not at its default, so the hash of a spec that does not use them stays
+/// what it was: `catchup` (a bool, when true).
+///
 /// Every variable-length item is length-prefixed, so no two different specs encode to the
 /// same bytes. Changing this encoding changes every stored hash: bump the version prefix.
 extension DAGSpec {
@@ -52,6 +56,10 @@ extension DAGSpec {
             if let timeout = task.executionTimeoutMilliseconds { encoder.integer(timeout) }
             encoder.integer(task.priority)
             encoder.map(task.params)
+        }
+        if catchup {
+            encoder.string("catchup")
+            encoder.bool(true)
         }
         return encoder.bytes
     }

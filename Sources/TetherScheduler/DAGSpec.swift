@@ -9,6 +9,9 @@ public struct DAGSpec: Hashable, Sendable, Codable {
     public var schedule: String
     /// Whether the DAG starts paused when first applied.
     public var paused: Bool
+    /// Whether schedule instants missed (server down, DAG paused, max_active_runs full)
+    /// each get their run, oldest first; off: only the latest missed instant runs.
+    public var catchup: Bool
     /// Most runs in queued or running state at once (>= 1).
     public var maxActiveRuns: Int
     /// Most task instances of this DAG leased at once across its runs; 0 means no limit.
@@ -19,7 +22,7 @@ public struct DAGSpec: Hashable, Sendable, Codable {
     public var tasks: [TaskSpec]
 
     public init(
-        dagID: String, description: String = "", schedule: String = "", paused: Bool = false,
+        dagID: String, description: String = "", schedule: String = "", paused: Bool = false, catchup: Bool = false,
         maxActiveRuns: Int = DAGSpec.defaultMaxActiveRuns, maxActiveTasks: Int = 0,
         params: [String: String] = [:], tasks: [TaskSpec]
     ) {
@@ -27,6 +30,7 @@ public struct DAGSpec: Hashable, Sendable, Codable {
         self.description = description
         self.schedule = schedule
         self.paused = paused
+        self.catchup = catchup
         self.maxActiveRuns = maxActiveRuns
         self.maxActiveTasks = maxActiveTasks
         self.params = params
@@ -34,6 +38,21 @@ public struct DAGSpec: Hashable, Sendable, Codable {
     }
 
     public static let defaultMaxActiveRuns = 16
+
+    private enum CodingKeys: String, CodingKey {
+        case dagID, description, schedule, paused, catchup, maxActiveRuns, maxActiveTasks, params, tasks
+    }
+
+    /// Reads specs stored before a field existed with that field at its default.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(dagID: try c.decode(String.self, forKey: .dagID), description: try c.decode(String.self, forKey: .description),
+                  schedule: try c.decode(String.self, forKey: .schedule), paused: try c.decode(Bool.self, forKey: .paused),
+                  catchup: try c.decodeIfPresent(Bool.self, forKey: .catchup) ?? false,
+                  maxActiveRuns: try c.decode(Int.self, forKey: .maxActiveRuns),
+                  maxActiveTasks: try c.decode(Int.self, forKey: .maxActiveTasks),
+                  params: try c.decode([String: String].self, forKey: .params), tasks: try c.decode([TaskSpec].self, forKey: .tasks))
+    }
 }
 
 /// One task of a DAG spec, defaults applied. Mirrors `tether.control.v1.TaskSpec`.

@@ -76,10 +76,16 @@ extension Scheduler {
         }
         for entry in dags.values.sorted(by: { $0.record.dagID < $1.record.dagID }) {
             // A schedule instant missed while down fires once, at the first tick. Instants
-            // before the last unpause (or apply) do not: unpausing does not catch up.
-            let since = [entry.record.lastScheduledAt, entry.record.updatedAt].compactMap { $0 }.max() ?? now
-            armCron(entry, after: since)
-            startQueuedRuns(entry)
+            // before the last unpause (or apply) do not: unpausing does not catch up. A
+            // catch-up DAG is owed every instant since its last scheduled one.
+            if entry.latestSpec.catchup {
+                startQueuedRuns(entry)
+                catchUp(entry, now: now)
+            } else {
+                let since = [entry.record.lastScheduledAt, entry.record.updatedAt].compactMap { $0 }.max() ?? now
+                armCron(entry, after: since)
+                startQueuedRuns(entry)
+            }
         }
     }
 }

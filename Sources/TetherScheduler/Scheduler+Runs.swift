@@ -121,5 +121,7 @@ extension Scheduler {
             entry.waitingRuns.removeAll { $0 == run.record.runID }
         }
         startQueuedRuns(entry)
+        // A catch-up DAG's backlog waits for a free place; this may be it.
+        if entry.latestSpec.catchup, entry.nextFireAt == nil { catchUp(entry, now: now) }
     }
 }

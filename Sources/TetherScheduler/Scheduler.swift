@@ -76,7 +76,7 @@ public final class Scheduler {
             dispatcher.setLimit(dagID: spec.dagID, maxActiveTasks: spec.maxActiveTasks)
             output.changes.append(.dagVersion(version))
             output.changes.append(.dag(entry.record))
-            armCron(entry, after: now)
+            scheduleNext(entry, after: now)
             startQueuedRuns(entry)
             dispatch()  // a raised max_active_tasks may release parked tasks
             return (version, true)
@@ -89,7 +89,7 @@ public final class Scheduler {
         dispatcher.setLimit(dagID: spec.dagID, maxActiveTasks: spec.maxActiveTasks)
         output.changes.append(.dagVersion(version))
         output.changes.append(.dag(entry.record))
-        armCron(entry, after: now)
+        scheduleNext(entry, after: now)
         return (version, true)
     }
 
@@ -103,8 +103,8 @@ public final class Scheduler {
         entry.record.paused = paused
         entry.record.updatedAt = now
         output.changes.append(.dag(entry.record))
-        // Unpausing does not catch up: the schedule resumes from now.
-        armCron(entry, after: now)
+        // Unpausing catches up only a catch-up DAG; another resumes from now.
+        scheduleNext(entry, after: now)
         if !paused {
             startQueuedRuns(entry)
             dispatch()

@@ -93,6 +93,7 @@ extension ControlV1.DagSpec {
         description = spec.description
         schedule = spec.schedule
         paused = spec.paused
+        catchup = spec.catchup
         maxActiveRuns = UInt32(clamping: spec.maxActiveRuns)
         maxActiveTasks = UInt32(clamping: spec.maxActiveTasks)
         params = spec.params

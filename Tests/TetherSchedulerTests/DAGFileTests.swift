@@ -44,6 +44,7 @@ private let minimal = """
             description: All the keys
             schedule: 0 3 * * MON-FRI
             paused: true
+            catchup: true
             max_active_runs: 2
             max_active_tasks: 5
             params: {region: eu, retries: 3, dry: false}
@@ -68,6 +69,7 @@ private let minimal = """
         #expect(spec.description == "All the keys")
         #expect(spec.schedule == "0 3 * * MON-FRI")
         #expect(spec.paused)
+        #expect(spec.catchup)
         #expect(spec.maxActiveRuns == 2)
         #expect(spec.maxActiveTasks == 5)
         #expect(spec.params == ["region": "eu", "retries": "3", "dry": "false"])

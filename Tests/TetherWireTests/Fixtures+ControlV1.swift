@@ -71,6 +71,7 @@ extension Fixtures {
             m.description = "nightly \(unicode)"
             m.schedule = "@daily"
             m.paused = true
+            m.catchup = true
             m.maxActiveRuns = 2
             m.maxActiveTasks = 16
             m.params = params

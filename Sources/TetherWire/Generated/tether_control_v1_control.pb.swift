@@ -189,6 +189,10 @@ extension ControlV1 {
         public var params: [String: String] = [:]
         /// The tasks.
         public var tasks: [TaskSpec] = []
+        /// Whether every schedule instant missed (server down, DAG paused,
+        /// max_active_runs full) gets its own run, oldest first; false: only the
+        /// latest missed instant runs.
+        public var catchup = false
 
         public init() {}
         public static let wireDescriptor = WireDescriptor(Tether__Control__V1__DagSpec.self, tether__control__v1__dag_spec__init)
@@ -201,6 +205,7 @@ extension ControlV1 {
             maxActiveTasks = r.value(6)
             params = try r.map(7)
             tasks = try r.values(8)
+            catchup = r.value(9)
         }
         public func write(to w: WireWriter) throws(WireError) {
             try w.set(1, dagID)
@@ -211,6 +216,7 @@ extension ControlV1 {
             w.set(6, maxActiveTasks)
             try w.set(7, params)
             try w.set(8, tasks)
+            w.set(9, catchup)
         }
     }
 }

@@ -2402,7 +2402,7 @@ const ProtobufCMessageDescriptor tether__control__v1__dag_spec__params_entry__de
   (ProtobufCMessageInit) tether__control__v1__dag_spec__params_entry__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor tether__control__v1__dag_spec__field_descriptors[8] =
+static const ProtobufCFieldDescriptor tether__control__v1__dag_spec__field_descriptors[9] =
 {
   {
     "dag_id",
@@ -2500,8 +2500,21 @@ static const ProtobufCFieldDescriptor tether__control__v1__dag_spec__field_descr
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "catchup",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__DagSpec, catchup),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned tether__control__v1__dag_spec__field_indices_by_name[] = {
+  8,   /* field[8] = catchup */
   0,   /* field[0] = dag_id */
   1,   /* field[1] = description */
   4,   /* field[4] = max_active_runs */
@@ -2514,7 +2527,7 @@ static const unsigned tether__control__v1__dag_spec__field_indices_by_name[] = {
 static const ProtobufCIntRange tether__control__v1__dag_spec__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 8 }
+  { 0, 9 }
 };
 const ProtobufCMessageDescriptor tether__control__v1__dag_spec__descriptor =
 {
@@ -2524,7 +2537,7 @@ const ProtobufCMessageDescriptor tether__control__v1__dag_spec__descriptor =
   "Tether__Control__V1__DagSpec",
   "tether.control.v1",
   sizeof(Tether__Control__V1__DagSpec),
-  8,
+  9,
   tether__control__v1__dag_spec__field_descriptors,
   tether__control__v1__dag_spec__field_indices_by_name,
   1,  tether__control__v1__dag_spec__number_ranges,

@@ -430,10 +430,16 @@ struct  Tether__Control__V1__DagSpec
    */
   size_t n_tasks;
   Tether__Control__V1__TaskSpec **tasks;
+  /*
+   * Whether every schedule instant missed (server down, DAG paused,
+   * max_active_runs full) gets its own run, oldest first; false: only the
+   * latest missed instant runs.
+   */
+  protobuf_c_boolean catchup;
 };
 #define TETHER__CONTROL__V1__DAG_SPEC__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&tether__control__v1__dag_spec__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, 0,NULL, 0,NULL }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, 0,NULL, 0,NULL, 0 }
 
 
 /*
