@@ -22,24 +22,27 @@ public struct ProtoFileDescriptor: Sendable {
     /// Every fully qualified name it declares, without a leading dot: messages, their fields,
     /// oneofs and nested types, enums and their values, services and their methods, extensions.
     public let symbols: [String]
+    /// The message types among `symbols`, nested ones included.
+    public let messageTypes: [String]
     /// The extensions it defines.
     public let extensions: [Extension]
     /// The serialized `FileDescriptorProto`.
     public let serializedBytes: [UInt8]
 
-    public init(name: String, dependencies: [String], symbols: [String], extensions: [Extension], serializedBytes: [UInt8]) {
+    public init(name: String, dependencies: [String], symbols: [String], messageTypes: [String], extensions: [Extension], serializedBytes: [UInt8]) {
         self.name = name
         self.dependencies = dependencies
         self.symbols = symbols
+        self.messageTypes = messageTypes
         self.extensions = extensions
         self.serializedBytes = serializedBytes
     }
 
     /// For generated code: `serializedBytes` as base64 (RFC 4648, padded), lines separated
     /// by whitespace. Traps on any other character: the generator wrote it, so it is a bug.
-    public init(name: String, dependencies: [String], symbols: [String], extensions: [Extension], base64: String) {
+    public init(name: String, dependencies: [String], symbols: [String], messageTypes: [String], extensions: [Extension], base64: String) {
         guard let bytes = Self.decodeBase64(base64) else { preconditionFailure("\(name): the generated descriptor is not base64") }
-        self.init(name: name, dependencies: dependencies, symbols: symbols, extensions: extensions, serializedBytes: bytes)
+        self.init(name: name, dependencies: dependencies, symbols: symbols, messageTypes: messageTypes, extensions: extensions, serializedBytes: bytes)
     }
 
     /// Standard base64 with padding, whitespace ignored; nil for anything else.

@@ -21,6 +21,7 @@ enum FileDescriptorEmitter {
                         out.line("name: \(literal(file.name)),")
                         list("dependencies", file.dependencies, into: &out)
                         list("symbols", symbols(of: file), into: &out)
+                        list("messageTypes", messageTypes(of: file), into: &out)
                         let extensions = allExtensions(of: file).map { ".init(extendee: \(literal(String($0.extendee.dropFirst()))), number: \($0.number))" }
                         if extensions.isEmpty {
                             out.line("extensions: [],")
@@ -76,6 +77,18 @@ enum FileDescriptorEmitter {
             for method in service.methods { names.append(full + "." + method.name) }
         }
         for e in file.extensions { names.append(qualified(package, e.name)) }
+        return names
+    }
+
+    /// The fully qualified names of the file's messages, nested ones (and map entries) included.
+    static func messageTypes(of file: ProtoFile) -> [String] {
+        var names: [String] = []
+        func add(_ message: ProtoMessage, scope: String) {
+            let full = scope.isEmpty ? message.name : scope + "." + message.name
+            names.append(full)
+            for nested in message.nested { add(nested, scope: full) }
+        }
+        for message in file.messages { add(message, scope: file.package) }
         return names
     }
 
