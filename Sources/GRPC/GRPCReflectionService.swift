@@ -124,19 +124,22 @@ public struct GRPCReflectionService: Sendable {
             guard files[name] != nil else { return .error(.notFound, "file not found: \(name)") }
             return .files(withDependencies(of: name, sent: &sent))
         case .fileContainingSymbol(let symbol):
-            // A leading dot (protobuf's fully qualified form) names the same symbol.
-            let name = symbol.hasPrefix(".") ? String(symbol.dropFirst()) : symbol
-            guard let file = fileBySymbol[name] else { return .error(.notFound, "symbol not found: \(symbol)") }
+            guard let file = fileBySymbol[Self.withoutLeadingDot(symbol)] else { return .error(.notFound, "symbol not found: \(symbol)") }
             return .files(withDependencies(of: file, sent: &sent))
         case .fileContainingExtension(let type, let number):
-            let key = ProtoFileDescriptor.Extension(extendee: type.hasPrefix(".") ? String(type.dropFirst()) : type, number: number)
+            let key = ProtoFileDescriptor.Extension(extendee: Self.withoutLeadingDot(type), number: number)
             guard let file = fileByExtension[key] else { return .error(.notFound, "extension not found: \(number) of \(type)") }
             return .files(withDependencies(of: file, sent: &sent))
         case .allExtensionNumbersOfType(let type):
-            let name = type.hasPrefix(".") ? String(type.dropFirst()) : type
+            let name = Self.withoutLeadingDot(type)
             guard messageTypes.contains(name) else { return .error(.notFound, "message type not found: \(type)") }
             return .extensionNumbers(type: name, numbers: (extensionNumbers[name] ?? []).sorted())
         }
+    }
+
+    /// `.package.Name`, protobuf's fully qualified form, names the same as `package.Name`.
+    private static func withoutLeadingDot(_ name: String) -> String {
+        name.hasPrefix(".") ? String(name.dropFirst()) : name
     }
 
     /// `name`'s bytes, then those of every file it imports, directly or not, breadth first,

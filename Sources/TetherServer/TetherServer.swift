@@ -8,8 +8,8 @@ import TetherSchedulerSQLite
 public import TetherStore
 
 /// The orchestration plane's process: one gRPC port (TLS or h2c) serving the agent
-/// stream, the operator API, health and server reflection, over a data directory holding the scheduler's
-/// state (`state.db`) and the tokens (`tokens.db`).
+/// stream, the operator API, health and server reflection, over a data directory holding
+/// the scheduler's state (`state.db`) and the tokens (`tokens.db`).
 ///
 /// One server per data directory: `init` takes `DataDirectoryLock` on it before opening
 /// either database and `shutdown` releases it. The directory is created 0700 and every
