@@ -2,9 +2,11 @@
 internal import Glibc
 #endif
 public import H2
+public import TetherWire
 
 /// A gRPC server on our HTTP/2 transport. Every server also answers
-/// `grpc.health.v1.Health` (see `health`).
+/// `grpc.health.v1.Health` (see `health`), and server reflection when given the
+/// descriptors of its services (`GRPCReflectionService`).
 ///
 /// Thread model: `loopCount` event loops (default: one per core), each with its
 /// own listening socket (SO_REUSEPORT). A call's handler runs as a task on the
@@ -50,13 +52,25 @@ public final class GRPCServer: Sendable {
     private let loops: [EventLoop]
     private let transport: HTTP2Server
 
-    /// - Parameter health: the statuses `grpc.health.v1.Health` answers with; pass one
-    ///   when the router's handlers must set them before the server exists.
-    public init(configuration: Configuration, router: GRPCRouter, health: GRPCHealthService = GRPCHealthService()) throws {
+    /// - Parameters:
+    ///   - health: the statuses `grpc.health.v1.Health` answers with; pass one when the
+    ///     router's handlers must set them before the server exists.
+    ///   - reflection: compiled `.proto` files declaring every service the router answers
+    ///     (and health and reflection's own), e.g. `WireRegistry.fileDescriptors`: the
+    ///     server then answers gRPC server reflection (v1 and v1alpha) about every service
+    ///     it serves. nil: no reflection.
+    /// - Throws: `GRPCReflectionService.ConfigurationError` if `reflection` lacks a service's
+    ///   file; the transport's errors if a loop cannot start.
+    public init(configuration: Configuration, router: GRPCRouter, health: GRPCHealthService = GRPCHealthService(),
+                reflection: [ProtoFileDescriptor]? = nil) throws {
         self.configuration = configuration
         self.health = health
         var router = router
         health.register(in: &router)
+        if let reflection {
+            let services = router.paths.map(\.service) + GRPCReflectionService.serviceNames
+            try GRPCReflectionService(services: services, files: reflection).register(in: &router)
+        }
         loops = try (0..<configuration.loopCount).map { try EventLoop.start(name: "grpc-\($0)", busyPoll: configuration.busyPoll) }
         var transportConfiguration = HTTP2Server.Configuration(address: configuration.address, tls: configuration.tls)
         transportConfiguration.http2 = configuration.http2

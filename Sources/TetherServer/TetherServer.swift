@@ -8,8 +8,8 @@ import TetherSchedulerSQLite
 public import TetherStore
 
 /// The orchestration plane's process: one gRPC port (TLS or h2c) serving the agent
-/// stream, the operator API and health, over a data directory holding the scheduler's
-/// state (`state.db`) and the tokens (`tokens.db`).
+/// stream, the operator API, health and server reflection, over a data directory holding
+/// the scheduler's state (`state.db`) and the tokens (`tokens.db`).
 ///
 /// One server per data directory: `init` takes `DataDirectoryLock` on it before opening
 /// either database and `shutdown` releases it. The directory is created 0700 and every
@@ -168,7 +168,10 @@ public final class TetherServer: Sendable {
         // and polling took CPU from the commit (BENCHMARKS.md, "Busy polling").
         grpcConfiguration.busyPoll = .zero
         grpcConfiguration.http2.gracefulShutdownTimeout = configuration.shutdownGracePeriod
-        grpc = try GRPCServer(configuration: grpcConfiguration, router: router, health: health)
+        // Reflection describes the public contract in Protos/ and nothing else, so it is open
+        // to any caller, as health is; the services it describes still check tokens.
+        grpc = try GRPCServer(configuration: grpcConfiguration, router: router, health: health,
+                              reflection: WireRegistry.fileDescriptors)
     }
 
     /// What health reports on, besides the server as a whole ("").

@@ -89,6 +89,16 @@ public struct WireReader {
         return out
     }
 
+    func values<T: WireScalar>(_ number: UInt32) -> [T] {
+        Array(elements(field(number, T.wireTypes), as: T.self))
+    }
+
+    func values(_ number: UInt32) -> [[UInt8]] {
+        elements(field(number, [PROTOBUF_C_TYPE_BYTES]), as: ProtobufCBinaryData.self).map { data in
+            Array(UnsafeBufferPointer(start: data.data, count: data.len))
+        }
+    }
+
     func values<E: WireEnum>(_ number: UInt32) -> [E] {
         elements(field(number, [PROTOBUF_C_TYPE_ENUM]), as: Int32.self).map(E.init(wireValue:))
     }

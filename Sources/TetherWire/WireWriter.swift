@@ -76,6 +76,28 @@ public struct WireWriter {
         }
     }
 
+    func set<T: WireScalar>(_ number: UInt32, _ values: [T]) throws(WireError) {
+        let f = field(number, T.wireTypes)
+        try storeElements(f, count: values.count, stride: MemoryLayout<T>.stride) { array in
+            for (i, value) in values.enumerated() {
+                array.storeBytes(of: value, toByteOffset: i * MemoryLayout<T>.stride, as: T.self)
+            }
+        }
+    }
+
+    func set(_ number: UInt32, _ values: [[UInt8]]) throws(WireError) {
+        let f = field(number, [PROTOBUF_C_TYPE_BYTES])
+        let stride = MemoryLayout<ProtobufCBinaryData>.stride
+        try storeElements(f, count: values.count, stride: stride) { array in
+            for (i, value) in values.enumerated() {
+                let data = arena.array(count: value.count, stride: 1)
+                data.copyMemory(from: value, byteCount: value.count)
+                array.storeBytes(of: ProtobufCBinaryData(len: value.count, data: data.assumingMemoryBound(to: UInt8.self)),
+                                 toByteOffset: i * stride, as: ProtobufCBinaryData.self)
+            }
+        }
+    }
+
     func set<E: WireEnum>(_ number: UInt32, _ values: [E]) throws(WireError) {
         let f = field(number, [PROTOBUF_C_TYPE_ENUM])
         try storeElements(f, count: values.count, stride: MemoryLayout<Int32>.stride) { array in

@@ -49,7 +49,7 @@ struct Serve: AsyncParsableCommand {
         configuration.limits.maxReceiveMessageBytes = maxReceiveBytes
         configuration.http2.maxConcurrentStreams = maxConcurrentStreams
         configuration.busyPoll = busyPoll.duration
-        let server = try GRPCServer(configuration: configuration, router: EchoService.router())
+        let server = try GRPCServer(configuration: configuration, router: EchoService.router(), reflection: WireRegistry.fileDescriptors)
         let bound = try server.start()
         FileHandle.standardOutput.write(Data(("listening on \(bound) (\(tls == nil ? "h2c" : "tls"))" + "\n").utf8))
         await waitForTerminationSignal()

@@ -5,6 +5,12 @@
 struct ProtoFile {
     var name = ""
     var package = ""
+    /// The files it imports, as `import` names them.
+    var dependencies: [String] = []
+    /// Its `extend` fields at file scope.
+    var extensions: [ProtoField] = []
+    /// The `FileDescriptorProto` exactly as the set holds it, for server reflection.
+    var serialized: [UInt8] = []
     var messages: [ProtoMessage] = []
     var enums: [ProtoEnum] = []
     var services: [ProtoService] = []
@@ -20,6 +26,8 @@ struct ProtoMessage {
     var nested: [ProtoMessage] = []
     var enums: [ProtoEnum] = []
     var oneofs: [String] = []
+    /// Its `extend` fields (extensions declared inside the message).
+    var extensions: [ProtoField] = []
     /// A `map<K, V>` field's synthetic `XEntry` message.
     var isMapEntry = false
 }
@@ -38,6 +46,8 @@ struct ProtoField {
     var kind = Kind.int32
     /// For messages and enums: the fully qualified type name, with a leading dot.
     var typeName = ""
+    /// For an extension: the fully qualified message it extends, with a leading dot.
+    var extendee = ""
     var oneofIndex: Int?
     /// proto3 `optional`, which protoc-c 1.4 cannot compile anyway.
     var isProto3Optional = false
@@ -140,7 +150,10 @@ func decodeFileDescriptorSet(_ bytes: [UInt8]) throws -> [ProtoFile] {
     var files: [ProtoFile] = []
     var set = ProtoBytes(bytes[...])
     try set.forEachField { number, value in
-        if number == 1 { files.append(try decodeFile(value.message)) }
+        guard number == 1, case .bytes(let bytes) = value else { return }
+        var file = try decodeFile(value.message)
+        file.serialized = Array(bytes)
+        files.append(file)
     }
     return files
 }
@@ -151,6 +164,8 @@ private func decodeFile(_ bytes: ProtoBytes) throws -> ProtoFile {
         switch number {
         case 1: file.name = value.string
         case 2: file.package = value.string
+        case 3: file.dependencies.append(value.string)
+        case 7: file.extensions.append(try decodeField(value.message))
         case 4: file.messages.append(try decodeMessage(value.message))
         case 5: file.enums.append(try decodeEnum(value.message))
         case 6: file.services.append(try decodeService(value.message))
@@ -169,6 +184,7 @@ private func decodeMessage(_ bytes: ProtoBytes) throws -> ProtoMessage {
         case 2: message.fields.append(try decodeField(value.message))
         case 3: message.nested.append(try decodeMessage(value.message))
         case 4: message.enums.append(try decodeEnum(value.message))
+        case 6: message.extensions.append(try decodeField(value.message))
         case 7:  // MessageOptions
             var options = value.message
             try options.forEachField { number, value in if number == 7 { message.isMapEntry = value.bool } }
@@ -187,6 +203,7 @@ private func decodeField(_ bytes: ProtoBytes) throws -> ProtoField {
     try reader.forEachField { number, value in
         switch number {
         case 1: field.name = value.string
+        case 2: field.extendee = value.string
         case 3: field.number = value.int32
         case 4:
             guard let label = ProtoField.Label(rawValue: value.int32) else { throw DescriptorError("field \(field.name): label \(value.int32)") }

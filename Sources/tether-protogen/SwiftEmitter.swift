@@ -295,9 +295,10 @@ struct SwiftEmitter {
         }
         let element = try swiftType(field, scalarOnly: true)
         if field.label == .repeated {
+            // Every kind the codec reads and writes as an array (`WireReader.values`).
             switch field.kind {
-            case .string, .enum, .message: return ": [\(element)] = []"
-            default: throw DescriptorError("\(field.name): repeated \(field.kind) is not supported by the codec")
+            case .bool, .group: throw DescriptorError("\(field.name): repeated \(field.kind) is not supported by the codec")
+            default: return ": [\(element)] = []"
             }
         }
         switch field.kind {

@@ -4,7 +4,8 @@ import Foundation
 ///
 /// Reads a FileDescriptorSet (`protoc-c --descriptor_set_out=DESCRIPTOR_SET
 /// --include_source_info`) and writes TetherWire's Swift for it into OUT_DIR: one
-/// `NAME.pb.swift` per .proto (its path with `/` as `_`) and `WireRegistry.pb.swift`.
+/// `NAME.pb.swift` per .proto (its path with `/` as `_`), `WireRegistry.pb.swift` and
+/// `WireFileDescriptors.pb.swift` (each file's descriptor, for server reflection).
 /// Run by Scripts/generate-protos; see `SwiftEmitter` for the mapping.
 
 func fail(_ message: String) -> Never {
@@ -25,6 +26,8 @@ do {
         try source.write(toFile: "\(arguments[2])/\(base).pb.swift", atomically: true, encoding: .utf8)
     }
     try emitter.registrySource(files: files).write(toFile: "\(arguments[2])/WireRegistry.pb.swift", atomically: true, encoding: .utf8)
+    try FileDescriptorEmitter.source(files: files)
+        .write(toFile: "\(arguments[2])/WireFileDescriptors.pb.swift", atomically: true, encoding: .utf8)
 } catch {
     fail("\(error)")
 }

@@ -2,5 +2,5 @@
 
 /// Populated instances of every message, per package, shared by the codec tests.
 enum Fixtures {
-    static var all: [any WireMessage] { healthV1 + agentV1 + controlV1 + echoV1 }
+    static var all: [any WireMessage] { healthV1 + reflectionV1 + reflectionV1alpha + agentV1 + controlV1 + echoV1 }
 }
