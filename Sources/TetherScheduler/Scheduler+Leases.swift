@@ -266,7 +266,7 @@ extension Scheduler {
                 + "the server's limit for one task"
         }
         output.changes.append(.attempt(live.attempt))
-        let ownTries = task.tries - task.infrastructureAttempts
+        let ownTries = task.ownTries
         if outcome == .succeeded {
             markFinal(run, live.key.taskID, .success, now: now)
         } else if outOfBudget {

@@ -37,7 +37,7 @@ extension Scheduler {
                     dispatcher.enqueue(task.key, dagID: record.dagID, queue: spec.queue, entrypoint: spec.entrypoint,
                                        priority: spec.priority, readyAt: task.readyAt ?? now)
                 case .upForRetry:
-                    let ownTries = task.tries - task.infrastructureAttempts
+                    let ownTries = task.ownTries
                     let longest = max(spec.retry.delay(beforeRetry: max(1, ownTries)),
                                       Self.rejectionBackoff(afterInfrastructureAttempts: task.infrastructureAttempts))
                     let due = min(task.nextTryAt ?? now, now.adding(milliseconds: longest))

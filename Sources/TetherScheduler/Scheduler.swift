@@ -206,6 +206,88 @@ public final class Scheduler {
         dispatch()
     }
 
+    /// Sets task instances of a run back to scheduled, to run again as new attempts in
+    /// the same run, pinned to its version, each with its full retries; the run follows
+    /// (a finished run is queued again, subject to pause and max_active_runs, as Airflow
+    /// does). Tasks picked (`request.taskIDs`, or all), plus their downstream tasks if
+    /// asked, then only the failed and upstream_failed ones if asked. Returns the ids
+    /// cleared, in DAG order; none is not an error.
+    ///
+    /// - Parameter stored: the run as the store holds it, needed when the run has
+    ///   finished (the scheduler holds only active runs); ignored while it is active.
+    /// - Throws: `unknownRun`, `unknownTask`; `notFinished` if a task to clear is still
+    ///   unfinished (cancel it or let it end first); `notYetStored` if `stored` shows
+    ///   the run unfinished although the scheduler has finished it (its last commit is
+    ///   still in flight); `unknownVersion` if the run's version is gone.
+    @discardableResult
+    public func clear(runID: String, _ request: ClearRequest, stored: StoredRun? = nil) throws(SchedulerError) -> [String] {
+        let run: ActiveRun
+        var reactivate = false
+        if let active = runs[runID] {
+            run = active
+        } else if let stored, stored.run.runID == runID {
+            guard stored.run.state.isFinal else {
+                throw .notYetStored("run '\(runID)' is finishing; try again in a moment")
+            }
+            guard let entry = dags[stored.run.dagID], let version = entry.versions[stored.run.version] else {
+                throw .unknownVersion(dagID: stored.run.dagID, version: stored.run.version)
+            }
+            run = ActiveRun(record: stored.run, spec: version.spec,
+                            tasks: Dictionary(stored.tasks.map { ($0.key.taskID, $0) }, uniquingKeysWith: { $1 }))
+            reactivate = true
+        } else {
+            throw .unknownRun(runID)
+        }
+        for taskID in request.taskIDs where run.specs[taskID] == nil || run.tasks[taskID] == nil {
+            throw .unknownTask(runID: runID, taskID: taskID)
+        }
+        var picked = Set(request.taskIDs.isEmpty ? run.dagSpec.tasks.map(\.id) : request.taskIDs)
+        if request.downstream {
+            var work = Array(picked)
+            while let taskID = work.popLast() {
+                for child in run.downstream[taskID] ?? [] where picked.insert(child).inserted { work.append(child) }
+            }
+        }
+        let order = run.dagSpec.tasks.map(\.id).filter { picked.contains($0) && run.tasks[$0] != nil }
+        let cleared = request.failedOnly ? order.filter { [.failed, .upstreamFailed].contains(run.tasks[$0]!.state) } : order
+        if let busy = cleared.first(where: { !run.tasks[$0]!.state.isFinal }) {
+            throw .notFinished("task \(TaskKey(runID: runID, taskID: busy)) is \(run.tasks[busy]!.state.rawValue): "
+                               + "cancel it or let it finish before clearing it")
+        }
+        guard !cleared.isEmpty else { return [] }
+        let now = clock.now()
+        for taskID in cleared {
+            var task = run.tasks[taskID]!
+            task.state = try task.state.cleared()
+            task.triesBeforeClear = task.tries
+            task.infrastructureAttempts = 0
+            task.readyAt = nil
+            task.nextTryAt = nil
+            task.finishedAt = nil
+            task.lease = nil
+            run.tasks[taskID] = task
+            output.changes.append(.task(task))
+        }
+        run.unfinished += cleared.count
+        if reactivate {
+            run.record.state = try run.record.state.cleared()
+            run.record.startedAt = nil
+            run.record.finishedAt = nil
+            runs[runID] = run
+            output.changes.append(.run(run.record))
+            let entry = dags[run.record.dagID]!
+            entry.waitingRuns.append(runID)
+            startQueuedRuns(entry)
+        } else if run.record.state == .running {
+            // Upstream tasks that stay final decide at once; cleared ones decide later.
+            var finished: [String] = []
+            for taskID in cleared where evaluate(run, taskID, now: now) { finished.append(taskID) }
+            settle(run, after: finished, now: now)
+        }
+        dispatch()
+        return cleared
+    }
+
     // MARK: Time
 
     /// Fires everything due at or before now: cron runs, retries, lease expiries and

@@ -11,6 +11,10 @@ public enum SchedulerError: Error, Equatable, Sendable, CustomStringConvertible 
     case unknownParam(dagID: String, name: String)
     /// The run or task already reached a final state.
     case alreadyFinished(String)
+    /// The thing is still in progress and the request needs it finished.
+    case notFinished(String)
+    /// The store has not caught up with the scheduler yet; the same call may succeed soon.
+    case notYetStored(String)
     case unknownAgent(String)
     /// The agent named a lease the scheduler does not hold live (finished, expired, or never granted).
     case unknownLease(String)
@@ -32,6 +36,8 @@ public enum SchedulerError: Error, Equatable, Sendable, CustomStringConvertible 
         case let .unknownTask(run, task): return "run '\(run)' has no task '\(task)'"
         case let .unknownParam(dag, name): return "DAG '\(dag)' declares no parameter '\(name)'"
         case let .alreadyFinished(what): return "\(what) already finished"
+        case let .notFinished(what): return what
+        case let .notYetStored(what): return what
         case let .unknownAgent(id): return "unknown agent '\(id)'"
         case let .unknownLease(id): return "no live lease '\(id)'"
         case let .notLeaseHolder(lease, agent): return "lease '\(lease)' is not held by agent '\(agent)'"

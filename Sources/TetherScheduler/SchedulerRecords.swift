@@ -193,12 +193,15 @@ public struct LeaseRecord: Hashable, Sendable {
 public struct TaskInstanceRecord: Hashable, Sendable {
     public var key: TaskKey
     public var state: TaskState
-    /// Attempts granted so far.
+    /// Attempts granted so far, before and after clears (the newest attempt's number).
     public var tries: Int
+    /// `tries` when the task was last cleared: its retries count from there.
+    public var triesBeforeClear: Int
     /// Grants so far: the epoch of the newest lease.
     public var epoch: UInt64
-    /// Attempts that ended for reasons not the task's own (its agent vanished, or the
-    /// agent could not start it) and were retried without using a retry of the task's.
+    /// Attempts since the last clear that ended for reasons not the task's own (its agent
+    /// vanished, or the agent could not start it) and were retried without using a retry
+    /// of the task's.
     public var infrastructureAttempts: Int
     /// When it last became ready (queued).
     public var readyAt: Instant?
@@ -208,17 +211,51 @@ public struct TaskInstanceRecord: Hashable, Sendable {
     /// The live lease, if it is running (or cancelled and its agent has not reported yet).
     public var lease: LeaseRecord?
 
-    public init(key: TaskKey, state: TaskState, tries: Int = 0, epoch: UInt64 = 0, infrastructureAttempts: Int = 0,
-                readyAt: Instant? = nil, nextTryAt: Instant? = nil, finishedAt: Instant? = nil, lease: LeaseRecord? = nil) {
+    public init(key: TaskKey, state: TaskState, tries: Int = 0, triesBeforeClear: Int = 0, epoch: UInt64 = 0,
+                infrastructureAttempts: Int = 0, readyAt: Instant? = nil, nextTryAt: Instant? = nil, finishedAt: Instant? = nil,
+                lease: LeaseRecord? = nil) {
         self.key = key
         self.state = state
         self.tries = tries
+        self.triesBeforeClear = triesBeforeClear
         self.epoch = epoch
         self.infrastructureAttempts = infrastructureAttempts
         self.readyAt = readyAt
         self.nextTryAt = nextTryAt
         self.finishedAt = finishedAt
         self.lease = lease
+    }
+}
+
+extension TaskInstanceRecord {
+    /// Attempts since the last clear that used the task's own tries (not lost or rejected).
+    public var ownTries: Int { tries - triesBeforeClear - infrastructureAttempts }
+}
+
+/// Which task instances of a run a clear sets back to scheduled.
+public struct ClearRequest: Sendable {
+    /// The tasks to clear; empty for every task of the run.
+    public var taskIDs: [String]
+    /// Also every task downstream of them.
+    public var downstream: Bool
+    /// Of those, only the failed and upstream_failed ones.
+    public var failedOnly: Bool
+
+    public init(taskIDs: [String] = [], downstream: Bool = false, failedOnly: Bool = false) {
+        self.taskIDs = taskIDs
+        self.downstream = downstream
+        self.failedOnly = failedOnly
+    }
+}
+
+/// A finished run as the store holds it, for a clear (the scheduler holds active runs only).
+public struct StoredRun: Sendable {
+    public var run: RunRecord
+    public var tasks: [TaskInstanceRecord]
+
+    public init(run: RunRecord, tasks: [TaskInstanceRecord]) {
+        self.run = run
+        self.tasks = tasks
     }
 }
 

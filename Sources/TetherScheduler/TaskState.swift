@@ -6,6 +6,7 @@
 ///        │            │          └──────> up_for_retry ──> queued
 ///        ├──> upstream_failed / skipped   (trigger rule decided it will not run)
 ///        └──> cancelled   (from any non-final state)
+///     any final state ──> scheduled   (cleared by an operator: `cleared()`)
 public enum TaskState: String, Sendable, CaseIterable, Codable {
     /// Waiting for its upstream tasks.
     case scheduled
@@ -56,12 +57,20 @@ public enum TaskState: String, Sendable, CaseIterable, Codable {
         }
         return next
     }
+
+    /// `scheduled` again, for a clear: only a final state can be cleared.
+    /// - Throws: `SchedulerError.illegalTransition` from a state that is not final.
+    public func cleared() throws(SchedulerError) -> TaskState {
+        guard isFinal else { throw .illegalTransition(entity: "task", from: rawValue, to: TaskState.scheduled.rawValue) }
+        return .scheduled
+    }
 }
 
 /// The state of a run.
 ///
 ///     queued ──> running ──> success | failed
 ///        └──────────┴──────> cancelled
+///     success | failed | cancelled ──> queued   (some of its tasks cleared: `cleared()`)
 public enum RunState: String, Sendable, CaseIterable, Codable {
     /// Waiting for a free max_active_runs place.
     case queued
@@ -89,6 +98,13 @@ public enum RunState: String, Sendable, CaseIterable, Codable {
             throw .illegalTransition(entity: "run", from: rawValue, to: next.rawValue)
         }
         return next
+    }
+
+    /// `queued` again, for a clear of a finished run's tasks.
+    /// - Throws: `SchedulerError.illegalTransition` from a state that is not final.
+    public func cleared() throws(SchedulerError) -> RunState {
+        guard isFinal else { throw .illegalTransition(entity: "run", from: rawValue, to: RunState.queued.rawValue) }
+        return .queued
     }
 }
 

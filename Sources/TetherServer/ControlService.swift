@@ -37,6 +37,7 @@ struct ControlService: Sendable {
         unary(&router, ControlV1.ControlService.listRuns, listRuns)
         unary(&router, ControlV1.ControlService.cancelRun, cancelRun)
         unary(&router, ControlV1.ControlService.cancelTaskInstance, cancelTaskInstance)
+        unary(&router, ControlV1.ControlService.clearRun, clearRun)
         unary(&router, ControlV1.ControlService.listAgents, listAgents)
         unary(&router, ControlV1.ControlService.drainAgent) { (request: ControlV1.DrainAgentRequest) in
             var response = ControlV1.DrainAgentResponse()
@@ -86,7 +87,8 @@ struct ControlService: Sendable {
         switch error {
         case .unknownDAG, .unknownVersion, .unknownRun, .unknownTask, .unknownAgent: code = .notFound
         case .unknownParam, .invalidSpec, .invalidReport: code = .invalidArgument
-        case .alreadyFinished, .illegalTransition: code = .failedPrecondition
+        case .alreadyFinished, .notFinished, .illegalTransition: code = .failedPrecondition
+        case .notYetStored: code = .unavailable
         case .unknownLease, .notLeaseHolder, .staleEpoch: code = .failedPrecondition
         }
         return GRPCStatus(code: code, message: "\(error)")
@@ -352,6 +354,25 @@ struct ControlService: Sendable {
         let spec = scheduler.read { $0.version(run.dagID, run.version)?.spec.tasks.first { $0.id == request.taskID } }
         var response = ControlV1.CancelTaskInstanceResponse()
         response.taskInstance = ControlV1.TaskInstance(task, spec: spec, attempts: try await store.attempts(of: key), waitingReason: nil)
+        return response
+    }
+
+    private func clearRun(_ request: ControlV1.ClearRunRequest) async throws -> ControlV1.ClearRunResponse {
+        let clear = ClearRequest(taskIDs: request.taskIds, downstream: request.downstream, failedOnly: request.failedOnly)
+        // A finished run lives in the store only: read it (off the loop) for the scheduler.
+        var stored: StoredRun?
+        if scheduler.read({ $0.activeRun(request.runID) }) == nil, let run = try await store.run(request.runID) {
+            stored = StoredRun(run: run, tasks: try await store.tasks(ofRun: request.runID))
+        }
+        let cleared = try await scheduler.perform { [stored] in try $0.clear(runID: request.runID, clear, stored: stored) }
+        var response = ControlV1.ClearRunResponse()
+        var run = scheduler.read { $0.activeRun(request.runID) }
+        if run == nil { run = try await store.run(request.runID) }
+        guard let run else {
+            throw GRPCStatus(code: .notFound, message: "unknown run '\(request.runID)'")
+        }
+        response.run = try await runMessage(run)
+        response.clearedTaskIds = cleared
         return response
     }
 

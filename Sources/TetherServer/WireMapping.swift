@@ -193,7 +193,7 @@ extension ControlV1.TaskInstance {
         state = ControlV1.TaskState(record.state)
         queue = spec?.queue ?? ""
         entrypoint = spec?.entrypoint ?? ""
-        tries = UInt32(clamping: record.tries)
+        tries = UInt32(clamping: record.tries - record.triesBeforeClear)
         maxTries = UInt32(clamping: (spec?.retry.retries ?? 0) + 1)
         infrastructureAttempts = UInt32(clamping: record.infrastructureAttempts)
         readyAtUnixUs = record.readyAt.unixMicroseconds

@@ -8,7 +8,7 @@ struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
         abstract: "Trigger and inspect runs.",
-        subcommands: [Trigger.self, List.self, Show.self, Cancel.self]
+        subcommands: [Trigger.self, List.self, Show.self, Cancel.self, Clear.self]
     )
 
     /// Exit codes of `run trigger --wait`.
@@ -193,6 +193,42 @@ struct RunCommand: AsyncParsableCommand {
                 request.reason = reason ?? ""
                 let response: ControlV1.CancelRunResponse = try await control.call(ControlV1.ControlService.cancelRun, request)
                 try emit(response, json: client.json) { print("\(run): \(response.run?.state.label ?? "?")") }
+            }
+        }
+    }
+
+    struct Clear: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run finished tasks of a run again.",
+            discussion: """
+                The cleared tasks go back to scheduled and run again as new attempts in the same
+                run, on the run's DAG version, each with its full retries; a finished run is
+                queued again (it waits while the DAG is paused or at max_active_runs). Without
+                --task every task is picked. Tasks not yet finished cannot be cleared: cancel
+                them or let them finish. Prints the cleared task ids.
+                """
+        )
+        @OptionGroup var client: ClientOptions
+        @Argument(help: "Run id.") var run: String
+        @Option(name: .customLong("task"), help: "A task to clear (repeatable); default: every task.") var tasks: [String] = []
+        @Flag(help: "Also clear every task downstream of them.") var downstream = false
+        @Flag(help: "Of the tasks picked, clear only the failed and upstream_failed ones.") var failedOnly = false
+
+        func run() async throws {
+            try await withControl(client) { control in
+                var request = ControlV1.ClearRunRequest()
+                request.runID = run
+                request.taskIds = tasks
+                request.downstream = downstream
+                request.failedOnly = failedOnly
+                let response: ControlV1.ClearRunResponse = try await control.call(ControlV1.ControlService.clearRun, request)
+                try emit(response, json: client.json) {
+                    if response.clearedTaskIds.isEmpty {
+                        print("\(run): no task matched; nothing cleared")
+                    } else {
+                        print("\(run): \(response.run?.state.label ?? "?"); cleared \(response.clearedTaskIds.joined(separator: ", "))")
+                    }
+                }
             }
         }
     }

@@ -69,6 +69,42 @@ import TetherTestSupport
         }
     }
 
+    @Test func aClearedTaskAndItsDownstreamRunAgainOnAnAgentInTheSameRun() async throws {
+        try await onThreadOfItsOwn {
+            let cluster = try Cluster()
+            let marker = cluster.scratch.path("first-attempt-done")
+            // Fails the first time it runs, succeeds after.
+            let flaky = ["/bin/sh", "-c", "test -e \(marker) || { touch \(marker); exit 3; }"]
+            try cluster.startAgent("a", entrypoints: ["flaky": flaky, "work": ["/bin/true"]])
+            try cluster.apply("""
+                dag_id: clr
+                tasks:
+                  - {id: extract, entrypoint: flaky}
+                  - {id: load, entrypoint: work, depends_on: [extract]}
+                """)
+            let runID = try cluster.trigger("clr")
+            let failed = try cluster.wait(for: runID) { $0.state == "RUN_STATE_FAILED" || $0.state == "RUN_STATE_SUCCESS" }
+            #expect(failed.state == "RUN_STATE_FAILED")
+            #expect(failed.tasks.first { $0.id == "load" }?.state == "TASK_STATE_UPSTREAM_FAILED")
+
+            let clear = try cluster.cli(["run", "clear", runID, "--task", "extract", "--downstream"])
+            #expect(clear.status == 0, "\(clear)")
+            #expect(clear.stdout.contains("cleared extract, load"), "\(clear)")
+            let run = try cluster.wait(for: runID) { $0.state == "RUN_STATE_SUCCESS" || $0.state == "RUN_STATE_FAILED" }
+            #expect(run.state == "RUN_STATE_SUCCESS", "\(run)")
+            let extract = try #require(run.tasks.first { $0.id == "extract" })
+            #expect(extract.attempts.map(\.outcome) == ["ATTEMPT_OUTCOME_FAILED", "ATTEMPT_OUTCOME_SUCCEEDED"])
+            #expect(extract.attempts.allSatisfy { $0.agent == "a" })
+            // The agent kept both attempts' logs.
+            for attempt in 1...2 {
+                #expect(FileManager.default.fileExists(atPath: "\(cluster.logDirectory("a"))/clr/\(runID)/extract.attempt-\(attempt).log"))
+            }
+
+            let busy = try cluster.cli(["run", "clear", "no-such-run"])
+            #expect(busy.status == 1 && busy.stderr.contains("unknown run 'no-such-run'"), "\(busy)")
+        }
+    }
+
     @Test func aBadLogicalDateIsAUsageErrorNamingTheForm() throws {
         let cluster = try Cluster()
         let result = try cluster.cli(["run", "trigger", "any", "--logical-date", "2026-03-15T06:00"])

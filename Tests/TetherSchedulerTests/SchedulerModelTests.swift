@@ -38,6 +38,8 @@ import TetherSchedulerSQLite
         /// Applied since the last flush.
         var pendingEvents: [String] = []
         var steps = 0
+        /// Task instances set back to scheduled by clears so far.
+        var clearedTasks = 0
 
         init(seed: UInt64) {
             rng = SplitMix64(seed: seed)
@@ -188,7 +190,15 @@ import TetherSchedulerSQLite
             case 76..<90:
                 h.clock.advance(milliseconds: Int64(int(0..<12_000)))
                 h.scheduler.tick()
-            case 90..<94:
+            case 90..<92:  // clear tasks of any run, finished or not (a lagging store included)
+                let all = ["alpha", "beta", "gamma"].flatMap { h.store.runs(ofDAG: $0) }
+                guard let run = all.randomElement(using: &rng) else { return }
+                let tasks = h.store.tasks(ofRun: run.runID)
+                let picked = chance(0.5) ? [] : [tasks.map(\.key.taskID).sorted().randomElement(using: &rng)].compactMap { $0 }
+                let done = try? h.scheduler.clear(runID: run.runID, ClearRequest(taskIDs: picked, downstream: chance(0.5), failedOnly: chance(0.5)),
+                                                  stored: StoredRun(run: run, tasks: tasks))
+                clearedTasks += done?.count ?? 0
+            case 92..<94:
                 let active = h.scheduler.runs.keys.sorted()
                 guard let runID = active.randomElement(using: &rng) else { return }
                 if chance(0.5) {
@@ -311,5 +321,6 @@ import TetherSchedulerSQLite
         #expect(model.h.scheduler.runs.isEmpty, "runs still active: \(model.h.scheduler.runs.keys.sorted())")
         model.checkFinishedRuns()
         #expect(model.steps == 1_500)
+        #expect(model.clearedTasks > 0, "the run exercised no clear")
     }
 }

@@ -21,7 +21,7 @@ extension Fixtures {
                 pauseDagRequest, pauseDagResponse, unpauseDagRequest, unpauseDagResponse,
                 triggerRunRequest, triggerRunResponse, getRunRequest, getRunResponse,
                 listRunsRequest, listRunsResponse, cancelRunRequest, cancelRunResponse,
-                cancelTaskInstanceRequest, cancelTaskInstanceResponse,
+                cancelTaskInstanceRequest, cancelTaskInstanceResponse, clearRunRequest, clearRunResponse,
                 listAgentsRequest, listAgentsResponse, drainAgentRequest, drainAgentResponse,
                 undrainAgentRequest, undrainAgentResponse,
                 createTokenRequest, createTokenResponse, listTokensRequest, listTokensResponse,
@@ -400,6 +400,22 @@ extension Fixtures {
             var m = ControlV1.CancelTaskInstanceResponse()
             m.taskInstance = taskInstance
             m.taskInstance?.state = .cancelled
+            return m
+        }
+
+        static var clearRunRequest: ControlV1.ClearRunRequest {
+            var m = ControlV1.ClearRunRequest()
+            m.runID = "r-\(unicode)"
+            m.taskIds = ["extract", unicode]
+            m.downstream = true
+            m.failedOnly = true
+            return m
+        }
+
+        static var clearRunResponse: ControlV1.ClearRunResponse {
+            var m = ControlV1.ClearRunResponse()
+            m.run = run
+            m.clearedTaskIds = ["extract", "load"]
             return m
         }
 

@@ -71,6 +71,8 @@ public enum WireRegistry {
         ControlV1.CancelRunResponse.self,
         ControlV1.CancelTaskInstanceRequest.self,
         ControlV1.CancelTaskInstanceResponse.self,
+        ControlV1.ClearRunRequest.self,
+        ControlV1.ClearRunResponse.self,
         ControlV1.ListAgentsRequest.self,
         ControlV1.ListAgentsResponse.self,
         ControlV1.DrainAgentRequest.self,

@@ -51,6 +51,13 @@ extension ControlV1 {
         /// FAILED_PRECONDITION (the task has finished).
         public static let cancelTaskInstance = RPCMethod<ControlV1.CancelTaskInstanceRequest, ControlV1.CancelTaskInstanceResponse, RPCShape.Unary>(
             path: "/tether.control.v1.ControlService/CancelTaskInstance")
+        /// Sets finished task instances of a run back to scheduled: they run again as
+        /// new attempts in the same run, pinned to its version, with their full
+        /// retries; a finished run is queued again. Errors: NOT_FOUND,
+        /// FAILED_PRECONDITION (a task to clear has not finished), UNAVAILABLE (the
+        /// run is finishing; retry).
+        public static let clearRun = RPCMethod<ControlV1.ClearRunRequest, ControlV1.ClearRunResponse, RPCShape.Unary>(
+            path: "/tether.control.v1.ControlService/ClearRun")
         /// Lists agents the server knows, connected or not.
         public static let listAgents = RPCMethod<ControlV1.ListAgentsRequest, ControlV1.ListAgentsResponse, RPCShape.Unary>(
             path: "/tether.control.v1.ControlService/ListAgents")
@@ -570,7 +577,8 @@ extension ControlV1 {
         public var queue = ""
         /// Its entrypoint name.
         public var entrypoint = ""
-        /// Attempts made so far.
+        /// Attempts made since the task was last cleared (all of them if never);
+        /// `attempts` lists every attempt, before clears too.
         public var tries: UInt32 = 0
         /// Attempts allowed in all (retries + 1).
         public var maxTries: UInt32 = 0
@@ -1251,6 +1259,56 @@ extension ControlV1 {
         }
         public func write(to w: WireWriter) throws(WireError) {
             try w.set(1, taskInstance)
+        }
+    }
+}
+
+extension ControlV1 {
+    /// ClearRun input.
+    public struct ClearRunRequest: WireMessage {
+        /// The run's id.
+        public var runID = ""
+        /// The tasks to clear; empty for every task of the run.
+        public var taskIds: [String] = []
+        /// Also clear every task downstream of them.
+        public var downstream = false
+        /// Of the tasks chosen, clear only the failed and upstream_failed ones.
+        public var failedOnly = false
+
+        public init() {}
+        public static let wireDescriptor = WireDescriptor(Tether__Control__V1__ClearRunRequest.self, tether__control__v1__clear_run_request__init)
+        public init(from r: WireReader) throws(WireError) {
+            runID = try r.value(1)
+            taskIds = try r.values(2)
+            downstream = r.value(3)
+            failedOnly = r.value(4)
+        }
+        public func write(to w: WireWriter) throws(WireError) {
+            try w.set(1, runID)
+            try w.set(2, taskIds)
+            w.set(3, downstream)
+            w.set(4, failedOnly)
+        }
+    }
+}
+
+extension ControlV1 {
+    /// ClearRun result.
+    public struct ClearRunResponse: WireMessage {
+        /// The run after the change.
+        public var run: Run?
+        /// The tasks cleared, in DAG order; empty if none matched.
+        public var clearedTaskIds: [String] = []
+
+        public init() {}
+        public static let wireDescriptor = WireDescriptor(Tether__Control__V1__ClearRunResponse.self, tether__control__v1__clear_run_response__init)
+        public init(from r: WireReader) throws(WireError) {
+            run = try r.value(1)
+            clearedTaskIds = try r.values(2)
+        }
+        public func write(to w: WireWriter) throws(WireError) {
+            try w.set(1, run)
+            try w.set(2, clearedTaskIds)
         }
     }
 }

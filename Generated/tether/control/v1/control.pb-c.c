@@ -1489,6 +1489,96 @@ void   tether__control__v1__cancel_task_instance_response__free_unpacked
   assert(message->base.descriptor == &tether__control__v1__cancel_task_instance_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   tether__control__v1__clear_run_request__init
+                     (Tether__Control__V1__ClearRunRequest         *message)
+{
+  static const Tether__Control__V1__ClearRunRequest init_value = TETHER__CONTROL__V1__CLEAR_RUN_REQUEST__INIT;
+  *message = init_value;
+}
+size_t tether__control__v1__clear_run_request__get_packed_size
+                     (const Tether__Control__V1__ClearRunRequest *message)
+{
+  assert(message->base.descriptor == &tether__control__v1__clear_run_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t tether__control__v1__clear_run_request__pack
+                     (const Tether__Control__V1__ClearRunRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &tether__control__v1__clear_run_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t tether__control__v1__clear_run_request__pack_to_buffer
+                     (const Tether__Control__V1__ClearRunRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &tether__control__v1__clear_run_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Tether__Control__V1__ClearRunRequest *
+       tether__control__v1__clear_run_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Tether__Control__V1__ClearRunRequest *)
+     protobuf_c_message_unpack (&tether__control__v1__clear_run_request__descriptor,
+                                allocator, len, data);
+}
+void   tether__control__v1__clear_run_request__free_unpacked
+                     (Tether__Control__V1__ClearRunRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &tether__control__v1__clear_run_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   tether__control__v1__clear_run_response__init
+                     (Tether__Control__V1__ClearRunResponse         *message)
+{
+  static const Tether__Control__V1__ClearRunResponse init_value = TETHER__CONTROL__V1__CLEAR_RUN_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t tether__control__v1__clear_run_response__get_packed_size
+                     (const Tether__Control__V1__ClearRunResponse *message)
+{
+  assert(message->base.descriptor == &tether__control__v1__clear_run_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t tether__control__v1__clear_run_response__pack
+                     (const Tether__Control__V1__ClearRunResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &tether__control__v1__clear_run_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t tether__control__v1__clear_run_response__pack_to_buffer
+                     (const Tether__Control__V1__ClearRunResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &tether__control__v1__clear_run_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Tether__Control__V1__ClearRunResponse *
+       tether__control__v1__clear_run_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Tether__Control__V1__ClearRunResponse *)
+     protobuf_c_message_unpack (&tether__control__v1__clear_run_response__descriptor,
+                                allocator, len, data);
+}
+void   tether__control__v1__clear_run_response__free_unpacked
+                     (Tether__Control__V1__ClearRunResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &tether__control__v1__clear_run_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   tether__control__v1__list_agents_request__init
                      (Tether__Control__V1__ListAgentsRequest         *message)
 {
@@ -5213,6 +5303,134 @@ const ProtobufCMessageDescriptor tether__control__v1__cancel_task_instance_respo
   (ProtobufCMessageInit) tether__control__v1__cancel_task_instance_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor tether__control__v1__clear_run_request__field_descriptors[4] =
+{
+  {
+    "run_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__ClearRunRequest, run_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "task_ids",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Tether__Control__V1__ClearRunRequest, n_task_ids),
+    offsetof(Tether__Control__V1__ClearRunRequest, task_ids),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "downstream",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__ClearRunRequest, downstream),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "failed_only",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__ClearRunRequest, failed_only),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned tether__control__v1__clear_run_request__field_indices_by_name[] = {
+  2,   /* field[2] = downstream */
+  3,   /* field[3] = failed_only */
+  0,   /* field[0] = run_id */
+  1,   /* field[1] = task_ids */
+};
+static const ProtobufCIntRange tether__control__v1__clear_run_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor tether__control__v1__clear_run_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "tether.control.v1.ClearRunRequest",
+  "ClearRunRequest",
+  "Tether__Control__V1__ClearRunRequest",
+  "tether.control.v1",
+  sizeof(Tether__Control__V1__ClearRunRequest),
+  4,
+  tether__control__v1__clear_run_request__field_descriptors,
+  tether__control__v1__clear_run_request__field_indices_by_name,
+  1,  tether__control__v1__clear_run_request__number_ranges,
+  (ProtobufCMessageInit) tether__control__v1__clear_run_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor tether__control__v1__clear_run_response__field_descriptors[2] =
+{
+  {
+    "run",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__ClearRunResponse, run),
+    &tether__control__v1__run__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "cleared_task_ids",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Tether__Control__V1__ClearRunResponse, n_cleared_task_ids),
+    offsetof(Tether__Control__V1__ClearRunResponse, cleared_task_ids),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned tether__control__v1__clear_run_response__field_indices_by_name[] = {
+  1,   /* field[1] = cleared_task_ids */
+  0,   /* field[0] = run */
+};
+static const ProtobufCIntRange tether__control__v1__clear_run_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor tether__control__v1__clear_run_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "tether.control.v1.ClearRunResponse",
+  "ClearRunResponse",
+  "Tether__Control__V1__ClearRunResponse",
+  "tether.control.v1",
+  sizeof(Tether__Control__V1__ClearRunResponse),
+  2,
+  tether__control__v1__clear_run_response__field_descriptors,
+  tether__control__v1__clear_run_response__field_indices_by_name,
+  1,  tether__control__v1__clear_run_response__number_ranges,
+  (ProtobufCMessageInit) tether__control__v1__clear_run_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCFieldDescriptor tether__control__v1__list_agents_request__field_descriptors[2] =
 {
   {
@@ -6189,7 +6407,7 @@ const ProtobufCEnumDescriptor tether__control__v1__token_role__descriptor =
   tether__control__v1__token_role__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor tether__control__v1__control_service__method_descriptors[18] =
+static const ProtobufCMethodDescriptor tether__control__v1__control_service__method_descriptors[19] =
 {
   { "ApplyDag", &tether__control__v1__apply_dag_request__descriptor, &tether__control__v1__apply_dag_response__descriptor },
   { "GetDag", &tether__control__v1__get_dag_request__descriptor, &tether__control__v1__get_dag_response__descriptor },
@@ -6202,6 +6420,7 @@ static const ProtobufCMethodDescriptor tether__control__v1__control_service__met
   { "ListRuns", &tether__control__v1__list_runs_request__descriptor, &tether__control__v1__list_runs_response__descriptor },
   { "CancelRun", &tether__control__v1__cancel_run_request__descriptor, &tether__control__v1__cancel_run_response__descriptor },
   { "CancelTaskInstance", &tether__control__v1__cancel_task_instance_request__descriptor, &tether__control__v1__cancel_task_instance_response__descriptor },
+  { "ClearRun", &tether__control__v1__clear_run_request__descriptor, &tether__control__v1__clear_run_response__descriptor },
   { "ListAgents", &tether__control__v1__list_agents_request__descriptor, &tether__control__v1__list_agents_response__descriptor },
   { "DrainAgent", &tether__control__v1__drain_agent_request__descriptor, &tether__control__v1__drain_agent_response__descriptor },
   { "UndrainAgent", &tether__control__v1__undrain_agent_request__descriptor, &tether__control__v1__undrain_agent_response__descriptor },
@@ -6214,21 +6433,22 @@ const unsigned tether__control__v1__control_service__method_indices_by_name[] = 
   0,        /* ApplyDag */
   9,        /* CancelRun */
   10,        /* CancelTaskInstance */
-  14,        /* CreateToken */
-  12,        /* DrainAgent */
+  11,        /* ClearRun */
+  15,        /* CreateToken */
+  13,        /* DrainAgent */
   1,        /* GetDag */
   7,        /* GetRun */
-  11,        /* ListAgents */
+  12,        /* ListAgents */
   3,        /* ListDagVersions */
   2,        /* ListDags */
   8,        /* ListRuns */
-  15,        /* ListTokens */
+  16,        /* ListTokens */
   4,        /* PauseDag */
-  16,        /* RevokeToken */
+  17,        /* RevokeToken */
   6,        /* TriggerRun */
-  13,        /* UndrainAgent */
+  14,        /* UndrainAgent */
   5,        /* UnpauseDag */
-  17         /* WatchEvents */
+  18         /* WatchEvents */
 };
 const ProtobufCServiceDescriptor tether__control__v1__control_service__descriptor =
 {
@@ -6237,7 +6457,7 @@ const ProtobufCServiceDescriptor tether__control__v1__control_service__descripto
   "ControlService",
   "Tether__Control__V1__ControlService",
   "tether.control.v1",
-  18,
+  19,
   tether__control__v1__control_service__method_descriptors,
   tether__control__v1__control_service__method_indices_by_name
 };
@@ -6329,13 +6549,21 @@ void tether__control__v1__control_service__cancel_task_instance(ProtobufCService
   assert(service->descriptor == &tether__control__v1__control_service__descriptor);
   service->invoke(service, 10, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
+void tether__control__v1__control_service__clear_run(ProtobufCService *service,
+                                                     const Tether__Control__V1__ClearRunRequest *input,
+                                                     Tether__Control__V1__ClearRunResponse_Closure closure,
+                                                     void *closure_data)
+{
+  assert(service->descriptor == &tether__control__v1__control_service__descriptor);
+  service->invoke(service, 11, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
 void tether__control__v1__control_service__list_agents(ProtobufCService *service,
                                                        const Tether__Control__V1__ListAgentsRequest *input,
                                                        Tether__Control__V1__ListAgentsResponse_Closure closure,
                                                        void *closure_data)
 {
   assert(service->descriptor == &tether__control__v1__control_service__descriptor);
-  service->invoke(service, 11, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 12, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void tether__control__v1__control_service__drain_agent(ProtobufCService *service,
                                                        const Tether__Control__V1__DrainAgentRequest *input,
@@ -6343,7 +6571,7 @@ void tether__control__v1__control_service__drain_agent(ProtobufCService *service
                                                        void *closure_data)
 {
   assert(service->descriptor == &tether__control__v1__control_service__descriptor);
-  service->invoke(service, 12, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 13, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void tether__control__v1__control_service__undrain_agent(ProtobufCService *service,
                                                          const Tether__Control__V1__UndrainAgentRequest *input,
@@ -6351,7 +6579,7 @@ void tether__control__v1__control_service__undrain_agent(ProtobufCService *servi
                                                          void *closure_data)
 {
   assert(service->descriptor == &tether__control__v1__control_service__descriptor);
-  service->invoke(service, 13, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 14, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void tether__control__v1__control_service__create_token(ProtobufCService *service,
                                                         const Tether__Control__V1__CreateTokenRequest *input,
@@ -6359,7 +6587,7 @@ void tether__control__v1__control_service__create_token(ProtobufCService *servic
                                                         void *closure_data)
 {
   assert(service->descriptor == &tether__control__v1__control_service__descriptor);
-  service->invoke(service, 14, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 15, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void tether__control__v1__control_service__list_tokens(ProtobufCService *service,
                                                        const Tether__Control__V1__ListTokensRequest *input,
@@ -6367,7 +6595,7 @@ void tether__control__v1__control_service__list_tokens(ProtobufCService *service
                                                        void *closure_data)
 {
   assert(service->descriptor == &tether__control__v1__control_service__descriptor);
-  service->invoke(service, 15, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 16, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void tether__control__v1__control_service__revoke_token(ProtobufCService *service,
                                                         const Tether__Control__V1__RevokeTokenRequest *input,
@@ -6375,7 +6603,7 @@ void tether__control__v1__control_service__revoke_token(ProtobufCService *servic
                                                         void *closure_data)
 {
   assert(service->descriptor == &tether__control__v1__control_service__descriptor);
-  service->invoke(service, 16, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 17, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void tether__control__v1__control_service__watch_events(ProtobufCService *service,
                                                         const Tether__Control__V1__WatchEventsRequest *input,
@@ -6383,7 +6611,7 @@ void tether__control__v1__control_service__watch_events(ProtobufCService *servic
                                                         void *closure_data)
 {
   assert(service->descriptor == &tether__control__v1__control_service__descriptor);
-  service->invoke(service, 17, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 18, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void tether__control__v1__control_service__init (Tether__Control__V1__ControlService_Service *service,
                                                  Tether__Control__V1__ControlService_ServiceDestroy destroy)

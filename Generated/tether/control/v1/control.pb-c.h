@@ -54,6 +54,8 @@ typedef struct Tether__Control__V1__CancelRunRequest Tether__Control__V1__Cancel
 typedef struct Tether__Control__V1__CancelRunResponse Tether__Control__V1__CancelRunResponse;
 typedef struct Tether__Control__V1__CancelTaskInstanceRequest Tether__Control__V1__CancelTaskInstanceRequest;
 typedef struct Tether__Control__V1__CancelTaskInstanceResponse Tether__Control__V1__CancelTaskInstanceResponse;
+typedef struct Tether__Control__V1__ClearRunRequest Tether__Control__V1__ClearRunRequest;
+typedef struct Tether__Control__V1__ClearRunResponse Tether__Control__V1__ClearRunResponse;
 typedef struct Tether__Control__V1__ListAgentsRequest Tether__Control__V1__ListAgentsRequest;
 typedef struct Tether__Control__V1__ListAgentsResponse Tether__Control__V1__ListAgentsResponse;
 typedef struct Tether__Control__V1__DrainAgentRequest Tether__Control__V1__DrainAgentRequest;
@@ -745,7 +747,8 @@ struct  Tether__Control__V1__TaskInstance
    */
   char *entrypoint;
   /*
-   * Attempts made so far.
+   * Attempts made since the task was last cleared (all of them if never);
+   * `attempts` lists every attempt, before clears too.
    */
   uint32_t tries;
   /*
@@ -1408,6 +1411,56 @@ struct  Tether__Control__V1__CancelTaskInstanceResponse
 #define TETHER__CONTROL__V1__CANCEL_TASK_INSTANCE_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&tether__control__v1__cancel_task_instance_response__descriptor) \
     , NULL }
+
+
+/*
+ * ClearRun input.
+ */
+struct  Tether__Control__V1__ClearRunRequest
+{
+  ProtobufCMessage base;
+  /*
+   * The run's id.
+   */
+  char *run_id;
+  /*
+   * The tasks to clear; empty for every task of the run.
+   */
+  size_t n_task_ids;
+  char **task_ids;
+  /*
+   * Also clear every task downstream of them.
+   */
+  protobuf_c_boolean downstream;
+  /*
+   * Of the tasks chosen, clear only the failed and upstream_failed ones.
+   */
+  protobuf_c_boolean failed_only;
+};
+#define TETHER__CONTROL__V1__CLEAR_RUN_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&tether__control__v1__clear_run_request__descriptor) \
+    , (char *)protobuf_c_empty_string, 0,NULL, 0, 0 }
+
+
+/*
+ * ClearRun result.
+ */
+struct  Tether__Control__V1__ClearRunResponse
+{
+  ProtobufCMessage base;
+  /*
+   * The run after the change.
+   */
+  Tether__Control__V1__Run *run;
+  /*
+   * The tasks cleared, in DAG order; empty if none matched.
+   */
+  size_t n_cleared_task_ids;
+  char **cleared_task_ids;
+};
+#define TETHER__CONTROL__V1__CLEAR_RUN_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&tether__control__v1__clear_run_response__descriptor) \
+    , NULL, 0,NULL }
 
 
 /*
@@ -2338,6 +2391,44 @@ Tether__Control__V1__CancelTaskInstanceResponse *
 void   tether__control__v1__cancel_task_instance_response__free_unpacked
                      (Tether__Control__V1__CancelTaskInstanceResponse *message,
                       ProtobufCAllocator *allocator);
+/* Tether__Control__V1__ClearRunRequest methods */
+void   tether__control__v1__clear_run_request__init
+                     (Tether__Control__V1__ClearRunRequest         *message);
+size_t tether__control__v1__clear_run_request__get_packed_size
+                     (const Tether__Control__V1__ClearRunRequest   *message);
+size_t tether__control__v1__clear_run_request__pack
+                     (const Tether__Control__V1__ClearRunRequest   *message,
+                      uint8_t             *out);
+size_t tether__control__v1__clear_run_request__pack_to_buffer
+                     (const Tether__Control__V1__ClearRunRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Tether__Control__V1__ClearRunRequest *
+       tether__control__v1__clear_run_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   tether__control__v1__clear_run_request__free_unpacked
+                     (Tether__Control__V1__ClearRunRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Tether__Control__V1__ClearRunResponse methods */
+void   tether__control__v1__clear_run_response__init
+                     (Tether__Control__V1__ClearRunResponse         *message);
+size_t tether__control__v1__clear_run_response__get_packed_size
+                     (const Tether__Control__V1__ClearRunResponse   *message);
+size_t tether__control__v1__clear_run_response__pack
+                     (const Tether__Control__V1__ClearRunResponse   *message,
+                      uint8_t             *out);
+size_t tether__control__v1__clear_run_response__pack_to_buffer
+                     (const Tether__Control__V1__ClearRunResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Tether__Control__V1__ClearRunResponse *
+       tether__control__v1__clear_run_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   tether__control__v1__clear_run_response__free_unpacked
+                     (Tether__Control__V1__ClearRunResponse *message,
+                      ProtobufCAllocator *allocator);
 /* Tether__Control__V1__ListAgentsRequest methods */
 void   tether__control__v1__list_agents_request__init
                      (Tether__Control__V1__ListAgentsRequest         *message);
@@ -2723,6 +2814,12 @@ typedef void (*Tether__Control__V1__CancelTaskInstanceRequest_Closure)
 typedef void (*Tether__Control__V1__CancelTaskInstanceResponse_Closure)
                  (const Tether__Control__V1__CancelTaskInstanceResponse *message,
                   void *closure_data);
+typedef void (*Tether__Control__V1__ClearRunRequest_Closure)
+                 (const Tether__Control__V1__ClearRunRequest *message,
+                  void *closure_data);
+typedef void (*Tether__Control__V1__ClearRunResponse_Closure)
+                 (const Tether__Control__V1__ClearRunResponse *message,
+                  void *closure_data);
 typedef void (*Tether__Control__V1__ListAgentsRequest_Closure)
                  (const Tether__Control__V1__ListAgentsRequest *message,
                   void *closure_data);
@@ -2816,6 +2913,10 @@ struct Tether__Control__V1__ControlService_Service
                                const Tether__Control__V1__CancelTaskInstanceRequest *input,
                                Tether__Control__V1__CancelTaskInstanceResponse_Closure closure,
                                void *closure_data);
+  void (*clear_run)(Tether__Control__V1__ControlService_Service *service,
+                    const Tether__Control__V1__ClearRunRequest *input,
+                    Tether__Control__V1__ClearRunResponse_Closure closure,
+                    void *closure_data);
   void (*list_agents)(Tether__Control__V1__ControlService_Service *service,
                       const Tether__Control__V1__ListAgentsRequest *input,
                       Tether__Control__V1__ListAgentsResponse_Closure closure,
@@ -2863,6 +2964,7 @@ void tether__control__v1__control_service__init (Tether__Control__V1__ControlSer
       function_prefix__ ## list_runs,\
       function_prefix__ ## cancel_run,\
       function_prefix__ ## cancel_task_instance,\
+      function_prefix__ ## clear_run,\
       function_prefix__ ## list_agents,\
       function_prefix__ ## drain_agent,\
       function_prefix__ ## undrain_agent,\
@@ -2914,6 +3016,10 @@ void tether__control__v1__control_service__cancel_task_instance(ProtobufCService
                                                                 const Tether__Control__V1__CancelTaskInstanceRequest *input,
                                                                 Tether__Control__V1__CancelTaskInstanceResponse_Closure closure,
                                                                 void *closure_data);
+void tether__control__v1__control_service__clear_run(ProtobufCService *service,
+                                                     const Tether__Control__V1__ClearRunRequest *input,
+                                                     Tether__Control__V1__ClearRunResponse_Closure closure,
+                                                     void *closure_data);
 void tether__control__v1__control_service__list_agents(ProtobufCService *service,
                                                        const Tether__Control__V1__ListAgentsRequest *input,
                                                        Tether__Control__V1__ListAgentsResponse_Closure closure,
@@ -2991,6 +3097,8 @@ extern const ProtobufCMessageDescriptor tether__control__v1__cancel_run_request_
 extern const ProtobufCMessageDescriptor tether__control__v1__cancel_run_response__descriptor;
 extern const ProtobufCMessageDescriptor tether__control__v1__cancel_task_instance_request__descriptor;
 extern const ProtobufCMessageDescriptor tether__control__v1__cancel_task_instance_response__descriptor;
+extern const ProtobufCMessageDescriptor tether__control__v1__clear_run_request__descriptor;
+extern const ProtobufCMessageDescriptor tether__control__v1__clear_run_response__descriptor;
 extern const ProtobufCMessageDescriptor tether__control__v1__list_agents_request__descriptor;
 extern const ProtobufCMessageDescriptor tether__control__v1__list_agents_response__descriptor;
 extern const ProtobufCMessageDescriptor tether__control__v1__drain_agent_request__descriptor;
