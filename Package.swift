@@ -111,6 +111,8 @@ let package = Package(
         ),
         // The DAG file reader under libFuzzer (Scripts/fuzz dagfile); a plain build replays inputs.
         .executableTarget(name: "tether-fuzz-dagfile", dependencies: ["TetherDAGFile"], swiftSettings: swiftSettings),
+        // HTTP/1.1 request parsing under libFuzzer (Scripts/fuzz http1); a plain build replays inputs.
+        .executableTarget(name: "tether-fuzz-http1", dependencies: ["H2"], swiftSettings: swiftSettings),
         // Writes TetherWire's Swift from Protos/ (Scripts/generate-protos); no dependencies.
         .executableTarget(name: "tether-protogen", swiftSettings: swiftSettings),
         // Writes the git commit into the executable at build time.
