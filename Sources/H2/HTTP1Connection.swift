@@ -88,7 +88,7 @@ final class HTTP1Connection: EventLoopSelectable, EventLoopFlushable, @unchecked
     func start(initialBytes: [UInt8]) throws(SystemError) {
         loop.preconditionInEventLoop()
         registration = try loop.register(fd, handler: self)
-        armTimer(.idle)
+        armTimer(.head)   // a new connection owes its first request head within headerTimeout
         if !initialBytes.isEmpty {
             initialBytes.withUnsafeBytes { received($0) }
             loop.scheduleFlush(self)
