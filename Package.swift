@@ -35,6 +35,8 @@ let package = Package(
         .systemLibrary(name: "CProtobufC", pkgConfig: "libprotobuf-c", providers: [.apt(["libprotobuf-c-dev"])]),
         .systemLibrary(name: "CLinux"),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        // nodejs http_parser 2.9: HTTP/1.1 requests for the server's HTTP/1.1 connections (no .pc file).
+        .systemLibrary(name: "CHTTPParser", providers: [.apt(["libhttp-parser-dev"])]),
 
         // protoc-c output for Protos/, committed; Scripts/generate-protos rewrites it.
         .target(
@@ -46,8 +48,9 @@ let package = Package(
 
         // Swift value types <-> protobuf bytes, through protobuf-c.
         .target(name: "TetherWire", dependencies: ["TetherProtoC", "CProtobufC"], swiftSettings: swiftSettings),
-        // HTTP/2 transport: event loop, sockets, TLS, nghttp2 sessions. Knows nothing of Tether.
-        .target(name: "H2", dependencies: ["CLinux", "CNGHTTP2", "COpenSSL"], swiftSettings: transportSwiftSettings),
+        // HTTP transport: event loop, sockets, TLS, nghttp2 sessions, HTTP/1.1 connections on the
+        // same port. Knows nothing of Tether.
+        .target(name: "H2", dependencies: ["CLinux", "CNGHTTP2", "COpenSSL", "CHTTPParser"], swiftSettings: transportSwiftSettings),
         // gRPC over HTTP/2: status, metadata, deadlines, 5-byte framing, server and client calls.
         .target(name: "GRPC", dependencies: ["H2", "TetherWire"], swiftSettings: transportSwiftSettings),
         // The orchestration plane: RPC handlers, auth, dashboard, metrics, health.
@@ -108,6 +111,8 @@ let package = Package(
         ),
         // The DAG file reader under libFuzzer (Scripts/fuzz dagfile); a plain build replays inputs.
         .executableTarget(name: "tether-fuzz-dagfile", dependencies: ["TetherDAGFile"], swiftSettings: swiftSettings),
+        // HTTP/1.1 request parsing under libFuzzer (Scripts/fuzz http1); a plain build replays inputs.
+        .executableTarget(name: "tether-fuzz-http1", dependencies: ["H2"], swiftSettings: swiftSettings),
         // Writes TetherWire's Swift from Protos/ (Scripts/generate-protos); no dependencies.
         .executableTarget(name: "tether-protogen", swiftSettings: swiftSettings),
         // Writes the git commit into the executable at build time.

@@ -8,6 +8,11 @@ public import TetherWire
 /// `grpc.health.v1.Health` (see `health`), and server reflection when given the
 /// descriptors of its services (`GRPCReflectionService`).
 ///
+/// With an `HTTPHandler` it answers plain HTTP on the same port too: HTTP/1.1 connections
+/// (detected once per connection; see `HTTP2Server`) and HTTP/2 requests that are not gRPC
+/// (no `application/grpc*` content-type). gRPC requests keep their own path untouched; one
+/// sent over HTTP/1.1 is answered 505, since gRPC needs HTTP/2.
+///
 /// Thread model: `loopCount` event loops (default: one per core), each with its
 /// own listening socket (SO_REUSEPORT). A call's handler runs as a task on the
 /// loop that owns its connection, so frames are parsed, dispatched and answered
@@ -32,6 +37,8 @@ public final class GRPCServer: Sendable {
         /// HTTP/2 settings, including max concurrent streams per connection.
         public var http2 = HTTP2Configuration()
         public var maxConnections = 10_000
+        /// Limits and timers for plain HTTP requests (with an `HTTPHandler`).
+        public var http = HTTPConfiguration()
         public var loopCount = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
         /// How long a loop may poll before it sleeps (`EventLoop`'s busy polling: it spins
         /// only while events come closer together than this); zero never polls.
@@ -59,10 +66,13 @@ public final class GRPCServer: Sendable {
     ///     (and health and reflection's own), e.g. `WireRegistry.fileDescriptors`: the
     ///     server then answers gRPC server reflection (v1 and v1alpha) about every service
     ///     it serves. nil: no reflection.
+    ///   - httpHandler: answers plain HTTP requests (see above); nil serves gRPC only, and
+    ///     then anything else gets what the gRPC path answers (405, 415). With TLS, make the
+    ///     context with `TLSConfiguration.acceptsHTTP11` so HTTP/1.1-only clients get in.
     /// - Throws: `GRPCReflectionService.ConfigurationError` if `reflection` lacks a service's
     ///   file; the transport's errors if a loop cannot start.
     public init(configuration: Configuration, router: GRPCRouter, health: GRPCHealthService = GRPCHealthService(),
-                reflection: [ProtoFileDescriptor]? = nil) throws {
+                reflection: [ProtoFileDescriptor]? = nil, httpHandler: HTTPHandler? = nil) throws {
         self.configuration = configuration
         self.health = health
         var router = router
@@ -75,8 +85,11 @@ public final class GRPCServer: Sendable {
         var transportConfiguration = HTTP2Server.Configuration(address: configuration.address, tls: configuration.tls)
         transportConfiguration.http2 = configuration.http2
         transportConfiguration.maxConnections = configuration.maxConnections
+        transportConfiguration.http = configuration.http
+        let plainHTTP = httpHandler.map { PlainHTTPService(handler: Self.refusingGRPC($0), configuration: configuration.http) }
         transport = HTTP2Server(configuration: transportConfiguration, loops: loops,
-                                delegate: CallFactory(router: router, limits: configuration.limits))
+                                delegate: CallFactory(router: router, limits: configuration.limits, plainHTTP: plainHTTP),
+                                httpHandler: plainHTTP?.handler)
     }
 
     /// Starts listening; returns the bound address (with the real port if 0 was asked).
@@ -96,19 +109,57 @@ public final class GRPCServer: Sendable {
         await transport.shutdown(graceful: graceful, whileDraining: whileDraining)
         for loop in loops { loop.stop() }
     }
+
+    /// `handler`, except that a gRPC request (which can only have come over HTTP/1.1: on
+    /// HTTP/2 those never reach it) is answered 505.
+    private static func refusingGRPC(_ handler: @escaping HTTPHandler) -> HTTPHandler {
+        { request in
+            guard let type = request.header("content-type"), PlainHTTPService.isGRPCContentType(type) else {
+                return await handler(request)
+            }
+            return .text(505, "gRPC needs HTTP/2: this server speaks gRPC over HTTP/2 only (h2c with prior knowledge, "
+                         + "or TLS with ALPN h2); this request came over \(request.version)")
+        }
+    }
 }
 
 /// Makes a `GRPCServerCall` for each new stream.
 private final class CallFactory: HTTP2ServerDelegate {
     let router: GRPCRouter
     let limits: GRPCServer.Limits
+    let plainHTTP: PlainHTTPService?
 
-    init(router: GRPCRouter, limits: GRPCServer.Limits) {
+    init(router: GRPCRouter, limits: GRPCServer.Limits, plainHTTP: PlainHTTPService?) {
         self.router = router
         self.limits = limits
+        self.plainHTTP = plainHTTP
     }
 
     func connection(_ connection: HTTP2Connection, didOpen stream: HTTP2Stream) -> any HTTP2StreamDelegate {
-        GRPCServerCall(stream: stream, loop: connection.loop, router: router, limits: limits)
+        GRPCServerCall(stream: stream, loop: connection.loop, router: router, limits: limits, plainHTTP: plainHTTP)
+    }
+}
+
+/// Where an HTTP/2 request that is not gRPC goes: the server's `HTTPHandler`. A stream is
+/// handed over only once its head has failed gRPC's checks (not POST, or not a gRPC
+/// content-type), so gRPC calls never look here.
+final class PlainHTTPService: Sendable {
+    let handler: HTTPHandler
+    let configuration: HTTPConfiguration
+
+    init(handler: @escaping HTTPHandler, configuration: HTTPConfiguration) {
+        self.handler = handler
+        self.configuration = configuration
+    }
+
+    /// Whether a request with `headers` is meant as gRPC: its content-type starts with
+    /// `application/grpc` (any subtype or parameters). Those stay on the gRPC path, errors
+    /// and all.
+    static func isGRPCRequest(_ headers: [HTTP2Header]) -> Bool {
+        headers.first { $0.name == "content-type" }.map { isGRPCContentType($0.value) } ?? false
+    }
+
+    static func isGRPCContentType(_ value: String) -> Bool {
+        value.utf8.count >= 16 && value.prefix(16).lowercased() == "application/grpc"
     }
 }

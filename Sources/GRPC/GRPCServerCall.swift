@@ -30,6 +30,8 @@ final class GRPCServerCall: HTTP2StreamDelegate, @unchecked Sendable {
     let loop: EventLoop
     private let router: GRPCRouter
     private let limits: GRPCServer.Limits
+    /// Takes over a stream whose request is not gRPC at all (nil: gRPC's own answer stands).
+    private let plainHTTP: PlainHTTPService?
     private var state = State.awaitingHead
     private var deframer: GRPCMessageDeframer
     private let framer: GRPCMessageFramer
@@ -44,11 +46,12 @@ final class GRPCServerCall: HTTP2StreamDelegate, @unchecked Sendable {
     /// Received DATA bytes not yet reported to the stream as consumed (receive flow control).
     private var withheldBytes = 0
 
-    init(stream: HTTP2Stream, loop: EventLoop, router: GRPCRouter, limits: GRPCServer.Limits) {
+    init(stream: HTTP2Stream, loop: EventLoop, router: GRPCRouter, limits: GRPCServer.Limits, plainHTTP: PlainHTTPService?) {
         self.stream = stream
         self.loop = loop
         self.router = router
         self.limits = limits
+        self.plainHTTP = plainHTTP
         self.deframer = GRPCMessageDeframer(maxMessageBytes: limits.maxReceiveMessageBytes)
         self.framer = GRPCMessageFramer(maxMessageBytes: limits.maxSendMessageBytes)
         // Without this a client could stream requests faster than the handler reads them
@@ -83,6 +86,11 @@ final class GRPCServerCall: HTTP2StreamDelegate, @unchecked Sendable {
                 return finish(status, extraHeaders: [HTTP2Header("grpc-accept-encoding", "identity")])
             }
             state = .finished
+            // Not POST or not a gRPC content-type: a plain HTTP request, if the server answers those.
+            if let plainHTTP, !PlainHTTPService.isGRPCRequest(headers) {
+                return stream.answer(with: plainHTTP.handler, configuration: plainHTTP.configuration,
+                                     headers: headers, endStream: endStream)
+            }
             return stream.sendHeadersOnly([HTTP2Header(":status", String(error.httpStatus)),
                                            HTTP2Header("content-type", "text/plain")])
         }

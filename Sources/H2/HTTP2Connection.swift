@@ -81,6 +81,8 @@ public final class HTTP2Connection: EventLoopSelectable, EventLoopFlushable {
     private var recentHeaderStrings: [String] = []
     private var nextRecentHeaderString = 0
 
+    /// Whether the connection runs over TLS.
+    var isSecure: Bool { tls != nil }
     /// Number of streams currently open.
     public var openStreamCount: Int { streams.count }
     /// Whether new streams may be opened (client) or accepted (server).
@@ -111,6 +113,17 @@ public final class HTTP2Connection: EventLoopSelectable, EventLoopFlushable {
         registration = try loop.register(fd, handler: self, write: state == .connecting || state == .handshaking)
         if state == .open || state == .awaitingSettings { transportEstablished() }
         scheduleKeepalive()
+    }
+
+    /// Server: bytes that protocol detection already read off the socket (the client
+    /// preface), given to nghttp2 ahead of anything read later. Loop thread only, after `start`.
+    func receive(initialBytes bytes: [UInt8]) {
+        guard !bytes.isEmpty, state == .open else { return }
+        let consumed = bytes.withUnsafeBufferPointer { nghttp2_session_mem_recv(session, $0.baseAddress!, $0.count) }
+        if consumed < 0 {
+            return terminate("protocol error: \(String(cString: nghttp2_strerror(Int32(consumed))))")
+        }
+        loop.scheduleFlush(self)
     }
 
     /// Client: closes the connection unless it is ready within `timeout` (TCP connect, the

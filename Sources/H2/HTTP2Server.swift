@@ -8,6 +8,11 @@ import Synchronization
 /// it from then on: no hand-off between threads. (Not SO_REUSEPORT: that would
 /// also let a second process bind the same port and take half the connections.)
 ///
+/// With an `HTTPHandler` it serves HTTP/1.1 on the same port too: each connection's
+/// protocol is detected once, when it opens (`HTTPProtocolDetector`: the client preface in
+/// plaintext, ALPN over TLS), and its HTTP/1.1 requests go to that handler on the same
+/// loop. `maxConnections` counts both kinds. Without one, every connection is HTTP/2.
+///
 /// Threading: `start` and `shutdown` from any thread; stream delegates are called
 /// on the loop that owns their connection.
 public final class HTTP2Server: Sendable {
@@ -18,8 +23,11 @@ public final class HTTP2Server: Sendable {
         public var tls: TLSContext?
         /// Per-connection HTTP/2 settings.
         public var http2 = HTTP2Configuration()
-        /// Connections over this many are closed as soon as they are accepted.
+        /// Connections over this many (HTTP/2 and HTTP/1.1 together) are closed as soon as
+        /// they are accepted.
         public var maxConnections = 10_000
+        /// Limits and timers of HTTP/1.1 connections (used with an `HTTPHandler`).
+        public var http = HTTPConfiguration()
 
         public init(address: SocketAddress, tls: TLSContext?) {
             self.address = address
@@ -30,15 +38,22 @@ public final class HTTP2Server: Sendable {
     public let configuration: Configuration
     private let loops: [EventLoop]
     private let delegate: any HTTP2ServerDelegate
+    /// Answers HTTP/1.1 requests; nil serves HTTP/2 only.
+    let httpHandler: HTTPHandler?
     private let listeners = Mutex<[Listener]>([])
     private let listenerFD = Mutex<Int32>(-1)
     private let connectionCount = Atomic<Int>(0)
 
-    public init(configuration: Configuration, loops: [EventLoop], delegate: any HTTP2ServerDelegate) {
+    /// - Parameter httpHandler: answers HTTP/1.1 requests on the same port (see above);
+    ///   with TLS, give the context `TLSConfiguration.acceptsHTTP11` so ALPN can pick it.
+    ///   (Plain HTTP requests on HTTP/2 streams are `delegate`'s to route.)
+    public init(configuration: Configuration, loops: [EventLoop], delegate: any HTTP2ServerDelegate,
+                httpHandler: HTTPHandler? = nil) {
         precondition(!loops.isEmpty)
         self.configuration = configuration
         self.loops = loops
         self.delegate = delegate
+        self.httpHandler = httpHandler
     }
 
     /// Open connections right now, across every loop.
@@ -120,6 +135,26 @@ public final class HTTP2Server: Sendable {
     fileprivate var serverDelegate: any HTTP2ServerDelegate { delegate }
 }
 
+/// A server-side connection a `Listener` tracks until it closes: HTTP/2, HTTP/1.1, or one
+/// whose protocol is still being detected. Loop thread only.
+protocol ServerSideConnection: AnyObject {
+    /// Stop taking requests; close once those in flight are answered (or at once if idle).
+    func shutdownGracefully()
+    func terminate(_ reason: String)
+}
+
+extension HTTP2Connection: ServerSideConnection {
+    func shutdownGracefully() { shutdown() }
+}
+
+extension HTTP1Connection: ServerSideConnection {
+    func shutdownGracefully() { shutdown() }
+}
+
+extension HTTPProtocolDetector: ServerSideConnection {
+    func shutdownGracefully() { terminate("server shutting down") }
+}
+
 /// One loop's listening socket and the connections it accepted. Loop thread only
 /// after `register`.
 private final class Listener: EventLoopSelectable, @unchecked Sendable {
@@ -127,7 +162,7 @@ private final class Listener: EventLoopSelectable, @unchecked Sendable {
     let loop: EventLoop
     unowned let server: HTTP2Server
     private var registration: EventLoop.RegistrationID?
-    private var connections: [ObjectIdentifier: HTTP2Connection] = [:]
+    private var connections: [ObjectIdentifier: any ServerSideConnection] = [:]
     private var stopped = false
     private var onDrained: (() -> Void)?
 
@@ -168,35 +203,85 @@ private final class Listener: EventLoopSelectable, @unchecked Sendable {
     }
 
     private func open(_ fd: Int32, peer: SocketAddress?) {
-        let connection: HTTP2Connection
+        let tls: TLSSession?
         do {
-            let tls = try server.configuration.tls.map { try TLSSession(context: $0, fileDescriptor: fd) }
-            // From here the connection owns the fd (its deinit closes it, even if init throws).
-            connection = try HTTP2Connection(loop: loop, fd: fd, role: .server, connecting: false, tls: tls,
-                                             peer: peer, configuration: server.configuration.http2)
-        } catch is HTTP2Error {
-            server.releaseConnection()
-            return
+            tls = try server.configuration.tls.map { try TLSSession(context: $0, fileDescriptor: fd) }
         } catch {
             Glibc.close(fd)
             server.releaseConnection()
             return
         }
-        connection.serverDelegate = server.serverDelegate
-        let key = ObjectIdentifier(connection)
-        connection.onClose = { [unowned self] _ in
-            self.connections[key] = nil
-            self.server.releaseConnection()
-            if self.connections.isEmpty, let done = self.onDrained {
-                self.onDrained = nil
-                done()
+        guard let handler = server.httpHandler else { return openHTTP2(fd, tls: tls, peer: peer, initialBytes: []) }
+        let detector = HTTPProtocolDetector(loop: loop, fd: fd, tls: tls)
+        detector.onDetected = { [unowned self] detected, fd, tls, initialBytes in
+            self.forget(detector)
+            switch detected {
+            case .http2: self.openHTTP2(fd, tls: tls, peer: peer, initialBytes: initialBytes)
+            case .http1: self.openHTTP1(fd, tls: tls, peer: peer, initialBytes: initialBytes, handler: handler)
             }
         }
-        connections[key] = connection
+        track(detector) { detector.onClose = $0 }
+        do {
+            try detector.start(timeout: server.configuration.http.headerTimeout)
+        } catch {
+            detector.terminate("could not register: \(error)")
+        }
+    }
+
+    private func openHTTP2(_ fd: Int32, tls: TLSSession?, peer: SocketAddress?, initialBytes: [UInt8]) {
+        let connection: HTTP2Connection
+        do {
+            // From here the connection owns the fd (its deinit closes it, even if init throws).
+            connection = try HTTP2Connection(loop: loop, fd: fd, role: .server, connecting: false, tls: tls,
+                                             peer: peer, configuration: server.configuration.http2)
+        } catch {
+            server.releaseConnection()
+            return
+        }
+        connection.serverDelegate = server.serverDelegate
+        track(connection) { connection.onClose = $0 }
         do {
             try connection.start()
+            connection.receive(initialBytes: initialBytes)
         } catch {
             connection.terminate("could not register: \(error)")
+        }
+    }
+
+    private func openHTTP1(_ fd: Int32, tls: TLSSession?, peer: SocketAddress?, initialBytes: [UInt8], handler: @escaping HTTPHandler) {
+        let connection = HTTP1Connection(loop: loop, fd: fd, tls: tls, peer: peer, configuration: server.configuration.http,
+                                         gracefulShutdownTimeout: server.configuration.http2.gracefulShutdownTimeout,
+                                         handler: handler)
+        track(connection) { connection.onClose = $0 }
+        do {
+            try connection.start(initialBytes: initialBytes)
+        } catch {
+            connection.terminate("could not register: \(error)")
+        }
+    }
+
+    /// Tracks `connection` until it closes (`setOnClose` installs the callback that ends
+    /// that), counted against `maxConnections` until then.
+    private func track(_ connection: any ServerSideConnection, setOnClose: (@escaping (String) -> Void) -> Void) {
+        let key = ObjectIdentifier(connection)
+        connections[key] = connection
+        setOnClose { [unowned self] _ in
+            self.connections[key] = nil
+            self.server.releaseConnection()
+            self.closedOne()
+        }
+    }
+
+    /// Stops tracking a detector that handed its connection on (still counted: the
+    /// connection it became takes its place).
+    private func forget(_ detector: HTTPProtocolDetector) {
+        connections[ObjectIdentifier(detector)] = nil
+    }
+
+    private func closedOne() {
+        if connections.isEmpty, let done = onDrained {
+            onDrained = nil
+            done()
         }
     }
 
@@ -211,7 +296,7 @@ private final class Listener: EventLoopSelectable, @unchecked Sendable {
             registration = nil
         }
         for connection in Array(connections.values) {
-            if graceful { connection.shutdown() } else { connection.terminate("server shutting down") }
+            if graceful { connection.shutdownGracefully() } else { connection.terminate("server shutting down") }
         }
     }
 

@@ -4,7 +4,8 @@ internal import COpenSSL
 ///
 /// A plain value: nothing is read from disk until `TLSContext.init`, which is where a
 /// missing or unreadable file is reported. The transport's fixed policy is not
-/// configurable here: TLS 1.2 or newer, ALPN "h2" required on both sides, peer
+/// configurable here: TLS 1.2 or newer, ALPN "h2" required on both sides (a server may
+/// accept "http/1.1" too: `acceptsHTTP11`), peer
 /// certificates verified, no renegotiation, no session resumption.
 public struct TLSConfiguration: Sendable {
     enum Role: Sendable, Equatable {
@@ -15,6 +16,12 @@ public struct TLSConfiguration: Sendable {
     let role: Role
     let certificateChainFile: String?
     let privateKeyFile: String?
+
+    /// Server: also selects ALPN `http/1.1` for a client that offers it but not `h2` (h2 is
+    /// always preferred), for an `HTTP2Server` that serves HTTP/1.1 too (one with an
+    /// `HTTPHandler`). A client offering neither, or no ALPN at all, still gets the fatal
+    /// `no_application_protocol` alert.
+    public var acceptsHTTP11 = false
 
     // Test-only knobs: internal, so nothing outside H2 can weaken the policy above.
 
@@ -77,6 +84,7 @@ enum TLSProtocolVersion: Comparable, Sendable {
 /// ALPN protocol lists in their wire form: each name preceded by its one-byte length.
 enum TLSApplicationProtocols {
     static let h2 = "h2"
+    static let http11 = "http/1.1"
 
     /// `names` in wire form; nil if a name is empty or longer than 255 bytes.
     static func wireFormat(_ names: [String]) -> [UInt8]? {

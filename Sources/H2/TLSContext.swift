@@ -119,7 +119,11 @@ public final class TLSContext: @unchecked Sendable {
         }
         if configuration.negotiatesApplicationProtocol {
             SSL_CTX_set_client_hello_cb(context, tlsRejectClientHelloWithoutALPN, nil)
-            SSL_CTX_set_alpn_select_cb(context, tlsSelectH2, nil)
+            if configuration.acceptsHTTP11 {
+                SSL_CTX_set_alpn_select_cb(context, tlsSelectH2OrHTTP11, nil)
+            } else {
+                SSL_CTX_set_alpn_select_cb(context, tlsSelectH2, nil)
+            }
         }
     }
 
@@ -153,13 +157,33 @@ private func tlsSelectH2(_ ssl: OpaquePointer?,
                          _ selectedLength: UnsafeMutablePointer<UInt8>?,
                          _ offered: UnsafePointer<UInt8>?, _ offeredLength: UInt32,
                          _ argument: UnsafeMutableRawPointer?) -> Int32 {
-    guard let selected, let selectedLength, let offered,
-          let range = TLSApplicationProtocols.range(of: TLSApplicationProtocols.h2,
-                                                    in: UnsafeBufferPointer(start: offered, count: Int(offeredLength)))
-    else { return SSL_TLSEXT_ERR_ALERT_FATAL }
-    selected.pointee = offered + range.lowerBound
-    selectedLength.pointee = UInt8(range.count)
-    return SSL_TLSEXT_ERR_OK
+    tlsSelect([TLSApplicationProtocols.h2], selected, selectedLength, offered, offeredLength)
+}
+
+/// As `tlsSelectH2`, falling back to "http/1.1" when the client offers it but not "h2"
+/// (`TLSConfiguration.acceptsHTTP11`).
+private func tlsSelectH2OrHTTP11(_ ssl: OpaquePointer?,
+                                 _ selected: UnsafeMutablePointer<UnsafePointer<UInt8>?>?,
+                                 _ selectedLength: UnsafeMutablePointer<UInt8>?,
+                                 _ offered: UnsafePointer<UInt8>?, _ offeredLength: UInt32,
+                                 _ argument: UnsafeMutableRawPointer?) -> Int32 {
+    tlsSelect([TLSApplicationProtocols.h2, TLSApplicationProtocols.http11], selected, selectedLength, offered, offeredLength)
+}
+
+/// The first of `preferred` the client offered, or the fatal alert.
+private func tlsSelect(_ preferred: [String],
+                       _ selected: UnsafeMutablePointer<UnsafePointer<UInt8>?>?,
+                       _ selectedLength: UnsafeMutablePointer<UInt8>?,
+                       _ offered: UnsafePointer<UInt8>?, _ offeredLength: UInt32) -> Int32 {
+    guard let selected, let selectedLength, let offered else { return SSL_TLSEXT_ERR_ALERT_FATAL }
+    let list = UnsafeBufferPointer(start: offered, count: Int(offeredLength))
+    for name in preferred {
+        guard let range = TLSApplicationProtocols.range(of: name, in: list) else { continue }
+        selected.pointee = offered + range.lowerBound
+        selectedLength.pointee = UInt8(range.count)
+        return SSL_TLSEXT_ERR_OK
+    }
+    return SSL_TLSEXT_ERR_ALERT_FATAL
 }
 
 /// OpenSSL calls the ALPN callback only when the client sent the ALPN extension; this

@@ -280,7 +280,10 @@ public final class TLSSession {
         case .client: checks = true
         case .server: checks = context.configuration.negotiatesApplicationProtocol
         }
-        guard checks, negotiatedALPN != TLSApplicationProtocols.h2 else { return }
+        let negotiated = negotiatedALPN
+        guard checks, negotiated != TLSApplicationProtocols.h2 else { return }
+        if case .server = context.configuration.role, context.configuration.acceptsHTTP11,
+           negotiated == TLSApplicationProtocols.http11 { return }
         state = .failed
         let peer: String
         if case .client = context.configuration.role { peer = "server did not select" } else { peer = "client did not offer" }

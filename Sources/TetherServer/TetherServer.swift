@@ -9,7 +9,9 @@ public import TetherStore
 
 /// The orchestration plane's process: one gRPC port (TLS or h2c) serving the agent
 /// stream, the operator API, health and server reflection, over a data directory holding
-/// the scheduler's state (`state.db`) and the tokens (`tokens.db`).
+/// the scheduler's state (`state.db`) and the tokens (`tokens.db`). The same port answers
+/// plain HTTP (HTTP/1.1, and HTTP/2 requests that are not gRPC; `HTTPEndpoints`):
+/// `/healthz` and `/readyz` for probes.
 ///
 /// One server per data directory: `init` takes `DataDirectoryLock` on it before opening
 /// either database and `shutdown` releases it. The directory is created 0700 and every
@@ -77,6 +79,7 @@ public final class TetherServer: Sendable {
     private let scheduler: SchedulerService
     private let sessions: AgentSessions
     private let timers = TimerTask()
+    private let readiness = Readiness()
     /// Held from before the databases open until `shutdown` has closed the state store.
     private let lock: Mutex<DataDirectoryLock?>
 
@@ -87,7 +90,9 @@ public final class TetherServer: Sendable {
         let tls: TLSContext?
         switch (configuration.tlsCertificateFile, configuration.tlsKeyFile, configuration.insecurePlaintext) {
         case (let cert?, let key?, false):
-            tls = try TLSContext(.server(certificateChainFile: cert, privateKeyFile: key))
+            var tlsConfiguration = TLSConfiguration.server(certificateChainFile: cert, privateKeyFile: key)
+            tlsConfiguration.acceptsHTTP11 = true   // browsers and scrapers without h2 get HTTP/1.1
+            tls = try TLSContext(tlsConfiguration)
         case (nil, nil, true):
             tls = nil
         case (_, _, true):
@@ -148,11 +153,12 @@ public final class TetherServer: Sendable {
         // Made before the scheduler: its first commit may already fail.
         let health = GRPCHealthService()
         for service in Self.healthServices { health.setStatus(.serving, for: service) }
+        let readiness = self.readiness
         scheduler = try SchedulerService(
             store: store, clock: clock,
             configuration: SchedulerConfiguration(leaseTTLMilliseconds: configuration.leaseTTLMilliseconds,
                                                   maxInfrastructureAttempts: configuration.maxInfrastructureAttempts),
-            onEvent: { event in Self.respond(to: event, health: health, sessions: sessions, log: log) }
+            onEvent: { event in Self.respond(to: event, health: health, readiness: readiness, sessions: sessions, log: log) }
         ) { effects in sessions.deliver(effects) }
         let authenticator = Authenticator(tokens: tokens, clock: clock)
         var router = GRPCRouter()
@@ -170,8 +176,9 @@ public final class TetherServer: Sendable {
         grpcConfiguration.http2.gracefulShutdownTimeout = configuration.shutdownGracePeriod
         // Reflection describes the public contract in Protos/ and nothing else, so it is open
         // to any caller, as health is; the services it describes still check tokens.
+        let endpoints = HTTPEndpoints(readiness: readiness)
         grpc = try GRPCServer(configuration: grpcConfiguration, router: router, health: health,
-                              reflection: WireRegistry.fileDescriptors)
+                              reflection: WireRegistry.fileDescriptors, httpHandler: { request in await endpoints.handle(request) })
     }
 
     /// What health reports on, besides the server as a whole ("").
@@ -183,17 +190,19 @@ public final class TetherServer: Sendable {
 
     /// A store outage began or ended: health, the log, and (at the end) the agent sessions,
     /// whose scheduler state was replaced by the reloaded one.
-    private static func respond(to event: SchedulerServiceEvent, health: GRPCHealthService, sessions: AgentSessions,
-                                log: @Sendable (String) -> Void) {
+    private static func respond(to event: SchedulerServiceEvent, health: GRPCHealthService, readiness: Readiness,
+                                sessions: AgentSessions, log: @Sendable (String) -> Void) {
         switch event {
         case .storeFailed(let reason):
             for service in healthServices { health.setStatus(.notServing, for: service) }
+            readiness.set(.storeFailed(reason))
             log("state store failed: \(reason). Health is NOT_SERVING and calls that change state fail with UNAVAILABLE "
                 + "until a probe write commits (tried every \(storeProbeInterval))")
         case .recovered(let outage):
             let live = sessions.all
             for session in live { session.end(reloaded) }
             for service in healthServices { health.setStatus(.serving, for: service) }
+            readiness.set(.ready)
             let seconds = Double(outage.components.seconds) + Double(outage.components.attoseconds) / 1e18
             log("state store writes again after \(String(format: "%.1f", seconds)) s: state reloaded from it, health is SERVING; "
                 + "ended \(live.count) agent session\(live.count == 1 ? "" : "s") so their agents reconnect and resume their leases")
@@ -204,7 +213,15 @@ public final class TetherServer: Sendable {
     public func start() throws -> SocketAddress {
         let address = try grpc.start()
         timers.start(scheduler)
+        readiness.started()
         return address
+    }
+
+    /// Says "not ready" from now on (`/readyz` answers 503 "draining"), so load balancers and
+    /// probes stop sending work, while everything else keeps serving. `shutdown` calls it
+    /// first; call it earlier to give them time to notice before the port closes.
+    public func beginDraining() {
+        readiness.set(.draining)
     }
 
     /// Graceful stop, bounded by `shutdownGracePeriod` plus the last commits: health goes
@@ -214,6 +231,7 @@ public final class TetherServer: Sendable {
     /// flight finish or are cut at the grace period; then the timers stop, pending commits
     /// drain and the data dir is unlocked.
     public func shutdown() async {
+        beginDraining()
         await grpc.shutdown(graceful: true) { [sessions, scheduler] in
             await Self.endAgentStreams(sessions, scheduler)
         }

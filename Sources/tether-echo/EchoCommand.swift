@@ -36,20 +36,31 @@ struct Serve: AsyncParsableCommand {
     var maxReceiveBytes = 4 << 20
     @Option(help: "Max concurrent streams per connection.")
     var maxConcurrentStreams: UInt32 = 1000
+    @Flag(help: "Also answer plain HTTP on the port (HTTP/1.1 and non-gRPC h2: GET /healthz), as tether server does.")
+    var plainHTTP = false
     @OptionGroup var busyPoll: BusyPollOption
+
+    /// The plain HTTP side of `--plain-http`: `/healthz`, 404 elsewhere.
+    @Sendable static func healthz(_ request: HTTPRequest) async -> HTTPResponse {
+        request.path == "/healthz" ? .text(200, "ok") : .text(404, "no such path: \(request.path)")
+    }
 
     func run() async throws {
         var tls: TLSContext?
         if let tlsCert, let tlsKey {
-            tls = try TLSContext(.server(certificateChainFile: tlsCert, privateKeyFile: tlsKey,
-                                         clientCAFile: clientCA, requireClientCertificate: clientCA != nil))
+            var tlsConfiguration = TLSConfiguration.server(certificateChainFile: tlsCert, privateKeyFile: tlsKey,
+                                                           clientCAFile: clientCA, requireClientCertificate: clientCA != nil)
+            tlsConfiguration.acceptsHTTP11 = plainHTTP
+            tls = try TLSContext(tlsConfiguration)
         }
         var configuration = GRPCServer.Configuration(address: try SocketAddress(parsing: listen), tls: tls)
         if let loops { configuration.loopCount = loops }
         configuration.limits.maxReceiveMessageBytes = maxReceiveBytes
         configuration.http2.maxConcurrentStreams = maxConcurrentStreams
         configuration.busyPoll = busyPoll.duration
-        let server = try GRPCServer(configuration: configuration, router: EchoService.router(), reflection: WireRegistry.fileDescriptors)
+        let handler: HTTPHandler? = plainHTTP ? Self.healthz : nil
+        let server = try GRPCServer(configuration: configuration, router: EchoService.router(),
+                                    reflection: WireRegistry.fileDescriptors, httpHandler: handler)
         let bound = try server.start()
         FileHandle.standardOutput.write(Data(("listening on \(bound) (\(tls == nil ? "h2c" : "tls"))" + "\n").utf8))
         await waitForTerminationSignal()

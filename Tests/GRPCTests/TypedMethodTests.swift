@@ -57,7 +57,7 @@ import TetherTestSupport
         let bin = Repository.binary("").path
         var arguments = ["-typecheck", "-I", "\(bin)/Modules",
                          "-Xcc", "-fmodule-map-file=\(bin)/TetherProtoC.build/module.modulemap"]
-        for module in ["CLinux", "CNGHTTP2", "COpenSSL", "CProtobufC", "CSQLite"] {
+        for module in ["CLinux", "CNGHTTP2", "COpenSSL", "CProtobufC", "CSQLite", "CHTTPParser"] {
             arguments += ["-Xcc", "-fmodule-map-file=\(Repository.root.path)/Sources/\(module)/module.modulemap"]
         }
         return try runProcess(URL(fileURLWithPath: "/usr/bin/env"), ["swiftc"] + arguments + [file])

@@ -135,6 +135,41 @@ import Glibc
         #expect(outcome.client.error?.description.contains("no application protocol") == true)
     }
 
+    @Test func serverAcceptingHTTP11SelectsItForAClientWithoutH2() throws {
+        var http11 = client
+        http11.offeredApplicationProtocols = ["http/1.1"]
+        var both = server
+        both.acceptsHTTP11 = true
+        let pair = try TLSPair(client: http11, server: both)
+        let outcome = pair.handshake()
+        #expect(outcome.server == .done)
+        #expect(pair.server.negotiatedALPN == "http/1.1")
+    }
+
+    @Test func serverAcceptingHTTP11StillPrefersH2() throws {
+        var http11First = client
+        http11First.offeredApplicationProtocols = ["http/1.1", "h2"]
+        var both = server
+        both.acceptsHTTP11 = true
+        let pair = try TLSPair(client: http11First, server: both)
+        #expect(pair.handshake().bothDone)
+        #expect(pair.server.negotiatedALPN == "h2")
+    }
+
+    @Test func serverAcceptingHTTP11RejectsAClientOfferingNeither() throws {
+        var other = client
+        other.offeredApplicationProtocols = ["spdy/3"]
+        var both = server
+        both.acceptsHTTP11 = true
+        let outcome = try TLSPair(client: other, server: both).handshake()
+        #expect(outcome.server.error?.description.contains("no application protocol") == true)
+        #expect(outcome.client.error?.description.contains("no application protocol") == true)
+        var none = client
+        none.offeredApplicationProtocols = []
+        let withoutALPN = try TLSPair(client: none, server: both).handshake()
+        #expect(withoutALPN.server.error?.description.contains("client offered no ALPN") == true)
+    }
+
     @Test func clientRejectsAServerThatDoesNotSelectH2() throws {
         var notH2 = server
         notH2.negotiatesApplicationProtocol = false
