@@ -40,6 +40,8 @@ struct DAGFileReader {
         var priority: Int?
         var triggerRule: TriggerRule?
         var params: [String: String]?
+        var pool: String?
+        var poolSlots: Int?
     }
 
     /// Who a problem is about.
@@ -58,7 +60,7 @@ struct DAGFileReader {
     ]
     static let defaultsKeys = [
         "queue", "retries", "retry_delay", "retry_exponential_backoff", "max_retry_delay", "execution_timeout", "priority",
-        "trigger_rule", "params",
+        "trigger_rule", "params", "pool", "pool_slots",
     ]
     static let taskKeys = ["id", "entrypoint", "depends_on"] + defaultsKeys
 
@@ -160,6 +162,8 @@ struct DAGFileReader {
         task.executionTimeoutMilliseconds = own.executionTimeout ?? defaults.executionTimeout ?? nil
         task.priority = own.priority ?? defaults.priority ?? 0
         task.params = (defaults.params ?? [:]).merging(own.params ?? [:]) { _, taskValue in taskValue }
+        task.pool = own.pool ?? defaults.pool ?? ""
+        task.poolSlots = own.poolSlots ?? defaults.poolSlots ?? 1
         return task
     }
 
@@ -177,6 +181,8 @@ struct DAGFileReader {
         if let node = entries["priority"]?.value { fields.priority = integer(node, "priority", place) }
         if let node = entries["trigger_rule"]?.value { fields.triggerRule = triggerRule(node, place) }
         if let node = entries["params"]?.value { fields.params = params(node, "params", place) }
+        if let node = entries["pool"]?.value { fields.pool = string(node, "pool", place) }
+        if let node = entries["pool_slots"]?.value { fields.poolSlots = integer(node, "pool_slots", place) }
     }
 
     // MARK: - Mapping validation problems to lines

@@ -5,6 +5,8 @@ struct BinaryHeap<Element: Comparable> {
     var isEmpty: Bool { storage.isEmpty }
     var count: Int { storage.count }
     var first: Element? { storage.first }
+    /// Every element, in no particular order.
+    var elements: [Element] { storage }
 
     mutating func insert(_ element: Element) {
         storage.append(element)

@@ -19,7 +19,9 @@
 ///
 /// Fields added since version 1 follow, each as its snake_case name then its value, and
 /// only when it is not at its default, so the hash of a spec that does not use them stays
-/// what it was: `catchup` (a bool, when true).
+/// what it was: `catchup` (a bool, when true); then, for each task in id order that sets
+/// them, `tasks.<id>.pool` (a string, when not empty) and `tasks.<id>.pool_slots` (an
+/// integer, when not 1).
 ///
 /// Every variable-length item is length-prefixed, so no two different specs encode to the
 /// same bytes. Changing this encoding changes every stored hash: bump the version prefix.
@@ -60,6 +62,16 @@ extension DAGSpec {
         if catchup {
             encoder.string("catchup")
             encoder.bool(true)
+        }
+        for task in sortedTasks {
+            if !task.pool.isEmpty {
+                encoder.string("tasks.\(task.id).pool")
+                encoder.string(task.pool)
+            }
+            if task.poolSlots != 1 {
+                encoder.string("tasks.\(task.id).pool_slots")
+                encoder.integer(task.poolSlots)
+            }
         }
         return encoder.bytes
     }

@@ -28,6 +28,8 @@ public enum DAGSpecLimits {
     public static let maxActiveTasks = 0...100_000
     /// The wire's int32.
     public static let priority = Int(Int32.min)...Int(Int32.max)
+    /// Slots of its pool one attempt may take; also the largest pool.
+    public static let poolSlots = 1...100_000
     /// Dependency cycles reported at most; one is enough to fix at a time.
     public static let maxCyclesReported = 10
 }
@@ -235,6 +237,10 @@ extension TaskSpec {
             problems.append(("priority", "is \(priority); must fit in 32 bits"))
         }
         for message in paramsProblems(params) { problems.append(("params", message)) }
+        if !pool.isEmpty, let message = Identifier.problem(pool) { problems.append(("pool", message)) }
+        if !DAGSpecLimits.poolSlots.contains(poolSlots) {
+            problems.append(("pool_slots", "is \(poolSlots); must be \(rangeText(DAGSpecLimits.poolSlots))"))
+        }
         return problems
     }
 }

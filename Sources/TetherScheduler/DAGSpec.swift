@@ -73,11 +73,17 @@ public struct TaskSpec: Hashable, Sendable, Codable {
     public var priority: Int
     /// Task parameters: override the DAG's, overridden by the run's.
     public var params: [String: String]
+    /// The pool whose slots a running attempt takes (a concurrency limit shared across
+    /// DAGs, sized in the server); empty for none.
+    public var pool: String
+    /// Slots of `pool` one attempt takes (1 or more).
+    public var poolSlots: Int
 
     public init(
         id: String, entrypoint: String, queue: String = TaskSpec.defaultQueue, dependsOn: [String] = [],
         triggerRule: TriggerRule = .allSuccess, retry: RetryPolicy = RetryPolicy(),
-        executionTimeoutMilliseconds: Int64? = nil, priority: Int = 0, params: [String: String] = [:]
+        executionTimeoutMilliseconds: Int64? = nil, priority: Int = 0, params: [String: String] = [:],
+        pool: String = "", poolSlots: Int = 1
     ) {
         self.id = id
         self.entrypoint = entrypoint
@@ -88,9 +94,30 @@ public struct TaskSpec: Hashable, Sendable, Codable {
         self.executionTimeoutMilliseconds = executionTimeoutMilliseconds
         self.priority = priority
         self.params = params
+        self.pool = pool
+        self.poolSlots = poolSlots
     }
 
     public static let defaultQueue = "default"
+
+    /// What an attempt of the task takes of its pool; nil without one.
+    public var poolClaim: PoolClaim? { pool.isEmpty ? nil : PoolClaim(name: pool, slots: poolSlots) }
+
+    private enum CodingKeys: String, CodingKey {
+        case id, entrypoint, queue, dependsOn, triggerRule, retry, executionTimeoutMilliseconds, priority, params, pool, poolSlots
+    }
+
+    /// Reads specs stored before a field existed with that field at its default.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(id: try c.decode(String.self, forKey: .id), entrypoint: try c.decode(String.self, forKey: .entrypoint),
+                  queue: try c.decode(String.self, forKey: .queue), dependsOn: try c.decode([String].self, forKey: .dependsOn),
+                  triggerRule: try c.decode(TriggerRule.self, forKey: .triggerRule), retry: try c.decode(RetryPolicy.self, forKey: .retry),
+                  executionTimeoutMilliseconds: try c.decodeIfPresent(Int64.self, forKey: .executionTimeoutMilliseconds),
+                  priority: try c.decode(Int.self, forKey: .priority), params: try c.decode([String: String].self, forKey: .params),
+                  pool: try c.decodeIfPresent(String.self, forKey: .pool) ?? "",
+                  poolSlots: try c.decodeIfPresent(Int.self, forKey: .poolSlots) ?? 1)
+    }
 }
 
 /// When a task may run, given the final states of its upstream tasks: Airflow 3's set and

@@ -11,6 +11,7 @@ public final class InMemorySchedulerStore: SchedulerStore {
         var tasks: [TaskKey: TaskInstanceRecord] = [:]
         var attempts: [String: AttemptRecord] = [:]
         var agentSequences: [String: UInt64] = [:]
+        var pools: [String: PoolRecord] = [:]
     }
 
     private let contents = Mutex(Contents())
@@ -30,7 +31,7 @@ public final class InMemorySchedulerStore: SchedulerStore {
             return SchedulerSnapshot(
                 dags: Array(c.dags.values), versions: c.versions.values.flatMap(\.values), activeRuns: active,
                 tasks: tasks, liveAttempts: c.attempts.values.filter { live.contains($0.leaseID) },
-                agentSequences: c.agentSequences, idempotencyKeys: keys)
+                agentSequences: c.agentSequences, idempotencyKeys: keys, pools: Array(c.pools.values))
         }
     }
 
@@ -59,6 +60,8 @@ public final class InMemorySchedulerStore: SchedulerStore {
                 case .task(let t): c.tasks[t.key] = t
                 case .attempt(let a): c.attempts[a.leaseID] = a
                 case .agentSequence(let agent, let sequence): c.agentSequences[agent] = sequence
+                case .pool(let pool): c.pools[pool.name] = pool
+                case .poolRemoved(let name): c.pools[name] = nil
                 }
             }
         }

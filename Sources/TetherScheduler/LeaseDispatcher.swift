@@ -7,6 +7,13 @@
 /// `max_active_tasks` nor the queue's slot cap is reached. A task whose DAG is at its
 /// limit is parked until that DAG frees a slot, so it never blocks other DAGs' tasks.
 ///
+/// Pools are counted earlier, as Airflow counts queued tasks against their pool: a task
+/// that names a pool enters its heap only once the pool has room for its slots, which it
+/// then holds until its attempt ends (or it is taken out of the queue). Until then it
+/// waits in the pool's own heap, in priority order; as slots free up, the tasks at the
+/// top that fit are let in. A grant so costs the same with pools as without, and a full
+/// pool never holds up tasks of other pools.
+///
 /// Not thread-safe: owned by one `Scheduler`.
 struct LeaseDispatcher {
     struct ReadyTask: Comparable {
@@ -15,7 +22,10 @@ struct LeaseDispatcher {
         var queue: String
         var entrypoint: String
         var priority: Int
+        var pool: PoolClaim?
         var readyAt: Instant
+        /// Its pool counts its slots (it is in a ready heap, not the pool's).
+        var admitted = false
         /// Arrival order; also tells a live heap entry from a removed one.
         var sequence: UInt64
 
@@ -45,6 +55,8 @@ struct LeaseDispatcher {
         case noAgentOffersEntrypoint(queue: String, entrypoint: String)
         case dagAtMaxActiveTasks(String)
         case queueAtSlotCap(String)
+        case noSuchPool(String)
+        case poolFull(pool: String, used: Int, size: Int, needs: Int)
         case noFreeSlot(queue: String)
 
         var description: String {
@@ -54,6 +66,9 @@ struct LeaseDispatcher {
                 return "no connected agent on queue '\(q)' offers entrypoint '\(e)'"
             case .dagAtMaxActiveTasks(let d): return "DAG '\(d)' is at its max_active_tasks"
             case .queueAtSlotCap(let q): return "queue '\(q)' is at its slot cap"
+            case .noSuchPool(let p): return "pool '\(p)' does not exist (tether pool set \(p) SLOTS)"
+            case let .poolFull(p, used, size, needs):
+                return "pool '\(p)' has \(size - used) of \(size) slots free; the task takes \(needs)"
             case .noFreeSlot(let q): return "waiting for a free slot on queue '\(q)'"
             }
         }
@@ -67,6 +82,11 @@ struct LeaseDispatcher {
     private var activeByDAG: [String: Int] = [:]
     private var activeByQueue: [String: Int] = [:]
     private var dagLimits: [String: Int] = [:]
+    private var poolSizes: [String: Int] = [:]
+    /// Slots counted against each pool: leases' and admitted queued tasks'.
+    private var poolUsed: [String: Int] = [:]
+    /// Tasks waiting for room in their pool, best first.
+    private var poolWaiting: [String: BinaryHeap<ReadyTask>] = [:]
     private let queueCaps: [String: Int]
     private var nextSequence: UInt64 = 0
 
@@ -82,18 +102,41 @@ struct LeaseDispatcher {
         unparkIfBelowLimit(dagID)
     }
 
-    mutating func enqueue(_ key: TaskKey, dagID: String, queue: String, entrypoint: String, priority: Int, readyAt: Instant) {
+    /// Sets a pool's size, or deletes it (nil): tasks already let in keep their slots,
+    /// and the ones waiting wait on.
+    mutating func setPool(_ name: String, size: Int?) {
+        poolSizes[name] = size
+        admitFromPool(name)
+    }
+
+    /// Slots of the pool held now, by leases and by queued tasks let in.
+    func poolUse(_ name: String) -> Int { poolUsed[name] ?? 0 }
+
+    /// Tasks waiting for room in the pool.
+    func poolWaitingCount(_ name: String) -> Int {
+        poolWaiting[name]?.elements.count { queued[$0.key]?.sequence == $0.sequence } ?? 0
+    }
+
+    mutating func enqueue(_ key: TaskKey, dagID: String, queue: String, entrypoint: String, priority: Int,
+                          pool: PoolClaim? = nil, readyAt: Instant) {
         precondition(queued[key] == nil, "task \(key) queued twice")
         nextSequence += 1
         let task = ReadyTask(key: key, dagID: dagID, queue: queue, entrypoint: entrypoint, priority: priority,
-                             readyAt: readyAt, sequence: nextSequence)
+                             pool: pool, readyAt: readyAt, sequence: nextSequence)
         queued[key] = task
-        ready[queue, default: [:]][entrypoint, default: BinaryHeap()].insert(task)
+        if let pool {
+            poolWaiting[pool.name, default: BinaryHeap()].insert(task)
+            admitFromPool(pool.name)
+        } else {
+            ready[queue, default: [:]][entrypoint, default: BinaryHeap()].insert(task)
+        }
     }
 
-    /// Takes a queued task out (cancelled). Its heap entry is dropped lazily.
+    /// Takes a queued task out (cancelled), giving back the pool slots it held. Its heap
+    /// entry is dropped lazily.
     mutating func remove(_ key: TaskKey) {
-        queued[key] = nil
+        guard let task = queued.removeValue(forKey: key) else { return }
+        if task.admitted, let pool = task.pool { freePoolSlots(pool) }
     }
 
     /// Adds or replaces a connected agent, keeping the slots its leases already use.
@@ -108,9 +151,15 @@ struct LeaseDispatcher {
         if let agent = agents[agentID], agent.used == 0 { agents[agentID] = nil }
     }
 
-    /// Counts a lease held by `agentID` for a task of `dagID` on `queue` (a grant, or a
-    /// lease loaded after a restart).
-    mutating func occupy(agentID: String, dagID: String, queue: String) {
+    /// Counts a lease held by `agentID` for a task of `dagID` on `queue` (and the slots
+    /// of its pool), loaded after a restart. Call before enqueueing the restored tasks,
+    /// so none is let into a pool the leases already fill.
+    mutating func occupy(agentID: String, dagID: String, queue: String, pool: PoolClaim?) {
+        occupySlot(agentID: agentID, dagID: dagID, queue: queue)
+        if let pool { poolUsed[pool.name, default: 0] += pool.slots }
+    }
+
+    private mutating func occupySlot(agentID: String, dagID: String, queue: String) {
         if agents[agentID] == nil {
             // Known from a stored lease only: it holds slots but is not connected yet.
             agents[agentID] = Agent(id: agentID, queues: [], entrypoints: [], slots: 0, connected: false)
@@ -121,7 +170,7 @@ struct LeaseDispatcher {
     }
 
     /// Frees the slot a lease held.
-    mutating func release(agentID: String, dagID: String, queue: String) {
+    mutating func release(agentID: String, dagID: String, queue: String, pool: PoolClaim?) {
         if var agent = agents[agentID] {
             agent.used = max(0, agent.used - 1)
             agents[agentID] = agent.connected || agent.used > 0 ? agent : nil
@@ -129,6 +178,7 @@ struct LeaseDispatcher {
         activeByDAG[dagID] = max(0, (activeByDAG[dagID] ?? 0) - 1)
         activeByQueue[queue] = max(0, (activeByQueue[queue] ?? 0) - 1)
         unparkIfBelowLimit(dagID)
+        if let pool { freePoolSlots(pool) }
     }
 
     /// The next grant to make: the best queued task some free agent can take, given to
@@ -151,13 +201,17 @@ struct LeaseDispatcher {
         guard let (task, agent) = best else { return nil }
         ready[task.queue]![task.entrypoint]!.popFirst()
         queued[task.key] = nil
-        occupy(agentID: agent.id, dagID: task.dagID, queue: task.queue)
+        occupySlot(agentID: agent.id, dagID: task.dagID, queue: task.queue)  // its pool slots are held already
         return (task, agent.id)
     }
 
     /// Why `key` (queued) is waiting, or nil if it is not queued.
     func waitReason(_ key: TaskKey) -> WaitReason? {
         guard let task = queued[key] else { return nil }
+        if let claim = task.pool, !task.admitted {
+            guard let size = poolSizes[claim.name] else { return .noSuchPool(claim.name) }
+            return .poolFull(pool: claim.name, used: poolUse(claim.name), size: size, needs: claim.slots)
+        }
         let serving = agents.values.filter { $0.connected && $0.queues.contains(task.queue) }
         if serving.isEmpty { return .noAgentServesQueue(task.queue) }
         if !serving.contains(where: { $0.entrypoints.contains(task.entrypoint) }) {
@@ -204,6 +258,30 @@ struct LeaseDispatcher {
         return nil
     }
 
+    private mutating func freePoolSlots(_ claim: PoolClaim) {
+        poolUsed[claim.name] = max(0, (poolUsed[claim.name] ?? 0) - claim.slots)
+        admitFromPool(claim.name)
+    }
+
+    /// Lets the pool's best waiting tasks into their ready heaps while they fit, in
+    /// priority order: one that does not fit holds back those behind it, so a task that
+    /// takes many slots is not starved by smaller ones.
+    private mutating func admitFromPool(_ name: String) {
+        guard let size = poolSizes[name] else { return }
+        while let top = poolWaiting[name]?.first {
+            guard var task = queued[top.key], task.sequence == top.sequence else {
+                poolWaiting[name]!.popFirst()  // removed since
+                continue
+            }
+            guard poolUse(name) + top.pool!.slots <= size else { return }
+            poolWaiting[name]!.popFirst()
+            poolUsed[name, default: 0] += top.pool!.slots
+            task.admitted = true
+            queued[task.key] = task
+            ready[task.queue, default: [:]][task.entrypoint, default: BinaryHeap()].insert(task)
+        }
+    }
+
     private mutating func unparkIfBelowLimit(_ dagID: String) {
         guard let waiting = parked[dagID], !waiting.isEmpty else { return }
         if let limit = dagLimits[dagID], activeByDAG[dagID, default: 0] >= limit { return }
@@ -211,5 +289,16 @@ struct LeaseDispatcher {
         for task in waiting where queued[task.key]?.sequence == task.sequence {
             ready[task.queue]![task.entrypoint]!.insert(task)
         }
+    }
+}
+
+/// A task's claim on a pool: which, and how many of its slots one attempt takes.
+public struct PoolClaim: Hashable, Sendable {
+    public var name: String
+    public var slots: Int
+
+    public init(name: String, slots: Int) {
+        self.name = name
+        self.slots = slots
     }
 }

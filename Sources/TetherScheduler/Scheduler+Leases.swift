@@ -205,7 +205,7 @@ extension Scheduler {
         run.tasks[ready.key.taskID] = task
         let attempt = AttemptRecord(key: task.key, attempt: task.tries, leaseID: leaseID, epoch: task.epoch, agentID: agentID,
                                     outcome: .running, grantedAt: now)
-        leases[leaseID] = LiveLease(record: lease, dagID: run.record.dagID, queue: spec.queue, attempt: attempt)
+        leases[leaseID] = LiveLease(record: lease, dagID: run.record.dagID, queue: spec.queue, pool: ready.pool, attempt: attempt)
         leasesByAgent[agentID, default: []].insert(leaseID)
         output.changes.append(.task(task))
         output.changes.append(.attempt(attempt))
@@ -230,7 +230,7 @@ extension Scheduler {
         guard var live = leases.removeValue(forKey: leaseID) else { return }
         leasesByAgent[live.record.agentID]?.remove(leaseID)
         if leasesByAgent[live.record.agentID]?.isEmpty == true { leasesByAgent[live.record.agentID] = nil }
-        dispatcher.release(agentID: live.record.agentID, dagID: live.dagID, queue: live.queue)
+        dispatcher.release(agentID: live.record.agentID, dagID: live.dagID, queue: live.queue, pool: live.pool)
         live.attempt.outcome = outcome
         live.attempt.finishedAt = now
         live.attempt.usage = usage

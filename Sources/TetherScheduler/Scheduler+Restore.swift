@@ -11,6 +11,10 @@ extension Scheduler {
         let now = clock.now()
         agentSequences = snapshot.agentSequences
         idempotencyKeys = snapshot.idempotencyKeys
+        for pool in snapshot.pools {
+            pools[pool.name] = pool
+            dispatcher.setPool(pool.name, size: pool.slots)
+        }
         for record in snapshot.dags { dags[record.dagID] = DAGEntry(record: record) }
         for version in snapshot.versions {
             guard let entry = dags[version.dagID] else { continue }
@@ -24,6 +28,9 @@ extension Scheduler {
         for task in snapshot.tasks { tasksByRun[task.key.runID, default: [:]][task.key.taskID] = task }
         let attempts = Dictionary(snapshot.liveAttempts.map { ($0.leaseID, $0) }, uniquingKeysWith: { $1 })
 
+        // Queued tasks go back to their queues after every lease is counted, so none is let
+        // into a pool the leases already fill.
+        var queuedTasks: [(TaskInstanceRecord, RunRecord, TaskSpec)] = []
         for record in snapshot.activeRuns.sorted(by: { ($0.dagID, $0.number) < ($1.dagID, $1.number) }) {
             guard let entry = dags[record.dagID], let version = entry.versions[record.version] else { continue }
             let run = ActiveRun(record: record, spec: version.spec, tasks: tasksByRun[record.runID] ?? [:])
@@ -34,8 +41,7 @@ extension Scheduler {
                 let spec = run.specs[task.key.taskID]!
                 switch task.state {
                 case .queued:
-                    dispatcher.enqueue(task.key, dagID: record.dagID, queue: spec.queue, entrypoint: spec.entrypoint,
-                                       priority: spec.priority, readyAt: task.readyAt ?? now)
+                    queuedTasks.append((task, record, spec))
                 case .upForRetry:
                     let ownTries = task.ownTries
                     let longest = max(spec.retry.delay(beforeRetry: max(1, ownTries)),
@@ -61,9 +67,10 @@ extension Scheduler {
                 let attempt = attempts[lease.leaseID]
                     ?? AttemptRecord(key: task.key, attempt: lease.attempt, leaseID: lease.leaseID, epoch: lease.epoch,
                                      agentID: lease.agentID, outcome: .running, grantedAt: lease.grantedAt)
-                leases[lease.leaseID] = LiveLease(record: lease, dagID: record.dagID, queue: spec.queue, attempt: attempt)
+                leases[lease.leaseID] = LiveLease(record: lease, dagID: record.dagID, queue: spec.queue, pool: spec.poolClaim,
+                                                  attempt: attempt)
                 leasesByAgent[lease.agentID, default: []].insert(lease.leaseID)
-                dispatcher.occupy(agentID: lease.agentID, dagID: record.dagID, queue: spec.queue)
+                dispatcher.occupy(agentID: lease.agentID, dagID: record.dagID, queue: spec.queue, pool: spec.poolClaim)
                 // Leases past their TTL expire at the first tick; the rest wait for their agent.
                 arm(.leaseExpiry(leaseID: lease.leaseID), at: lease.expiresAt)
                 if lease.revoked == nil, let timeout = spec.executionTimeoutMilliseconds {
@@ -73,6 +80,10 @@ extension Scheduler {
                         at: min(max(due, now.adding(milliseconds: grace)), now.adding(milliseconds: timeout + grace)))
                 }
             }
+        }
+        for (task, record, spec) in queuedTasks {
+            dispatcher.enqueue(task.key, dagID: record.dagID, queue: spec.queue, entrypoint: spec.entrypoint,
+                               priority: spec.priority, pool: spec.poolClaim, readyAt: task.readyAt ?? now)
         }
         for entry in dags.values.sorted(by: { $0.record.dagID < $1.record.dagID }) {
             // A schedule instant missed while down fires once, at the first tick. Instants

@@ -82,7 +82,7 @@ extension Scheduler {
         output.changes.append(.task(task))
         let spec = run.specs[taskID]!
         dispatcher.enqueue(task.key, dagID: run.record.dagID, queue: spec.queue, entrypoint: spec.entrypoint,
-                           priority: spec.priority, readyAt: now)
+                           priority: spec.priority, pool: spec.poolClaim, readyAt: now)
     }
 
     func markFinal(_ run: ActiveRun, _ taskID: String, _ state: TaskState, now: Instant) {

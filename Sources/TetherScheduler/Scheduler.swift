@@ -1,3 +1,4 @@
+import TetherSyntax
 /// The orchestration core: DAG versions, runs, task instances, leases and the timers
 /// behind them (retries, lease expiry, execution timeouts, cron).
 ///
@@ -23,6 +24,7 @@ public final class Scheduler {
     var agentSequences: [String: UInt64] = [:]
     /// Manual triggers' idempotency keys and the runs they made.
     var idempotencyKeys: [IdempotencyKey: String] = [:]
+    var pools: [String: PoolRecord] = [:]
     /// Connected agents' stream and last sign of life (their Hello or a heartbeat). An
     /// agent silent for a lease TTL is treated as dead: no grants, its stream ended.
     var agentLiveness: [String: AgentLiveness] = [:]
@@ -288,6 +290,39 @@ public final class Scheduler {
         return cleared
     }
 
+    // MARK: Pools
+
+    /// Creates a pool or resizes it. A smaller size takes nothing from attempts already
+    /// holding slots; it lets no one else in until use is below it.
+    /// - Throws: `invalidArgument` for a bad name or a size outside 0...100,000.
+    public func setPool(_ name: String, slots: Int) throws(SchedulerError) {
+        if let problem = Identifier.problem(name) { throw .invalidArgument("pool name '\(name)': \(problem)") }
+        guard (0...DAGSpecLimits.poolSlots.upperBound).contains(slots) else {
+            throw .invalidArgument("pool '\(name)': \(slots) slots; must be 0 to \(DAGSpecLimits.poolSlots.upperBound)")
+        }
+        let record = PoolRecord(name: name, slots: slots, updatedAt: clock.now())
+        pools[name] = record
+        output.changes.append(.pool(record))
+        dispatcher.setPool(name, size: slots)
+        dispatch()
+    }
+
+    /// Deletes a pool. Attempts holding its slots go on; tasks naming it wait (saying the
+    /// pool does not exist) until it is created again.
+    /// - Throws: `unknownPool`.
+    public func deletePool(_ name: String) throws(SchedulerError) {
+        guard pools.removeValue(forKey: name) != nil else { throw .unknownPool(name) }
+        output.changes.append(.poolRemoved(name: name))
+        dispatcher.setPool(name, size: nil)
+    }
+
+    /// Every pool, by name, with its use now.
+    public var poolStatuses: [PoolStatus] {
+        pools.values.sorted { $0.name < $1.name }.map {
+            PoolStatus(pool: $0, used: dispatcher.poolUse($0.name), waiting: dispatcher.poolWaitingCount($0.name))
+        }
+    }
+
     // MARK: Time
 
     /// Fires everything due at or before now: cron runs, retries, lease expiries and
@@ -434,6 +469,8 @@ struct LiveLease {
     var record: LeaseRecord
     var dagID: String
     var queue: String
+    /// The pool slots the attempt holds.
+    var pool: PoolClaim?
     var attempt: AttemptRecord
     /// The expiry last written to the store, which lags `record.expiresAt` by up to a
     /// quarter TTL (renewals are stored only that often). Only a restart reads it, and a
@@ -444,10 +481,11 @@ struct LiveLease {
     var timedOut = false
     var key: TaskKey { attempt.key }
 
-    init(record: LeaseRecord, dagID: String, queue: String, attempt: AttemptRecord) {
+    init(record: LeaseRecord, dagID: String, queue: String, pool: PoolClaim?, attempt: AttemptRecord) {
         self.record = record
         self.dagID = dagID
         self.queue = queue
+        self.pool = pool
         self.attempt = attempt
         self.storedExpiresAt = record.expiresAt
     }

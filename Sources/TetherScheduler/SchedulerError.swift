@@ -16,6 +16,9 @@ public enum SchedulerError: Error, Equatable, Sendable, CustomStringConvertible 
     /// The store has not caught up with the scheduler yet; the same call may succeed soon.
     case notYetStored(String)
     case unknownAgent(String)
+    case unknownPool(String)
+    /// A bad argument to a call (not a spec): the text says which and why.
+    case invalidArgument(String)
     /// The agent named a lease the scheduler does not hold live (finished, expired, or never granted).
     case unknownLease(String)
     /// The lease belongs to another agent.
@@ -39,6 +42,8 @@ public enum SchedulerError: Error, Equatable, Sendable, CustomStringConvertible 
         case let .notFinished(what): return what
         case let .notYetStored(what): return what
         case let .unknownAgent(id): return "unknown agent '\(id)'"
+        case let .unknownPool(name): return "unknown pool '\(name)'"
+        case let .invalidArgument(text): return text
         case let .unknownLease(id): return "no live lease '\(id)'"
         case let .notLeaseHolder(lease, agent): return "lease '\(lease)' is not held by agent '\(agent)'"
         case let .staleEpoch(lease, reported, current):

@@ -248,6 +248,29 @@ public struct ClearRequest: Sendable {
     }
 }
 
+/// A pool: a named number of slots that running (and admitted queued) attempts of tasks
+/// naming it share, across DAGs.
+public struct PoolRecord: Hashable, Sendable {
+    public var name: String
+    public var slots: Int
+    public var updatedAt: Instant
+
+    public init(name: String, slots: Int, updatedAt: Instant) {
+        self.name = name
+        self.slots = slots
+        self.updatedAt = updatedAt
+    }
+}
+
+/// A pool as operators see it.
+public struct PoolStatus: Hashable, Sendable {
+    public var pool: PoolRecord
+    /// Slots held by running attempts and by queued tasks let in.
+    public var used: Int
+    /// Queued tasks waiting for room.
+    public var waiting: Int
+}
+
 /// A finished run as the store holds it, for a clear (the scheduler holds active runs only).
 public struct StoredRun: Sendable {
     public var run: RunRecord

@@ -1,6 +1,6 @@
 /// One durable change the scheduler asks its store to make. Every case is a whole-row
-/// upsert keyed by its identity, so applying a change twice is harmless and the last
-/// change to a row wins.
+/// upsert (or, `poolRemoved`, a delete) keyed by its identity, so applying a change twice
+/// is harmless and the last change to a row wins.
 public enum SchedulerChange: Hashable, Sendable {
     case dagVersion(DAGVersionRecord)
     case dag(DAGRecord)
@@ -9,6 +9,8 @@ public enum SchedulerChange: Hashable, Sendable {
     case attempt(AttemptRecord)
     /// The highest event sequence number applied for an agent (exactly-once delivery).
     case agentSequence(agentID: String, sequence: UInt64)
+    case pool(PoolRecord)
+    case poolRemoved(name: String)
 }
 
 /// Everything the scheduler needs to resume after a restart.
@@ -25,10 +27,11 @@ public struct SchedulerSnapshot: Sendable {
     public var agentSequences: [String: UInt64]
     /// Every run triggered with an idempotency key, finished or not.
     public var idempotencyKeys: [IdempotencyKey: String]
+    public var pools: [PoolRecord]
 
     public init(dags: [DAGRecord] = [], versions: [DAGVersionRecord] = [], activeRuns: [RunRecord] = [],
                 tasks: [TaskInstanceRecord] = [], liveAttempts: [AttemptRecord] = [], agentSequences: [String: UInt64] = [:],
-                idempotencyKeys: [IdempotencyKey: String] = [:]) {
+                idempotencyKeys: [IdempotencyKey: String] = [:], pools: [PoolRecord] = []) {
         self.dags = dags
         self.versions = versions
         self.activeRuns = activeRuns
@@ -36,6 +39,7 @@ public struct SchedulerSnapshot: Sendable {
         self.liveAttempts = liveAttempts
         self.agentSequences = agentSequences
         self.idempotencyKeys = idempotencyKeys
+        self.pools = pools
     }
 }
 

@@ -116,6 +116,9 @@ public final class SQLiteSchedulerStore: SchedulerStore {
             try db.query("SELECT agent_id, sequence FROM agent_sequences") { row in
                 snapshot.agentSequences[row[0].text!] = UInt64(row[1].int64!)
             }
+            try db.query("SELECT name, slots, updated_at_ms FROM pools") { row in
+                snapshot.pools.append(PoolRecord(name: row[0].text!, slots: Int(row[1].int64!), updatedAt: Instant(row[2])))
+            }
             try db.query("SELECT dag_id, idempotency_key, run_id FROM runs WHERE idempotency_key IS NOT NULL") { row in
                 snapshot.idempotencyKeys[IdempotencyKey(dagID: row[0].text!, key: row[1].text!)] = row[2].text!
             }
@@ -247,13 +250,14 @@ public final class SQLiteSchedulerStore: SchedulerStore {
             """),
         // Runs of schema 2 have no data interval (read as their logical date alone), no
         // key and no note; their tasks were never cleared.
-        SQLiteMigration(version: 3, name: "run data intervals, idempotency keys, notes; clears", sql: """
+        SQLiteMigration(version: 3, name: "run data intervals, idempotency keys, notes; clears; pools", sql: """
             ALTER TABLE runs ADD COLUMN data_interval_start_ms INTEGER;
             ALTER TABLE runs ADD COLUMN data_interval_end_ms INTEGER;
             ALTER TABLE runs ADD COLUMN idempotency_key TEXT;
             ALTER TABLE runs ADD COLUMN note TEXT NOT NULL DEFAULT '';
             CREATE UNIQUE INDEX runs_by_idempotency_key ON runs (dag_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
             ALTER TABLE task_instances ADD COLUMN tries_before_clear INTEGER NOT NULL DEFAULT 0;
+            CREATE TABLE pools (name TEXT PRIMARY KEY, slots INTEGER NOT NULL, updated_at_ms INTEGER NOT NULL);
             """),
     ]
 
@@ -288,7 +292,7 @@ public final class SQLiteSchedulerStore: SchedulerStore {
     }
 
     private enum RowKey: Hashable {
-        case version(String, Int), dag(String), run(String), task(TaskKey), attempt(String), agent(String)
+        case version(String, Int), dag(String), run(String), task(TaskKey), attempt(String), agent(String), pool(String)
 
         init(_ change: SchedulerChange) {
             switch change {
@@ -298,6 +302,8 @@ public final class SQLiteSchedulerStore: SchedulerStore {
             case .task(let t): self = .task(t.key)
             case .attempt(let a): self = .attempt(a.leaseID)
             case .agentSequence(let agentID, _): self = .agent(agentID)
+            case .pool(let pool): self = .pool(pool.name)
+            case .poolRemoved(let name): self = .pool(name)
             }
         }
     }
@@ -351,6 +357,11 @@ public final class SQLiteSchedulerStore: SchedulerStore {
                         a.usage.signal.map { .integer(Int64($0)) } ?? .null,
                         .integer(Int64(clamping: a.usage.userCPUMilliseconds)), .integer(Int64(clamping: a.usage.systemCPUMilliseconds)),
                         .integer(Int64(clamping: a.usage.maxRSSKiB)), .text(a.message)])
+        case .pool(let pool):
+            try db.run("INSERT OR REPLACE INTO pools VALUES (?, ?, ?)",
+                       [.text(pool.name), .integer(Int64(pool.slots)), pool.updatedAt.value])
+        case .poolRemoved(let name):
+            try db.run("DELETE FROM pools WHERE name = ?", [.text(name)])
         case .agentSequence(let agentID, let sequence):
             try db.run("INSERT INTO agent_sequences VALUES (?, ?) ON CONFLICT (agent_id) DO UPDATE SET sequence = excluded.sequence",
                        [.text(agentID), .integer(Int64(bitPattern: sequence))])

@@ -38,6 +38,24 @@ struct ControlService: Sendable {
         unary(&router, ControlV1.ControlService.cancelRun, cancelRun)
         unary(&router, ControlV1.ControlService.cancelTaskInstance, cancelTaskInstance)
         unary(&router, ControlV1.ControlService.clearRun, clearRun)
+        unary(&router, ControlV1.ControlService.setPool) { (request: ControlV1.SetPoolRequest) in
+            let status = try await scheduler.perform { scheduler in
+                try scheduler.setPool(request.name, slots: Int(request.slots))
+                return scheduler.poolStatuses.first { $0.pool.name == request.name }!
+            }
+            var response = ControlV1.SetPoolResponse()
+            response.pool = ControlV1.Pool(status)
+            return response
+        }
+        unary(&router, ControlV1.ControlService.deletePool) { (request: ControlV1.DeletePoolRequest) in
+            try await scheduler.perform { try $0.deletePool(request.name) }
+            return ControlV1.DeletePoolResponse()
+        }
+        unary(&router, ControlV1.ControlService.listPools) { (_: ControlV1.ListPoolsRequest) in
+            var response = ControlV1.ListPoolsResponse()
+            response.pools = scheduler.read { $0.poolStatuses }.map(ControlV1.Pool.init)
+            return response
+        }
         unary(&router, ControlV1.ControlService.listAgents, listAgents)
         unary(&router, ControlV1.ControlService.drainAgent) { (request: ControlV1.DrainAgentRequest) in
             var response = ControlV1.DrainAgentResponse()
@@ -85,8 +103,8 @@ struct ControlService: Sendable {
     static func status(for error: SchedulerError) -> GRPCStatus {
         let code: GRPCStatusCode
         switch error {
-        case .unknownDAG, .unknownVersion, .unknownRun, .unknownTask, .unknownAgent: code = .notFound
-        case .unknownParam, .invalidSpec, .invalidReport: code = .invalidArgument
+        case .unknownDAG, .unknownVersion, .unknownRun, .unknownTask, .unknownAgent, .unknownPool: code = .notFound
+        case .unknownParam, .invalidSpec, .invalidReport, .invalidArgument: code = .invalidArgument
         case .alreadyFinished, .notFinished, .illegalTransition: code = .failedPrecondition
         case .notYetStored: code = .unavailable
         case .unknownLease, .notLeaseHolder, .staleEpoch: code = .failedPrecondition

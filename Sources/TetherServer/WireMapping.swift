@@ -111,6 +111,8 @@ extension ControlV1.DagSpec {
             wire.executionTimeoutMs = UInt64(clamping: task.executionTimeoutMilliseconds ?? 0)
             wire.priority = Int32(clamping: task.priority)
             wire.params = task.params
+            wire.pool = task.pool
+            wire.poolSlots = UInt32(clamping: task.poolSlots)
             return wire
         }
     }
@@ -302,5 +304,16 @@ extension TaskReport {
         default: outcome = .running  // refused by the scheduler as an invalid report
         }
         self.init(leaseID: event.leaseID, epoch: event.epoch, kind: .finished(outcome, usage, message: String(event.message.prefix(1024))))
+    }
+}
+
+extension ControlV1.Pool {
+    init(_ status: PoolStatus) {
+        self.init()
+        name = status.pool.name
+        slots = UInt32(clamping: status.pool.slots)
+        used = UInt32(clamping: status.used)
+        waiting = UInt32(clamping: status.waiting)
+        updatedAtUnixUs = status.pool.updatedAt.unixMicroseconds
     }
 }

@@ -105,6 +105,40 @@ import TetherTestSupport
         }
     }
 
+    @Test func aPoolSetWithTheCLIHoldsTwoDAGsToItsSlotsOnRealAgents() async throws {
+        try await onThreadOfItsOwn {
+            let cluster = try Cluster()
+            try cluster.startAgent("a", slots: 8, entrypoints: ["work": ["/bin/sh", "-c", "sleep 0.3"]])
+            let set = try cluster.cli(["pool", "set", "warehouse", "2"])
+            #expect(set.status == 0 && set.stdout.contains("warehouse  2"), "\(set)")
+            for dagID in ["p1", "p2"] {
+                try cluster.apply("""
+                    dag_id: \(dagID)
+                    defaults: {pool: warehouse}
+                    tasks:
+                    \((1...3).map { "  - {id: t\($0), entrypoint: work}" }.joined(separator: "\n"))
+                    """)
+            }
+            let runs = try ["p1", "p2"].map { try cluster.trigger($0) }
+            let views = try runs.map { runID in
+                try cluster.wait(for: runID) { $0.state == "RUN_STATE_SUCCESS" || $0.state == "RUN_STATE_FAILED" }
+            }
+            #expect(views.allSatisfy { $0.state == "RUN_STATE_SUCCESS" })
+            // Never more than two of the six attempts at once, across both DAGs.
+            let spans = views.flatMap(\.tasks).flatMap(\.attempts).map { ($0.grantedAt, $0.finishedAt) }
+            let peak = spans.map { span in spans.filter { $0.0 <= span.0 && span.0 < $0.1 }.count }.max() ?? 0
+            #expect(spans.count == 6 && peak == 2, "peak \(peak) of \(spans.count)")
+
+            let list = try cluster.cli(["pool", "list", "--json"])
+            #expect(list.stdout.contains("\"name\": \"warehouse\""), "\(list)")
+            #expect(try cluster.cli(["pool", "delete", "warehouse"]).status == 0)
+            let gone = try cluster.cli(["pool", "delete", "warehouse"])
+            #expect(gone.status == 1 && gone.stderr.contains("unknown pool 'warehouse'"), "\(gone)")
+            let bad = try cluster.cli(["pool", "set", "no good", "2"])
+            #expect(bad.status == 1 && bad.stderr.contains("pool name 'no good'"), "\(bad)")
+        }
+    }
+
     @Test func aBadLogicalDateIsAUsageErrorNamingTheForm() throws {
         let cluster = try Cluster()
         let result = try cluster.cli(["run", "trigger", "any", "--logical-date", "2026-03-15T06:00"])

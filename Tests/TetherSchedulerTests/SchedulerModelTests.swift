@@ -40,6 +40,8 @@ import TetherSchedulerSQLite
         var steps = 0
         /// Task instances set back to scheduled by clears so far.
         var clearedTasks = 0
+        /// The most slots of any pool held at once so far.
+        var mostPoolSlotsHeld = 0
 
         init(seed: UInt64) {
             rng = SplitMix64(seed: seed)
@@ -49,7 +51,12 @@ import TetherSchedulerSQLite
                 ModelAgent(id: "us-1", queues: ["default"], slots: 3),
                 ModelAgent(id: "ap-1", queues: ["gpu"], slots: 1),
             ]
+            // Pools shared by every DAG; sized once, so their limits hold at every step.
+            for (name, slots) in Self.pools { try! h.scheduler.setPool(name, slots: slots) }
+            h.flush()
         }
+
+        static let pools = ["warehouse": 2, "api": 3]
 
         func int(_ range: Range<Int>) -> Int { Int.random(in: range, using: &rng) }
         func chance(_ p: Double) -> Bool { Double.random(in: 0..<1, using: &rng) < p }
@@ -64,7 +71,8 @@ import TetherSchedulerSQLite
                     id: "t\(i)", entrypoint: "work", queue: chance(0.25) ? "gpu" : "default", dependsOn: parents,
                     triggerRule: TriggerRule.allCases[int(0..<TriggerRule.allCases.count)],
                     retry: RetryPolicy(retries: int(0..<3), delayMilliseconds: Int64(int(0..<3)) * 1_000, exponentialBackoff: chance(0.5)),
-                    executionTimeoutMilliseconds: chance(0.2) ? 30_000 : nil, priority: int(0..<3)))
+                    executionTimeoutMilliseconds: chance(0.2) ? 30_000 : nil, priority: int(0..<3),
+                    pool: chance(0.4) ? ["warehouse", "api"][int(0..<2)] : "", poolSlots: int(1..<3)))
             }
             var spec = DAGSpec(dagID: dagID, tasks: tasks)
             spec.maxActiveRuns = int(1..<3)
@@ -221,6 +229,14 @@ import TetherSchedulerSQLite
             var liveByTask: [TaskKey: Int] = [:]
             for live in h.scheduler.leases.values where live.record.revoked == nil { liveByTask[live.key, default: 0] += 1 }
             #expect(liveByTask.values.allSatisfy { $0 <= 1 }, "two live leases for one task at step \(steps)")
+            // A pool's slots: leases (revoked ones too, until their agent reports) never hold more.
+            var held: [String: Int] = [:]
+            for live in h.scheduler.leases.values { if let pool = live.pool { held[pool.name, default: 0] += pool.slots } }
+            mostPoolSlotsHeld = max(mostPoolSlotsHeld, held.values.max() ?? 0)
+            for (name, size) in Self.pools {
+                #expect(held[name, default: 0] <= size, "pool \(name) over its \(size) slots at step \(steps)")
+                #expect(h.scheduler.dispatcher.poolUse(name) <= size && h.scheduler.dispatcher.poolUse(name) >= held[name, default: 0])
+            }
             for (runID, run) in h.scheduler.runs {
                 for task in run.tasks.values where task.state == .running {
                     #expect(task.lease != nil && h.scheduler.leases[task.lease!.leaseID] != nil, "running task \(runID)/\(task.key.taskID) without a live lease")
@@ -322,5 +338,6 @@ import TetherSchedulerSQLite
         model.checkFinishedRuns()
         #expect(model.steps == 1_500)
         #expect(model.clearedTasks > 0, "the run exercised no clear")
+        #expect(model.mostPoolSlotsHeld == 3, "the api pool (3 slots) never filled")
     }
 }

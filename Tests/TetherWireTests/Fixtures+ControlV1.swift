@@ -22,6 +22,8 @@ extension Fixtures {
                 triggerRunRequest, triggerRunResponse, getRunRequest, getRunResponse,
                 listRunsRequest, listRunsResponse, cancelRunRequest, cancelRunResponse,
                 cancelTaskInstanceRequest, cancelTaskInstanceResponse, clearRunRequest, clearRunResponse,
+                pool, setPoolRequest, setPoolResponse, deletePoolRequest, ControlV1.DeletePoolResponse(),
+                ControlV1.ListPoolsRequest(), listPoolsResponse,
                 listAgentsRequest, listAgentsResponse, drainAgentRequest, drainAgentResponse,
                 undrainAgentRequest, undrainAgentResponse,
                 createTokenRequest, createTokenResponse, listTokensRequest, listTokensResponse,
@@ -56,6 +58,8 @@ extension Fixtures {
             m.executionTimeoutMs = 3_600_000
             m.priority = -7
             m.params = params
+            m.pool = "warehouse"
+            m.poolSlots = 2
             return m
         }
 
@@ -400,6 +404,41 @@ extension Fixtures {
             var m = ControlV1.CancelTaskInstanceResponse()
             m.taskInstance = taskInstance
             m.taskInstance?.state = .cancelled
+            return m
+        }
+
+        static var pool: ControlV1.Pool {
+            var m = ControlV1.Pool()
+            m.name = "warehouse.\(unicode)"
+            m.slots = 4
+            m.used = 3
+            m.waiting = UInt32.max
+            m.updatedAtUnixUs = 1_764_039_600_000_000
+            return m
+        }
+
+        static var setPoolRequest: ControlV1.SetPoolRequest {
+            var m = ControlV1.SetPoolRequest()
+            m.name = "warehouse"
+            m.slots = 100_000
+            return m
+        }
+
+        static var setPoolResponse: ControlV1.SetPoolResponse {
+            var m = ControlV1.SetPoolResponse()
+            m.pool = pool
+            return m
+        }
+
+        static var deletePoolRequest: ControlV1.DeletePoolRequest {
+            var m = ControlV1.DeletePoolRequest()
+            m.name = "warehouse"
+            return m
+        }
+
+        static var listPoolsResponse: ControlV1.ListPoolsResponse {
+            var m = ControlV1.ListPoolsResponse()
+            m.pools = [pool, setPoolResponse.pool!]
             return m
         }
 

@@ -58,6 +58,15 @@ extension ControlV1 {
         /// run is finishing; retry).
         public static let clearRun = RPCMethod<ControlV1.ClearRunRequest, ControlV1.ClearRunResponse, RPCShape.Unary>(
             path: "/tether.control.v1.ControlService/ClearRun")
+        /// Creates a pool or changes its size. Errors: INVALID_ARGUMENT.
+        public static let setPool = RPCMethod<ControlV1.SetPoolRequest, ControlV1.SetPoolResponse, RPCShape.Unary>(
+            path: "/tether.control.v1.ControlService/SetPool")
+        /// Deletes a pool; tasks naming it wait until it exists again. Errors: NOT_FOUND.
+        public static let deletePool = RPCMethod<ControlV1.DeletePoolRequest, ControlV1.DeletePoolResponse, RPCShape.Unary>(
+            path: "/tether.control.v1.ControlService/DeletePool")
+        /// Lists pools with their use.
+        public static let listPools = RPCMethod<ControlV1.ListPoolsRequest, ControlV1.ListPoolsResponse, RPCShape.Unary>(
+            path: "/tether.control.v1.ControlService/ListPools")
         /// Lists agents the server knows, connected or not.
         public static let listAgents = RPCMethod<ControlV1.ListAgentsRequest, ControlV1.ListAgentsResponse, RPCShape.Unary>(
             path: "/tether.control.v1.ControlService/ListAgents")
@@ -142,6 +151,10 @@ extension ControlV1 {
         public var priority: Int32 = 0
         /// Task parameters; override the DAG's, overridden by the run's.
         public var params: [String: String] = [:]
+        /// The pool whose slots a running attempt takes; empty for none.
+        public var pool = ""
+        /// Slots of the pool one attempt takes (at least 1).
+        public var poolSlots: UInt32 = 0
 
         public init() {}
         public static let wireDescriptor = WireDescriptor(Tether__Control__V1__TaskSpec.self, tether__control__v1__task_spec__init)
@@ -158,6 +171,8 @@ extension ControlV1 {
             executionTimeoutMs = r.value(10)
             priority = r.value(11)
             params = try r.map(12)
+            pool = try r.value(13)
+            poolSlots = r.value(14)
         }
         public func write(to w: WireWriter) throws(WireError) {
             try w.set(1, taskID)
@@ -172,6 +187,8 @@ extension ControlV1 {
             w.set(10, executionTimeoutMs)
             w.set(11, priority)
             try w.set(12, params)
+            try w.set(13, pool)
+            w.set(14, poolSlots)
         }
     }
 }
@@ -1259,6 +1276,136 @@ extension ControlV1 {
         }
         public func write(to w: WireWriter) throws(WireError) {
             try w.set(1, taskInstance)
+        }
+    }
+}
+
+extension ControlV1 {
+    /// A pool: a number of slots shared by the running (and admitted queued)
+    /// attempts of every task that names it, across DAGs.
+    public struct Pool: WireMessage {
+        /// Its name; 1-128 characters of [A-Za-z0-9._-].
+        public var name = ""
+        /// Its size.
+        public var slots: UInt32 = 0
+        /// Slots held now by running attempts and by queued tasks let in.
+        public var used: UInt32 = 0
+        /// Queued tasks waiting for room.
+        public var waiting: UInt32 = 0
+        /// When it was created or last resized.
+        public var updatedAtUnixUs: Int64 = 0
+
+        public init() {}
+        public static let wireDescriptor = WireDescriptor(Tether__Control__V1__Pool.self, tether__control__v1__pool__init)
+        public init(from r: WireReader) throws(WireError) {
+            name = try r.value(1)
+            slots = r.value(2)
+            used = r.value(3)
+            waiting = r.value(4)
+            updatedAtUnixUs = r.value(5)
+        }
+        public func write(to w: WireWriter) throws(WireError) {
+            try w.set(1, name)
+            w.set(2, slots)
+            w.set(3, used)
+            w.set(4, waiting)
+            w.set(5, updatedAtUnixUs)
+        }
+    }
+}
+
+extension ControlV1 {
+    /// SetPool input.
+    public struct SetPoolRequest: WireMessage {
+        /// The pool's name.
+        public var name = ""
+        /// Its size, 0 to 100,000.
+        public var slots: UInt32 = 0
+
+        public init() {}
+        public static let wireDescriptor = WireDescriptor(Tether__Control__V1__SetPoolRequest.self, tether__control__v1__set_pool_request__init)
+        public init(from r: WireReader) throws(WireError) {
+            name = try r.value(1)
+            slots = r.value(2)
+        }
+        public func write(to w: WireWriter) throws(WireError) {
+            try w.set(1, name)
+            w.set(2, slots)
+        }
+    }
+}
+
+extension ControlV1 {
+    /// SetPool result.
+    public struct SetPoolResponse: WireMessage {
+        /// The pool after the change.
+        public var pool: Pool?
+
+        public init() {}
+        public static let wireDescriptor = WireDescriptor(Tether__Control__V1__SetPoolResponse.self, tether__control__v1__set_pool_response__init)
+        public init(from r: WireReader) throws(WireError) {
+            pool = try r.value(1)
+        }
+        public func write(to w: WireWriter) throws(WireError) {
+            try w.set(1, pool)
+        }
+    }
+}
+
+extension ControlV1 {
+    /// DeletePool input.
+    public struct DeletePoolRequest: WireMessage {
+        /// The pool's name.
+        public var name = ""
+
+        public init() {}
+        public static let wireDescriptor = WireDescriptor(Tether__Control__V1__DeletePoolRequest.self, tether__control__v1__delete_pool_request__init)
+        public init(from r: WireReader) throws(WireError) {
+            name = try r.value(1)
+        }
+        public func write(to w: WireWriter) throws(WireError) {
+            try w.set(1, name)
+        }
+    }
+}
+
+extension ControlV1 {
+    /// DeletePool result.
+    public struct DeletePoolResponse: WireMessage {
+        public init() {}
+        public static let wireDescriptor = WireDescriptor(Tether__Control__V1__DeletePoolResponse.self, tether__control__v1__delete_pool_response__init)
+        public init(from r: WireReader) {
+        }
+        public func write(to w: WireWriter) {
+        }
+    }
+}
+
+extension ControlV1 {
+    /// ListPools input.
+    public struct ListPoolsRequest: WireMessage {
+        public init() {}
+        public static let wireDescriptor = WireDescriptor(Tether__Control__V1__ListPoolsRequest.self, tether__control__v1__list_pools_request__init)
+        public init(from r: WireReader) {
+        }
+        public func write(to w: WireWriter) {
+        }
+    }
+}
+
+extension ControlV1 {
+    /// ListPools result.
+    public struct ListPoolsResponse: WireMessage {
+        /// Every pool, by name.
+        public var pools: [Pool] = []
+
+        public init() {}
+        public static let wireDescriptor = WireDescriptor(Tether__Control__V1__ListPoolsResponse.self, tether__control__v1__list_pools_response__init)
+        public init(from r: WireReader) throws(WireError) {
+            pools = try r.values(1)
+        }
+        public func write(to w: WireWriter) throws(WireError) {
+            try w.set(1, pools)
         }
     }
 }

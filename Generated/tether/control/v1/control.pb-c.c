@@ -1489,6 +1489,321 @@ void   tether__control__v1__cancel_task_instance_response__free_unpacked
   assert(message->base.descriptor == &tether__control__v1__cancel_task_instance_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   tether__control__v1__pool__init
+                     (Tether__Control__V1__Pool         *message)
+{
+  static const Tether__Control__V1__Pool init_value = TETHER__CONTROL__V1__POOL__INIT;
+  *message = init_value;
+}
+size_t tether__control__v1__pool__get_packed_size
+                     (const Tether__Control__V1__Pool *message)
+{
+  assert(message->base.descriptor == &tether__control__v1__pool__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t tether__control__v1__pool__pack
+                     (const Tether__Control__V1__Pool *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &tether__control__v1__pool__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t tether__control__v1__pool__pack_to_buffer
+                     (const Tether__Control__V1__Pool *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &tether__control__v1__pool__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Tether__Control__V1__Pool *
+       tether__control__v1__pool__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Tether__Control__V1__Pool *)
+     protobuf_c_message_unpack (&tether__control__v1__pool__descriptor,
+                                allocator, len, data);
+}
+void   tether__control__v1__pool__free_unpacked
+                     (Tether__Control__V1__Pool *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &tether__control__v1__pool__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   tether__control__v1__set_pool_request__init
+                     (Tether__Control__V1__SetPoolRequest         *message)
+{
+  static const Tether__Control__V1__SetPoolRequest init_value = TETHER__CONTROL__V1__SET_POOL_REQUEST__INIT;
+  *message = init_value;
+}
+size_t tether__control__v1__set_pool_request__get_packed_size
+                     (const Tether__Control__V1__SetPoolRequest *message)
+{
+  assert(message->base.descriptor == &tether__control__v1__set_pool_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t tether__control__v1__set_pool_request__pack
+                     (const Tether__Control__V1__SetPoolRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &tether__control__v1__set_pool_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t tether__control__v1__set_pool_request__pack_to_buffer
+                     (const Tether__Control__V1__SetPoolRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &tether__control__v1__set_pool_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Tether__Control__V1__SetPoolRequest *
+       tether__control__v1__set_pool_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Tether__Control__V1__SetPoolRequest *)
+     protobuf_c_message_unpack (&tether__control__v1__set_pool_request__descriptor,
+                                allocator, len, data);
+}
+void   tether__control__v1__set_pool_request__free_unpacked
+                     (Tether__Control__V1__SetPoolRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &tether__control__v1__set_pool_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   tether__control__v1__set_pool_response__init
+                     (Tether__Control__V1__SetPoolResponse         *message)
+{
+  static const Tether__Control__V1__SetPoolResponse init_value = TETHER__CONTROL__V1__SET_POOL_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t tether__control__v1__set_pool_response__get_packed_size
+                     (const Tether__Control__V1__SetPoolResponse *message)
+{
+  assert(message->base.descriptor == &tether__control__v1__set_pool_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t tether__control__v1__set_pool_response__pack
+                     (const Tether__Control__V1__SetPoolResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &tether__control__v1__set_pool_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t tether__control__v1__set_pool_response__pack_to_buffer
+                     (const Tether__Control__V1__SetPoolResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &tether__control__v1__set_pool_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Tether__Control__V1__SetPoolResponse *
+       tether__control__v1__set_pool_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Tether__Control__V1__SetPoolResponse *)
+     protobuf_c_message_unpack (&tether__control__v1__set_pool_response__descriptor,
+                                allocator, len, data);
+}
+void   tether__control__v1__set_pool_response__free_unpacked
+                     (Tether__Control__V1__SetPoolResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &tether__control__v1__set_pool_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   tether__control__v1__delete_pool_request__init
+                     (Tether__Control__V1__DeletePoolRequest         *message)
+{
+  static const Tether__Control__V1__DeletePoolRequest init_value = TETHER__CONTROL__V1__DELETE_POOL_REQUEST__INIT;
+  *message = init_value;
+}
+size_t tether__control__v1__delete_pool_request__get_packed_size
+                     (const Tether__Control__V1__DeletePoolRequest *message)
+{
+  assert(message->base.descriptor == &tether__control__v1__delete_pool_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t tether__control__v1__delete_pool_request__pack
+                     (const Tether__Control__V1__DeletePoolRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &tether__control__v1__delete_pool_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t tether__control__v1__delete_pool_request__pack_to_buffer
+                     (const Tether__Control__V1__DeletePoolRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &tether__control__v1__delete_pool_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Tether__Control__V1__DeletePoolRequest *
+       tether__control__v1__delete_pool_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Tether__Control__V1__DeletePoolRequest *)
+     protobuf_c_message_unpack (&tether__control__v1__delete_pool_request__descriptor,
+                                allocator, len, data);
+}
+void   tether__control__v1__delete_pool_request__free_unpacked
+                     (Tether__Control__V1__DeletePoolRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &tether__control__v1__delete_pool_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   tether__control__v1__delete_pool_response__init
+                     (Tether__Control__V1__DeletePoolResponse         *message)
+{
+  static const Tether__Control__V1__DeletePoolResponse init_value = TETHER__CONTROL__V1__DELETE_POOL_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t tether__control__v1__delete_pool_response__get_packed_size
+                     (const Tether__Control__V1__DeletePoolResponse *message)
+{
+  assert(message->base.descriptor == &tether__control__v1__delete_pool_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t tether__control__v1__delete_pool_response__pack
+                     (const Tether__Control__V1__DeletePoolResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &tether__control__v1__delete_pool_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t tether__control__v1__delete_pool_response__pack_to_buffer
+                     (const Tether__Control__V1__DeletePoolResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &tether__control__v1__delete_pool_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Tether__Control__V1__DeletePoolResponse *
+       tether__control__v1__delete_pool_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Tether__Control__V1__DeletePoolResponse *)
+     protobuf_c_message_unpack (&tether__control__v1__delete_pool_response__descriptor,
+                                allocator, len, data);
+}
+void   tether__control__v1__delete_pool_response__free_unpacked
+                     (Tether__Control__V1__DeletePoolResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &tether__control__v1__delete_pool_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   tether__control__v1__list_pools_request__init
+                     (Tether__Control__V1__ListPoolsRequest         *message)
+{
+  static const Tether__Control__V1__ListPoolsRequest init_value = TETHER__CONTROL__V1__LIST_POOLS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t tether__control__v1__list_pools_request__get_packed_size
+                     (const Tether__Control__V1__ListPoolsRequest *message)
+{
+  assert(message->base.descriptor == &tether__control__v1__list_pools_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t tether__control__v1__list_pools_request__pack
+                     (const Tether__Control__V1__ListPoolsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &tether__control__v1__list_pools_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t tether__control__v1__list_pools_request__pack_to_buffer
+                     (const Tether__Control__V1__ListPoolsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &tether__control__v1__list_pools_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Tether__Control__V1__ListPoolsRequest *
+       tether__control__v1__list_pools_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Tether__Control__V1__ListPoolsRequest *)
+     protobuf_c_message_unpack (&tether__control__v1__list_pools_request__descriptor,
+                                allocator, len, data);
+}
+void   tether__control__v1__list_pools_request__free_unpacked
+                     (Tether__Control__V1__ListPoolsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &tether__control__v1__list_pools_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   tether__control__v1__list_pools_response__init
+                     (Tether__Control__V1__ListPoolsResponse         *message)
+{
+  static const Tether__Control__V1__ListPoolsResponse init_value = TETHER__CONTROL__V1__LIST_POOLS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t tether__control__v1__list_pools_response__get_packed_size
+                     (const Tether__Control__V1__ListPoolsResponse *message)
+{
+  assert(message->base.descriptor == &tether__control__v1__list_pools_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t tether__control__v1__list_pools_response__pack
+                     (const Tether__Control__V1__ListPoolsResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &tether__control__v1__list_pools_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t tether__control__v1__list_pools_response__pack_to_buffer
+                     (const Tether__Control__V1__ListPoolsResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &tether__control__v1__list_pools_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Tether__Control__V1__ListPoolsResponse *
+       tether__control__v1__list_pools_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Tether__Control__V1__ListPoolsResponse *)
+     protobuf_c_message_unpack (&tether__control__v1__list_pools_response__descriptor,
+                                allocator, len, data);
+}
+void   tether__control__v1__list_pools_response__free_unpacked
+                     (Tether__Control__V1__ListPoolsResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &tether__control__v1__list_pools_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   tether__control__v1__clear_run_request__init
                      (Tether__Control__V1__ClearRunRequest         *message)
 {
@@ -2260,7 +2575,7 @@ const ProtobufCMessageDescriptor tether__control__v1__task_spec__params_entry__d
   (ProtobufCMessageInit) tether__control__v1__task_spec__params_entry__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor tether__control__v1__task_spec__field_descriptors[12] =
+static const ProtobufCFieldDescriptor tether__control__v1__task_spec__field_descriptors[14] =
 {
   {
     "task_id",
@@ -2406,6 +2721,30 @@ static const ProtobufCFieldDescriptor tether__control__v1__task_spec__field_desc
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "pool",
+    13,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__TaskSpec, pool),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "pool_slots",
+    14,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__TaskSpec, pool_slots),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned tether__control__v1__task_spec__field_indices_by_name[] = {
   3,   /* field[3] = depends_on */
@@ -2413,6 +2752,8 @@ static const unsigned tether__control__v1__task_spec__field_indices_by_name[] = 
   9,   /* field[9] = execution_timeout_ms */
   8,   /* field[8] = max_retry_delay_ms */
   11,   /* field[11] = params */
+  12,   /* field[12] = pool */
+  13,   /* field[13] = pool_slots */
   10,   /* field[10] = priority */
   2,   /* field[2] = queue */
   5,   /* field[5] = retries */
@@ -2424,7 +2765,7 @@ static const unsigned tether__control__v1__task_spec__field_indices_by_name[] = 
 static const ProtobufCIntRange tether__control__v1__task_spec__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 12 }
+  { 0, 14 }
 };
 const ProtobufCMessageDescriptor tether__control__v1__task_spec__descriptor =
 {
@@ -2434,7 +2775,7 @@ const ProtobufCMessageDescriptor tether__control__v1__task_spec__descriptor =
   "Tether__Control__V1__TaskSpec",
   "tether.control.v1",
   sizeof(Tether__Control__V1__TaskSpec),
-  12,
+  14,
   tether__control__v1__task_spec__field_descriptors,
   tether__control__v1__task_spec__field_indices_by_name,
   1,  tether__control__v1__task_spec__number_ranges,
@@ -5303,6 +5644,297 @@ const ProtobufCMessageDescriptor tether__control__v1__cancel_task_instance_respo
   (ProtobufCMessageInit) tether__control__v1__cancel_task_instance_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor tether__control__v1__pool__field_descriptors[5] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__Pool, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "slots",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__Pool, slots),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "used",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__Pool, used),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "waiting",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__Pool, waiting),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "updated_at_unix_us",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__Pool, updated_at_unix_us),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned tether__control__v1__pool__field_indices_by_name[] = {
+  0,   /* field[0] = name */
+  1,   /* field[1] = slots */
+  4,   /* field[4] = updated_at_unix_us */
+  2,   /* field[2] = used */
+  3,   /* field[3] = waiting */
+};
+static const ProtobufCIntRange tether__control__v1__pool__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor tether__control__v1__pool__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "tether.control.v1.Pool",
+  "Pool",
+  "Tether__Control__V1__Pool",
+  "tether.control.v1",
+  sizeof(Tether__Control__V1__Pool),
+  5,
+  tether__control__v1__pool__field_descriptors,
+  tether__control__v1__pool__field_indices_by_name,
+  1,  tether__control__v1__pool__number_ranges,
+  (ProtobufCMessageInit) tether__control__v1__pool__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor tether__control__v1__set_pool_request__field_descriptors[2] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__SetPoolRequest, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "slots",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__SetPoolRequest, slots),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned tether__control__v1__set_pool_request__field_indices_by_name[] = {
+  0,   /* field[0] = name */
+  1,   /* field[1] = slots */
+};
+static const ProtobufCIntRange tether__control__v1__set_pool_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor tether__control__v1__set_pool_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "tether.control.v1.SetPoolRequest",
+  "SetPoolRequest",
+  "Tether__Control__V1__SetPoolRequest",
+  "tether.control.v1",
+  sizeof(Tether__Control__V1__SetPoolRequest),
+  2,
+  tether__control__v1__set_pool_request__field_descriptors,
+  tether__control__v1__set_pool_request__field_indices_by_name,
+  1,  tether__control__v1__set_pool_request__number_ranges,
+  (ProtobufCMessageInit) tether__control__v1__set_pool_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor tether__control__v1__set_pool_response__field_descriptors[1] =
+{
+  {
+    "pool",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__SetPoolResponse, pool),
+    &tether__control__v1__pool__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned tether__control__v1__set_pool_response__field_indices_by_name[] = {
+  0,   /* field[0] = pool */
+};
+static const ProtobufCIntRange tether__control__v1__set_pool_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor tether__control__v1__set_pool_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "tether.control.v1.SetPoolResponse",
+  "SetPoolResponse",
+  "Tether__Control__V1__SetPoolResponse",
+  "tether.control.v1",
+  sizeof(Tether__Control__V1__SetPoolResponse),
+  1,
+  tether__control__v1__set_pool_response__field_descriptors,
+  tether__control__v1__set_pool_response__field_indices_by_name,
+  1,  tether__control__v1__set_pool_response__number_ranges,
+  (ProtobufCMessageInit) tether__control__v1__set_pool_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor tether__control__v1__delete_pool_request__field_descriptors[1] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__DeletePoolRequest, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned tether__control__v1__delete_pool_request__field_indices_by_name[] = {
+  0,   /* field[0] = name */
+};
+static const ProtobufCIntRange tether__control__v1__delete_pool_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor tether__control__v1__delete_pool_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "tether.control.v1.DeletePoolRequest",
+  "DeletePoolRequest",
+  "Tether__Control__V1__DeletePoolRequest",
+  "tether.control.v1",
+  sizeof(Tether__Control__V1__DeletePoolRequest),
+  1,
+  tether__control__v1__delete_pool_request__field_descriptors,
+  tether__control__v1__delete_pool_request__field_indices_by_name,
+  1,  tether__control__v1__delete_pool_request__number_ranges,
+  (ProtobufCMessageInit) tether__control__v1__delete_pool_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+#define tether__control__v1__delete_pool_response__field_descriptors NULL
+#define tether__control__v1__delete_pool_response__field_indices_by_name NULL
+#define tether__control__v1__delete_pool_response__number_ranges NULL
+const ProtobufCMessageDescriptor tether__control__v1__delete_pool_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "tether.control.v1.DeletePoolResponse",
+  "DeletePoolResponse",
+  "Tether__Control__V1__DeletePoolResponse",
+  "tether.control.v1",
+  sizeof(Tether__Control__V1__DeletePoolResponse),
+  0,
+  tether__control__v1__delete_pool_response__field_descriptors,
+  tether__control__v1__delete_pool_response__field_indices_by_name,
+  0,  tether__control__v1__delete_pool_response__number_ranges,
+  (ProtobufCMessageInit) tether__control__v1__delete_pool_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+#define tether__control__v1__list_pools_request__field_descriptors NULL
+#define tether__control__v1__list_pools_request__field_indices_by_name NULL
+#define tether__control__v1__list_pools_request__number_ranges NULL
+const ProtobufCMessageDescriptor tether__control__v1__list_pools_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "tether.control.v1.ListPoolsRequest",
+  "ListPoolsRequest",
+  "Tether__Control__V1__ListPoolsRequest",
+  "tether.control.v1",
+  sizeof(Tether__Control__V1__ListPoolsRequest),
+  0,
+  tether__control__v1__list_pools_request__field_descriptors,
+  tether__control__v1__list_pools_request__field_indices_by_name,
+  0,  tether__control__v1__list_pools_request__number_ranges,
+  (ProtobufCMessageInit) tether__control__v1__list_pools_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor tether__control__v1__list_pools_response__field_descriptors[1] =
+{
+  {
+    "pools",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Tether__Control__V1__ListPoolsResponse, n_pools),
+    offsetof(Tether__Control__V1__ListPoolsResponse, pools),
+    &tether__control__v1__pool__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned tether__control__v1__list_pools_response__field_indices_by_name[] = {
+  0,   /* field[0] = pools */
+};
+static const ProtobufCIntRange tether__control__v1__list_pools_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor tether__control__v1__list_pools_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "tether.control.v1.ListPoolsResponse",
+  "ListPoolsResponse",
+  "Tether__Control__V1__ListPoolsResponse",
+  "tether.control.v1",
+  sizeof(Tether__Control__V1__ListPoolsResponse),
+  1,
+  tether__control__v1__list_pools_response__field_descriptors,
+  tether__control__v1__list_pools_response__field_indices_by_name,
+  1,  tether__control__v1__list_pools_response__number_ranges,
+  (ProtobufCMessageInit) tether__control__v1__list_pools_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCFieldDescriptor tether__control__v1__clear_run_request__field_descriptors[4] =
 {
   {
@@ -6407,7 +7039,7 @@ const ProtobufCEnumDescriptor tether__control__v1__token_role__descriptor =
   tether__control__v1__token_role__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor tether__control__v1__control_service__method_descriptors[19] =
+static const ProtobufCMethodDescriptor tether__control__v1__control_service__method_descriptors[22] =
 {
   { "ApplyDag", &tether__control__v1__apply_dag_request__descriptor, &tether__control__v1__apply_dag_response__descriptor },
   { "GetDag", &tether__control__v1__get_dag_request__descriptor, &tether__control__v1__get_dag_response__descriptor },
@@ -6421,6 +7053,9 @@ static const ProtobufCMethodDescriptor tether__control__v1__control_service__met
   { "CancelRun", &tether__control__v1__cancel_run_request__descriptor, &tether__control__v1__cancel_run_response__descriptor },
   { "CancelTaskInstance", &tether__control__v1__cancel_task_instance_request__descriptor, &tether__control__v1__cancel_task_instance_response__descriptor },
   { "ClearRun", &tether__control__v1__clear_run_request__descriptor, &tether__control__v1__clear_run_response__descriptor },
+  { "SetPool", &tether__control__v1__set_pool_request__descriptor, &tether__control__v1__set_pool_response__descriptor },
+  { "DeletePool", &tether__control__v1__delete_pool_request__descriptor, &tether__control__v1__delete_pool_response__descriptor },
+  { "ListPools", &tether__control__v1__list_pools_request__descriptor, &tether__control__v1__list_pools_response__descriptor },
   { "ListAgents", &tether__control__v1__list_agents_request__descriptor, &tether__control__v1__list_agents_response__descriptor },
   { "DrainAgent", &tether__control__v1__drain_agent_request__descriptor, &tether__control__v1__drain_agent_response__descriptor },
   { "UndrainAgent", &tether__control__v1__undrain_agent_request__descriptor, &tether__control__v1__undrain_agent_response__descriptor },
@@ -6434,21 +7069,24 @@ const unsigned tether__control__v1__control_service__method_indices_by_name[] = 
   9,        /* CancelRun */
   10,        /* CancelTaskInstance */
   11,        /* ClearRun */
-  15,        /* CreateToken */
-  13,        /* DrainAgent */
+  18,        /* CreateToken */
+  13,        /* DeletePool */
+  16,        /* DrainAgent */
   1,        /* GetDag */
   7,        /* GetRun */
-  12,        /* ListAgents */
+  15,        /* ListAgents */
   3,        /* ListDagVersions */
   2,        /* ListDags */
+  14,        /* ListPools */
   8,        /* ListRuns */
-  16,        /* ListTokens */
+  19,        /* ListTokens */
   4,        /* PauseDag */
-  17,        /* RevokeToken */
+  20,        /* RevokeToken */
+  12,        /* SetPool */
   6,        /* TriggerRun */
-  14,        /* UndrainAgent */
+  17,        /* UndrainAgent */
   5,        /* UnpauseDag */
-  18         /* WatchEvents */
+  21         /* WatchEvents */
 };
 const ProtobufCServiceDescriptor tether__control__v1__control_service__descriptor =
 {
@@ -6457,7 +7095,7 @@ const ProtobufCServiceDescriptor tether__control__v1__control_service__descripto
   "ControlService",
   "Tether__Control__V1__ControlService",
   "tether.control.v1",
-  19,
+  22,
   tether__control__v1__control_service__method_descriptors,
   tether__control__v1__control_service__method_indices_by_name
 };
@@ -6557,13 +7195,37 @@ void tether__control__v1__control_service__clear_run(ProtobufCService *service,
   assert(service->descriptor == &tether__control__v1__control_service__descriptor);
   service->invoke(service, 11, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
+void tether__control__v1__control_service__set_pool(ProtobufCService *service,
+                                                    const Tether__Control__V1__SetPoolRequest *input,
+                                                    Tether__Control__V1__SetPoolResponse_Closure closure,
+                                                    void *closure_data)
+{
+  assert(service->descriptor == &tether__control__v1__control_service__descriptor);
+  service->invoke(service, 12, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void tether__control__v1__control_service__delete_pool(ProtobufCService *service,
+                                                       const Tether__Control__V1__DeletePoolRequest *input,
+                                                       Tether__Control__V1__DeletePoolResponse_Closure closure,
+                                                       void *closure_data)
+{
+  assert(service->descriptor == &tether__control__v1__control_service__descriptor);
+  service->invoke(service, 13, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void tether__control__v1__control_service__list_pools(ProtobufCService *service,
+                                                      const Tether__Control__V1__ListPoolsRequest *input,
+                                                      Tether__Control__V1__ListPoolsResponse_Closure closure,
+                                                      void *closure_data)
+{
+  assert(service->descriptor == &tether__control__v1__control_service__descriptor);
+  service->invoke(service, 14, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
 void tether__control__v1__control_service__list_agents(ProtobufCService *service,
                                                        const Tether__Control__V1__ListAgentsRequest *input,
                                                        Tether__Control__V1__ListAgentsResponse_Closure closure,
                                                        void *closure_data)
 {
   assert(service->descriptor == &tether__control__v1__control_service__descriptor);
-  service->invoke(service, 12, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 15, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void tether__control__v1__control_service__drain_agent(ProtobufCService *service,
                                                        const Tether__Control__V1__DrainAgentRequest *input,
@@ -6571,7 +7233,7 @@ void tether__control__v1__control_service__drain_agent(ProtobufCService *service
                                                        void *closure_data)
 {
   assert(service->descriptor == &tether__control__v1__control_service__descriptor);
-  service->invoke(service, 13, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 16, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void tether__control__v1__control_service__undrain_agent(ProtobufCService *service,
                                                          const Tether__Control__V1__UndrainAgentRequest *input,
@@ -6579,7 +7241,7 @@ void tether__control__v1__control_service__undrain_agent(ProtobufCService *servi
                                                          void *closure_data)
 {
   assert(service->descriptor == &tether__control__v1__control_service__descriptor);
-  service->invoke(service, 14, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 17, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void tether__control__v1__control_service__create_token(ProtobufCService *service,
                                                         const Tether__Control__V1__CreateTokenRequest *input,
@@ -6587,7 +7249,7 @@ void tether__control__v1__control_service__create_token(ProtobufCService *servic
                                                         void *closure_data)
 {
   assert(service->descriptor == &tether__control__v1__control_service__descriptor);
-  service->invoke(service, 15, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 18, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void tether__control__v1__control_service__list_tokens(ProtobufCService *service,
                                                        const Tether__Control__V1__ListTokensRequest *input,
@@ -6595,7 +7257,7 @@ void tether__control__v1__control_service__list_tokens(ProtobufCService *service
                                                        void *closure_data)
 {
   assert(service->descriptor == &tether__control__v1__control_service__descriptor);
-  service->invoke(service, 16, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 19, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void tether__control__v1__control_service__revoke_token(ProtobufCService *service,
                                                         const Tether__Control__V1__RevokeTokenRequest *input,
@@ -6603,7 +7265,7 @@ void tether__control__v1__control_service__revoke_token(ProtobufCService *servic
                                                         void *closure_data)
 {
   assert(service->descriptor == &tether__control__v1__control_service__descriptor);
-  service->invoke(service, 17, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 20, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void tether__control__v1__control_service__watch_events(ProtobufCService *service,
                                                         const Tether__Control__V1__WatchEventsRequest *input,
@@ -6611,7 +7273,7 @@ void tether__control__v1__control_service__watch_events(ProtobufCService *servic
                                                         void *closure_data)
 {
   assert(service->descriptor == &tether__control__v1__control_service__descriptor);
-  service->invoke(service, 18, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 21, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void tether__control__v1__control_service__init (Tether__Control__V1__ControlService_Service *service,
                                                  Tether__Control__V1__ControlService_ServiceDestroy destroy)

@@ -54,6 +54,13 @@ typedef struct Tether__Control__V1__CancelRunRequest Tether__Control__V1__Cancel
 typedef struct Tether__Control__V1__CancelRunResponse Tether__Control__V1__CancelRunResponse;
 typedef struct Tether__Control__V1__CancelTaskInstanceRequest Tether__Control__V1__CancelTaskInstanceRequest;
 typedef struct Tether__Control__V1__CancelTaskInstanceResponse Tether__Control__V1__CancelTaskInstanceResponse;
+typedef struct Tether__Control__V1__Pool Tether__Control__V1__Pool;
+typedef struct Tether__Control__V1__SetPoolRequest Tether__Control__V1__SetPoolRequest;
+typedef struct Tether__Control__V1__SetPoolResponse Tether__Control__V1__SetPoolResponse;
+typedef struct Tether__Control__V1__DeletePoolRequest Tether__Control__V1__DeletePoolRequest;
+typedef struct Tether__Control__V1__DeletePoolResponse Tether__Control__V1__DeletePoolResponse;
+typedef struct Tether__Control__V1__ListPoolsRequest Tether__Control__V1__ListPoolsRequest;
+typedef struct Tether__Control__V1__ListPoolsResponse Tether__Control__V1__ListPoolsResponse;
 typedef struct Tether__Control__V1__ClearRunRequest Tether__Control__V1__ClearRunRequest;
 typedef struct Tether__Control__V1__ClearRunResponse Tether__Control__V1__ClearRunResponse;
 typedef struct Tether__Control__V1__ListAgentsRequest Tether__Control__V1__ListAgentsRequest;
@@ -374,10 +381,18 @@ struct  Tether__Control__V1__TaskSpec
    */
   size_t n_params;
   Tether__Control__V1__TaskSpec__ParamsEntry **params;
+  /*
+   * The pool whose slots a running attempt takes; empty for none.
+   */
+  char *pool;
+  /*
+   * Slots of the pool one attempt takes (at least 1).
+   */
+  uint32_t pool_slots;
 };
 #define TETHER__CONTROL__V1__TASK_SPEC__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&tether__control__v1__task_spec__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, TETHER__CONTROL__V1__TRIGGER_RULE__TRIGGER_RULE_UNSPECIFIED, 0, 0, 0, 0, 0, 0, 0,NULL }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, TETHER__CONTROL__V1__TRIGGER_RULE__TRIGGER_RULE_UNSPECIFIED, 0, 0, 0, 0, 0, 0, 0,NULL, (char *)protobuf_c_empty_string, 0 }
 
 
 struct  Tether__Control__V1__DagSpec__ParamsEntry
@@ -1414,6 +1429,132 @@ struct  Tether__Control__V1__CancelTaskInstanceResponse
 
 
 /*
+ * A pool: a number of slots shared by the running (and admitted queued)
+ * attempts of every task that names it, across DAGs.
+ */
+struct  Tether__Control__V1__Pool
+{
+  ProtobufCMessage base;
+  /*
+   * Its name; 1-128 characters of [A-Za-z0-9._-].
+   */
+  char *name;
+  /*
+   * Its size.
+   */
+  uint32_t slots;
+  /*
+   * Slots held now by running attempts and by queued tasks let in.
+   */
+  uint32_t used;
+  /*
+   * Queued tasks waiting for room.
+   */
+  uint32_t waiting;
+  /*
+   * When it was created or last resized.
+   */
+  int64_t updated_at_unix_us;
+};
+#define TETHER__CONTROL__V1__POOL__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&tether__control__v1__pool__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, 0, 0, 0 }
+
+
+/*
+ * SetPool input.
+ */
+struct  Tether__Control__V1__SetPoolRequest
+{
+  ProtobufCMessage base;
+  /*
+   * The pool's name.
+   */
+  char *name;
+  /*
+   * Its size, 0 to 100,000.
+   */
+  uint32_t slots;
+};
+#define TETHER__CONTROL__V1__SET_POOL_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&tether__control__v1__set_pool_request__descriptor) \
+    , (char *)protobuf_c_empty_string, 0 }
+
+
+/*
+ * SetPool result.
+ */
+struct  Tether__Control__V1__SetPoolResponse
+{
+  ProtobufCMessage base;
+  /*
+   * The pool after the change.
+   */
+  Tether__Control__V1__Pool *pool;
+};
+#define TETHER__CONTROL__V1__SET_POOL_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&tether__control__v1__set_pool_response__descriptor) \
+    , NULL }
+
+
+/*
+ * DeletePool input.
+ */
+struct  Tether__Control__V1__DeletePoolRequest
+{
+  ProtobufCMessage base;
+  /*
+   * The pool's name.
+   */
+  char *name;
+};
+#define TETHER__CONTROL__V1__DELETE_POOL_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&tether__control__v1__delete_pool_request__descriptor) \
+    , (char *)protobuf_c_empty_string }
+
+
+/*
+ * DeletePool result.
+ */
+struct  Tether__Control__V1__DeletePoolResponse
+{
+  ProtobufCMessage base;
+};
+#define TETHER__CONTROL__V1__DELETE_POOL_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&tether__control__v1__delete_pool_response__descriptor) \
+     }
+
+
+/*
+ * ListPools input.
+ */
+struct  Tether__Control__V1__ListPoolsRequest
+{
+  ProtobufCMessage base;
+};
+#define TETHER__CONTROL__V1__LIST_POOLS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&tether__control__v1__list_pools_request__descriptor) \
+     }
+
+
+/*
+ * ListPools result.
+ */
+struct  Tether__Control__V1__ListPoolsResponse
+{
+  ProtobufCMessage base;
+  /*
+   * Every pool, by name.
+   */
+  size_t n_pools;
+  Tether__Control__V1__Pool **pools;
+};
+#define TETHER__CONTROL__V1__LIST_POOLS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&tether__control__v1__list_pools_response__descriptor) \
+    , 0,NULL }
+
+
+/*
  * ClearRun input.
  */
 struct  Tether__Control__V1__ClearRunRequest
@@ -2391,6 +2532,139 @@ Tether__Control__V1__CancelTaskInstanceResponse *
 void   tether__control__v1__cancel_task_instance_response__free_unpacked
                      (Tether__Control__V1__CancelTaskInstanceResponse *message,
                       ProtobufCAllocator *allocator);
+/* Tether__Control__V1__Pool methods */
+void   tether__control__v1__pool__init
+                     (Tether__Control__V1__Pool         *message);
+size_t tether__control__v1__pool__get_packed_size
+                     (const Tether__Control__V1__Pool   *message);
+size_t tether__control__v1__pool__pack
+                     (const Tether__Control__V1__Pool   *message,
+                      uint8_t             *out);
+size_t tether__control__v1__pool__pack_to_buffer
+                     (const Tether__Control__V1__Pool   *message,
+                      ProtobufCBuffer     *buffer);
+Tether__Control__V1__Pool *
+       tether__control__v1__pool__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   tether__control__v1__pool__free_unpacked
+                     (Tether__Control__V1__Pool *message,
+                      ProtobufCAllocator *allocator);
+/* Tether__Control__V1__SetPoolRequest methods */
+void   tether__control__v1__set_pool_request__init
+                     (Tether__Control__V1__SetPoolRequest         *message);
+size_t tether__control__v1__set_pool_request__get_packed_size
+                     (const Tether__Control__V1__SetPoolRequest   *message);
+size_t tether__control__v1__set_pool_request__pack
+                     (const Tether__Control__V1__SetPoolRequest   *message,
+                      uint8_t             *out);
+size_t tether__control__v1__set_pool_request__pack_to_buffer
+                     (const Tether__Control__V1__SetPoolRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Tether__Control__V1__SetPoolRequest *
+       tether__control__v1__set_pool_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   tether__control__v1__set_pool_request__free_unpacked
+                     (Tether__Control__V1__SetPoolRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Tether__Control__V1__SetPoolResponse methods */
+void   tether__control__v1__set_pool_response__init
+                     (Tether__Control__V1__SetPoolResponse         *message);
+size_t tether__control__v1__set_pool_response__get_packed_size
+                     (const Tether__Control__V1__SetPoolResponse   *message);
+size_t tether__control__v1__set_pool_response__pack
+                     (const Tether__Control__V1__SetPoolResponse   *message,
+                      uint8_t             *out);
+size_t tether__control__v1__set_pool_response__pack_to_buffer
+                     (const Tether__Control__V1__SetPoolResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Tether__Control__V1__SetPoolResponse *
+       tether__control__v1__set_pool_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   tether__control__v1__set_pool_response__free_unpacked
+                     (Tether__Control__V1__SetPoolResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Tether__Control__V1__DeletePoolRequest methods */
+void   tether__control__v1__delete_pool_request__init
+                     (Tether__Control__V1__DeletePoolRequest         *message);
+size_t tether__control__v1__delete_pool_request__get_packed_size
+                     (const Tether__Control__V1__DeletePoolRequest   *message);
+size_t tether__control__v1__delete_pool_request__pack
+                     (const Tether__Control__V1__DeletePoolRequest   *message,
+                      uint8_t             *out);
+size_t tether__control__v1__delete_pool_request__pack_to_buffer
+                     (const Tether__Control__V1__DeletePoolRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Tether__Control__V1__DeletePoolRequest *
+       tether__control__v1__delete_pool_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   tether__control__v1__delete_pool_request__free_unpacked
+                     (Tether__Control__V1__DeletePoolRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Tether__Control__V1__DeletePoolResponse methods */
+void   tether__control__v1__delete_pool_response__init
+                     (Tether__Control__V1__DeletePoolResponse         *message);
+size_t tether__control__v1__delete_pool_response__get_packed_size
+                     (const Tether__Control__V1__DeletePoolResponse   *message);
+size_t tether__control__v1__delete_pool_response__pack
+                     (const Tether__Control__V1__DeletePoolResponse   *message,
+                      uint8_t             *out);
+size_t tether__control__v1__delete_pool_response__pack_to_buffer
+                     (const Tether__Control__V1__DeletePoolResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Tether__Control__V1__DeletePoolResponse *
+       tether__control__v1__delete_pool_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   tether__control__v1__delete_pool_response__free_unpacked
+                     (Tether__Control__V1__DeletePoolResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Tether__Control__V1__ListPoolsRequest methods */
+void   tether__control__v1__list_pools_request__init
+                     (Tether__Control__V1__ListPoolsRequest         *message);
+size_t tether__control__v1__list_pools_request__get_packed_size
+                     (const Tether__Control__V1__ListPoolsRequest   *message);
+size_t tether__control__v1__list_pools_request__pack
+                     (const Tether__Control__V1__ListPoolsRequest   *message,
+                      uint8_t             *out);
+size_t tether__control__v1__list_pools_request__pack_to_buffer
+                     (const Tether__Control__V1__ListPoolsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Tether__Control__V1__ListPoolsRequest *
+       tether__control__v1__list_pools_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   tether__control__v1__list_pools_request__free_unpacked
+                     (Tether__Control__V1__ListPoolsRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Tether__Control__V1__ListPoolsResponse methods */
+void   tether__control__v1__list_pools_response__init
+                     (Tether__Control__V1__ListPoolsResponse         *message);
+size_t tether__control__v1__list_pools_response__get_packed_size
+                     (const Tether__Control__V1__ListPoolsResponse   *message);
+size_t tether__control__v1__list_pools_response__pack
+                     (const Tether__Control__V1__ListPoolsResponse   *message,
+                      uint8_t             *out);
+size_t tether__control__v1__list_pools_response__pack_to_buffer
+                     (const Tether__Control__V1__ListPoolsResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Tether__Control__V1__ListPoolsResponse *
+       tether__control__v1__list_pools_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   tether__control__v1__list_pools_response__free_unpacked
+                     (Tether__Control__V1__ListPoolsResponse *message,
+                      ProtobufCAllocator *allocator);
 /* Tether__Control__V1__ClearRunRequest methods */
 void   tether__control__v1__clear_run_request__init
                      (Tether__Control__V1__ClearRunRequest         *message);
@@ -2814,6 +3088,27 @@ typedef void (*Tether__Control__V1__CancelTaskInstanceRequest_Closure)
 typedef void (*Tether__Control__V1__CancelTaskInstanceResponse_Closure)
                  (const Tether__Control__V1__CancelTaskInstanceResponse *message,
                   void *closure_data);
+typedef void (*Tether__Control__V1__Pool_Closure)
+                 (const Tether__Control__V1__Pool *message,
+                  void *closure_data);
+typedef void (*Tether__Control__V1__SetPoolRequest_Closure)
+                 (const Tether__Control__V1__SetPoolRequest *message,
+                  void *closure_data);
+typedef void (*Tether__Control__V1__SetPoolResponse_Closure)
+                 (const Tether__Control__V1__SetPoolResponse *message,
+                  void *closure_data);
+typedef void (*Tether__Control__V1__DeletePoolRequest_Closure)
+                 (const Tether__Control__V1__DeletePoolRequest *message,
+                  void *closure_data);
+typedef void (*Tether__Control__V1__DeletePoolResponse_Closure)
+                 (const Tether__Control__V1__DeletePoolResponse *message,
+                  void *closure_data);
+typedef void (*Tether__Control__V1__ListPoolsRequest_Closure)
+                 (const Tether__Control__V1__ListPoolsRequest *message,
+                  void *closure_data);
+typedef void (*Tether__Control__V1__ListPoolsResponse_Closure)
+                 (const Tether__Control__V1__ListPoolsResponse *message,
+                  void *closure_data);
 typedef void (*Tether__Control__V1__ClearRunRequest_Closure)
                  (const Tether__Control__V1__ClearRunRequest *message,
                   void *closure_data);
@@ -2917,6 +3212,18 @@ struct Tether__Control__V1__ControlService_Service
                     const Tether__Control__V1__ClearRunRequest *input,
                     Tether__Control__V1__ClearRunResponse_Closure closure,
                     void *closure_data);
+  void (*set_pool)(Tether__Control__V1__ControlService_Service *service,
+                   const Tether__Control__V1__SetPoolRequest *input,
+                   Tether__Control__V1__SetPoolResponse_Closure closure,
+                   void *closure_data);
+  void (*delete_pool)(Tether__Control__V1__ControlService_Service *service,
+                      const Tether__Control__V1__DeletePoolRequest *input,
+                      Tether__Control__V1__DeletePoolResponse_Closure closure,
+                      void *closure_data);
+  void (*list_pools)(Tether__Control__V1__ControlService_Service *service,
+                     const Tether__Control__V1__ListPoolsRequest *input,
+                     Tether__Control__V1__ListPoolsResponse_Closure closure,
+                     void *closure_data);
   void (*list_agents)(Tether__Control__V1__ControlService_Service *service,
                       const Tether__Control__V1__ListAgentsRequest *input,
                       Tether__Control__V1__ListAgentsResponse_Closure closure,
@@ -2965,6 +3272,9 @@ void tether__control__v1__control_service__init (Tether__Control__V1__ControlSer
       function_prefix__ ## cancel_run,\
       function_prefix__ ## cancel_task_instance,\
       function_prefix__ ## clear_run,\
+      function_prefix__ ## set_pool,\
+      function_prefix__ ## delete_pool,\
+      function_prefix__ ## list_pools,\
       function_prefix__ ## list_agents,\
       function_prefix__ ## drain_agent,\
       function_prefix__ ## undrain_agent,\
@@ -3020,6 +3330,18 @@ void tether__control__v1__control_service__clear_run(ProtobufCService *service,
                                                      const Tether__Control__V1__ClearRunRequest *input,
                                                      Tether__Control__V1__ClearRunResponse_Closure closure,
                                                      void *closure_data);
+void tether__control__v1__control_service__set_pool(ProtobufCService *service,
+                                                    const Tether__Control__V1__SetPoolRequest *input,
+                                                    Tether__Control__V1__SetPoolResponse_Closure closure,
+                                                    void *closure_data);
+void tether__control__v1__control_service__delete_pool(ProtobufCService *service,
+                                                       const Tether__Control__V1__DeletePoolRequest *input,
+                                                       Tether__Control__V1__DeletePoolResponse_Closure closure,
+                                                       void *closure_data);
+void tether__control__v1__control_service__list_pools(ProtobufCService *service,
+                                                      const Tether__Control__V1__ListPoolsRequest *input,
+                                                      Tether__Control__V1__ListPoolsResponse_Closure closure,
+                                                      void *closure_data);
 void tether__control__v1__control_service__list_agents(ProtobufCService *service,
                                                        const Tether__Control__V1__ListAgentsRequest *input,
                                                        Tether__Control__V1__ListAgentsResponse_Closure closure,
@@ -3097,6 +3419,13 @@ extern const ProtobufCMessageDescriptor tether__control__v1__cancel_run_request_
 extern const ProtobufCMessageDescriptor tether__control__v1__cancel_run_response__descriptor;
 extern const ProtobufCMessageDescriptor tether__control__v1__cancel_task_instance_request__descriptor;
 extern const ProtobufCMessageDescriptor tether__control__v1__cancel_task_instance_response__descriptor;
+extern const ProtobufCMessageDescriptor tether__control__v1__pool__descriptor;
+extern const ProtobufCMessageDescriptor tether__control__v1__set_pool_request__descriptor;
+extern const ProtobufCMessageDescriptor tether__control__v1__set_pool_response__descriptor;
+extern const ProtobufCMessageDescriptor tether__control__v1__delete_pool_request__descriptor;
+extern const ProtobufCMessageDescriptor tether__control__v1__delete_pool_response__descriptor;
+extern const ProtobufCMessageDescriptor tether__control__v1__list_pools_request__descriptor;
+extern const ProtobufCMessageDescriptor tether__control__v1__list_pools_response__descriptor;
 extern const ProtobufCMessageDescriptor tether__control__v1__clear_run_request__descriptor;
 extern const ProtobufCMessageDescriptor tether__control__v1__clear_run_response__descriptor;
 extern const ProtobufCMessageDescriptor tether__control__v1__list_agents_request__descriptor;
