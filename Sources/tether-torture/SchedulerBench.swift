@@ -15,6 +15,8 @@ struct SchedulerBench: ParsableCommand {
         discussion: """
             independent: --runs runs of a DAG of --tasks independent tasks (10 x 1,000 = 10,000 by default).
             chain: one run of a --tasks-long chain. Fake agents report success as soon as a grant arrives.
+            --pools N spreads the tasks over N pools (round robin) that share the agents' slots
+            evenly, to compare the grant rate with pools to the rate without.
             """
     )
 
@@ -36,10 +38,13 @@ struct SchedulerBench: ParsableCommand {
     var slots = 64
     @Option(help: "Largest commit batch.")
     var maxBatch = 1024
+    @Option(help: "Pools the tasks are spread over (0: none).")
+    var pools = 0
 
     func validate() throws {
         guard !FileManager.default.fileExists(atPath: db) else { throw ValidationError("\(db) exists; the bench writes a fresh database") }
         guard tasks > 0, runs > 0, agents > 0, slots > 0 else { throw ValidationError("counts must be positive") }
+        guard pools >= 0, pools <= agents * slots else { throw ValidationError("--pools must be 0 to agents x slots") }
     }
 
     func run() throws {
@@ -50,8 +55,12 @@ struct SchedulerBench: ParsableCommand {
         ) { effects in bench.delivered(effects) }
         let runCount = shape == .chain ? 1 : runs
         let spec = DAGSpec(dagID: "bench", maxActiveRuns: runCount, tasks: (0..<tasks).map { i in
-            TaskSpec(id: "t\(i)", entrypoint: "noop", dependsOn: shape == .chain && i > 0 ? ["t\(i - 1)"] : [])
+            TaskSpec(id: "t\(i)", entrypoint: "noop", dependsOn: shape == .chain && i > 0 ? ["t\(i - 1)"] : [],
+                     pool: pools > 0 ? "p\(i % pools)" : "")
         })
+        for p in 0..<pools {
+            _ = try bench.wait(service) { try $0.setPool("p\(p)", slots: agents * slots / pools) }
+        }
         _ = try bench.wait(service) { try $0.apply(spec) }
         for a in 0..<agents {
             _ = try bench.wait(service) {
@@ -91,7 +100,7 @@ struct SchedulerBench: ParsableCommand {
         let batches = stats.batches - statsBefore.batches
         let changes = stats.changes - statsBefore.changes
         let common = #""shape":"\#(shape.rawValue)","tasks":\#(total),"synchronous":"\#(synchronous.rawValue)","agents":\#(agents),"#
-            + #""slots":\#(slots),"commits":\#(batches),"writer_changes":\#(changes),"#
+            + #""slots":\#(slots),"pools":\#(pools),"commits":\#(batches),"writer_changes":\#(changes),"#
             + #""mean_batch":\#(String(format: "%.1f", Double(changes) / Double(max(1, batches)))),"#
             + #""max_batch":\#(stats.largestBatch),"elapsed_s":\#(String(format: "%.3f", seconds))"#
         func metric(_ name: String, _ value: Double, _ unit: String) {
