@@ -42,6 +42,7 @@ struct DAGFileReader {
         var params: [String: String]?
         var pool: String?
         var poolSlots: Int?
+        var queueTimeout: Int64??
     }
 
     /// Who a problem is about.
@@ -56,11 +57,11 @@ struct DAGFileReader {
     }
 
     static let topKeys = [
-        "dag_id", "description", "schedule", "paused", "catchup", "max_active_runs", "max_active_tasks", "params", "defaults", "tasks",
+        "dag_id", "description", "schedule", "paused", "catchup", "run_timeout", "max_active_runs", "max_active_tasks", "params", "defaults", "tasks",
     ]
     static let defaultsKeys = [
         "queue", "retries", "retry_delay", "retry_exponential_backoff", "max_retry_delay", "execution_timeout", "priority",
-        "trigger_rule", "params", "pool", "pool_slots",
+        "trigger_rule", "params", "pool", "pool_slots", "queue_timeout",
     ]
     static let taskKeys = ["id", "entrypoint", "depends_on"] + defaultsKeys
 
@@ -91,6 +92,9 @@ struct DAGFileReader {
         if let node = entries["schedule"]?.value, let value = string(node, "schedule", place) { spec.schedule = value }
         if let node = entries["paused"]?.value, let value = bool(node, "paused", place) { spec.paused = value }
         if let node = entries["catchup"]?.value, let value = bool(node, "catchup", place) { spec.catchup = value }
+        if let node = entries["run_timeout"]?.value, let value = duration(node, "run_timeout", place) {
+            spec.runTimeoutMilliseconds = value == 0 ? nil : value
+        }
         if let node = entries["max_active_runs"]?.value, let value = integer(node, "max_active_runs", place) { spec.maxActiveRuns = value }
         if let node = entries["max_active_tasks"]?.value, let value = integer(node, "max_active_tasks", place) { spec.maxActiveTasks = value }
         if let node = entries["params"]?.value, let value = params(node, "params", place) { spec.params = value }
@@ -164,6 +168,7 @@ struct DAGFileReader {
         task.params = (defaults.params ?? [:]).merging(own.params ?? [:]) { _, taskValue in taskValue }
         task.pool = own.pool ?? defaults.pool ?? ""
         task.poolSlots = own.poolSlots ?? defaults.poolSlots ?? 1
+        task.queueTimeoutMilliseconds = own.queueTimeout ?? defaults.queueTimeout ?? nil
         return task
     }
 
@@ -183,6 +188,9 @@ struct DAGFileReader {
         if let node = entries["params"]?.value { fields.params = params(node, "params", place) }
         if let node = entries["pool"]?.value { fields.pool = string(node, "pool", place) }
         if let node = entries["pool_slots"]?.value { fields.poolSlots = integer(node, "pool_slots", place) }
+        if let node = entries["queue_timeout"]?.value, let value = duration(node, "queue_timeout", place) {
+            fields.queueTimeout = .some(value == 0 ? nil : value)  // 0 lifts one set in defaults
+        }
     }
 
     // MARK: - Mapping validation problems to lines

@@ -19,9 +19,10 @@
 ///
 /// Fields added since version 1 follow, each as its snake_case name then its value, and
 /// only when it is not at its default, so the hash of a spec that does not use them stays
-/// what it was: `catchup` (a bool, when true); then, for each task in id order that sets
-/// them, `tasks.<id>.pool` (a string, when not empty) and `tasks.<id>.pool_slots` (an
-/// integer, when not 1).
+/// what it was: `catchup` (a bool, when true), `run_timeout` (an integer, when set); then,
+/// for each task in id order that sets them, `tasks.<id>.pool` (a string, when not empty),
+/// `tasks.<id>.pool_slots` (an integer, when not 1) and `tasks.<id>.queue_timeout` (an
+/// integer, when set).
 ///
 /// Every variable-length item is length-prefixed, so no two different specs encode to the
 /// same bytes. Changing this encoding changes every stored hash: bump the version prefix.
@@ -63,6 +64,10 @@ extension DAGSpec {
             encoder.string("catchup")
             encoder.bool(true)
         }
+        if let timeout = runTimeoutMilliseconds {
+            encoder.string("run_timeout")
+            encoder.integer(timeout)
+        }
         for task in sortedTasks {
             if !task.pool.isEmpty {
                 encoder.string("tasks.\(task.id).pool")
@@ -71,6 +76,10 @@ extension DAGSpec {
             if task.poolSlots != 1 {
                 encoder.string("tasks.\(task.id).pool_slots")
                 encoder.integer(task.poolSlots)
+            }
+            if let timeout = task.queueTimeoutMilliseconds {
+                encoder.string("tasks.\(task.id).queue_timeout")
+                encoder.integer(timeout)
             }
         }
         return encoder.bytes

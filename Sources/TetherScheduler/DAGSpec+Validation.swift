@@ -86,6 +86,9 @@ extension DAGSpec {
         func report(_ field: String, _ message: String) {
             problems.append(DAGSpecProblem(field: field, message: message))
         }
+        if let timeout = runTimeoutMilliseconds, timeout <= 0 || timeout > DAGSpecLimits.maxDurationMilliseconds {
+            report("run_timeout", "must be more than 0 and at most 365d")
+        }
         if let message = Identifier.problem(dagID) { report("dag_id", message) }
         if description.utf8.count > DAGSpecLimits.maxDescriptionBytes {
             report("description", "is \(description.utf8.count) bytes; at most \(DAGSpecLimits.maxDescriptionBytes)")
@@ -238,6 +241,9 @@ extension TaskSpec {
         }
         for message in paramsProblems(params) { problems.append(("params", message)) }
         if !pool.isEmpty, let message = Identifier.problem(pool) { problems.append(("pool", message)) }
+        if let timeout = queueTimeoutMilliseconds, timeout <= 0 || timeout > longest {
+            problems.append(("queue_timeout", "must be more than 0 and at most 365d"))
+        }
         if !DAGSpecLimits.poolSlots.contains(poolSlots) {
             problems.append(("pool_slots", "is \(poolSlots); must be \(rangeText(DAGSpecLimits.poolSlots))"))
         }

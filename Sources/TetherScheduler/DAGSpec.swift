@@ -12,6 +12,9 @@ public struct DAGSpec: Hashable, Sendable, Codable {
     /// Whether schedule instants missed (server down, DAG paused, max_active_runs full)
     /// each get their run, oldest first; off: only the latest missed instant runs.
     public var catchup: Bool
+    /// A run still unfinished this long after it started fails, its unfinished tasks
+    /// cancelled; nil for no limit.
+    public var runTimeoutMilliseconds: Int64?
     /// Most runs in queued or running state at once (>= 1).
     public var maxActiveRuns: Int
     /// Most task instances of this DAG leased at once across its runs; 0 means no limit.
@@ -23,7 +26,7 @@ public struct DAGSpec: Hashable, Sendable, Codable {
 
     public init(
         dagID: String, description: String = "", schedule: String = "", paused: Bool = false, catchup: Bool = false,
-        maxActiveRuns: Int = DAGSpec.defaultMaxActiveRuns, maxActiveTasks: Int = 0,
+        runTimeoutMilliseconds: Int64? = nil, maxActiveRuns: Int = DAGSpec.defaultMaxActiveRuns, maxActiveTasks: Int = 0,
         params: [String: String] = [:], tasks: [TaskSpec]
     ) {
         self.dagID = dagID
@@ -31,6 +34,7 @@ public struct DAGSpec: Hashable, Sendable, Codable {
         self.schedule = schedule
         self.paused = paused
         self.catchup = catchup
+        self.runTimeoutMilliseconds = runTimeoutMilliseconds
         self.maxActiveRuns = maxActiveRuns
         self.maxActiveTasks = maxActiveTasks
         self.params = params
@@ -40,7 +44,7 @@ public struct DAGSpec: Hashable, Sendable, Codable {
     public static let defaultMaxActiveRuns = 16
 
     private enum CodingKeys: String, CodingKey {
-        case dagID, description, schedule, paused, catchup, maxActiveRuns, maxActiveTasks, params, tasks
+        case dagID, description, schedule, paused, catchup, runTimeoutMilliseconds, maxActiveRuns, maxActiveTasks, params, tasks
     }
 
     /// Reads specs stored before a field existed with that field at its default.
@@ -49,6 +53,7 @@ public struct DAGSpec: Hashable, Sendable, Codable {
         self.init(dagID: try c.decode(String.self, forKey: .dagID), description: try c.decode(String.self, forKey: .description),
                   schedule: try c.decode(String.self, forKey: .schedule), paused: try c.decode(Bool.self, forKey: .paused),
                   catchup: try c.decodeIfPresent(Bool.self, forKey: .catchup) ?? false,
+                  runTimeoutMilliseconds: try c.decodeIfPresent(Int64.self, forKey: .runTimeoutMilliseconds),
                   maxActiveRuns: try c.decode(Int.self, forKey: .maxActiveRuns),
                   maxActiveTasks: try c.decode(Int.self, forKey: .maxActiveTasks),
                   params: try c.decode([String: String].self, forKey: .params), tasks: try c.decode([TaskSpec].self, forKey: .tasks))
@@ -78,12 +83,15 @@ public struct TaskSpec: Hashable, Sendable, Codable {
     public var pool: String
     /// Slots of `pool` one attempt takes (1 or more).
     public var poolSlots: Int
+    /// A task queued (ready, waiting for an agent or its pool) this long fails without
+    /// running; nil for no limit.
+    public var queueTimeoutMilliseconds: Int64?
 
     public init(
         id: String, entrypoint: String, queue: String = TaskSpec.defaultQueue, dependsOn: [String] = [],
         triggerRule: TriggerRule = .allSuccess, retry: RetryPolicy = RetryPolicy(),
         executionTimeoutMilliseconds: Int64? = nil, priority: Int = 0, params: [String: String] = [:],
-        pool: String = "", poolSlots: Int = 1
+        pool: String = "", poolSlots: Int = 1, queueTimeoutMilliseconds: Int64? = nil
     ) {
         self.id = id
         self.entrypoint = entrypoint
@@ -96,6 +104,7 @@ public struct TaskSpec: Hashable, Sendable, Codable {
         self.params = params
         self.pool = pool
         self.poolSlots = poolSlots
+        self.queueTimeoutMilliseconds = queueTimeoutMilliseconds
     }
 
     public static let defaultQueue = "default"
@@ -105,6 +114,7 @@ public struct TaskSpec: Hashable, Sendable, Codable {
 
     private enum CodingKeys: String, CodingKey {
         case id, entrypoint, queue, dependsOn, triggerRule, retry, executionTimeoutMilliseconds, priority, params, pool, poolSlots
+        case queueTimeoutMilliseconds
     }
 
     /// Reads specs stored before a field existed with that field at its default.
@@ -116,7 +126,8 @@ public struct TaskSpec: Hashable, Sendable, Codable {
                   executionTimeoutMilliseconds: try c.decodeIfPresent(Int64.self, forKey: .executionTimeoutMilliseconds),
                   priority: try c.decode(Int.self, forKey: .priority), params: try c.decode([String: String].self, forKey: .params),
                   pool: try c.decodeIfPresent(String.self, forKey: .pool) ?? "",
-                  poolSlots: try c.decodeIfPresent(Int.self, forKey: .poolSlots) ?? 1)
+                  poolSlots: try c.decodeIfPresent(Int.self, forKey: .poolSlots) ?? 1,
+                  queueTimeoutMilliseconds: try c.decodeIfPresent(Int64.self, forKey: .queueTimeoutMilliseconds))
     }
 }
 

@@ -1,3 +1,5 @@
+import TetherSyntax
+
 // Leases: grants, agent sessions, reports, expiry and timeouts.
 
 /// What an agent announces when its stream opens.
@@ -367,6 +369,22 @@ extension Scheduler {
             let due = liveness.lastSeen.adding(milliseconds: configuration.leaseTTLMilliseconds)
             if due > now { return armSilenceTimer(agentID, at: due) }
             agentSilent(agentID, now: now)
+        case .queueTimeout(let key, let readyAt):
+            guard let run = runs[key.runID], let task = run.tasks[key.taskID], task.state == .queued, task.readyAt == readyAt,
+                  let timeout = run.specs[key.taskID]?.queueTimeoutMilliseconds else { return }
+            let waited = waitReason(key).map { " (\($0))" } ?? ""
+            dispatcher.remove(key)
+            markFinal(run, key.taskID, .failed, now: now,
+                      reason: "queued for its queue_timeout of \(DurationText.format(milliseconds: timeout)) without starting\(waited)")
+            settle(run, after: [key.taskID], now: now)
+        case .runTimeout(let runID):
+            guard let run = runs[runID], run.record.state == .running, let timeout = run.dagSpec.runTimeoutMilliseconds else { return }
+            let reason = "the run's run_timeout of \(DurationText.format(milliseconds: timeout)) passed"
+            for taskID in run.dagSpec.tasks.map(\.id) where !run.tasks[taskID]!.state.isFinal {
+                cancelTask(run, taskID, now: now, reason: reason)
+            }
+            run.record.note += (run.record.note.isEmpty ? "" : "\n") + "failed: " + reason
+            finishRun(run, as: .failed, now: now)
         }
     }
 

@@ -82,8 +82,21 @@ extension Scheduler {
             }
         }
         for (task, record, spec) in queuedTasks {
+            let readyAt = task.readyAt ?? now
             dispatcher.enqueue(task.key, dagID: record.dagID, queue: spec.queue, entrypoint: spec.entrypoint,
-                               priority: spec.priority, pool: spec.poolClaim, readyAt: task.readyAt ?? now)
+                               priority: spec.priority, pool: spec.poolClaim, readyAt: readyAt)
+            // Re-based: at most a whole timeout from now, whatever the wall clock did.
+            if let timeout = spec.queueTimeoutMilliseconds {
+                arm(.queueTimeout(task.key, readyAt: readyAt),
+                    at: min(readyAt.adding(milliseconds: timeout), now.adding(milliseconds: timeout)))
+            }
+        }
+        for run in runs.values where run.record.state == .running {
+            if let timeout = run.dagSpec.runTimeoutMilliseconds {
+                let startedAt = run.record.startedAt ?? now
+                arm(.runTimeout(runID: run.record.runID),
+                    at: min(startedAt.adding(milliseconds: timeout), now.adding(milliseconds: timeout)))
+            }
         }
         for entry in dags.values.sorted(by: { $0.record.dagID < $1.record.dagID }) {
             // A schedule instant missed while down fires once, at the first tick. Instants

@@ -33,6 +33,9 @@ extension Scheduler {
             run.record.state = try! run.record.state.transition(to: .running)
             run.record.startedAt = now
             output.changes.append(.run(run.record))
+            if let timeout = run.dagSpec.runTimeoutMilliseconds {
+                arm(.runTimeout(runID: run.record.runID), at: now.adding(milliseconds: timeout))
+            }
             for task in run.dagSpec.tasks where task.dependsOn.isEmpty || task.triggerRule == .always {
                 evaluate(run, task.id, now: now)
             }
@@ -83,20 +86,24 @@ extension Scheduler {
         let spec = run.specs[taskID]!
         dispatcher.enqueue(task.key, dagID: run.record.dagID, queue: spec.queue, entrypoint: spec.entrypoint,
                            priority: spec.priority, pool: spec.poolClaim, readyAt: now)
+        if let timeout = spec.queueTimeoutMilliseconds {
+            arm(.queueTimeout(task.key, readyAt: now), at: now.adding(milliseconds: timeout))
+        }
     }
 
-    func markFinal(_ run: ActiveRun, _ taskID: String, _ state: TaskState, now: Instant) {
+    func markFinal(_ run: ActiveRun, _ taskID: String, _ state: TaskState, now: Instant, reason: String = "") {
         var task = run.tasks[taskID]!
         task.state = try! task.state.transition(to: state)
         task.finishedAt = now
         task.nextTryAt = nil
+        task.reason = reason
         run.tasks[taskID] = task
         run.unfinished -= 1
         output.changes.append(.task(task))
     }
 
     /// Cancels one unfinished task: out of its queue, or its lease revoked.
-    func cancelTask(_ run: ActiveRun, _ taskID: String, now: Instant) {
+    func cancelTask(_ run: ActiveRun, _ taskID: String, now: Instant, reason: String = "") {
         let task = run.tasks[taskID]!
         if task.state == .queued { dispatcher.remove(task.key) }
         if let lease = task.lease, var live = leases[lease.leaseID], live.record.revoked == nil {
@@ -105,7 +112,7 @@ extension Scheduler {
             run.tasks[taskID]!.lease = live.record
             output.effects.append(.revoke(agentID: lease.agentID, leaseID: lease.leaseID, epoch: lease.epoch, reason: .cancelled))
         }
-        markFinal(run, taskID, .cancelled, now: now)
+        markFinal(run, taskID, .cancelled, now: now, reason: reason)
     }
 
     func finishRun(_ run: ActiveRun, as state: RunState, now: Instant) {

@@ -267,6 +267,7 @@ public final class Scheduler {
             task.nextTryAt = nil
             task.finishedAt = nil
             task.lease = nil
+            task.reason = ""
             run.tasks[taskID] = task
             output.changes.append(.task(task))
         }
@@ -501,6 +502,10 @@ struct SchedulerTimer: Comparable {
         case cron(dagID: String)
         /// Checks whether a connected agent has been silent for a TTL.
         case agentSilence(agentID: String)
+        /// The task, queued since `readyAt`, has waited its queue_timeout.
+        case queueTimeout(TaskKey, readyAt: Instant)
+        /// The run has run for its DAG's run_timeout.
+        case runTimeout(runID: String)
     }
 
     var at: Instant

@@ -210,10 +210,13 @@ public struct TaskInstanceRecord: Hashable, Sendable {
     public var finishedAt: Instant?
     /// The live lease, if it is running (or cancelled and its agent has not reported yet).
     public var lease: LeaseRecord?
+    /// Why the server ended it with no attempt of its own to blame (a queue timeout, the
+    /// run's timeout); empty otherwise.
+    public var reason: String
 
     public init(key: TaskKey, state: TaskState, tries: Int = 0, triesBeforeClear: Int = 0, epoch: UInt64 = 0,
                 infrastructureAttempts: Int = 0, readyAt: Instant? = nil, nextTryAt: Instant? = nil, finishedAt: Instant? = nil,
-                lease: LeaseRecord? = nil) {
+                lease: LeaseRecord? = nil, reason: String = "") {
         self.key = key
         self.state = state
         self.tries = tries
@@ -224,6 +227,7 @@ public struct TaskInstanceRecord: Hashable, Sendable {
         self.nextTryAt = nextTryAt
         self.finishedAt = finishedAt
         self.lease = lease
+        self.reason = reason
     }
 }
 

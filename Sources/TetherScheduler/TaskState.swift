@@ -2,7 +2,7 @@
 /// on any move the table below does not allow.
 ///
 ///     scheduled ──> queued ──> running ──> success
-///        │            │          ├──────> failed
+///        │            ├──────────┼──────> failed   (queued: its queue_timeout passed)
 ///        │            │          └──────> up_for_retry ──> queued
 ///        ├──> upstream_failed / skipped   (trigger rule decided it will not run)
 ///        └──> cancelled   (from any non-final state)
@@ -38,7 +38,7 @@ public enum TaskState: String, Sendable, CaseIterable, Codable {
     public func allows(_ next: TaskState) -> Bool {
         switch (self, next) {
         case (.scheduled, .queued), (.scheduled, .upstreamFailed), (.scheduled, .skipped),
-             (.queued, .running),
+             (.queued, .running), (.queued, .failed),
              (.running, .success), (.running, .failed), (.running, .upForRetry),
              (.upForRetry, .queued):
             return true

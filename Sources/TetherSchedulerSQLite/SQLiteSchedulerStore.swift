@@ -257,6 +257,7 @@ public final class SQLiteSchedulerStore: SchedulerStore {
             ALTER TABLE runs ADD COLUMN note TEXT NOT NULL DEFAULT '';
             CREATE UNIQUE INDEX runs_by_idempotency_key ON runs (dag_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
             ALTER TABLE task_instances ADD COLUMN tries_before_clear INTEGER NOT NULL DEFAULT 0;
+            ALTER TABLE task_instances ADD COLUMN reason TEXT NOT NULL DEFAULT '';
             CREATE TABLE pools (name TEXT PRIMARY KEY, slots INTEGER NOT NULL, updated_at_ms INTEGER NOT NULL);
             """),
     ]
@@ -272,7 +273,7 @@ public final class SQLiteSchedulerStore: SchedulerStore {
     private static let taskColumns = """
         SELECT run_id, task_id, task_instances.state, tries, epoch, infrastructure_retries, ready_at_ms, next_try_at_ms,
                task_instances.finished_at_ms, lease_id, lease_agent_id, lease_epoch, lease_attempt,
-               lease_granted_at_ms, lease_expires_at_ms, lease_revoked, tries_before_clear FROM task_instances
+               lease_granted_at_ms, lease_expires_at_ms, lease_revoked, tries_before_clear, reason FROM task_instances
         """
     private static let attemptColumns = """
         SELECT a.lease_id, a.run_id, a.task_id, a.attempt, a.epoch, a.agent_id, a.outcome, a.granted_at_ms,
@@ -332,14 +333,14 @@ public final class SQLiteSchedulerStore: SchedulerStore {
                         r.dataInterval.end.value, r.idempotencyKey.map { .text($0) } ?? .null, .text(r.note)])
         case .task(let t):
             let lease = t.lease
-            try db.run("INSERT OR REPLACE INTO task_instances VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            try db.run("INSERT OR REPLACE INTO task_instances VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        [.text(t.key.runID), .text(t.key.taskID), .text(t.state.rawValue), .integer(Int64(t.tries)),
                         .integer(Int64(bitPattern: t.epoch)), .integer(Int64(t.infrastructureAttempts)), t.readyAt.value, t.nextTryAt.value, t.finishedAt.value,
                         lease.map { .text($0.leaseID) } ?? .null, lease.map { .text($0.agentID) } ?? .null,
                         lease.map { .integer(Int64(bitPattern: $0.epoch)) } ?? .null,
                         lease.map { .integer(Int64($0.attempt)) } ?? .null, lease?.grantedAt.value ?? .null,
                         lease?.expiresAt.value ?? .null, lease?.revoked.map { .text($0.rawValue) } ?? .null,
-                        .integer(Int64(t.triesBeforeClear))])
+                        .integer(Int64(t.triesBeforeClear)), .text(t.reason)])
         case .attempt(let a):
             // An upsert, not REPLACE: the row keeps its rowid and its index entries (whose
             // columns never change), so an attempt's update dirties one page, not four.
@@ -396,7 +397,7 @@ public final class SQLiteSchedulerStore: SchedulerStore {
             tries: Int(row[3].int64!), triesBeforeClear: Int(row[16].int64 ?? 0), epoch: UInt64(bitPattern: row[4].int64!),
             infrastructureAttempts: Int(row[5].int64 ?? 0),
             readyAt: Instant(optional: row[6]), nextTryAt: Instant(optional: row[7]), finishedAt: Instant(optional: row[8]),
-            lease: lease)
+            lease: lease, reason: row[17].text ?? "")
     }
 
     private static func attemptRecord(_ row: SQLiteRow) throws -> AttemptRecord {

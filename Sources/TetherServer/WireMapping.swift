@@ -94,6 +94,7 @@ extension ControlV1.DagSpec {
         schedule = spec.schedule
         paused = spec.paused
         catchup = spec.catchup
+        runTimeoutMs = UInt64(clamping: spec.runTimeoutMilliseconds ?? 0)
         maxActiveRuns = UInt32(clamping: spec.maxActiveRuns)
         maxActiveTasks = UInt32(clamping: spec.maxActiveTasks)
         params = spec.params
@@ -113,6 +114,7 @@ extension ControlV1.DagSpec {
             wire.params = task.params
             wire.pool = task.pool
             wire.poolSlots = UInt32(clamping: task.poolSlots)
+            wire.queueTimeoutMs = UInt64(clamping: task.queueTimeoutMilliseconds ?? 0)
             return wire
         }
     }
@@ -203,6 +205,7 @@ extension ControlV1.TaskInstance {
         finishedAtUnixUs = record.finishedAt.unixMicroseconds
         self.waitingReason = waitingReason ?? ""
         self.attempts = attempts.map(ControlV1.TaskAttempt.init)
+        reason = record.reason
     }
 }
 

@@ -175,7 +175,7 @@ struct RunCommand: AsyncParsableCommand {
                 let tries = "\(own)/\(task.maxTries)" + (task.infrastructureAttempts > 0 ? " +\(task.infrastructureAttempts) lost" : "")
                 return [task.taskID, task.state.label, tries, attempt?.agentID ?? "-", exit,
                         formatDuration(fromMicroseconds: attempt?.grantedAtUnixUs ?? 0, to: attempt?.finishedAtUnixUs ?? 0),
-                        task.waitingReason.isEmpty ? (attempt?.message ?? "") : task.waitingReason]
+                        !task.waitingReason.isEmpty ? task.waitingReason : !task.reason.isEmpty ? task.reason : (attempt?.message ?? "")]
             })
         }
     }

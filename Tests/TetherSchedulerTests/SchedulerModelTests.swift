@@ -72,11 +72,13 @@ import TetherSchedulerSQLite
                     triggerRule: TriggerRule.allCases[int(0..<TriggerRule.allCases.count)],
                     retry: RetryPolicy(retries: int(0..<3), delayMilliseconds: Int64(int(0..<3)) * 1_000, exponentialBackoff: chance(0.5)),
                     executionTimeoutMilliseconds: chance(0.2) ? 30_000 : nil, priority: int(0..<3),
-                    pool: chance(0.4) ? ["warehouse", "api"][int(0..<2)] : "", poolSlots: int(1..<3)))
+                    pool: chance(0.4) ? ["warehouse", "api"][int(0..<2)] : "", poolSlots: int(1..<3),
+                    queueTimeoutMilliseconds: chance(0.15) ? 20_000 : nil))
             }
             var spec = DAGSpec(dagID: dagID, tasks: tasks)
             spec.maxActiveRuns = int(1..<3)
             spec.maxActiveTasks = int(0..<3)
+            spec.runTimeoutMilliseconds = chance(0.2) ? 60_000 : nil
             return spec
         }
 

@@ -13,7 +13,7 @@ import TetherScheduler
     @Test func legalTaskMovesAreExactlyTheDocumentedOnes() throws {
         let legal: Set<String> = [
             "scheduled>queued", "scheduled>upstream_failed", "scheduled>skipped", "scheduled>cancelled",
-            "queued>running", "queued>cancelled", "running>success", "running>failed", "running>up_for_retry",
+            "queued>running", "queued>failed", "queued>cancelled", "running>success", "running>failed", "running>up_for_retry",
             "running>cancelled", "up_for_retry>queued", "up_for_retry>cancelled",
         ]
         for from in TaskState.allCases {

@@ -60,6 +60,7 @@ extension Fixtures {
             m.params = params
             m.pool = "warehouse"
             m.poolSlots = 2
+            m.queueTimeoutMs = 600_000
             return m
         }
 
@@ -76,6 +77,7 @@ extension Fixtures {
             m.schedule = "@daily"
             m.paused = true
             m.catchup = true
+            m.runTimeoutMs = 3_600_000
             m.maxActiveRuns = 2
             m.maxActiveTasks = 16
             m.params = params
@@ -170,6 +172,7 @@ extension Fixtures {
             m.tries = 3
             m.maxTries = 4
             m.infrastructureAttempts = 2
+            m.reason = "queued for its queue_timeout of 10m without starting"
             m.readyAtUnixUs = 1_764_039_600_000_000
             m.nextTryAtUnixUs = 1_764_039_690_000_000
             m.finishedAtUnixUs = 1_764_039_700_000_000

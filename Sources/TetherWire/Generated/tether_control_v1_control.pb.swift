@@ -155,6 +155,8 @@ extension ControlV1 {
         public var pool = ""
         /// Slots of the pool one attempt takes (at least 1).
         public var poolSlots: UInt32 = 0
+        /// A task queued this long without starting fails; 0 means no limit.
+        public var queueTimeoutMs: UInt64 = 0
 
         public init() {}
         public static let wireDescriptor = WireDescriptor(Tether__Control__V1__TaskSpec.self, tether__control__v1__task_spec__init)
@@ -173,6 +175,7 @@ extension ControlV1 {
             params = try r.map(12)
             pool = try r.value(13)
             poolSlots = r.value(14)
+            queueTimeoutMs = r.value(15)
         }
         public func write(to w: WireWriter) throws(WireError) {
             try w.set(1, taskID)
@@ -189,6 +192,7 @@ extension ControlV1 {
             try w.set(12, params)
             try w.set(13, pool)
             w.set(14, poolSlots)
+            w.set(15, queueTimeoutMs)
         }
     }
 }
@@ -217,6 +221,9 @@ extension ControlV1 {
         /// max_active_runs full) gets its own run, oldest first; false: only the
         /// latest missed instant runs.
         public var catchup = false
+        /// A run still unfinished this long after it started fails, its unfinished
+        /// tasks cancelled; 0 means no limit.
+        public var runTimeoutMs: UInt64 = 0
 
         public init() {}
         public static let wireDescriptor = WireDescriptor(Tether__Control__V1__DagSpec.self, tether__control__v1__dag_spec__init)
@@ -230,6 +237,7 @@ extension ControlV1 {
             params = try r.map(7)
             tasks = try r.values(8)
             catchup = r.value(9)
+            runTimeoutMs = r.value(10)
         }
         public func write(to w: WireWriter) throws(WireError) {
             try w.set(1, dagID)
@@ -241,6 +249,7 @@ extension ControlV1 {
             try w.set(7, params)
             try w.set(8, tasks)
             w.set(9, catchup)
+            w.set(10, runTimeoutMs)
         }
     }
 }
@@ -613,6 +622,9 @@ extension ControlV1 {
         /// Of `tries`, the attempts that ended LOST or REJECTED (an agent vanished or
         /// could not start the task): re-queued without using the task's retries.
         public var infrastructureAttempts: UInt32 = 0
+        /// Why the server ended it without an attempt of its own to blame, e.g. a
+        /// queue_timeout or the run's run_timeout; empty otherwise.
+        public var reason = ""
 
         public init() {}
         public static let wireDescriptor = WireDescriptor(Tether__Control__V1__TaskInstance.self, tether__control__v1__task_instance__init)
@@ -630,6 +642,7 @@ extension ControlV1 {
             waitingReason = try r.value(11)
             attempts = try r.values(12)
             infrastructureAttempts = r.value(13)
+            reason = try r.value(14)
         }
         public func write(to w: WireWriter) throws(WireError) {
             try w.set(1, runID)
@@ -645,6 +658,7 @@ extension ControlV1 {
             try w.set(11, waitingReason)
             try w.set(12, attempts)
             w.set(13, infrastructureAttempts)
+            try w.set(14, reason)
         }
     }
 }

@@ -2575,7 +2575,7 @@ const ProtobufCMessageDescriptor tether__control__v1__task_spec__params_entry__d
   (ProtobufCMessageInit) tether__control__v1__task_spec__params_entry__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor tether__control__v1__task_spec__field_descriptors[14] =
+static const ProtobufCFieldDescriptor tether__control__v1__task_spec__field_descriptors[15] =
 {
   {
     "task_id",
@@ -2745,6 +2745,18 @@ static const ProtobufCFieldDescriptor tether__control__v1__task_spec__field_desc
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "queue_timeout_ms",
+    15,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__TaskSpec, queue_timeout_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned tether__control__v1__task_spec__field_indices_by_name[] = {
   3,   /* field[3] = depends_on */
@@ -2756,6 +2768,7 @@ static const unsigned tether__control__v1__task_spec__field_indices_by_name[] = 
   13,   /* field[13] = pool_slots */
   10,   /* field[10] = priority */
   2,   /* field[2] = queue */
+  14,   /* field[14] = queue_timeout_ms */
   5,   /* field[5] = retries */
   6,   /* field[6] = retry_delay_ms */
   7,   /* field[7] = retry_exponential_backoff */
@@ -2765,7 +2778,7 @@ static const unsigned tether__control__v1__task_spec__field_indices_by_name[] = 
 static const ProtobufCIntRange tether__control__v1__task_spec__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 14 }
+  { 0, 15 }
 };
 const ProtobufCMessageDescriptor tether__control__v1__task_spec__descriptor =
 {
@@ -2775,7 +2788,7 @@ const ProtobufCMessageDescriptor tether__control__v1__task_spec__descriptor =
   "Tether__Control__V1__TaskSpec",
   "tether.control.v1",
   sizeof(Tether__Control__V1__TaskSpec),
-  14,
+  15,
   tether__control__v1__task_spec__field_descriptors,
   tether__control__v1__task_spec__field_indices_by_name,
   1,  tether__control__v1__task_spec__number_ranges,
@@ -2833,7 +2846,7 @@ const ProtobufCMessageDescriptor tether__control__v1__dag_spec__params_entry__de
   (ProtobufCMessageInit) tether__control__v1__dag_spec__params_entry__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor tether__control__v1__dag_spec__field_descriptors[9] =
+static const ProtobufCFieldDescriptor tether__control__v1__dag_spec__field_descriptors[10] =
 {
   {
     "dag_id",
@@ -2943,6 +2956,18 @@ static const ProtobufCFieldDescriptor tether__control__v1__dag_spec__field_descr
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "run_timeout_ms",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__DagSpec, run_timeout_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned tether__control__v1__dag_spec__field_indices_by_name[] = {
   8,   /* field[8] = catchup */
@@ -2952,13 +2977,14 @@ static const unsigned tether__control__v1__dag_spec__field_indices_by_name[] = {
   5,   /* field[5] = max_active_tasks */
   6,   /* field[6] = params */
   3,   /* field[3] = paused */
+  9,   /* field[9] = run_timeout_ms */
   2,   /* field[2] = schedule */
   7,   /* field[7] = tasks */
 };
 static const ProtobufCIntRange tether__control__v1__dag_spec__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 9 }
+  { 0, 10 }
 };
 const ProtobufCMessageDescriptor tether__control__v1__dag_spec__descriptor =
 {
@@ -2968,7 +2994,7 @@ const ProtobufCMessageDescriptor tether__control__v1__dag_spec__descriptor =
   "Tether__Control__V1__DagSpec",
   "tether.control.v1",
   sizeof(Tether__Control__V1__DagSpec),
-  9,
+  10,
   tether__control__v1__dag_spec__field_descriptors,
   tether__control__v1__dag_spec__field_indices_by_name,
   1,  tether__control__v1__dag_spec__number_ranges,
@@ -3775,7 +3801,7 @@ const ProtobufCMessageDescriptor tether__control__v1__task_attempt__descriptor =
   (ProtobufCMessageInit) tether__control__v1__task_attempt__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor tether__control__v1__task_instance__field_descriptors[13] =
+static const ProtobufCFieldDescriptor tether__control__v1__task_instance__field_descriptors[14] =
 {
   {
     "run_id",
@@ -3933,6 +3959,18 @@ static const ProtobufCFieldDescriptor tether__control__v1__task_instance__field_
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "reason",
+    14,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__TaskInstance, reason),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned tether__control__v1__task_instance__field_indices_by_name[] = {
   11,   /* field[11] = attempts */
@@ -3943,6 +3981,7 @@ static const unsigned tether__control__v1__task_instance__field_indices_by_name[
   8,   /* field[8] = next_try_at_unix_us */
   3,   /* field[3] = queue */
   7,   /* field[7] = ready_at_unix_us */
+  13,   /* field[13] = reason */
   0,   /* field[0] = run_id */
   2,   /* field[2] = state */
   1,   /* field[1] = task_id */
@@ -3952,7 +3991,7 @@ static const unsigned tether__control__v1__task_instance__field_indices_by_name[
 static const ProtobufCIntRange tether__control__v1__task_instance__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 13 }
+  { 0, 14 }
 };
 const ProtobufCMessageDescriptor tether__control__v1__task_instance__descriptor =
 {
@@ -3962,7 +4001,7 @@ const ProtobufCMessageDescriptor tether__control__v1__task_instance__descriptor 
   "Tether__Control__V1__TaskInstance",
   "tether.control.v1",
   sizeof(Tether__Control__V1__TaskInstance),
-  13,
+  14,
   tether__control__v1__task_instance__field_descriptors,
   tether__control__v1__task_instance__field_indices_by_name,
   1,  tether__control__v1__task_instance__number_ranges,

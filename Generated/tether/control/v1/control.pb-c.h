@@ -389,10 +389,14 @@ struct  Tether__Control__V1__TaskSpec
    * Slots of the pool one attempt takes (at least 1).
    */
   uint32_t pool_slots;
+  /*
+   * A task queued this long without starting fails; 0 means no limit.
+   */
+  uint64_t queue_timeout_ms;
 };
 #define TETHER__CONTROL__V1__TASK_SPEC__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&tether__control__v1__task_spec__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, TETHER__CONTROL__V1__TRIGGER_RULE__TRIGGER_RULE_UNSPECIFIED, 0, 0, 0, 0, 0, 0, 0,NULL, (char *)protobuf_c_empty_string, 0 }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, TETHER__CONTROL__V1__TRIGGER_RULE__TRIGGER_RULE_UNSPECIFIED, 0, 0, 0, 0, 0, 0, 0,NULL, (char *)protobuf_c_empty_string, 0, 0 }
 
 
 struct  Tether__Control__V1__DagSpec__ParamsEntry
@@ -453,10 +457,15 @@ struct  Tether__Control__V1__DagSpec
    * latest missed instant runs.
    */
   protobuf_c_boolean catchup;
+  /*
+   * A run still unfinished this long after it started fails, its unfinished
+   * tasks cancelled; 0 means no limit.
+   */
+  uint64_t run_timeout_ms;
 };
 #define TETHER__CONTROL__V1__DAG_SPEC__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&tether__control__v1__dag_spec__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, 0,NULL, 0,NULL, 0 }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, 0,NULL, 0,NULL, 0, 0 }
 
 
 /*
@@ -797,10 +806,15 @@ struct  Tether__Control__V1__TaskInstance
    * could not start the task): re-queued without using the task's retries.
    */
   uint32_t infrastructure_attempts;
+  /*
+   * Why the server ended it without an attempt of its own to blame, e.g. a
+   * queue_timeout or the run's run_timeout; empty otherwise.
+   */
+  char *reason;
 };
 #define TETHER__CONTROL__V1__TASK_INSTANCE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&tether__control__v1__task_instance__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, TETHER__CONTROL__V1__TASK_STATE__TASK_STATE_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0, (char *)protobuf_c_empty_string, 0,NULL, 0 }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, TETHER__CONTROL__V1__TASK_STATE__TASK_STATE_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0, (char *)protobuf_c_empty_string, 0,NULL, 0, (char *)protobuf_c_empty_string }
 
 
 struct  Tether__Control__V1__Agent__LabelsEntry
