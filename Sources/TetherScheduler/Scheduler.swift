@@ -25,6 +25,9 @@ public final class Scheduler {
     /// Manual triggers' idempotency keys and the runs they made.
     var idempotencyKeys: [IdempotencyKey: String] = [:]
     var pools: [String: PoolRecord] = [:]
+    /// Instants backfills made runs for since this scheduler started, per DAG: with the
+    /// store's runs the caller passes, they keep two backfills from making one interval twice.
+    var backfilled: [String: Set<Instant>] = [:]
     /// Connected agents' stream and last sign of life (their Hello or a heartbeat). An
     /// agent silent for a lease TTL is treated as dead: no grants, its stream ended.
     var agentLiveness: [String: AgentLiveness] = [:]
@@ -289,6 +292,70 @@ public final class Scheduler {
         }
         dispatch()
         return cleared
+    }
+
+    // MARK: Backfill
+
+    /// The most runs one backfill call may create.
+    public static let maxBackfillRuns = 1_000
+
+    /// Creates a run (trigger `backfill`) for every schedule instant from `from` to
+    /// `through` (both included) that has no scheduled or backfill run yet, oldest first;
+    /// they start as pause and max_active_runs allow. Instants after the schedule's
+    /// frontier (its last scheduled instant, or the DAG's first apply) are the schedule's
+    /// own and are left out. With `rerunFailed`, an existing failed run of the range has
+    /// its failed tasks cleared and runs again.
+    ///
+    /// - Parameter existing: the DAG's scheduled and backfill runs in the range as the
+    ///   store holds them (active runs are read from memory); finished ones are what
+    ///   `rerunFailed` clears.
+    /// - Throws: `unknownDAG`; `invalidArgument` for a DAG without a schedule, a reversed
+    ///   range, or more than `maxBackfillRuns` runs to create; what `clear` throws.
+    public func backfill(dagID: String, from: Instant, through: Instant, rerunFailed: Bool,
+                         existing: [StoredRun]) throws(SchedulerError) -> BackfillOutcome {
+        guard let entry = dags[dagID] else { throw .unknownDAG(dagID) }
+        guard let schedule = entry.schedule else { throw .invalidArgument("DAG '\(dagID)' has no schedule to backfill") }
+        guard from <= through else { throw .invalidArgument("the range ends before it starts") }
+        let frontier = entry.record.lastScheduledAt ?? entry.record.createdAt
+        let end = min(through, frontier)
+        var instants: [Instant] = []
+        var next = schedule.next(after: from.adding(milliseconds: -1))
+        while let instant = next, instant <= end {
+            instants.append(instant)
+            next = schedule.next(after: instant)
+        }
+        var byInstant: [Instant: String] = [:]
+        for run in runs.values where run.record.dagID == dagID && run.record.trigger != .manual {
+            byInstant[run.record.logicalDate] = run.record.runID
+        }
+        var stored: [String: StoredRun] = [:]
+        for run in existing where run.run.dagID == dagID && run.run.trigger != .manual {
+            byInstant[run.run.logicalDate] = byInstant[run.run.logicalDate] ?? run.run.runID
+            stored[run.run.runID] = run
+        }
+        let claimed = backfilled[dagID] ?? []
+        let missing = instants.filter { byInstant[$0] == nil && !claimed.contains($0) }
+        guard missing.count <= Self.maxBackfillRuns else {
+            throw .invalidArgument("the range holds \(missing.count) intervals without a run; one backfill makes at most \(Self.maxBackfillRuns)")
+        }
+        var outcome = BackfillOutcome(instants: instants, created: [], existing: [], rerun: [], through: end)
+        for instant in instants {
+            if let runID = byInstant[instant] {
+                outcome.existing.append(runID)
+                if rerunFailed, runs[runID] == nil, let run = stored[runID], run.run.state == .failed {
+                    try clear(runID: runID, ClearRequest(failedOnly: true), stored: run)
+                    outcome.rerun.append(runID)
+                }
+            }
+        }
+        let now = clock.now()
+        for instant in missing {
+            backfilled[dagID, default: []].insert(instant)
+            outcome.created.append(createRun(entry, trigger: .backfill, logicalDate: instant,
+                                             dataInterval: schedule.interval(endingAt: instant), params: [:], now: now))
+        }
+        dispatch()
+        return outcome
     }
 
     // MARK: Pools

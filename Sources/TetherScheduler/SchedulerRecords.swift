@@ -66,6 +66,8 @@ public struct DAGRecord: Hashable, Sendable {
 public enum RunTrigger: String, Hashable, Sendable, Codable {
     case manual
     case schedule
+    /// Made by a backfill, for one schedule interval.
+    case backfill
 }
 
 /// One run of a DAG, pinned to the version it started with.
@@ -273,6 +275,22 @@ public struct PoolStatus: Hashable, Sendable {
     public var used: Int
     /// Queued tasks waiting for room.
     public var waiting: Int
+}
+
+/// What a backfill did.
+public struct BackfillOutcome: Hashable, Sendable {
+    /// The schedule instants in the range the scheduler may backfill, oldest first.
+    public var instants: [Instant]
+    /// The new runs, by instant.
+    public var created: [RunRecord]
+    /// Runs that existed already for an instant of the range, by id; left alone, or
+    /// cleared when asked to re-run failed ones.
+    public var existing: [String]
+    /// Failed runs among `existing` whose failed tasks were cleared to run again.
+    public var rerun: [String]
+    /// The range's end as the backfill saw it: no later than the schedule's own frontier
+    /// (its last scheduled instant), which the schedule itself runs on from.
+    public var through: Instant
 }
 
 /// A finished run as the store holds it, for a clear (the scheduler holds active runs only).

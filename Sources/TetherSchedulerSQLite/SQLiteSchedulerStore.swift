@@ -200,6 +200,19 @@ public final class SQLiteSchedulerStore: SchedulerStore {
         }
     }
 
+    /// The DAG's scheduled and backfill runs with a logical date in the range (both ends
+    /// included), oldest first.
+    public func intervalRuns(dagID: String, from: Instant, through: Instant) async throws -> [RunRecord] {
+        try await read { db in
+            var runs: [RunRecord] = []
+            try db.query("""
+                \(Self.runColumns) WHERE dag_id = ? AND trigger IN ('schedule', 'backfill')
+                AND logical_date_ms BETWEEN ? AND ? ORDER BY logical_date_ms
+                """, [.text(dagID), from.value, through.value]) { runs.append(try Self.runRecord($0)) }
+            return runs
+        }
+    }
+
     /// How many of the run's task instances are in each state.
     public func taskStateCounts(ofRun runID: String) async throws -> [TaskState: Int] {
         try await read { db in
@@ -259,6 +272,7 @@ public final class SQLiteSchedulerStore: SchedulerStore {
             ALTER TABLE task_instances ADD COLUMN tries_before_clear INTEGER NOT NULL DEFAULT 0;
             ALTER TABLE task_instances ADD COLUMN reason TEXT NOT NULL DEFAULT '';
             CREATE TABLE pools (name TEXT PRIMARY KEY, slots INTEGER NOT NULL, updated_at_ms INTEGER NOT NULL);
+            CREATE INDEX runs_by_logical_date ON runs (dag_id, logical_date_ms);
             """),
     ]
 

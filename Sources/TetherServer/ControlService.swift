@@ -38,6 +38,7 @@ struct ControlService: Sendable {
         unary(&router, ControlV1.ControlService.cancelRun, cancelRun)
         unary(&router, ControlV1.ControlService.cancelTaskInstance, cancelTaskInstance)
         unary(&router, ControlV1.ControlService.clearRun, clearRun)
+        unary(&router, ControlV1.ControlService.backfill, backfill)
         unary(&router, ControlV1.ControlService.setPool) { (request: ControlV1.SetPoolRequest) in
             let status = try await scheduler.perform { scheduler in
                 try scheduler.setPool(request.name, slots: Int(request.slots))
@@ -372,6 +373,37 @@ struct ControlService: Sendable {
         let spec = scheduler.read { $0.version(run.dagID, run.version)?.spec.tasks.first { $0.id == request.taskID } }
         var response = ControlV1.CancelTaskInstanceResponse()
         response.taskInstance = ControlV1.TaskInstance(task, spec: spec, attempts: try await store.attempts(of: key), waitingReason: nil)
+        return response
+    }
+
+    private func backfill(_ request: ControlV1.BackfillRequest) async throws -> ControlV1.BackfillResponse {
+        let limit: Int64 = 253_402_300_799_999_999  // 9999-12-31, as UTCTimestamp reads and writes
+        for (field, value) in [("from_unix_us", request.fromUnixUs), ("to_unix_us", request.toUnixUs)] where !(0...limit).contains(value) {
+            throw GRPCStatus(code: .invalidArgument, message: "field '\(field)': \(value) is outside years 1970-9999")
+        }
+        let from = Instant(millisecondsSinceEpoch: request.fromUnixUs / 1000)
+        let through = Instant(millisecondsSinceEpoch: request.toUnixUs / 1000)
+        // The store's runs of the range (off the loop); failed ones with their tasks, to clear.
+        var existing: [StoredRun] = []
+        for run in try await store.intervalRuns(dagID: request.dagID, from: from, through: through) {
+            let tasks = request.rerunFailed && run.state == .failed ? try await store.tasks(ofRun: run.runID) : []
+            existing.append(StoredRun(run: run, tasks: tasks))
+        }
+        let outcome = try await scheduler.perform { [existing] in
+            try $0.backfill(dagID: request.dagID, from: from, through: through, rerunFailed: request.rerunFailed, existing: existing)
+        }
+        var byID = Dictionary(existing.map { ($0.run.runID, $0.run) }, uniquingKeysWith: { $1 })
+        for run in outcome.created { byID[run.runID] = run }
+        var response = ControlV1.BackfillResponse()
+        for runID in outcome.created.map(\.runID) + outcome.existing {
+            var record = scheduler.read { $0.activeRun(runID) } ?? byID[runID]
+            if record == nil { record = try await store.run(runID) }
+            if let record { response.runs.append(try await runMessage(record)) }
+        }
+        response.runs.sort { $0.logicalTimeUnixUs < $1.logicalTimeUnixUs }
+        response.created = UInt32(clamping: outcome.created.count)
+        response.rerunRunIds = outcome.rerun
+        response.throughUnixUs = outcome.through.unixMicroseconds
         return response
     }
 

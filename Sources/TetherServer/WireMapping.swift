@@ -154,7 +154,11 @@ extension ControlV1.Run {
         dagID = record.dagID
         dagVersion = UInt32(clamping: record.version)
         state = ControlV1.RunState(record.state)
-        trigger = record.trigger == .manual ? .manual : .schedule
+        trigger = switch record.trigger {
+        case .manual: .manual
+        case .schedule: .schedule
+        case .backfill: .backfill
+        }
         logicalTimeUnixUs = record.logicalDate.unixMicroseconds
         createdAtUnixUs = record.createdAt.unixMicroseconds
         startedAtUnixUs = record.startedAt.unixMicroseconds

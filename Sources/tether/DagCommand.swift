@@ -1,13 +1,14 @@
 import ArgumentParser
 import Foundation
+import TetherSyntax
 import TetherWire
 
-/// `tether dag apply|list|show|pause|unpause`.
+/// `tether dag apply|list|show|pause|unpause|backfill`.
 struct DagCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dag",
         abstract: "Apply and inspect DAG specs.",
-        subcommands: [Apply.self, List.self, Show.self, Pause.self, Unpause.self]
+        subcommands: [Apply.self, List.self, Show.self, Pause.self, Unpause.self, Backfill.self]
     )
 
     struct Apply: AsyncParsableCommand {
@@ -117,7 +118,8 @@ struct DagCommand: AsyncParsableCommand {
     }
 
     struct Unpause: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Let a DAG's schedule create runs again (no catch-up).")
+        static let configuration = CommandConfiguration(
+            abstract: "Let a DAG's schedule create runs again (catching up only with catchup: true).")
         @OptionGroup var client: ClientOptions
         @Argument(help: "DAG id.") var dag: String
 
@@ -128,6 +130,77 @@ struct DagCommand: AsyncParsableCommand {
                 let response: ControlV1.UnpauseDagResponse = try await control.call(ControlV1.ControlService.unpauseDag, request)
                 try emit(response, json: client.json) { print("\(dag): unpaused") }
             }
+        }
+    }
+
+    struct Backfill: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run a scheduled DAG for every schedule interval of a date range.",
+            discussion: """
+                One run per interval whose logical date is in FROM..TO (both included), never two:
+                intervals that already have a scheduled or backfill run keep it (with --rerun-failed,
+                a failed one has its failed tasks cleared and run again). Intervals after the
+                schedule's last scheduled instant are left to the schedule. New runs start as the
+                DAG's max_active_runs and pause allow. Prints the runs; with --wait, shows progress
+                until every run has finished and exits 1 if any failed. At most 1,000 new runs a call.
+                """
+        )
+        @OptionGroup var client: ClientOptions
+        @Argument(help: "DAG id.") var dag: String
+        @Option(help: ArgumentHelp("First logical date, e.g. 2026-11-01.", valueName: "RFC3339")) var from: String
+        @Option(help: ArgumentHelp("Last logical date, e.g. 2026-11-30T23:59:59Z.", valueName: "RFC3339")) var to: String
+        @Flag(help: "Re-run the failed tasks of failed runs in the range.") var rerunFailed = false
+        @Flag(help: "Wait for every run to finish, showing progress.") var wait = false
+
+        func run() async throws {
+            func instant(_ text: String, _ option: String) throws -> Int64 {
+                do { return try UTCTimestamp.unixMicroseconds(parsing: text) } catch { throw ValidationError("\(option): \(error)") }
+            }
+            var request = ControlV1.BackfillRequest()
+            request.dagID = dag
+            request.fromUnixUs = try instant(from, "--from")
+            request.toUnixUs = try instant(to, "--to")
+            request.rerunFailed = rerunFailed
+            try await withControl(client) { control in
+                let response: ControlV1.BackfillResponse = try await control.call(ControlV1.ControlService.backfill, request)
+                if !client.json {
+                    let rerun = response.rerunRunIds.isEmpty ? "" : ", \(response.rerunRunIds.count) failed ones re-run"
+                    printError("backfill \(dag): \(response.runs.count) intervals through "
+                               + "\(UTCTimestamp.format(unixMicroseconds: response.throughUnixUs)), \(response.created) new runs\(rerun)")
+                }
+                guard wait else {
+                    try emit(response, json: client.json) { Self.printRuns(response.runs) }
+                    return
+                }
+                var runs = response.runs
+                var last = ""
+                while true {
+                    for index in runs.indices where ![.success, .failed, .cancelled].contains(runs[index].state) {
+                        var get = ControlV1.GetRunRequest()
+                        get.runID = runs[index].runID
+                        let latest: ControlV1.GetRunResponse = try await control.call(ControlV1.ControlService.getRun, get)
+                        if let run = latest.run { runs[index] = run }
+                    }
+                    let done = runs.filter { [.success, .failed, .cancelled].contains($0.state) }
+                    let line = "backfill \(dag): \(done.count) of \(runs.count) runs finished, "
+                        + "\(done.filter { $0.state == .success }.count) succeeded, \(done.filter { $0.state != .success }.count) failed"
+                    if line != last, !client.json { printError(line) }
+                    last = line
+                    if done.count == runs.count { break }
+                    try await Task.sleep(for: .milliseconds(500))
+                }
+                var finished = response
+                finished.runs = runs
+                try emit(finished, json: client.json) { Self.printRuns(runs) }
+                if runs.contains(where: { $0.state != .success }) { throw ExitCode(1) }
+            }
+        }
+
+        static func printRuns(_ runs: [ControlV1.Run]) {
+            printTable(["LOGICAL DATE", "RUN", "TRIGGER", "STATE"], runs.map { run in
+                [UTCTimestamp.format(unixMicroseconds: run.logicalTimeUnixUs), run.runID,
+                 run.trigger == .backfill ? "backfill" : "schedule", run.state.label]
+            })
         }
     }
 }

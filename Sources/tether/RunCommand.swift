@@ -131,7 +131,8 @@ struct RunCommand: AsyncParsableCommand {
                 let response: ControlV1.ListRunsResponse = try await control.call(ControlV1.ControlService.listRuns, request)
                 try emit(response, json: client.json) {
                     printTable(["RUN", "DAG", "VERSION", "STATE", "TRIGGER", "CREATED", "DURATION"], response.runs.map { run in
-                        [run.runID, run.dagID, String(run.dagVersion), run.state.label, run.trigger == .schedule ? "schedule" : "manual",
+                        [run.runID, run.dagID, String(run.dagVersion), run.state.label,
+                         run.trigger == .schedule ? "schedule" : run.trigger == .backfill ? "backfill" : "manual",
                          formatTime(run.createdAtUnixUs), formatDuration(fromMicroseconds: run.startedAtUnixUs, to: run.finishedAtUnixUs)]
                     })
                 }

@@ -139,6 +139,34 @@ import TetherTestSupport
         }
     }
 
+    @Test func aBackfillRunsEachDayOnceOnAnAgentWithProgressAndARepeatAddsNothing() async throws {
+        try await onThreadOfItsOwn {
+            let cluster = try Cluster()
+            let out = cluster.scratch.path("days")
+            try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+            try cluster.startAgent("a", slots: 4, entrypoints: ["day": ["/bin/sh", "-c", "echo $TETHER_DATA_INTERVAL_START >> \(out)/seen"]])
+            try cluster.apply("""
+                dag_id: nightly
+                schedule: "@daily"
+                tasks:
+                  - {id: load, entrypoint: day}
+                """)
+            let backfill = ["dag", "backfill", "nightly", "--from", "2026-03-01", "--to", "2026-03-04", "--wait"]
+            let first = try cluster.cli(backfill)
+            #expect(first.status == 0, "\(first)")
+            #expect(first.stderr.contains("4 intervals through 2026-03-04T00:00:00Z, 4 new runs"), "\(first)")
+            #expect(first.stderr.contains("backfill nightly: 4 of 4 runs finished, 4 succeeded, 0 failed"), "\(first)")
+            #expect(first.stdout.contains("2026-03-01T00:00:00Z") && first.stdout.contains("backfill"), "\(first)")
+            let seen = try String(contentsOfFile: "\(out)/seen", encoding: .utf8).split(separator: "\n").sorted()
+            #expect(seen == ["2026-02-28T00:00:00Z", "2026-03-01T00:00:00Z", "2026-03-02T00:00:00Z", "2026-03-03T00:00:00Z"])
+
+            let again = try cluster.cli(backfill)
+            #expect(again.status == 0 && again.stderr.contains("4 intervals through 2026-03-04T00:00:00Z, 0 new runs"), "\(again)")
+            let bad = try cluster.cli(["dag", "backfill", "nightly", "--from", "2026-03-04", "--to", "2026-03-01"])
+            #expect(bad.status == 1 && bad.stderr.contains("the range ends before it starts"), "\(bad)")
+        }
+    }
+
     @Test func aBadLogicalDateIsAUsageErrorNamingTheForm() throws {
         let cluster = try Cluster()
         let result = try cluster.cli(["run", "trigger", "any", "--logical-date", "2026-03-15T06:00"])

@@ -23,7 +23,7 @@ extension Fixtures {
                 listRunsRequest, listRunsResponse, cancelRunRequest, cancelRunResponse,
                 cancelTaskInstanceRequest, cancelTaskInstanceResponse, clearRunRequest, clearRunResponse,
                 pool, setPoolRequest, setPoolResponse, deletePoolRequest, ControlV1.DeletePoolResponse(),
-                ControlV1.ListPoolsRequest(), listPoolsResponse,
+                ControlV1.ListPoolsRequest(), listPoolsResponse, backfillRequest, backfillResponse,
                 listAgentsRequest, listAgentsResponse, drainAgentRequest, drainAgentResponse,
                 undrainAgentRequest, undrainAgentResponse,
                 createTokenRequest, createTokenResponse, listTokensRequest, listTokensResponse,
@@ -442,6 +442,26 @@ extension Fixtures {
         static var listPoolsResponse: ControlV1.ListPoolsResponse {
             var m = ControlV1.ListPoolsResponse()
             m.pools = [pool, setPoolResponse.pool!]
+            return m
+        }
+
+        static var backfillRequest: ControlV1.BackfillRequest {
+            var m = ControlV1.BackfillRequest()
+            m.dagID = "etl"
+            m.fromUnixUs = 1_764_028_800_000_000
+            m.toUnixUs = 1_764_633_600_000_000
+            m.rerunFailed = true
+            return m
+        }
+
+        static var backfillResponse: ControlV1.BackfillResponse {
+            var m = ControlV1.BackfillResponse()
+            var backfilled = run
+            backfilled.trigger = .backfill
+            m.runs = [run, backfilled]
+            m.created = 1
+            m.rerunRunIds = [run.runID]
+            m.throughUnixUs = 1_764_633_600_000_000
             return m
         }
 

@@ -78,6 +78,8 @@ public enum WireRegistry {
         ControlV1.DeletePoolResponse.self,
         ControlV1.ListPoolsRequest.self,
         ControlV1.ListPoolsResponse.self,
+        ControlV1.BackfillRequest.self,
+        ControlV1.BackfillResponse.self,
         ControlV1.ClearRunRequest.self,
         ControlV1.ClearRunResponse.self,
         ControlV1.ListAgentsRequest.self,

@@ -58,6 +58,12 @@ extension ControlV1 {
         /// run is finishing; retry).
         public static let clearRun = RPCMethod<ControlV1.ClearRunRequest, ControlV1.ClearRunResponse, RPCShape.Unary>(
             path: "/tether.control.v1.ControlService/ClearRun")
+        /// Creates a run for every schedule interval of a range that has none (never
+        /// two for one interval), oldest first; intervals after the schedule's last
+        /// scheduled instant are left to the schedule. Errors: NOT_FOUND,
+        /// INVALID_ARGUMENT (no schedule, a reversed range, over 1,000 new runs).
+        public static let backfill = RPCMethod<ControlV1.BackfillRequest, ControlV1.BackfillResponse, RPCShape.Unary>(
+            path: "/tether.control.v1.ControlService/Backfill")
         /// Creates a pool or changes its size. Errors: INVALID_ARGUMENT.
         public static let setPool = RPCMethod<ControlV1.SetPoolRequest, ControlV1.SetPoolResponse, RPCShape.Unary>(
             path: "/tether.control.v1.ControlService/SetPool")
@@ -367,6 +373,8 @@ extension ControlV1 {
         case manual = 1
         /// The DAG's schedule.
         case schedule = 2
+        /// Made by a backfill, for one schedule interval.
+        case backfill = 3
     }
 }
 
@@ -1420,6 +1428,65 @@ extension ControlV1 {
         }
         public func write(to w: WireWriter) throws(WireError) {
             try w.set(1, pools)
+        }
+    }
+}
+
+extension ControlV1 {
+    /// Backfill input.
+    public struct BackfillRequest: WireMessage {
+        /// The DAG.
+        public var dagID = ""
+        /// The first logical time of the range (included).
+        public var fromUnixUs: Int64 = 0
+        /// The last logical time of the range (included).
+        public var toUnixUs: Int64 = 0
+        /// Also clear the failed tasks of failed runs in the range, to run again.
+        public var rerunFailed = false
+
+        public init() {}
+        public static let wireDescriptor = WireDescriptor(Tether__Control__V1__BackfillRequest.self, tether__control__v1__backfill_request__init)
+        public init(from r: WireReader) throws(WireError) {
+            dagID = try r.value(1)
+            fromUnixUs = r.value(2)
+            toUnixUs = r.value(3)
+            rerunFailed = r.value(4)
+        }
+        public func write(to w: WireWriter) throws(WireError) {
+            try w.set(1, dagID)
+            w.set(2, fromUnixUs)
+            w.set(3, toUnixUs)
+            w.set(4, rerunFailed)
+        }
+    }
+}
+
+extension ControlV1 {
+    /// Backfill result.
+    public struct BackfillResponse: WireMessage {
+        /// One run per schedule interval of the range, oldest first: new or existing.
+        public var runs: [Run] = []
+        /// How many of them this call created.
+        public var created: UInt32 = 0
+        /// Failed runs whose failed tasks were cleared to run again.
+        public var rerunRunIds: [String] = []
+        /// Where the range ended: `to`, or the schedule's last scheduled instant if
+        /// that is earlier (later intervals are the schedule's own).
+        public var throughUnixUs: Int64 = 0
+
+        public init() {}
+        public static let wireDescriptor = WireDescriptor(Tether__Control__V1__BackfillResponse.self, tether__control__v1__backfill_response__init)
+        public init(from r: WireReader) throws(WireError) {
+            runs = try r.values(1)
+            created = r.value(2)
+            rerunRunIds = try r.values(3)
+            throughUnixUs = r.value(4)
+        }
+        public func write(to w: WireWriter) throws(WireError) {
+            try w.set(1, runs)
+            w.set(2, created)
+            try w.set(3, rerunRunIds)
+            w.set(4, throughUnixUs)
         }
     }
 }

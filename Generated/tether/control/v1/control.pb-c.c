@@ -1804,6 +1804,96 @@ void   tether__control__v1__list_pools_response__free_unpacked
   assert(message->base.descriptor == &tether__control__v1__list_pools_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   tether__control__v1__backfill_request__init
+                     (Tether__Control__V1__BackfillRequest         *message)
+{
+  static const Tether__Control__V1__BackfillRequest init_value = TETHER__CONTROL__V1__BACKFILL_REQUEST__INIT;
+  *message = init_value;
+}
+size_t tether__control__v1__backfill_request__get_packed_size
+                     (const Tether__Control__V1__BackfillRequest *message)
+{
+  assert(message->base.descriptor == &tether__control__v1__backfill_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t tether__control__v1__backfill_request__pack
+                     (const Tether__Control__V1__BackfillRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &tether__control__v1__backfill_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t tether__control__v1__backfill_request__pack_to_buffer
+                     (const Tether__Control__V1__BackfillRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &tether__control__v1__backfill_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Tether__Control__V1__BackfillRequest *
+       tether__control__v1__backfill_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Tether__Control__V1__BackfillRequest *)
+     protobuf_c_message_unpack (&tether__control__v1__backfill_request__descriptor,
+                                allocator, len, data);
+}
+void   tether__control__v1__backfill_request__free_unpacked
+                     (Tether__Control__V1__BackfillRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &tether__control__v1__backfill_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   tether__control__v1__backfill_response__init
+                     (Tether__Control__V1__BackfillResponse         *message)
+{
+  static const Tether__Control__V1__BackfillResponse init_value = TETHER__CONTROL__V1__BACKFILL_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t tether__control__v1__backfill_response__get_packed_size
+                     (const Tether__Control__V1__BackfillResponse *message)
+{
+  assert(message->base.descriptor == &tether__control__v1__backfill_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t tether__control__v1__backfill_response__pack
+                     (const Tether__Control__V1__BackfillResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &tether__control__v1__backfill_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t tether__control__v1__backfill_response__pack_to_buffer
+                     (const Tether__Control__V1__BackfillResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &tether__control__v1__backfill_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Tether__Control__V1__BackfillResponse *
+       tether__control__v1__backfill_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Tether__Control__V1__BackfillResponse *)
+     protobuf_c_message_unpack (&tether__control__v1__backfill_response__descriptor,
+                                allocator, len, data);
+}
+void   tether__control__v1__backfill_response__free_unpacked
+                     (Tether__Control__V1__BackfillResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &tether__control__v1__backfill_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   tether__control__v1__clear_run_request__init
                      (Tether__Control__V1__ClearRunRequest         *message)
 {
@@ -5974,6 +6064,160 @@ const ProtobufCMessageDescriptor tether__control__v1__list_pools_response__descr
   (ProtobufCMessageInit) tether__control__v1__list_pools_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor tether__control__v1__backfill_request__field_descriptors[4] =
+{
+  {
+    "dag_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__BackfillRequest, dag_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "from_unix_us",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__BackfillRequest, from_unix_us),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "to_unix_us",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__BackfillRequest, to_unix_us),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "rerun_failed",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__BackfillRequest, rerun_failed),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned tether__control__v1__backfill_request__field_indices_by_name[] = {
+  0,   /* field[0] = dag_id */
+  1,   /* field[1] = from_unix_us */
+  3,   /* field[3] = rerun_failed */
+  2,   /* field[2] = to_unix_us */
+};
+static const ProtobufCIntRange tether__control__v1__backfill_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor tether__control__v1__backfill_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "tether.control.v1.BackfillRequest",
+  "BackfillRequest",
+  "Tether__Control__V1__BackfillRequest",
+  "tether.control.v1",
+  sizeof(Tether__Control__V1__BackfillRequest),
+  4,
+  tether__control__v1__backfill_request__field_descriptors,
+  tether__control__v1__backfill_request__field_indices_by_name,
+  1,  tether__control__v1__backfill_request__number_ranges,
+  (ProtobufCMessageInit) tether__control__v1__backfill_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor tether__control__v1__backfill_response__field_descriptors[4] =
+{
+  {
+    "runs",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Tether__Control__V1__BackfillResponse, n_runs),
+    offsetof(Tether__Control__V1__BackfillResponse, runs),
+    &tether__control__v1__run__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "created",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__BackfillResponse, created),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "rerun_run_ids",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Tether__Control__V1__BackfillResponse, n_rerun_run_ids),
+    offsetof(Tether__Control__V1__BackfillResponse, rerun_run_ids),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "through_unix_us",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__BackfillResponse, through_unix_us),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned tether__control__v1__backfill_response__field_indices_by_name[] = {
+  1,   /* field[1] = created */
+  2,   /* field[2] = rerun_run_ids */
+  0,   /* field[0] = runs */
+  3,   /* field[3] = through_unix_us */
+};
+static const ProtobufCIntRange tether__control__v1__backfill_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor tether__control__v1__backfill_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "tether.control.v1.BackfillResponse",
+  "BackfillResponse",
+  "Tether__Control__V1__BackfillResponse",
+  "tether.control.v1",
+  sizeof(Tether__Control__V1__BackfillResponse),
+  4,
+  tether__control__v1__backfill_response__field_descriptors,
+  tether__control__v1__backfill_response__field_indices_by_name,
+  1,  tether__control__v1__backfill_response__number_ranges,
+  (ProtobufCMessageInit) tether__control__v1__backfill_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCFieldDescriptor tether__control__v1__clear_run_request__field_descriptors[4] =
 {
   {
@@ -6902,17 +7146,19 @@ const ProtobufCEnumDescriptor tether__control__v1__run_state__descriptor =
   tether__control__v1__run_state__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCEnumValue tether__control__v1__run_trigger__enum_values_by_number[3] =
+static const ProtobufCEnumValue tether__control__v1__run_trigger__enum_values_by_number[4] =
 {
   { "RUN_TRIGGER_UNSPECIFIED", "TETHER__CONTROL__V1__RUN_TRIGGER__RUN_TRIGGER_UNSPECIFIED", 0 },
   { "RUN_TRIGGER_MANUAL", "TETHER__CONTROL__V1__RUN_TRIGGER__RUN_TRIGGER_MANUAL", 1 },
   { "RUN_TRIGGER_SCHEDULE", "TETHER__CONTROL__V1__RUN_TRIGGER__RUN_TRIGGER_SCHEDULE", 2 },
+  { "RUN_TRIGGER_BACKFILL", "TETHER__CONTROL__V1__RUN_TRIGGER__RUN_TRIGGER_BACKFILL", 3 },
 };
 static const ProtobufCIntRange tether__control__v1__run_trigger__value_ranges[] = {
-{0, 0},{0, 3}
+{0, 0},{0, 4}
 };
-static const ProtobufCEnumValueIndex tether__control__v1__run_trigger__enum_values_by_name[3] =
+static const ProtobufCEnumValueIndex tether__control__v1__run_trigger__enum_values_by_name[4] =
 {
+  { "RUN_TRIGGER_BACKFILL", 3 },
   { "RUN_TRIGGER_MANUAL", 1 },
   { "RUN_TRIGGER_SCHEDULE", 2 },
   { "RUN_TRIGGER_UNSPECIFIED", 0 },
@@ -6924,9 +7170,9 @@ const ProtobufCEnumDescriptor tether__control__v1__run_trigger__descriptor =
   "RunTrigger",
   "Tether__Control__V1__RunTrigger",
   "tether.control.v1",
-  3,
+  4,
   tether__control__v1__run_trigger__enum_values_by_number,
-  3,
+  4,
   tether__control__v1__run_trigger__enum_values_by_name,
   1,
   tether__control__v1__run_trigger__value_ranges,
@@ -7078,7 +7324,7 @@ const ProtobufCEnumDescriptor tether__control__v1__token_role__descriptor =
   tether__control__v1__token_role__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor tether__control__v1__control_service__method_descriptors[22] =
+static const ProtobufCMethodDescriptor tether__control__v1__control_service__method_descriptors[23] =
 {
   { "ApplyDag", &tether__control__v1__apply_dag_request__descriptor, &tether__control__v1__apply_dag_response__descriptor },
   { "GetDag", &tether__control__v1__get_dag_request__descriptor, &tether__control__v1__get_dag_response__descriptor },
@@ -7092,6 +7338,7 @@ static const ProtobufCMethodDescriptor tether__control__v1__control_service__met
   { "CancelRun", &tether__control__v1__cancel_run_request__descriptor, &tether__control__v1__cancel_run_response__descriptor },
   { "CancelTaskInstance", &tether__control__v1__cancel_task_instance_request__descriptor, &tether__control__v1__cancel_task_instance_response__descriptor },
   { "ClearRun", &tether__control__v1__clear_run_request__descriptor, &tether__control__v1__clear_run_response__descriptor },
+  { "Backfill", &tether__control__v1__backfill_request__descriptor, &tether__control__v1__backfill_response__descriptor },
   { "SetPool", &tether__control__v1__set_pool_request__descriptor, &tether__control__v1__set_pool_response__descriptor },
   { "DeletePool", &tether__control__v1__delete_pool_request__descriptor, &tether__control__v1__delete_pool_response__descriptor },
   { "ListPools", &tether__control__v1__list_pools_request__descriptor, &tether__control__v1__list_pools_response__descriptor },
@@ -7105,27 +7352,28 @@ static const ProtobufCMethodDescriptor tether__control__v1__control_service__met
 };
 const unsigned tether__control__v1__control_service__method_indices_by_name[] = {
   0,        /* ApplyDag */
+  12,        /* Backfill */
   9,        /* CancelRun */
   10,        /* CancelTaskInstance */
   11,        /* ClearRun */
-  18,        /* CreateToken */
-  13,        /* DeletePool */
-  16,        /* DrainAgent */
+  19,        /* CreateToken */
+  14,        /* DeletePool */
+  17,        /* DrainAgent */
   1,        /* GetDag */
   7,        /* GetRun */
-  15,        /* ListAgents */
+  16,        /* ListAgents */
   3,        /* ListDagVersions */
   2,        /* ListDags */
-  14,        /* ListPools */
+  15,        /* ListPools */
   8,        /* ListRuns */
-  19,        /* ListTokens */
+  20,        /* ListTokens */
   4,        /* PauseDag */
-  20,        /* RevokeToken */
-  12,        /* SetPool */
+  21,        /* RevokeToken */
+  13,        /* SetPool */
   6,        /* TriggerRun */
-  17,        /* UndrainAgent */
+  18,        /* UndrainAgent */
   5,        /* UnpauseDag */
-  21         /* WatchEvents */
+  22         /* WatchEvents */
 };
 const ProtobufCServiceDescriptor tether__control__v1__control_service__descriptor =
 {
@@ -7134,7 +7382,7 @@ const ProtobufCServiceDescriptor tether__control__v1__control_service__descripto
   "ControlService",
   "Tether__Control__V1__ControlService",
   "tether.control.v1",
-  22,
+  23,
   tether__control__v1__control_service__method_descriptors,
   tether__control__v1__control_service__method_indices_by_name
 };
@@ -7234,13 +7482,21 @@ void tether__control__v1__control_service__clear_run(ProtobufCService *service,
   assert(service->descriptor == &tether__control__v1__control_service__descriptor);
   service->invoke(service, 11, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
+void tether__control__v1__control_service__backfill(ProtobufCService *service,
+                                                    const Tether__Control__V1__BackfillRequest *input,
+                                                    Tether__Control__V1__BackfillResponse_Closure closure,
+                                                    void *closure_data)
+{
+  assert(service->descriptor == &tether__control__v1__control_service__descriptor);
+  service->invoke(service, 12, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
 void tether__control__v1__control_service__set_pool(ProtobufCService *service,
                                                     const Tether__Control__V1__SetPoolRequest *input,
                                                     Tether__Control__V1__SetPoolResponse_Closure closure,
                                                     void *closure_data)
 {
   assert(service->descriptor == &tether__control__v1__control_service__descriptor);
-  service->invoke(service, 12, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 13, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void tether__control__v1__control_service__delete_pool(ProtobufCService *service,
                                                        const Tether__Control__V1__DeletePoolRequest *input,
@@ -7248,7 +7504,7 @@ void tether__control__v1__control_service__delete_pool(ProtobufCService *service
                                                        void *closure_data)
 {
   assert(service->descriptor == &tether__control__v1__control_service__descriptor);
-  service->invoke(service, 13, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 14, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void tether__control__v1__control_service__list_pools(ProtobufCService *service,
                                                       const Tether__Control__V1__ListPoolsRequest *input,
@@ -7256,7 +7512,7 @@ void tether__control__v1__control_service__list_pools(ProtobufCService *service,
                                                       void *closure_data)
 {
   assert(service->descriptor == &tether__control__v1__control_service__descriptor);
-  service->invoke(service, 14, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 15, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void tether__control__v1__control_service__list_agents(ProtobufCService *service,
                                                        const Tether__Control__V1__ListAgentsRequest *input,
@@ -7264,7 +7520,7 @@ void tether__control__v1__control_service__list_agents(ProtobufCService *service
                                                        void *closure_data)
 {
   assert(service->descriptor == &tether__control__v1__control_service__descriptor);
-  service->invoke(service, 15, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 16, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void tether__control__v1__control_service__drain_agent(ProtobufCService *service,
                                                        const Tether__Control__V1__DrainAgentRequest *input,
@@ -7272,7 +7528,7 @@ void tether__control__v1__control_service__drain_agent(ProtobufCService *service
                                                        void *closure_data)
 {
   assert(service->descriptor == &tether__control__v1__control_service__descriptor);
-  service->invoke(service, 16, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 17, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void tether__control__v1__control_service__undrain_agent(ProtobufCService *service,
                                                          const Tether__Control__V1__UndrainAgentRequest *input,
@@ -7280,7 +7536,7 @@ void tether__control__v1__control_service__undrain_agent(ProtobufCService *servi
                                                          void *closure_data)
 {
   assert(service->descriptor == &tether__control__v1__control_service__descriptor);
-  service->invoke(service, 17, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 18, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void tether__control__v1__control_service__create_token(ProtobufCService *service,
                                                         const Tether__Control__V1__CreateTokenRequest *input,
@@ -7288,7 +7544,7 @@ void tether__control__v1__control_service__create_token(ProtobufCService *servic
                                                         void *closure_data)
 {
   assert(service->descriptor == &tether__control__v1__control_service__descriptor);
-  service->invoke(service, 18, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 19, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void tether__control__v1__control_service__list_tokens(ProtobufCService *service,
                                                        const Tether__Control__V1__ListTokensRequest *input,
@@ -7296,7 +7552,7 @@ void tether__control__v1__control_service__list_tokens(ProtobufCService *service
                                                        void *closure_data)
 {
   assert(service->descriptor == &tether__control__v1__control_service__descriptor);
-  service->invoke(service, 19, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 20, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void tether__control__v1__control_service__revoke_token(ProtobufCService *service,
                                                         const Tether__Control__V1__RevokeTokenRequest *input,
@@ -7304,7 +7560,7 @@ void tether__control__v1__control_service__revoke_token(ProtobufCService *servic
                                                         void *closure_data)
 {
   assert(service->descriptor == &tether__control__v1__control_service__descriptor);
-  service->invoke(service, 20, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 21, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void tether__control__v1__control_service__watch_events(ProtobufCService *service,
                                                         const Tether__Control__V1__WatchEventsRequest *input,
@@ -7312,7 +7568,7 @@ void tether__control__v1__control_service__watch_events(ProtobufCService *servic
                                                         void *closure_data)
 {
   assert(service->descriptor == &tether__control__v1__control_service__descriptor);
-  service->invoke(service, 21, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 22, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void tether__control__v1__control_service__init (Tether__Control__V1__ControlService_Service *service,
                                                  Tether__Control__V1__ControlService_ServiceDestroy destroy)

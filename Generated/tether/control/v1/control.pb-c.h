@@ -61,6 +61,8 @@ typedef struct Tether__Control__V1__DeletePoolRequest Tether__Control__V1__Delet
 typedef struct Tether__Control__V1__DeletePoolResponse Tether__Control__V1__DeletePoolResponse;
 typedef struct Tether__Control__V1__ListPoolsRequest Tether__Control__V1__ListPoolsRequest;
 typedef struct Tether__Control__V1__ListPoolsResponse Tether__Control__V1__ListPoolsResponse;
+typedef struct Tether__Control__V1__BackfillRequest Tether__Control__V1__BackfillRequest;
+typedef struct Tether__Control__V1__BackfillResponse Tether__Control__V1__BackfillResponse;
 typedef struct Tether__Control__V1__ClearRunRequest Tether__Control__V1__ClearRunRequest;
 typedef struct Tether__Control__V1__ClearRunResponse Tether__Control__V1__ClearRunResponse;
 typedef struct Tether__Control__V1__ListAgentsRequest Tether__Control__V1__ListAgentsRequest;
@@ -184,7 +186,11 @@ typedef enum _Tether__Control__V1__RunTrigger {
   /*
    * The DAG's schedule.
    */
-  TETHER__CONTROL__V1__RUN_TRIGGER__RUN_TRIGGER_SCHEDULE = 2
+  TETHER__CONTROL__V1__RUN_TRIGGER__RUN_TRIGGER_SCHEDULE = 2,
+  /*
+   * Made by a backfill, for one schedule interval.
+   */
+  TETHER__CONTROL__V1__RUN_TRIGGER__RUN_TRIGGER_BACKFILL = 3
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(TETHER__CONTROL__V1__RUN_TRIGGER)
 } Tether__Control__V1__RunTrigger;
 /*
@@ -1569,6 +1575,65 @@ struct  Tether__Control__V1__ListPoolsResponse
 
 
 /*
+ * Backfill input.
+ */
+struct  Tether__Control__V1__BackfillRequest
+{
+  ProtobufCMessage base;
+  /*
+   * The DAG.
+   */
+  char *dag_id;
+  /*
+   * The first logical time of the range (included).
+   */
+  int64_t from_unix_us;
+  /*
+   * The last logical time of the range (included).
+   */
+  int64_t to_unix_us;
+  /*
+   * Also clear the failed tasks of failed runs in the range, to run again.
+   */
+  protobuf_c_boolean rerun_failed;
+};
+#define TETHER__CONTROL__V1__BACKFILL_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&tether__control__v1__backfill_request__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, 0, 0 }
+
+
+/*
+ * Backfill result.
+ */
+struct  Tether__Control__V1__BackfillResponse
+{
+  ProtobufCMessage base;
+  /*
+   * One run per schedule interval of the range, oldest first: new or existing.
+   */
+  size_t n_runs;
+  Tether__Control__V1__Run **runs;
+  /*
+   * How many of them this call created.
+   */
+  uint32_t created;
+  /*
+   * Failed runs whose failed tasks were cleared to run again.
+   */
+  size_t n_rerun_run_ids;
+  char **rerun_run_ids;
+  /*
+   * Where the range ended: `to`, or the schedule's last scheduled instant if
+   * that is earlier (later intervals are the schedule's own).
+   */
+  int64_t through_unix_us;
+};
+#define TETHER__CONTROL__V1__BACKFILL_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&tether__control__v1__backfill_response__descriptor) \
+    , 0,NULL, 0, 0,NULL, 0 }
+
+
+/*
  * ClearRun input.
  */
 struct  Tether__Control__V1__ClearRunRequest
@@ -2679,6 +2744,44 @@ Tether__Control__V1__ListPoolsResponse *
 void   tether__control__v1__list_pools_response__free_unpacked
                      (Tether__Control__V1__ListPoolsResponse *message,
                       ProtobufCAllocator *allocator);
+/* Tether__Control__V1__BackfillRequest methods */
+void   tether__control__v1__backfill_request__init
+                     (Tether__Control__V1__BackfillRequest         *message);
+size_t tether__control__v1__backfill_request__get_packed_size
+                     (const Tether__Control__V1__BackfillRequest   *message);
+size_t tether__control__v1__backfill_request__pack
+                     (const Tether__Control__V1__BackfillRequest   *message,
+                      uint8_t             *out);
+size_t tether__control__v1__backfill_request__pack_to_buffer
+                     (const Tether__Control__V1__BackfillRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Tether__Control__V1__BackfillRequest *
+       tether__control__v1__backfill_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   tether__control__v1__backfill_request__free_unpacked
+                     (Tether__Control__V1__BackfillRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Tether__Control__V1__BackfillResponse methods */
+void   tether__control__v1__backfill_response__init
+                     (Tether__Control__V1__BackfillResponse         *message);
+size_t tether__control__v1__backfill_response__get_packed_size
+                     (const Tether__Control__V1__BackfillResponse   *message);
+size_t tether__control__v1__backfill_response__pack
+                     (const Tether__Control__V1__BackfillResponse   *message,
+                      uint8_t             *out);
+size_t tether__control__v1__backfill_response__pack_to_buffer
+                     (const Tether__Control__V1__BackfillResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Tether__Control__V1__BackfillResponse *
+       tether__control__v1__backfill_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   tether__control__v1__backfill_response__free_unpacked
+                     (Tether__Control__V1__BackfillResponse *message,
+                      ProtobufCAllocator *allocator);
 /* Tether__Control__V1__ClearRunRequest methods */
 void   tether__control__v1__clear_run_request__init
                      (Tether__Control__V1__ClearRunRequest         *message);
@@ -3123,6 +3226,12 @@ typedef void (*Tether__Control__V1__ListPoolsRequest_Closure)
 typedef void (*Tether__Control__V1__ListPoolsResponse_Closure)
                  (const Tether__Control__V1__ListPoolsResponse *message,
                   void *closure_data);
+typedef void (*Tether__Control__V1__BackfillRequest_Closure)
+                 (const Tether__Control__V1__BackfillRequest *message,
+                  void *closure_data);
+typedef void (*Tether__Control__V1__BackfillResponse_Closure)
+                 (const Tether__Control__V1__BackfillResponse *message,
+                  void *closure_data);
 typedef void (*Tether__Control__V1__ClearRunRequest_Closure)
                  (const Tether__Control__V1__ClearRunRequest *message,
                   void *closure_data);
@@ -3226,6 +3335,10 @@ struct Tether__Control__V1__ControlService_Service
                     const Tether__Control__V1__ClearRunRequest *input,
                     Tether__Control__V1__ClearRunResponse_Closure closure,
                     void *closure_data);
+  void (*backfill)(Tether__Control__V1__ControlService_Service *service,
+                   const Tether__Control__V1__BackfillRequest *input,
+                   Tether__Control__V1__BackfillResponse_Closure closure,
+                   void *closure_data);
   void (*set_pool)(Tether__Control__V1__ControlService_Service *service,
                    const Tether__Control__V1__SetPoolRequest *input,
                    Tether__Control__V1__SetPoolResponse_Closure closure,
@@ -3286,6 +3399,7 @@ void tether__control__v1__control_service__init (Tether__Control__V1__ControlSer
       function_prefix__ ## cancel_run,\
       function_prefix__ ## cancel_task_instance,\
       function_prefix__ ## clear_run,\
+      function_prefix__ ## backfill,\
       function_prefix__ ## set_pool,\
       function_prefix__ ## delete_pool,\
       function_prefix__ ## list_pools,\
@@ -3344,6 +3458,10 @@ void tether__control__v1__control_service__clear_run(ProtobufCService *service,
                                                      const Tether__Control__V1__ClearRunRequest *input,
                                                      Tether__Control__V1__ClearRunResponse_Closure closure,
                                                      void *closure_data);
+void tether__control__v1__control_service__backfill(ProtobufCService *service,
+                                                    const Tether__Control__V1__BackfillRequest *input,
+                                                    Tether__Control__V1__BackfillResponse_Closure closure,
+                                                    void *closure_data);
 void tether__control__v1__control_service__set_pool(ProtobufCService *service,
                                                     const Tether__Control__V1__SetPoolRequest *input,
                                                     Tether__Control__V1__SetPoolResponse_Closure closure,
@@ -3440,6 +3558,8 @@ extern const ProtobufCMessageDescriptor tether__control__v1__delete_pool_request
 extern const ProtobufCMessageDescriptor tether__control__v1__delete_pool_response__descriptor;
 extern const ProtobufCMessageDescriptor tether__control__v1__list_pools_request__descriptor;
 extern const ProtobufCMessageDescriptor tether__control__v1__list_pools_response__descriptor;
+extern const ProtobufCMessageDescriptor tether__control__v1__backfill_request__descriptor;
+extern const ProtobufCMessageDescriptor tether__control__v1__backfill_response__descriptor;
 extern const ProtobufCMessageDescriptor tether__control__v1__clear_run_request__descriptor;
 extern const ProtobufCMessageDescriptor tether__control__v1__clear_run_response__descriptor;
 extern const ProtobufCMessageDescriptor tether__control__v1__list_agents_request__descriptor;
