@@ -100,6 +100,9 @@ public final class GRPCServer: Sendable {
     /// Open connections right now.
     public var openConnections: Int { transport.openConnections }
 
+    /// The transport's connections, streams and bytes since `start` (`HTTPServerCounters`).
+    public var transportCounters: HTTPServerCounters { transport.counters }
+
     /// Stops: marks health NOT_SERVING, closes the listening socket, sends GOAWAY, runs
     /// `whileDraining` (no new call can arrive by then; end long-lived calls there), lets
     /// in-flight calls finish within `http2.gracefulShutdownTimeout` (when graceful),
