@@ -43,15 +43,19 @@ public final class HTTP2Server: Sendable {
     private let listeners = Mutex<[Listener]>([])
     private let listenerFD = Mutex<Int32>(-1)
     /// Connections, streams and bytes since `start`; also what `maxConnections` is checked against.
-    public let counters = HTTPServerCounters()
+    public let counters: HTTPServerCounters
 
-    /// - Parameter httpHandler: answers HTTP/1.1 requests on the same port (see above);
-    ///   with TLS, give the context `TLSConfiguration.acceptsHTTP11` so ALPN can pick it.
-    ///   (Plain HTTP requests on HTTP/2 streams are `delegate`'s to route.)
+    /// - Parameters:
+    ///   - httpHandler: answers HTTP/1.1 requests on the same port (see above); with TLS,
+    ///     give the context `TLSConfiguration.acceptsHTTP11` so ALPN can pick it. (Plain HTTP
+    ///     requests on HTTP/2 streams are `delegate`'s to route.)
+    ///   - counters: where this server counts; one per server (its open connections are
+    ///     what `maxConnections` is checked against).
     public init(configuration: Configuration, loops: [EventLoop], delegate: any HTTP2ServerDelegate,
-                httpHandler: HTTPHandler? = nil) {
+                httpHandler: HTTPHandler? = nil, counters: HTTPServerCounters = HTTPServerCounters()) {
         precondition(!loops.isEmpty)
         self.configuration = configuration
+        self.counters = counters
         self.loops = loops
         self.delegate = delegate
         self.httpHandler = httpHandler

@@ -12,6 +12,8 @@ struct ServerCommand: AsyncParsableCommand {
         discussion: """
             Serves gRPC on one port: the agent stream (tether.agent.v1.AgentService), the
             operator API (tether.control.v1.ControlService) and grpc.health.v1.Health;
+            and plain HTTP (HTTP/1.1 or h2) on the same port: /healthz, /readyz, and
+            Prometheus metrics at /metrics (admin token, or --metrics-unauthenticated);
             TLS (ALPN h2) with --tls-cert and --tls-key, or plaintext h2c with
             --insecure-plaintext. State lives in DIR/state.db (SQLite, WAL), tokens in
             DIR/tokens.db. DIR is created 0700, its files 0600. One server per DIR: a
@@ -64,6 +66,11 @@ struct ServerCommand: AsyncParsableCommand {
         discussion: "Such attempts never use the task's own retries."))
     var maxInfrastructureAttempts = 10
 
+    @Flag(help: ArgumentHelp(
+        "Serve /metrics without a token, for a Prometheus on a trusted network.",
+        discussion: "By default /metrics needs an admin token (authorization: Bearer): it names queues and regions and counts agents."))
+    var metricsUnauthenticated = false
+
     enum Synchronous: String, ExpressibleByArgument { case full, normal }
 
     func run() async throws {
@@ -88,6 +95,7 @@ struct ServerCommand: AsyncParsableCommand {
         configuration.maxInfrastructureAttempts = maxInfrastructureAttempts
         configuration.heartbeatIntervalMilliseconds = max(200, Int64(leaseTtl) * 1000 / 6)
         configuration.version = TetherVersion.string
+        configuration.metricsUnauthenticated = metricsUnauthenticated
 
         let server: TetherServer
         let bound: SocketAddress
