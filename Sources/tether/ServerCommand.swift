@@ -24,6 +24,11 @@ struct ServerCommand: AsyncParsableCommand {
             creates one, writes it to DIR/admin.token (0600) and prints only that path.
             Create agent tokens with `tether token create --role agent`.
 
+            Log lines go to stderr, each after its UTC time, or with --log-format json one
+            JSON object per line (time, level, label, message, metadata). Under systemd
+            (NOTIFY_SOCKET set) it sends READY=1 once serving, STOPPING=1 at SIGTERM, and
+            WATCHDOG=1 every half of WATCHDOG_USEC when that is set.
+
             Prints "listening on ADDRESS" once ready. SIGTERM or SIGINT stops it within
             5 s: new connections are refused, GOAWAY is sent, agent streams end with
             UNAVAILABLE (agents reconnect and resume their leases), other calls get 3 s
@@ -71,6 +76,9 @@ struct ServerCommand: AsyncParsableCommand {
         discussion: "By default /metrics needs an admin token (authorization: Bearer): it names queues and regions and counts agents."))
     var metricsUnauthenticated = false
 
+    @Option(help: "How log lines on stderr read: human (time, then the line) or json (one object per line).")
+    var logFormat: LogFormat = .human
+
     enum Synchronous: String, ExpressibleByArgument { case full, normal }
 
     func run() async throws {
@@ -97,33 +105,32 @@ struct ServerCommand: AsyncParsableCommand {
         configuration.version = TetherVersion.string
         configuration.metricsUnauthenticated = metricsUnauthenticated
 
+        let log = daemonLogger(label: "tether.server", name: "tether server", format: logFormat)
+        let notifier = ServiceNotifier()
         let server: TetherServer
         let bound: SocketAddress
         do {
-            server = try TetherServer(configuration: configuration) { line in printLog("tether server: \(line)") }
+            server = try TetherServer(configuration: configuration) { line in log.info("\(line)") }
             bound = try server.start()
         } catch {
-            printError("tether server: \(error)")
+            // A start that fails says so once, without a time (as other one-off errors), or as JSON.
+            if logFormat == .json { log.error("\(error)") } else { printError("tether server: \(error)") }
             throw ExitCode(1)
         }
         if let file = server.createdAdminTokenFile {
             FileHandle.standardOutput.write(Data("admin token created; its secret is in \(file) (mode 0600)\n".utf8))
         }
         FileHandle.standardOutput.write(Data(("listening on \(bound) (\(insecurePlaintext ? "h2c" : "tls"))" + "\n").utf8))
+        notifier.ready()
+        notifier.startWatchdog()
         var received = signals.makeAsyncIterator()
         _ = await received.next()
-        printLog("tether server: shutting down")
+        notifier.stopping()
+        log.info("shutting down")
         await server.shutdown()
     }
 }
 
 func printError(_ message: String) {
     FileHandle.standardError.write(Data((message + "\n").utf8))
-}
-
-/// A running daemon's line on stderr, after the UTC time it happened
-/// (`2026-11-26T00:38:03.231Z tether agent: …`): an agent runs for days, and its
-/// operator reads when things happened. A command's one-off errors use `printError`.
-func printLog(_ message: String) {
-    printError(Date.now.ISO8601Format(Date.ISO8601FormatStyle(includingFractionalSeconds: true)) + " " + message)
 }
