@@ -1,8 +1,8 @@
 import Synchronization
 
 /// What a server's connections have done since it started: connections accepted and open,
-/// HTTP/2 streams and HTTP/1.1 requests, bytes read and written. For metrics; the transport
-/// itself never reads them.
+/// HTTP/2 streams and HTTP/1.1 requests, bytes read and written. For metrics; of these the
+/// transport itself reads only the open connections (its `maxConnections` check).
 ///
 /// Bytes are the connection's own (HTTP/2 frames, HTTP/1.1 heads and bodies), after TLS
 /// decryption and before encryption, counted where each read or write returns.
