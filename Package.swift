@@ -27,6 +27,11 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        // Metrics: swift-metrics is the instrument API, swift-prometheus the registry and the
+        // text exposition behind /metrics. swift-log: the daemons' log lines (human or JSON).
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // System libraries: module.modulemap + shim.h only. apt packages in Scripts/bootstrap.
@@ -56,7 +61,9 @@ let package = Package(
         // The orchestration plane: RPC handlers, auth, dashboard, metrics, health.
         .target(
             name: "TetherServer",
-            dependencies: ["GRPC", "H2", "TetherWire", "TetherStore", "TetherScheduler", "TetherSchedulerSQLite", "TetherDAGFile", "TetherSyntax"],
+            dependencies: ["GRPC", "H2", "TetherWire", "TetherStore", "TetherScheduler", "TetherSchedulerSQLite", "TetherDAGFile", "TetherSyntax",
+                           .product(name: "CoreMetrics", package: "swift-metrics"),
+                           .product(name: "Prometheus", package: "swift-prometheus")],
             swiftSettings: swiftSettings
         ),
         // The execution plane: connection loop, task runner, local logs, durable event outbox.
@@ -89,6 +96,7 @@ let package = Package(
             dependencies: [
                 "TetherWire", "H2", "GRPC", "TetherStore", "TetherServer", "TetherAgent", "TetherScheduler", "TetherDAGFile", "TetherSyntax",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings,
             plugins: ["BuildInfoPlugin"]

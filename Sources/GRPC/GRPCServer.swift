@@ -69,10 +69,13 @@ public final class GRPCServer: Sendable {
     ///   - httpHandler: answers plain HTTP requests (see above); nil serves gRPC only, and
     ///     then anything else gets what the gRPC path answers (405, 415). With TLS, make the
     ///     context with `TLSConfiguration.acceptsHTTP11` so HTTP/1.1-only clients get in.
+    ///   - transportCounters: where the transport counts connections, streams and bytes
+    ///     (pass one to read it before the server exists); one per server.
     /// - Throws: `GRPCReflectionService.ConfigurationError` if `reflection` lacks a service's
     ///   file; the transport's errors if a loop cannot start.
     public init(configuration: Configuration, router: GRPCRouter, health: GRPCHealthService = GRPCHealthService(),
-                reflection: [ProtoFileDescriptor]? = nil, httpHandler: HTTPHandler? = nil) throws {
+                reflection: [ProtoFileDescriptor]? = nil, httpHandler: HTTPHandler? = nil,
+                transportCounters: HTTPServerCounters = HTTPServerCounters()) throws {
         self.configuration = configuration
         self.health = health
         var router = router
@@ -89,7 +92,7 @@ public final class GRPCServer: Sendable {
         let plainHTTP = httpHandler.map { PlainHTTPService(handler: Self.refusingGRPC($0), configuration: configuration.http) }
         transport = HTTP2Server(configuration: transportConfiguration, loops: loops,
                                 delegate: CallFactory(router: router, limits: configuration.limits, plainHTTP: plainHTTP),
-                                httpHandler: plainHTTP?.handler)
+                                httpHandler: plainHTTP?.handler, counters: transportCounters)
     }
 
     /// Starts listening; returns the bound address (with the real port if 0 was asked).
@@ -99,6 +102,9 @@ public final class GRPCServer: Sendable {
 
     /// Open connections right now.
     public var openConnections: Int { transport.openConnections }
+
+    /// The transport's connections, streams and bytes since `start` (`HTTPServerCounters`).
+    public var transportCounters: HTTPServerCounters { transport.counters }
 
     /// Stops: marks health NOT_SERVING, closes the listening socket, sends GOAWAY, runs
     /// `whileDraining` (no new call can arrive by then; end long-lived calls there), lets

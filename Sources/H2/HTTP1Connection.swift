@@ -40,6 +40,7 @@ final class HTTP1Connection: EventLoopSelectable, EventLoopFlushable, @unchecked
     private let configuration: HTTPConfiguration
     private let gracefulShutdownTimeout: Duration
     private let handler: HTTPHandler
+    private let counters: HTTPServerCounters?
     private let parser: HTTP1RequestParser
     /// Received bytes not yet parsed: what follows a request that is being answered.
     private var unparsed: [UInt8] = []
@@ -67,7 +68,8 @@ final class HTTP1Connection: EventLoopSelectable, EventLoopFlushable, @unchecked
     private var backlog: Int { output.count - outputOffset }
 
     init(loop: EventLoop, fd: Int32, tls: TLSSession?, peer: SocketAddress?, configuration: HTTPConfiguration,
-         gracefulShutdownTimeout: Duration, handler: @escaping HTTPHandler) {
+         gracefulShutdownTimeout: Duration, handler: @escaping HTTPHandler, counters: HTTPServerCounters? = nil) {
+        self.counters = counters
         self.loop = loop
         self.fd = fd
         self.tls = tls
@@ -181,6 +183,7 @@ final class HTTP1Connection: EventLoopSelectable, EventLoopFlushable, @unchecked
         reads: for _ in 0..<8 where wantsRead {
             switch readSome(into: loop.readBuffer) {
             case .bytes(let n):
+                counters?.didReceive(n)
                 received(UnsafeRawBufferPointer(rebasing: loop.readBuffer[0..<n]))
                 // A short plaintext read drained the socket (see HTTP2Connection.readAvailable).
                 if tls == nil && n < loop.readBuffer.count { break reads }
@@ -267,6 +270,7 @@ final class HTTP1Connection: EventLoopSelectable, EventLoopFlushable, @unchecked
     // MARK: Requests
 
     private func dispatch(_ parsed: HTTP1ParsedRequest) {
+        counters?.requestRead()
         state = .responding
         armTimer(nil)
         exchangeID &+= 1
@@ -426,7 +430,9 @@ final class HTTP1Connection: EventLoopSelectable, EventLoopFlushable, @unchecked
         if let tls {
             do {
                 switch try tls.write(bytes) {
-                case .wrote(let n): return n
+                case .wrote(let n):
+                    counters?.didSend(n)
+                    return n
                 case .wantRead, .wantWrite: return nil
                 }
             } catch {
@@ -436,7 +442,10 @@ final class HTTP1Connection: EventLoopSelectable, EventLoopFlushable, @unchecked
         }
         while true {
             let rc = Glibc.send(fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL))
-            if rc >= 0 { return rc }
+            if rc >= 0 {
+                counters?.didSend(rc)
+                return rc
+            }
             if errno == EINTR { continue }
             if errno == EAGAIN || errno == EWOULDBLOCK { return nil }
             terminate("write failed: \(SystemError("send", errno: errno))")

@@ -41,6 +41,8 @@ public final class HTTP2Connection: EventLoopSelectable, EventLoopFlushable {
     /// limits (max concurrent streams, windows) apply to the first request.
     public var onReady: (() -> Void)?
     var serverDelegate: (any HTTP2ServerDelegate)?
+    /// Server side: the server's counters (bytes, streams); nil on a client.
+    var counters: HTTPServerCounters?
 
     private enum State: Equatable {
         case connecting      // client TCP connect in progress (to the proxy, if there is one)
@@ -367,6 +369,7 @@ public final class HTTP2Connection: EventLoopSelectable, EventLoopFlushable {
                 }
                 n = rc
             }
+            counters?.didReceive(n)
             lastReceive = MonotonicClock.nanoseconds()
             let awaitingSettings = state == .awaitingSettings
             if awaitingSettings && bytesBeforeSettings.count < 64 {
@@ -463,7 +466,9 @@ public final class HTTP2Connection: EventLoopSelectable, EventLoopFlushable {
         if let tls {
             do {
                 switch try tls.write(bytes) {
-                case .wrote(let n): return n
+                case .wrote(let n):
+                    counters?.didSend(n)
+                    return n
                 case .wantRead, .wantWrite: return nil
                 }
             } catch {
@@ -473,7 +478,10 @@ public final class HTTP2Connection: EventLoopSelectable, EventLoopFlushable {
         }
         while true {
             let rc = Glibc.send(fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL))
-            if rc >= 0 { return rc }
+            if rc >= 0 {
+                counters?.didSend(rc)
+                return rc
+            }
             if errno == EINTR { continue }
             if errno == EAGAIN || errno == EWOULDBLOCK { return nil }
             terminate("write failed: \(SystemError("send", errno: errno))")
@@ -610,6 +618,7 @@ public final class HTTP2Connection: EventLoopSelectable, EventLoopFlushable {
         pending = []
         let open = streams.values.sorted { $0.id < $1.id }
         streams = [:]
+        counters?.streamsClosed(open.count)
         for stream in open { stream.close(.connectionClosed(reason)) }
         let onClose = self.onClose
         self.onClose = nil
@@ -665,6 +674,7 @@ public final class HTTP2Connection: EventLoopSelectable, EventLoopFlushable {
         guard role == .server, frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST else { return 0 }
         let stream = HTTP2Stream(id: id, connection: self)
         streams[id] = stream
+        counters?.streamOpened()
         return 0
     }
 
@@ -762,6 +772,7 @@ public final class HTTP2Connection: EventLoopSelectable, EventLoopFlushable {
 
     fileprivate func streamClosed(_ id: Int32, errorCode: UInt32) -> Int32 {
         guard let stream = streams.removeValue(forKey: id) else { return 0 }
+        counters?.streamsClosed(1)
         stream.close(errorCode == 0 ? .finished : .reset(HTTP2ErrorCode(rawValue: errorCode)))
         return 0
     }

@@ -42,22 +42,27 @@ public final class HTTP2Server: Sendable {
     let httpHandler: HTTPHandler?
     private let listeners = Mutex<[Listener]>([])
     private let listenerFD = Mutex<Int32>(-1)
-    private let connectionCount = Atomic<Int>(0)
+    /// Connections, streams and bytes since `start`; also what `maxConnections` is checked against.
+    public let counters: HTTPServerCounters
 
-    /// - Parameter httpHandler: answers HTTP/1.1 requests on the same port (see above);
-    ///   with TLS, give the context `TLSConfiguration.acceptsHTTP11` so ALPN can pick it.
-    ///   (Plain HTTP requests on HTTP/2 streams are `delegate`'s to route.)
+    /// - Parameters:
+    ///   - httpHandler: answers HTTP/1.1 requests on the same port (see above); with TLS,
+    ///     give the context `TLSConfiguration.acceptsHTTP11` so ALPN can pick it. (Plain HTTP
+    ///     requests on HTTP/2 streams are `delegate`'s to route.)
+    ///   - counters: where this server counts; one per server (its open connections are
+    ///     what `maxConnections` is checked against).
     public init(configuration: Configuration, loops: [EventLoop], delegate: any HTTP2ServerDelegate,
-                httpHandler: HTTPHandler? = nil) {
+                httpHandler: HTTPHandler? = nil, counters: HTTPServerCounters = HTTPServerCounters()) {
         precondition(!loops.isEmpty)
         self.configuration = configuration
+        self.counters = counters
         self.loops = loops
         self.delegate = delegate
         self.httpHandler = httpHandler
     }
 
     /// Open connections right now, across every loop.
-    public var openConnections: Int { connectionCount.load(ordering: .relaxed) }
+    public var openConnections: Int { counters.connectionsOpen }
 
     /// Binds and starts accepting. Returns the bound address (with the real port).
     public func start() throws -> SocketAddress {
@@ -120,16 +125,11 @@ public final class HTTP2Server: Sendable {
     }
 
     fileprivate func reserveConnection() -> Bool {
-        let now = connectionCount.add(1, ordering: .relaxed).newValue
-        if now > configuration.maxConnections {
-            connectionCount.subtract(1, ordering: .relaxed)
-            return false
-        }
-        return true
+        counters.reserveConnection(limit: configuration.maxConnections)
     }
 
     fileprivate func releaseConnection() {
-        connectionCount.subtract(1, ordering: .relaxed)
+        counters.connectionClosed()
     }
 
     fileprivate var serverDelegate: any HTTP2ServerDelegate { delegate }
@@ -212,7 +212,7 @@ private final class Listener: EventLoopSelectable, @unchecked Sendable {
             return
         }
         guard let handler = server.httpHandler else { return openHTTP2(fd, tls: tls, peer: peer, initialBytes: []) }
-        let detector = HTTPProtocolDetector(loop: loop, fd: fd, tls: tls)
+        let detector = HTTPProtocolDetector(loop: loop, fd: fd, tls: tls, counters: server.counters)
         detector.onDetected = { [unowned self] detected, fd, tls, initialBytes in
             self.forget(detector)
             switch detected {
@@ -239,6 +239,7 @@ private final class Listener: EventLoopSelectable, @unchecked Sendable {
             return
         }
         connection.serverDelegate = server.serverDelegate
+        connection.counters = server.counters
         track(connection) { connection.onClose = $0 }
         do {
             try connection.start()
@@ -251,7 +252,7 @@ private final class Listener: EventLoopSelectable, @unchecked Sendable {
     private func openHTTP1(_ fd: Int32, tls: TLSSession?, peer: SocketAddress?, initialBytes: [UInt8], handler: @escaping HTTPHandler) {
         let connection = HTTP1Connection(loop: loop, fd: fd, tls: tls, peer: peer, configuration: server.configuration.http,
                                          gracefulShutdownTimeout: server.configuration.http2.gracefulShutdownTimeout,
-                                         handler: handler)
+                                         handler: handler, counters: server.counters)
         track(connection) { connection.onClose = $0 }
         do {
             try connection.start(initialBytes: initialBytes)

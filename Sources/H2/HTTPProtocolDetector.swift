@@ -29,11 +29,13 @@ final class HTTPProtocolDetector: EventLoopSelectable {
     private var registration: EventLoop.RegistrationID?
     private var timer: EventLoop.TimerID?
     private var received: [UInt8] = []
+    private let counters: HTTPServerCounters?
 
-    init(loop: EventLoop, fd: Int32, tls: TLSSession?) {
+    init(loop: EventLoop, fd: Int32, tls: TLSSession?, counters: HTTPServerCounters? = nil) {
         self.loop = loop
         self.fd = fd
         self.tls = tls
+        self.counters = counters
     }
 
     deinit {
@@ -75,6 +77,7 @@ final class HTTPProtocolDetector: EventLoopSelectable {
             if errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK { return }
             return terminate("read failed: \(SystemError("read", errno: errno))")
         }
+        counters?.didReceive(rc)
         received += chunk[0..<rc]
         if !Self.http2Preface.starts(with: received) { return decide(.http1) }
         if received.count == Self.http2Preface.count { decide(.http2) }

@@ -96,6 +96,13 @@ struct LeaseDispatcher {
 
     var queuedCount: Int { queued.count }
 
+    /// Queued tasks by queue (parked ones included: they wait too). O(queued tasks).
+    var queuedCountByQueue: [String: Int] {
+        var counts: [String: Int] = [:]
+        for task in queued.values { counts[task.queue, default: 0] += 1 }
+        return counts
+    }
+
     /// Sets a DAG's max_active_tasks (0: no limit). A raised limit releases parked tasks.
     mutating func setLimit(dagID: String, maxActiveTasks: Int) {
         dagLimits[dagID] = maxActiveTasks > 0 ? maxActiveTasks : nil

@@ -37,6 +37,23 @@ public final class SQLiteSchedulerStore: SchedulerStore {
 
     public var commitStats: GroupCommitStats { writer.stats }
 
+    /// Tells `observer` of each batch the store's writer commits (`GroupCommitWriter.observeBatches`).
+    public func observeCommits(_ observer: @escaping @Sendable (GroupCommitBatch) -> Void) {
+        writer.observeBatches(observer)
+    }
+
+    /// How many attempts ever ended with each final outcome (running ones are left out): what
+    /// a restarted server's outcome counters start from. Reads every attempt: for a start.
+    /// - Throws: `SQLiteError`, or `SchedulerStoreError.corruptValue` for an unknown outcome.
+    public func finishedAttemptCounts() throws -> [AttemptOutcome: Int] {
+        let database = try SQLiteDatabase(reads.options)
+        var counts: [AttemptOutcome: Int] = [:]
+        try database.query("SELECT outcome, count(*) FROM task_attempts WHERE outcome != 'running' GROUP BY outcome") { row in
+            counts[try Self.enumValue(AttemptOutcome.self, row[0])] = Int(row[1].int64 ?? 0)
+        }
+        return counts
+    }
+
     public func commit(_ changes: [SchedulerChange], completion: @escaping @Sendable (Result<Void, any Error>) -> Void) {
         let rows = Self.lastChangePerRow(changes)
         writer.submit({ [self] database in

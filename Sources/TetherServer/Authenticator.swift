@@ -1,29 +1,53 @@
 import GRPC
 import TetherScheduler
 
-/// Checks the `authorization: Bearer <secret>` metadata of a call against the token store.
+/// Checks an `authorization: Bearer <secret>` header (gRPC metadata or an HTTP header field)
+/// against the token store.
 struct Authenticator: Sendable {
     let tokens: TokenStore
     let clock: any SchedulerClock
+
+    /// Why a caller was refused: gRPC answers UNAUTHENTICATED / PERMISSION_DENIED, HTTP 401 / 403.
+    enum Refusal: Error, Equatable {
+        /// No valid token.
+        case unauthenticated(String)
+        /// A valid token of a role that may not do this.
+        case permissionDenied(TokenRole)
+    }
+
+    /// The caller's token, if `authorization` (the header's value, nil when absent) holds
+    /// a valid one whose role is one of `roles`.
+    func authenticate(authorization: String?, _ roles: Set<TokenRole>, what: String) throws(Refusal) -> TokenRecord {
+        guard let authorization else {
+            throw .unauthenticated("missing 'authorization: Bearer <token>' \(what)")
+        }
+        let parts = authorization.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else {
+            throw .unauthenticated("authorization \(what) must be 'Bearer <token>'")
+        }
+        guard let token = tokens.authenticate(secret: String(parts[1]), now: clock.now().millisecondsSinceEpoch) else {
+            throw .unauthenticated("unknown, expired or revoked token")
+        }
+        guard roles.contains(token.role) else {
+            throw .permissionDenied(token.role)
+        }
+        return token
+    }
 
     /// The caller's token, if its role is one of `roles`.
     /// - Throws: UNAUTHENTICATED without a valid token, PERMISSION_DENIED for a token
     ///   of another role.
     @discardableResult
     func require(_ roles: Set<TokenRole>, _ context: GRPCServerContext) throws(GRPCStatus) -> TokenRecord {
-        guard let header = context.head.metadata.firstString(forKey: "authorization") else {
-            throw GRPCStatus(code: .unauthenticated, message: "missing 'authorization: Bearer <token>' metadata")
+        do {
+            return try authenticate(authorization: context.head.metadata.firstString(forKey: "authorization"), roles, what: "metadata")
+        } catch {
+            switch error {
+            case .unauthenticated(let message):
+                throw GRPCStatus(code: .unauthenticated, message: message)
+            case .permissionDenied(let role):
+                throw GRPCStatus(code: .permissionDenied, message: "a \(role.rawValue) token may not call this service")
+            }
         }
-        let parts = header.split(separator: " ", maxSplits: 1)
-        guard parts.count == 2, parts[0].lowercased() == "bearer" else {
-            throw GRPCStatus(code: .unauthenticated, message: "authorization metadata must be 'Bearer <token>'")
-        }
-        guard let token = tokens.authenticate(secret: String(parts[1]), now: clock.now().millisecondsSinceEpoch) else {
-            throw GRPCStatus(code: .unauthenticated, message: "unknown, expired or revoked token")
-        }
-        guard roles.contains(token.role) else {
-            throw GRPCStatus(code: .permissionDenied, message: "a \(token.role.rawValue) token may not call this service")
-        }
-        return token
     }
 }

@@ -11,8 +11,16 @@ struct HTTPEndpoints: Sendable {
     enum Access: Sendable {
         /// Anyone: liveness and readiness probes (kubelet, load balancers) carry no credentials.
         case unauthenticated
-        // Routes for people and scrapers (the dashboard, /metrics) come with an access level
-        // of their own here, checked in `handle` before the route runs; none is public.
+        /// A bearer token (`authorization: Bearer <secret>`) of one of these roles: 401
+        /// without a valid one, 403 for another role.
+        case token(Set<TokenRole>)
+    }
+
+    /// Who may read `/metrics`: admin tokens, or anyone when the operator said so
+    /// (`--metrics-unauthenticated`, for a scraper on a trusted network). It is read-only but
+    /// names queues and regions and counts agents, so it is not open by default.
+    static func metricsAccess(unauthenticated: Bool) -> Access {
+        unauthenticated ? .unauthenticated : .token([.admin])
     }
 
     struct Route: Sendable {
@@ -22,8 +30,14 @@ struct HTTPEndpoints: Sendable {
     }
 
     private let routes: [String: Route]
+    private let authenticator: Authenticator
 
-    init(readiness: Readiness) {
+    /// - Parameters:
+    ///   - metrics: the `/metrics` exposition, made when asked for (on the request's loop).
+    ///   - metricsAccess: who may read it (`metricsAccess(unauthenticated:)`).
+    init(readiness: Readiness, authenticator: Authenticator, metricsAccess: Access,
+         metrics: @escaping @Sendable () -> [UInt8]) {
+        self.authenticator = authenticator
         routes = [
             "/healthz": Route(methods: ["GET"], access: .unauthenticated) { _ in
                 .text(200, "ok")
@@ -33,6 +47,9 @@ struct HTTPEndpoints: Sendable {
                 case .ready: .text(200, "ready")
                 case let state: .text(503, "not ready: \(state)")
                 }
+            },
+            "/metrics": Route(methods: ["GET"], access: metricsAccess) { _ in
+                HTTPResponse(status: 200, headers: [HTTPHeader("content-type", ServerMetrics.contentType)], body: metrics())
             },
         ]
     }
@@ -46,7 +63,19 @@ struct HTTPEndpoints: Sendable {
                          headers: [HTTPHeader("allow", allowed.joined(separator: ", "))])
         }
         switch route.access {
-        case .unauthenticated: break
+        case .unauthenticated:
+            break
+        case .token(let roles):
+            do {
+                _ = try authenticator.authenticate(authorization: request.header("authorization"), roles, what: "header")
+            } catch {
+                switch error {
+                case .unauthenticated(let message):
+                    return .text(401, message, headers: [HTTPHeader("www-authenticate", "Bearer")])
+                case .permissionDenied(let role):
+                    return .text(403, "a \(role.rawValue) token may not \(request.method) \(request.path)")
+                }
+            }
         }
         return await route.run(request)
     }

@@ -11,7 +11,7 @@ public import TetherStore
 /// stream, the operator API, health and server reflection, over a data directory holding
 /// the scheduler's state (`state.db`) and the tokens (`tokens.db`). The same port answers
 /// plain HTTP (HTTP/1.1, and HTTP/2 requests that are not gRPC; `HTTPEndpoints`):
-/// `/healthz` and `/readyz` for probes.
+/// `/healthz` and `/readyz` for probes, `/metrics` for Prometheus (`ServerMetrics`).
 ///
 /// One server per data directory: `init` takes `DataDirectoryLock` on it before opening
 /// either database and `shutdown` releases it. The directory is created 0700 and every
@@ -52,6 +52,9 @@ public final class TetherServer: Sendable {
         /// How long `shutdown` lets calls in flight finish after GOAWAY before it closes
         /// their connections. Agent streams are ended at once, not waited for.
         public var shutdownGracePeriod: Duration = .seconds(3)
+        /// Serve `/metrics` without a token (for a local scraper); by default it needs an
+        /// admin token.
+        public var metricsUnauthenticated = false
 
         public init(listen: SocketAddress, dataDirectory: URL) {
             self.listen = listen
@@ -148,6 +151,9 @@ public final class TetherServer: Sendable {
         }
 
         store = try SQLiteSchedulerStore(path: directory.appendingPathComponent("state.db").path, synchronous: configuration.synchronous)
+        let transportCounters = HTTPServerCounters()
+        let metrics = ServerMetrics(transport: transportCounters, finishedAttempts: try store.finishedAttemptCounts())
+        store.observeCommits { metrics.committed($0) }
         let sessions = AgentSessions()
         self.sessions = sessions
         // Made before the scheduler: its first commit may already fail.
@@ -155,11 +161,14 @@ public final class TetherServer: Sendable {
         for service in Self.healthServices { health.setStatus(.serving, for: service) }
         let readiness = self.readiness
         scheduler = try SchedulerService(
-            store: store, clock: clock,
+            store: MeteredSchedulerStore(store, metrics: metrics), clock: clock,
             configuration: SchedulerConfiguration(leaseTTLMilliseconds: configuration.leaseTTLMilliseconds,
                                                   maxInfrastructureAttempts: configuration.maxInfrastructureAttempts),
             onEvent: { event in Self.respond(to: event, health: health, readiness: readiness, sessions: sessions, log: log) }
-        ) { effects in sessions.deliver(effects) }
+        ) { effects in
+            sessions.deliver(effects)
+            metrics.delivered(effects)
+        }
         let authenticator = Authenticator(tokens: tokens, clock: clock)
         var router = GRPCRouter()
         AgentService(scheduler: scheduler, sessions: sessions, authenticator: authenticator,
@@ -176,9 +185,14 @@ public final class TetherServer: Sendable {
         grpcConfiguration.http2.gracefulShutdownTimeout = configuration.shutdownGracePeriod
         // Reflection describes the public contract in Protos/ and nothing else, so it is open
         // to any caller, as health is; the services it describes still check tokens.
-        let endpoints = HTTPEndpoints(readiness: readiness)
+        let scheduler = self.scheduler
+        let endpoints = HTTPEndpoints(
+            readiness: readiness, authenticator: authenticator,
+            metricsAccess: HTTPEndpoints.metricsAccess(unauthenticated: configuration.metricsUnauthenticated)
+        ) { metrics.exposition(ServerMetrics.snapshot(scheduler, sessions)) }
         grpc = try GRPCServer(configuration: grpcConfiguration, router: router, health: health,
-                              reflection: WireRegistry.fileDescriptors, httpHandler: { request in await endpoints.handle(request) })
+                              reflection: WireRegistry.fileDescriptors, httpHandler: { request in await endpoints.handle(request) },
+                              transportCounters: transportCounters)
     }
 
     /// What health reports on, besides the server as a whole ("").

@@ -37,3 +37,20 @@ public struct GroupCommitStats: Sendable, Equatable, CustomStringConvertible {
             + "max \(largestBatch); sizes \(sizes.joined(separator: ", "))"
     }
 }
+
+/// One batch of a `GroupCommitWriter`, as `observeBatches` reports it.
+public struct GroupCommitBatch: Sendable, Equatable {
+    /// Changes in the batch.
+    public var size: Int
+    /// From BEGIN to the end of COMMIT (with `synchronous = full`, the WAL fsync included),
+    /// on the monotonic clock; completions not included.
+    public var duration: Duration
+    /// Whether the COMMIT succeeded (a change that threw alone does not fail the batch).
+    public var committed: Bool
+
+    public init(size: Int, duration: Duration, committed: Bool) {
+        self.size = size
+        self.duration = duration
+        self.committed = committed
+    }
+}

@@ -85,6 +85,13 @@ public final class GroupCommitWriter: Sendable {
 
     /// A snapshot of the writer's counters. Any thread.
     public var stats: GroupCommitStats { core.lock.withLock { core.stats } }
+
+    /// Told of every batch from now on, on the writer thread, right after its COMMIT (or
+    /// failure) and before its completions: keep it short, it delays them. One observer;
+    /// a second call replaces the first. Any thread.
+    public func observeBatches(_ observer: @escaping @Sendable (GroupCommitBatch) -> Void) {
+        core.lock.withLock { core.observer = observer }
+    }
 }
 
 /// Why the writer refused or failed a change, apart from SQLite's own errors.
@@ -122,6 +129,7 @@ private final class WriterCore: @unchecked Sendable {
     private var finished = false
     private var writerThread: pthread_t?
     var stats = GroupCommitStats()
+    var observer: (@Sendable (GroupCommitBatch) -> Void)?
 
     /// Writer thread only (handed over by `init`, before the thread starts).
     private var database: SQLiteDatabase?
@@ -175,8 +183,14 @@ private final class WriterCore: @unchecked Sendable {
             }
             lock.unlock()
 
+            let started = ContinuousClock.now
             let (results, committed) = commit(batch)
-            lock.withLock { stats.record(batchSize: batch.count, committed: committed) }
+            let report = GroupCommitBatch(size: batch.count, duration: .now - started, committed: committed)
+            let observer = lock.withLock {
+                stats.record(batchSize: batch.count, committed: committed)
+                return self.observer
+            }
+            observer?(report)
             for (pending, result) in zip(batch, results) { pending.completion(result) }
             batch.removeAll(keepingCapacity: true)
 

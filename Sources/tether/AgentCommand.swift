@@ -33,6 +33,11 @@ struct AgentCommand: AsyncParsableCommand {
             the lease TTL less a tenth (the agent reports them lost), and die with the
             agent, even one killed by SIGKILL; a helper process kills them on time while
             the agent itself is stopped or hung.
+
+            Log lines go to stderr, each after its UTC time, or with --log-format json one
+            JSON object per line (time, level, label, message, metadata). Under systemd
+            (NOTIFY_SOCKET set) it sends READY=1 once started, STOPPING=1 at the first
+            SIGTERM or SIGINT, and WATCHDOG=1 every half of WATCHDOG_USEC when that is set.
             """
     )
 
@@ -49,9 +54,17 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: "How long task logs are kept, e.g. 7d.") var logRetention: String?
     @Option(help: "SIGTERM to SIGKILL grace when stopping a task, e.g. 10s.") var killGrace: String?
     @Flag(help: "Allow an http:// server (plaintext h2c). Only for local use.") var insecurePlaintext = false
+    @Option(help: "How log lines on stderr read: human (time, then the line) or json (one object per line).")
+    var logFormat: LogFormat = .human
 
     func run() async throws {
         let signals = terminationSignals(also: [SIGHUP])
+        let log = daemonLogger(label: "tether.agent", name: "tether agent", format: logFormat)
+        let notifier = ServiceNotifier()
+        // Why it stops at once: without a time (as other commands' errors), or as JSON.
+        func plainError(_ message: String) {
+            if logFormat == .json { log.error("\(message)") } else { printError("tether agent: \(message)") }
+        }
         var fileText: String?
         if let config {
             do {
@@ -69,7 +82,7 @@ struct AgentCommand: AsyncParsableCommand {
             configuration = try AgentConfiguration.resolve(fileText: fileText, sourceName: config ?? "<none>",
                                                            environment: ProcessInfo.processInfo.environment, overrides: overrides)
         } catch {
-            printError("tether agent: \(error)")
+            plainError("\(error)")
             throw ExitCode(2)
         }
         let daemon: AgentDaemon
@@ -80,13 +93,15 @@ struct AgentCommand: AsyncParsableCommand {
             }
             _ = try token()  // a missing or unreadable token_file stops the start
             daemon = try AgentDaemon(configuration: configuration, token: token, client: try configuration.makeClient()) { line in
-                printLog("tether agent: \(line)")
+                log.info("\(line)")
             }
         } catch {
-            printError("tether agent: \(error)")
+            plainError("\(error)")
             throw ExitCode(1)
         }
-        printLog("tether agent: \(configuration.name) starting; server \(configuration.server), queues \(configuration.queues.joined(separator: ",")), slots \(configuration.slots)")
+        log.info("\(configuration.name) starting; server \(configuration.server), queues \(configuration.queues.joined(separator: ",")), slots \(configuration.slots)")
+        notifier.ready()
+        notifier.startWatchdog()
         let watcher = Task {
             var count = 0
             for await signal in signals {
@@ -95,6 +110,7 @@ struct AgentCommand: AsyncParsableCommand {
                     continue
                 }
                 count += 1
+                if count == 1 { notifier.stopping() }
                 if count == 1 && signal == SIGTERM {
                     daemon.drain(reason: "SIGTERM")
                 } else {
@@ -105,9 +121,9 @@ struct AgentCommand: AsyncParsableCommand {
         await daemon.run()
         watcher.cancel()
         if let refusal = daemon.refusal {
-            printError("tether agent: stopped: the server refused this agent's token (\(refusal.code): \(refusal.message))")
+            plainError("stopped: the server refused this agent's token (\(refusal.code): \(refusal.message))")
             throw ExitCode(4)
         }
-        printLog("tether agent: stopped")
+        log.info("stopped")
     }
 }

@@ -12,6 +12,8 @@ struct ServerCommand: AsyncParsableCommand {
         discussion: """
             Serves gRPC on one port: the agent stream (tether.agent.v1.AgentService), the
             operator API (tether.control.v1.ControlService) and grpc.health.v1.Health;
+            and plain HTTP (HTTP/1.1 or h2) on the same port: /healthz, /readyz, and
+            Prometheus metrics at /metrics (admin token, or --metrics-unauthenticated);
             TLS (ALPN h2) with --tls-cert and --tls-key, or plaintext h2c with
             --insecure-plaintext. State lives in DIR/state.db (SQLite, WAL), tokens in
             DIR/tokens.db. DIR is created 0700, its files 0600. One server per DIR: a
@@ -21,6 +23,11 @@ struct ServerCommand: AsyncParsableCommand {
             FILE as an admin token; without it, a start that finds no admin token
             creates one, writes it to DIR/admin.token (0600) and prints only that path.
             Create agent tokens with `tether token create --role agent`.
+
+            Log lines go to stderr, each after its UTC time, or with --log-format json one
+            JSON object per line (time, level, label, message, metadata). Under systemd
+            (NOTIFY_SOCKET set) it sends READY=1 once serving, STOPPING=1 at SIGTERM, and
+            WATCHDOG=1 every half of WATCHDOG_USEC when that is set.
 
             Prints "listening on ADDRESS" once ready. SIGTERM or SIGINT stops it within
             5 s: new connections are refused, GOAWAY is sent, agent streams end with
@@ -64,6 +71,14 @@ struct ServerCommand: AsyncParsableCommand {
         discussion: "Such attempts never use the task's own retries."))
     var maxInfrastructureAttempts = 10
 
+    @Flag(help: ArgumentHelp(
+        "Serve /metrics without a token, for a Prometheus on a trusted network.",
+        discussion: "By default /metrics needs an admin token (authorization: Bearer): it names queues and regions and counts agents."))
+    var metricsUnauthenticated = false
+
+    @Option(help: "How log lines on stderr read: human (time, then the line) or json (one object per line).")
+    var logFormat: LogFormat = .human
+
     enum Synchronous: String, ExpressibleByArgument { case full, normal }
 
     func run() async throws {
@@ -88,34 +103,34 @@ struct ServerCommand: AsyncParsableCommand {
         configuration.maxInfrastructureAttempts = maxInfrastructureAttempts
         configuration.heartbeatIntervalMilliseconds = max(200, Int64(leaseTtl) * 1000 / 6)
         configuration.version = TetherVersion.string
+        configuration.metricsUnauthenticated = metricsUnauthenticated
 
+        let log = daemonLogger(label: "tether.server", name: "tether server", format: logFormat)
+        let notifier = ServiceNotifier()
         let server: TetherServer
         let bound: SocketAddress
         do {
-            server = try TetherServer(configuration: configuration) { line in printLog("tether server: \(line)") }
+            server = try TetherServer(configuration: configuration) { line in log.info("\(line)") }
             bound = try server.start()
         } catch {
-            printError("tether server: \(error)")
+            // A start that fails says so once, without a time (as other one-off errors), or as JSON.
+            if logFormat == .json { log.error("\(error)") } else { printError("tether server: \(error)") }
             throw ExitCode(1)
         }
         if let file = server.createdAdminTokenFile {
             FileHandle.standardOutput.write(Data("admin token created; its secret is in \(file) (mode 0600)\n".utf8))
         }
         FileHandle.standardOutput.write(Data(("listening on \(bound) (\(insecurePlaintext ? "h2c" : "tls"))" + "\n").utf8))
+        notifier.ready()
+        notifier.startWatchdog()
         var received = signals.makeAsyncIterator()
         _ = await received.next()
-        printLog("tether server: shutting down")
+        notifier.stopping()
+        log.info("shutting down")
         await server.shutdown()
     }
 }
 
 func printError(_ message: String) {
     FileHandle.standardError.write(Data((message + "\n").utf8))
-}
-
-/// A running daemon's line on stderr, after the UTC time it happened
-/// (`2026-11-26T00:38:03.231Z tether agent: …`): an agent runs for days, and its
-/// operator reads when things happened. A command's one-off errors use `printError`.
-func printLog(_ message: String) {
-    printError(Date.now.ISO8601Format(Date.ISO8601FormatStyle(includingFractionalSeconds: true)) + " " + message)
 }

@@ -19,8 +19,9 @@ final class ServerHarness: Sendable {
     /// - Parameters:
     ///   - dataDirectory: where state lives; by default a `data` directory in `scratch`.
     ///   - log: gets the server's log lines.
+    ///   - metricsUnauthenticated: serve `/metrics` without a token.
     init(leaseTTLMilliseconds: Int64 = 30_000, agentOutboundLimit: Int = 16_384,
-         shutdownGracePeriod: Duration = .seconds(3), dataDirectory: URL? = nil,
+         shutdownGracePeriod: Duration = .seconds(3), dataDirectory: URL? = nil, metricsUnauthenticated: Bool = false,
          log: @escaping @Sendable (String) -> Void = { _ in }) throws {
         scratch = try ScratchDirectory()
         let tokenFile = scratch.path("admin.token")
@@ -30,6 +31,7 @@ final class ServerHarness: Sendable {
         configuration.leaseTTLMilliseconds = leaseTTLMilliseconds
         configuration.agentOutboundLimit = agentOutboundLimit
         configuration.shutdownGracePeriod = shutdownGracePeriod
+        configuration.metricsUnauthenticated = metricsUnauthenticated
         server = try TetherServer(configuration: configuration, log: log)
         address = try server.start()
         client = try GRPCClient(configuration: .init(target: address, tls: nil))

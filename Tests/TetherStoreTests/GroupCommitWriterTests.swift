@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 import TetherStore
 import TetherTestSupport
@@ -122,6 +123,28 @@ import TetherTestSupport
         var ids: [Int64] = []
         try scratch.open().query("SELECT id FROM t ORDER BY id") { ids.append($0[0].int64 ?? -1) }
         #expect(ids == [1, 4])
+    }
+
+    @Test func batchObserverHearsEachBatchsSizeDurationAndOutcomeBeforeItsCompletions() throws {
+        let scratch = try ScratchDirectory()
+        let writer = try makeWriter(scratch)
+        let seen = Mutex<[GroupCommitBatch]>([])
+        writer.observeBatches { batch in seen.withLock { $0.append(batch) } }
+        let gate = WriterGate(), outcomes = Outcomes()
+        try gate.hold(writer, outcomes)
+        let heardBeforeCompletion = Mutex<Bool?>(nil)
+        for id in 0..<10 {
+            writer.submit(Self.insert(id)) { result in
+                if id == 0 { heardBeforeCompletion.withLock { $0 = seen.withLock { $0.count } == 2 } }
+                outcomes.completion(id)(result)
+            }
+        }
+        gate.release()
+        try outcomes.wait(for: 11)
+        let batches = seen.withLock { $0 }
+        #expect(batches.map(\.size) == [1, 10])   // the gate alone, then everything queued behind it
+        #expect(batches.allSatisfy { $0.committed && $0.duration > .zero })
+        #expect(heardBeforeCompletion.withLock { $0 } == true)
     }
 
     @Test func failedCommitFailsEveryChangeInItsBatch() throws {
