@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import H2
+import TetherTestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -61,10 +62,10 @@ import Glibc
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
-        let output = Pipe(), errors = Pipe()
+        let output = Pipe.closingOnExec(), errors = Pipe.closingOnExec()   // not inherited by children other tests start
         process.standardOutput = output
         process.standardError = errors
-        try process.run()
+        try SpawnGuard.run { try process.run() }
         let data = output.fileHandleForReading.readDataToEndOfFile()
         let problems = errors.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()

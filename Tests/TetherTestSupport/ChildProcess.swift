@@ -22,7 +22,7 @@ public final class ChildProcess: @unchecked Sendable {
         process.standardOutput = output
         process.standardError = output
         process.standardInput = FileHandle.nullDevice
-        try process.run()
+        try SpawnGuard.run { try process.run() }
         launched = true
         // `availableData` blocks until output or EOF: a child still silent at the deadline is
         // killed, which ends the read with EOF.

@@ -25,7 +25,7 @@ public struct KilledChild: Sendable {
         process.standardOutput = stdout
         process.standardError = stderr
         process.standardInput = FileHandle.nullDevice
-        try process.run()
+        try SpawnGuard.run { try process.run() }
         let pid = process.processIdentifier
         // A child that never prints cannot hang the test: the kill ends the read with EOF.
         let guardKill = DispatchWorkItem { kill(pid, SIGKILL) }

@@ -65,7 +65,7 @@ public func runProcess(_ executable: URL, _ arguments: [String], cwd: URL = Repo
     process.standardOutput = out
     process.standardError = err
     process.standardInput = FileHandle.nullDevice
-    try process.run()
+    try SpawnGuard.run { try process.run() }
     let group = DispatchGroup()
     nonisolated(unsafe) var errData = Data()
     group.enter()
