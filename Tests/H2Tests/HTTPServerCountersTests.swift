@@ -46,8 +46,12 @@ import Glibc
         let counters = fixture.server.counters
         // Two connections (curl 7.88 fails to reuse an h2c prior-knowledge connection), a stream each.
         for path in ["/a", "/b"] {
-            let status = try runProcess("/usr/bin/curl", ["-sS", "--max-time", "10", "--http2-prior-knowledge", "-o", "/dev/null",
-                                                          "-w", "%{http_code}", "http://\(fixture.address)\(path)"])
+            // On a thread of its own: curl blocks, and the cooperative pool must stay free for servers.
+            let address = fixture.address
+            let status = try await onThreadOfItsOwn {
+                try Self.runProcess("/usr/bin/curl", ["-sS", "--max-time", "10", "--http2-prior-knowledge", "-o", "/dev/null",
+                                                      "-w", "%{http_code}", "http://\(address)\(path)"])
+            }
             #expect(status == "204", "answered by AnswersNoContent")
         }
         #expect(await Self.eventually { counters.connectionsOpen == 0 })
@@ -58,7 +62,7 @@ import Glibc
     }
 
     /// `executable ARGS`'s standard output; fails the test on another exit status.
-    private func runProcess(_ executable: String, _ arguments: [String]) throws -> String {
+    private static func runProcess(_ executable: String, _ arguments: [String]) throws -> String {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
