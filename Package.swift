@@ -57,6 +57,9 @@ let package = Package(
         .target(
             name: "TetherServer",
             dependencies: ["GRPC", "H2", "TetherWire", "TetherStore", "TetherScheduler", "TetherSchedulerSQLite", "TetherDAGFile", "TetherSyntax"],
+            // The web dashboard's files, compiled into the binary (DashboardAssets).
+            resources: ["index.html", "login.html", "login.js", "dashboard.js", "dashboard.css", "favicon.svg"]
+                .map { .embedInCode("Dashboard/Assets/\($0)") },
             swiftSettings: swiftSettings
         ),
         // The execution plane: connection loop, task runner, local logs, durable event outbox.
