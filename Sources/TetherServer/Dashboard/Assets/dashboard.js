@@ -31,7 +31,7 @@ function el(tag, props, ...children) {
     else if (key.startsWith('on')) node.addEventListener(key.slice(2), value);
     else node.setAttribute(key, value === true ? '' : value);
   }
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined || child === false) continue;
     node.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
@@ -46,7 +46,7 @@ function svg(tag, attrs, ...children) {
     else if (key === 'text') node.textContent = value;
     else node.setAttribute(key, value);
   }
-  for (const child of children.flat()) if (child) node.append(child);
+  for (const child of children.flat(Infinity)) if (child) node.append(child);
   return node;
 }
 
@@ -57,7 +57,7 @@ function main(...children) {
 
 /** 'TASK_STATE_UP_FOR_RETRY' -> 'up_for_retry'. */
 function stateName(value) {
-  return String(value || '').replace(/^(TASK_STATE_|RUN_STATE_|AGENT_STATE_|ATTEMPT_OUTCOME_)/, '').toLowerCase();
+  return String(value || '').replace(/^(TASK_STATE_|RUN_STATE_|AGENT_STATE_|ATTEMPT_OUTCOME_|RUN_TRIGGER_)/, '').toLowerCase();
 }
 
 function us(value) { return Number(value || 0); }
@@ -336,8 +336,7 @@ function lineChart(canvas, series) {
   for (let i = 0; i <= 4; i++) {
     const y = pad.top + plotH * (1 - i / 4);
     g.beginPath(); g.moveTo(pad.left, y); g.lineTo(width - pad.right, y); g.stroke();
-    const label = (max * i / 4);
-    g.fillText(label >= 10 ? label.toFixed(0) : label.toFixed(1), 4, y + 4);
+    g.fillText(String(Number((max * i / 4).toPrecision(2))), 4, y + 4);
   }
   g.fillText(`last ${HISTORY_POINTS} s`, pad.left, height - 4);
   series.forEach((s, index) => {
@@ -354,7 +353,7 @@ function lineChart(canvas, series) {
     });
     g.stroke();
     g.fillStyle = s.color;
-    g.fillText(s.label, width - pad.right - 70 + index * 0, pad.top + 10 + index * 13);
+    g.fillText(s.label, width - pad.right - 70, pad.top + 10 + index * 13);
   });
 }
 
@@ -404,7 +403,10 @@ function dagsPage() {
 function gridPage(dagId) {
   const header = el('div', {});
   const table = el('table', { class: 'grid', id: 'grid' });
-  main(header, legend(), el('div', { class: 'card', id: 'grid-card' }, table));
+  const recent = el('tbody', {});
+  main(header, legend(), el('div', { class: 'card', id: 'grid-card' }, table),
+    el('h2', { text: 'Recent runs' }),
+    el('table', { id: 'runs' }, el('thead', {}, el('tr', {}, ['run', 'state', 'version', 'trigger', 'created', 'took', 'tasks'].map((h) => el('th', { text: h })))), recent));
   let runs = []; // GetRunResponse objects, oldest first
 
   function cell(run, taskId, task) {
@@ -431,7 +433,7 @@ function gridPage(dagId) {
     for (const run of runs) for (const t of run.taskInstances || []) if (!taskIds.includes(t.taskId)) taskIds.push(t.taskId);
     const head = el('tr', {}, el('th', { class: 'task', text: runs.length ? '' : 'no runs yet' }),
       runs.map((run) => el('th', {}, el('a', {
-        class: `runhead st-${stateName(run.run.state).replace('running', 'running')}`,
+        class: `runhead st-${stateName(run.run.state)}`,
         href: `/ui/runs/${encodeURIComponent(run.run.runId)}`,
         title: `${run.run.runId} · ${stateName(run.run.state)} · ${fmtTime(run.run.createdAtUnixUs)}`,
         data: { runHead: run.run.runId, state: stateName(run.run.state) },
@@ -440,6 +442,14 @@ function gridPage(dagId) {
       el('th', { class: 'task', text: taskId }),
       runs.map((run) => cell(run, taskId, (run.taskInstances || []).find((t) => t.taskId === taskId)))));
     table.replaceChildren(el('thead', {}, head), el('tbody', {}, rows));
+    recent.replaceChildren(...runs.slice().reverse().map(({ run }) => el('tr', {},
+      el('td', {}, el('a', { href: `/ui/runs/${encodeURIComponent(run.runId)}`, text: run.runId })),
+      el('td', {}, stateBadge(run.state)),
+      el('td', { text: `v${run.dagVersion}` }),
+      el('td', { text: stateName(run.trigger) }),
+      el('td', { text: fmtTime(run.createdAtUnixUs) }),
+      el('td', { text: fmtDuration(run.startedAtUnixUs, run.finishedAtUnixUs) }),
+      el('td', { class: 'muted', text: Object.entries(run.taskCounts || {}).map(([k, v]) => `${v} ${k.replace(/_/g, ' ')}`).join(', ') }))));
   }
 
   let lastDag = null;
@@ -573,7 +583,7 @@ function runPage(runId) {
         el('span', { class: 'muted', text: `version ${run.dagVersion} · ${stateName(run.trigger)} · created ${fmtTime(run.createdAtUnixUs)} · ${fmtDuration(run.startedAtUnixUs, run.finishedAtUnixUs)}` }),
         run.waitReason ? el('span', { class: 'error', text: run.waitReason }) : null,
         el('span', { class: 'grow' }), cancel),
-      run.note ? el('p', { class: 'muted', text: run.note }) : null);
+      ...(run.note ? [el('p', { class: 'muted', text: run.note })] : []));
     details.replaceChildren(el('table', { id: 'tasks' },
       el('thead', {}, el('tr', {}, ['task', 'state', 'tries', 'queue', 'agent', 'attempts (agent · outcome · exit · time)', 'why it waits'].map((h) => el('th', { text: h })))),
       el('tbody', {}, (current.taskInstances || []).map((t) => el('tr', { data: { task: t.taskId } },

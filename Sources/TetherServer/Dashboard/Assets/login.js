@@ -1,6 +1,7 @@
 'use strict';
 // The login page: trades a token for a session cookie (POST /api/session), then goes to
-// the page the visitor asked for, if it is a dashboard page.
+// the page the visitor asked for, if it is a dashboard page. (Without this script the form
+// posts to /api/session, which refuses form bodies: the token never goes into a URL.)
 
 function safeNext() {
   const next = new URLSearchParams(location.search).get('next') || '/ui/';
@@ -32,3 +33,4 @@ document.getElementById('login-form').addEventListener('submit', async (event) =
   error.textContent = message;
   error.hidden = false;
 });
+document.body.dataset.ready = 'true';
