@@ -442,7 +442,11 @@ function gridPage(dagId) {
       el('th', { class: 'task', text: taskId }),
       runs.map((run) => cell(run, taskId, (run.taskInstances || []).find((t) => t.taskId === taskId)))));
     table.replaceChildren(el('thead', {}, head), el('tbody', {}, rows));
-    recent.replaceChildren(...runs.slice().reverse().map(({ run }) => el('tr', {},
+    drawRecent();
+  }
+
+  function drawRecent() {
+    recent.replaceChildren(...runs.slice().reverse().map(({ run }) => el('tr', { data: { run: run.runId, state: stateName(run.state) } },
       el('td', {}, el('a', { href: `/ui/runs/${encodeURIComponent(run.runId)}`, text: run.runId })),
       el('td', {}, stateBadge(run.state)),
       el('td', { text: `v${run.dagVersion}` }),
@@ -478,9 +482,10 @@ function gridPage(dagId) {
       if (run.dagId !== dagId) return;
       const known = runs.find((r) => r.run.runId === run.runId);
       if (!known) { reload(); return; }
-      known.run = { ...known.run, state: run.state };
+      known.run = { ...known.run, state: run.state, startedAtUnixUs: run.startedAtUnixUs, finishedAtUnixUs: run.finishedAtUnixUs };
       const head = table.querySelector(`a.runhead[data-run-head="${CSS.escape(run.runId)}"]`);
       if (head) { head.className = `runhead st-${stateName(run.state)}`; head.dataset.state = stateName(run.state); }
+      drawRecent();
       if (stateName(run.state) !== 'running' && stateName(run.state) !== 'queued') reload();
     },
     dag(dag) { if (dag.dagId === dagId) reload(); },
