@@ -60,6 +60,10 @@ final class ObservedSchedulerStore: SchedulerStore {
 /// batches wait for the feed's task; past that they are dropped and clients told to
 /// resync (the numbers may be off until the tasks dropped change again).
 ///
+/// Event contents: a `run` event's Run has no `task_counts` (the commit does not say),
+/// a `task` event's TaskInstance lists only the attempts the same commit changed and no
+/// waiting reason; a reader wanting more reads the run (`GetRun`).
+///
 /// Thread-safe.
 final class CommitFeed: Sendable {
     struct Limits: Sendable {
@@ -164,7 +168,9 @@ final class CommitFeed: Sendable {
                         defer { inbox = Inbox() }
                         return (inbox.inputs, inbox.dropped)
                     }
-                    let events = state.apply(inputs, scheduler: scheduler)
+                    // Nobody watching: keep the table up to date, encode nothing, ask for no agents.
+                    let watched = subscriberCount > 0
+                    let events = state.apply(inputs, scheduler: scheduler, encoding: watched)
                     if dropped || events.reduce(0, { $0 + $1.count }) > limits.maxBufferedBytes / 4 {
                         publish(state.resyncEvent())
                     } else {
@@ -173,8 +179,13 @@ final class CommitFeed: Sendable {
                     if ContinuousClock.now >= nextStats {
                         nextStats = .now + limits.statsInterval
                         let now = clock.now()
-                        for event in state.agentEvents(await agents(), now: now) { publish(event) }
-                        publish(state.statsEvent(now: now), isStats: true)
+                        if watched {
+                            for event in state.agentEvents(await agents(), now: now) { publish(event) }
+                            publish(state.statsEvent(now: now), isStats: true)
+                        } else {
+                            state.idle(now: now)
+                            fanout.withLock { $0.lastStats = [] }
+                        }
                     }
                     try? await Task.sleep(for: limits.drainInterval)
                 }
@@ -320,8 +331,9 @@ struct FeedState {
         self.limits = limits
     }
 
-    /// Applies inputs in order; returns the change events to send, encoded.
-    mutating func apply(_ inputs: [CommitFeed.Input], scheduler: SchedulerService) -> [[UInt8]] {
+    /// Applies inputs in order; returns the change events to send, encoded (none unless
+    /// `encoding`).
+    mutating func apply(_ inputs: [CommitFeed.Input], scheduler: SchedulerService, encoding: Bool = true) -> [[UInt8]] {
         var events: [[UInt8]] = []
         for input in inputs {
             switch input {
@@ -331,15 +343,15 @@ struct FeedState {
                 for run in restoredRuns { runs[run.runID] = RunInfo(dagID: run.dagID, version: run.version) }
                 resolveSpecs(scheduler)
                 for task in restoredTasks { track(task) }
-                events.append(resyncEvent())
+                if encoding { events.append(resyncEvent()) }
             case .committed(let changes, let at):
-                events += apply(changes, at: at, scheduler: scheduler)
+                events += apply(changes, at: at, scheduler: scheduler, encoding: encoding)
             }
         }
         return events
     }
 
-    private mutating func apply(_ changes: [SchedulerChange], at: Instant, scheduler: SchedulerService) -> [[UInt8]] {
+    private mutating func apply(_ changes: [SchedulerChange], at: Instant, scheduler: SchedulerService, encoding: Bool) -> [[UInt8]] {
         var attempts: [TaskKey: [AttemptRecord]] = [:]
         var newGrants: Set<TaskKey> = []
         var finishedRuns: [String] = []
@@ -362,7 +374,7 @@ struct FeedState {
         var subjects: [(String, ControlV1.WatchEventsResponse.Subject)] = []
         for change in changes {
             switch change {
-            case .run(let run):
+            case .run(let run) where encoding:
                 subjects.append(("run", .run(ControlV1.Run(run, taskCounts: [:]))))
             case .task(let task):
                 let before = tasks[task.key]?.state
@@ -374,14 +386,15 @@ struct FeedState {
                         latencies.append(max(0, granted.millisecondsSinceEpoch - ready.millisecondsSinceEpoch))
                     }
                 }
+                guard encoding else { continue }
                 let spec = spec(of: task.key)
                 subjects.append(("task", .taskInstance(ControlV1.TaskInstance(task, spec: spec, attempts: attempts[task.key] ?? [],
                                                                               waitingReason: nil))))
-            case .attempt, .dag, .dagVersion, .agentSequence:
+            case .run, .attempt, .dag, .dagVersion, .agentSequence:
                 break
             }
         }
-        if !dagIDs.isEmpty {
+        if encoding, !dagIDs.isEmpty {
             let dags = scheduler.read { scheduler in
                 dagIDs.compactMap { id -> ControlV1.Dag? in
                     guard let record = scheduler.dag(id) else { return nil }
@@ -485,6 +498,16 @@ struct FeedState {
         dispatched = 0
         latencies = []
         return Self.sse(event: "stats", id: nil, data: text)
+    }
+
+    /// No one watches: the stats window restarts and the agents are forgotten, so the
+    /// next subscriber's first second brings every agent.
+    mutating func idle(now: Instant) {
+        windowStart = now
+        finished = 0
+        dispatched = 0
+        latencies = []
+        agents = [:]
     }
 
     /// Tells clients to fetch everything again: events were dropped or state reloaded.
