@@ -142,7 +142,9 @@ struct Dashboard: Sendable {
                 response.headers.append(HTTPHeader("set-cookie", Self.cookie(request, value: "", maxAge: 0)))
                 return response
             case ("GET", 1, "events"):
-                return events(session)
+                // HEAD gets the head alone, not a feed slot.
+                return request.method == "HEAD" ? HTTPResponse(status: 200, headers: [HTTPHeader("content-type", "text/event-stream; charset=utf-8")])
+                    : events(session)
             case ("GET", 1, "dags"):
                 var list = ControlV1.ListDagsRequest()
                 list.pageSize = UInt32(ControlService.maxPageSize)
@@ -259,7 +261,8 @@ struct Dashboard: Sendable {
         guard request.header("content-type")?.lowercased().hasPrefix("application/json") == true else {
             return Self.error(415, "send {\"token\": \"...\"} as application/json")
         }
-        guard let object = try? JSONSerialization.jsonObject(with: Data(request.body)) as? [String: Any],
+        // A token is short: parse at most a few KiB on the event loop.
+        guard request.body.count <= 8_192, let object = try? JSONSerialization.jsonObject(with: Data(request.body)) as? [String: Any],
               let secret = object["token"] as? String, !secret.isEmpty, secret.utf8.count <= 4096 else {
             return Self.error(400, "send {\"token\": \"...\"} as application/json")
         }
