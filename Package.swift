@@ -64,6 +64,9 @@ let package = Package(
             dependencies: ["GRPC", "H2", "TetherWire", "TetherStore", "TetherScheduler", "TetherSchedulerSQLite", "TetherDAGFile", "TetherSyntax",
                            .product(name: "CoreMetrics", package: "swift-metrics"),
                            .product(name: "Prometheus", package: "swift-prometheus")],
+            // The web dashboard's files, compiled into the binary (DashboardAssets).
+            resources: ["index.html", "login.html", "login.js", "dashboard.js", "dashboard.css", "favicon.svg"]
+                .map { .embedInCode("Dashboard/Assets/\($0)") },
             swiftSettings: swiftSettings
         ),
         // The execution plane: connection loop, task runner, local logs, durable event outbox.

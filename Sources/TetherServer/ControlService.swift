@@ -6,7 +6,9 @@ import TetherSchedulerSQLite
 import TetherWire
 
 /// `tether.control.v1.ControlService`: the operator API. Handlers validate and route;
-/// the scheduler decides. Every method needs an admin token.
+/// the scheduler decides. Every method needs an admin token. The dashboard's JSON API
+/// (`Dashboard`) calls the read handlers and a few writes directly, after its own session
+/// check, so both surfaces answer from one implementation.
 struct ControlService: Sendable {
     static let maxPageSize = 1_000
     static let defaultPageSize = 100
@@ -87,11 +89,20 @@ struct ControlService: Sendable {
             try authenticator.require([.admin], context)
             do {
                 return try await body(request)
-            } catch let error as SchedulerError {
-                throw Self.status(for: error)
-            } catch let error as SchedulerServiceError {
-                throw GRPCStatus(code: .unavailable, message: "\(error)")
+            } catch {
+                throw Self.status(forThrown: error)
             }
+        }
+    }
+
+    /// What a handler threw, as the caller sees it: scheduler errors become their status
+    /// (`status(for:)`), a failing store UNAVAILABLE; anything else is passed on as it is.
+    /// The dashboard's JSON API maps the handlers' errors with this too.
+    static func status(forThrown error: any Error) -> any Error {
+        switch error {
+        case let error as SchedulerError: status(for: error)
+        case let error as SchedulerServiceError: GRPCStatus(code: .unavailable, message: "\(error)")
+        default: error
         }
     }
 
@@ -143,7 +154,7 @@ struct ControlService: Sendable {
         return dag
     }
 
-    private func getDag(_ request: ControlV1.GetDagRequest) async throws -> ControlV1.GetDagResponse {
+    func getDag(_ request: ControlV1.GetDagRequest) async throws -> ControlV1.GetDagResponse {
         var response = ControlV1.GetDagResponse()
         response.dag = try dagMessage(request.dagID)
         let wanted = request.version == 0 ? Int(response.dag!.latestVersion) : Int(request.version)
@@ -154,7 +165,7 @@ struct ControlService: Sendable {
         return response
     }
 
-    private func listDags(_ request: ControlV1.ListDagsRequest) async throws -> ControlV1.ListDagsResponse {
+    func listDags(_ request: ControlV1.ListDagsRequest) async throws -> ControlV1.ListDagsResponse {
         let size = try Self.pageSize(request.pageSize)
         let after = request.pageToken
         let page = scheduler.read { scheduler in
@@ -181,7 +192,7 @@ struct ControlService: Sendable {
         return response
     }
 
-    private func listDagVersions(_ request: ControlV1.ListDagVersionsRequest) async throws -> ControlV1.ListDagVersionsResponse {
+    func listDagVersions(_ request: ControlV1.ListDagVersionsRequest) async throws -> ControlV1.ListDagVersionsResponse {
         let size = try Self.pageSize(request.pageSize)
         _ = try dagMessage(request.dagID)
         let after = Int(request.pageToken) ?? 0
@@ -206,14 +217,14 @@ struct ControlService: Sendable {
         return response
     }
 
-    private func setPaused(_ dagID: String, _ paused: Bool) async throws -> ControlV1.Dag {
+    func setPaused(_ dagID: String, _ paused: Bool) async throws -> ControlV1.Dag {
         try await scheduler.perform { try $0.setPaused(dagID, paused) }
         return try dagMessage(dagID)
     }
 
     // MARK: Runs
 
-    private func triggerRun(_ request: ControlV1.TriggerRunRequest) async throws -> ControlV1.TriggerRunResponse {
+    func triggerRun(_ request: ControlV1.TriggerRunRequest) async throws -> ControlV1.TriggerRunResponse {
         let params = request.params
         let problems = DAGSpec.runParamsProblems(params)
         guard problems.isEmpty else {
@@ -270,7 +281,7 @@ struct ControlService: Sendable {
         return ControlV1.Run(record, taskCounts: counts, waitReason: waitReason)
     }
 
-    private func getRun(_ request: ControlV1.GetRunRequest) async throws -> ControlV1.GetRunResponse {
+    func getRun(_ request: ControlV1.GetRunRequest) async throws -> ControlV1.GetRunResponse {
         // Active runs from memory (current to the last decision), finished ones from the store.
         let live = scheduler.read { scheduler -> (RunRecord, [TaskInstanceRecord], DAGSpec?, [String: String], String?)? in
             guard let run = scheduler.activeRun(request.runID), let tasks = scheduler.taskInstances(ofRun: request.runID) else { return nil }
@@ -307,7 +318,7 @@ struct ControlService: Sendable {
         return response
     }
 
-    private func listRuns(_ request: ControlV1.ListRunsRequest) async throws -> ControlV1.ListRunsResponse {
+    func listRuns(_ request: ControlV1.ListRunsRequest) async throws -> ControlV1.ListRunsResponse {
         let size = try Self.pageSize(request.pageSize)
         var states: [TetherScheduler.RunState] = []
         for state in request.states {
@@ -352,7 +363,7 @@ struct ControlService: Sendable {
         }
     }
 
-    private func cancelRun(_ request: ControlV1.CancelRunRequest) async throws -> ControlV1.CancelRunResponse {
+    func cancelRun(_ request: ControlV1.CancelRunRequest) async throws -> ControlV1.CancelRunResponse {
         try await requireActive(request.runID)
         let reason = try Self.freeText(request.reason, field: "reason")
         try await scheduler.perform { try $0.cancelRun(request.runID, reason: reason) }
@@ -433,7 +444,7 @@ struct ControlService: Sendable {
                         metrics: sessions.metrics.snapshot(agent: session.name))
     }
 
-    private func listAgents(_ request: ControlV1.ListAgentsRequest) async throws -> ControlV1.ListAgentsResponse {
+    func listAgents(_ request: ControlV1.ListAgentsRequest) async throws -> ControlV1.ListAgentsResponse {
         var response = ControlV1.ListAgentsResponse()
         // Unpaged (agents are few): past one message's worth the rest are left out.
         var budget = ListResponseBudget()

@@ -4,6 +4,7 @@ internal import Synchronization
 /// The server's plain HTTP surface, on the gRPC port over HTTP/1.1 and HTTP/2 alike:
 /// routes by path, each with the methods it answers and who may call it. Unknown paths are
 /// 404; a known path with another method is 405 with `Allow` (HEAD is served wherever GET is).
+/// `/`, `/ui…` and `/api/…` belong to the dashboard, which checks its own sessions.
 ///
 /// Handlers run on the connection's event loop: they must not block (see `HTTPHandler`).
 struct HTTPEndpoints: Sendable {
@@ -31,13 +32,16 @@ struct HTTPEndpoints: Sendable {
 
     private let routes: [String: Route]
     private let authenticator: Authenticator
+    private let dashboard: Dashboard?
 
     /// - Parameters:
     ///   - metrics: the `/metrics` exposition, made when asked for (on the request's loop).
     ///   - metricsAccess: who may read it (`metricsAccess(unauthenticated:)`).
-    init(readiness: Readiness, authenticator: Authenticator, metricsAccess: Access,
+    ///   - dashboard: the web dashboard, for `/ui/` and `/api/` (nil: none).
+    init(readiness: Readiness, authenticator: Authenticator, metricsAccess: Access, dashboard: Dashboard? = nil,
          metrics: @escaping @Sendable () -> [UInt8]) {
         self.authenticator = authenticator
+        self.dashboard = dashboard
         routes = [
             "/healthz": Route(methods: ["GET"], access: .unauthenticated) { _ in
                 .text(200, "ok")
@@ -55,7 +59,10 @@ struct HTTPEndpoints: Sendable {
     }
 
     func handle(_ request: HTTPRequest) async -> HTTPResponse {
-        guard let route = routes[request.path] else { return .text(404, "no such path: \(request.path)") }
+        guard let route = routes[request.path] else {
+            if let dashboard, Dashboard.serves(request.path) { return await dashboard.handle(request) }
+            return .text(404, "no such path: \(request.path)")
+        }
         let method = request.method == "HEAD" ? "GET" : request.method
         guard route.methods.contains(method) else {
             let allowed = route.methods.contains("GET") ? route.methods + ["HEAD"] : route.methods

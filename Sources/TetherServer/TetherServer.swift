@@ -11,7 +11,8 @@ public import TetherStore
 /// stream, the operator API, health and server reflection, over a data directory holding
 /// the scheduler's state (`state.db`) and the tokens (`tokens.db`). The same port answers
 /// plain HTTP (HTTP/1.1, and HTTP/2 requests that are not gRPC; `HTTPEndpoints`):
-/// `/healthz` and `/readyz` for probes, `/metrics` for Prometheus (`ServerMetrics`).
+/// `/healthz` and `/readyz` for probes, `/metrics` for Prometheus (`ServerMetrics`), and the
+/// web dashboard (`Dashboard`: `/ui/`, `/api/`).
 ///
 /// One server per data directory: `init` takes `DataDirectoryLock` on it before opening
 /// either database and `shutdown` releases it. The directory is created 0700 and every
@@ -81,6 +82,9 @@ public final class TetherServer: Sendable {
     private let store: SQLiteSchedulerStore
     private let scheduler: SchedulerService
     private let sessions: AgentSessions
+    /// Committed changes and agents, for the dashboard's live feed.
+    private let feed: CommitFeed
+    private let control: ControlService
     private let timers = TimerTask()
     private let readiness = Readiness()
     /// Held from before the databases open until `shutdown` has closed the state store.
@@ -160,8 +164,10 @@ public final class TetherServer: Sendable {
         let health = GRPCHealthService()
         for service in Self.healthServices { health.setStatus(.serving, for: service) }
         let readiness = self.readiness
+        let feed = CommitFeed(clock: clock)
+        self.feed = feed
         scheduler = try SchedulerService(
-            store: MeteredSchedulerStore(store, metrics: metrics), clock: clock,
+            store: ObservedSchedulerStore(MeteredSchedulerStore(store, metrics: metrics), feed: feed), clock: clock,
             configuration: SchedulerConfiguration(leaseTTLMilliseconds: configuration.leaseTTLMilliseconds,
                                                   maxInfrastructureAttempts: configuration.maxInfrastructureAttempts),
             onEvent: { event in Self.respond(to: event, health: health, readiness: readiness, sessions: sessions, log: log) }
@@ -176,8 +182,9 @@ public final class TetherServer: Sendable {
                      leaseTTLMilliseconds: UInt64(configuration.leaseTTLMilliseconds),
                      serverVersion: configuration.version,
                      outboundLimit: configuration.agentOutboundLimit).register(in: &router)
-        ControlService(scheduler: scheduler, store: store, sessions: sessions, tokens: tokens,
-                       authenticator: authenticator).register(in: &router)
+        control = ControlService(scheduler: scheduler, store: store, sessions: sessions, tokens: tokens,
+                                 authenticator: authenticator)
+        control.register(in: &router)
         var grpcConfiguration = GRPCServer.Configuration(address: configuration.listen, tls: tls)
         // No busy polling: a dispatch waits on the state database's commit, not on a wake-up,
         // and polling took CPU from the commit (BENCHMARKS.md, "Busy polling").
@@ -186,9 +193,11 @@ public final class TetherServer: Sendable {
         // Reflection describes the public contract in Protos/ and nothing else, so it is open
         // to any caller, as health is; the services it describes still check tokens.
         let scheduler = self.scheduler
+        let dashboard = Dashboard(control: control, sessions: DashboardSessions(tokens: tokens, clock: clock), feed: feed)
         let endpoints = HTTPEndpoints(
             readiness: readiness, authenticator: authenticator,
-            metricsAccess: HTTPEndpoints.metricsAccess(unauthenticated: configuration.metricsUnauthenticated)
+            metricsAccess: HTTPEndpoints.metricsAccess(unauthenticated: configuration.metricsUnauthenticated),
+            dashboard: dashboard
         ) { metrics.exposition(ServerMetrics.snapshot(scheduler, sessions)) }
         grpc = try GRPCServer(configuration: grpcConfiguration, router: router, health: health,
                               reflection: WireRegistry.fileDescriptors, httpHandler: { request in await endpoints.handle(request) },
@@ -227,6 +236,9 @@ public final class TetherServer: Sendable {
     public func start() throws -> SocketAddress {
         let address = try grpc.start()
         timers.start(scheduler)
+        feed.start(scheduler: scheduler) { [control] in
+            (try? await control.listAgents(ControlV1.ListAgentsRequest()))?.agents ?? []
+        }
         readiness.started()
         return address
     }
@@ -246,6 +258,7 @@ public final class TetherServer: Sendable {
     /// drain and the data dir is unlocked.
     public func shutdown() async {
         beginDraining()
+        await feed.stop()   // live feeds end now rather than hold the grace period
         await grpc.shutdown(graceful: true) { [sessions, scheduler] in
             await Self.endAgentStreams(sessions, scheduler)
         }

@@ -25,6 +25,9 @@ public enum JSONText {
         case integer(Int64)
         /// An object of strings, keys sorted.
         case strings([String: String])
+        /// JSON text made elsewhere (a message's `jsonString`, or another `object`),
+        /// written as it is: the caller vouches that it is one valid JSON value.
+        case json(String)
     }
 
     /// `members` as one compact JSON object, in the order given, non-ASCII as UTF-8.
@@ -43,6 +46,7 @@ public enum JSONText {
                     text.string(strings[key]!)
                 }
                 text.endObject()
+            case .json(let json): text.literal(json)
             }
         }
         text.endObject()
