@@ -235,8 +235,7 @@ struct ControlService: Sendable {
             trigger.idempotencyKey = try Self.freeText(request.idempotencyKey, field: "idempotency_key", limit: 256)
         }
         if request.logicalTimeUnixUs != 0 {
-            // Years 1970-9999, as UTCTimestamp reads and writes them.
-            guard (0...253_402_300_799_999_999).contains(request.logicalTimeUnixUs) else {
+            guard UTCTimestamp.unixMicrosecondsRange.contains(request.logicalTimeUnixUs) else {
                 throw GRPCStatus(code: .invalidArgument,
                                  message: "field 'logical_time_unix_us': \(request.logicalTimeUnixUs) is outside years 1970-9999")
             }
@@ -388,8 +387,8 @@ struct ControlService: Sendable {
     }
 
     private func backfill(_ request: ControlV1.BackfillRequest) async throws -> ControlV1.BackfillResponse {
-        let limit: Int64 = 253_402_300_799_999_999  // 9999-12-31, as UTCTimestamp reads and writes
-        for (field, value) in [("from_unix_us", request.fromUnixUs), ("to_unix_us", request.toUnixUs)] where !(0...limit).contains(value) {
+        for (field, value) in [("from_unix_us", request.fromUnixUs), ("to_unix_us", request.toUnixUs)]
+        where !UTCTimestamp.unixMicrosecondsRange.contains(value) {
             throw GRPCStatus(code: .invalidArgument, message: "field '\(field)': \(value) is outside years 1970-9999")
         }
         let from = Instant(millisecondsSinceEpoch: request.fromUnixUs / 1000)

@@ -7,6 +7,9 @@
 /// without a zone is refused: it would be ambiguous). Pure arithmetic on the proleptic
 /// Gregorian calendar, years 1970-9999; no Foundation, no locale.
 public enum UTCTimestamp {
+    /// The instants it reads and writes: 1970-01-01T00:00:00Z to 9999-12-31T23:59:59.999999Z.
+    public static let unixMicrosecondsRange: ClosedRange<Int64> = 0...253_402_300_799_999_999
+
     /// `unixMicroseconds` as RFC 3339 UTC text.
     public static func format(unixMicroseconds: Int64) -> String {
         let seconds = unixMicroseconds >= 0 ? unixMicroseconds / 1_000_000 : (unixMicroseconds - 999_999) / 1_000_000
