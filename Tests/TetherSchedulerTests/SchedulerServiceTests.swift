@@ -194,9 +194,21 @@ import TetherTestSupport
         var big = dag("big", ["a"])
         big.description = String(repeating: "x", count: 1 << 20)
         let version = DAGVersionRecord(dagID: "big", version: 1, contentHash: "h", spec: big, specYAML: "", appliedAt: Instant(millisecondsSinceEpoch: 0))
-        async let failed = commit([.dagVersion(version)])
-        async let behind = commit([sequence(2)])  // submitted before the failure is known
-        let (failedResult, behindResult) = await (failed, behind)
+        // Both submitted, in this order, before the failure is known (two `async let`s would
+        // not keep the order: the second could commit first).
+        typealias Results = (Result<Void, any Error>, Result<Void, any Error>)
+        let (failedResult, behindResult) = await withCheckedContinuation { (both: CheckedContinuation<Results, Never>) in
+            let results = Mutex<[Int: Result<Void, any Error>]>([:])
+            @Sendable func done(_ index: Int, _ result: Result<Void, any Error>) {
+                let all = results.withLock { results -> Results? in
+                    results[index] = result
+                    return results.count == 2 ? (results[0]!, results[1]!) : nil
+                }
+                if let all { both.resume(returning: all) }
+            }
+            store.commit([.dagVersion(version)]) { done(0, $0) }
+            store.commit([sequence(2)]) { done(1, $0) }
+        }
         guard case .failure(let error) = failedResult else { Issue.record("a 1 MiB commit fit in 128 KiB"); return }
         #expect("\(error)".contains("SQLITE_FULL") && "\(error)".contains("no space left"), "\(error)")
         #expect(throws: (any Error).self) { try behindResult.get() }
