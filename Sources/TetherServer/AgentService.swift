@@ -56,13 +56,33 @@ struct AgentService: Sendable {
         // connection, the agent redials long before keepalive would notice the old one.
         // Another instance under a live agent's name is refused.
         try sessions.register(session)
+        var ended: (any Error)? = nil
         defer {
             continuation.finish()
             // Only the name's current session may mark the agent gone.
             if sessions.unregister(session) {
                 scheduler.perform({ $0.agentDisconnected(hello.name) }, completion: { _ in })
+                let (reason, detail) = session.endCause(thrown: ended)
+                sessions.directory.disconnected(agentMessage(session), reason: reason, detail: detail,
+                                                at: scheduler.clock.now().unixMicroseconds)
             }
         }
+        do {
+            try await serve(session, hello: hello, incoming: &incoming, outbound: (outbound, continuation), writer: writer)
+        } catch {
+            ended = error
+            throw error
+        }
+    }
+
+    private func agentMessage(_ session: AgentSession) -> ControlV1.Agent { sessions.agentMessage(session, scheduler) }
+
+    /// The session after its registration: Welcome, then the agent's messages until it
+    /// closes its side.
+    private func serve(_ session: AgentSession, hello: AgentV1.Hello, incoming: inout GRPCRequestStream<AgentV1.AgentMessage>.AsyncIterator,
+                       outbound: (stream: AsyncStream<AgentV1.ServerMessage>, continuation: AsyncStream<AgentV1.ServerMessage>.Continuation),
+                       writer: GRPCResponseWriter<AgentV1.ServerMessage>) async throws {
+        let (outbound, continuation) = outbound
 
         let registration = AgentRegistration(agentID: hello.name, queues: Set(hello.queues), entrypoints: Set(hello.entrypoints),
                                              slots: Int(hello.slots), resumingLeaseIDs: hello.resumedLeases.map(\.leaseID),
@@ -83,6 +103,7 @@ struct AgentService: Sendable {
         message.serverVersion = serverVersion
         message.acknowledgesHeartbeats = true
         try await writer.write(AgentV1.ServerMessage(.welcome(message)))
+        sessions.directory.connected(agentMessage(session))
 
         try await withThrowingTaskGroup(of: Void.self) { group in
             // The pump: the only writer of the stream from here on.
@@ -180,7 +201,7 @@ struct AgentService: Sendable {
             // A token that expired (or was revoked) since the stream opened ends it here.
             guard authenticator.tokens.isActive(tokenID: session.tokenID, now: scheduler.clock.now().millisecondsSinceEpoch) else {
                 let status = AgentSession.tokenEnded(session.tokenID)
-                session.end(status)
+                session.end(status, reason: .revoked)
                 throw status
             }
             let active = heartbeat.activeLeaseIds
@@ -274,6 +295,8 @@ final class AgentSession: Sendable {
     private struct LiveState {
         var lastHeartbeat: Instant?
         var draining = false
+        /// Why the server ended the call, when it did (the first reason given).
+        var endedBy: (AgentDisconnectReason, String)?
         var lastSequence: UInt64 = 0
         var isReplaced = false
         /// The queue was closed (overflow, replacement); nothing more is queued.
@@ -321,12 +344,25 @@ final class AgentSession: Sendable {
     func dequeued() { queued.subtract(1, ordering: .relaxed) }
 
     /// Ends the call now with `status`; its handler's reads and writes throw it.
-    func end(_ status: GRPCStatus) {
+    /// `reason` is what the agent directory records.
+    func end(_ status: GRPCStatus, reason: AgentDisconnectReason = .lost) {
         live.withLock { state in
             state.closed = true
+            if state.endedBy == nil { state.endedBy = (reason, status.message) }
             outbound.finish()
         }
         endCall(status)
+    }
+
+    /// Why the session ended: as the server ended it, or else drained (it said Goodbye
+    /// or was drained, and closed its stream cleanly) or lost.
+    func endCause(thrown: (any Error)?) -> (AgentDisconnectReason, String) {
+        live.withLock { state in
+            if let endedBy = state.endedBy { return endedBy }
+            if thrown == nil && state.draining { return (.drained, "drained and closed its stream") }
+            if let status = thrown as? GRPCStatus { return (.lost, status.message) }
+            return (.lost, thrown.map { "\($0)" } ?? "closed its stream without saying Goodbye")
+        }
     }
 
     /// How a stream ends when its token stops being valid.
@@ -363,8 +399,15 @@ final class AgentSession: Sendable {
 /// The live sessions, by agent name, and the route from scheduler effects to them.
 final class AgentSessions: Sendable {
     private let sessions = Mutex<[String: AgentSession]>([:])
-    /// Agents' metrics, kept across their reconnects.
+    /// Agents' metrics, kept across their reconnects and (through the directory) restarts.
     let metrics = AgentMetrics()
+    /// Every agent known, connected or not.
+    let directory: AgentDirectory
+
+    init(directory: AgentDirectory) {
+        self.directory = directory
+        for (agent, series) in directory.metrics() { metrics.restore(series, agent: agent) }
+    }
 
     /// Makes `session` the name's session; an older one of the same agent instance (the
     /// same `instance_id`, kept in the agent's state_dir) is told it was replaced.
@@ -396,10 +439,23 @@ final class AgentSessions: Sendable {
 
     func session(_ name: String) -> AgentSession? { sessions.withLock { $0[name] } }
 
+    /// A connected agent as `ListAgents` shows it.
+    func agentMessage(_ session: AgentSession, _ scheduler: SchedulerService) -> ControlV1.Agent {
+        ControlV1.Agent(session, leaseIDs: scheduler.read { $0.leaseIDs(ofAgent: session.name) },
+                        metrics: metrics.snapshot(agent: session.name))
+    }
+
+    /// Writes the directory, with connected agents' last-seen times and metrics as they are
+    /// now. Blocking (SQLite): call it off the event loops.
+    func saveDirectory(_ scheduler: SchedulerService) throws {
+        directory.refresh(all.map { agentMessage($0, scheduler) })
+        try directory.flush()
+    }
+
     /// Ends every session that authenticated with `tokenID` (it was just revoked).
     func endSessions(ofToken tokenID: String) {
         for session in sessions.withLock({ Array($0.values) }) where session.tokenID == tokenID {
-            session.end(AgentSession.tokenEnded(tokenID))
+            session.end(AgentSession.tokenEnded(tokenID), reason: .revoked)
         }
     }
 
@@ -435,6 +491,18 @@ final class AgentMetrics: Sendable {
     }
 
     private let series = Mutex<[String: [Series: Double]]>([:])
+
+    /// Sets an agent's series to what was saved (at start).
+    func restore(_ saved: [ControlV1.AgentMetric], agent: String) {
+        let mine = Dictionary(saved.prefix(Self.maxSeriesPerAgent).map { (Series(name: $0.name, labels: $0.labels), $0.value) },
+                              uniquingKeysWith: { $1 })
+        series.withLock { $0[agent] = mine }
+    }
+
+    /// Drops an agent's series (it was forgotten).
+    func remove(agent: String) {
+        series.withLock { _ = $0.removeValue(forKey: agent) }
+    }
 
     func apply(_ deltas: [AgentV1.MetricDelta], agent: String) {
         series.withLock { all in

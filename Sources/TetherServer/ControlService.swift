@@ -18,6 +18,8 @@ struct ControlService: Sendable {
     let sessions: AgentSessions
     let tokens: TokenStore
     let authenticator: Authenticator
+    /// What `WatchEvents` streams.
+    let events: EventLog
 
     func register(in router: inout GRPCRouter) {
         unary(&router, ControlV1.ControlService.applyDag, applyDag)
@@ -70,13 +72,14 @@ struct ControlService: Sendable {
             response.agent = try await undrain(request.agent)
             return response
         }
+        unary(&router, ControlV1.ControlService.forgetAgent, forgetAgent)
         unary(&router, ControlV1.ControlService.createToken, createToken)
         unary(&router, ControlV1.ControlService.listTokens, listTokens)
         unary(&router, ControlV1.ControlService.revokeToken, revokeToken)
         router.serverStreaming(ControlV1.ControlService.watchEvents) {
-            (_: ControlV1.WatchEventsRequest, _: GRPCResponseWriter<ControlV1.WatchEventsResponse>, context) in
+            (request: ControlV1.WatchEventsRequest, writer: GRPCResponseWriter<ControlV1.WatchEventsResponse>, context) in
             try authenticator.require([.admin], context)
-            throw GRPCStatus(code: .unimplemented, message: "WatchEvents is not available in this version; poll GetRun")
+            try await watchEvents(request, writer)
         }
     }
 
@@ -438,17 +441,23 @@ struct ControlService: Sendable {
 
     // MARK: Agents
 
-    private func agentMessage(_ session: AgentSession) -> ControlV1.Agent {
-        ControlV1.Agent(session, leaseIDs: scheduler.read { $0.leaseIDs(ofAgent: session.name) },
-                        metrics: sessions.metrics.snapshot(agent: session.name))
-    }
+    private func agentMessage(_ session: AgentSession) -> ControlV1.Agent { sessions.agentMessage(session, scheduler) }
 
+    /// Connected agents, and with `include_disconnected` those known from earlier sessions,
+    /// by name.
     func listAgents(_ request: ControlV1.ListAgentsRequest) async throws -> ControlV1.ListAgentsResponse {
         var response = ControlV1.ListAgentsResponse()
+        let live = sessions.all
+        var agents = live.map(agentMessage)
+        if request.includeDisconnected {
+            let connected = Set(live.map(\.name))
+            agents += sessions.directory.disconnectedAgents().filter { !connected.contains($0.name) }
+            agents.sort { $0.name < $1.name }
+        }
         // Unpaged (agents are few): past one message's worth the rest are left out.
         var budget = ListResponseBudget()
-        for session in sessions.all where request.queue.isEmpty || session.hello.queues.contains(request.queue) {
-            switch budget.admit(agentMessage(session), slim: { $0.slimForList() }) {
+        for agent in agents where request.queue.isEmpty || agent.queues.contains(request.queue) {
+            switch budget.admit(agent, slim: { $0.slimForList() }) {
             case .send(let row): response.agents.append(row)
             case .leftOut: continue
             case .full: return response
@@ -474,6 +483,23 @@ struct ControlService: Sendable {
         return agentMessage(session)
     }
 
+    /// Forgets a disconnected agent: it leaves `ListAgents`, its metrics are dropped.
+    private func forgetAgent(_ request: ControlV1.ForgetAgentRequest) async throws -> ControlV1.ForgetAgentResponse {
+        guard sessions.session(request.agent) == nil else {
+            throw GRPCStatus(code: .failedPrecondition, message: "agent '\(request.agent)' is connected; drain it first, "
+                             + "and forget it once it has disconnected")
+        }
+        guard let agent = sessions.directory.forget(request.agent) else {
+            throw GRPCStatus(code: .notFound, message: "no agent '\(request.agent)' is known")
+        }
+        sessions.metrics.remove(agent: request.agent)
+        let directory = sessions.directory
+        try await offLoop { try directory.flush() }
+        var response = ControlV1.ForgetAgentResponse()
+        response.agent = agent
+        return response
+    }
+
     private func undrain(_ name: String) async throws -> ControlV1.Agent {
         let session = try connectedSession(name)
         session.setDraining(false)
@@ -482,6 +508,29 @@ struct ControlService: Sendable {
                                              slots: Int(hello.slots), resumingLeaseIDs: scheduler.read { $0.leaseIDs(ofAgent: name) })
         _ = try await scheduler.perform { $0.agentConnected(registration) }
         return agentMessage(session)
+    }
+
+    // MARK: Events
+
+    /// Streams the log's events matching the request: first those kept after
+    /// `after_cursor`, then new ones as they commit, until the client goes, the server
+    /// stops (UNAVAILABLE) or the client falls too far behind (RESOURCE_EXHAUSTED; it may
+    /// resume from the last cursor it got).
+    private func watchEvents(_ request: ControlV1.WatchEventsRequest,
+                             _ writer: GRPCResponseWriter<ControlV1.WatchEventsResponse>) async throws {
+        for (name, id) in [("dag_id", request.dagID), ("run_id", request.runID)] where !id.isEmpty && id.utf8.count > 512 {
+            throw GRPCStatus(code: .invalidArgument, message: "\(name) is longer than 512 bytes")
+        }
+        let subscription = try events.subscribe(
+            after: request.afterCursor,
+            EventLog.Filter(dagID: request.dagID, runID: request.runID, includeAgents: request.includeAgents))
+        defer { events.unsubscribe(subscription) }
+        while true {
+            let batch = await subscription.next()
+            if batch.isEmpty { break }
+            for entry in batch { try await writer.write(serialized: entry.bytes) }
+        }
+        if let status = subscription.endStatus { throw status }
     }
 
     // MARK: Tokens

@@ -82,18 +82,25 @@ public final class TetherServer: Sendable {
     private let store: SQLiteSchedulerStore
     private let scheduler: SchedulerService
     private let sessions: AgentSessions
-    /// Committed changes and agents, for the dashboard's live feed.
+    /// Committed changes and agents, for `WatchEvents` and the dashboard's live feed.
     private let feed: CommitFeed
+    /// What `WatchEvents` streams (tests read its cursor).
+    var eventLog: EventLog { feed.log }
     private let control: ControlService
     private let timers = TimerTask()
+    /// Writes the agent directory every `directorySaveInterval`.
+    private let directorySaver = Mutex<Task<Void, Never>?>(nil)
+    static let directorySaveInterval: Duration = .seconds(5)
     private let readiness = Readiness()
     /// Held from before the databases open until `shutdown` has closed the state store.
     private let lock: Mutex<DataDirectoryLock?>
+    private let log: @Sendable (String) -> Void
 
     /// - Parameter log: one line per event an operator should know of (the state store
     ///   failing and recovering), without a timestamp or a "tether server:" prefix.
     public init(configuration: Configuration, log: @escaping @Sendable (String) -> Void = { _ in }) throws {
         self.configuration = configuration
+        self.log = log
         let tls: TLSContext?
         switch (configuration.tlsCertificateFile, configuration.tlsKeyFile, configuration.insecurePlaintext) {
         case (let cert?, let key?, false):
@@ -158,7 +165,7 @@ public final class TetherServer: Sendable {
         let transportCounters = HTTPServerCounters()
         let metrics = ServerMetrics(transport: transportCounters, finishedAttempts: try store.finishedAttemptCounts())
         store.observeCommits { metrics.committed($0) }
-        let sessions = AgentSessions()
+        let sessions = AgentSessions(directory: try AgentDirectory(path: directory.appendingPathComponent("agents.db").path))
         self.sessions = sessions
         // Made before the scheduler: its first commit may already fail.
         let health = GRPCHealthService()
@@ -183,7 +190,7 @@ public final class TetherServer: Sendable {
                      serverVersion: configuration.version,
                      outboundLimit: configuration.agentOutboundLimit).register(in: &router)
         control = ControlService(scheduler: scheduler, store: store, sessions: sessions, tokens: tokens,
-                                 authenticator: authenticator)
+                                 authenticator: authenticator, events: feed.log)
         control.register(in: &router)
         var grpcConfiguration = GRPCServer.Configuration(address: configuration.listen, tls: tls)
         // No busy polling: a dispatch waits on the state database's commit, not on a wake-up,
@@ -236,8 +243,18 @@ public final class TetherServer: Sendable {
     public func start() throws -> SocketAddress {
         let address = try grpc.start()
         timers.start(scheduler)
+        directorySaver.withLock { [sessions, scheduler, log] saver in
+            saver = Task.detached {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: Self.directorySaveInterval)
+                    do { try sessions.saveDirectory(scheduler) } catch { log("cannot save the agent directory: \(error)") }
+                }
+            }
+        }
         feed.start(scheduler: scheduler) { [control] in
-            (try? await control.listAgents(ControlV1.ListAgentsRequest()))?.agents ?? []
+            var request = ControlV1.ListAgentsRequest()
+            request.includeDisconnected = true
+            return (try? await control.listAgents(request))?.agents ?? []
         }
         readiness.started()
         return address
@@ -263,6 +280,10 @@ public final class TetherServer: Sendable {
             await Self.endAgentStreams(sessions, scheduler)
         }
         await timers.stop()
+        let saver = directorySaver.withLock { $0 }
+        saver?.cancel()
+        await saver?.value
+        do { try sessions.saveDirectory(scheduler) } catch { log("cannot save the agent directory: \(error)") }
         store.close()
         lock.withLock { $0 = nil }
     }
@@ -279,7 +300,7 @@ public final class TetherServer: Sendable {
         _ = try? await scheduler.perform { scheduler in
             for session in live { scheduler.agentDisconnected(session.name) }
         }
-        for session in live { session.end(shuttingDown) }
+        for session in live { session.end(shuttingDown, reason: .serverStopped) }
     }
 }
 

@@ -243,6 +243,7 @@ extension ControlV1.Agent {
         freeSlots = UInt32(max(0, Int(session.hello.slots) - leaseIDs.count))
         connectedAtUnixUs = session.connectedAt.unixMicroseconds
         lastHeartbeatAtUnixUs = session.lastHeartbeat.unixMicroseconds
+        lastSeenAtUnixUs = max(lastHeartbeatAtUnixUs, connectedAtUnixUs)
         peerAddress = session.peer
         self.metrics = metrics
     }

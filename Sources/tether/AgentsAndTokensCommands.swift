@@ -3,31 +3,6 @@ import Foundation
 import TetherSyntax
 import TetherWire
 
-/// `tether agents`: the connected agents.
-struct AgentsCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "agents", abstract: "List connected agents.")
-    @OptionGroup var client: ClientOptions
-    @Option(help: "Only agents serving this queue.") var queue: String?
-
-    func run() async throws {
-        try await withControl(client) { control in
-            var request = ControlV1.ListAgentsRequest()
-            request.queue = queue ?? ""
-            let response: ControlV1.ListAgentsResponse = try await control.call(ControlV1.ControlService.listAgents, request)
-            try emit(response, json: client.json) {
-                printTable(["AGENT", "STATE", "QUEUES", "SLOTS", "LEASES", "TASKS DONE", "LABELS", "VERSION", "LAST HEARTBEAT"],
-                           response.agents.map { agent in
-                    let done = agent.metrics.filter { $0.name == "tether_agent_tasks_finished_total" }.reduce(0) { $0 + $1.value }
-                    return [agent.name, agent.state == .draining ? "draining" : "connected", agent.queues.joined(separator: ","),
-                     String(agent.slots), String(agent.leaseIds.count), String(Int(done)),
-                     agent.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","),
-                     agent.version.isEmpty ? "-" : agent.version, formatTime(agent.lastHeartbeatAtUnixUs)]
-                })
-            }
-        }
-    }
-}
-
 /// `tether token create|list|revoke`.
 struct TokenCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -3,12 +3,12 @@ import Foundation
 import TetherSyntax
 import TetherWire
 
-/// `tether dag apply|list|show|pause|unpause|backfill`.
+/// `tether dag apply|list|show|versions|diff|pause|unpause|backfill`.
 struct DagCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dag",
         abstract: "Apply and inspect DAG specs.",
-        subcommands: [Apply.self, List.self, Show.self, Pause.self, Unpause.self, Backfill.self]
+        subcommands: [Apply.self, List.self, Show.self, Versions.self, Diff.self, Pause.self, Unpause.self, Backfill.self]
     )
 
     struct Apply: AsyncParsableCommand {

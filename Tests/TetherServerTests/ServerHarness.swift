@@ -117,9 +117,9 @@ final class ServerHarness: Sendable {
     /// Opens an agent stream and sends its Hello.
     func connectAgent(_ name: String, entrypoints: [String], queues: [String] = ["default"], slots: UInt32 = 4,
                       secret: String = adminSecret, resumed: [AgentV1.ResumedLease] = [], instanceID: String = "",
-                      labels: [String: String] = [:]) async throws -> FakeAgent {
+                      labels: [String: String] = [:], over other: GRPCClient? = nil) async throws -> FakeAgent {
         let call: GRPCClientCall<AgentV1.AgentMessage, AgentV1.ServerMessage> =
-            try await client.makeCall(AgentV1.AgentService.connect, metadata: Self.bearer(secret))
+            try await (other ?? client).makeCall(AgentV1.AgentService.connect, metadata: Self.bearer(secret))
         var hello = AgentV1.Hello()
         hello.name = name
         hello.queues = queues

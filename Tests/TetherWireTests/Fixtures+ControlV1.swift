@@ -25,7 +25,7 @@ extension Fixtures {
                 pool, setPoolRequest, setPoolResponse, deletePoolRequest, ControlV1.DeletePoolResponse(),
                 ControlV1.ListPoolsRequest(), listPoolsResponse, backfillRequest, backfillResponse,
                 listAgentsRequest, listAgentsResponse, drainAgentRequest, drainAgentResponse,
-                undrainAgentRequest, undrainAgentResponse,
+                undrainAgentRequest, undrainAgentResponse, forgetAgentRequest, forgetAgentResponse,
                 createTokenRequest, createTokenResponse, listTokensRequest, listTokensResponse,
                 revokeTokenRequest, revokeTokenResponse, watchEventsRequest,
                 watchEvent(.dag(dag)), watchEvent(.run(run)),
@@ -197,6 +197,9 @@ extension Fixtures {
             m.lastHeartbeatAtUnixUs = 1_764_039_600_000_000
             m.peerAddress = "[2001:db8::1]:50443"
             m.metrics = [agentMetric, agentMetric]
+            m.lastSeenAtUnixUs = 1_764_039_600_000_001
+            m.disconnectReason = .serverStopped
+            m.disconnectDetail = "server shutting down \(unicode)"
             return m
         }
 
@@ -523,6 +526,19 @@ extension Fixtures {
             var m = ControlV1.UndrainAgentResponse()
             m.agent = agent
             m.agent?.state = .connected
+            return m
+        }
+
+        static var forgetAgentRequest: ControlV1.ForgetAgentRequest {
+            var m = ControlV1.ForgetAgentRequest()
+            m.agent = unicode
+            return m
+        }
+
+        static var forgetAgentResponse: ControlV1.ForgetAgentResponse {
+            var m = ControlV1.ForgetAgentResponse()
+            m.agent = agent
+            m.agent?.state = .disconnected
             return m
         }
 

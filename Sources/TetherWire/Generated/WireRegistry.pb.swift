@@ -83,6 +83,8 @@ public enum WireRegistry {
         ControlV1.ClearRunRequest.self,
         ControlV1.ClearRunResponse.self,
         ControlV1.ListAgentsRequest.self,
+        ControlV1.ForgetAgentRequest.self,
+        ControlV1.ForgetAgentResponse.self,
         ControlV1.ListAgentsResponse.self,
         ControlV1.DrainAgentRequest.self,
         ControlV1.DrainAgentResponse.self,

@@ -82,6 +82,10 @@ extension ControlV1 {
         /// Lets a drained agent take leases again. Errors: NOT_FOUND.
         public static let undrainAgent = RPCMethod<ControlV1.UndrainAgentRequest, ControlV1.UndrainAgentResponse, RPCShape.Unary>(
             path: "/tether.control.v1.ControlService/UndrainAgent")
+        /// Removes a disconnected agent from ListAgents and its metrics; FAILED_PRECONDITION
+        /// while it is connected.
+        public static let forgetAgent = RPCMethod<ControlV1.ForgetAgentRequest, ControlV1.ForgetAgentResponse, RPCShape.Unary>(
+            path: "/tether.control.v1.ControlService/ForgetAgent")
         /// Creates a bearer token. The secret is in the response only; the server
         /// keeps a hash of it.
         public static let createToken = RPCMethod<ControlV1.CreateTokenRequest, ControlV1.CreateTokenResponse, RPCShape.Unary>(
@@ -714,9 +718,16 @@ extension ControlV1 {
         public var lastHeartbeatAtUnixUs: Int64 = 0
         /// The remote address of its connection, "host:port".
         public var peerAddress = ""
-        /// Metrics from its heartbeats since the server started: counters summed,
-        /// gauges at their latest value.
+        /// Metrics from its heartbeats, kept across server restarts (written at most a
+        /// few seconds late): counters summed, gauges at their latest value.
         public var metrics: [AgentMetric] = []
+        /// When the server last heard from it: its last heartbeat, or when its session
+        /// began or ended, whichever is latest.
+        public var lastSeenAtUnixUs: Int64 = 0
+        /// Why its last session ended; unspecified while connected.
+        public var disconnectReason = AgentDisconnectReason.unspecified
+        /// How its last session ended, in words (the status its stream ended with).
+        public var disconnectDetail = ""
 
         public init() {}
         public static let wireDescriptor = WireDescriptor(Tether__Control__V1__Agent.self, tether__control__v1__agent__init)
@@ -735,6 +746,9 @@ extension ControlV1 {
             lastHeartbeatAtUnixUs = r.value(12)
             peerAddress = try r.value(13)
             metrics = try r.values(14)
+            lastSeenAtUnixUs = r.value(15)
+            disconnectReason = r.value(16)
+            disconnectDetail = try r.value(17)
         }
         public func write(to w: WireWriter) throws(WireError) {
             try w.set(1, agentID)
@@ -751,7 +765,26 @@ extension ControlV1 {
             w.set(12, lastHeartbeatAtUnixUs)
             try w.set(13, peerAddress)
             try w.set(14, metrics)
+            w.set(15, lastSeenAtUnixUs)
+            w.set(16, disconnectReason)
+            try w.set(17, disconnectDetail)
         }
+    }
+}
+
+extension ControlV1 {
+    /// Why an agent's session ended.
+    public enum AgentDisconnectReason: Int32, WireEnum {
+        /// Not set: connected.
+        case unspecified = 0
+        /// It drained (told to, or on its own) and said Goodbye.
+        case drained = 1
+        /// Its connection broke or it went silent past its lease TTL.
+        case lost = 2
+        /// Its token was revoked or expired.
+        case revoked = 3
+        /// The server stopped (or restarted) while it was connected.
+        case serverStopped = 4
     }
 }
 
@@ -1546,7 +1579,7 @@ extension ControlV1 {
     public struct ListAgentsRequest: WireMessage {
         /// Only agents serving this queue; empty for all.
         public var queue = ""
-        /// Include disconnected agents.
+        /// Include disconnected agents (kept until forgotten with ForgetAgent).
         public var includeDisconnected = false
 
         public init() {}
@@ -1558,6 +1591,40 @@ extension ControlV1 {
         public func write(to w: WireWriter) throws(WireError) {
             try w.set(1, queue)
             w.set(2, includeDisconnected)
+        }
+    }
+}
+
+extension ControlV1 {
+    /// ForgetAgent input.
+    public struct ForgetAgentRequest: WireMessage {
+        /// The agent's name. It must be disconnected.
+        public var agent = ""
+
+        public init() {}
+        public static let wireDescriptor = WireDescriptor(Tether__Control__V1__ForgetAgentRequest.self, tether__control__v1__forget_agent_request__init)
+        public init(from r: WireReader) throws(WireError) {
+            agent = try r.value(1)
+        }
+        public func write(to w: WireWriter) throws(WireError) {
+            try w.set(1, agent)
+        }
+    }
+}
+
+extension ControlV1 {
+    /// ForgetAgent result.
+    public struct ForgetAgentResponse: WireMessage {
+        /// The agent as it was when forgotten.
+        public var agent: Agent?
+
+        public init() {}
+        public static let wireDescriptor = WireDescriptor(Tether__Control__V1__ForgetAgentResponse.self, tether__control__v1__forget_agent_response__init)
+        public init(from r: WireReader) throws(WireError) {
+            agent = try r.value(1)
+        }
+        public func write(to w: WireWriter) throws(WireError) {
+            try w.set(1, agent)
         }
     }
 }

@@ -2029,6 +2029,96 @@ void   tether__control__v1__list_agents_request__free_unpacked
   assert(message->base.descriptor == &tether__control__v1__list_agents_request__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   tether__control__v1__forget_agent_request__init
+                     (Tether__Control__V1__ForgetAgentRequest         *message)
+{
+  static const Tether__Control__V1__ForgetAgentRequest init_value = TETHER__CONTROL__V1__FORGET_AGENT_REQUEST__INIT;
+  *message = init_value;
+}
+size_t tether__control__v1__forget_agent_request__get_packed_size
+                     (const Tether__Control__V1__ForgetAgentRequest *message)
+{
+  assert(message->base.descriptor == &tether__control__v1__forget_agent_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t tether__control__v1__forget_agent_request__pack
+                     (const Tether__Control__V1__ForgetAgentRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &tether__control__v1__forget_agent_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t tether__control__v1__forget_agent_request__pack_to_buffer
+                     (const Tether__Control__V1__ForgetAgentRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &tether__control__v1__forget_agent_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Tether__Control__V1__ForgetAgentRequest *
+       tether__control__v1__forget_agent_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Tether__Control__V1__ForgetAgentRequest *)
+     protobuf_c_message_unpack (&tether__control__v1__forget_agent_request__descriptor,
+                                allocator, len, data);
+}
+void   tether__control__v1__forget_agent_request__free_unpacked
+                     (Tether__Control__V1__ForgetAgentRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &tether__control__v1__forget_agent_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   tether__control__v1__forget_agent_response__init
+                     (Tether__Control__V1__ForgetAgentResponse         *message)
+{
+  static const Tether__Control__V1__ForgetAgentResponse init_value = TETHER__CONTROL__V1__FORGET_AGENT_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t tether__control__v1__forget_agent_response__get_packed_size
+                     (const Tether__Control__V1__ForgetAgentResponse *message)
+{
+  assert(message->base.descriptor == &tether__control__v1__forget_agent_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t tether__control__v1__forget_agent_response__pack
+                     (const Tether__Control__V1__ForgetAgentResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &tether__control__v1__forget_agent_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t tether__control__v1__forget_agent_response__pack_to_buffer
+                     (const Tether__Control__V1__ForgetAgentResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &tether__control__v1__forget_agent_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Tether__Control__V1__ForgetAgentResponse *
+       tether__control__v1__forget_agent_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Tether__Control__V1__ForgetAgentResponse *)
+     protobuf_c_message_unpack (&tether__control__v1__forget_agent_response__descriptor,
+                                allocator, len, data);
+}
+void   tether__control__v1__forget_agent_response__free_unpacked
+                     (Tether__Control__V1__ForgetAgentResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &tether__control__v1__forget_agent_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   tether__control__v1__list_agents_response__init
                      (Tether__Control__V1__ListAgentsResponse         *message)
 {
@@ -4149,7 +4239,7 @@ const ProtobufCMessageDescriptor tether__control__v1__agent__labels_entry__descr
   (ProtobufCMessageInit) tether__control__v1__agent__labels_entry__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor tether__control__v1__agent__field_descriptors[14] =
+static const ProtobufCFieldDescriptor tether__control__v1__agent__field_descriptors[17] =
 {
   {
     "agent_id",
@@ -4319,14 +4409,53 @@ static const ProtobufCFieldDescriptor tether__control__v1__agent__field_descript
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "last_seen_at_unix_us",
+    15,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__Agent, last_seen_at_unix_us),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "disconnect_reason",
+    16,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__Agent, disconnect_reason),
+    &tether__control__v1__agent_disconnect_reason__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "disconnect_detail",
+    17,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__Agent, disconnect_detail),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned tether__control__v1__agent__field_indices_by_name[] = {
   0,   /* field[0] = agent_id */
   10,   /* field[10] = connected_at_unix_us */
+  16,   /* field[16] = disconnect_detail */
+  15,   /* field[15] = disconnect_reason */
   8,   /* field[8] = entrypoints */
   6,   /* field[6] = free_slots */
   7,   /* field[7] = labels */
   11,   /* field[11] = last_heartbeat_at_unix_us */
+  14,   /* field[14] = last_seen_at_unix_us */
   9,   /* field[9] = lease_ids */
   13,   /* field[13] = metrics */
   1,   /* field[1] = name */
@@ -4339,7 +4468,7 @@ static const unsigned tether__control__v1__agent__field_indices_by_name[] = {
 static const ProtobufCIntRange tether__control__v1__agent__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 14 }
+  { 0, 17 }
 };
 const ProtobufCMessageDescriptor tether__control__v1__agent__descriptor =
 {
@@ -4349,7 +4478,7 @@ const ProtobufCMessageDescriptor tether__control__v1__agent__descriptor =
   "Tether__Control__V1__Agent",
   "tether.control.v1",
   sizeof(Tether__Control__V1__Agent),
-  14,
+  17,
   tether__control__v1__agent__field_descriptors,
   tether__control__v1__agent__field_indices_by_name,
   1,  tether__control__v1__agent__number_ranges,
@@ -6397,6 +6526,82 @@ const ProtobufCMessageDescriptor tether__control__v1__list_agents_request__descr
   (ProtobufCMessageInit) tether__control__v1__list_agents_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor tether__control__v1__forget_agent_request__field_descriptors[1] =
+{
+  {
+    "agent",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__ForgetAgentRequest, agent),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned tether__control__v1__forget_agent_request__field_indices_by_name[] = {
+  0,   /* field[0] = agent */
+};
+static const ProtobufCIntRange tether__control__v1__forget_agent_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor tether__control__v1__forget_agent_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "tether.control.v1.ForgetAgentRequest",
+  "ForgetAgentRequest",
+  "Tether__Control__V1__ForgetAgentRequest",
+  "tether.control.v1",
+  sizeof(Tether__Control__V1__ForgetAgentRequest),
+  1,
+  tether__control__v1__forget_agent_request__field_descriptors,
+  tether__control__v1__forget_agent_request__field_indices_by_name,
+  1,  tether__control__v1__forget_agent_request__number_ranges,
+  (ProtobufCMessageInit) tether__control__v1__forget_agent_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor tether__control__v1__forget_agent_response__field_descriptors[1] =
+{
+  {
+    "agent",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__ForgetAgentResponse, agent),
+    &tether__control__v1__agent__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned tether__control__v1__forget_agent_response__field_indices_by_name[] = {
+  0,   /* field[0] = agent */
+};
+static const ProtobufCIntRange tether__control__v1__forget_agent_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor tether__control__v1__forget_agent_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "tether.control.v1.ForgetAgentResponse",
+  "ForgetAgentResponse",
+  "Tether__Control__V1__ForgetAgentResponse",
+  "tether.control.v1",
+  sizeof(Tether__Control__V1__ForgetAgentResponse),
+  1,
+  tether__control__v1__forget_agent_response__field_descriptors,
+  tether__control__v1__forget_agent_response__field_indices_by_name,
+  1,  tether__control__v1__forget_agent_response__number_ranges,
+  (ProtobufCMessageInit) tether__control__v1__forget_agent_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCFieldDescriptor tether__control__v1__list_agents_response__field_descriptors[1] =
 {
   {
@@ -7294,6 +7499,40 @@ const ProtobufCEnumDescriptor tether__control__v1__agent_state__descriptor =
   tether__control__v1__agent_state__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
+static const ProtobufCEnumValue tether__control__v1__agent_disconnect_reason__enum_values_by_number[5] =
+{
+  { "AGENT_DISCONNECT_REASON_UNSPECIFIED", "TETHER__CONTROL__V1__AGENT_DISCONNECT_REASON__AGENT_DISCONNECT_REASON_UNSPECIFIED", 0 },
+  { "AGENT_DISCONNECT_REASON_DRAINED", "TETHER__CONTROL__V1__AGENT_DISCONNECT_REASON__AGENT_DISCONNECT_REASON_DRAINED", 1 },
+  { "AGENT_DISCONNECT_REASON_LOST", "TETHER__CONTROL__V1__AGENT_DISCONNECT_REASON__AGENT_DISCONNECT_REASON_LOST", 2 },
+  { "AGENT_DISCONNECT_REASON_REVOKED", "TETHER__CONTROL__V1__AGENT_DISCONNECT_REASON__AGENT_DISCONNECT_REASON_REVOKED", 3 },
+  { "AGENT_DISCONNECT_REASON_SERVER_STOPPED", "TETHER__CONTROL__V1__AGENT_DISCONNECT_REASON__AGENT_DISCONNECT_REASON_SERVER_STOPPED", 4 },
+};
+static const ProtobufCIntRange tether__control__v1__agent_disconnect_reason__value_ranges[] = {
+{0, 0},{0, 5}
+};
+static const ProtobufCEnumValueIndex tether__control__v1__agent_disconnect_reason__enum_values_by_name[5] =
+{
+  { "AGENT_DISCONNECT_REASON_DRAINED", 1 },
+  { "AGENT_DISCONNECT_REASON_LOST", 2 },
+  { "AGENT_DISCONNECT_REASON_REVOKED", 3 },
+  { "AGENT_DISCONNECT_REASON_SERVER_STOPPED", 4 },
+  { "AGENT_DISCONNECT_REASON_UNSPECIFIED", 0 },
+};
+const ProtobufCEnumDescriptor tether__control__v1__agent_disconnect_reason__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "tether.control.v1.AgentDisconnectReason",
+  "AgentDisconnectReason",
+  "Tether__Control__V1__AgentDisconnectReason",
+  "tether.control.v1",
+  5,
+  tether__control__v1__agent_disconnect_reason__enum_values_by_number,
+  5,
+  tether__control__v1__agent_disconnect_reason__enum_values_by_name,
+  1,
+  tether__control__v1__agent_disconnect_reason__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
 static const ProtobufCEnumValue tether__control__v1__token_role__enum_values_by_number[3] =
 {
   { "TOKEN_ROLE_UNSPECIFIED", "TETHER__CONTROL__V1__TOKEN_ROLE__TOKEN_ROLE_UNSPECIFIED", 0 },
@@ -7324,7 +7563,7 @@ const ProtobufCEnumDescriptor tether__control__v1__token_role__descriptor =
   tether__control__v1__token_role__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor tether__control__v1__control_service__method_descriptors[23] =
+static const ProtobufCMethodDescriptor tether__control__v1__control_service__method_descriptors[24] =
 {
   { "ApplyDag", &tether__control__v1__apply_dag_request__descriptor, &tether__control__v1__apply_dag_response__descriptor },
   { "GetDag", &tether__control__v1__get_dag_request__descriptor, &tether__control__v1__get_dag_response__descriptor },
@@ -7345,6 +7584,7 @@ static const ProtobufCMethodDescriptor tether__control__v1__control_service__met
   { "ListAgents", &tether__control__v1__list_agents_request__descriptor, &tether__control__v1__list_agents_response__descriptor },
   { "DrainAgent", &tether__control__v1__drain_agent_request__descriptor, &tether__control__v1__drain_agent_response__descriptor },
   { "UndrainAgent", &tether__control__v1__undrain_agent_request__descriptor, &tether__control__v1__undrain_agent_response__descriptor },
+  { "ForgetAgent", &tether__control__v1__forget_agent_request__descriptor, &tether__control__v1__forget_agent_response__descriptor },
   { "CreateToken", &tether__control__v1__create_token_request__descriptor, &tether__control__v1__create_token_response__descriptor },
   { "ListTokens", &tether__control__v1__list_tokens_request__descriptor, &tether__control__v1__list_tokens_response__descriptor },
   { "RevokeToken", &tether__control__v1__revoke_token_request__descriptor, &tether__control__v1__revoke_token_response__descriptor },
@@ -7356,9 +7596,10 @@ const unsigned tether__control__v1__control_service__method_indices_by_name[] = 
   9,        /* CancelRun */
   10,        /* CancelTaskInstance */
   11,        /* ClearRun */
-  19,        /* CreateToken */
+  20,        /* CreateToken */
   14,        /* DeletePool */
   17,        /* DrainAgent */
+  19,        /* ForgetAgent */
   1,        /* GetDag */
   7,        /* GetRun */
   16,        /* ListAgents */
@@ -7366,14 +7607,14 @@ const unsigned tether__control__v1__control_service__method_indices_by_name[] = 
   2,        /* ListDags */
   15,        /* ListPools */
   8,        /* ListRuns */
-  20,        /* ListTokens */
+  21,        /* ListTokens */
   4,        /* PauseDag */
-  21,        /* RevokeToken */
+  22,        /* RevokeToken */
   13,        /* SetPool */
   6,        /* TriggerRun */
   18,        /* UndrainAgent */
   5,        /* UnpauseDag */
-  22         /* WatchEvents */
+  23         /* WatchEvents */
 };
 const ProtobufCServiceDescriptor tether__control__v1__control_service__descriptor =
 {
@@ -7382,7 +7623,7 @@ const ProtobufCServiceDescriptor tether__control__v1__control_service__descripto
   "ControlService",
   "Tether__Control__V1__ControlService",
   "tether.control.v1",
-  23,
+  24,
   tether__control__v1__control_service__method_descriptors,
   tether__control__v1__control_service__method_indices_by_name
 };
@@ -7538,13 +7779,21 @@ void tether__control__v1__control_service__undrain_agent(ProtobufCService *servi
   assert(service->descriptor == &tether__control__v1__control_service__descriptor);
   service->invoke(service, 18, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
+void tether__control__v1__control_service__forget_agent(ProtobufCService *service,
+                                                        const Tether__Control__V1__ForgetAgentRequest *input,
+                                                        Tether__Control__V1__ForgetAgentResponse_Closure closure,
+                                                        void *closure_data)
+{
+  assert(service->descriptor == &tether__control__v1__control_service__descriptor);
+  service->invoke(service, 19, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
 void tether__control__v1__control_service__create_token(ProtobufCService *service,
                                                         const Tether__Control__V1__CreateTokenRequest *input,
                                                         Tether__Control__V1__CreateTokenResponse_Closure closure,
                                                         void *closure_data)
 {
   assert(service->descriptor == &tether__control__v1__control_service__descriptor);
-  service->invoke(service, 19, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 20, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void tether__control__v1__control_service__list_tokens(ProtobufCService *service,
                                                        const Tether__Control__V1__ListTokensRequest *input,
@@ -7552,7 +7801,7 @@ void tether__control__v1__control_service__list_tokens(ProtobufCService *service
                                                        void *closure_data)
 {
   assert(service->descriptor == &tether__control__v1__control_service__descriptor);
-  service->invoke(service, 20, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 21, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void tether__control__v1__control_service__revoke_token(ProtobufCService *service,
                                                         const Tether__Control__V1__RevokeTokenRequest *input,
@@ -7560,7 +7809,7 @@ void tether__control__v1__control_service__revoke_token(ProtobufCService *servic
                                                         void *closure_data)
 {
   assert(service->descriptor == &tether__control__v1__control_service__descriptor);
-  service->invoke(service, 21, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 22, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void tether__control__v1__control_service__watch_events(ProtobufCService *service,
                                                         const Tether__Control__V1__WatchEventsRequest *input,
@@ -7568,7 +7817,7 @@ void tether__control__v1__control_service__watch_events(ProtobufCService *servic
                                                         void *closure_data)
 {
   assert(service->descriptor == &tether__control__v1__control_service__descriptor);
-  service->invoke(service, 22, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 23, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void tether__control__v1__control_service__init (Tether__Control__V1__ControlService_Service *service,
                                                  Tether__Control__V1__ControlService_ServiceDestroy destroy)

@@ -66,6 +66,8 @@ typedef struct Tether__Control__V1__BackfillResponse Tether__Control__V1__Backfi
 typedef struct Tether__Control__V1__ClearRunRequest Tether__Control__V1__ClearRunRequest;
 typedef struct Tether__Control__V1__ClearRunResponse Tether__Control__V1__ClearRunResponse;
 typedef struct Tether__Control__V1__ListAgentsRequest Tether__Control__V1__ListAgentsRequest;
+typedef struct Tether__Control__V1__ForgetAgentRequest Tether__Control__V1__ForgetAgentRequest;
+typedef struct Tether__Control__V1__ForgetAgentResponse Tether__Control__V1__ForgetAgentResponse;
 typedef struct Tether__Control__V1__ListAgentsResponse Tether__Control__V1__ListAgentsResponse;
 typedef struct Tether__Control__V1__DrainAgentRequest Tether__Control__V1__DrainAgentRequest;
 typedef struct Tether__Control__V1__DrainAgentResponse Tether__Control__V1__DrainAgentResponse;
@@ -299,6 +301,32 @@ typedef enum _Tether__Control__V1__AgentState {
   TETHER__CONTROL__V1__AGENT_STATE__AGENT_STATE_DISCONNECTED = 3
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(TETHER__CONTROL__V1__AGENT_STATE)
 } Tether__Control__V1__AgentState;
+/*
+ * Why an agent's session ended.
+ */
+typedef enum _Tether__Control__V1__AgentDisconnectReason {
+  /*
+   * Not set: connected.
+   */
+  TETHER__CONTROL__V1__AGENT_DISCONNECT_REASON__AGENT_DISCONNECT_REASON_UNSPECIFIED = 0,
+  /*
+   * It drained (told to, or on its own) and said Goodbye.
+   */
+  TETHER__CONTROL__V1__AGENT_DISCONNECT_REASON__AGENT_DISCONNECT_REASON_DRAINED = 1,
+  /*
+   * Its connection broke or it went silent past its lease TTL.
+   */
+  TETHER__CONTROL__V1__AGENT_DISCONNECT_REASON__AGENT_DISCONNECT_REASON_LOST = 2,
+  /*
+   * Its token was revoked or expired.
+   */
+  TETHER__CONTROL__V1__AGENT_DISCONNECT_REASON__AGENT_DISCONNECT_REASON_REVOKED = 3,
+  /*
+   * The server stopped (or restarted) while it was connected.
+   */
+  TETHER__CONTROL__V1__AGENT_DISCONNECT_REASON__AGENT_DISCONNECT_REASON_SERVER_STOPPED = 4
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(TETHER__CONTROL__V1__AGENT_DISCONNECT_REASON)
+} Tether__Control__V1__AgentDisconnectReason;
 /*
  * Token roles.
  */
@@ -897,15 +925,28 @@ struct  Tether__Control__V1__Agent
    */
   char *peer_address;
   /*
-   * Metrics from its heartbeats since the server started: counters summed,
-   * gauges at their latest value.
+   * Metrics from its heartbeats, kept across server restarts (written at most a
+   * few seconds late): counters summed, gauges at their latest value.
    */
   size_t n_metrics;
   Tether__Control__V1__AgentMetric **metrics;
+  /*
+   * When the server last heard from it: its last heartbeat, or when its session
+   * began or ended, whichever is latest.
+   */
+  int64_t last_seen_at_unix_us;
+  /*
+   * Why its last session ended; unspecified while connected.
+   */
+  Tether__Control__V1__AgentDisconnectReason disconnect_reason;
+  /*
+   * How its last session ended, in words (the status its stream ended with).
+   */
+  char *disconnect_detail;
 };
 #define TETHER__CONTROL__V1__AGENT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&tether__control__v1__agent__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, TETHER__CONTROL__V1__AGENT_STATE__AGENT_STATE_UNSPECIFIED, 0,NULL, 0, 0, 0,NULL, 0,NULL, 0,NULL, 0, 0, (char *)protobuf_c_empty_string, 0,NULL }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, TETHER__CONTROL__V1__AGENT_STATE__AGENT_STATE_UNSPECIFIED, 0,NULL, 0, 0, 0,NULL, 0,NULL, 0,NULL, 0, 0, (char *)protobuf_c_empty_string, 0,NULL, 0, TETHER__CONTROL__V1__AGENT_DISCONNECT_REASON__AGENT_DISCONNECT_REASON_UNSPECIFIED, (char *)protobuf_c_empty_string }
 
 
 struct  Tether__Control__V1__AgentMetric__LabelsEntry
@@ -1694,13 +1735,45 @@ struct  Tether__Control__V1__ListAgentsRequest
    */
   char *queue;
   /*
-   * Include disconnected agents.
+   * Include disconnected agents (kept until forgotten with ForgetAgent).
    */
   protobuf_c_boolean include_disconnected;
 };
 #define TETHER__CONTROL__V1__LIST_AGENTS_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&tether__control__v1__list_agents_request__descriptor) \
     , (char *)protobuf_c_empty_string, 0 }
+
+
+/*
+ * ForgetAgent input.
+ */
+struct  Tether__Control__V1__ForgetAgentRequest
+{
+  ProtobufCMessage base;
+  /*
+   * The agent's name. It must be disconnected.
+   */
+  char *agent;
+};
+#define TETHER__CONTROL__V1__FORGET_AGENT_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&tether__control__v1__forget_agent_request__descriptor) \
+    , (char *)protobuf_c_empty_string }
+
+
+/*
+ * ForgetAgent result.
+ */
+struct  Tether__Control__V1__ForgetAgentResponse
+{
+  ProtobufCMessage base;
+  /*
+   * The agent as it was when forgotten.
+   */
+  Tether__Control__V1__Agent *agent;
+};
+#define TETHER__CONTROL__V1__FORGET_AGENT_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&tether__control__v1__forget_agent_response__descriptor) \
+    , NULL }
 
 
 /*
@@ -2839,6 +2912,44 @@ Tether__Control__V1__ListAgentsRequest *
 void   tether__control__v1__list_agents_request__free_unpacked
                      (Tether__Control__V1__ListAgentsRequest *message,
                       ProtobufCAllocator *allocator);
+/* Tether__Control__V1__ForgetAgentRequest methods */
+void   tether__control__v1__forget_agent_request__init
+                     (Tether__Control__V1__ForgetAgentRequest         *message);
+size_t tether__control__v1__forget_agent_request__get_packed_size
+                     (const Tether__Control__V1__ForgetAgentRequest   *message);
+size_t tether__control__v1__forget_agent_request__pack
+                     (const Tether__Control__V1__ForgetAgentRequest   *message,
+                      uint8_t             *out);
+size_t tether__control__v1__forget_agent_request__pack_to_buffer
+                     (const Tether__Control__V1__ForgetAgentRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Tether__Control__V1__ForgetAgentRequest *
+       tether__control__v1__forget_agent_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   tether__control__v1__forget_agent_request__free_unpacked
+                     (Tether__Control__V1__ForgetAgentRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Tether__Control__V1__ForgetAgentResponse methods */
+void   tether__control__v1__forget_agent_response__init
+                     (Tether__Control__V1__ForgetAgentResponse         *message);
+size_t tether__control__v1__forget_agent_response__get_packed_size
+                     (const Tether__Control__V1__ForgetAgentResponse   *message);
+size_t tether__control__v1__forget_agent_response__pack
+                     (const Tether__Control__V1__ForgetAgentResponse   *message,
+                      uint8_t             *out);
+size_t tether__control__v1__forget_agent_response__pack_to_buffer
+                     (const Tether__Control__V1__ForgetAgentResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Tether__Control__V1__ForgetAgentResponse *
+       tether__control__v1__forget_agent_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   tether__control__v1__forget_agent_response__free_unpacked
+                     (Tether__Control__V1__ForgetAgentResponse *message,
+                      ProtobufCAllocator *allocator);
 /* Tether__Control__V1__ListAgentsResponse methods */
 void   tether__control__v1__list_agents_response__init
                      (Tether__Control__V1__ListAgentsResponse         *message);
@@ -3241,6 +3352,12 @@ typedef void (*Tether__Control__V1__ClearRunResponse_Closure)
 typedef void (*Tether__Control__V1__ListAgentsRequest_Closure)
                  (const Tether__Control__V1__ListAgentsRequest *message,
                   void *closure_data);
+typedef void (*Tether__Control__V1__ForgetAgentRequest_Closure)
+                 (const Tether__Control__V1__ForgetAgentRequest *message,
+                  void *closure_data);
+typedef void (*Tether__Control__V1__ForgetAgentResponse_Closure)
+                 (const Tether__Control__V1__ForgetAgentResponse *message,
+                  void *closure_data);
 typedef void (*Tether__Control__V1__ListAgentsResponse_Closure)
                  (const Tether__Control__V1__ListAgentsResponse *message,
                   void *closure_data);
@@ -3363,6 +3480,10 @@ struct Tether__Control__V1__ControlService_Service
                         const Tether__Control__V1__UndrainAgentRequest *input,
                         Tether__Control__V1__UndrainAgentResponse_Closure closure,
                         void *closure_data);
+  void (*forget_agent)(Tether__Control__V1__ControlService_Service *service,
+                       const Tether__Control__V1__ForgetAgentRequest *input,
+                       Tether__Control__V1__ForgetAgentResponse_Closure closure,
+                       void *closure_data);
   void (*create_token)(Tether__Control__V1__ControlService_Service *service,
                        const Tether__Control__V1__CreateTokenRequest *input,
                        Tether__Control__V1__CreateTokenResponse_Closure closure,
@@ -3406,6 +3527,7 @@ void tether__control__v1__control_service__init (Tether__Control__V1__ControlSer
       function_prefix__ ## list_agents,\
       function_prefix__ ## drain_agent,\
       function_prefix__ ## undrain_agent,\
+      function_prefix__ ## forget_agent,\
       function_prefix__ ## create_token,\
       function_prefix__ ## list_tokens,\
       function_prefix__ ## revoke_token,\
@@ -3486,6 +3608,10 @@ void tether__control__v1__control_service__undrain_agent(ProtobufCService *servi
                                                          const Tether__Control__V1__UndrainAgentRequest *input,
                                                          Tether__Control__V1__UndrainAgentResponse_Closure closure,
                                                          void *closure_data);
+void tether__control__v1__control_service__forget_agent(ProtobufCService *service,
+                                                        const Tether__Control__V1__ForgetAgentRequest *input,
+                                                        Tether__Control__V1__ForgetAgentResponse_Closure closure,
+                                                        void *closure_data);
 void tether__control__v1__control_service__create_token(ProtobufCService *service,
                                                         const Tether__Control__V1__CreateTokenRequest *input,
                                                         Tether__Control__V1__CreateTokenResponse_Closure closure,
@@ -3511,6 +3637,7 @@ extern const ProtobufCEnumDescriptor    tether__control__v1__run_trigger__descri
 extern const ProtobufCEnumDescriptor    tether__control__v1__task_state__descriptor;
 extern const ProtobufCEnumDescriptor    tether__control__v1__attempt_outcome__descriptor;
 extern const ProtobufCEnumDescriptor    tether__control__v1__agent_state__descriptor;
+extern const ProtobufCEnumDescriptor    tether__control__v1__agent_disconnect_reason__descriptor;
 extern const ProtobufCEnumDescriptor    tether__control__v1__token_role__descriptor;
 extern const ProtobufCMessageDescriptor tether__control__v1__task_spec__descriptor;
 extern const ProtobufCMessageDescriptor tether__control__v1__task_spec__params_entry__descriptor;
@@ -3563,6 +3690,8 @@ extern const ProtobufCMessageDescriptor tether__control__v1__backfill_response__
 extern const ProtobufCMessageDescriptor tether__control__v1__clear_run_request__descriptor;
 extern const ProtobufCMessageDescriptor tether__control__v1__clear_run_response__descriptor;
 extern const ProtobufCMessageDescriptor tether__control__v1__list_agents_request__descriptor;
+extern const ProtobufCMessageDescriptor tether__control__v1__forget_agent_request__descriptor;
+extern const ProtobufCMessageDescriptor tether__control__v1__forget_agent_response__descriptor;
 extern const ProtobufCMessageDescriptor tether__control__v1__list_agents_response__descriptor;
 extern const ProtobufCMessageDescriptor tether__control__v1__drain_agent_request__descriptor;
 extern const ProtobufCMessageDescriptor tether__control__v1__drain_agent_response__descriptor;

@@ -1,3 +1,4 @@
+import GRPC
 internal import Synchronization
 import TetherScheduler
 import TetherWire
@@ -36,21 +37,20 @@ final class ObservedSchedulerStore: SchedulerStore {
     }
 }
 
-/// The dashboard's live feed: committed scheduler changes turned into
-/// `tether.control.v1.WatchEventsResponse` messages (the shape `WatchEvents` streams),
-/// agents' comings and goings, and once a second the numbers the overview charts draw
-/// (queue depths, running tasks, tasks finished, dispatch latency), fanned out as
-/// server-sent events to a bounded set of subscribers.
+/// The server's change feed: committed scheduler changes and agents' comings and goings
+/// turned into `tether.control.v1.WatchEventsResponse` messages, written to the
+/// `EventLog` (which `WatchEvents` streams from) and, with once a second the numbers the
+/// dashboard's overview charts draw (queue depths, running tasks, tasks finished,
+/// dispatch latency), fanned out as server-sent events to a bounded set of subscribers.
 ///
 /// Design (why not snapshots): the scheduler's active runs are not enumerable from
 /// outside its module, and comparing whole snapshots costs O(state) per tick under the
 /// scheduler's lock. The store decorator above hands over each committed batch instead:
-/// O(1) on the commit thread, and O(changes) on the feed's task, which wakes every
-/// `Limits.drainInterval` whether or not anyone watches (it keeps the active-task table
-/// the numbers come from). Agents live outside the scheduler's commits, so they are
-/// compared once a second (they are few). When `WatchEvents` is implemented, it can
-/// take its events from `CommitFeed.committed` too, or the SSE endpoint can read from
-/// it: the events are already its messages.
+/// O(1) on the commit thread, and O(changes) on the feed's task, which wakes when a batch
+/// arrives (at most once per `Limits.drainInterval`, so batches coalesce under load) and
+/// once per `statsInterval`, whether or not anyone watches: the log must hold what
+/// happened while a client was away. Agents live outside the scheduler's commits, so they
+/// are compared once a second (they are few).
 ///
 /// Bounds: at most `maxSubscribers` at once (more are refused); each has at most
 /// `maxBufferedBytes` waiting for it, past which it is dropped (its stream ends; the
@@ -70,7 +70,8 @@ final class CommitFeed: Sendable {
         var maxSubscribers = 32
         var maxBufferedBytes = 256 << 10
         var maxPendingBatches = 65_536
-        var drainInterval: Duration = .milliseconds(250)
+        /// The shortest time between two drains: what an event may wait to be batched.
+        var drainInterval: Duration = .milliseconds(10)
         var statsInterval: Duration = .seconds(1)
         /// An agent whose only change is a newer heartbeat is re-sent at most this often.
         var agentHeartbeatInterval: Duration = .seconds(10)
@@ -95,31 +96,41 @@ final class CommitFeed: Sendable {
     }
 
     let limits: Limits
+    /// What `WatchEvents` streams from.
+    let log: EventLog
     private let clock: any SchedulerClock
     private let inbox = Mutex(Inbox())
     private let fanout = Mutex(Fanout())
     private let task = Mutex<Task<Void, Never>?>(nil)
+    /// Wakes the feed's task: a batch arrived, or the stats interval passed.
+    private let wakeups: AsyncStream<Void>
+    private let wakeup: AsyncStream<Void>.Continuation
 
-    init(clock: any SchedulerClock, limits: Limits = Limits()) {
+    init(clock: any SchedulerClock, limits: Limits = Limits(), log: EventLog = EventLog()) {
         self.clock = clock
         self.limits = limits
+        self.log = log
+        (wakeups, wakeup) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
     // MARK: Input (the commit thread; the thread loading a snapshot)
 
     func restored(_ snapshot: SchedulerSnapshot) {
         inbox.withLock { $0.inputs.append(.restored(runs: snapshot.activeRuns, tasks: snapshot.tasks)) }
+        wakeup.yield()
     }
 
     func committed(_ changes: [SchedulerChange]) {
         let at = clock.now()
-        inbox.withLock { inbox in
+        let first = inbox.withLock { inbox in
             guard inbox.inputs.count < limits.maxPendingBatches else {
                 inbox.dropped = true
-                return
+                return false
             }
             inbox.inputs.append(.committed(changes, at: at))
+            return inbox.inputs.count == 1
         }
+        if first { wakeup.yield() }
     }
 
     // MARK: Subscribers
@@ -156,34 +167,49 @@ final class CommitFeed: Sendable {
 
     // MARK: Life
 
-    /// Starts the feed's task. `agents` lists the connected agents as `ListAgents` does.
+    /// Starts the feed's task. `agents` lists the agents as `ListAgents` does.
     func start(scheduler: SchedulerService, agents: @escaping @Sendable () async -> [ControlV1.Agent]) {
         task.withLock { task in
             guard task == nil else { return }
             task = Task.detached { [self] in
+                let ticker = Task { [limits, wakeup] in
+                    while !Task.isCancelled {
+                        try? await Task.sleep(for: limits.statsInterval)
+                        wakeup.yield()
+                    }
+                }
+                defer { ticker.cancel() }
                 var state = FeedState(limits: limits)
-                var nextStats = ContinuousClock.now + limits.statsInterval
-                while !Task.isCancelled {
+                var nextStats = ContinuousClock.now
+                for await _ in wakeups {
                     let (inputs, dropped) = inbox.withLock { inbox in
                         defer { inbox = Inbox() }
                         return (inbox.inputs, inbox.dropped)
                     }
-                    // Nobody watching: keep the table up to date, encode nothing, ask for no agents.
-                    let watched = subscriberCount > 0
-                    let events = state.apply(inputs, scheduler: scheduler, encoding: watched)
-                    if dropped || events.reduce(0, { $0 + $1.count }) > limits.maxBufferedBytes / 4 {
-                        publish(state.resyncEvent())
-                    } else {
-                        for event in events { publish(event) }
+                    if dropped {
+                        log.breakHistory(GRPCStatus(code: .aborted, message: "the server fell behind and dropped events; "
+                            + "re-read the state you need and watch from cursor 0"))
                     }
-                    if ContinuousClock.now >= nextStats {
-                        nextStats = .now + limits.statsInterval
-                        let now = clock.now()
-                        if watched {
-                            for event in state.agentEvents(await agents(), now: now) { publish(event) }
-                            publish(state.statsEvent(now: now), isStats: true)
+                    var (events, restored) = state.apply(inputs, scheduler: scheduler)
+                    let now = ContinuousClock.now
+                    let statsDue = now >= nextStats
+                    if statsDue { events += state.agentEvents(await agents(), now: clock.now()) }
+                    events = log.append(events)
+                    let watched = subscriberCount > 0
+                    if watched {
+                        let encoded = events.map(FeedState.sse)
+                        if dropped || restored || encoded.reduce(0, { $0 + $1.count }) > limits.maxBufferedBytes / 4 {
+                            publish(FeedState.resyncEvent)
                         } else {
-                            state.idle(now: now)
+                            for event in encoded { publish(event) }
+                        }
+                    }
+                    if statsDue {
+                        nextStats = now + limits.statsInterval
+                        if watched {
+                            publish(state.statsEvent(now: clock.now()), isStats: true)
+                        } else {
+                            state.idle(now: clock.now())
                             fanout.withLock { $0.lastStats = [] }
                         }
                     }
@@ -203,7 +229,23 @@ final class CommitFeed: Sendable {
         let running = task.withLock { $0 }
         running?.cancel()
         await running?.value
+        log.close()
     }
+}
+
+/// One event the feed made, before and after the log numbered it (`message.cursor`), with
+/// what `WatchEvents` filters on.
+struct FeedEvent: Sendable {
+    enum Kind: String, Sendable {
+        case dag, run, task, agent
+    }
+
+    var kind: Kind
+    var message: ControlV1.WatchEventsResponse
+    /// The DAG of a DAG, run or task event; empty for an agent.
+    var dagID: String
+    /// The run of a run or task event; empty otherwise.
+    var runID: String
 }
 
 /// One SSE client's queue of encoded events. `push` from the feed, `next` from the
@@ -321,7 +363,6 @@ struct FeedState {
     private var tasks: [TaskKey: TrackedTask] = [:]
     private var specs: [VersionKey: [String: TetherScheduler.TaskSpec]] = [:]
     private var agents: [String: SeenAgent] = [:]
-    private var cursor: UInt64 = 0
     private var finished = 0
     private var dispatched = 0
     private var latencies: [Int64] = []
@@ -331,10 +372,11 @@ struct FeedState {
         self.limits = limits
     }
 
-    /// Applies inputs in order; returns the change events to send, encoded (none unless
-    /// `encoding`).
-    mutating func apply(_ inputs: [CommitFeed.Input], scheduler: SchedulerService, encoding: Bool = true) -> [[UInt8]] {
-        var events: [[UInt8]] = []
+    /// Applies inputs in order; returns the change events, and whether state was reloaded
+    /// (clients of the dashboard then fetch everything again).
+    mutating func apply(_ inputs: [CommitFeed.Input], scheduler: SchedulerService) -> (events: [FeedEvent], restored: Bool) {
+        var events: [FeedEvent] = []
+        var restored = false
         for input in inputs {
             switch input {
             case .restored(let restoredRuns, let restoredTasks):
@@ -343,15 +385,15 @@ struct FeedState {
                 for run in restoredRuns { runs[run.runID] = RunInfo(dagID: run.dagID, version: run.version) }
                 resolveSpecs(scheduler)
                 for task in restoredTasks { track(task) }
-                if encoding { events.append(resyncEvent()) }
+                restored = true
             case .committed(let changes, let at):
-                events += apply(changes, at: at, scheduler: scheduler, encoding: encoding)
+                events += apply(changes, at: at, scheduler: scheduler)
             }
         }
-        return events
+        return (events, restored)
     }
 
-    private mutating func apply(_ changes: [SchedulerChange], at: Instant, scheduler: SchedulerService, encoding: Bool) -> [[UInt8]] {
+    private mutating func apply(_ changes: [SchedulerChange], at: Instant, scheduler: SchedulerService) -> [FeedEvent] {
         var attempts: [TaskKey: [AttemptRecord]] = [:]
         var newGrants: Set<TaskKey> = []
         var finishedRuns: [String] = []
@@ -371,11 +413,11 @@ struct FeedState {
             }
         }
         resolveSpecs(scheduler)
-        var subjects: [(String, ControlV1.WatchEventsResponse.Subject)] = []
+        var events: [FeedEvent] = []
         for change in changes {
             switch change {
-            case .run(let run) where encoding:
-                subjects.append(("run", .run(ControlV1.Run(run, taskCounts: [:]))))
+            case .run(let run):
+                events.append(event(.run, .run(ControlV1.Run(run, taskCounts: [:])), dagID: run.dagID, runID: run.runID, at: at))
             case .task(let task):
                 let before = tasks[task.key]?.state
                 track(task)
@@ -386,15 +428,15 @@ struct FeedState {
                         latencies.append(max(0, granted.millisecondsSinceEpoch - ready.millisecondsSinceEpoch))
                     }
                 }
-                guard encoding else { continue }
                 let spec = spec(of: task.key)
-                subjects.append(("task", .taskInstance(ControlV1.TaskInstance(task, spec: spec, attempts: attempts[task.key] ?? [],
-                                                                              waitingReason: nil))))
-            case .run, .attempt, .dag, .dagVersion, .agentSequence, .pool, .poolRemoved:
+                let subject = ControlV1.WatchEventsResponse.Subject.taskInstance(
+                    ControlV1.TaskInstance(task, spec: spec, attempts: attempts[task.key] ?? [], waitingReason: nil))
+                events.append(event(.task, subject, dagID: runs[task.key.runID]?.dagID ?? "", runID: task.key.runID, at: at))
+            case .attempt, .dag, .dagVersion, .agentSequence, .pool, .poolRemoved:
                 break
             }
         }
-        if encoding, !dagIDs.isEmpty {
+        if !dagIDs.isEmpty {
             let dags = scheduler.read { scheduler in
                 dagIDs.compactMap { id -> ControlV1.Dag? in
                     guard let record = scheduler.dag(id) else { return nil }
@@ -402,13 +444,13 @@ struct FeedState {
                                          nextRunAt: scheduler.nextScheduledRun(id), activeRuns: scheduler.activeRunCount(ofDAG: id))
                 }
             }
-            subjects += dags.map { ("dag", .dag($0)) }
+            events += dags.map { event(.dag, .dag($0), dagID: $0.dagID, runID: "", at: at) }
         }
         for runID in finishedRuns {
             for taskID in runs[runID]?.taskIDs ?? [] { tasks[TaskKey(runID: runID, taskID: taskID)] = nil }
             runs[runID] = nil
         }
-        return subjects.map { event(kind: $0.0, $0.1, at: at) }
+        return events
     }
 
     /// Remembers an unfinished task (with its queue), forgets a finished one.
@@ -441,8 +483,8 @@ struct FeedState {
     }
 
     /// Events for agents that connected, changed or went away since the last call.
-    mutating func agentEvents(_ current: [ControlV1.Agent], now: Instant) -> [[UInt8]] {
-        var events: [[UInt8]] = []
+    mutating func agentEvents(_ current: [ControlV1.Agent], now: Instant) -> [FeedEvent] {
+        var events: [FeedEvent] = []
         var present: Set<String> = []
         for agent in current {
             present.insert(agent.name)
@@ -455,14 +497,14 @@ struct FeedState {
                 && now.millisecondsSinceEpoch - $0.sentAt.millisecondsSinceEpoch >= limits.agentHeartbeatInterval.milliseconds } ?? true
             guard previous?.fingerprint != fingerprint || stale else { continue }
             agents[agent.name] = SeenAgent(fingerprint: fingerprint, heartbeat: agent.lastHeartbeatAtUnixUs, sentAt: now, message: agent)
-            events.append(event(kind: "agent", .agent(agent), at: now))
+            events.append(event(.agent, .agent(agent), dagID: "", runID: "", at: now))
         }
         for (name, seen) in agents where !present.contains(name) {
             var gone = seen.message
             gone.state = .disconnected
             gone.freeSlots = 0
             gone.leaseIds = []
-            events.append(event(kind: "agent", .agent(gone), at: now))
+            events.append(event(.agent, .agent(gone), dagID: "", runID: "", at: now))
             agents[name] = nil
         }
         return events
@@ -500,31 +542,30 @@ struct FeedState {
         return Self.sse(event: "stats", id: nil, data: text)
     }
 
-    /// No one watches: the stats window restarts and the agents are forgotten, so the
-    /// next subscriber's first second brings every agent.
+    /// No one watches: the stats window restarts.
     mutating func idle(now: Instant) {
         windowStart = now
         finished = 0
         dispatched = 0
         latencies = []
-        agents = [:]
     }
 
     /// Tells clients to fetch everything again: events were dropped or state reloaded.
-    mutating func resyncEvent() -> [UInt8] {
-        cursor += 1
-        return Self.sse(event: "resync", id: cursor, data: "{}")
-    }
+    static let resyncEvent = sse(event: "resync", id: nil, data: "{}")
 
-    private mutating func event(kind: String, _ subject: ControlV1.WatchEventsResponse.Subject, at: Instant) -> [UInt8] {
-        cursor += 1
+    private func event(_ kind: FeedEvent.Kind, _ subject: ControlV1.WatchEventsResponse.Subject, dagID: String, runID: String,
+                       at: Instant) -> FeedEvent {
         var message = ControlV1.WatchEventsResponse()
-        message.cursor = cursor
         message.committedAtUnixUs = at.millisecondsSinceEpoch &* 1000
         message.subject = subject
+        return FeedEvent(kind: kind, message: message, dagID: dagID, runID: runID)
+    }
+
+    /// A numbered event as a server-sent event.
+    static func sse(_ event: FeedEvent) -> [UInt8] {
         // A message that cannot be encoded (a NUL in stored text) is announced, not sent.
-        let json = (try? message.jsonString(options: Self.jsonOptions)) ?? "{\"cursor\":\"\(cursor)\"}"
-        return Self.sse(event: kind, id: cursor, data: json)
+        let json = (try? event.message.jsonString(options: jsonOptions)) ?? "{\"cursor\":\"\(event.message.cursor)\"}"
+        return sse(event: event.kind.rawValue, id: event.message.cursor, data: json)
     }
 
     /// One server-sent event. `data` is compact JSON: one line.
