@@ -202,7 +202,9 @@ struct ControlService: Sendable {
         guard request.pageToken.isEmpty || after > 0 else {
             throw GRPCStatus(code: .invalidArgument, message: "bad page_token '\(request.pageToken)'")
         }
-        let versions = scheduler.read { $0.versions(of: request.dagID) }.filter { $0.version > after }
+        // Newest first, as the contract says; a page token is the last version sent.
+        let versions = scheduler.read { $0.versions(of: request.dagID) }
+            .filter { request.pageToken.isEmpty || $0.version < after }.sorted { $0.version > $1.version }
         var response = ControlV1.ListDagVersionsResponse()
         var budget = ListResponseBudget()
         var last: Int?

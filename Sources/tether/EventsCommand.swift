@@ -14,7 +14,7 @@ struct EventsCommand: AsyncParsableCommand {
             watcher that stopped can go on without missing any. If the connection drops, the command reconnects \
             and resumes from the last cursor it printed. The server keeps events in memory: after it restarts, \
             or once a cursor is older than what it keeps, resuming says so on stderr and goes on from the \
-            newest events.
+            newest events; an --after cursor the server cannot resume from is an error (exit code 1).
             """
     )
     @OptionGroup var client: ClientOptions
@@ -54,7 +54,8 @@ struct EventsCommand: AsyncParsableCommand {
                     }
                     if let status = await call.status(), status.code != .ok { throw status }
                     throw GRPCStatus(code: .unavailable, message: "the stream ended")
-                } catch let status as GRPCStatus where status.code == .outOfRange && request.afterCursor != 0 {
+                } catch let status as GRPCStatus where status.code == .outOfRange && request.afterCursor != 0 && printed > 0 {
+                    // Resuming after a reconnect; an --after the user gave is refused below instead.
                     printError("tether: events may have been missed: \(status.message); going on from the newest")
                     request.afterCursor = 0
                 } catch let status as GRPCStatus where status.code == .unavailable || status.code == .resourceExhausted {
@@ -71,7 +72,7 @@ struct EventsCommand: AsyncParsableCommand {
 
     private func printEvent(_ event: ControlV1.WatchEventsResponse) throws {
         if client.json {
-            print(try event.jsonString())
+            print(try event.jsonString(options: WireJSONOptions(layout: .compact, alwaysPrintsFieldsWithoutPresence: false, escapesNonASCII: false)))
             fflush(nil)
             return
         }

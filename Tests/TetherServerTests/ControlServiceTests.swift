@@ -59,7 +59,12 @@ import TetherWire
         var versions = ControlV1.ListDagVersionsRequest()
         versions.dagID = "nightly_etl"
         let listed: ControlV1.ListDagVersionsResponse = try await h.control(ControlV1.ControlService.listDagVersions, versions)
-        #expect(listed.versions.map(\.version) == [1, 2])
+        #expect(listed.versions.map(\.version) == [2, 1], "newest first")
+        versions.pageSize = 1
+        let page1: ControlV1.ListDagVersionsResponse = try await h.control(ControlV1.ControlService.listDagVersions, versions)
+        versions.pageToken = page1.nextPageToken
+        let page2: ControlV1.ListDagVersionsResponse = try await h.control(ControlV1.ControlService.listDagVersions, versions)
+        #expect(page1.versions.map(\.version) == [2] && page2.versions.map(\.version) == [1] && page2.nextPageToken.isEmpty)
         await h.stop()
     }
 
