@@ -6,7 +6,8 @@ import TetherSchedulerSQLite
 import TetherWire
 
 /// `tether.control.v1.ControlService`: the operator API. Handlers validate and route;
-/// the scheduler decides. Every method needs an admin token. The dashboard's JSON API
+/// the scheduler decides. Which role each method needs is `ControlAccess`'s table, which
+/// `unary` applies. The dashboard's JSON API
 /// (`Dashboard`) calls the read handlers and a few writes directly, after its own session
 /// check, so both surfaces answer from one implementation.
 struct ControlService: Sendable {
@@ -73,20 +74,24 @@ struct ControlService: Sendable {
         unary(&router, ControlV1.ControlService.createToken, createToken)
         unary(&router, ControlV1.ControlService.listTokens, listTokens)
         unary(&router, ControlV1.ControlService.revokeToken, revokeToken)
+        unary(&router, ControlV1.ControlService.listAuditEntries) { (_: ControlV1.ListAuditEntriesRequest) -> ControlV1.ListAuditEntriesResponse in
+            throw GRPCStatus(code: .unimplemented, message: "this server keeps no audit log yet")
+        }
         router.serverStreaming(ControlV1.ControlService.watchEvents) {
             (_: ControlV1.WatchEventsRequest, _: GRPCResponseWriter<ControlV1.WatchEventsResponse>, context) in
-            try authenticator.require([.admin], context)
+            try authenticator.require(ControlAccess.of(ControlV1.ControlService.watchEvents), context)
             throw GRPCStatus(code: .unimplemented, message: "WatchEvents is not available in this version; poll GetRun")
         }
     }
 
-    /// Registers an admin-only unary method.
+    /// Registers a unary method: the caller's token must satisfy the method's `ControlAccess`.
     private func unary<Request: WireMessage, Response: WireMessage>(
         _ router: inout GRPCRouter, _ method: RPCMethod<Request, Response, RPCShape.Unary>,
         _ body: @escaping @Sendable (Request) async throws -> Response
     ) {
+        let access = ControlAccess.of(method)
         router.unary(method) { (request: Request, context) in
-            try authenticator.require([.admin], context)
+            try authenticator.require(access, context)
             do {
                 return try await body(request)
             } catch {
@@ -487,11 +492,8 @@ struct ControlService: Sendable {
     // MARK: Tokens
 
     private func createToken(_ request: ControlV1.CreateTokenRequest) async throws -> ControlV1.CreateTokenResponse {
-        let role: TokenRole
-        switch request.role {
-        case .admin: role = .admin
-        case .agent: role = .agent
-        default: throw GRPCStatus(code: .invalidArgument, message: "role must be ADMIN or AGENT")
+        guard let role = request.role.tokenRole else {
+            throw GRPCStatus(code: .invalidArgument, message: "role must be VIEWER, OPERATOR, ADMIN or AGENT")
         }
         guard request.agentName.isEmpty || (role == .agent && Identifier.isValid(request.agentName)) else {
             throw GRPCStatus(code: .invalidArgument, message: "agent_name must be a valid agent name, on an AGENT token")

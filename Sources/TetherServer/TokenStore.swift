@@ -3,12 +3,35 @@ internal import Synchronization
 import TetherScheduler
 import TetherStore
 
-/// What a bearer token may do.
+/// What a bearer token may do. On the ControlService the roles are ordered
+/// viewer < operator < admin (each may do what the ones before it may; `ControlAccess`
+/// says which role each method needs); an agent token may call the AgentService only.
 public enum TokenRole: String, Sendable, CaseIterable {
     /// Everything: the ControlService and, for testing, the AgentService.
     case admin
     /// Only the AgentService.
     case agent
+    /// The ControlService's read methods, and the dashboard read-only.
+    case viewer
+    /// A viewer that may also act on runs, DAG schedules and agents (trigger, cancel,
+    /// clear, backfill, pause, drain), on the ControlService and the dashboard.
+    case `operator`
+
+    /// Where the role stands on the ControlService; nil for agent tokens, which may not call it.
+    var controlRank: Int? {
+        switch self {
+        case .viewer: 1
+        case .operator: 2
+        case .admin: 3
+        case .agent: nil
+        }
+    }
+
+    /// Whether a token of this role may call a ControlService method that needs `least`.
+    func satisfies(_ least: TokenRole) -> Bool {
+        guard let rank = controlRank, let needed = least.controlRank else { return false }
+        return rank >= needed
+    }
 }
 
 /// A stored token, without its secret (only the secret's SHA-256 is kept).

@@ -10,7 +10,9 @@ import TetherWire
 ///
 /// Access: the login page (`/ui/login`) and static assets (`/ui/assets/…`) are public;
 /// everything else needs a session (`DashboardSessions`): a page without one redirects to
-/// the login page, an API call gets 401, an agent token cannot log in (403). A request
+/// the login page, an API call gets 401, an agent token cannot log in (403). Viewer
+/// sessions read; operator and admin sessions may also act (`DashboardAction`): a viewer's
+/// action gets 403. A request
 /// that is not a GET must also carry the session's CSRF token in `x-csrf-token` and, if
 /// the browser says where it comes from (`origin`, `sec-fetch-site`), come from this
 /// origin; the session cookie is `SameSite=Strict` and `HttpOnly`, and `Secure` (with the
@@ -124,10 +126,20 @@ struct Dashboard: Sendable {
             guard let csrf = request.header(Self.csrfHeader), TokenStore.constantTimeEqual(csrf, session.csrfToken) else {
                 return Self.error(403, "missing or wrong \(Self.csrfHeader) header")
             }
-            guard DashboardAction.operate.isPermitted(for: session.role) else {
+            // Logging out changes nothing but the session: any reader may.
+            guard DashboardAction.operate.isPermitted(for: session.role) || (method == "DELETE" && path == ["session"]) else {
                 return Self.error(403, "a \(session.role.rawValue) token may not change anything")
             }
         }
+        do {
+            return try await respond(request, method: method, path, session: session)
+        } catch {
+            return Self.error(ControlService.status(forThrown: error))
+        }
+    }
+
+    /// Answers an API request of a session allowed to make it.
+    private func respond(_ request: HTTPRequest, method: String, _ path: [String], session: DashboardSessions.Session) async throws -> HTTPResponse {
         let query = Self.queryItems(request.query)
         do {
             switch (method, path.count, path.first ?? "") {
@@ -198,8 +210,6 @@ struct Dashboard: Sendable {
             default:
                 return Self.error(404, "no such API: \(method) \(request.path)")
             }
-        } catch {
-            return Self.error(ControlService.status(forThrown: error))
         }
     }
 
@@ -272,7 +282,7 @@ struct Dashboard: Sendable {
         } catch {
             switch error {
             case .unknownToken: return Self.error(401, "unknown, expired or revoked token")
-            case .notPermitted(let role): return Self.error(403, "a \(role.rawValue) token may not use the dashboard; use an admin token")
+            case .notPermitted(let role): return Self.error(403, "a \(role.rawValue) token may not use the dashboard; use a viewer, operator or admin token")
             }
         }
         var response = Self.json(200, JSONText.object(members: [

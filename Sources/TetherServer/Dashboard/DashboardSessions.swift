@@ -1,22 +1,21 @@
 internal import Synchronization
 import TetherScheduler
 
-/// What a dashboard session may do.
-///
-/// Today a token is `admin` or `agent`: admin sessions may do everything the dashboard
-/// offers, agent tokens may not log in at all. When viewer and operator roles exist,
-/// this is the one place that says which role may read and which may act.
+/// What a dashboard session may do: the one place that says which role may read and
+/// which may act (it follows `ControlAccess`: the actions the dashboard offers are
+/// operator calls).
 enum DashboardAction: Sendable {
-    /// Read pages, the JSON API and the live feed.
+    /// Read pages, the JSON API and the live feed: viewers and up.
     case read
-    /// Trigger and cancel runs, pause and unpause DAGs.
+    /// Trigger and cancel runs, pause and unpause DAGs: operators and admins.
     case operate
 
-    /// Whether a session opened with a token of `role` may do this.
+    /// Whether a session opened with a token of `role` may do this. Agent tokens may not
+    /// log in at all.
     func isPermitted(for role: TokenRole) -> Bool {
-        switch role {
-        case .admin: true
-        case .agent: false
+        switch self {
+        case .read: role.satisfies(.viewer)
+        case .operate: role.satisfies(.operator)
         }
     }
 }

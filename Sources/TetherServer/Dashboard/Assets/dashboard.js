@@ -760,6 +760,8 @@ async function start() {
   });
   const session = await api('session');
   app.csrf = session.csrfToken;
+  // A viewer's session is read-only: the server refuses its actions (403), so they are not offered.
+  if (session.role === 'viewer') document.body.classList.add('read-only');
   app.page = route();
   connectFeed();
   if (app.page && app.page.load) {

@@ -1,0 +1,64 @@
+import Foundation
+import GRPC
+import Testing
+@testable import TetherServer
+import TetherWire
+
+/// The dashboard's routes by role: none without a session, reads for viewers, actions for
+/// operators and admins.
+@Suite struct DashboardRolesTests {
+    /// Every route of the JSON API (`Dashboard.respond`), with sample ids.
+    static let reads = ["/api/dags", "/api/dags/roles", "/api/dags/roles/versions", "/api/dags/roles/grid", "/api/runs",
+                        "/api/runs/roles-1", "/api/agents", "/api/agents/eu-1", "/api/session"]
+    static let writes = ["/api/dags/roles/pause", "/api/dags/roles/unpause", "/api/dags/roles/trigger", "/api/runs/roles-1/cancel"]
+    static let dag = "dag_id: roles\ntasks:\n  - {id: a, entrypoint: e}\n"
+
+    @Test func everyRouteIs401WithoutASession() async throws {
+        let h = try ServerHarness()
+        let base = "http://\(h.address)"
+        for path in Self.reads + ["/api/events"] {
+            #expect(try await DashboardTests.curl(base + path).status == 401, "GET \(path)")
+        }
+        for path in Self.writes {
+            #expect(try await DashboardTests.curl(base + path, method: "POST").status == 401, "POST \(path)")
+        }
+        #expect(try await DashboardTests.curl(base + "/api/session", method: "DELETE").status == 401)
+        await h.stop()
+    }
+
+    @Test func viewersReadButEveryWriteIs403OperatorsAct() async throws {
+        let h = try ServerHarness()
+        let base = "http://\(h.address)"
+        _ = try await h.apply(Self.dag)
+        let viewerSecret = try await h.createToken(.viewer)
+        let viewer = try await DashboardTests.login(base, secret: viewerSecret)
+        #expect(viewer.reply.status == 200 && viewer.reply.body.contains(#""role":"viewer""#), "\(viewer.reply)")
+        for path in Self.reads {
+            let reply = try await DashboardTests.curl(base + path, headers: ["cookie": viewer.cookie])
+            #expect(reply.status == 200 || reply.status == 404, "viewer GET \(path): \(reply)")
+        }
+        #expect(try await DashboardTests.curl(base + "/ui/dags", headers: ["cookie": viewer.cookie]).status == 200)
+        for path in Self.writes {
+            let reply = try await DashboardTests.curl(base + path, method: "POST", headers: ["cookie": viewer.cookie, "x-csrf-token": viewer.csrf])
+            #expect(reply.status == 403, "viewer POST \(path): \(reply)")
+        }
+        var get = ControlV1.GetDagRequest()
+        get.dagID = "roles"
+        let dag: ControlV1.GetDagResponse = try await h.control(ControlV1.ControlService.getDag, get)
+        #expect(dag.dag?.paused == false && dag.dag?.activeRuns == 0, "a viewer changed nothing")
+        // A viewer may still log out.
+        let logout = try await DashboardTests.curl(base + "/api/session", method: "DELETE",
+                                                   headers: ["cookie": viewer.cookie, "x-csrf-token": viewer.csrf])
+        #expect(logout.status == 200, "\(logout)")
+
+        let operatorSecret = try await h.createToken(.operator)
+        let op = try await DashboardTests.login(base, secret: operatorSecret)
+        let triggered = try await DashboardTests.curl(base + "/api/dags/roles/trigger", method: "POST",
+                                                      headers: ["cookie": op.cookie, "x-csrf-token": op.csrf])
+        #expect(triggered.status == 200, "\(triggered)")
+        let paused = try await DashboardTests.curl(base + "/api/dags/nope/pause", method: "POST",
+                                                   headers: ["cookie": op.cookie, "x-csrf-token": op.csrf])
+        #expect(paused.status == 404)
+        await h.stop()
+    }
+}
