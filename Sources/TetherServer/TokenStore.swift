@@ -143,6 +143,11 @@ public final class TokenStore: Sendable {
         entries.withLock { $0[tokenID]?.record.isActive(at: now) ?? false }
     }
 
+    /// The token `tokenID` (active or not), or nil.
+    public func record(tokenID: String) -> TokenRecord? {
+        entries.withLock { $0[tokenID]?.record }
+    }
+
     /// Every token, newest first; inactive ones only if asked for.
     public func list(includeInactive: Bool, now: Int64) -> [TokenRecord] {
         entries.withLock { $0.values.map(\.record) }

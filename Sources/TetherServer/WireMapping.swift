@@ -248,6 +248,24 @@ extension ControlV1.TokenRole {
     }
 }
 
+extension ControlV1.AuditEntry {
+    init(_ entry: AuditEntry) {
+        self.init()
+        id = UInt64(clamping: entry.id)
+        atUnixUs = entry.atMilliseconds &* 1000
+        tokenID = entry.tokenID
+        tokenDescription = entry.tokenDescription
+        role = ControlV1.TokenRole(entry.role)
+        method = entry.method
+        target = entry.target
+        summary = entry.summary
+        peer = entry.peer
+        surface = entry.surface.rawValue
+        statusCode = UInt32(clamping: entry.statusCode)
+        statusMessage = entry.statusMessage
+    }
+}
+
 extension ControlV1.Agent {
     /// A connected agent as operators see it: what it announced, the leases it holds and
     /// the metric series its heartbeats reported.

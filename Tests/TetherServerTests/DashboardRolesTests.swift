@@ -5,7 +5,7 @@ import Testing
 import TetherWire
 
 /// The dashboard's routes by role: none without a session, reads for viewers, actions for
-/// operators and admins.
+/// operators and admins, each action in the audit log.
 @Suite struct DashboardRolesTests {
     /// Every route of the JSON API (`Dashboard.respond`), with sample ids.
     static let reads = ["/api/dags", "/api/dags/roles", "/api/dags/roles/versions", "/api/dags/roles/grid", "/api/runs",
@@ -26,7 +26,15 @@ import TetherWire
         await h.stop()
     }
 
-    @Test func viewersReadButEveryWriteIs403OperatorsAct() async throws {
+    @Test func everyWriteRouteIsAnAuditedAction() {
+        for path in Self.writes {
+            let parts = Dashboard.pathComponents(path)!.dropFirst()
+            #expect(Dashboard.auditedWrite(method: "POST", Array(parts)) != nil, "\(path)")
+        }
+        #expect(Dashboard.auditedWrite(method: "DELETE", ["session"]) == nil)
+    }
+
+    @Test func viewersReadButEveryWriteIs403AndRecordedOperatorsAct() async throws {
         let h = try ServerHarness()
         let base = "http://\(h.address)"
         _ = try await h.apply(Self.dag)
@@ -46,6 +54,10 @@ import TetherWire
         get.dagID = "roles"
         let dag: ControlV1.GetDagResponse = try await h.control(ControlV1.ControlService.getDag, get)
         #expect(dag.dag?.paused == false && dag.dag?.activeRuns == 0, "a viewer changed nothing")
+        let refused = try await AuditLogTests.entries(h).filter { $0.surface == "dashboard" }
+        #expect(refused.map(\.method) == ["CancelRun", "TriggerRun", "UnpauseDag", "PauseDag"], "\(refused.map(\.method))")
+        #expect(refused.allSatisfy { $0.statusCode == UInt32(GRPCStatusCode.permissionDenied.rawValue) && $0.role == .viewer
+            && $0.tokenID == AuditLogTests.tokenID(ofSecret: viewerSecret) && $0.peer.hasPrefix("127.0.0.1:") })
         // A viewer may still log out.
         let logout = try await DashboardTests.curl(base + "/api/session", method: "DELETE",
                                                    headers: ["cookie": viewer.cookie, "x-csrf-token": viewer.csrf])
@@ -59,6 +71,10 @@ import TetherWire
         let paused = try await DashboardTests.curl(base + "/api/dags/nope/pause", method: "POST",
                                                    headers: ["cookie": op.cookie, "x-csrf-token": op.csrf])
         #expect(paused.status == 404)
+        let acted = try await AuditLogTests.entries(h).filter { $0.surface == "dashboard" && $0.role == .operator }
+        #expect(acted.map(\.method) == ["PauseDag", "TriggerRun"])
+        #expect(acted.map(\.target) == ["dag:nope", "dag:roles"])
+        #expect(acted.map(\.statusCode) == [UInt32(GRPCStatusCode.notFound.rawValue), 0])
         await h.stop()
     }
 }
