@@ -88,6 +88,7 @@ public final class TetherServer: Sendable {
     /// Committed changes and agents, for the dashboard's live feed.
     private let feed: CommitFeed
     private let control: ControlService
+    private let tokens: TokenStore
     private let timers = TimerTask()
     private let readiness = Readiness()
     /// Held from before the databases open until `shutdown` has closed the state store.
@@ -128,6 +129,7 @@ public final class TetherServer: Sendable {
         self.lock = Mutex(lock)
         let clock = SystemClock()
         let tokens = try TokenStore(path: directory.appendingPathComponent("tokens.db").path)
+        self.tokens = tokens
         let audit = try AuditLog(path: directory.appendingPathComponent("audit.db").path, retention: configuration.auditRetention)
         let now = clock.now().millisecondsSinceEpoch
         if let file = configuration.bootstrapTokenFile {
@@ -267,6 +269,9 @@ public final class TetherServer: Sendable {
             await Self.endAgentStreams(sessions, scheduler)
         }
         await timers.stop()
+        // Tokens' last use since its last lazy write (at most a minute of it).
+        let tokens = self.tokens
+        _ = await Task.detached { try? tokens.persistLastUsed() }.value
         store.close()
         lock.withLock { $0 = nil }
     }

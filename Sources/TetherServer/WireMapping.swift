@@ -222,6 +222,7 @@ extension ControlV1.Token {
         createdAtUnixUs = record.createdAtMilliseconds &* 1000
         expiresAtUnixUs = record.expiresAtMilliseconds &* 1000
         revokedAtUnixUs = record.revokedAtMilliseconds &* 1000
+        lastUsedAtUnixUs = record.lastUsedAtMilliseconds &* 1000
         agentName = record.agentName
     }
 }

@@ -88,7 +88,9 @@ struct TokenCommand: AsyncParsableCommand {
     }
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List tokens (never their secrets).")
+        static let configuration = CommandConfiguration(
+            abstract: "List tokens (never their secrets).",
+            discussion: "LAST USED is when the token last authenticated a call; the server writes it to disk at most once a minute per token.")
         @OptionGroup var client: ClientOptions
         @Flag(help: "Include revoked and expired tokens.") var all = false
 
@@ -98,9 +100,10 @@ struct TokenCommand: AsyncParsableCommand {
                 request.includeInactive = all
                 let response: ControlV1.ListTokensResponse = try await control.call(ControlV1.ControlService.listTokens, request)
                 try emit(response, json: client.json) {
-                    printTable(["TOKEN", "ROLE", "AGENT", "CREATED", "EXPIRES", "REVOKED", "DESCRIPTION"], response.tokens.map { token in
+                    printTable(["TOKEN", "ROLE", "AGENT", "CREATED", "LAST USED", "EXPIRES", "REVOKED", "DESCRIPTION"],
+                               response.tokens.map { token in
                         [token.tokenID, token.role.label, token.role == .agent ? (token.agentName.isEmpty ? "any" : token.agentName) : "-",
-                         formatTime(token.createdAtUnixUs),
+                         formatTime(token.createdAtUnixUs), formatTime(token.lastUsedAtUnixUs),
                          formatTime(token.expiresAtUnixUs), formatTime(token.revokedAtUnixUs), token.description]
                     })
                 }

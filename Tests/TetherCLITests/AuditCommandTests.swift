@@ -19,8 +19,10 @@ import TetherTestSupport
             #expect(try server.cli(["audit"], token: viewer).status == 4, "the audit log is admins' alone")
 
             let listed = try server.cli(["token", "list"])
+            #expect(listed.stdout.hasPrefix("TOKEN ") && listed.stdout.contains("LAST USED"), "\(listed)")
             let viewerRow = listed.stdout.split(separator: "\n").first { $0.hasPrefix(viewerID) }.map(String.init) ?? ""
             #expect(viewerRow.contains("viewer") && viewerRow.contains("dashboards"), "\(listed.stdout)")
+            #expect(viewerRow.filter { $0 == "Z" }.count == 2, "created and last used are times, the rest '-': \(viewerRow)")
 
             let table = try server.cli(["audit"])
             #expect(table.status == 0, "\(table)")

@@ -1,11 +1,12 @@
 import Foundation
 import GRPC
+import Synchronization
 import Testing
 @testable import TetherServer
 import TetherTestSupport
 import TetherWire
 
-/// The audit log (`AuditLog`, `ListAuditEntries`).
+/// The audit log (`AuditLog`, `ListAuditEntries`) and tokens' last use.
 @Suite struct AuditLogTests {
     static let dag = "dag_id: audited\nparams: {secret_param: \"\"}\ntasks:\n  - {id: a, entrypoint: e}\n"
 
@@ -131,11 +132,21 @@ import TetherWire
         await h.stop()
     }
 
-    @Test func theLogSurvivesARestart() async throws {
+    @Test func theLogAndTokensLastUseSurviveARestart() async throws {
         let h = try ServerHarness()
-        _ = try await h.createToken(.viewer)
+        let viewerSecret = try await h.createToken(.viewer)
+        let viewerID = Self.tokenID(ofSecret: viewerSecret)
+        let _: ControlV1.ListDagsResponse = try await h.control(ControlV1.ControlService.listDags, .init(), secret: viewerSecret)
+        var list = ControlV1.ListTokensRequest()
+        list.includeInactive = true
+        let listed: ControlV1.ListTokensResponse = try await h.control(ControlV1.ControlService.listTokens, list)
+        let lastUsed = try #require(listed.tokens.first { $0.tokenID == viewerID }).lastUsedAtUnixUs
+        #expect(lastUsed > 0, "a use is seen at once, in memory")
         await h.stop()
+
         let again = try ServerHarness(restarting: h)
+        let relisted: ControlV1.ListTokensResponse = try await again.control(ControlV1.ControlService.listTokens, list)
+        #expect(relisted.tokens.first { $0.tokenID == viewerID }?.lastUsedAtUnixUs == lastUsed)
         let entries = try await Self.entries(again)
         #expect(entries.map(\.method) == ["CreateToken"] && entries.first?.summary.contains("role viewer") == true)
         await again.stop()
@@ -167,5 +178,42 @@ import TetherWire
         #expect(try reopened.entries(tokenID: "t1", limit: 100).map(\.id) == [11, 9, 7])
         #expect(try reopened.entries(since: 10, limit: 100).map(\.id) == [11, 10])
         #expect(try reopened.entries(before: 9, limit: 1).map(\.id) == [8])
+    }
+
+    // MARK: Last use
+
+    /// Writes handed to the store's `scheduleWrite`, run when the test says.
+    final class ManualWrites: Sendable {
+        private let pending = Mutex<[@Sendable () -> Void]>([])
+        var count: Int { pending.withLock { $0.count } }
+        func schedule(_ work: @escaping @Sendable () -> Void) { pending.withLock { $0.append(work) } }
+        func runAll() {
+            for work in pending.withLock({ let all = $0; $0 = []; return all }) { work() }
+        }
+    }
+
+    @Test func lastUseIsKeptInMemoryAndWrittenAtMostOnceAMinutePerToken() throws {
+        let scratch = try ScratchDirectory()
+        let path = scratch.path("tokens.db")
+        let writes = ManualWrites()
+        let store = try TokenStore(path: path, scheduleWrite: writes.schedule)
+        let (record, secret) = try store.create(role: .viewer, description: "v", now: 1_000)
+        #expect(store.authenticate(secret: secret, now: 2_000)?.lastUsedAtMilliseconds == 2_000)
+        #expect(writes.count == 1, "the first use schedules a write")
+        #expect(store.authenticate(secret: secret, now: 30_000)?.lastUsedAtMilliseconds == 30_000)
+        #expect(writes.count == 1, "within a minute no other write is scheduled")
+        #expect(try TokenStore(path: path).record(tokenID: record.tokenID)?.lastUsedAtMilliseconds == 0, "nothing on disk yet")
+        writes.runAll()
+        #expect(try TokenStore(path: path).record(tokenID: record.tokenID)?.lastUsedAtMilliseconds == 30_000)
+        _ = store.authenticate(secret: secret, now: 61_999)
+        #expect(writes.count == 0)
+        _ = store.authenticate(secret: secret, now: 62_000)
+        #expect(writes.count == 1, "a minute after the last write was scheduled")
+        _ = store.authenticate(secret: secret, now: 70_000)
+        #expect(try store.persistLastUsed() == 1, "as at shutdown: what is left")
+        #expect(try store.persistLastUsed() == 0)
+        #expect(try TokenStore(path: path).record(tokenID: record.tokenID)?.lastUsedAtMilliseconds == 70_000)
+        #expect(store.authenticate(secret: "tether_\(record.tokenID)_wrong", now: 80_000) == nil)
+        #expect(store.record(tokenID: record.tokenID)?.lastUsedAtMilliseconds == 70_000, "a failed attempt is no use")
     }
 }
