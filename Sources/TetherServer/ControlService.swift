@@ -96,12 +96,12 @@ struct ControlService: Sendable {
         _ body: @escaping @Sendable (Request) async throws -> Response
     ) {
         let access = ControlAccess.of(method)
+        let roles = Authenticator.roles(satisfying: access.least)
         router.unary(method) { (request: Request, context) in
             let caller: TokenRecord
             do throws(Authenticator.Refusal) {
                 caller = try authenticator.authenticate(
-                    authorization: context.head.metadata.firstString(forKey: "authorization"),
-                    Authenticator.roles(satisfying: access.least), what: "metadata")
+                    authorization: context.head.metadata.firstString(forKey: "authorization"), roles, what: "metadata")
             } catch {
                 let status = Authenticator.status(error, method: context.head.path.method)
                 if case .permissionDenied(let token) = error, access.kind == .write {

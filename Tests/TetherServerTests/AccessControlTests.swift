@@ -109,6 +109,24 @@ import Testing
         await h.stop()
     }
 
+    @Test func viewerAndOperatorTokensCannotOpenTheAgentStream() async throws {
+        let h = try ServerHarness()
+        for role in [ControlV1.TokenRole.viewer, .operator] {
+            let secret = try await h.createToken(role)
+            do {
+                let agent = try await h.connectAgent("eu-1", entrypoints: ["work"], secret: secret)
+                #expect(await agent.endStatus()?.code == .permissionDenied, "\(role)")
+            } catch let error as GRPCStatus {
+                #expect(error.code == .permissionDenied, "\(role)")   // refused before the Hello went out
+            }
+        }
+        let agentSecret = try await h.createToken(.agent, agentName: "eu-1")
+        let agent = try await h.connectAgent("eu-1", entrypoints: ["work"], secret: agentSecret)
+        _ = try await agent.welcome()
+        await agent.close()
+        await h.stop()
+    }
+
     @Test func tokensOfEveryRoleCanBeCreatedAndAreListedWithTheirRole() async throws {
         let h = try ServerHarness()
         for role in [ControlV1.TokenRole.viewer, .operator, .admin] {
