@@ -595,7 +595,7 @@ struct ControlService: Sendable {
 
     // MARK: Audit
 
-    private func listAuditEntries(_ request: ControlV1.ListAuditEntriesRequest) async throws -> ControlV1.ListAuditEntriesResponse {
+    func listAuditEntries(_ request: ControlV1.ListAuditEntriesRequest) async throws -> ControlV1.ListAuditEntriesResponse {
         let size = try Self.pageSize(request.pageSize)
         let before = Int64(request.pageToken)
         guard request.pageToken.isEmpty || (before ?? 0) > 0 else {

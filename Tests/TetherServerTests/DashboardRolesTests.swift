@@ -16,7 +16,7 @@ import TetherWire
     @Test func everyRouteIs401WithoutASession() async throws {
         let h = try ServerHarness()
         let base = "http://\(h.address)"
-        for path in Self.reads + ["/api/events"] {
+        for path in Self.reads + ["/api/events", "/api/audit"] {
             #expect(try await DashboardTests.curl(base + path).status == 401, "GET \(path)")
         }
         for path in Self.writes {
@@ -75,6 +75,19 @@ import TetherWire
         #expect(acted.map(\.method) == ["PauseDag", "TriggerRun"])
         #expect(acted.map(\.target) == ["dag:nope", "dag:roles"])
         #expect(acted.map(\.statusCode) == [UInt32(GRPCStatusCode.notFound.rawValue), 0])
+
+        // The audit log is admins' alone, as ListAuditEntries is.
+        #expect(try await DashboardTests.curl(base + "/api/audit", headers: ["cookie": op.cookie]).status == 403)
+        let viewerAgain = try await DashboardTests.login(base, secret: viewerSecret)
+        #expect(try await DashboardTests.curl(base + "/api/audit", headers: ["cookie": viewerAgain.cookie]).status == 403)
+        let admin = try await DashboardTests.login(base)
+        #expect(try await DashboardTests.curl(base + "/ui/audit", headers: ["cookie": admin.cookie]).status == 200)
+        let audit = try await DashboardTests.curl(base + "/api/audit?limit=2", headers: ["cookie": admin.cookie])
+        #expect(audit.status == 200, "\(audit)")
+        let object = try JSONSerialization.jsonObject(with: Data(audit.body.utf8)) as? [String: Any]
+        let entries = object?["entries"] as? [[String: Any]] ?? []
+        #expect(entries.map { $0["method"] as? String } == ["PauseDag", "TriggerRun"], "\(audit.body)")
+        #expect(entries.first?["surface"] as? String == "dashboard" && (object?["nextPageToken"] as? String ?? "").isEmpty == false)
         await h.stop()
     }
 }

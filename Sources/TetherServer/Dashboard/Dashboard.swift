@@ -13,7 +13,8 @@ import TetherWire
 /// the login page, an API call gets 401, an agent token cannot log in (403). Viewer
 /// sessions read; operator and admin sessions may also act (`DashboardAction`): a viewer's
 /// action gets 403. Every action, allowed or refused for the role, is recorded in the
-/// audit log (`ControlService.record`) with the session's token and the peer. A request
+/// audit log (`ControlService.record`) with the session's token and the peer; admins
+/// read it at `/ui/audit` (`/api/audit`). A request
 /// that is not a GET must also carry the session's CSRF token in `x-csrf-token` and, if
 /// the browser says where it comes from (`origin`, `sec-fetch-site`), come from this
 /// origin; the session cookie is `SameSite=Strict` and `HttpOnly`, and `Secure` (with the
@@ -84,7 +85,7 @@ struct Dashboard: Sendable {
     static func isPage(_ parts: [String]) -> Bool {
         switch parts.count {
         case 0: true
-        case 1: parts[0] == "dags" || parts[0] == "agents"
+        case 1: parts[0] == "dags" || parts[0] == "agents" || parts[0] == "audit"
         case 2: ["dags", "runs", "agents"].contains(parts[0])
         case 3: parts[0] == "dags" && parts[2] == "versions"
         default: false
@@ -222,6 +223,16 @@ struct Dashboard: Sendable {
                 return try Self.json(await control.getRun(get))
             case ("GET", 1, "agents"):
                 return try Self.json(await control.listAgents(ControlV1.ListAgentsRequest()))
+            case ("GET", 1, "audit"):
+                guard DashboardAction.readAudit.isPermitted(for: session.role) else {
+                    return Self.error(403, "a \(session.role.rawValue) token may not read the audit log")
+                }
+                var list = ControlV1.ListAuditEntriesRequest()
+                list.pageSize = UInt32(min(Int(query["limit"] ?? "") ?? 100, ControlService.maxPageSize))
+                list.pageToken = query["page_token"] ?? ""
+                list.method = query["method"] ?? ""
+                list.tokenID = query["token"] ?? ""
+                return try Self.json(await control.listAuditEntries(list))
             case ("GET", 2, "agents"):
                 guard let agent = try await control.listAgents(ControlV1.ListAgentsRequest()).agents.first(where: { $0.name == path[1] }) else {
                     return Self.error(404, "no connected agent '\(path[1])'")

@@ -1,5 +1,6 @@
 internal import Synchronization
 import TetherScheduler
+import TetherWire
 
 /// What a dashboard session may do: the one place that says which role may read and
 /// which may act (it follows `ControlAccess`: the actions the dashboard offers are
@@ -9,6 +10,8 @@ enum DashboardAction: Sendable {
     case read
     /// Trigger and cancel runs, pause and unpause DAGs: operators and admins.
     case operate
+    /// Read the audit log (`/api/audit`, `/ui/audit`): whom `ListAuditEntries` admits (admins).
+    case readAudit
 
     /// Whether a session opened with a token of `role` may do this. Agent tokens may not
     /// log in at all.
@@ -16,6 +19,7 @@ enum DashboardAction: Sendable {
         switch self {
         case .read: role.satisfies(.viewer)
         case .operate: role.satisfies(.operator)
+        case .readAudit: role.satisfies(ControlAccess.of(ControlV1.ControlService.listAuditEntries).least)
         }
     }
 }
