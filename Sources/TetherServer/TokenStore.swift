@@ -156,22 +156,42 @@ public final class TokenStore: Sendable {
         let hash = SHA256.hexDigest(of: Array(secret.utf8))
         let tokenID = Self.tokenID(inSecret: secret) ?? "bootstrap"
         let (record, writeDue) = entries.withLock { entries -> (TokenRecord?, Bool) in
-            guard var entry = entries[tokenID], Self.constantTimeEqual(entry.secretHash, hash), entry.record.isActive(at: now) else {
+            guard let entry = entries[tokenID], Self.constantTimeEqual(entry.secretHash, hash), entry.record.isActive(at: now) else {
                 return (nil, false)
             }
-            entry.record.lastUsedAtMilliseconds = max(entry.record.lastUsedAtMilliseconds, now)
-            var due = false
-            if entry.lastUsedWriteScheduledAt.map({ now - $0 >= Self.lastUsedWriteInterval }) ?? true {
-                entry.lastUsedWriteScheduledAt = now
-                due = true
-            }
-            entries[tokenID] = entry
-            return (entry.record, due)
+            return Self.noteUse(&entries, tokenID, now)
         }
         if writeDue {
             scheduleWrite { [self] in _ = try? persistLastUsed() }
         }
         return record
+    }
+
+    /// Marks the active token `tokenID` used at `now`, as `authenticate` does (a dashboard
+    /// session counts as a use of the token it was opened with); false if it is not active.
+    @discardableResult
+    public func markUsed(tokenID: String, now: Int64) -> Bool {
+        let (record, writeDue) = entries.withLock { entries -> (TokenRecord?, Bool) in
+            guard let entry = entries[tokenID], entry.record.isActive(at: now) else { return (nil, false) }
+            return Self.noteUse(&entries, tokenID, now)
+        }
+        if writeDue {
+            scheduleWrite { [self] in _ = try? persistLastUsed() }
+        }
+        return record != nil
+    }
+
+    /// Sets the last use of `entries[tokenID]` (which exists) and whether its write is due.
+    private static func noteUse(_ entries: inout [String: Entry], _ tokenID: String, _ now: Int64) -> (TokenRecord?, Bool) {
+        var entry = entries[tokenID]!
+        entry.record.lastUsedAtMilliseconds = max(entry.record.lastUsedAtMilliseconds, now)
+        var due = false
+        if entry.lastUsedWriteScheduledAt.map({ now - $0 >= lastUsedWriteInterval }) ?? true {
+            entry.lastUsedWriteScheduledAt = now
+            due = true
+        }
+        entries[tokenID] = entry
+        return (entry.record, due)
     }
 
     /// Writes every token's last use that changed since it was last written, in one

@@ -3,6 +3,7 @@ import GRPC
 import Synchronization
 import Testing
 @testable import TetherServer
+import TetherScheduler
 import TetherTestSupport
 import TetherWire
 
@@ -190,6 +191,18 @@ import TetherWire
         func runAll() {
             for work in pending.withLock({ let all = $0; $0 = []; return all }) { work() }
         }
+    }
+
+    @Test func aDashboardSessionsRequestsAreUsesOfItsToken() throws {
+        let clock = ManualClock()
+        let (sessions, _) = try DashboardTests.sessions(clock)
+        let session = try sessions.login(secret: ServerHarness.adminSecret)
+        let tokens = sessions.tokens
+        let atLogin = tokens.record(tokenID: "bootstrap")?.lastUsedAtMilliseconds
+        #expect(atLogin == clock.now().millisecondsSinceEpoch)
+        clock.advance(milliseconds: 5_000)
+        #expect(sessions.session(session.id) != nil)
+        #expect(tokens.record(tokenID: "bootstrap")?.lastUsedAtMilliseconds == atLogin.map { $0 + 5_000 })
     }
 
     @Test func lastUseIsKeptInMemoryAndWrittenAtMostOnceAMinutePerToken() throws {

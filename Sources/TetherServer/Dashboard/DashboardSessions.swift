@@ -65,7 +65,7 @@ final class DashboardSessions: Sendable {
     }
 
     let configuration: Configuration
-    private let tokens: TokenStore
+    let tokens: TokenStore
     private let clock: any SchedulerClock
     private let sessions = Mutex<[String: Session]>([:])
 
@@ -93,8 +93,8 @@ final class DashboardSessions: Sendable {
         return session
     }
 
-    /// The live session `id` names, marked as used now; nil (and the session forgotten)
-    /// if it expired or its token is no longer active.
+    /// The live session `id` names, marked as used now (and so is its token: `TokenStore.markUsed`);
+    /// nil (and the session forgotten) if it expired or its token is no longer active.
     func session(_ id: String) -> Session? {
         let now = clock.now()
         let found = sessions.withLock { sessions -> Session? in
@@ -108,7 +108,7 @@ final class DashboardSessions: Sendable {
             return session
         }
         guard let found else { return nil }
-        guard tokens.isActive(tokenID: found.tokenID, now: now.millisecondsSinceEpoch) else {
+        guard tokens.markUsed(tokenID: found.tokenID, now: now.millisecondsSinceEpoch) else {
             logout(id)
             return nil
         }
