@@ -12,7 +12,7 @@ struct Authenticator: Sendable {
         /// No valid token.
         case unauthenticated(String)
         /// A valid token of a role that may not do this.
-        case permissionDenied(TokenRole)
+        case permissionDenied(TokenRecord)
     }
 
     /// The caller's token, if `authorization` (the header's value, nil when absent) holds
@@ -29,7 +29,7 @@ struct Authenticator: Sendable {
             throw .unauthenticated("unknown, expired or revoked token")
         }
         guard roles.contains(token.role) else {
-            throw .permissionDenied(token.role)
+            throw .permissionDenied(token)
         }
         return token
     }
@@ -42,12 +42,30 @@ struct Authenticator: Sendable {
         do {
             return try authenticate(authorization: context.head.metadata.firstString(forKey: "authorization"), roles, what: "metadata")
         } catch {
-            switch error {
-            case .unauthenticated(let message):
-                throw GRPCStatus(code: .unauthenticated, message: message)
-            case .permissionDenied(let role):
-                throw GRPCStatus(code: .permissionDenied, message: "a \(role.rawValue) token may not call this service")
-            }
+            throw Self.status(error, method: context.head.path.method)
+        }
+    }
+
+    /// The caller's token, if its role may make a call that needs `access`
+    /// (`ControlAccess`). Throws as `require(_:_:)` does.
+    @discardableResult
+    func require(_ access: ControlAccess, _ context: GRPCServerContext) throws(GRPCStatus) -> TokenRecord {
+        try require(Self.roles(satisfying: access.least), context)
+    }
+
+    /// The roles that may make a call needing `least`.
+    static func roles(satisfying least: TokenRole) -> Set<TokenRole> {
+        Set(TokenRole.allCases.filter { $0.satisfies(least) })
+    }
+
+    /// A refusal as the gRPC status the caller gets.
+    static func status(_ refusal: Refusal, method: String) -> GRPCStatus {
+        switch refusal {
+        case .unauthenticated(let message):
+            GRPCStatus(code: .unauthenticated, message: message)
+        case .permissionDenied(let token):
+            GRPCStatus(code: .permissionDenied,
+                       message: "a \(token.role.rawValue) token may not call \(method)")
         }
     }
 }

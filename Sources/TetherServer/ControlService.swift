@@ -6,12 +6,16 @@ import TetherSchedulerSQLite
 import TetherWire
 
 /// `tether.control.v1.ControlService`: the operator API. Handlers validate and route;
-/// the scheduler decides. Every method needs an admin token. The dashboard's JSON API
-/// (`Dashboard`) calls the read handlers and a few writes directly, after its own session
-/// check, so both surfaces answer from one implementation.
+/// the scheduler decides. Which role each method needs, and which calls are audited, is
+/// `ControlAccess`'s table; `unary` applies it and records writes in `audit`. The
+/// dashboard's JSON API (`Dashboard`) calls the read handlers and a few writes directly,
+/// after its own session check (and records its writes with `record`), so both surfaces
+/// answer from one implementation.
 struct ControlService: Sendable {
     static let maxPageSize = 1_000
     static let defaultPageSize = 100
+    /// The most characters of a status message the audit log keeps.
+    static let maxAuditedMessage = 1_000
 
     let scheduler: SchedulerService
     let store: SQLiteSchedulerStore
@@ -20,6 +24,9 @@ struct ControlService: Sendable {
     let authenticator: Authenticator
     /// What `WatchEvents` streams.
     let events: EventLog
+    let audit: AuditLog
+    /// Says that an audit entry could not be written (the call itself stands).
+    let log: @Sendable (String) -> Void
 
     func register(in router: inout GRPCRouter) {
         unary(&router, ControlV1.ControlService.applyDag, applyDag)
@@ -76,25 +83,72 @@ struct ControlService: Sendable {
         unary(&router, ControlV1.ControlService.createToken, createToken)
         unary(&router, ControlV1.ControlService.listTokens, listTokens)
         unary(&router, ControlV1.ControlService.revokeToken, revokeToken)
+        unary(&router, ControlV1.ControlService.listAuditEntries, listAuditEntries)
         router.serverStreaming(ControlV1.ControlService.watchEvents) {
             (request: ControlV1.WatchEventsRequest, writer: GRPCResponseWriter<ControlV1.WatchEventsResponse>, context) in
-            try authenticator.require([.admin], context)
+            try authenticator.require(ControlAccess.of(ControlV1.ControlService.watchEvents), context)
             try await watchEvents(request, writer)
         }
     }
 
-    /// Registers an admin-only unary method.
+    /// Registers a unary method: the caller's token must satisfy the method's
+    /// `ControlAccess`; a write is recorded in the audit log with its outcome, and so is a
+    /// write refused for the token's role.
     private func unary<Request: WireMessage, Response: WireMessage>(
         _ router: inout GRPCRouter, _ method: RPCMethod<Request, Response, RPCShape.Unary>,
         _ body: @escaping @Sendable (Request) async throws -> Response
     ) {
+        let access = ControlAccess.of(method)
+        let roles = Authenticator.roles(satisfying: access.least)
         router.unary(method) { (request: Request, context) in
-            try authenticator.require([.admin], context)
-            do {
-                return try await body(request)
+            let caller: TokenRecord
+            do throws(Authenticator.Refusal) {
+                caller = try authenticator.authenticate(
+                    authorization: context.head.metadata.firstString(forKey: "authorization"), roles, what: "metadata")
             } catch {
-                throw Self.status(forThrown: error)
+                let status = Authenticator.status(error, method: context.head.path.method)
+                if case .permissionDenied(let token) = error, access.kind == .write {
+                    await record(token, context, request, nil, status)
+                }
+                throw status
             }
+            do {
+                let response = try await body(request)
+                if access.kind == .write { await record(caller, context, request, response, nil) }
+                return response
+            } catch {
+                let thrown = Self.status(forThrown: error)
+                if access.kind == .write { await record(caller, context, request, nil, thrown) }
+                throw thrown
+            }
+        }
+    }
+
+    /// Records a gRPC write made (or refused) with `caller`'s token.
+    private func record(_ caller: TokenRecord, _ context: GRPCServerContext, _ request: any WireMessage,
+                        _ response: (any WireMessage)?, _ thrown: (any Error)?) async {
+        let (target, summary) = AuditText.describe(request, response)
+        await record(caller: caller, method: context.head.path.method, target: target, summary: summary,
+                     peer: context.peer, surface: .grpc, thrown: thrown)
+    }
+
+    /// Appends an audit entry for a call `caller` made, ended by `thrown` (nil: OK), and
+    /// waits for it to be durable (off the event loop). A failing audit log is logged; the
+    /// call's outcome stands.
+    func record(caller: TokenRecord, method: String, target: String, summary: String, peer: String,
+                surface: AuditEntry.Surface, thrown: (any Error)?) async {
+        let status = thrown.map { ($0 as? GRPCStatus) ?? GRPCStatus(code: .unknown, message: "\($0)") }
+        let message = status?.message ?? ""
+        let entry = AuditEntry(
+            atMilliseconds: scheduler.clock.now().millisecondsSinceEpoch, tokenID: caller.tokenID,
+            tokenDescription: caller.description, role: caller.role, method: method, target: target, summary: summary,
+            peer: peer, surface: surface, statusCode: status?.code.rawValue ?? 0,
+            statusMessage: message.count <= Self.maxAuditedMessage ? message : String(message.prefix(Self.maxAuditedMessage - 1)) + "…")
+        let audit = self.audit
+        do {
+            _ = try await offLoop { try audit.append(entry) }
+        } catch {
+            log("audit log: cannot record \(method) by token \(caller.tokenID): \(error)")
         }
     }
 
@@ -538,11 +592,8 @@ struct ControlService: Sendable {
     // MARK: Tokens
 
     private func createToken(_ request: ControlV1.CreateTokenRequest) async throws -> ControlV1.CreateTokenResponse {
-        let role: TokenRole
-        switch request.role {
-        case .admin: role = .admin
-        case .agent: role = .agent
-        default: throw GRPCStatus(code: .invalidArgument, message: "role must be ADMIN or AGENT")
+        guard let role = request.role.tokenRole else {
+            throw GRPCStatus(code: .invalidArgument, message: "role must be VIEWER, OPERATOR, ADMIN or AGENT")
         }
         guard request.agentName.isEmpty || (role == .agent && Identifier.isValid(request.agentName)) else {
             throw GRPCStatus(code: .invalidArgument, message: "agent_name must be a valid agent name, on an AGENT token")
@@ -590,6 +641,35 @@ struct ControlService: Sendable {
         } catch TokenStoreError.unknownToken(let id) {
             throw GRPCStatus(code: .notFound, message: "no token '\(id)'")
         }
+        return response
+    }
+
+    // MARK: Audit
+
+    func listAuditEntries(_ request: ControlV1.ListAuditEntriesRequest) async throws -> ControlV1.ListAuditEntriesResponse {
+        let size = try Self.pageSize(request.pageSize)
+        let before = Int64(request.pageToken)
+        guard request.pageToken.isEmpty || (before ?? 0) > 0 else {
+            throw GRPCStatus(code: .invalidArgument, message: "bad page_token '\(request.pageToken)'")
+        }
+        // Entries are stamped in milliseconds: the first one at or after since_unix_us.
+        let since = request.sinceUnixUs <= 0 ? 0 : request.sinceUnixUs / 1000 + (request.sinceUnixUs % 1000 == 0 ? 0 : 1)
+        let audit = self.audit, tokenID = request.tokenID, method = request.method
+        let page = try await offLoop { try audit.entries(since: since, tokenID: tokenID, method: method, before: before, limit: size + 1) }
+        var response = ControlV1.ListAuditEntriesResponse()
+        var budget = ListResponseBudget()
+        var last: Int64?
+        for entry in page.prefix(size) {
+            switch budget.admit(ControlV1.AuditEntry(entry), slim: { _ in }) {
+            case .send(let row): response.entries.append(row)
+            case .leftOut: break
+            case .full:
+                response.nextPageToken = last.map(String.init) ?? ""
+                return response
+            }
+            last = entry.id
+        }
+        if page.count > size { response.nextPageToken = last.map(String.init) ?? "" }
         return response
     }
 

@@ -79,8 +79,8 @@ struct HTTPEndpoints: Sendable {
                 switch error {
                 case .unauthenticated(let message):
                     return .text(401, message, headers: [HTTPHeader("www-authenticate", "Bearer")])
-                case .permissionDenied(let role):
-                    return .text(403, "a \(role.rawValue) token may not \(request.method) \(request.path)")
+                case .permissionDenied(let token):
+                    return .text(403, "a \(token.role.rawValue) token may not \(request.method) \(request.path)")
                 }
             }
         }

@@ -9,7 +9,8 @@ public import TetherStore
 
 /// The orchestration plane's process: one gRPC port (TLS or h2c) serving the agent
 /// stream, the operator API, health and server reflection, over a data directory holding
-/// the scheduler's state (`state.db`) and the tokens (`tokens.db`). The same port answers
+/// the scheduler's state (`state.db`), the tokens (`tokens.db`) and the audit log
+/// (`audit.db`, `AuditLog`). The same port answers
 /// plain HTTP (HTTP/1.1, and HTTP/2 requests that are not gRPC; `HTTPEndpoints`):
 /// `/healthz` and `/readyz` for probes, `/metrics` for Prometheus (`ServerMetrics`), and the
 /// web dashboard (`Dashboard`: `/ui/`, `/api/`).
@@ -56,6 +57,8 @@ public final class TetherServer: Sendable {
         /// Serve `/metrics` without a token (for a local scraper); by default it needs an
         /// admin token.
         public var metricsUnauthenticated = false
+        /// How many audit log entries are kept (the newest; see `AuditLog`).
+        public var auditRetention = AuditLog.Retention()
 
         public init(listen: SocketAddress, dataDirectory: URL) {
             self.listen = listen
@@ -87,6 +90,7 @@ public final class TetherServer: Sendable {
     /// What `WatchEvents` streams (tests read its cursor).
     var eventLog: EventLog { feed.log }
     private let control: ControlService
+    private let tokens: TokenStore
     private let timers = TimerTask()
     /// Writes the agent directory every `directorySaveInterval`.
     private let directorySaver = Mutex<Task<Void, Never>?>(nil)
@@ -132,6 +136,8 @@ public final class TetherServer: Sendable {
         self.lock = Mutex(lock)
         let clock = SystemClock()
         let tokens = try TokenStore(path: directory.appendingPathComponent("tokens.db").path)
+        self.tokens = tokens
+        let audit = try AuditLog(path: directory.appendingPathComponent("audit.db").path, retention: configuration.auditRetention)
         let now = clock.now().millisecondsSinceEpoch
         if let file = configuration.bootstrapTokenFile {
             let secret: String
@@ -190,7 +196,7 @@ public final class TetherServer: Sendable {
                      serverVersion: configuration.version,
                      outboundLimit: configuration.agentOutboundLimit).register(in: &router)
         control = ControlService(scheduler: scheduler, store: store, sessions: sessions, tokens: tokens,
-                                 authenticator: authenticator, events: feed.log)
+                                 authenticator: authenticator, events: feed.log, audit: audit, log: log)
         control.register(in: &router)
         var grpcConfiguration = GRPCServer.Configuration(address: configuration.listen, tls: tls)
         // No busy polling: a dispatch waits on the state database's commit, not on a wake-up,
@@ -284,6 +290,9 @@ public final class TetherServer: Sendable {
         saver?.cancel()
         await saver?.value
         do { try sessions.saveDirectory(scheduler) } catch { log("cannot save the agent directory: \(error)") }
+        // Tokens' last use since its last lazy write (at most a minute of it).
+        let tokens = self.tokens
+        _ = await Task.detached { try? tokens.persistLastUsed() }.value
         store.close()
         lock.withLock { $0 = nil }
     }

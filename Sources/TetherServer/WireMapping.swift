@@ -217,12 +217,53 @@ extension ControlV1.Token {
     init(_ record: TokenRecord) {
         self.init()
         tokenID = record.tokenID
-        role = record.role == .admin ? .admin : .agent
+        role = ControlV1.TokenRole(record.role)
         description = record.description
         createdAtUnixUs = record.createdAtMilliseconds &* 1000
         expiresAtUnixUs = record.expiresAtMilliseconds &* 1000
         revokedAtUnixUs = record.revokedAtMilliseconds &* 1000
+        lastUsedAtUnixUs = record.lastUsedAtMilliseconds &* 1000
         agentName = record.agentName
+    }
+}
+
+extension ControlV1.TokenRole {
+    init(_ role: TokenRole) {
+        self = switch role {
+        case .admin: .admin
+        case .agent: .agent
+        case .viewer: .viewer
+        case .operator: .operator
+        }
+    }
+
+    /// The role a caller asked for; nil for UNSPECIFIED or a number this version does not know.
+    var tokenRole: TokenRole? {
+        switch self {
+        case .admin: .admin
+        case .agent: .agent
+        case .viewer: .viewer
+        case .operator: .operator
+        default: nil
+        }
+    }
+}
+
+extension ControlV1.AuditEntry {
+    init(_ entry: AuditEntry) {
+        self.init()
+        id = UInt64(clamping: entry.id)
+        atUnixUs = entry.atMilliseconds &* 1000
+        tokenID = entry.tokenID
+        tokenDescription = entry.tokenDescription
+        role = ControlV1.TokenRole(entry.role)
+        method = entry.method
+        target = entry.target
+        summary = entry.summary
+        peer = entry.peer
+        surface = entry.surface.rawValue
+        statusCode = UInt32(clamping: entry.statusCode)
+        statusMessage = entry.statusMessage
     }
 }
 

@@ -8,14 +8,32 @@ struct TokenCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "token", abstract: "Manage bearer tokens.", subcommands: [Create.self, List.self, Revoke.self])
 
-    enum Role: String, ExpressibleByArgument, CaseIterable { case agent, admin }
+    enum Role: String, ExpressibleByArgument, CaseIterable {
+        case viewer, `operator`, admin, agent
+
+        var wire: ControlV1.TokenRole {
+            switch self {
+            case .viewer: .viewer
+            case .operator: .operator
+            case .admin: .admin
+            case .agent: .agent
+            }
+        }
+    }
 
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Create a token; its secret is printed once and never stored.",
-            discussion: "agent tokens may only open the agent stream; admin tokens may do everything.")
+            discussion: """
+                Roles:
+                  viewer    reads everything (DAGs, runs, pools, agents) and the dashboard
+                  operator  a viewer that may also trigger, cancel, clear and backfill runs,
+                            pause and unpause DAGs, drain and undrain agents
+                  admin     everything: apply DAGs, pools, tokens, the audit log
+                  agent     only the agent stream, as the one agent --agent-name names
+                """)
         @OptionGroup var client: ClientOptions
-        @Option(help: "agent or admin.") var role: Role
+        @Option(help: "viewer, operator, admin or agent.") var role: Role
         @Option(help: "What the token is for.") var description = ""
         @Option(help: "Lifetime, e.g. 30d or 12h (default: no expiry; at most 10 years).") var ttl: String?
         @Option(help: "The agent name an agent token is bound to (required with --role agent): it may connect as no other.") var agentName: String?
@@ -31,7 +49,7 @@ struct TokenCommand: AsyncParsableCommand {
             }
             try await withControl(client) { control in
                 var request = ControlV1.CreateTokenRequest()
-                request.role = role == .admin ? .admin : .agent
+                request.role = role.wire
                 request.description = description
                 request.ttlMs = UInt64(ttlMilliseconds)
                 request.agentName = agentName ?? ""
@@ -45,7 +63,9 @@ struct TokenCommand: AsyncParsableCommand {
     }
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List tokens (never their secrets).")
+        static let configuration = CommandConfiguration(
+            abstract: "List tokens (never their secrets).",
+            discussion: "LAST USED is when the token last authenticated a call; the server writes it to disk at most once a minute per token.")
         @OptionGroup var client: ClientOptions
         @Flag(help: "Include revoked and expired tokens.") var all = false
 
@@ -55,9 +75,10 @@ struct TokenCommand: AsyncParsableCommand {
                 request.includeInactive = all
                 let response: ControlV1.ListTokensResponse = try await control.call(ControlV1.ControlService.listTokens, request)
                 try emit(response, json: client.json) {
-                    printTable(["TOKEN", "ROLE", "AGENT", "CREATED", "EXPIRES", "REVOKED", "DESCRIPTION"], response.tokens.map { token in
-                        [token.tokenID, token.role == .admin ? "admin" : "agent", token.agentName.isEmpty ? "any" : token.agentName,
-                         formatTime(token.createdAtUnixUs),
+                    printTable(["TOKEN", "ROLE", "AGENT", "CREATED", "LAST USED", "EXPIRES", "REVOKED", "DESCRIPTION"],
+                               response.tokens.map { token in
+                        [token.tokenID, token.role.label, token.role == .agent ? (token.agentName.isEmpty ? "any" : token.agentName) : "-",
+                         formatTime(token.createdAtUnixUs), formatTime(token.lastUsedAtUnixUs),
                          formatTime(token.expiresAtUnixUs), formatTime(token.revokedAtUnixUs), token.description]
                     })
                 }

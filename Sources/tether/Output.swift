@@ -71,3 +71,15 @@ extension ControlV1.TaskState {
         }
     }
 }
+
+extension ControlV1.TokenRole {
+    var label: String {
+        switch self {
+        case .viewer: "viewer"
+        case .operator: "operator"
+        case .admin: "admin"
+        case .agent: "agent"
+        default: "unknown"
+        }
+    }
+}

@@ -6,6 +6,6 @@ struct Tether: AsyncParsableCommand {
         commandName: "tether",
         abstract: "Tether: DAG orchestration with a control server and agents that dial out.",
         version: TetherVersion.string,
-        subcommands: [ServerCommand.self, AgentCommand.self, DagCommand.self, RunCommand.self, PoolCommand.self, AgentsCommand.self, EventsCommand.self, StatusCommand.self, TokenCommand.self, VersionCommand.self]
+        subcommands: [ServerCommand.self, AgentCommand.self, DagCommand.self, RunCommand.self, PoolCommand.self, AgentsCommand.self, EventsCommand.self, StatusCommand.self, TokenCommand.self, AuditCommand.self, VersionCommand.self]
     )
 }

@@ -235,6 +235,11 @@ def main():
         browser.screenshot(os.path.join(artifacts, "agent.png"))
         browser.navigate(f"{server}/ui/dags")
         browser.wait_for("the DAG list", f"!!document.querySelector('#dags tr[data-dag={json.dumps(dag_id)}]')")
+        # The audit log (an admin's session): the trigger made with the CLI above is in it.
+        browser.wait_for("the audit link for an admin", "!document.getElementById('nav-audit').hidden")
+        browser.navigate(f"{server}/ui/audit")
+        browser.wait_for("the audit log", "!!document.querySelector('#audit tr[data-method=TriggerRun][data-code=\"0\"]')")
+        browser.screenshot(os.path.join(artifacts, "audit.png"))
         checks += 1
 
         if browser.problems:

@@ -40,7 +40,12 @@ import TetherWire
     @Test func metricsNeedAnAdminToken401WithoutOrWithAWrongOne403ForAnAgentToken() async throws {
         let h = try ServerHarness()
         let agentToken = try await h.createToken(.agent, agentName: "eu-1")
+        let viewerToken = try await h.createToken(.viewer), operatorToken = try await h.createToken(.operator)
         for h2 in [false, true] {
+            for (role, secret) in [("viewer", viewerToken), ("operator", operatorToken)] {
+                let refused = try await Self.scrape(h, secret: secret, h2: h2)
+                #expect(refused.status == 403 && refused.body.contains("\(role) token"), "\(refused)")
+            }
             let missing = try await Self.scrape(h, secret: nil, h2: h2)
             #expect(missing.status == 401 && missing.body.contains("Bearer"), "\(missing)")
             #expect(try await Self.scrape(h, secret: "tether_000000000000_wrong", h2: h2).status == 401)

@@ -27,8 +27,8 @@ extension Fixtures {
                 listAgentsRequest, listAgentsResponse, drainAgentRequest, drainAgentResponse,
                 undrainAgentRequest, undrainAgentResponse, forgetAgentRequest, forgetAgentResponse,
                 createTokenRequest, createTokenResponse, listTokensRequest, listTokensResponse,
-                revokeTokenRequest, revokeTokenResponse, watchEventsRequest,
-                watchEvent(.dag(dag)), watchEvent(.run(run)),
+                revokeTokenRequest, revokeTokenResponse, auditEntry, listAuditEntriesRequest, listAuditEntriesResponse,
+                watchEventsRequest, watchEvent(.dag(dag)), watchEvent(.run(run)),
                 watchEvent(.taskInstance(taskInstance)), watchEvent(.agent(agentInOneof)),
             ]
         }
@@ -584,6 +584,43 @@ extension Fixtures {
         static var revokeTokenResponse: ControlV1.RevokeTokenResponse {
             var m = ControlV1.RevokeTokenResponse()
             m.token = token
+            return m
+        }
+
+        static var auditEntry: ControlV1.AuditEntry {
+            var m = ControlV1.AuditEntry()
+            m.id = 18_446_744_073_709_551_615
+            m.atUnixUs = 1_764_000_000_123_000
+            m.tokenID = "tt_4f2a"
+            m.tokenDescription = "on call \(unicode)"
+            m.role = .operator
+            m.method = "TriggerRun"
+            m.target = "dag:nightly_etl"
+            m.summary = "params date, note \"\(unicode)\""
+            m.peer = "[::1]:50412"
+            m.surface = "grpc"
+            m.statusCode = 7
+            m.statusMessage = "a viewer token may not call TriggerRun"
+            return m
+        }
+
+        static var listAuditEntriesRequest: ControlV1.ListAuditEntriesRequest {
+            var m = ControlV1.ListAuditEntriesRequest()
+            m.sinceUnixUs = 1_764_000_000_000_000
+            m.tokenID = "tt_4f2a"
+            m.method = "CreateToken"
+            m.pageSize = 1_000
+            m.pageToken = "42"
+            return m
+        }
+
+        static var listAuditEntriesResponse: ControlV1.ListAuditEntriesResponse {
+            var viewer = auditEntry
+            viewer.role = .viewer
+            viewer.surface = "dashboard"
+            var m = ControlV1.ListAuditEntriesResponse()
+            m.entries = [auditEntry, viewer]
+            m.nextPageToken = "41"
             return m
         }
 

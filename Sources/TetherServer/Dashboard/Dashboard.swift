@@ -10,7 +10,11 @@ import TetherWire
 ///
 /// Access: the login page (`/ui/login`) and static assets (`/ui/assets/…`) are public;
 /// everything else needs a session (`DashboardSessions`): a page without one redirects to
-/// the login page, an API call gets 401, an agent token cannot log in (403). A request
+/// the login page, an API call gets 401, an agent token cannot log in (403). Viewer
+/// sessions read; operator and admin sessions may also act (`DashboardAction`): a viewer's
+/// action gets 403. Every action, allowed or refused for the role, is recorded in the
+/// audit log (`ControlService.record`) with the session's token and the peer; admins
+/// read it at `/ui/audit` (`/api/audit`). A request
 /// that is not a GET must also carry the session's CSRF token in `x-csrf-token` and, if
 /// the browser says where it comes from (`origin`, `sec-fetch-site`), come from this
 /// origin; the session cookie is `SameSite=Strict` and `HttpOnly`, and `Secure` (with the
@@ -81,7 +85,7 @@ struct Dashboard: Sendable {
     static func isPage(_ parts: [String]) -> Bool {
         switch parts.count {
         case 0: true
-        case 1: parts[0] == "dags" || parts[0] == "agents"
+        case 1: parts[0] == "dags" || parts[0] == "agents" || parts[0] == "audit"
         case 2: ["dags", "runs", "agents"].contains(parts[0])
         case 3: parts[0] == "dags" && parts[2] == "versions"
         default: false
@@ -119,15 +123,58 @@ struct Dashboard: Sendable {
             return Self.error(401, "not logged in: POST a token to /api/session (the login page does)")
         }
         guard DashboardAction.read.isPermitted(for: session.role) else { return Self.error(403, "a \(session.role.rawValue) token may not use the dashboard") }
+        let write = Self.auditedWrite(method: method, path)
         if method != "GET" {
             guard Self.isSameOrigin(request) else { return Self.error(403, "cross-origin request refused") }
             guard let csrf = request.header(Self.csrfHeader), TokenStore.constantTimeEqual(csrf, session.csrfToken) else {
                 return Self.error(403, "missing or wrong \(Self.csrfHeader) header")
             }
-            guard DashboardAction.operate.isPermitted(for: session.role) else {
-                return Self.error(403, "a \(session.role.rawValue) token may not change anything")
+            // Logging out changes nothing but the session: any reader may.
+            guard DashboardAction.operate.isPermitted(for: session.role) || (method == "DELETE" && path == ["session"]) else {
+                let refusal = GRPCStatus(code: .permissionDenied, message: "a \(session.role.rawValue) token may not change anything")
+                if let write { await record(write, session, request, thrown: refusal) }
+                return Self.error(refusal)
             }
         }
+        do {
+            let response = try await respond(request, method: method, path, session: session)
+            if let write { await record(write, session, request, thrown: nil) }
+            return response
+        } catch {
+            let status = ControlService.status(forThrown: error)
+            if let write { await record(write, session, request, thrown: status) }
+            return Self.error(status)
+        }
+    }
+
+    /// The RPC a dashboard action makes and what it acts on, for the audit log; nil for
+    /// a request that is no action (reads, logout, unknown paths).
+    static func auditedWrite(method: String, _ path: [String]) -> (method: String, target: String)? {
+        guard method == "POST", path.count == 3 else { return nil }
+        let rpc: String
+        switch (path[0], path[2]) {
+        case ("dags", "trigger"): rpc = ControlV1.ControlService.triggerRun.path
+        case ("dags", "pause"): rpc = ControlV1.ControlService.pauseDag.path
+        case ("dags", "unpause"): rpc = ControlV1.ControlService.unpauseDag.path
+        case ("runs", "cancel"): rpc = ControlV1.ControlService.cancelRun.path
+        default: return nil
+        }
+        return (ControlAccess.methodName(rpc), (path[0] == "dags" ? "dag:" : "run:") + path[1])
+    }
+
+    /// Records a dashboard action in the audit log.
+    private func record(_ write: (method: String, target: String), _ session: DashboardSessions.Session, _ request: HTTPRequest,
+                        thrown: (any Error)?) async {
+        // The token's description as it is now; a token deleted meanwhile is named by id alone.
+        let token = control.tokens.record(tokenID: session.tokenID)
+            ?? TokenRecord(tokenID: session.tokenID, role: session.role, description: "", createdAtMilliseconds: 0,
+                           expiresAtMilliseconds: 0, revokedAtMilliseconds: 0)
+        await control.record(caller: token, method: write.method, target: write.target, summary: "from the dashboard",
+                             peer: request.peer.map { "\($0)" } ?? "", surface: .dashboard, thrown: thrown)
+    }
+
+    /// Answers an API request of a session allowed to make it.
+    private func respond(_ request: HTTPRequest, method: String, _ path: [String], session: DashboardSessions.Session) async throws -> HTTPResponse {
         let query = Self.queryItems(request.query)
         do {
             switch (method, path.count, path.first ?? "") {
@@ -176,6 +223,16 @@ struct Dashboard: Sendable {
                 return try Self.json(await control.getRun(get))
             case ("GET", 1, "agents"):
                 return try Self.json(await control.listAgents(ControlV1.ListAgentsRequest()))
+            case ("GET", 1, "audit"):
+                guard DashboardAction.readAudit.isPermitted(for: session.role) else {
+                    return Self.error(403, "a \(session.role.rawValue) token may not read the audit log")
+                }
+                var list = ControlV1.ListAuditEntriesRequest()
+                list.pageSize = UInt32(min(Int(query["limit"] ?? "") ?? 100, ControlService.maxPageSize))
+                list.pageToken = query["page_token"] ?? ""
+                list.method = query["method"] ?? ""
+                list.tokenID = query["token"] ?? ""
+                return try Self.json(await control.listAuditEntries(list))
             case ("GET", 2, "agents"):
                 guard let agent = try await control.listAgents(ControlV1.ListAgentsRequest()).agents.first(where: { $0.name == path[1] }) else {
                     return Self.error(404, "no connected agent '\(path[1])'")
@@ -198,8 +255,6 @@ struct Dashboard: Sendable {
             default:
                 return Self.error(404, "no such API: \(method) \(request.path)")
             }
-        } catch {
-            return Self.error(ControlService.status(forThrown: error))
         }
     }
 
@@ -272,7 +327,7 @@ struct Dashboard: Sendable {
         } catch {
             switch error {
             case .unknownToken: return Self.error(401, "unknown, expired or revoked token")
-            case .notPermitted(let role): return Self.error(403, "a \(role.rawValue) token may not use the dashboard; use an admin token")
+            case .notPermitted(let role): return Self.error(403, "a \(role.rawValue) token may not use the dashboard; use a viewer, operator or admin token")
             }
         }
         var response = Self.json(200, JSONText.object(members: [

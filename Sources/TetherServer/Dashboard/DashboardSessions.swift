@@ -1,22 +1,25 @@
 internal import Synchronization
 import TetherScheduler
+import TetherWire
 
-/// What a dashboard session may do.
-///
-/// Today a token is `admin` or `agent`: admin sessions may do everything the dashboard
-/// offers, agent tokens may not log in at all. When viewer and operator roles exist,
-/// this is the one place that says which role may read and which may act.
+/// What a dashboard session may do: the one place that says which role may read and
+/// which may act (it follows `ControlAccess`: the actions the dashboard offers are
+/// operator calls).
 enum DashboardAction: Sendable {
-    /// Read pages, the JSON API and the live feed.
+    /// Read pages, the JSON API and the live feed: viewers and up.
     case read
-    /// Trigger and cancel runs, pause and unpause DAGs.
+    /// Trigger and cancel runs, pause and unpause DAGs: operators and admins.
     case operate
+    /// Read the audit log (`/api/audit`, `/ui/audit`): whom `ListAuditEntries` admits (admins).
+    case readAudit
 
-    /// Whether a session opened with a token of `role` may do this.
+    /// Whether a session opened with a token of `role` may do this. Agent tokens may not
+    /// log in at all.
     func isPermitted(for role: TokenRole) -> Bool {
-        switch role {
-        case .admin: true
-        case .agent: false
+        switch self {
+        case .read: role.satisfies(.viewer)
+        case .operate: role.satisfies(.operator)
+        case .readAudit: role.satisfies(ControlAccess.of(ControlV1.ControlService.listAuditEntries).least)
         }
     }
 }
@@ -62,7 +65,7 @@ final class DashboardSessions: Sendable {
     }
 
     let configuration: Configuration
-    private let tokens: TokenStore
+    let tokens: TokenStore
     private let clock: any SchedulerClock
     private let sessions = Mutex<[String: Session]>([:])
 
@@ -90,8 +93,8 @@ final class DashboardSessions: Sendable {
         return session
     }
 
-    /// The live session `id` names, marked as used now; nil (and the session forgotten)
-    /// if it expired or its token is no longer active.
+    /// The live session `id` names, marked as used now (and so is its token: `TokenStore.markUsed`);
+    /// nil (and the session forgotten) if it expired or its token is no longer active.
     func session(_ id: String) -> Session? {
         let now = clock.now()
         let found = sessions.withLock { sessions -> Session? in
@@ -105,7 +108,7 @@ final class DashboardSessions: Sendable {
             return session
         }
         guard let found else { return nil }
-        guard tokens.isActive(tokenID: found.tokenID, now: now.millisecondsSinceEpoch) else {
+        guard tokens.markUsed(tokenID: found.tokenID, now: now.millisecondsSinceEpoch) else {
             logout(id)
             return nil
         }

@@ -99,6 +99,10 @@ extension ControlV1 {
         /// Streams changes to DAGs, runs, task instances and agents as they commit.
         public static let watchEvents = RPCMethod<ControlV1.WatchEventsRequest, ControlV1.WatchEventsResponse, RPCShape.ServerStreaming>(
             path: "/tether.control.v1.ControlService/WatchEvents")
+        /// Lists audit log entries (calls that changed or tried to change something),
+        /// newest first. ADMIN only.
+        public static let listAuditEntries = RPCMethod<ControlV1.ListAuditEntriesRequest, ControlV1.ListAuditEntriesResponse, RPCShape.Unary>(
+            path: "/tether.control.v1.ControlService/ListAuditEntries")
     }
 }
 
@@ -818,10 +822,15 @@ extension ControlV1 {
     public enum TokenRole: Int32, WireEnum {
         /// Not set; rejected.
         case unspecified = 0
-        /// May call every service.
+        /// May call every ControlService method (and, for testing, AgentService).
         case admin = 1
         /// May call AgentService only.
         case agent = 2
+        /// May call the ControlService's read methods only.
+        case viewer = 3
+        /// A viewer that may also trigger, cancel, clear and backfill runs, pause and
+        /// unpause DAGs, and drain and undrain agents.
+        case `operator` = 4
     }
 }
 
@@ -840,7 +849,9 @@ extension ControlV1 {
         public var expiresAtUnixUs: Int64 = 0
         /// When it was revoked; 0 if it was not.
         public var revokedAtUnixUs: Int64 = 0
-        /// When it was last used to authenticate.
+        /// When it last authenticated a call; 0 if never. Kept in memory on every
+        /// call and written to disk at most once a minute per token (and at
+        /// shutdown), so after a crash it may be up to a minute old.
         public var lastUsedAtUnixUs: Int64 = 0
         /// For an agent token bound to one agent: that agent's name.
         public var agentName = ""
@@ -1728,7 +1739,7 @@ extension ControlV1 {
         /// Lifetime; 0 means it never expires. Values over 10 years are clamped to 10 years.
         public var ttlMs: UInt64 = 0
         /// For an agent token: the only agent name it may connect as. Required for
-        /// AGENT tokens (INVALID_ARGUMENT without it); must be empty for ADMIN tokens.
+        /// AGENT tokens (INVALID_ARGUMENT without it); must be empty for other roles.
         public var agentName = ""
 
         public init() {}
@@ -1833,6 +1844,124 @@ extension ControlV1 {
         }
         public func write(to w: WireWriter) throws(WireError) {
             try w.set(1, token)
+        }
+    }
+}
+
+extension ControlV1 {
+    /// One audited call: a ControlService call or a dashboard action that changes
+    /// something (allowed or refused with PERMISSION_DENIED).
+    public struct AuditEntry: WireMessage {
+        /// Position in the log (grows by one per entry); the page cursor.
+        public var id: UInt64 = 0
+        /// When the call ended.
+        public var atUnixUs: Int64 = 0
+        /// The caller's token.
+        public var tokenID = ""
+        /// That token's description when the call was made.
+        public var tokenDescription = ""
+        /// That token's role.
+        public var role = TokenRole.unspecified
+        /// The RPC, e.g. "TriggerRun" (the dashboard's actions name the RPC they make).
+        public var method = ""
+        /// What it acted on, e.g. "dag:nightly_etl", "run:nightly_etl-3",
+        /// "task:nightly_etl-3/load", "agent:eu-1", "pool:gpu", "token:3f2a…"; empty
+        /// when nothing names one.
+        public var target = ""
+        /// A short summary of the arguments, never a secret.
+        public var summary = ""
+        /// The peer address of the caller's connection, "host:port".
+        public var peer = ""
+        /// "grpc" or "dashboard".
+        public var surface = ""
+        /// The outcome as a gRPC status code (0 is OK).
+        public var statusCode: UInt32 = 0
+        /// The status message; empty for OK.
+        public var statusMessage = ""
+
+        public init() {}
+        public static let wireDescriptor = WireDescriptor(Tether__Control__V1__AuditEntry.self, tether__control__v1__audit_entry__init)
+        public init(from r: WireReader) throws(WireError) {
+            id = r.value(1)
+            atUnixUs = r.value(2)
+            tokenID = try r.value(3)
+            tokenDescription = try r.value(4)
+            role = r.value(5)
+            method = try r.value(6)
+            target = try r.value(7)
+            summary = try r.value(8)
+            peer = try r.value(9)
+            surface = try r.value(10)
+            statusCode = r.value(11)
+            statusMessage = try r.value(12)
+        }
+        public func write(to w: WireWriter) throws(WireError) {
+            w.set(1, id)
+            w.set(2, atUnixUs)
+            try w.set(3, tokenID)
+            try w.set(4, tokenDescription)
+            w.set(5, role)
+            try w.set(6, method)
+            try w.set(7, target)
+            try w.set(8, summary)
+            try w.set(9, peer)
+            try w.set(10, surface)
+            w.set(11, statusCode)
+            try w.set(12, statusMessage)
+        }
+    }
+}
+
+extension ControlV1 {
+    /// ListAuditEntries input. Filters combine (all must match).
+    public struct ListAuditEntriesRequest: WireMessage {
+        /// Only entries at or after this time; 0 for all.
+        public var sinceUnixUs: Int64 = 0
+        /// Only calls made with this token; empty for all.
+        public var tokenID = ""
+        /// Only calls of this method, e.g. "TriggerRun"; empty for all.
+        public var method = ""
+        /// Page size: 0 means 100, at most 1000.
+        public var pageSize: UInt32 = 0
+        /// next_page_token of the previous page; empty for the newest entries.
+        public var pageToken = ""
+
+        public init() {}
+        public static let wireDescriptor = WireDescriptor(Tether__Control__V1__ListAuditEntriesRequest.self, tether__control__v1__list_audit_entries_request__init)
+        public init(from r: WireReader) throws(WireError) {
+            sinceUnixUs = r.value(1)
+            tokenID = try r.value(2)
+            method = try r.value(3)
+            pageSize = r.value(4)
+            pageToken = try r.value(5)
+        }
+        public func write(to w: WireWriter) throws(WireError) {
+            w.set(1, sinceUnixUs)
+            try w.set(2, tokenID)
+            try w.set(3, method)
+            w.set(4, pageSize)
+            try w.set(5, pageToken)
+        }
+    }
+}
+
+extension ControlV1 {
+    /// ListAuditEntries result.
+    public struct ListAuditEntriesResponse: WireMessage {
+        /// The entries, newest first.
+        public var entries: [AuditEntry] = []
+        /// Token for the next (older) page; empty on the last page.
+        public var nextPageToken = ""
+
+        public init() {}
+        public static let wireDescriptor = WireDescriptor(Tether__Control__V1__ListAuditEntriesResponse.self, tether__control__v1__list_audit_entries_response__init)
+        public init(from r: WireReader) throws(WireError) {
+            entries = try r.values(1)
+            nextPageToken = try r.value(2)
+        }
+        public func write(to w: WireWriter) throws(WireError) {
+            try w.set(1, entries)
+            try w.set(2, nextPageToken)
         }
     }
 }

@@ -2614,6 +2614,141 @@ void   tether__control__v1__revoke_token_response__free_unpacked
   assert(message->base.descriptor == &tether__control__v1__revoke_token_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   tether__control__v1__audit_entry__init
+                     (Tether__Control__V1__AuditEntry         *message)
+{
+  static const Tether__Control__V1__AuditEntry init_value = TETHER__CONTROL__V1__AUDIT_ENTRY__INIT;
+  *message = init_value;
+}
+size_t tether__control__v1__audit_entry__get_packed_size
+                     (const Tether__Control__V1__AuditEntry *message)
+{
+  assert(message->base.descriptor == &tether__control__v1__audit_entry__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t tether__control__v1__audit_entry__pack
+                     (const Tether__Control__V1__AuditEntry *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &tether__control__v1__audit_entry__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t tether__control__v1__audit_entry__pack_to_buffer
+                     (const Tether__Control__V1__AuditEntry *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &tether__control__v1__audit_entry__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Tether__Control__V1__AuditEntry *
+       tether__control__v1__audit_entry__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Tether__Control__V1__AuditEntry *)
+     protobuf_c_message_unpack (&tether__control__v1__audit_entry__descriptor,
+                                allocator, len, data);
+}
+void   tether__control__v1__audit_entry__free_unpacked
+                     (Tether__Control__V1__AuditEntry *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &tether__control__v1__audit_entry__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   tether__control__v1__list_audit_entries_request__init
+                     (Tether__Control__V1__ListAuditEntriesRequest         *message)
+{
+  static const Tether__Control__V1__ListAuditEntriesRequest init_value = TETHER__CONTROL__V1__LIST_AUDIT_ENTRIES_REQUEST__INIT;
+  *message = init_value;
+}
+size_t tether__control__v1__list_audit_entries_request__get_packed_size
+                     (const Tether__Control__V1__ListAuditEntriesRequest *message)
+{
+  assert(message->base.descriptor == &tether__control__v1__list_audit_entries_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t tether__control__v1__list_audit_entries_request__pack
+                     (const Tether__Control__V1__ListAuditEntriesRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &tether__control__v1__list_audit_entries_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t tether__control__v1__list_audit_entries_request__pack_to_buffer
+                     (const Tether__Control__V1__ListAuditEntriesRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &tether__control__v1__list_audit_entries_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Tether__Control__V1__ListAuditEntriesRequest *
+       tether__control__v1__list_audit_entries_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Tether__Control__V1__ListAuditEntriesRequest *)
+     protobuf_c_message_unpack (&tether__control__v1__list_audit_entries_request__descriptor,
+                                allocator, len, data);
+}
+void   tether__control__v1__list_audit_entries_request__free_unpacked
+                     (Tether__Control__V1__ListAuditEntriesRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &tether__control__v1__list_audit_entries_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   tether__control__v1__list_audit_entries_response__init
+                     (Tether__Control__V1__ListAuditEntriesResponse         *message)
+{
+  static const Tether__Control__V1__ListAuditEntriesResponse init_value = TETHER__CONTROL__V1__LIST_AUDIT_ENTRIES_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t tether__control__v1__list_audit_entries_response__get_packed_size
+                     (const Tether__Control__V1__ListAuditEntriesResponse *message)
+{
+  assert(message->base.descriptor == &tether__control__v1__list_audit_entries_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t tether__control__v1__list_audit_entries_response__pack
+                     (const Tether__Control__V1__ListAuditEntriesResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &tether__control__v1__list_audit_entries_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t tether__control__v1__list_audit_entries_response__pack_to_buffer
+                     (const Tether__Control__V1__ListAuditEntriesResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &tether__control__v1__list_audit_entries_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Tether__Control__V1__ListAuditEntriesResponse *
+       tether__control__v1__list_audit_entries_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Tether__Control__V1__ListAuditEntriesResponse *)
+     protobuf_c_message_unpack (&tether__control__v1__list_audit_entries_response__descriptor,
+                                allocator, len, data);
+}
+void   tether__control__v1__list_audit_entries_response__free_unpacked
+                     (Tether__Control__V1__ListAuditEntriesResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &tether__control__v1__list_audit_entries_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   tether__control__v1__watch_events_request__init
                      (Tether__Control__V1__WatchEventsRequest         *message)
 {
@@ -7085,6 +7220,328 @@ const ProtobufCMessageDescriptor tether__control__v1__revoke_token_response__des
   (ProtobufCMessageInit) tether__control__v1__revoke_token_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor tether__control__v1__audit_entry__field_descriptors[12] =
+{
+  {
+    "id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__AuditEntry, id),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "at_unix_us",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__AuditEntry, at_unix_us),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "token_id",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__AuditEntry, token_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "token_description",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__AuditEntry, token_description),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "role",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__AuditEntry, role),
+    &tether__control__v1__token_role__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "method",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__AuditEntry, method),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "target",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__AuditEntry, target),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "summary",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__AuditEntry, summary),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "peer",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__AuditEntry, peer),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "surface",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__AuditEntry, surface),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "status_code",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__AuditEntry, status_code),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "status_message",
+    12,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__AuditEntry, status_message),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned tether__control__v1__audit_entry__field_indices_by_name[] = {
+  1,   /* field[1] = at_unix_us */
+  0,   /* field[0] = id */
+  5,   /* field[5] = method */
+  8,   /* field[8] = peer */
+  4,   /* field[4] = role */
+  10,   /* field[10] = status_code */
+  11,   /* field[11] = status_message */
+  7,   /* field[7] = summary */
+  9,   /* field[9] = surface */
+  6,   /* field[6] = target */
+  3,   /* field[3] = token_description */
+  2,   /* field[2] = token_id */
+};
+static const ProtobufCIntRange tether__control__v1__audit_entry__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 12 }
+};
+const ProtobufCMessageDescriptor tether__control__v1__audit_entry__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "tether.control.v1.AuditEntry",
+  "AuditEntry",
+  "Tether__Control__V1__AuditEntry",
+  "tether.control.v1",
+  sizeof(Tether__Control__V1__AuditEntry),
+  12,
+  tether__control__v1__audit_entry__field_descriptors,
+  tether__control__v1__audit_entry__field_indices_by_name,
+  1,  tether__control__v1__audit_entry__number_ranges,
+  (ProtobufCMessageInit) tether__control__v1__audit_entry__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor tether__control__v1__list_audit_entries_request__field_descriptors[5] =
+{
+  {
+    "since_unix_us",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__ListAuditEntriesRequest, since_unix_us),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "token_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__ListAuditEntriesRequest, token_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "method",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__ListAuditEntriesRequest, method),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page_size",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__ListAuditEntriesRequest, page_size),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page_token",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__ListAuditEntriesRequest, page_token),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned tether__control__v1__list_audit_entries_request__field_indices_by_name[] = {
+  2,   /* field[2] = method */
+  3,   /* field[3] = page_size */
+  4,   /* field[4] = page_token */
+  0,   /* field[0] = since_unix_us */
+  1,   /* field[1] = token_id */
+};
+static const ProtobufCIntRange tether__control__v1__list_audit_entries_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor tether__control__v1__list_audit_entries_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "tether.control.v1.ListAuditEntriesRequest",
+  "ListAuditEntriesRequest",
+  "Tether__Control__V1__ListAuditEntriesRequest",
+  "tether.control.v1",
+  sizeof(Tether__Control__V1__ListAuditEntriesRequest),
+  5,
+  tether__control__v1__list_audit_entries_request__field_descriptors,
+  tether__control__v1__list_audit_entries_request__field_indices_by_name,
+  1,  tether__control__v1__list_audit_entries_request__number_ranges,
+  (ProtobufCMessageInit) tether__control__v1__list_audit_entries_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor tether__control__v1__list_audit_entries_response__field_descriptors[2] =
+{
+  {
+    "entries",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Tether__Control__V1__ListAuditEntriesResponse, n_entries),
+    offsetof(Tether__Control__V1__ListAuditEntriesResponse, entries),
+    &tether__control__v1__audit_entry__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "next_page_token",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__ListAuditEntriesResponse, next_page_token),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned tether__control__v1__list_audit_entries_response__field_indices_by_name[] = {
+  0,   /* field[0] = entries */
+  1,   /* field[1] = next_page_token */
+};
+static const ProtobufCIntRange tether__control__v1__list_audit_entries_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor tether__control__v1__list_audit_entries_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "tether.control.v1.ListAuditEntriesResponse",
+  "ListAuditEntriesResponse",
+  "Tether__Control__V1__ListAuditEntriesResponse",
+  "tether.control.v1",
+  sizeof(Tether__Control__V1__ListAuditEntriesResponse),
+  2,
+  tether__control__v1__list_audit_entries_response__field_descriptors,
+  tether__control__v1__list_audit_entries_response__field_indices_by_name,
+  1,  tether__control__v1__list_audit_entries_response__number_ranges,
+  (ProtobufCMessageInit) tether__control__v1__list_audit_entries_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCFieldDescriptor tether__control__v1__watch_events_request__field_descriptors[4] =
 {
   {
@@ -7533,20 +7990,24 @@ const ProtobufCEnumDescriptor tether__control__v1__agent_disconnect_reason__desc
   tether__control__v1__agent_disconnect_reason__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCEnumValue tether__control__v1__token_role__enum_values_by_number[3] =
+static const ProtobufCEnumValue tether__control__v1__token_role__enum_values_by_number[5] =
 {
   { "TOKEN_ROLE_UNSPECIFIED", "TETHER__CONTROL__V1__TOKEN_ROLE__TOKEN_ROLE_UNSPECIFIED", 0 },
   { "TOKEN_ROLE_ADMIN", "TETHER__CONTROL__V1__TOKEN_ROLE__TOKEN_ROLE_ADMIN", 1 },
   { "TOKEN_ROLE_AGENT", "TETHER__CONTROL__V1__TOKEN_ROLE__TOKEN_ROLE_AGENT", 2 },
+  { "TOKEN_ROLE_VIEWER", "TETHER__CONTROL__V1__TOKEN_ROLE__TOKEN_ROLE_VIEWER", 3 },
+  { "TOKEN_ROLE_OPERATOR", "TETHER__CONTROL__V1__TOKEN_ROLE__TOKEN_ROLE_OPERATOR", 4 },
 };
 static const ProtobufCIntRange tether__control__v1__token_role__value_ranges[] = {
-{0, 0},{0, 3}
+{0, 0},{0, 5}
 };
-static const ProtobufCEnumValueIndex tether__control__v1__token_role__enum_values_by_name[3] =
+static const ProtobufCEnumValueIndex tether__control__v1__token_role__enum_values_by_name[5] =
 {
   { "TOKEN_ROLE_ADMIN", 1 },
   { "TOKEN_ROLE_AGENT", 2 },
+  { "TOKEN_ROLE_OPERATOR", 4 },
   { "TOKEN_ROLE_UNSPECIFIED", 0 },
+  { "TOKEN_ROLE_VIEWER", 3 },
 };
 const ProtobufCEnumDescriptor tether__control__v1__token_role__descriptor =
 {
@@ -7555,15 +8016,15 @@ const ProtobufCEnumDescriptor tether__control__v1__token_role__descriptor =
   "TokenRole",
   "Tether__Control__V1__TokenRole",
   "tether.control.v1",
-  3,
+  5,
   tether__control__v1__token_role__enum_values_by_number,
-  3,
+  5,
   tether__control__v1__token_role__enum_values_by_name,
   1,
   tether__control__v1__token_role__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor tether__control__v1__control_service__method_descriptors[24] =
+static const ProtobufCMethodDescriptor tether__control__v1__control_service__method_descriptors[25] =
 {
   { "ApplyDag", &tether__control__v1__apply_dag_request__descriptor, &tether__control__v1__apply_dag_response__descriptor },
   { "GetDag", &tether__control__v1__get_dag_request__descriptor, &tether__control__v1__get_dag_response__descriptor },
@@ -7589,6 +8050,7 @@ static const ProtobufCMethodDescriptor tether__control__v1__control_service__met
   { "ListTokens", &tether__control__v1__list_tokens_request__descriptor, &tether__control__v1__list_tokens_response__descriptor },
   { "RevokeToken", &tether__control__v1__revoke_token_request__descriptor, &tether__control__v1__revoke_token_response__descriptor },
   { "WatchEvents", &tether__control__v1__watch_events_request__descriptor, &tether__control__v1__watch_events_response__descriptor },
+  { "ListAuditEntries", &tether__control__v1__list_audit_entries_request__descriptor, &tether__control__v1__list_audit_entries_response__descriptor },
 };
 const unsigned tether__control__v1__control_service__method_indices_by_name[] = {
   0,        /* ApplyDag */
@@ -7603,6 +8065,7 @@ const unsigned tether__control__v1__control_service__method_indices_by_name[] = 
   1,        /* GetDag */
   7,        /* GetRun */
   16,        /* ListAgents */
+  24,        /* ListAuditEntries */
   3,        /* ListDagVersions */
   2,        /* ListDags */
   15,        /* ListPools */
@@ -7623,7 +8086,7 @@ const ProtobufCServiceDescriptor tether__control__v1__control_service__descripto
   "ControlService",
   "Tether__Control__V1__ControlService",
   "tether.control.v1",
-  24,
+  25,
   tether__control__v1__control_service__method_descriptors,
   tether__control__v1__control_service__method_indices_by_name
 };
@@ -7818,6 +8281,14 @@ void tether__control__v1__control_service__watch_events(ProtobufCService *servic
 {
   assert(service->descriptor == &tether__control__v1__control_service__descriptor);
   service->invoke(service, 23, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void tether__control__v1__control_service__list_audit_entries(ProtobufCService *service,
+                                                              const Tether__Control__V1__ListAuditEntriesRequest *input,
+                                                              Tether__Control__V1__ListAuditEntriesResponse_Closure closure,
+                                                              void *closure_data)
+{
+  assert(service->descriptor == &tether__control__v1__control_service__descriptor);
+  service->invoke(service, 24, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void tether__control__v1__control_service__init (Tether__Control__V1__ControlService_Service *service,
                                                  Tether__Control__V1__ControlService_ServiceDestroy destroy)

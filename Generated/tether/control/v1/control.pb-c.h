@@ -79,6 +79,9 @@ typedef struct Tether__Control__V1__ListTokensRequest Tether__Control__V1__ListT
 typedef struct Tether__Control__V1__ListTokensResponse Tether__Control__V1__ListTokensResponse;
 typedef struct Tether__Control__V1__RevokeTokenRequest Tether__Control__V1__RevokeTokenRequest;
 typedef struct Tether__Control__V1__RevokeTokenResponse Tether__Control__V1__RevokeTokenResponse;
+typedef struct Tether__Control__V1__AuditEntry Tether__Control__V1__AuditEntry;
+typedef struct Tether__Control__V1__ListAuditEntriesRequest Tether__Control__V1__ListAuditEntriesRequest;
+typedef struct Tether__Control__V1__ListAuditEntriesResponse Tether__Control__V1__ListAuditEntriesResponse;
 typedef struct Tether__Control__V1__WatchEventsRequest Tether__Control__V1__WatchEventsRequest;
 typedef struct Tether__Control__V1__WatchEventsResponse Tether__Control__V1__WatchEventsResponse;
 
@@ -336,13 +339,22 @@ typedef enum _Tether__Control__V1__TokenRole {
    */
   TETHER__CONTROL__V1__TOKEN_ROLE__TOKEN_ROLE_UNSPECIFIED = 0,
   /*
-   * May call every service.
+   * May call every ControlService method (and, for testing, AgentService).
    */
   TETHER__CONTROL__V1__TOKEN_ROLE__TOKEN_ROLE_ADMIN = 1,
   /*
    * May call AgentService only.
    */
-  TETHER__CONTROL__V1__TOKEN_ROLE__TOKEN_ROLE_AGENT = 2
+  TETHER__CONTROL__V1__TOKEN_ROLE__TOKEN_ROLE_AGENT = 2,
+  /*
+   * May call the ControlService's read methods only.
+   */
+  TETHER__CONTROL__V1__TOKEN_ROLE__TOKEN_ROLE_VIEWER = 3,
+  /*
+   * A viewer that may also trigger, cancel, clear and backfill runs, pause and
+   * unpause DAGs, and drain and undrain agents.
+   */
+  TETHER__CONTROL__V1__TOKEN_ROLE__TOKEN_ROLE_OPERATOR = 4
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(TETHER__CONTROL__V1__TOKEN_ROLE)
 } Tether__Control__V1__TokenRole;
 
@@ -1016,7 +1028,9 @@ struct  Tether__Control__V1__Token
    */
   int64_t revoked_at_unix_us;
   /*
-   * When it was last used to authenticate.
+   * When it last authenticated a call; 0 if never. Kept in memory on every
+   * call and written to disk at most once a minute per token (and at
+   * shutdown), so after a crash it may be up to a minute old.
    */
   int64_t last_used_at_unix_us;
   /*
@@ -1881,7 +1895,7 @@ struct  Tether__Control__V1__CreateTokenRequest
   uint64_t ttl_ms;
   /*
    * For an agent token: the only agent name it may connect as. Required for
-   * AGENT tokens (INVALID_ARGUMENT without it); must be empty for ADMIN tokens.
+   * AGENT tokens (INVALID_ARGUMENT without it); must be empty for other roles.
    */
   char *agent_name;
 };
@@ -1973,6 +1987,122 @@ struct  Tether__Control__V1__RevokeTokenResponse
 #define TETHER__CONTROL__V1__REVOKE_TOKEN_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&tether__control__v1__revoke_token_response__descriptor) \
     , NULL }
+
+
+/*
+ * One audited call: a ControlService call or a dashboard action that changes
+ * something (allowed or refused with PERMISSION_DENIED).
+ */
+struct  Tether__Control__V1__AuditEntry
+{
+  ProtobufCMessage base;
+  /*
+   * Position in the log (grows by one per entry); the page cursor.
+   */
+  uint64_t id;
+  /*
+   * When the call ended.
+   */
+  int64_t at_unix_us;
+  /*
+   * The caller's token.
+   */
+  char *token_id;
+  /*
+   * That token's description when the call was made.
+   */
+  char *token_description;
+  /*
+   * That token's role.
+   */
+  Tether__Control__V1__TokenRole role;
+  /*
+   * The RPC, e.g. "TriggerRun" (the dashboard's actions name the RPC they make).
+   */
+  char *method;
+  /*
+   * What it acted on, e.g. "dag:nightly_etl", "run:nightly_etl-3",
+   * "task:nightly_etl-3/load", "agent:eu-1", "pool:gpu", "token:3f2a…"; empty
+   * when nothing names one.
+   */
+  char *target;
+  /*
+   * A short summary of the arguments, never a secret.
+   */
+  char *summary;
+  /*
+   * The peer address of the caller's connection, "host:port".
+   */
+  char *peer;
+  /*
+   * "grpc" or "dashboard".
+   */
+  char *surface;
+  /*
+   * The outcome as a gRPC status code (0 is OK).
+   */
+  uint32_t status_code;
+  /*
+   * The status message; empty for OK.
+   */
+  char *status_message;
+};
+#define TETHER__CONTROL__V1__AUDIT_ENTRY__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&tether__control__v1__audit_entry__descriptor) \
+    , 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, TETHER__CONTROL__V1__TOKEN_ROLE__TOKEN_ROLE_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string }
+
+
+/*
+ * ListAuditEntries input. Filters combine (all must match).
+ */
+struct  Tether__Control__V1__ListAuditEntriesRequest
+{
+  ProtobufCMessage base;
+  /*
+   * Only entries at or after this time; 0 for all.
+   */
+  int64_t since_unix_us;
+  /*
+   * Only calls made with this token; empty for all.
+   */
+  char *token_id;
+  /*
+   * Only calls of this method, e.g. "TriggerRun"; empty for all.
+   */
+  char *method;
+  /*
+   * Page size: 0 means 100, at most 1000.
+   */
+  uint32_t page_size;
+  /*
+   * next_page_token of the previous page; empty for the newest entries.
+   */
+  char *page_token;
+};
+#define TETHER__CONTROL__V1__LIST_AUDIT_ENTRIES_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&tether__control__v1__list_audit_entries_request__descriptor) \
+    , 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string }
+
+
+/*
+ * ListAuditEntries result.
+ */
+struct  Tether__Control__V1__ListAuditEntriesResponse
+{
+  ProtobufCMessage base;
+  /*
+   * The entries, newest first.
+   */
+  size_t n_entries;
+  Tether__Control__V1__AuditEntry **entries;
+  /*
+   * Token for the next (older) page; empty on the last page.
+   */
+  char *next_page_token;
+};
+#define TETHER__CONTROL__V1__LIST_AUDIT_ENTRIES_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&tether__control__v1__list_audit_entries_response__descriptor) \
+    , 0,NULL, (char *)protobuf_c_empty_string }
 
 
 /*
@@ -3159,6 +3289,63 @@ Tether__Control__V1__RevokeTokenResponse *
 void   tether__control__v1__revoke_token_response__free_unpacked
                      (Tether__Control__V1__RevokeTokenResponse *message,
                       ProtobufCAllocator *allocator);
+/* Tether__Control__V1__AuditEntry methods */
+void   tether__control__v1__audit_entry__init
+                     (Tether__Control__V1__AuditEntry         *message);
+size_t tether__control__v1__audit_entry__get_packed_size
+                     (const Tether__Control__V1__AuditEntry   *message);
+size_t tether__control__v1__audit_entry__pack
+                     (const Tether__Control__V1__AuditEntry   *message,
+                      uint8_t             *out);
+size_t tether__control__v1__audit_entry__pack_to_buffer
+                     (const Tether__Control__V1__AuditEntry   *message,
+                      ProtobufCBuffer     *buffer);
+Tether__Control__V1__AuditEntry *
+       tether__control__v1__audit_entry__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   tether__control__v1__audit_entry__free_unpacked
+                     (Tether__Control__V1__AuditEntry *message,
+                      ProtobufCAllocator *allocator);
+/* Tether__Control__V1__ListAuditEntriesRequest methods */
+void   tether__control__v1__list_audit_entries_request__init
+                     (Tether__Control__V1__ListAuditEntriesRequest         *message);
+size_t tether__control__v1__list_audit_entries_request__get_packed_size
+                     (const Tether__Control__V1__ListAuditEntriesRequest   *message);
+size_t tether__control__v1__list_audit_entries_request__pack
+                     (const Tether__Control__V1__ListAuditEntriesRequest   *message,
+                      uint8_t             *out);
+size_t tether__control__v1__list_audit_entries_request__pack_to_buffer
+                     (const Tether__Control__V1__ListAuditEntriesRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Tether__Control__V1__ListAuditEntriesRequest *
+       tether__control__v1__list_audit_entries_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   tether__control__v1__list_audit_entries_request__free_unpacked
+                     (Tether__Control__V1__ListAuditEntriesRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Tether__Control__V1__ListAuditEntriesResponse methods */
+void   tether__control__v1__list_audit_entries_response__init
+                     (Tether__Control__V1__ListAuditEntriesResponse         *message);
+size_t tether__control__v1__list_audit_entries_response__get_packed_size
+                     (const Tether__Control__V1__ListAuditEntriesResponse   *message);
+size_t tether__control__v1__list_audit_entries_response__pack
+                     (const Tether__Control__V1__ListAuditEntriesResponse   *message,
+                      uint8_t             *out);
+size_t tether__control__v1__list_audit_entries_response__pack_to_buffer
+                     (const Tether__Control__V1__ListAuditEntriesResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Tether__Control__V1__ListAuditEntriesResponse *
+       tether__control__v1__list_audit_entries_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   tether__control__v1__list_audit_entries_response__free_unpacked
+                     (Tether__Control__V1__ListAuditEntriesResponse *message,
+                      ProtobufCAllocator *allocator);
 /* Tether__Control__V1__WatchEventsRequest methods */
 void   tether__control__v1__watch_events_request__init
                      (Tether__Control__V1__WatchEventsRequest         *message);
@@ -3391,6 +3578,15 @@ typedef void (*Tether__Control__V1__RevokeTokenRequest_Closure)
 typedef void (*Tether__Control__V1__RevokeTokenResponse_Closure)
                  (const Tether__Control__V1__RevokeTokenResponse *message,
                   void *closure_data);
+typedef void (*Tether__Control__V1__AuditEntry_Closure)
+                 (const Tether__Control__V1__AuditEntry *message,
+                  void *closure_data);
+typedef void (*Tether__Control__V1__ListAuditEntriesRequest_Closure)
+                 (const Tether__Control__V1__ListAuditEntriesRequest *message,
+                  void *closure_data);
+typedef void (*Tether__Control__V1__ListAuditEntriesResponse_Closure)
+                 (const Tether__Control__V1__ListAuditEntriesResponse *message,
+                  void *closure_data);
 typedef void (*Tether__Control__V1__WatchEventsRequest_Closure)
                  (const Tether__Control__V1__WatchEventsRequest *message,
                   void *closure_data);
@@ -3500,6 +3696,10 @@ struct Tether__Control__V1__ControlService_Service
                        const Tether__Control__V1__WatchEventsRequest *input,
                        Tether__Control__V1__WatchEventsResponse_Closure closure,
                        void *closure_data);
+  void (*list_audit_entries)(Tether__Control__V1__ControlService_Service *service,
+                             const Tether__Control__V1__ListAuditEntriesRequest *input,
+                             Tether__Control__V1__ListAuditEntriesResponse_Closure closure,
+                             void *closure_data);
 };
 typedef void (*Tether__Control__V1__ControlService_ServiceDestroy)(Tether__Control__V1__ControlService_Service *);
 void tether__control__v1__control_service__init (Tether__Control__V1__ControlService_Service *service,
@@ -3531,7 +3731,8 @@ void tether__control__v1__control_service__init (Tether__Control__V1__ControlSer
       function_prefix__ ## create_token,\
       function_prefix__ ## list_tokens,\
       function_prefix__ ## revoke_token,\
-      function_prefix__ ## watch_events  }
+      function_prefix__ ## watch_events,\
+      function_prefix__ ## list_audit_entries  }
 void tether__control__v1__control_service__apply_dag(ProtobufCService *service,
                                                      const Tether__Control__V1__ApplyDagRequest *input,
                                                      Tether__Control__V1__ApplyDagResponse_Closure closure,
@@ -3628,6 +3829,10 @@ void tether__control__v1__control_service__watch_events(ProtobufCService *servic
                                                         const Tether__Control__V1__WatchEventsRequest *input,
                                                         Tether__Control__V1__WatchEventsResponse_Closure closure,
                                                         void *closure_data);
+void tether__control__v1__control_service__list_audit_entries(ProtobufCService *service,
+                                                              const Tether__Control__V1__ListAuditEntriesRequest *input,
+                                                              Tether__Control__V1__ListAuditEntriesResponse_Closure closure,
+                                                              void *closure_data);
 
 /* --- descriptors --- */
 
@@ -3703,6 +3908,9 @@ extern const ProtobufCMessageDescriptor tether__control__v1__list_tokens_request
 extern const ProtobufCMessageDescriptor tether__control__v1__list_tokens_response__descriptor;
 extern const ProtobufCMessageDescriptor tether__control__v1__revoke_token_request__descriptor;
 extern const ProtobufCMessageDescriptor tether__control__v1__revoke_token_response__descriptor;
+extern const ProtobufCMessageDescriptor tether__control__v1__audit_entry__descriptor;
+extern const ProtobufCMessageDescriptor tether__control__v1__list_audit_entries_request__descriptor;
+extern const ProtobufCMessageDescriptor tether__control__v1__list_audit_entries_response__descriptor;
 extern const ProtobufCMessageDescriptor tether__control__v1__watch_events_request__descriptor;
 extern const ProtobufCMessageDescriptor tether__control__v1__watch_events_response__descriptor;
 extern const ProtobufCServiceDescriptor tether__control__v1__control_service__descriptor;

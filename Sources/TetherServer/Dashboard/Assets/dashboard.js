@@ -738,18 +738,66 @@ function agentPage(name) {
 }
 
 // ---------------------------------------------------------------------------------------
+// Audit log (admins): newest first, a page at a time
+
+const GRPC_CODES = ['OK', 'CANCELLED', 'UNKNOWN', 'INVALID_ARGUMENT', 'DEADLINE_EXCEEDED', 'NOT_FOUND', 'ALREADY_EXISTS',
+  'PERMISSION_DENIED', 'RESOURCE_EXHAUSTED', 'FAILED_PRECONDITION', 'ABORTED', 'OUT_OF_RANGE', 'UNIMPLEMENTED', 'INTERNAL',
+  'UNAVAILABLE', 'DATA_LOSS', 'UNAUTHENTICATED'];
+
+function auditPage() {
+  const body = el('tbody', {});
+  const more = el('button', { type: 'button', text: 'Older entries', hidden: true });
+  main(el('h1', { text: 'Audit log' }),
+    el('p', { class: 'muted', text: 'Every change made through the API or this dashboard, and every one refused for its role. Reads are not recorded.' }),
+    el('table', { id: 'audit' },
+      el('thead', {}, el('tr', {}, ['time', 'token', 'role', 'method', 'target', 'from', 'outcome', 'summary'].map((h) => el('th', { text: h })))),
+      body),
+    el('p', {}, more));
+  let next = '';
+
+  function row(entry) {
+    const code = entry.statusCode || 0;
+    const outcome = code === 0 ? 'OK' : `${GRPC_CODES[code] || code}: ${entry.statusMessage || ''}`;
+    return el('tr', { data: { method: entry.method, code: String(code) } },
+      el('td', { text: fmtTime(entry.atUnixUs) }),
+      el('td', { class: 'mono', text: entry.tokenDescription ? `${entry.tokenId} (${entry.tokenDescription})` : entry.tokenId }),
+      el('td', { text: String(entry.role || '').replace(/^TOKEN_ROLE_/, '').toLowerCase() }),
+      el('td', { text: entry.surface === 'dashboard' ? `${entry.method} (dashboard)` : entry.method }),
+      el('td', { class: 'mono', text: entry.target || '—' }),
+      el('td', { class: 'mono', text: entry.peer || '—' }),
+      el('td', { class: code === 0 ? '' : 'error', text: outcome }),
+      el('td', { text: entry.summary || '' }));
+  }
+
+  const page = async (token) => {
+    const list = await api(`audit?limit=100${token ? `&page_token=${encodeURIComponent(token)}` : ''}`);
+    next = list.nextPageToken || '';
+    more.hidden = !next;
+    return (list.entries || []).map(row);
+  };
+  const load = async () => {
+    body.replaceChildren(...await page(''));
+    if (!body.children.length) body.append(el('tr', {}, el('td', { colspan: 8, class: 'muted', text: 'Nothing recorded yet.' })));
+  };
+  more.addEventListener('click', async () => { body.append(...await page(next)); });
+  return { load, run: debounce(load, 1000), dag: debounce(load, 1000) };
+}
+
+// ---------------------------------------------------------------------------------------
 // Start
 
 function route() {
   const parts = location.pathname.split('/').filter(Boolean).slice(1).map(decodeURIComponent);
   document.getElementById('nav-overview').classList.toggle('current', parts.length === 0 || parts[0] === 'agents');
   document.getElementById('nav-dags').classList.toggle('current', parts[0] === 'dags' || parts[0] === 'runs');
+  document.getElementById('nav-audit').classList.toggle('current', parts[0] === 'audit');
   if (parts.length === 0 || (parts[0] === 'agents' && parts.length === 1)) return overviewPage();
   if (parts[0] === 'dags' && parts.length === 1) return dagsPage();
   if (parts[0] === 'dags' && parts.length === 2) return gridPage(parts[1]);
   if (parts[0] === 'dags' && parts[2] === 'versions') return versionsPage(parts[1]);
   if (parts[0] === 'runs') return runPage(parts[1]);
   if (parts[0] === 'agents') return agentPage(parts[1]);
+  if (parts[0] === 'audit' && parts.length === 1) return auditPage();
   main(el('p', { class: 'error', text: 'No such page.' }));
   return null;
 }
@@ -760,6 +808,9 @@ async function start() {
   });
   const session = await api('session');
   app.csrf = session.csrfToken;
+  // A viewer's session is read-only: the server refuses its actions (403), so they are not offered.
+  if (session.role === 'viewer') document.body.classList.add('read-only');
+  document.getElementById('nav-audit').hidden = session.role !== 'admin';
   app.page = route();
   connectFeed();
   if (app.page && app.page.load) {
