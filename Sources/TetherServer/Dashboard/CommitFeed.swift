@@ -366,7 +366,7 @@ struct FeedState {
                 if attempt.outcome == .running && attempt.startedAt == nil { newGrants.insert(attempt.key) }
             case .dag(let dag):
                 dagIDs.append(dag.dagID)
-            case .task, .dagVersion, .agentSequence, .pool, .poolRemoved:
+            case .task, .dagVersion, .agentSequence, .pool, .poolRemoved, .callback, .dagRemoved:
                 break
             }
         }
@@ -390,7 +390,7 @@ struct FeedState {
                 let spec = spec(of: task.key)
                 subjects.append(("task", .taskInstance(ControlV1.TaskInstance(task, spec: spec, attempts: attempts[task.key] ?? [],
                                                                               waitingReason: nil))))
-            case .run, .attempt, .dag, .dagVersion, .agentSequence, .pool, .poolRemoved:
+            case .run, .attempt, .dag, .dagVersion, .agentSequence, .pool, .poolRemoved, .callback, .dagRemoved:
                 break
             }
         }
