@@ -135,6 +135,7 @@ public final class SQLiteSchedulerStore: SchedulerStore {
             }
             try db.query("""
                 \(Self.attemptColumns) JOIN callbacks c ON c.lease_id = a.lease_id
+                WHERE c.state NOT IN ('success', 'failed', 'cancelled')
                 """) { row in snapshot.liveAttempts.append(try Self.attemptRecord(row)) }
             try db.query("SELECT agent_id, sequence FROM agent_sequences") { row in
                 snapshot.agentSequences[row[0].text!] = UInt64(row[1].int64!)
