@@ -193,7 +193,7 @@ extension Scheduler {
     }
 
     private func grant(_ ready: LeaseDispatcher.ReadyTask, to agentID: String) {
-        if callbacks[ready.key] != nil { return grantCallback(ready, to: agentID) }
+        if !callbacks.isEmpty, callbacks[ready.key] != nil { return grantCallback(ready, to: agentID) }
         let now = clock.now()
         let run = runs[ready.key.runID]!
         let spec = run.specs[ready.key.taskID]!
@@ -244,7 +244,7 @@ extension Scheduler {
             live.attempt.message += "; then: \(message)"
         }
         if live.orphaned { return }  // its DAG was deleted: nothing of it is written
-        if callbacks[live.key] != nil { return endCallbackAttempt(live, outcome, now: now) }
+        if !callbacks.isEmpty, callbacks[live.key] != nil { return endCallbackAttempt(live, outcome, now: now) }
 
         guard let run = runs[live.key.runID], var task = run.tasks[live.key.taskID], task.lease?.leaseID == leaseID else {
             output.changes.append(.attempt(live.attempt))

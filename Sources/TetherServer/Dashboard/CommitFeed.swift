@@ -366,7 +366,12 @@ struct FeedState {
                 if attempt.outcome == .running && attempt.startedAt == nil { newGrants.insert(attempt.key) }
             case .dag(let dag):
                 dagIDs.append(dag.dagID)
-            case .task, .dagVersion, .agentSequence, .pool, .poolRemoved, .callback, .dagRemoved:
+            case .dagRemoved(let dagID):
+                // Its runs go as finished ones do; its versions' specs are forgotten, as the
+                // same id applied again starts at version 1.
+                finishedRuns += runs.filter { $0.value.dagID == dagID }.map(\.key)
+                specs = specs.filter { $0.key.dagID != dagID }
+            case .task, .dagVersion, .agentSequence, .pool, .poolRemoved, .callback:
                 break
             }
         }
