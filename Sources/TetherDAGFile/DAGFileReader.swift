@@ -257,6 +257,8 @@ struct DAGFileReader {
                     filed.taskIndex = index
                     filed.taskID = problem.taskID
                 }
+            } else if problem.field.hasPrefix("defaults."), let line = defaultsKeyLines[String(problem.field.dropFirst("defaults.".count))] {
+                filed.line = line  // the DAG's own use of a default (callback_queue): the same line as its tasks'
             } else {
                 filed.line = topKeyLines[problem.field] ?? rootLine
             }

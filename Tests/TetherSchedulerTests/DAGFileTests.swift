@@ -439,6 +439,9 @@ private let minimal = """
                 "dags/etl.yaml:5: task 'on_failure.1' field 'on_retry': 'bad name' may only contain A-Z a-z 0-9 . _ -",
             ])
         #expect(problems("dag_id: d\ntasks: [{id: on_failure.x, entrypoint: a}]") == ["parsed"])
+        // A bad defaults.queue (also where DAG-level callbacks run) is reported once, on its line.
+        #expect(problems("dag_id: d\ndefaults:\n  queue: bad q\ntasks: [{id: a, entrypoint: a}, {id: b, entrypoint: b, queue: q}]")
+                == ["dags/etl.yaml:3: field 'defaults.queue': 'bad q' may only contain A-Z a-z 0-9 . _ -"])
     }
 
     @Test func callbackKeysChangeTheHashOnlyWhenSet() throws {
