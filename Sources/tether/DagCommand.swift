@@ -92,6 +92,13 @@ struct DagCommand: AsyncParsableCommand {
                     print("DAG \(dag.dagID) version \(version.version) of \(dag.latestVersion)\(dag.paused ? " (paused)" : "")")
                     if !spec.description.isEmpty { print(spec.description) }
                     print("schedule: \(spec.schedule.isEmpty ? "manual only" : spec.schedule)  hash: \(version.contentHash.prefix(12))")
+                    let callbacks = [("on_success", spec.onSuccess), ("on_failure", spec.onFailure),
+                                     ("on_deadline_miss", spec.onDeadlineMiss)].filter { !$0.1.isEmpty }
+                    if !spec.deadline.isEmpty { print("deadline: \(spec.deadline)") }
+                    if !callbacks.isEmpty {
+                        print("run callbacks: " + callbacks.map { "\($0.0)=\($0.1)" }.joined(separator: " ")
+                              + " (queue \(spec.callbackQueue))")
+                    }
                     print("")
                     printTable(["TASK", "ENTRYPOINT", "QUEUE", "DEPENDS ON", "RETRIES", "PRIORITY"], spec.tasks.map { task in
                         [task.taskID, task.entrypoint, task.queue, task.dependsOn.isEmpty ? "-" : task.dependsOn.joined(separator: ","),

@@ -69,6 +69,9 @@ import TetherTestSupport
             let show = try cluster.cli(["run", "show", runID])
             #expect(show.stdout.contains(": missed (found unfinished at "), "\(show)")
 
+            let dag = try cluster.cli(["dag", "show", "slowpoke"])
+            #expect(dag.stdout.contains("deadline: 1s\nrun callbacks: on_deadline_miss=late (queue default)"), "\(dag)")
+
             let noTTY = try cluster.cli(["dag", "delete", "slowpoke"])
             #expect(noTTY.status == 1 && noTTY.stderr.contains("pass --yes"), "\(noTTY)")
             let busy = try cluster.cli(["dag", "delete", "slowpoke", "--yes"])
