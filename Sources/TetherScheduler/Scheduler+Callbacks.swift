@@ -47,14 +47,14 @@ extension Scheduler {
 
     /// The task callback for a task that just reached `state`, if its spec names one.
     func startTaskCallback(_ run: ActiveRun, _ taskID: String, _ state: TaskState, reason: String, now: Instant) {
-        guard let spec = run.specs[taskID], let task = run.tasks[taskID] else { return }
+        guard [.success, .failed, .upForRetry].contains(state), let spec = run.specs[taskID] else { return }
         let kind: CallbackKind, entrypoint: String
         switch state {
         case .success: (kind, entrypoint) = (.onSuccess, spec.onSuccess)
         case .failed: (kind, entrypoint) = (.onFailure, spec.onFailure)
-        case .upForRetry: (kind, entrypoint) = (.onRetry, spec.onRetry)
-        default: return
+        default: (kind, entrypoint) = (.onRetry, spec.onRetry)
         }
+        guard !entrypoint.isEmpty, let task = run.tasks[taskID] else { return }
         startCallback(kind, entrypoint: entrypoint, queue: spec.queue, run: run, taskID: taskID, state: state.rawValue,
                       attempt: task.tries, reason: reason, now: now)
     }
@@ -67,6 +67,7 @@ extension Scheduler {
         case .failed: (kind, entrypoint) = (.onFailure, run.dagSpec.onFailure)
         default: return
         }
+        guard !entrypoint.isEmpty else { return }
         let failed = run.dagSpec.tasks.map(\.id).filter { [.failed, .upstreamFailed, .cancelled].contains(run.tasks[$0]?.state) }
         let reason = state == .failed && !failed.isEmpty ? "failed tasks: " + failed.joined(separator: ", ") : ""
         startCallback(kind, entrypoint: entrypoint, queue: run.dagSpec.callbackQueue, run: run, state: state.rawValue,
