@@ -47,13 +47,15 @@ extension Scheduler {
 
     /// The task callback for a task that just reached `state`, if its spec names one.
     func startTaskCallback(_ run: ActiveRun, _ taskID: String, _ state: TaskState, reason: String, now: Instant) {
-        guard [.success, .failed, .upForRetry].contains(state), let spec = run.specs[taskID] else { return }
-        let kind: CallbackKind, entrypoint: String
+        let kind: CallbackKind
         switch state {
-        case .success: (kind, entrypoint) = (.onSuccess, spec.onSuccess)
-        case .failed: (kind, entrypoint) = (.onFailure, spec.onFailure)
-        default: (kind, entrypoint) = (.onRetry, spec.onRetry)
+        case .success: kind = .onSuccess
+        case .failed: kind = .onFailure
+        case .upForRetry: kind = .onRetry
+        default: return
         }
+        guard let spec = run.specs[taskID] else { return }
+        let entrypoint = kind == .onSuccess ? spec.onSuccess : kind == .onFailure ? spec.onFailure : spec.onRetry
         guard !entrypoint.isEmpty, let task = run.tasks[taskID] else { return }
         startCallback(kind, entrypoint: entrypoint, queue: spec.queue, run: run, taskID: taskID, state: state.rawValue,
                       attempt: task.tries, reason: reason, now: now)
