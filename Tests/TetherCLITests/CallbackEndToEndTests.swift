@@ -91,4 +91,27 @@ import TetherTestSupport
             #expect(try cluster.trigger("slowpoke") == "slowpoke-1")
         }
     }
+
+    @Test func aCallbackWaitingForAnAgentSurvivesKill9OfTheServerAndRunsOnAnAgentThatOffersIt() async throws {
+        try await onThreadOfItsOwn {
+            let cluster = try Cluster()
+            try cluster.startAgent("a", entrypoints: ["work": ["/bin/true"]])
+            try cluster.apply("""
+                dag_id: later
+                tasks:
+                  - {id: t, entrypoint: work, on_success: notify}
+                """)
+            let runID = try cluster.trigger("later")
+            let waiting = try cluster.wait(for: runID) { $0.callbacks["on_success.1"] == "TASK_STATE_QUEUED" }
+            #expect(waiting.state == "RUN_STATE_SUCCESS", "\(waiting)")
+            try cluster.killAndRestartServer()
+            let marker = cluster.scratch.path("notified")
+            let script = cluster.scratch.path("notify.sh")
+            try #"echo "$TETHER_PARAM_TASK_ID $TETHER_PARAM_STATE" > "$1""#.write(toFile: script, atomically: true, encoding: .utf8)
+            try cluster.startAgent("b", entrypoints: ["notify": ["/bin/sh", script, marker]])
+            let done = try cluster.wait(for: runID) { $0.callbacks["on_success.1"] == "TASK_STATE_SUCCESS" }
+            #expect(done.state == "RUN_STATE_SUCCESS")
+            #expect(try String(contentsOfFile: marker, encoding: .utf8) == "t success\n")
+        }
+    }
 }
