@@ -171,7 +171,7 @@ extension Scheduler {
         switch report.kind {
         case .started(let at):
             leases[report.leaseID]!.attempt.startedAt = at
-            output.changes.append(.attempt(leases[report.leaseID]!.attempt))
+            if !live.orphaned { output.changes.append(.attempt(leases[report.leaseID]!.attempt)) }
         case .finished(let outcome, let usage, let message):
             guard outcome != .running else {
                 return .rejected(.invalidReport("a finished report needs a final outcome, not running"))

@@ -251,7 +251,8 @@ import TetherTestSupport
         #expect(h.store.dag("d") == nil && h.store.versions(ofDAG: "d").isEmpty && h.store.runs(ofDAG: "d").isEmpty)
         #expect(h.store.tasks(ofRun: run.runID).isEmpty && h.store.attemptCount == 0)
         #expect(h.scheduler.poolStatuses.map(\.pool.name) == ["p"])
-        // The agent's late report changes nothing and writes nothing; its slot is free again.
+        // The agent's late reports change nothing and write nothing; its slot is free again.
+        #expect(h.report("x", TaskReport(leaseID: grant.leaseID, epoch: grant.epoch, kind: .started(at: h.clock.now()))) == .applied)
         #expect(h.finish(grant) == .applied)
         #expect(h.store.attemptCount == 0)
         // The hourly schedule never fires again, not even after a restart.
