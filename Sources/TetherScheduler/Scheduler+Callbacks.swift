@@ -33,7 +33,12 @@ extension Scheduler {
         }
         // A reason is an attempt's message or the server's: short, but bound it anyway.
         if let value = params["reason"], value.utf8.count > DAGSpecLimits.maxParamValueBytes {
-            params["reason"] = String(decoding: value.utf8.prefix(DAGSpecLimits.maxParamValueBytes - 3), as: UTF8.self) + "..."
+            var cut = ""  // whole characters only, so the cut never splits one
+            for character in value {
+                guard cut.utf8.count + character.utf8.count <= DAGSpecLimits.maxParamValueBytes - 3 else { break }
+                cut.append(character)
+            }
+            params["reason"] = cut + "..."
         }
         let record = CallbackRecord(
             instance: TaskInstanceRecord(key: key, state: .queued, readyAt: now), kind: kind, dagID: run.record.dagID,

@@ -47,6 +47,19 @@ import TetherTestSupport
         #expect(Self.callbackGrants(h).count == 1)  // a callback is not retried
     }
 
+    @Test func aLongFailureMessageReachesTheCallbackCutToAParamValueOnACharacterBoundary() throws {
+        let h = SchedulerHarness(configuration: Self.ttl)
+        try h.apply(dag("d", ["a"]) { $0.onFailure = "notify" })
+        h.connect("x", entrypoints: ["a", "notify"], slots: 2)
+        _ = try h.trigger("d")
+        let a = try #require(h.grants.first)
+        let message = String(repeating: "é", count: 3_000)  // 6,000 bytes; a byte cut would split one
+        h.report("x", TaskReport(leaseID: a.leaseID, epoch: a.epoch, kind: .finished(.failed, AttemptUsage(exitCode: 1), message: message)))
+        let reason = try #require(Self.callbackGrants(h).first?.params["reason"])
+        #expect(reason.utf8.count <= DAGSpecLimits.maxParamValueBytes && reason.utf8.count > 4_000)
+        #expect(reason.hasPrefix("éé") && reason.hasSuffix("é...") && !reason.contains("\u{FFFD}"))
+    }
+
     @Test func runCallbacksRunAfterTheRunHasFinishedAndAFailedOneLeavesItSucceeded() throws {
         let h = SchedulerHarness(configuration: Self.ttl)
         var spec = dag("d", ["a"])
