@@ -43,6 +43,9 @@ struct DAGFileReader {
         var pool: String?
         var poolSlots: Int?
         var queueTimeout: Int64??
+        var onSuccess: String?
+        var onFailure: String?
+        var onRetry: String?
     }
 
     /// Who a problem is about.
@@ -58,10 +61,11 @@ struct DAGFileReader {
 
     static let topKeys = [
         "dag_id", "description", "schedule", "paused", "catchup", "run_timeout", "max_active_runs", "max_active_tasks", "params", "defaults", "tasks",
+        "on_success", "on_failure", "on_deadline_miss", "deadline",
     ]
     static let defaultsKeys = [
         "queue", "retries", "retry_delay", "retry_exponential_backoff", "max_retry_delay", "execution_timeout", "priority",
-        "trigger_rule", "params", "pool", "pool_slots", "queue_timeout",
+        "trigger_rule", "params", "pool", "pool_slots", "queue_timeout", "on_success", "on_failure", "on_retry",
     ]
     static let taskKeys = ["id", "entrypoint", "depends_on"] + defaultsKeys
 
@@ -98,8 +102,13 @@ struct DAGFileReader {
         if let node = entries["max_active_runs"]?.value, let value = integer(node, "max_active_runs", place) { spec.maxActiveRuns = value }
         if let node = entries["max_active_tasks"]?.value, let value = integer(node, "max_active_tasks", place) { spec.maxActiveTasks = value }
         if let node = entries["params"]?.value, let value = params(node, "params", place) { spec.params = value }
+        if let node = entries["on_success"]?.value, let value = string(node, "on_success", place) { spec.onSuccess = value }
+        if let node = entries["on_failure"]?.value, let value = string(node, "on_failure", place) { spec.onFailure = value }
+        if let node = entries["on_deadline_miss"]?.value, let value = string(node, "on_deadline_miss", place) { spec.onDeadlineMiss = value }
+        if let node = entries["deadline"]?.value { spec.deadline = deadline(node, place) }
         var defaults = TaskDefaults()
         if let node = entries["defaults"]?.value { defaults = readDefaults(node) }
+        spec.callbackQueue = defaults.queue ?? TaskSpec.defaultQueue
         if let node = entries["tasks"]?.value { spec.tasks = readTasks(node, defaults: defaults) }
         return spec
     }
@@ -169,6 +178,9 @@ struct DAGFileReader {
         task.pool = own.pool ?? defaults.pool ?? ""
         task.poolSlots = own.poolSlots ?? defaults.poolSlots ?? 1
         task.queueTimeoutMilliseconds = own.queueTimeout ?? defaults.queueTimeout ?? nil
+        task.onSuccess = own.onSuccess ?? defaults.onSuccess ?? ""
+        task.onFailure = own.onFailure ?? defaults.onFailure ?? ""
+        task.onRetry = own.onRetry ?? defaults.onRetry ?? ""
         return task
     }
 
@@ -190,6 +202,31 @@ struct DAGFileReader {
         if let node = entries["pool_slots"]?.value { fields.poolSlots = integer(node, "pool_slots", place) }
         if let node = entries["queue_timeout"]?.value, let value = duration(node, "queue_timeout", place) {
             fields.queueTimeout = .some(value == 0 ? nil : value)  // 0 lifts one set in defaults
+        }
+        // An empty string lifts a callback set in defaults.
+        if let node = entries["on_success"]?.value { fields.onSuccess = node.isNull ? "" : string(node, "on_success", place) }
+        if let node = entries["on_failure"]?.value { fields.onFailure = node.isNull ? "" : string(node, "on_failure", place) }
+        if let node = entries["on_retry"]?.value { fields.onRetry = node.isNull ? "" : string(node, "on_retry", place) }
+    }
+
+    /// `deadline:`: a time of day `HH:MM` (UTC), or a duration; `0` means none.
+    private mutating func deadline(_ node: Node, _ place: Place) -> RunDeadline? {
+        guard let text = scalarText(node, "deadline", place, expected: "a duration like 2h or a time of day like 06:00") else { return nil }
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+        if parts.count == 2 {
+            guard parts[0].count == 2, parts[1].count == 2, let hours = Int(parts[0]), let minutes = Int(parts[1]),
+                  (0..<24).contains(hours), (0..<60).contains(minutes) else {
+                report(node.mark?.line, place, "deadline", "expected a time of day HH:MM from 00:00 to 23:59, found '\(text)'")
+                return nil
+            }
+            return .timeOfDay(minutes: hours * 60 + minutes)
+        }
+        do throws(DurationTextError) {
+            let milliseconds = try DurationText.milliseconds(parsing: text)
+            return milliseconds == 0 ? nil : .afterCreation(milliseconds: milliseconds)
+        } catch {
+            report(node.mark?.line, place, "deadline", error.description + " (or a time of day HH:MM)")
+            return nil
         }
     }
 
@@ -220,6 +257,8 @@ struct DAGFileReader {
                     filed.taskIndex = index
                     filed.taskID = problem.taskID
                 }
+            } else if problem.field.hasPrefix("defaults."), let line = defaultsKeyLines[String(problem.field.dropFirst("defaults.".count))] {
+                filed.line = line  // the DAG's own use of a default (callback_queue): the same line as its tasks'
             } else {
                 filed.line = topKeyLines[problem.field] ?? rootLine
             }

@@ -22,7 +22,10 @@
 /// what it was: `catchup` (a bool, when true), `run_timeout` (an integer, when set); then,
 /// for each task in id order that sets them, `tasks.<id>.pool` (a string, when not empty),
 /// `tasks.<id>.pool_slots` (an integer, when not 1) and `tasks.<id>.queue_timeout` (an
-/// integer, when set).
+/// integer, when set); then `on_success`, `on_failure`, `on_deadline_miss` (strings, when
+/// not empty), `deadline` (its file text, `2h` or `06:00`, when set) and `callback_queue`
+/// (a string, when not `default`); then for each task in id order `tasks.<id>.on_success`,
+/// `tasks.<id>.on_failure` and `tasks.<id>.on_retry` (strings, when not empty).
 ///
 /// Every variable-length item is length-prefixed, so no two different specs encode to the
 /// same bytes. Changing this encoding changes every stored hash: bump the version prefix.
@@ -80,6 +83,26 @@ extension DAGSpec {
             if let timeout = task.queueTimeoutMilliseconds {
                 encoder.string("tasks.\(task.id).queue_timeout")
                 encoder.integer(timeout)
+            }
+        }
+        for (name, value) in [("on_success", onSuccess), ("on_failure", onFailure), ("on_deadline_miss", onDeadlineMiss)]
+        where !value.isEmpty {
+            encoder.string(name)
+            encoder.string(value)
+        }
+        if let deadline {
+            encoder.string("deadline")
+            encoder.string(deadline.text)
+        }
+        if callbackQueue != TaskSpec.defaultQueue {
+            encoder.string("callback_queue")
+            encoder.string(callbackQueue)
+        }
+        for task in sortedTasks {
+            for (name, value) in [("on_success", task.onSuccess), ("on_failure", task.onFailure), ("on_retry", task.onRetry)]
+            where !value.isEmpty {
+                encoder.string("tasks.\(task.id).\(name)")
+                encoder.string(value)
             }
         }
         return encoder.bytes

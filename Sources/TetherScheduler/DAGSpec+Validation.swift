@@ -109,6 +109,19 @@ extension DAGSpec {
             report("max_active_tasks", "is \(maxActiveTasks); must be \(rangeText(DAGSpecLimits.maxActiveTasks)) (0: no limit)")
         }
         for message in paramsProblems(params) { report("params", message) }
+        for (field, value) in [("on_success", onSuccess), ("on_failure", onFailure), ("on_deadline_miss", onDeadlineMiss)]
+        where !value.isEmpty {
+            if let message = Identifier.problem(value) { report(field, message) }
+        }
+        if let message = Identifier.problem(callbackQueue) { report("defaults.queue", message) }
+        switch deadline {
+        case .afterCreation(let milliseconds)? where milliseconds <= 0 || milliseconds > DAGSpecLimits.maxDurationMilliseconds:
+            report("deadline", "must be more than 0 and at most 365d, or a time of day HH:MM")
+        case .timeOfDay(let minutes)? where !(0..<1_440).contains(minutes):
+            report("deadline", "time of day must be 00:00 to 23:59")
+        default:
+            break
+        }
 
         if tasks.isEmpty {
             report("tasks", "a DAG needs at least one task")
@@ -220,6 +233,12 @@ extension TaskSpec {
     fileprivate func fieldProblems() -> [(String, String)] {
         var problems: [(String, String)] = []
         if let message = Identifier.problem(id) { problems.append(("id", message)) }
+        if CallbackKind.isCallbackID(id) {
+            problems.append(("id", "'\(id)' is reserved: callback task instances are named <kind>.<number>"))
+        }
+        for (field, value) in [("on_success", onSuccess), ("on_failure", onFailure), ("on_retry", onRetry)] where !value.isEmpty {
+            if let message = Identifier.problem(value) { problems.append((field, message)) }
+        }
         if let message = Identifier.problem(entrypoint) { problems.append(("entrypoint", message)) }
         if let message = Identifier.problem(queue) { problems.append(("queue", message)) }
         if !DAGSpecLimits.retries.contains(retry.retries) {

@@ -1,3 +1,4 @@
+import TetherSyntax
 /// A DAG as applied: every default resolved, every field explicit. Mirrors
 /// `tether.control.v1.DagSpec`. Built by `TetherDAGFile` from YAML and checked by
 /// `DAGSpec.validate()`; the scheduler only ever sees valid specs.
@@ -23,11 +24,22 @@ public struct DAGSpec: Hashable, Sendable, Codable {
     public var params: [String: String]
     /// The tasks, in file order.
     public var tasks: [TaskSpec]
+    /// Run callbacks: entrypoints run (as callback task instances, on `callbackQueue`) once
+    /// a run has succeeded or failed; empty for none.
+    public var onSuccess: String
+    public var onFailure: String
+    /// The entrypoint run once when a run misses its `deadline`; empty for none.
+    public var onDeadlineMiss: String
+    /// When a run should have finished; nil for no deadline.
+    public var deadline: RunDeadline?
+    /// The queue the DAG-level callbacks run on (`defaults.queue` in a file).
+    public var callbackQueue: String
 
     public init(
         dagID: String, description: String = "", schedule: String = "", paused: Bool = false, catchup: Bool = false,
         runTimeoutMilliseconds: Int64? = nil, maxActiveRuns: Int = DAGSpec.defaultMaxActiveRuns, maxActiveTasks: Int = 0,
-        params: [String: String] = [:], tasks: [TaskSpec]
+        params: [String: String] = [:], tasks: [TaskSpec], onSuccess: String = "", onFailure: String = "",
+        onDeadlineMiss: String = "", deadline: RunDeadline? = nil, callbackQueue: String = TaskSpec.defaultQueue
     ) {
         self.dagID = dagID
         self.description = description
@@ -39,12 +51,18 @@ public struct DAGSpec: Hashable, Sendable, Codable {
         self.maxActiveTasks = maxActiveTasks
         self.params = params
         self.tasks = tasks
+        self.onSuccess = onSuccess
+        self.onFailure = onFailure
+        self.onDeadlineMiss = onDeadlineMiss
+        self.deadline = deadline
+        self.callbackQueue = callbackQueue
     }
 
     public static let defaultMaxActiveRuns = 16
 
     private enum CodingKeys: String, CodingKey {
         case dagID, description, schedule, paused, catchup, runTimeoutMilliseconds, maxActiveRuns, maxActiveTasks, params, tasks
+        case onSuccess, onFailure, onDeadlineMiss, deadline, callbackQueue
     }
 
     /// Reads specs stored before a field existed with that field at its default.
@@ -56,7 +74,47 @@ public struct DAGSpec: Hashable, Sendable, Codable {
                   runTimeoutMilliseconds: try c.decodeIfPresent(Int64.self, forKey: .runTimeoutMilliseconds),
                   maxActiveRuns: try c.decode(Int.self, forKey: .maxActiveRuns),
                   maxActiveTasks: try c.decode(Int.self, forKey: .maxActiveTasks),
-                  params: try c.decode([String: String].self, forKey: .params), tasks: try c.decode([TaskSpec].self, forKey: .tasks))
+                  params: try c.decode([String: String].self, forKey: .params), tasks: try c.decode([TaskSpec].self, forKey: .tasks),
+                  onSuccess: try c.decodeIfPresent(String.self, forKey: .onSuccess) ?? "",
+                  onFailure: try c.decodeIfPresent(String.self, forKey: .onFailure) ?? "",
+                  onDeadlineMiss: try c.decodeIfPresent(String.self, forKey: .onDeadlineMiss) ?? "",
+                  deadline: try c.decodeIfPresent(RunDeadline.self, forKey: .deadline),
+                  callbackQueue: try c.decodeIfPresent(String.self, forKey: .callbackQueue) ?? TaskSpec.defaultQueue)
+    }
+}
+
+/// When a run should have finished (`deadline:` in a DAG file). A run unfinished by then
+/// is marked as having missed it, once, and its DAG's `on_deadline_miss` callback runs.
+public enum RunDeadline: Hashable, Sendable, Codable {
+    /// This long after the run was created (queued).
+    case afterCreation(milliseconds: Int64)
+    /// The first instant at or after the end of the run's data interval whose UTC time of
+    /// day is this many minutes past midnight (0..<1440).
+    case timeOfDay(minutes: Int)
+
+    /// The deadline of a run created at `createdAt` whose data interval ends at `intervalEnd`.
+    public func instant(createdAt: Instant, intervalEnd: Instant) -> Instant {
+        switch self {
+        case .afterCreation(let milliseconds):
+            return createdAt.adding(milliseconds: milliseconds)
+        case .timeOfDay(let minutes):
+            let day: Int64 = 86_400_000
+            let end = intervalEnd.millisecondsSinceEpoch
+            let midnight = end - ((end % day) + day) % day
+            var at = midnight + Int64(minutes) * 60_000
+            if at < end { at += day }
+            return Instant(millisecondsSinceEpoch: at)
+        }
+    }
+
+    /// `2h`-style durations or `HH:MM`, as written in a DAG file.
+    public var text: String {
+        switch self {
+        case .afterCreation(let milliseconds): return DurationText.format(milliseconds: milliseconds)
+        case .timeOfDay(let minutes):
+            let hours = minutes / 60, rest = minutes % 60
+            return (hours < 10 ? "0" : "") + "\(hours):" + (rest < 10 ? "0" : "") + "\(rest)"
+        }
     }
 }
 
@@ -86,12 +144,19 @@ public struct TaskSpec: Hashable, Sendable, Codable {
     /// A task queued (ready, waiting for an agent or its pool) this long fails without
     /// running; nil for no limit.
     public var queueTimeoutMilliseconds: Int64?
+    /// Task callbacks: entrypoints run (as callback task instances, on the task's queue)
+    /// when the task succeeds, fails (no retries left) or fails an attempt it will retry.
+    /// Empty for none.
+    public var onSuccess: String
+    public var onFailure: String
+    public var onRetry: String
 
     public init(
         id: String, entrypoint: String, queue: String = TaskSpec.defaultQueue, dependsOn: [String] = [],
         triggerRule: TriggerRule = .allSuccess, retry: RetryPolicy = RetryPolicy(),
         executionTimeoutMilliseconds: Int64? = nil, priority: Int = 0, params: [String: String] = [:],
-        pool: String = "", poolSlots: Int = 1, queueTimeoutMilliseconds: Int64? = nil
+        pool: String = "", poolSlots: Int = 1, queueTimeoutMilliseconds: Int64? = nil,
+        onSuccess: String = "", onFailure: String = "", onRetry: String = ""
     ) {
         self.id = id
         self.entrypoint = entrypoint
@@ -105,6 +170,9 @@ public struct TaskSpec: Hashable, Sendable, Codable {
         self.pool = pool
         self.poolSlots = poolSlots
         self.queueTimeoutMilliseconds = queueTimeoutMilliseconds
+        self.onSuccess = onSuccess
+        self.onFailure = onFailure
+        self.onRetry = onRetry
     }
 
     public static let defaultQueue = "default"
@@ -114,7 +182,7 @@ public struct TaskSpec: Hashable, Sendable, Codable {
 
     private enum CodingKeys: String, CodingKey {
         case id, entrypoint, queue, dependsOn, triggerRule, retry, executionTimeoutMilliseconds, priority, params, pool, poolSlots
-        case queueTimeoutMilliseconds
+        case queueTimeoutMilliseconds, onSuccess, onFailure, onRetry
     }
 
     /// Reads specs stored before a field existed with that field at its default.
@@ -127,7 +195,10 @@ public struct TaskSpec: Hashable, Sendable, Codable {
                   priority: try c.decode(Int.self, forKey: .priority), params: try c.decode([String: String].self, forKey: .params),
                   pool: try c.decodeIfPresent(String.self, forKey: .pool) ?? "",
                   poolSlots: try c.decodeIfPresent(Int.self, forKey: .poolSlots) ?? 1,
-                  queueTimeoutMilliseconds: try c.decodeIfPresent(Int64.self, forKey: .queueTimeoutMilliseconds))
+                  queueTimeoutMilliseconds: try c.decodeIfPresent(Int64.self, forKey: .queueTimeoutMilliseconds),
+                  onSuccess: try c.decodeIfPresent(String.self, forKey: .onSuccess) ?? "",
+                  onFailure: try c.decodeIfPresent(String.self, forKey: .onFailure) ?? "",
+                  onRetry: try c.decodeIfPresent(String.self, forKey: .onRetry) ?? "")
     }
 }
 

@@ -12,6 +12,7 @@ public final class InMemorySchedulerStore: SchedulerStore {
         var attempts: [String: AttemptRecord] = [:]
         var agentSequences: [String: UInt64] = [:]
         var pools: [String: PoolRecord] = [:]
+        var callbacks: [TaskKey: CallbackRecord] = [:]
     }
 
     private let contents = Mutex(Contents())
@@ -23,7 +24,8 @@ public final class InMemorySchedulerStore: SchedulerStore {
             let active = c.runs.values.filter { !$0.state.isFinal }
             let activeIDs = Set(active.map(\.runID))
             let tasks = c.tasks.values.filter { activeIDs.contains($0.key.runID) }
-            let live = Set(tasks.compactMap { $0.lease?.leaseID })
+            let callbacks = c.callbacks.values.filter { !$0.instance.state.isFinal }
+            let live = Set(tasks.compactMap { $0.lease?.leaseID } + callbacks.compactMap { $0.instance.lease?.leaseID })
             var keys: [IdempotencyKey: String] = [:]
             for run in c.runs.values {
                 if let key = run.idempotencyKey { keys[IdempotencyKey(dagID: run.dagID, key: key)] = run.runID }
@@ -31,7 +33,7 @@ public final class InMemorySchedulerStore: SchedulerStore {
             return SchedulerSnapshot(
                 dags: Array(c.dags.values), versions: c.versions.values.flatMap(\.values), activeRuns: active,
                 tasks: tasks, liveAttempts: c.attempts.values.filter { live.contains($0.leaseID) },
-                agentSequences: c.agentSequences, idempotencyKeys: keys, pools: Array(c.pools.values))
+                agentSequences: c.agentSequences, idempotencyKeys: keys, pools: Array(c.pools.values), callbacks: callbacks)
         }
     }
 
@@ -62,6 +64,15 @@ public final class InMemorySchedulerStore: SchedulerStore {
                 case .agentSequence(let agent, let sequence): c.agentSequences[agent] = sequence
                 case .pool(let pool): c.pools[pool.name] = pool
                 case .poolRemoved(let name): c.pools[name] = nil
+                case .callback(let callback): c.callbacks[callback.key] = callback
+                case .dagRemoved(let dagID):
+                    let runIDs = Set(c.runs.values.filter { $0.dagID == dagID }.map(\.runID))
+                    c.dags[dagID] = nil
+                    c.versions[dagID] = nil
+                    c.runs = c.runs.filter { !runIDs.contains($0.key) }
+                    c.tasks = c.tasks.filter { !runIDs.contains($0.key.runID) }
+                    c.attempts = c.attempts.filter { !runIDs.contains($0.value.key.runID) }
+                    c.callbacks = c.callbacks.filter { $0.value.dagID != dagID }
                 }
             }
         }
@@ -82,4 +93,10 @@ public final class InMemorySchedulerStore: SchedulerStore {
         contents.withLock { ($0.versions[dagID] ?? [:]).values.sorted { $0.version < $1.version } }
     }
     public func dag(_ dagID: String) -> DAGRecord? { contents.withLock { $0.dags[dagID] } }
+    /// A run's callbacks, finished or not, oldest first.
+    public func callbacks(ofRun runID: String) -> [CallbackRecord] {
+        contents.withLock { $0.callbacks.values.filter { $0.key.runID == runID }.sorted { ($0.createdAt, $0.key) < ($1.createdAt, $1.key) } }
+    }
+    /// Every attempt stored, for checks that nothing of a deleted DAG is left.
+    public var attemptCount: Int { contents.withLock { $0.attempts.count } }
 }

@@ -171,7 +171,7 @@ extension Scheduler {
         switch report.kind {
         case .started(let at):
             leases[report.leaseID]!.attempt.startedAt = at
-            output.changes.append(.attempt(leases[report.leaseID]!.attempt))
+            if !live.orphaned { output.changes.append(.attempt(leases[report.leaseID]!.attempt)) }
         case .finished(let outcome, let usage, let message):
             guard outcome != .running else {
                 return .rejected(.invalidReport("a finished report needs a final outcome, not running"))
@@ -193,6 +193,7 @@ extension Scheduler {
     }
 
     private func grant(_ ready: LeaseDispatcher.ReadyTask, to agentID: String) {
+        if !callbacks.isEmpty, callbacks[ready.key] != nil { return grantCallback(ready, to: agentID) }
         let now = clock.now()
         let run = runs[ready.key.runID]!
         let spec = run.specs[ready.key.taskID]!
@@ -242,6 +243,8 @@ extension Scheduler {
         } else if !message.isEmpty {
             live.attempt.message += "; then: \(message)"
         }
+        if live.orphaned { return }  // its DAG was deleted: nothing of it is written
+        if !callbacks.isEmpty, callbacks[live.key] != nil { return endCallbackAttempt(live, outcome, now: now) }
 
         guard let run = runs[live.key.runID], var task = run.tasks[live.key.taskID], task.lease?.leaseID == leaseID else {
             output.changes.append(.attempt(live.attempt))
@@ -272,7 +275,7 @@ extension Scheduler {
         if outcome == .succeeded {
             markFinal(run, live.key.taskID, .success, now: now)
         } else if outOfBudget {
-            markFinal(run, live.key.taskID, .failed, now: now)
+            markFinal(run, live.key.taskID, .failed, now: now, callbackReason: live.attempt.message)
         } else if infrastructure || ownTries <= run.specs[live.key.taskID]!.retry.retries {
             // An agent that vanished (lost) leaves at once; one that could not start the task
             // (rejected) backs off, so a broken agent cannot burn attempts in a tight loop.
@@ -281,6 +284,8 @@ extension Scheduler {
             task.state = try! task.state.transition(to: .upForRetry)
             task.nextTryAt = now.adding(milliseconds: delay)
             run.tasks[live.key.taskID] = task
+            // on_retry reports the task's own failures, not an agent that vanished.
+            if !infrastructure { startTaskCallback(run, live.key.taskID, .upForRetry, reason: live.attempt.message, now: now) }
             if delay > 0 {
                 output.changes.append(.task(task))
                 arm(.retry(task.key), at: task.nextTryAt!)
@@ -289,7 +294,7 @@ extension Scheduler {
             }
             return
         } else {
-            markFinal(run, live.key.taskID, .failed, now: now)
+            markFinal(run, live.key.taskID, .failed, now: now, callbackReason: live.attempt.message)
         }
         settle(run, after: [live.key.taskID], now: now)
     }
@@ -315,6 +320,12 @@ extension Scheduler {
     /// Writes `live`'s record into its task instance (and the store), if the task still
     /// holds that lease.
     private func storeLease(_ live: LiveLease) {
+        if var callback = callbacks[live.key], callback.instance.lease?.leaseID == live.record.leaseID {
+            callback.instance.lease = live.record
+            callbacks[live.key] = callback
+            output.changes.append(.callback(callback))
+            return
+        }
         guard let run = runs[live.key.runID], run.tasks[live.key.taskID]?.lease?.leaseID == live.record.leaseID else { return }
         run.tasks[live.key.taskID]!.lease = live.record
         output.changes.append(.task(run.tasks[live.key.taskID]!))
@@ -330,6 +341,11 @@ extension Scheduler {
     func fire(_ timer: SchedulerTimer, now: Instant) {
         switch timer.kind {
         case .retry(let key):
+            if let callback = callbacks[key] {
+                guard callback.instance.state == .upForRetry, let due = callback.instance.nextTryAt else { return }
+                if due > now { return arm(.retry(key), at: due) }
+                return readyCallback(key, now: now)
+            }
             guard let run = runs[key.runID], let task = run.tasks[key.taskID], task.state == .upForRetry,
                   let due = task.nextTryAt else { return }
             if due > now { return arm(.retry(key), at: due) }
@@ -385,6 +401,8 @@ extension Scheduler {
             }
             run.record.note += (run.record.note.isEmpty ? "" : "\n") + "failed: " + reason
             finishRun(run, as: .failed, now: now)
+        case .deadline(let runID, let createdAt):
+            fireDeadline(runID: runID, createdAt: createdAt, now: now)
         }
     }
 
@@ -409,7 +427,9 @@ extension Scheduler {
     /// The current epoch of the task a lease id names, if that task is in an active run.
     func currentEpoch(ofLease leaseID: String) -> UInt64? {
         let parts = leaseID.split(separator: "/", omittingEmptySubsequences: false)
-        guard parts.count == 3, let run = runs[String(parts[0])], let task = run.tasks[String(parts[1])] else { return nil }
+        guard parts.count == 3 else { return nil }
+        if let callback = callbacks[TaskKey(runID: String(parts[0]), taskID: String(parts[1]))] { return callback.instance.epoch }
+        guard let run = runs[String(parts[0])], let task = run.tasks[String(parts[1])] else { return nil }
         return task.epoch
     }
 }

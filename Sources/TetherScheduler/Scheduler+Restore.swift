@@ -36,6 +36,18 @@ extension Scheduler {
             let run = ActiveRun(record: record, spec: version.spec, tasks: tasksByRun[record.runID] ?? [:])
             runs[record.runID] = run
             if record.state == .running { entry.runningCount += 1 } else { entry.waitingRuns.append(record.runID) }
+            if record.state == .running, let backfillID = record.backfillID {
+                backfillRunning[record.dagID, default: [:]][backfillID, default: 0] += 1
+            }
+            // A deadline after creation is a duration: at most that long from now. A time of
+            // day is a wall-clock instant and stays one.
+            if let deadline = record.deadlineAt, record.deadlineMissedAt == nil {
+                if case .afterCreation(let milliseconds)? = version.spec.deadline {
+                    armDeadline(run, at: min(deadline, now.adding(milliseconds: milliseconds)))
+                } else {
+                    armDeadline(run, at: deadline)
+                }
+            }
             // Queued tasks in their original readiness order.
             for task in run.tasks.values.sorted(by: { ($0.readyAt ?? now, $0.key) < ($1.readyAt ?? now, $1.key) }) {
                 let spec = run.specs[task.key.taskID]!
@@ -79,6 +91,41 @@ extension Scheduler {
                     arm(.executionTimeout(leaseID: lease.leaseID),
                         at: min(max(due, now.adding(milliseconds: grace)), now.adding(milliseconds: timeout + grace)))
                 }
+            }
+        }
+        // Unfinished callbacks: queued ones back in their queues, leased ones waiting for their
+        // agents as tasks' leases do, up_for_retry ones (rejected) within their backoff.
+        for var callback in snapshot.callbacks.sorted(by: { ($0.createdAt, $0.key) < ($1.createdAt, $1.key) })
+        where dags[callback.dagID] != nil && !callback.instance.state.isFinal {
+            let key = callback.key
+            if var lease = callback.instance.lease {
+                lease.expiresAt = now.adding(milliseconds: configuration.leaseTTLMilliseconds)
+                callback.instance.lease = lease
+                let attempt = attempts[lease.leaseID]
+                    ?? AttemptRecord(key: key, attempt: lease.attempt, leaseID: lease.leaseID, epoch: lease.epoch,
+                                     agentID: lease.agentID, outcome: .running, grantedAt: lease.grantedAt)
+                leases[lease.leaseID] = LiveLease(record: lease, dagID: callback.dagID, queue: callback.queue, pool: nil, attempt: attempt)
+                leasesByAgent[lease.agentID, default: []].insert(lease.leaseID)
+                dispatcher.occupy(agentID: lease.agentID, dagID: callback.dagID, queue: callback.queue, pool: nil)
+                arm(.leaseExpiry(leaseID: lease.leaseID), at: lease.expiresAt)
+                callbacks[key] = callback
+                output.changes.append(.callback(callback))
+                continue
+            }
+            callbacks[key] = callback
+            switch callback.instance.state {
+            case .queued:
+                dispatcher.enqueue(key, dagID: callback.dagID, queue: callback.queue, entrypoint: callback.entrypoint, priority: 0,
+                                   pool: nil, readyAt: callback.instance.readyAt ?? now)
+            case .upForRetry:
+                let longest = Self.rejectionBackoff(afterInfrastructureAttempts: callback.instance.infrastructureAttempts)
+                arm(.retry(key), at: min(callback.instance.nextTryAt ?? now, now.adding(milliseconds: longest)))
+            default:
+                // Running without a lease cannot be stored; queue it again.
+                callback.instance.state = .queued
+                callbacks[key] = callback
+                dispatcher.enqueue(key, dagID: callback.dagID, queue: callback.queue, entrypoint: callback.entrypoint, priority: 0,
+                                   pool: nil, readyAt: now)
             }
         }
         for (task, record, spec) in queuedTasks {

@@ -1,13 +1,16 @@
 // Run and task-instance progression: creating runs, trigger rules, finishing.
 extension Scheduler {
     func createRun(_ entry: DAGEntry, trigger: RunTrigger, logicalDate: Instant, dataInterval: DataInterval?,
-                   params: [String: String], idempotencyKey: String? = nil, note: String = "", now: Instant) -> RunRecord {
+                   params: [String: String], idempotencyKey: String? = nil, note: String = "", now: Instant,
+                   backfill: (id: String, maxActiveRuns: Int)? = nil) -> RunRecord {
         entry.record.runCount += 1
         let spec = entry.latestSpec
         let runID = "\(spec.dagID)-\(entry.record.runCount)"
-        let record = RunRecord(runID: runID, dagID: spec.dagID, version: entry.record.latestVersion, number: entry.record.runCount,
+        var record = RunRecord(runID: runID, dagID: spec.dagID, version: entry.record.latestVersion, number: entry.record.runCount,
                                state: .queued, trigger: trigger, logicalDate: logicalDate, dataInterval: dataInterval,
-                               params: params, idempotencyKey: idempotencyKey, note: note, createdAt: now)
+                               params: params, idempotencyKey: idempotencyKey, note: note, createdAt: now,
+                               backfillID: backfill?.id, backfillMaxActiveRuns: backfill?.maxActiveRuns ?? 0)
+        record.deadlineAt = spec.deadline?.instant(createdAt: now, intervalEnd: record.dataInterval.end)
         var tasks: [String: TaskInstanceRecord] = [:]
         tasks.reserveCapacity(spec.tasks.count)
         for task in spec.tasks {
@@ -15,6 +18,7 @@ extension Scheduler {
         }
         let run = ActiveRun(record: record, spec: spec, tasks: tasks)
         runs[runID] = run
+        if let deadline = record.deadlineAt { armDeadline(run, at: deadline) }
         output.changes.append(.dag(entry.record))
         output.changes.append(.run(record))
         for task in spec.tasks { output.changes.append(.task(tasks[task.id]!)) }
@@ -27,8 +31,18 @@ extension Scheduler {
     /// max_active_runs.
     func startQueuedRuns(_ entry: DAGEntry) {
         let now = clock.now()
-        while !entry.record.paused, !entry.waitingRuns.isEmpty, entry.runningCount < entry.latestSpec.maxActiveRuns {
-            let run = runs[entry.waitingRuns.removeFirst()]!
+        var index = 0
+        while !entry.record.paused, index < entry.waitingRuns.count, entry.runningCount < entry.latestSpec.maxActiveRuns {
+            let run = runs[entry.waitingRuns[index]]!
+            // A backfill at its own limit holds back its runs, not those behind them.
+            if let backfillID = run.record.backfillID {
+                guard backfillRunning[run.record.dagID]?[backfillID] ?? 0 < run.record.backfillMaxActiveRuns else {
+                    index += 1
+                    continue
+                }
+                backfillRunning[run.record.dagID, default: [:]][backfillID, default: 0] += 1
+            }
+            entry.waitingRuns.remove(at: index)
             entry.runningCount += 1
             run.record.state = try! run.record.state.transition(to: .running)
             run.record.startedAt = now
@@ -91,7 +105,10 @@ extension Scheduler {
         }
     }
 
-    func markFinal(_ run: ActiveRun, _ taskID: String, _ state: TaskState, now: Instant, reason: String = "") {
+    /// - Parameter callbackReason: what a failure callback is told, when not `reason` (the
+    ///   failed attempt's message).
+    func markFinal(_ run: ActiveRun, _ taskID: String, _ state: TaskState, now: Instant, reason: String = "",
+                   callbackReason: String? = nil) {
         var task = run.tasks[taskID]!
         task.state = try! task.state.transition(to: state)
         task.finishedAt = now
@@ -100,6 +117,7 @@ extension Scheduler {
         run.tasks[taskID] = task
         run.unfinished -= 1
         output.changes.append(.task(task))
+        startTaskCallback(run, taskID, state, reason: callbackReason ?? reason, now: now)
     }
 
     /// Cancels one unfinished task: out of its queue, or its lease revoked.
@@ -121,8 +139,10 @@ extension Scheduler {
         run.record.finishedAt = now
         output.changes.append(.run(run.record))
         runs[run.record.runID] = nil
+        startRunCallback(run, state, now: now)
         guard let entry = dags[run.record.dagID] else { return }
         if wasRunning {
+            if let backfillID = run.record.backfillID { backfillRunning[run.record.dagID]?[backfillID]? -= 1 }
             entry.runningCount -= 1
         } else {
             entry.waitingRuns.removeAll { $0 == run.record.runID }

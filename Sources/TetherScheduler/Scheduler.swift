@@ -33,6 +33,10 @@ public final class Scheduler {
     var agentLiveness: [String: AgentLiveness] = [:]
     /// Agents with an `agentSilence` timer armed (one at most each).
     var silenceTimers: Set<String> = []
+    /// Callbacks not yet finished, by (run id, callback id).
+    var callbacks: [TaskKey: CallbackRecord] = [:]
+    /// Running runs of each limited backfill, by DAG, then backfill id.
+    var backfillRunning: [String: [String: Int]] = [:]
     var output = SchedulerOutput()
 
     /// A scheduler with no state.
@@ -169,6 +173,10 @@ public final class Scheduler {
         guard let run = runs[runID], run.record.state == .queued, let entry = dags[run.record.dagID] else { return nil }
         if entry.record.paused { return "DAG '\(run.record.dagID)' is paused; the run starts when it is unpaused" }
         let limit = entry.latestSpec.maxActiveRuns
+        if let backfillID = run.record.backfillID, entry.runningCount < limit {
+            let running = backfillRunning[run.record.dagID]?[backfillID] ?? 0
+            return "backfill \(backfillID) has \(running) of its max_active_runs \(run.record.backfillMaxActiveRuns) running"
+        }
         return "DAG '\(run.record.dagID)' has \(entry.runningCount) of max_active_runs \(limit) running"
     }
 
@@ -281,6 +289,7 @@ public final class Scheduler {
             run.record.finishedAt = nil
             runs[runID] = run
             output.changes.append(.run(run.record))
+            if let deadline = run.record.deadlineAt { armDeadline(run, at: deadline) }
             let entry = dags[run.record.dagID]!
             entry.waitingRuns.append(runID)
             startQueuedRuns(entry)
@@ -309,13 +318,19 @@ public final class Scheduler {
     /// - Parameter existing: the DAG's scheduled and backfill runs in the range as the
     ///   store holds them (active runs are read from memory); finished ones are what
     ///   `rerunFailed` clears.
+    /// - Parameter maxActiveRuns: most runs this backfill makes running at once, besides
+    ///   the DAG's own max_active_runs; 0 for no limit of its own.
     /// - Throws: `unknownDAG`; `invalidArgument` for a DAG without a schedule, a reversed
-    ///   range, or more than `maxBackfillRuns` runs to create; what `clear` throws.
+    ///   range, a negative limit, or more than `maxBackfillRuns` runs to create; what
+    ///   `clear` throws.
     public func backfill(dagID: String, from: Instant, through: Instant, rerunFailed: Bool,
-                         existing: [StoredRun]) throws(SchedulerError) -> BackfillOutcome {
+                         existing: [StoredRun], maxActiveRuns: Int = 0) throws(SchedulerError) -> BackfillOutcome {
         guard let entry = dags[dagID] else { throw .unknownDAG(dagID) }
         guard let schedule = entry.schedule else { throw .invalidArgument("DAG '\(dagID)' has no schedule to backfill") }
         guard from <= through else { throw .invalidArgument("the range ends before it starts") }
+        guard (0...DAGSpecLimits.maxActiveRuns.upperBound).contains(maxActiveRuns) else {
+            throw .invalidArgument("max_active_runs \(maxActiveRuns): must be 0 (no limit of its own) to \(DAGSpecLimits.maxActiveRuns.upperBound)")
+        }
         let frontier = entry.record.lastScheduledAt ?? entry.record.createdAt
         let end = min(through, frontier)
         var instants: [Instant] = []
@@ -349,10 +364,13 @@ public final class Scheduler {
             }
         }
         let now = clock.now()
+        // The backfill is named by its first run, which it makes first.
+        let backfillID = maxActiveRuns > 0 && !missing.isEmpty ? "\(dagID)-\(entry.record.runCount + 1)" : nil
         for instant in missing {
             backfilled[dagID, default: []].insert(instant)
             outcome.created.append(createRun(entry, trigger: .backfill, logicalDate: instant,
-                                             dataInterval: schedule.interval(endingAt: instant), params: [:], now: now))
+                                             dataInterval: schedule.interval(endingAt: instant), params: [:], now: now,
+                                             backfill: backfillID.map { ($0, maxActiveRuns) }))
         }
         dispatch()
         return outcome
@@ -547,6 +565,9 @@ struct LiveLease {
     /// Its execution timeout's backstop fired: the attempt ends `timedOut` when the agent
     /// reports or the lease expires, whichever comes first.
     var timedOut = false
+    /// Its DAG was deleted: the lease holds its agent's slot until the agent reports or it
+    /// expires, and then ends with nothing written.
+    var orphaned = false
     var key: TaskKey { attempt.key }
 
     init(record: LeaseRecord, dagID: String, queue: String, pool: PoolClaim?, attempt: AttemptRecord) {
@@ -573,6 +594,9 @@ struct SchedulerTimer: Comparable {
         case queueTimeout(TaskKey, readyAt: Instant)
         /// The run has run for its DAG's run_timeout.
         case runTimeout(runID: String)
+        /// The run's deadline; `createdAt` tells the run from a later one of the same id
+        /// (its DAG deleted and applied again).
+        case deadline(runID: String, createdAt: Instant)
     }
 
     var at: Instant

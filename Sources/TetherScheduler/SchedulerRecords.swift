@@ -97,11 +97,24 @@ public struct RunRecord: Hashable, Sendable {
     public var createdAt: Instant
     public var startedAt: Instant?
     public var finishedAt: Instant?
+    /// When the run should have finished, from its DAG version's `deadline`; nil for none.
+    public var deadlineAt: Instant?
+    /// When the scheduler found the run unfinished past `deadlineAt` (once; never cleared).
+    public var deadlineMissedAt: Instant?
+    /// Callbacks started for this run so far: the next is `<kind>.<callbackCount + 1>`.
+    public var callbackCount: Int
+    /// The backfill that made the run (its first run's id), for that backfill's own
+    /// max_active_runs; nil for other runs and unlimited backfills.
+    public var backfillID: String?
+    /// Most runs of `backfillID` running at once.
+    public var backfillMaxActiveRuns: Int
 
     public init(runID: String, dagID: String, version: Int, number: Int, state: RunState, trigger: RunTrigger,
                 logicalDate: Instant, dataInterval: DataInterval? = nil, params: [String: String],
                 idempotencyKey: String? = nil, note: String = "", createdAt: Instant,
-                startedAt: Instant? = nil, finishedAt: Instant? = nil) {
+                startedAt: Instant? = nil, finishedAt: Instant? = nil, deadlineAt: Instant? = nil,
+                deadlineMissedAt: Instant? = nil, callbackCount: Int = 0, backfillID: String? = nil,
+                backfillMaxActiveRuns: Int = 0) {
         self.runID = runID
         self.dagID = dagID
         self.version = version
@@ -116,7 +129,68 @@ public struct RunRecord: Hashable, Sendable {
         self.createdAt = createdAt
         self.startedAt = startedAt
         self.finishedAt = finishedAt
+        self.deadlineAt = deadlineAt
+        self.deadlineMissedAt = deadlineMissedAt
+        self.callbackCount = callbackCount
+        self.backfillID = backfillID
+        self.backfillMaxActiveRuns = backfillMaxActiveRuns
     }
+}
+
+/// What a callback reports on (`on_success`, ... in a DAG file).
+public enum CallbackKind: String, Hashable, Sendable, CaseIterable, Codable {
+    case onSuccess = "on_success"
+    case onFailure = "on_failure"
+    case onRetry = "on_retry"
+    case onDeadlineMiss = "on_deadline_miss"
+
+    /// Whether `taskID` has the shape of a callback's id, `<kind>.<number>`: such ids are
+    /// reserved, so a DAG's own tasks can never share one with a callback of their run.
+    public static func isCallbackID(_ taskID: String) -> Bool {
+        guard let dot = taskID.lastIndex(of: "."), CallbackKind(rawValue: String(taskID[..<dot])) != nil else { return false }
+        let number = taskID[taskID.index(after: dot)...]
+        return !number.isEmpty && number.allSatisfy { $0.isASCII && $0.isNumber }
+    }
+}
+
+/// A callback: an entrypoint run once, as a task instance of its own, to report on a run
+/// or one of its tasks (`on_failure`, ...) or on a missed deadline. It is leased like any
+/// task (fencing, lost attempts re-queued) but never changes the run it reports on; it
+/// outlives that run (a run's callbacks start once the run or task has finished).
+public struct CallbackRecord: Hashable, Sendable {
+    /// Its state machine and lease; `key` is (run id, `<kind>.<n>`).
+    public var instance: TaskInstanceRecord
+    public var kind: CallbackKind
+    public var dagID: String
+    public var dagVersion: Int
+    /// The task reported on; empty for the run.
+    public var taskID: String
+    public var entrypoint: String
+    public var queue: String
+    /// What the entrypoint is told: `callback`, `dag_id`, `run_id`, `task_id`, `state`,
+    /// `attempt`, `reason`, `logical_date`, `data_interval_start`, `data_interval_end`, ...
+    public var params: [String: String]
+    public var logicalDate: Instant
+    public var dataInterval: DataInterval
+    public var createdAt: Instant
+
+    public init(instance: TaskInstanceRecord, kind: CallbackKind, dagID: String, dagVersion: Int, taskID: String,
+                entrypoint: String, queue: String, params: [String: String], logicalDate: Instant,
+                dataInterval: DataInterval, createdAt: Instant) {
+        self.instance = instance
+        self.kind = kind
+        self.dagID = dagID
+        self.dagVersion = dagVersion
+        self.taskID = taskID
+        self.entrypoint = entrypoint
+        self.queue = queue
+        self.params = params
+        self.logicalDate = logicalDate
+        self.dataInterval = dataInterval
+        self.createdAt = createdAt
+    }
+
+    public var key: TaskKey { instance.key }
 }
 
 /// A run's span of data: from `start` (inclusive) to `end` (exclusive).

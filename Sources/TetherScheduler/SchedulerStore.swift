@@ -11,6 +11,10 @@ public enum SchedulerChange: Hashable, Sendable {
     case agentSequence(agentID: String, sequence: UInt64)
     case pool(PoolRecord)
     case poolRemoved(name: String)
+    case callback(CallbackRecord)
+    /// Deletes the DAG with its versions, runs, task instances, attempts and callbacks
+    /// (`Scheduler.deleteDAG`). Changes after it in the same batch apply after it.
+    case dagRemoved(dagID: String)
 }
 
 /// Everything the scheduler needs to resume after a restart.
@@ -28,10 +32,12 @@ public struct SchedulerSnapshot: Sendable {
     /// Every run triggered with an idempotency key, finished or not.
     public var idempotencyKeys: [IdempotencyKey: String]
     public var pools: [PoolRecord]
+    /// Callbacks not yet finished (their live attempts are in `liveAttempts`).
+    public var callbacks: [CallbackRecord]
 
     public init(dags: [DAGRecord] = [], versions: [DAGVersionRecord] = [], activeRuns: [RunRecord] = [],
                 tasks: [TaskInstanceRecord] = [], liveAttempts: [AttemptRecord] = [], agentSequences: [String: UInt64] = [:],
-                idempotencyKeys: [IdempotencyKey: String] = [:], pools: [PoolRecord] = []) {
+                idempotencyKeys: [IdempotencyKey: String] = [:], pools: [PoolRecord] = [], callbacks: [CallbackRecord] = []) {
         self.dags = dags
         self.versions = versions
         self.activeRuns = activeRuns
@@ -40,6 +46,7 @@ public struct SchedulerSnapshot: Sendable {
         self.agentSequences = agentSequences
         self.idempotencyKeys = idempotencyKeys
         self.pools = pools
+        self.callbacks = callbacks
     }
 }
 

@@ -130,6 +130,13 @@ public final class SQLiteSchedulerStore: SchedulerStore {
             try db.query("""
                 \(Self.attemptColumns) JOIN task_instances t ON t.lease_id = a.lease_id
                 """) { row in snapshot.liveAttempts.append(try Self.attemptRecord(row)) }
+            try db.query("\(Self.callbackColumns) WHERE state NOT IN ('success', 'failed', 'cancelled')") { row in
+                snapshot.callbacks.append(try Self.callbackRecord(row))
+            }
+            try db.query("""
+                \(Self.attemptColumns) JOIN callbacks c ON c.lease_id = a.lease_id
+                WHERE c.state NOT IN ('success', 'failed', 'cancelled')
+                """) { row in snapshot.liveAttempts.append(try Self.attemptRecord(row)) }
             try db.query("SELECT agent_id, sequence FROM agent_sequences") { row in
                 snapshot.agentSequences[row[0].text!] = UInt64(row[1].int64!)
             }
@@ -230,6 +237,17 @@ public final class SQLiteSchedulerStore: SchedulerStore {
         }
     }
 
+    /// The run's callbacks, finished or not, oldest first.
+    public func callbacks(ofRun runID: String) async throws -> [CallbackRecord] {
+        try await read { db in
+            var callbacks: [CallbackRecord] = []
+            try db.query("\(Self.callbackColumns) WHERE run_id = ? ORDER BY created_at_ms, callback_id", [.text(runID)]) {
+                callbacks.append(try Self.callbackRecord($0))
+            }
+            return callbacks
+        }
+    }
+
     /// How many of the run's task instances are in each state.
     public func taskStateCounts(ofRun runID: String) async throws -> [TaskState: Int] {
         try await read { db in
@@ -291,12 +309,33 @@ public final class SQLiteSchedulerStore: SchedulerStore {
             CREATE TABLE pools (name TEXT PRIMARY KEY, slots INTEGER NOT NULL, updated_at_ms INTEGER NOT NULL);
             CREATE INDEX runs_by_logical_date ON runs (dag_id, logical_date_ms);
             """),
+        // Runs of schema 3 have no deadline, no callbacks and no backfill limit.
+        SQLiteMigration(version: 4, name: "callbacks, run deadlines, backfill limits", sql: """
+            ALTER TABLE runs ADD COLUMN deadline_at_ms INTEGER;
+            ALTER TABLE runs ADD COLUMN deadline_missed_at_ms INTEGER;
+            ALTER TABLE runs ADD COLUMN callback_count INTEGER NOT NULL DEFAULT 0;
+            ALTER TABLE runs ADD COLUMN backfill_id TEXT;
+            ALTER TABLE runs ADD COLUMN backfill_max_active_runs INTEGER NOT NULL DEFAULT 0;
+            CREATE TABLE callbacks (
+                run_id TEXT NOT NULL, callback_id TEXT NOT NULL, kind TEXT NOT NULL, dag_id TEXT NOT NULL,
+                dag_version INTEGER NOT NULL, task_id TEXT NOT NULL, entrypoint TEXT NOT NULL, queue TEXT NOT NULL,
+                params_json TEXT NOT NULL, logical_date_ms INTEGER NOT NULL, data_interval_start_ms INTEGER NOT NULL,
+                data_interval_end_ms INTEGER NOT NULL, created_at_ms INTEGER NOT NULL,
+                state TEXT NOT NULL, tries INTEGER NOT NULL, epoch INTEGER NOT NULL, infrastructure_attempts INTEGER NOT NULL,
+                ready_at_ms INTEGER, next_try_at_ms INTEGER, finished_at_ms INTEGER,
+                lease_id TEXT, lease_agent_id TEXT, lease_epoch INTEGER, lease_attempt INTEGER,
+                lease_granted_at_ms INTEGER, lease_expires_at_ms INTEGER, lease_revoked TEXT, reason TEXT NOT NULL,
+                PRIMARY KEY (run_id, callback_id)) WITHOUT ROWID;
+            CREATE INDEX callbacks_unfinished ON callbacks (state) WHERE state NOT IN ('success', 'failed', 'cancelled');
+            CREATE INDEX callbacks_by_dag ON callbacks (dag_id);
+            """),
     ]
 
     /// The columns `runRecord` reads, in its order.
     private static let runColumnList = """
         run_id, dag_id, version, number, state, trigger, logical_date_ms, params_json, created_at_ms,
-        started_at_ms, finished_at_ms, data_interval_start_ms, data_interval_end_ms, idempotency_key, note
+        started_at_ms, finished_at_ms, data_interval_start_ms, data_interval_end_ms, idempotency_key, note,
+        deadline_at_ms, deadline_missed_at_ms, callback_count, backfill_id, backfill_max_active_runs
         """
     private static let runColumns = "SELECT \(runColumnList) FROM runs"
     /// `infrastructure_retries` holds `TaskInstanceRecord.infrastructureAttempts` (the
@@ -305,6 +344,13 @@ public final class SQLiteSchedulerStore: SchedulerStore {
         SELECT run_id, task_id, task_instances.state, tries, epoch, infrastructure_retries, ready_at_ms, next_try_at_ms,
                task_instances.finished_at_ms, lease_id, lease_agent_id, lease_epoch, lease_attempt,
                lease_granted_at_ms, lease_expires_at_ms, lease_revoked, tries_before_clear, reason FROM task_instances
+        """
+    private static let callbackColumns = "SELECT \(callbackColumnList) FROM callbacks"
+    private static let callbackColumnList = """
+        run_id, callback_id, kind, dag_id, dag_version, task_id, entrypoint, queue, params_json, logical_date_ms,
+               data_interval_start_ms, data_interval_end_ms, created_at_ms, state, tries, epoch, infrastructure_attempts,
+               ready_at_ms, next_try_at_ms, finished_at_ms, lease_id, lease_agent_id, lease_epoch, lease_attempt,
+               lease_granted_at_ms, lease_expires_at_ms, lease_revoked, reason
         """
     private static let attemptColumns = """
         SELECT a.lease_id, a.run_id, a.task_id, a.attempt, a.epoch, a.agent_id, a.outcome, a.granted_at_ms,
@@ -325,6 +371,7 @@ public final class SQLiteSchedulerStore: SchedulerStore {
 
     private enum RowKey: Hashable {
         case version(String, Int), dag(String), run(String), task(TaskKey), attempt(String), agent(String), pool(String)
+        case callback(TaskKey), dagRemoved(String)
 
         init(_ change: SchedulerChange) {
             switch change {
@@ -336,6 +383,8 @@ public final class SQLiteSchedulerStore: SchedulerStore {
             case .agentSequence(let agentID, _): self = .agent(agentID)
             case .pool(let pool): self = .pool(pool.name)
             case .poolRemoved(let name): self = .pool(name)
+            case .callback(let callback): self = .callback(callback.key)
+            case .dagRemoved(let dagID): self = .dagRemoved(dagID)
             }
         }
     }
@@ -353,15 +402,18 @@ public final class SQLiteSchedulerStore: SchedulerStore {
         case .run(let r):
             // An upsert that keeps the row (and its rowid, the creation order ListRuns pages by).
             try db.run("""
-                INSERT INTO runs (\(runColumnList)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO runs (\(runColumnList)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT (run_id) DO UPDATE SET
                 state = excluded.state, started_at_ms = excluded.started_at_ms, finished_at_ms = excluded.finished_at_ms,
-                note = excluded.note
+                note = excluded.note, deadline_at_ms = excluded.deadline_at_ms,
+                deadline_missed_at_ms = excluded.deadline_missed_at_ms, callback_count = excluded.callback_count
                 """,
                        [.text(r.runID), .text(r.dagID), .integer(Int64(r.version)), .integer(Int64(r.number)),
                         .text(r.state.rawValue), .text(r.trigger.rawValue), r.logicalDate.value, try encode(r.params),
                         r.createdAt.value, r.startedAt.value, r.finishedAt.value, r.dataInterval.start.value,
-                        r.dataInterval.end.value, r.idempotencyKey.map { .text($0) } ?? .null, .text(r.note)])
+                        r.dataInterval.end.value, r.idempotencyKey.map { .text($0) } ?? .null, .text(r.note),
+                        r.deadlineAt.value, r.deadlineMissedAt.value, .integer(Int64(r.callbackCount)),
+                        r.backfillID.map { .text($0) } ?? .null, .integer(Int64(r.backfillMaxActiveRuns))])
         case .task(let t):
             let lease = t.lease
             try db.run("INSERT OR REPLACE INTO task_instances VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -394,6 +446,27 @@ public final class SQLiteSchedulerStore: SchedulerStore {
                        [.text(pool.name), .integer(Int64(pool.slots)), pool.updatedAt.value])
         case .poolRemoved(let name):
             try db.run("DELETE FROM pools WHERE name = ?", [.text(name)])
+        case .callback(let c):
+            let t = c.instance, lease = t.lease
+            try db.run("INSERT OR REPLACE INTO callbacks (\(callbackColumnList)) VALUES (\(Array(repeating: "?", count: 28).joined(separator: ", ")))",
+                       [.text(t.key.runID), .text(t.key.taskID), .text(c.kind.rawValue), .text(c.dagID), .integer(Int64(c.dagVersion)),
+                        .text(c.taskID), .text(c.entrypoint), .text(c.queue), try encode(c.params), c.logicalDate.value,
+                        c.dataInterval.start.value, c.dataInterval.end.value, c.createdAt.value,
+                        .text(t.state.rawValue), .integer(Int64(t.tries)), .integer(Int64(bitPattern: t.epoch)),
+                        .integer(Int64(t.infrastructureAttempts)), t.readyAt.value, t.nextTryAt.value, t.finishedAt.value,
+                        lease.map { .text($0.leaseID) } ?? .null, lease.map { .text($0.agentID) } ?? .null,
+                        lease.map { .integer(Int64(bitPattern: $0.epoch)) } ?? .null,
+                        lease.map { .integer(Int64($0.attempt)) } ?? .null, lease?.grantedAt.value ?? .null,
+                        lease?.expiresAt.value ?? .null, lease?.revoked.map { .text($0.rawValue) } ?? .null, .text(t.reason)])
+        case .dagRemoved(let dagID):
+            // Children first: attempts and task instances are found through the DAG's runs.
+            let runs = "SELECT run_id FROM runs WHERE dag_id = ?"
+            try db.run("DELETE FROM task_attempts WHERE run_id IN (\(runs))", [.text(dagID)])
+            try db.run("DELETE FROM task_instances WHERE run_id IN (\(runs))", [.text(dagID)])
+            try db.run("DELETE FROM callbacks WHERE dag_id = ?", [.text(dagID)])
+            try db.run("DELETE FROM runs WHERE dag_id = ?", [.text(dagID)])
+            try db.run("DELETE FROM dag_versions WHERE dag_id = ?", [.text(dagID)])
+            try db.run("DELETE FROM dags WHERE dag_id = ?", [.text(dagID)])
         case .agentSequence(let agentID, let sequence):
             try db.run("INSERT INTO agent_sequences VALUES (?, ?) ON CONFLICT (agent_id) DO UPDATE SET sequence = excluded.sequence",
                        [.text(agentID), .integer(Int64(bitPattern: sequence))])
@@ -413,7 +486,28 @@ public final class SQLiteSchedulerStore: SchedulerStore {
                   },
                   params: try decode([String: String].self, row[o + 7]), idempotencyKey: row[o + 13].text,
                   note: row[o + 14].text ?? "", createdAt: Instant(row[o + 8]), startedAt: Instant(optional: row[o + 9]),
-                  finishedAt: Instant(optional: row[o + 10]))
+                  finishedAt: Instant(optional: row[o + 10]), deadlineAt: Instant(optional: row[o + 15]),
+                  deadlineMissedAt: Instant(optional: row[o + 16]), callbackCount: Int(row[o + 17].int64 ?? 0),
+                  backfillID: row[o + 18].text, backfillMaxActiveRuns: Int(row[o + 19].int64 ?? 0))
+    }
+
+    private static func callbackRecord(_ row: SQLiteRow) throws -> CallbackRecord {
+        var lease: LeaseRecord?
+        if let leaseID = row[20].text {
+            lease = LeaseRecord(leaseID: leaseID, agentID: row[21].text ?? "", epoch: UInt64(bitPattern: row[22].int64 ?? 0),
+                                attempt: Int(row[23].int64 ?? 0), grantedAt: Instant(row[24]), expiresAt: Instant(row[25]),
+                                revoked: try row[26].isNull ? nil : enumValue(RevokeReason.self, row[26]))
+        }
+        let instance = TaskInstanceRecord(
+            key: TaskKey(runID: row[0].text!, taskID: row[1].text!), state: try enumValue(TaskState.self, row[13]),
+            tries: Int(row[14].int64 ?? 0), epoch: UInt64(bitPattern: row[15].int64 ?? 0),
+            infrastructureAttempts: Int(row[16].int64 ?? 0), readyAt: Instant(optional: row[17]),
+            nextTryAt: Instant(optional: row[18]), finishedAt: Instant(optional: row[19]), lease: lease, reason: row[27].text ?? "")
+        return CallbackRecord(
+            instance: instance, kind: try enumValue(CallbackKind.self, row[2]), dagID: row[3].text!, dagVersion: Int(row[4].int64 ?? 0),
+            taskID: row[5].text ?? "", entrypoint: row[6].text ?? "", queue: row[7].text ?? "",
+            params: try decode([String: String].self, row[8]), logicalDate: Instant(row[9]),
+            dataInterval: DataInterval(start: Instant(row[10]), end: Instant(row[11])), createdAt: Instant(row[12]))
     }
 
     private static func taskRecord(_ row: SQLiteRow) throws -> TaskInstanceRecord {

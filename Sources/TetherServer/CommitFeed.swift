@@ -398,6 +398,7 @@ struct FeedState {
         var newGrants: Set<TaskKey> = []
         var finishedRuns: [String] = []
         var dagIDs: [String] = []
+        var removed: [String] = []
         for change in changes {
             switch change {
             case .run(let run):
@@ -408,7 +409,13 @@ struct FeedState {
                 if attempt.outcome == .running && attempt.startedAt == nil { newGrants.insert(attempt.key) }
             case .dag(let dag):
                 dagIDs.append(dag.dagID)
-            case .task, .dagVersion, .agentSequence, .pool, .poolRemoved:
+            case .dagRemoved(let dagID):
+                // Its runs go as finished ones do; its versions' specs are forgotten, as the
+                // same id applied again starts at version 1.
+                finishedRuns += runs.filter { $0.value.dagID == dagID }.map(\.key)
+                removed.append(dagID)
+                specs = specs.filter { $0.key.dagID != dagID }
+            case .task, .dagVersion, .agentSequence, .pool, .poolRemoved, .callback:
                 break
             }
         }
@@ -432,7 +439,7 @@ struct FeedState {
                 let subject = ControlV1.WatchEventsResponse.Subject.taskInstance(
                     ControlV1.TaskInstance(task, spec: spec, attempts: attempts[task.key] ?? [], waitingReason: nil))
                 events.append(event(.task, subject, dagID: runs[task.key.runID]?.dagID ?? "", runID: task.key.runID, at: at))
-            case .attempt, .dag, .dagVersion, .agentSequence, .pool, .poolRemoved:
+            case .attempt, .dag, .dagVersion, .agentSequence, .pool, .poolRemoved, .callback, .dagRemoved:
                 break
             }
         }
@@ -445,6 +452,12 @@ struct FeedState {
                 }
             }
             events += dags.map { event(.dag, .dag($0), dagID: $0.dagID, runID: "", at: at) }
+        }
+        for dagID in removed {
+            var gone = ControlV1.Dag()
+            gone.dagID = dagID
+            gone.deleted = true
+            events.append(event(.dag, .dag(gone), dagID: dagID, runID: "", at: at))
         }
         for runID in finishedRuns {
             for taskID in runs[runID]?.taskIDs ?? [] { tasks[TaskKey(runID: runID, taskID: taskID)] = nil }

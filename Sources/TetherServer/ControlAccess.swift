@@ -44,6 +44,7 @@ struct ControlAccess: Sendable, Equatable {
         Service.forgetAgent.path: .write(.operator),
 
         Service.applyDag.path: .write(.admin),
+        Service.deleteDag.path: .write(.admin),
         Service.setPool.path: .write(.admin),
         Service.deletePool.path: .write(.admin),
         Service.createToken.path: .write(.admin),

@@ -144,6 +144,11 @@ extension ControlV1.UndrainAgentRequest: AuditedRequest {
     var auditSummary: String { "" }
 }
 
+extension ControlV1.DeleteDagRequest: AuditedRequest {
+    var auditTarget: String { "dag:\(dagID)" }
+    var auditSummary: String { cancelRuns ? "cancel_runs" : "" }
+}
+
 extension ControlV1.ForgetAgentRequest: AuditedRequest {
     var auditTarget: String { "agent:\(agent)" }
     var auditSummary: String { "" }

@@ -43,6 +43,7 @@ struct ControlService: Sendable {
             response.dag = try await setPaused(request.dagID, false)
             return response
         }
+        unary(&router, ControlV1.ControlService.deleteDag, deleteDag)
         unary(&router, ControlV1.ControlService.triggerRun, triggerRun)
         unary(&router, ControlV1.ControlService.getRun, getRun)
         unary(&router, ControlV1.ControlService.listRuns, listRuns)
@@ -281,6 +282,15 @@ struct ControlService: Sendable {
         return try dagMessage(dagID)
     }
 
+    /// Deletes the DAG (see `Scheduler.deleteDAG`): durable once this returns, as every
+    /// change a handler waits for.
+    func deleteDag(_ request: ControlV1.DeleteDagRequest) async throws -> ControlV1.DeleteDagResponse {
+        let cancelled = try await scheduler.perform { try $0.deleteDAG(request.dagID, cancelRuns: request.cancelRuns) }
+        var response = ControlV1.DeleteDagResponse()
+        response.cancelledRunIds = cancelled
+        return response
+    }
+
     // MARK: Runs
 
     func triggerRun(_ request: ControlV1.TriggerRunRequest) async throws -> ControlV1.TriggerRunResponse {
@@ -368,6 +378,12 @@ struct ControlService: Sendable {
         let specs = Dictionary((spec?.tasks ?? []).map { ($0.id, $0) }, uniquingKeysWith: { $1 })
         let order = Dictionary((spec?.tasks ?? []).enumerated().map { ($1.id, $0) }, uniquingKeysWith: { $1 })
         let attempts = try await store.attempts(ofRun: run.runID)
+        // Unfinished callbacks from memory, the rest from the store.
+        var callbacks = Dictionary(try await store.callbacks(ofRun: run.runID).map { ($0.key, $0) }, uniquingKeysWith: { $1 })
+        for callback in scheduler.read({ $0.pendingCallbacks(ofRun: request.runID) }) { callbacks[callback.key] = callback }
+        response.callbacks = callbacks.values.sorted { ($0.createdAt, $0.key) < ($1.createdAt, $1.key) }.map {
+            ControlV1.Callback($0, attempts: attempts[$0.key.taskID] ?? [])
+        }
         response.taskInstances = tasks.sorted { (order[$0.key.taskID] ?? .max, $0.key.taskID) < (order[$1.key.taskID] ?? .max, $1.key.taskID) }
             .map { task in
                 ControlV1.TaskInstance(task, spec: specs[task.key.taskID], attempts: attempts[task.key.taskID] ?? [],
@@ -459,7 +475,8 @@ struct ControlService: Sendable {
             existing.append(StoredRun(run: run, tasks: tasks))
         }
         let outcome = try await scheduler.perform { [existing] in
-            try $0.backfill(dagID: request.dagID, from: from, through: through, rerunFailed: request.rerunFailed, existing: existing)
+            try $0.backfill(dagID: request.dagID, from: from, through: through, rerunFailed: request.rerunFailed, existing: existing,
+                            maxActiveRuns: Int(request.maxActiveRuns))
         }
         var byID = Dictionary(existing.map { ($0.run.runID, $0.run) }, uniquingKeysWith: { $1 })
         for run in outcome.created { byID[run.runID] = run }

@@ -98,6 +98,11 @@ extension ControlV1.DagSpec {
         maxActiveRuns = UInt32(clamping: spec.maxActiveRuns)
         maxActiveTasks = UInt32(clamping: spec.maxActiveTasks)
         params = spec.params
+        onSuccess = spec.onSuccess
+        onFailure = spec.onFailure
+        onDeadlineMiss = spec.onDeadlineMiss
+        deadline = spec.deadline?.text ?? ""
+        callbackQueue = spec.callbackQueue
         tasks = spec.tasks.map { task in
             var wire = ControlV1.TaskSpec()
             wire.taskID = task.id
@@ -115,6 +120,9 @@ extension ControlV1.DagSpec {
             wire.pool = task.pool
             wire.poolSlots = UInt32(clamping: task.poolSlots)
             wire.queueTimeoutMs = UInt64(clamping: task.queueTimeoutMilliseconds ?? 0)
+            wire.onSuccess = task.onSuccess
+            wire.onFailure = task.onFailure
+            wire.onRetry = task.onRetry
             return wire
         }
     }
@@ -170,6 +178,32 @@ extension ControlV1.Run {
         idempotencyKey = record.idempotencyKey ?? ""
         note = record.note
         self.waitReason = waitReason ?? ""
+        deadlineAtUnixUs = record.deadlineAt.unixMicroseconds
+        deadlineMissedAtUnixUs = record.deadlineMissedAt.unixMicroseconds
+        backfillID = record.backfillID ?? ""
+    }
+}
+
+extension ControlV1.Callback {
+    init(_ record: CallbackRecord, attempts: [AttemptRecord]) {
+        self.init()
+        runID = record.key.runID
+        callbackID = record.key.taskID
+        kind = switch record.kind {
+        case .onSuccess: .onSuccess
+        case .onFailure: .onFailure
+        case .onRetry: .onRetry
+        case .onDeadlineMiss: .onDeadlineMiss
+        }
+        taskID = record.taskID
+        entrypoint = record.entrypoint
+        queue = record.queue
+        state = ControlV1.TaskState(record.instance.state)
+        params = record.params
+        createdAtUnixUs = record.createdAt.unixMicroseconds
+        finishedAtUnixUs = record.instance.finishedAt.unixMicroseconds
+        reason = record.instance.reason
+        self.attempts = attempts.map(ControlV1.TaskAttempt.init)
     }
 }
 

@@ -3,12 +3,12 @@ import Foundation
 import TetherSyntax
 import TetherWire
 
-/// `tether dag apply|list|show|versions|diff|pause|unpause|backfill`.
+/// `tether dag apply|list|show|versions|diff|pause|unpause|delete|backfill`.
 struct DagCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dag",
         abstract: "Apply and inspect DAG specs.",
-        subcommands: [Apply.self, List.self, Show.self, Versions.self, Diff.self, Pause.self, Unpause.self, Backfill.self]
+        subcommands: [Apply.self, List.self, Show.self, Versions.self, Diff.self, Pause.self, Unpause.self, Delete.self, Backfill.self]
     )
 
     struct Apply: AsyncParsableCommand {
@@ -92,6 +92,13 @@ struct DagCommand: AsyncParsableCommand {
                     print("DAG \(dag.dagID) version \(version.version) of \(dag.latestVersion)\(dag.paused ? " (paused)" : "")")
                     if !spec.description.isEmpty { print(spec.description) }
                     print("schedule: \(spec.schedule.isEmpty ? "manual only" : spec.schedule)  hash: \(version.contentHash.prefix(12))")
+                    let callbacks = [("on_success", spec.onSuccess), ("on_failure", spec.onFailure),
+                                     ("on_deadline_miss", spec.onDeadlineMiss)].filter { !$0.1.isEmpty }
+                    if !spec.deadline.isEmpty { print("deadline: \(spec.deadline)") }
+                    if !callbacks.isEmpty {
+                        print("run callbacks: " + callbacks.map { "\($0.0)=\($0.1)" }.joined(separator: " ")
+                              + " (queue \(spec.callbackQueue))")
+                    }
                     print("")
                     printTable(["TASK", "ENTRYPOINT", "QUEUE", "DEPENDS ON", "RETRIES", "PRIORITY"], spec.tasks.map { task in
                         [task.taskID, task.entrypoint, task.queue, task.dependsOn.isEmpty ? "-" : task.dependsOn.joined(separator: ","),
@@ -133,6 +140,44 @@ struct DagCommand: AsyncParsableCommand {
         }
     }
 
+    struct Delete: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Delete a DAG with its versions, runs, task instances and callbacks.",
+            discussion: """
+                Refused (exit 1) while the DAG has queued or running runs, unless --cancel-runs.
+                Its schedule never fires again; pools are left alone; applying the same dag_id
+                later starts afresh at version 1, run 1. Asks for confirmation on a terminal;
+                otherwise --yes is required.
+                """
+        )
+        @OptionGroup var client: ClientOptions
+        @Argument(help: "DAG id.") var dag: String
+        @Flag(help: "Do not ask for confirmation.") var yes = false
+        @Flag(help: "Cancel the DAG's queued and running runs instead of refusing.") var cancelRuns = false
+
+        func run() async throws {
+            if !yes {
+                guard isatty(STDIN_FILENO) == 1 else {
+                    throw CLIError("deleting DAG '\(dag)' removes all its runs: pass --yes to confirm", exitCode: 1)
+                }
+                FileHandle.standardError.write(Data("Delete DAG '\(dag)' with all its versions and runs? [y/N] ".utf8))
+                guard let answer = readLine(), ["y", "yes"].contains(answer.lowercased()) else {
+                    throw CLIError("not deleted", exitCode: 1)
+                }
+            }
+            var request = ControlV1.DeleteDagRequest()
+            request.dagID = dag
+            request.cancelRuns = cancelRuns
+            try await withControl(client) { control in
+                let response: ControlV1.DeleteDagResponse = try await control.call(ControlV1.ControlService.deleteDag, request)
+                try emit(response, json: client.json) {
+                    let cancelled = response.cancelledRunIds
+                    print("\(dag): deleted" + (cancelled.isEmpty ? "" : " (cancelled \(cancelled.joined(separator: ", ")))"))
+                }
+            }
+        }
+    }
+
     struct Backfill: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Run a scheduled DAG for every schedule interval of a date range.",
@@ -141,7 +186,8 @@ struct DagCommand: AsyncParsableCommand {
                 intervals that already have a scheduled or backfill run keep it (with --rerun-failed,
                 a failed one has its failed tasks cleared and run again). Intervals after the
                 schedule's last scheduled instant are left to the schedule. New runs start as the
-                DAG's max_active_runs and pause allow. Prints the runs; with --wait, shows progress
+                DAG's max_active_runs and pause allow, and, with --max-active-runs N, at most N of
+                this backfill's runs at once. Prints the runs; with --wait, shows progress
                 until every run has finished and exits 1 if any failed. At most 1,000 new runs a call.
                 """
         )
@@ -151,6 +197,8 @@ struct DagCommand: AsyncParsableCommand {
         @Option(help: ArgumentHelp("Last logical date, e.g. 2026-11-30T23:59:59Z.", valueName: "RFC3339")) var to: String
         @Flag(help: "Re-run the failed tasks of failed runs in the range.") var rerunFailed = false
         @Flag(help: "Wait for every run to finish, showing progress.") var wait = false
+        @Option(help: "Most of this backfill's runs running at once (besides the DAG's max_active_runs); 0: no limit of its own.")
+        var maxActiveRuns: UInt32 = 0
 
         func run() async throws {
             func instant(_ text: String, _ option: String) throws -> Int64 {
@@ -161,6 +209,7 @@ struct DagCommand: AsyncParsableCommand {
             request.fromUnixUs = try instant(from, "--from")
             request.toUnixUs = try instant(to, "--to")
             request.rerunFailed = rerunFailed
+            request.maxActiveRuns = maxActiveRuns
             try await withControl(client) { control in
                 let response: ControlV1.BackfillResponse = try await control.call(ControlV1.ControlService.backfill, request)
                 if !client.json {

@@ -79,7 +79,7 @@ struct EventsCommand: AsyncParsableCommand {
         let (kind, subject, detail): (String, String, String)
         switch event.subject {
         case .dag(let dag)?:
-            (kind, subject, detail) = ("dag", dag.dagID, "version \(dag.latestVersion)\(dag.paused ? ", paused" : "")")
+            (kind, subject, detail) = ("dag", dag.dagID, dag.deleted ? "deleted" : "version \(dag.latestVersion)\(dag.paused ? ", paused" : "")")
         case .run(let run)?:
             (kind, subject, detail) = ("run", "\(run.dagID)/\(run.runID)", run.state.label + (run.note.isEmpty ? "" : " (\(run.note))"))
         case .taskInstance(let task)?:

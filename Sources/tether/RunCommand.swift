@@ -164,6 +164,11 @@ struct RunCommand: AsyncParsableCommand {
             if !run.waitReason.isEmpty { print("waiting: \(run.waitReason)") }
             if !run.idempotencyKey.isEmpty { print("idempotency key: \(run.idempotencyKey)") }
             if !run.note.isEmpty { print("note: " + run.note.replacingOccurrences(of: "\n", with: "\n      ")) }
+            if run.deadlineAtUnixUs != 0 {
+                print("deadline \(UTCTimestamp.format(unixMicroseconds: run.deadlineAtUnixUs))"
+                      + (run.deadlineMissedAtUnixUs != 0 ? ": missed (found unfinished at "
+                         + "\(UTCTimestamp.format(unixMicroseconds: run.deadlineMissedAtUnixUs)))" : ""))
+            }
             printTable(["TASK", "STATE", "TRIES", "AGENT", "EXIT", "DURATION", "NOTE"], response.taskInstances.map { task in
                 let attempt = task.attempts.last
                 let exit: String = switch attempt?.exit {
@@ -177,6 +182,24 @@ struct RunCommand: AsyncParsableCommand {
                 return [task.taskID, task.state.label, tries, attempt?.agentID ?? "-", exit,
                         formatDuration(fromMicroseconds: attempt?.grantedAtUnixUs ?? 0, to: attempt?.finishedAtUnixUs ?? 0),
                         !task.waitingReason.isEmpty ? task.waitingReason : !task.reason.isEmpty ? task.reason : (attempt?.message ?? "")]
+            })
+            printCallbacks(response.callbacks)
+        }
+
+        /// The run's callbacks, after its tasks: they never change the run's state.
+        static func printCallbacks(_ callbacks: [ControlV1.Callback]) {
+            guard !callbacks.isEmpty else { return }
+            print("")
+            printTable(["CALLBACK", "FOR", "ENTRYPOINT", "STATE", "AGENT", "EXIT", "NOTE"], callbacks.map { callback in
+                let attempt = callback.attempts.last
+                let exit: String = switch attempt?.exit {
+                case .exitCode(let code)?: String(code)
+                case .signal(let signal)?: "signal \(signal)"
+                case nil: "-"
+                }
+                return [callback.callbackID, callback.taskID.isEmpty ? "run" : callback.taskID, callback.entrypoint,
+                        callback.state.label, attempt?.agentID ?? "-", exit,
+                        !callback.reason.isEmpty ? callback.reason : (attempt?.message ?? "")]
             })
         }
     }

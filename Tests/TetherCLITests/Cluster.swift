@@ -186,6 +186,8 @@ struct RunView: CustomStringConvertible {
 
     var state: String
     var tasks: [Task]
+    /// Callbacks by id: their state (`TASK_STATE_...`).
+    var callbacks: [String: String]
 
     init(json: String) throws {
         guard let object = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any],
@@ -199,6 +201,10 @@ struct RunView: CustomStringConvertible {
                              finishedAt: Int64(attempt["finishedAtUnixUs"] as? String ?? "0") ?? 0,
                              message: attempt["message"] as? String ?? "")
                  })
+        }
+        callbacks = [:]
+        for callback in object["callbacks"] as? [[String: Any]] ?? [] {
+            callbacks[callback["callbackId"] as? String ?? ""] = callback["state"] as? String ?? ""
         }
     }
 

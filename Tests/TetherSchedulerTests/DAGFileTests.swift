@@ -400,3 +400,64 @@ private let minimal = """
         #expect(parsed > 0 && parsed < 600)
     }
 }
+
+/// The callback and deadline keys of docs/dag-format.md.
+@Suite struct CallbackKeysDAGFileTests {
+    @Test func callbackKeysAndDeadlinesAreReadAndInherited() throws {
+        let spec = try DAGFile.parse(yaml: """
+            dag_id: d
+            on_success: celebrate
+            on_failure: page
+            on_deadline_miss: late
+            deadline: 06:30
+            defaults: {queue: etl, on_failure: notify, on_retry: retrying}
+            tasks:
+              - {id: a, entrypoint: a}
+              - {id: b, entrypoint: b, on_failure: "", on_success: done}
+            """, sourceName: "d.yaml")
+        #expect(spec.onSuccess == "celebrate" && spec.onFailure == "page" && spec.onDeadlineMiss == "late")
+        #expect(spec.deadline == .timeOfDay(minutes: 6 * 60 + 30) && spec.callbackQueue == "etl")
+        #expect(spec.tasks[0].onFailure == "notify" && spec.tasks[0].onRetry == "retrying" && spec.tasks[0].onSuccess == "")
+        #expect(spec.tasks[1].onFailure == "" && spec.tasks[1].onSuccess == "done")
+        let duration = try DAGFile.parse(yaml: "dag_id: d\ndeadline: 2h\ntasks: [{id: a, entrypoint: a}]", sourceName: "d.yaml")
+        #expect(duration.deadline == .afterCreation(milliseconds: 7_200_000))
+        let none = try DAGFile.parse(yaml: "dag_id: d\ndeadline: 0\ntasks: [{id: a, entrypoint: a}]", sourceName: "d.yaml")
+        #expect(none.deadline == nil)
+    }
+
+    @Test func badCallbackKeysAndReservedTaskIdsAreReportedWithLines() {
+        #expect(problems("""
+            dag_id: d
+            deadline: 25:00
+            on_failure: "no good"
+            tasks:
+              - {id: on_failure.1, entrypoint: a, on_retry: "bad name"}
+            """) == [
+                "dags/etl.yaml:2: field 'deadline': expected a time of day HH:MM from 00:00 to 23:59, found '25:00'",
+                "dags/etl.yaml:3: field 'on_failure': 'no good' may only contain A-Z a-z 0-9 . _ -",
+                "dags/etl.yaml:5: task 'on_failure.1' field 'id': 'on_failure.1' is reserved: callback task instances are named <kind>.<number>",
+                "dags/etl.yaml:5: task 'on_failure.1' field 'on_retry': 'bad name' may only contain A-Z a-z 0-9 . _ -",
+            ])
+        #expect(problems("dag_id: d\ntasks: [{id: on_failure.x, entrypoint: a}]") == ["parsed"])
+        // A bad defaults.queue (also where DAG-level callbacks run) is reported once, on its line.
+        #expect(problems("dag_id: d\ndefaults:\n  queue: bad q\ntasks: [{id: a, entrypoint: a}, {id: b, entrypoint: b, queue: q}]")
+                == ["dags/etl.yaml:3: field 'defaults.queue': 'bad q' may only contain A-Z a-z 0-9 . _ -"])
+    }
+
+    @Test func callbackKeysChangeTheHashOnlyWhenSet() throws {
+        let plain = DAGSpec(dagID: "d", tasks: [TaskSpec(id: "a", entrypoint: "a")])
+        // A spec without the new keys encodes as before they existed: nothing is appended.
+        let encoding = String(decoding: plain.canonicalEncoding, as: UTF8.self)
+        for name in ["on_success", "on_failure", "on_retry", "on_deadline_miss", "deadline", "callback_queue"] {
+            #expect(!encoding.contains(name))
+        }
+        var hashes: Set<String> = [plain.contentHash]
+        var spec = plain
+        spec.onFailure = "page"; hashes.insert(spec.contentHash)
+        spec.deadline = .afterCreation(milliseconds: 60_000); hashes.insert(spec.contentHash)
+        spec.deadline = .timeOfDay(minutes: 1); hashes.insert(spec.contentHash)
+        spec.tasks[0].onRetry = "r"; hashes.insert(spec.contentHash)
+        spec.callbackQueue = "q"; hashes.insert(spec.contentHash)
+        #expect(hashes.count == 6)
+    }
+}

@@ -52,4 +52,24 @@ import TetherStore
         #expect(run.dataInterval == DataInterval(start: at, end: at))
         #expect(run.idempotencyKey == nil && run.note.isEmpty)
     }
+
+    @Test func runWrittenUnderSchema3ReadsWithNoDeadlineCallbacksOrBackfillLimit() async throws {
+        let (path, directory) = try Self.path()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        do {
+            let old = try SQLiteDatabase(.init(path: path))
+            _ = try old.migrate(Array(SQLiteSchedulerStore.migrations.prefix(3)))
+            try old.run("""
+                INSERT INTO runs (run_id, dag_id, version, number, state, trigger, logical_date_ms, params_json, created_at_ms)
+                VALUES ('d-1', 'd', 1, 1, 'running', 'backfill', 1767225600000, '{}', 1767225600001)
+                """)
+        }
+        let store = try SQLiteSchedulerStore(path: path)
+        defer { store.close() }
+        let run = try #require(try await store.run("d-1"))
+        #expect(run.deadlineAt == nil && run.deadlineMissedAt == nil && run.callbackCount == 0)
+        #expect(run.backfillID == nil && run.backfillMaxActiveRuns == 0)
+        #expect(try store.loadSnapshot().callbacks.isEmpty)
+        #expect(try await store.callbacks(ofRun: "d-1").isEmpty)
+    }
 }

@@ -10,7 +10,10 @@ import TetherSchedulerSQLite
 /// - a report is applied only with the task's current epoch, and an event the store
 ///   acknowledged is never applied again;
 /// - every finished run agrees with its tasks' states;
-/// - after a restart the scheduler holds exactly what the store acknowledged.
+/// - after a restart the scheduler holds exactly what the store acknowledged;
+/// - a backfill never has more runs running than its own max_active_runs;
+/// - callbacks (run, task and deadline ones, leased like tasks) never change a run and
+///   all finish; a deleted DAG leaves nothing behind and its id starts afresh.
 @Suite struct SchedulerModelTests {
     /// The agent side of the model: what each agent believes it holds, and its outbox
     /// of events not yet acknowledged.
@@ -42,6 +45,8 @@ import TetherSchedulerSQLite
         var clearedTasks = 0
         /// The most slots of any pool held at once so far.
         var mostPoolSlotsHeld = 0
+        /// Runs created by backfills so far.
+        var backfilledRuns = 0
 
         init(seed: UInt64) {
             rng = SplitMix64(seed: seed)
@@ -73,9 +78,17 @@ import TetherSchedulerSQLite
                     retry: RetryPolicy(retries: int(0..<3), delayMilliseconds: Int64(int(0..<3)) * 1_000, exponentialBackoff: chance(0.5)),
                     executionTimeoutMilliseconds: chance(0.2) ? 30_000 : nil, priority: int(0..<3),
                     pool: chance(0.4) ? ["warehouse", "api"][int(0..<2)] : "", poolSlots: int(1..<3),
-                    queueTimeoutMilliseconds: chance(0.15) ? 20_000 : nil))
+                    queueTimeoutMilliseconds: chance(0.15) ? 20_000 : nil,
+                    onSuccess: chance(0.1) ? "work" : "", onFailure: chance(0.3) ? "work" : "", onRetry: chance(0.2) ? "work" : ""))
             }
             var spec = DAGSpec(dagID: dagID, tasks: tasks)
+            spec.schedule = chance(0.5) ? "*/5 * * * *" : ""
+            spec.onSuccess = chance(0.2) ? "work" : ""
+            spec.onFailure = chance(0.3) ? "work" : ""
+            if chance(0.3) {
+                spec.deadline = .afterCreation(milliseconds: 30_000)
+                spec.onDeadlineMiss = chance(0.7) ? "work" : ""
+            }
             spec.maxActiveRuns = int(1..<3)
             spec.maxActiveTasks = int(0..<3)
             spec.runTimeoutMilliseconds = chance(0.2) ? 60_000 : nil
@@ -131,7 +144,10 @@ import TetherSchedulerSQLite
             if result == .applied {
                 let appliedBefore = committedEvents.contains(eventID)
                 #expect(!appliedBefore, "event \(eventID) applied twice")
-                #expect(report.epoch == highestEpoch[h.scheduler.leases[report.leaseID]?.key ?? TaskKey(runID: "", taskID: "")] ?? report.epoch)
+                // A lease of a deleted DAG ends with nothing written; its key may be a new run's.
+                if h.scheduler.leases[report.leaseID]?.orphaned != true {
+                    #expect(report.epoch == highestEpoch[h.scheduler.leases[report.leaseID]?.key ?? TaskKey(runID: "", taskID: "")] ?? report.epoch)
+                }
                 pendingEvents.append(eventID)
             }
         }
@@ -197,9 +213,18 @@ import TetherSchedulerSQLite
                 deliver(h.commit(after))
             case 66..<76:
                 for i in agents.indices where agents[i].connected { h.scheduler.heartbeat(agentID: agents[i].id) }
-            case 76..<90:
+            case 76..<88:
                 h.clock.advance(milliseconds: Int64(int(0..<12_000)))
                 h.scheduler.tick()
+            case 88..<90:  // a backfill of the last hour or so, with or without a limit of its own
+                let dagID = ["alpha", "beta", "gamma"][int(0..<3)]
+                let from = h.clock.now().adding(milliseconds: -Int64(int(0..<3_600_000)))
+                let through = from.adding(milliseconds: Int64(int(0..<1_800_000)))
+                let existing = h.store.runs(ofDAG: dagID).filter { $0.trigger != .manual && (from...through).contains($0.logicalDate) }
+                    .map { StoredRun(run: $0, tasks: h.store.tasks(ofRun: $0.runID)) }
+                let outcome = try? h.scheduler.backfill(dagID: dagID, from: from, through: through, rerunFailed: chance(0.3),
+                                                        existing: existing, maxActiveRuns: int(0..<3))
+                backfilledRuns += outcome?.created.count ?? 0
             case 90..<92:  // clear tasks of any run, finished or not (a lagging store included)
                 let all = ["alpha", "beta", "gamma"].flatMap { h.store.runs(ofDAG: $0) }
                 guard let run = all.randomElement(using: &rng) else { return }
@@ -216,6 +241,12 @@ import TetherSchedulerSQLite
                 } else {
                     let taskID = h.scheduler.runs[runID]!.tasks.keys.sorted().randomElement(using: &rng)!
                     try? h.scheduler.cancelTask(runID: runID, taskID: taskID)
+                }
+            case 94..<95:  // delete a DAG, refused while it has active runs unless they are cancelled
+                let dagID = ["alpha", "beta", "gamma"][int(0..<3)]
+                if (try? h.scheduler.deleteDAG(dagID, cancelRuns: chance(0.5))) != nil {
+                    // A later apply starts afresh: run ids and epochs of this DAG begin again.
+                    highestEpoch = highestEpoch.filter { !$0.key.runID.hasPrefix("\(dagID)-") }
                 }
             default:  // crash: unflushed output is lost; agents keep running and reconnect
                 h.restart()
@@ -244,12 +275,34 @@ import TetherSchedulerSQLite
                     #expect(task.lease != nil && h.scheduler.leases[task.lease!.leaseID] != nil, "running task \(runID)/\(task.key.taskID) without a live lease")
                 }
             }
+            // A backfill's own limit, and the count the scheduler keeps of it.
+            var running: [String: Int] = [:]
+            for run in h.scheduler.runs.values where run.record.state == .running {
+                guard let id = run.record.backfillID else { continue }
+                running[id, default: 0] += 1
+                #expect(running[id]! <= run.record.backfillMaxActiveRuns, "backfill \(id) over its limit at step \(steps)")
+            }
+            for (id, count) in running {
+                #expect(h.scheduler.backfillRunning.values.compactMap { $0[id] }.first == count, "backfill \(id) miscounted at step \(steps)")
+            }
+            for callback in h.scheduler.callbacks.values {
+                #expect(!callback.instance.state.isFinal, "a finished callback is still held")
+                if callback.instance.state == .running {
+                    #expect(callback.instance.lease.map { h.scheduler.leases[$0.leaseID] != nil } == true,
+                            "running callback \(callback.key) without a live lease")
+                }
+                #expect(h.scheduler.dags[callback.dagID] != nil, "callback \(callback.key) of a deleted DAG")
+            }
         }
 
         func checkSchedulerMatchesStore() {
             for (runID, run) in h.scheduler.runs {
                 #expect(h.store.run(runID)?.state == run.record.state)
                 for task in run.tasks.values { #expect(h.store.task(task.key) == task, "task \(task.key) differs after restart") }
+            }
+            for callback in h.scheduler.callbacks.values {
+                #expect(h.store.callbacks(ofRun: callback.key.runID).first { $0.key == callback.key } == callback,
+                        "callback \(callback.key) differs after restart")
             }
         }
 
@@ -288,6 +341,7 @@ import TetherSchedulerSQLite
             #expect(actual.tasks == expected.tasks, "round \(round)")
             #expect(actual.attempts == expected.attempts, "round \(round)")
             #expect(actual.sequences == expected.sequences, "round \(round)")
+            #expect(actual.callbacks == expected.callbacks, "round \(round)")
             #expect(!expected.tasks.isEmpty || round == 0)
         }
         sqlite.close()
@@ -296,7 +350,7 @@ import TetherSchedulerSQLite
     /// A snapshot with its arrays in a fixed order, for comparison.
     struct Normalized: Equatable {
         var dags: [DAGRecord], versions: [DAGVersionRecord], runs: [RunRecord], tasks: [TaskInstanceRecord]
-        var attempts: [AttemptRecord], sequences: [String: UInt64]
+        var attempts: [AttemptRecord], sequences: [String: UInt64], callbacks: [CallbackRecord]
 
         init(_ s: SchedulerSnapshot) {
             dags = s.dags.sorted { $0.dagID < $1.dagID }
@@ -305,6 +359,7 @@ import TetherSchedulerSQLite
             tasks = s.tasks.sorted { $0.key < $1.key }
             attempts = s.liveAttempts.filter { a in s.tasks.contains { $0.lease?.leaseID == a.leaseID } }.sorted { $0.leaseID < $1.leaseID }
             sequences = s.agentSequences
+            callbacks = s.callbacks.sorted { $0.key < $1.key }
         }
     }
 
@@ -334,12 +389,16 @@ import TetherSchedulerSQLite
             model.h.scheduler.tick()
             model.flush()
             model.checkInvariants()
-            if model.h.scheduler.runs.isEmpty { break }
+            if model.h.scheduler.runs.isEmpty && model.h.scheduler.callbacks.isEmpty { break }
         }
         #expect(model.h.scheduler.runs.isEmpty, "runs still active: \(model.h.scheduler.runs.keys.sorted())")
+        #expect(model.h.scheduler.callbacks.isEmpty, "callbacks unfinished: \(model.h.scheduler.callbacks.keys.sorted())")
         model.checkFinishedRuns()
         #expect(model.steps == 1_500)
         #expect(model.clearedTasks > 0, "the run exercised no clear")
         #expect(model.mostPoolSlotsHeld == 3, "the api pool (3 slots) never filled")
+        #expect(model.backfilledRuns > 0, "the run exercised no backfill")
+        let callbacks = ["alpha", "beta", "gamma"].flatMap { model.h.store.runs(ofDAG: $0) }.flatMap { model.h.store.callbacks(ofRun: $0.runID) }
+        #expect(!callbacks.isEmpty && callbacks.allSatisfy { $0.instance.state.isFinal }, "no callback ran, or one did not finish")
     }
 }

@@ -39,7 +39,7 @@ import Testing
             #expect(access.least != .agent, "\(name)")
         }
         #expect(Set(ControlAccess.table.keys) == Set(paths), "the table names no method that does not exist")
-        for name in ["ApplyDag", "SetPool", "DeletePool", "CreateToken", "RevokeToken", "ListTokens", "ListAuditEntries"] {
+        for name in ["ApplyDag", "DeleteDag", "SetPool", "DeletePool", "CreateToken", "RevokeToken", "ListTokens", "ListAuditEntries"] {
             #expect(ControlAccess.of("/\(ControlV1.ControlService.serviceName)/\(name)").least == .admin, "\(name)")
         }
         for name in ["TriggerRun", "CancelRun", "CancelTaskInstance", "ClearRun", "Backfill", "PauseDag", "UnpauseDag",

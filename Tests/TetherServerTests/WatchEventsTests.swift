@@ -130,6 +130,22 @@ import TetherWire
         await h.stop()
     }
 
+    @Test(.timeLimit(.minutes(1)))
+    func deletingADagIsAnEventSayingSo() async throws {
+        let h = try ServerHarness()
+        _ = try await h.apply(Self.chain)
+        let start = h.server.eventLog.lastCursor
+        var request = ControlV1.DeleteDagRequest()
+        request.dagID = "chain"
+        let _: ControlV1.DeleteDagResponse = try await h.control(ControlV1.ControlService.deleteDag, request)
+        let watcher = try await Watcher(h, after: start, dag: "chain")
+        let event = try await watcher.next()
+        guard case .dag(let dag)? = event.subject else { Issue.record("not a DAG event: \(event)"); return }
+        #expect(dag.dagID == "chain" && dag.deleted)
+        await watcher.call.cancel()
+        await h.stop()
+    }
+
     @Test func badCursorsAndTokensAreRefusedWithTheirStatus() async throws {
         let h = try ServerHarness()
         let stale = (h.server.eventLog.epoch % (1 << 23 - 1) + 1) << 40 | 1

@@ -19,6 +19,7 @@ extension Fixtures {
                 applyDagRequest, applyDagResponse, getDagRequest, getDagResponse,
                 listDagsRequest, listDagsResponse, listDagVersionsRequest, listDagVersionsResponse,
                 pauseDagRequest, pauseDagResponse, unpauseDagRequest, unpauseDagResponse,
+                deleteDagRequest, deleteDagResponse, callback,
                 triggerRunRequest, triggerRunResponse, getRunRequest, getRunResponse,
                 listRunsRequest, listRunsResponse, cancelRunRequest, cancelRunResponse,
                 cancelTaskInstanceRequest, cancelTaskInstanceResponse, clearRunRequest, clearRunResponse,
@@ -61,6 +62,9 @@ extension Fixtures {
             m.pool = "warehouse"
             m.poolSlots = 2
             m.queueTimeoutMs = 600_000
+            m.onSuccess = "notify_ok"
+            m.onFailure = "page-\(unicode)"
+            m.onRetry = "log_retry"
             return m
         }
 
@@ -82,6 +86,11 @@ extension Fixtures {
             m.maxActiveTasks = 16
             m.params = params
             m.tasks = [taskSpec, load, train]
+            m.onSuccess = "celebrate"
+            m.onFailure = "page"
+            m.onDeadlineMiss = "late-\(unicode)"
+            m.deadline = "06:00"
+            m.callbackQueue = "alerts"
             return m
         }
 
@@ -96,6 +105,7 @@ extension Fixtures {
             m.createdAtUnixUs = 1_700_000_000_000_000
             m.updatedAtUnixUs = 1_764_075_600_000_000
             m.activeRuns = 1
+            m.deleted = true
             return m
         }
 
@@ -128,6 +138,9 @@ extension Fixtures {
             m.dataIntervalEndUnixUs = 1_764_039_600_000_000
             m.idempotencyKey = "nightly-\(unicode)"
             m.waitReason = "DAG 'etl' is paused; the run starts when it is unpaused"
+            m.deadlineAtUnixUs = 1_764_061_200_000_000
+            m.deadlineMissedAtUnixUs = 1_764_061_200_000_001
+            m.backfillID = "etl-17"
             return m
         }
 
@@ -313,6 +326,36 @@ extension Fixtures {
             return m
         }
 
+        static var deleteDagRequest: ControlV1.DeleteDagRequest {
+            var m = ControlV1.DeleteDagRequest()
+            m.dagID = unicode
+            m.cancelRuns = true
+            return m
+        }
+
+        static var deleteDagResponse: ControlV1.DeleteDagResponse {
+            var m = ControlV1.DeleteDagResponse()
+            m.cancelledRunIds = ["etl-3", unicode]
+            return m
+        }
+
+        static var callback: ControlV1.Callback {
+            var m = ControlV1.Callback()
+            m.runID = "etl-3"
+            m.callbackID = "on_failure.2"
+            m.kind = .onFailure
+            m.taskID = "load-\(unicode)"
+            m.entrypoint = "notify"
+            m.queue = "alerts"
+            m.state = .failed
+            m.params = params
+            m.createdAtUnixUs = 1_764_061_200_000_000
+            m.finishedAtUnixUs = 1_764_061_201_000_000
+            m.reason = "exit code 1 \(unicode)"
+            m.attempts = [taskAttemptWithExitCode]
+            return m
+        }
+
         static var unpauseDagRequest: ControlV1.UnpauseDagRequest {
             var m = ControlV1.UnpauseDagRequest()
             m.dagID = unicode
@@ -358,6 +401,10 @@ extension Fixtures {
             var m = ControlV1.GetRunResponse()
             m.run = run
             m.taskInstances = [taskInstance, load, report]
+            var retry = callback
+            retry.callbackID = "on_retry.1"
+            retry.kind = .onRetry
+            m.callbacks = [callback, retry]
             return m
         }
 
@@ -454,6 +501,7 @@ extension Fixtures {
             m.fromUnixUs = 1_764_028_800_000_000
             m.toUnixUs = 1_764_633_600_000_000
             m.rerunFailed = true
+            m.maxActiveRuns = 2
             return m
         }
 

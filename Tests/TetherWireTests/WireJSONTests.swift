@@ -152,7 +152,8 @@ import TetherTestSupport
         let all = try m.jsonString(options: WireJSONOptions(layout: .compact, alwaysPrintsFieldsWithoutPresence: true))
         #expect(all == #"{"retries":2,"taskId":"","entrypoint":"","queue":"","dependsOn":[],"#
             + #""triggerRule":"TRIGGER_RULE_UNSPECIFIED","retryDelayMs":"0","retryExponentialBackoff":false,"#
-            + #""maxRetryDelayMs":"0","executionTimeoutMs":"0","priority":0,"params":{},"pool":"","poolSlots":0,"queueTimeoutMs":"0"}"#)
+            + #""maxRetryDelayMs":"0","executionTimeoutMs":"0","priority":0,"params":{},"pool":"","poolSlots":0,"queueTimeoutMs":"0","#
+            + #""onSuccess":"","onFailure":"","onRetry":""}"#)
     }
 
     @Test func messageFieldsAndOneofMembersPrintOnlyWhenSet() throws {

@@ -32,6 +32,13 @@ extension ControlV1 {
         /// Lets the DAG's schedule create runs again. Errors: NOT_FOUND.
         public static let unpauseDag = RPCMethod<ControlV1.UnpauseDagRequest, ControlV1.UnpauseDagResponse, RPCShape.Unary>(
             path: "/tether.control.v1.ControlService/UnpauseDag")
+        /// Deletes a DAG with its versions, runs, task instances, attempts and
+        /// callbacks; its schedule never fires again; pools are left alone. A later
+        /// ApplyDag of the same id starts afresh. Errors: NOT_FOUND,
+        /// FAILED_PRECONDITION (the DAG has queued or running runs and cancel_runs
+        /// is false).
+        public static let deleteDag = RPCMethod<ControlV1.DeleteDagRequest, ControlV1.DeleteDagResponse, RPCShape.Unary>(
+            path: "/tether.control.v1.ControlService/DeleteDag")
         /// Starts a run of the DAG's latest version now. If max_active_runs runs are
         /// active the new run waits in RUN_STATE_QUEUED.
         /// Errors: NOT_FOUND, INVALID_ARGUMENT (unknown param).
@@ -171,6 +178,14 @@ extension ControlV1 {
         public var poolSlots: UInt32 = 0
         /// A task queued this long without starting fails; 0 means no limit.
         public var queueTimeoutMs: UInt64 = 0
+        /// Entrypoint run (as a callback, on the task's queue) when the task
+        /// succeeds; empty for none.
+        public var onSuccess = ""
+        /// Entrypoint run when the task fails with no retries left; empty for none.
+        public var onFailure = ""
+        /// Entrypoint run when an attempt fails and the task will be retried;
+        /// empty for none.
+        public var onRetry = ""
 
         public init() {}
         public static let wireDescriptor = WireDescriptor(Tether__Control__V1__TaskSpec.self, tether__control__v1__task_spec__init)
@@ -190,6 +205,9 @@ extension ControlV1 {
             pool = try r.value(13)
             poolSlots = r.value(14)
             queueTimeoutMs = r.value(15)
+            onSuccess = try r.value(16)
+            onFailure = try r.value(17)
+            onRetry = try r.value(18)
         }
         public func write(to w: WireWriter) throws(WireError) {
             try w.set(1, taskID)
@@ -207,6 +225,9 @@ extension ControlV1 {
             try w.set(13, pool)
             w.set(14, poolSlots)
             w.set(15, queueTimeoutMs)
+            try w.set(16, onSuccess)
+            try w.set(17, onFailure)
+            try w.set(18, onRetry)
         }
     }
 }
@@ -238,6 +259,19 @@ extension ControlV1 {
         /// A run still unfinished this long after it started fails, its unfinished
         /// tasks cancelled; 0 means no limit.
         public var runTimeoutMs: UInt64 = 0
+        /// Entrypoint run (as a callback, on callback_queue) once a run succeeded;
+        /// empty for none.
+        public var onSuccess = ""
+        /// Entrypoint run once a run failed; empty for none.
+        public var onFailure = ""
+        /// Entrypoint run once when a run misses its deadline; empty for none.
+        public var onDeadlineMiss = ""
+        /// When a run should have finished, as in the DAG file: a duration after
+        /// the run was created ("2h"), or a UTC time of day ("06:00"), the first at
+        /// or after the end of the run's data interval; empty for none.
+        public var deadline = ""
+        /// The queue DAG-level callbacks run on (defaults.queue in the file).
+        public var callbackQueue = ""
 
         public init() {}
         public static let wireDescriptor = WireDescriptor(Tether__Control__V1__DagSpec.self, tether__control__v1__dag_spec__init)
@@ -252,6 +286,11 @@ extension ControlV1 {
             tasks = try r.values(8)
             catchup = r.value(9)
             runTimeoutMs = r.value(10)
+            onSuccess = try r.value(11)
+            onFailure = try r.value(12)
+            onDeadlineMiss = try r.value(13)
+            deadline = try r.value(14)
+            callbackQueue = try r.value(15)
         }
         public func write(to w: WireWriter) throws(WireError) {
             try w.set(1, dagID)
@@ -264,6 +303,11 @@ extension ControlV1 {
             try w.set(8, tasks)
             w.set(9, catchup)
             w.set(10, runTimeoutMs)
+            try w.set(11, onSuccess)
+            try w.set(12, onFailure)
+            try w.set(13, onDeadlineMiss)
+            try w.set(14, deadline)
+            try w.set(15, callbackQueue)
         }
     }
 }
@@ -289,6 +333,9 @@ extension ControlV1 {
         public var updatedAtUnixUs: Int64 = 0
         /// Runs in queued or running state.
         public var activeRuns: UInt32 = 0
+        /// Set only in a WatchEvents event saying the DAG was deleted (with its
+        /// versions and runs); the other fields are then empty but dag_id.
+        public var deleted = false
 
         public init() {}
         public static let wireDescriptor = WireDescriptor(Tether__Control__V1__Dag.self, tether__control__v1__dag__init)
@@ -302,6 +349,7 @@ extension ControlV1 {
             createdAtUnixUs = r.value(7)
             updatedAtUnixUs = r.value(8)
             activeRuns = r.value(9)
+            deleted = r.value(10)
         }
         public func write(to w: WireWriter) throws(WireError) {
             try w.set(1, dagID)
@@ -313,6 +361,7 @@ extension ControlV1 {
             w.set(7, createdAtUnixUs)
             w.set(8, updatedAtUnixUs)
             w.set(9, activeRuns)
+            w.set(10, deleted)
         }
     }
 }
@@ -430,6 +479,13 @@ extension ControlV1 {
         /// Why a queued run has not started (the DAG is paused, or at its
         /// max_active_runs); empty otherwise.
         public var waitReason = ""
+        /// When the run should have finished (its DAG version's deadline); 0 for none.
+        public var deadlineAtUnixUs: Int64 = 0
+        /// When the scheduler found it unfinished past its deadline; 0 if it has not.
+        public var deadlineMissedAtUnixUs: Int64 = 0
+        /// The backfill that made it (that backfill's first run id) when the
+        /// backfill had a max_active_runs of its own; empty otherwise.
+        public var backfillID = ""
 
         public init() {}
         public static let wireDescriptor = WireDescriptor(Tether__Control__V1__Run.self, tether__control__v1__run__init)
@@ -450,6 +506,9 @@ extension ControlV1 {
             dataIntervalEndUnixUs = r.value(14)
             idempotencyKey = try r.value(15)
             waitReason = try r.value(16)
+            deadlineAtUnixUs = r.value(17)
+            deadlineMissedAtUnixUs = r.value(18)
+            backfillID = try r.value(19)
         }
         public func write(to w: WireWriter) throws(WireError) {
             try w.set(1, runID)
@@ -468,6 +527,90 @@ extension ControlV1 {
             w.set(14, dataIntervalEndUnixUs)
             try w.set(15, idempotencyKey)
             try w.set(16, waitReason)
+            w.set(17, deadlineAtUnixUs)
+            w.set(18, deadlineMissedAtUnixUs)
+            try w.set(19, backfillID)
+        }
+    }
+}
+
+extension ControlV1 {
+    /// What a callback reports on.
+    public enum CallbackKind: Int32, WireEnum {
+        /// Not set.
+        case unspecified = 0
+        /// A task (task_id set) or the run succeeded.
+        case onSuccess = 1
+        /// A task (task_id set) or the run failed.
+        case onFailure = 2
+        /// An attempt of a task failed and the task will be retried.
+        case onRetry = 3
+        /// The run missed its deadline.
+        case onDeadlineMiss = 4
+    }
+}
+
+extension ControlV1 {
+    /// A callback: an entrypoint run once, on an agent, to report on a run or one
+    /// of its tasks. It never changes the run's state.
+    public struct Callback: WireMessage {
+        /// The run it reports on.
+        public var runID = ""
+        /// <kind>.<n>, unique in its run; agents see it as the task id.
+        public var callbackID = ""
+        /// What it reports on.
+        public var kind = CallbackKind.unspecified
+        /// The task reported on; empty for the run.
+        public var taskID = ""
+        /// The entrypoint an agent runs.
+        public var entrypoint = ""
+        /// The queue whose agents may run it.
+        public var queue = ""
+        /// Its state: queued, running, up_for_retry (after a rejected attempt),
+        /// success or failed.
+        public var state = TaskState.unspecified
+        /// What the entrypoint is given: callback, dag_id, run_id, task_id, state,
+        /// attempt, reason, logical_date, data_interval_start, data_interval_end,
+        /// deadline.
+        public var params: [String: String] = [:]
+        /// When it was started.
+        public var createdAtUnixUs: Int64 = 0
+        /// When it finished; 0 until then.
+        public var finishedAtUnixUs: Int64 = 0
+        /// Why it failed; empty otherwise.
+        public var reason = ""
+        /// Its attempts, oldest first.
+        public var attempts: [TaskAttempt] = []
+
+        public init() {}
+        public static let wireDescriptor = WireDescriptor(Tether__Control__V1__Callback.self, tether__control__v1__callback__init)
+        public init(from r: WireReader) throws(WireError) {
+            runID = try r.value(1)
+            callbackID = try r.value(2)
+            kind = r.value(3)
+            taskID = try r.value(4)
+            entrypoint = try r.value(5)
+            queue = try r.value(6)
+            state = r.value(7)
+            params = try r.map(8)
+            createdAtUnixUs = r.value(9)
+            finishedAtUnixUs = r.value(10)
+            reason = try r.value(11)
+            attempts = try r.values(12)
+        }
+        public func write(to w: WireWriter) throws(WireError) {
+            try w.set(1, runID)
+            try w.set(2, callbackID)
+            w.set(3, kind)
+            try w.set(4, taskID)
+            try w.set(5, entrypoint)
+            try w.set(6, queue)
+            w.set(7, state)
+            try w.set(8, params)
+            w.set(9, createdAtUnixUs)
+            w.set(10, finishedAtUnixUs)
+            try w.set(11, reason)
+            try w.set(12, attempts)
         }
     }
 }
@@ -1196,22 +1339,64 @@ extension ControlV1 {
 }
 
 extension ControlV1 {
+    /// DeleteDag input.
+    public struct DeleteDagRequest: WireMessage {
+        /// The DAG to delete.
+        public var dagID = ""
+        /// Cancel its queued and running runs (and delete them) instead of refusing.
+        public var cancelRuns = false
+
+        public init() {}
+        public static let wireDescriptor = WireDescriptor(Tether__Control__V1__DeleteDagRequest.self, tether__control__v1__delete_dag_request__init)
+        public init(from r: WireReader) throws(WireError) {
+            dagID = try r.value(1)
+            cancelRuns = r.value(2)
+        }
+        public func write(to w: WireWriter) throws(WireError) {
+            try w.set(1, dagID)
+            w.set(2, cancelRuns)
+        }
+    }
+}
+
+extension ControlV1 {
+    /// DeleteDag result.
+    public struct DeleteDagResponse: WireMessage {
+        /// The runs that were still active and were cancelled with the DAG.
+        public var cancelledRunIds: [String] = []
+
+        public init() {}
+        public static let wireDescriptor = WireDescriptor(Tether__Control__V1__DeleteDagResponse.self, tether__control__v1__delete_dag_response__init)
+        public init(from r: WireReader) throws(WireError) {
+            cancelledRunIds = try r.values(1)
+        }
+        public func write(to w: WireWriter) throws(WireError) {
+            try w.set(1, cancelledRunIds)
+        }
+    }
+}
+
+extension ControlV1 {
     /// GetRun result.
     public struct GetRunResponse: WireMessage {
         /// The run.
         public var run: Run?
         /// Its task instances, in the DAG's task order.
         public var taskInstances: [TaskInstance] = []
+        /// Its callbacks, oldest first.
+        public var callbacks: [Callback] = []
 
         public init() {}
         public static let wireDescriptor = WireDescriptor(Tether__Control__V1__GetRunResponse.self, tether__control__v1__get_run_response__init)
         public init(from r: WireReader) throws(WireError) {
             run = try r.value(1)
             taskInstances = try r.values(2)
+            callbacks = try r.values(3)
         }
         public func write(to w: WireWriter) throws(WireError) {
             try w.set(1, run)
             try w.set(2, taskInstances)
+            try w.set(3, callbacks)
         }
     }
 }
@@ -1487,6 +1672,9 @@ extension ControlV1 {
         public var toUnixUs: Int64 = 0
         /// Also clear the failed tasks of failed runs in the range, to run again.
         public var rerunFailed = false
+        /// Most runs of this backfill running at once, besides the DAG's own
+        /// max_active_runs; 0 for no limit of its own.
+        public var maxActiveRuns: UInt32 = 0
 
         public init() {}
         public static let wireDescriptor = WireDescriptor(Tether__Control__V1__BackfillRequest.self, tether__control__v1__backfill_request__init)
@@ -1495,12 +1683,14 @@ extension ControlV1 {
             fromUnixUs = r.value(2)
             toUnixUs = r.value(3)
             rerunFailed = r.value(4)
+            maxActiveRuns = r.value(5)
         }
         public func write(to w: WireWriter) throws(WireError) {
             try w.set(1, dagID)
             w.set(2, fromUnixUs)
             w.set(3, toUnixUs)
             w.set(4, rerunFailed)
+            w.set(5, maxActiveRuns)
         }
     }
 }

@@ -256,6 +256,57 @@ void   tether__control__v1__run__free_unpacked
   assert(message->base.descriptor == &tether__control__v1__run__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   tether__control__v1__callback__params_entry__init
+                     (Tether__Control__V1__Callback__ParamsEntry         *message)
+{
+  static const Tether__Control__V1__Callback__ParamsEntry init_value = TETHER__CONTROL__V1__CALLBACK__PARAMS_ENTRY__INIT;
+  *message = init_value;
+}
+void   tether__control__v1__callback__init
+                     (Tether__Control__V1__Callback         *message)
+{
+  static const Tether__Control__V1__Callback init_value = TETHER__CONTROL__V1__CALLBACK__INIT;
+  *message = init_value;
+}
+size_t tether__control__v1__callback__get_packed_size
+                     (const Tether__Control__V1__Callback *message)
+{
+  assert(message->base.descriptor == &tether__control__v1__callback__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t tether__control__v1__callback__pack
+                     (const Tether__Control__V1__Callback *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &tether__control__v1__callback__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t tether__control__v1__callback__pack_to_buffer
+                     (const Tether__Control__V1__Callback *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &tether__control__v1__callback__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Tether__Control__V1__Callback *
+       tether__control__v1__callback__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Tether__Control__V1__Callback *)
+     protobuf_c_message_unpack (&tether__control__v1__callback__descriptor,
+                                allocator, len, data);
+}
+void   tether__control__v1__callback__free_unpacked
+                     (Tether__Control__V1__Callback *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &tether__control__v1__callback__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   tether__control__v1__task_attempt__init
                      (Tether__Control__V1__TaskAttempt         *message)
 {
@@ -1172,6 +1223,96 @@ void   tether__control__v1__get_run_request__free_unpacked
   if(!message)
     return;
   assert(message->base.descriptor == &tether__control__v1__get_run_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   tether__control__v1__delete_dag_request__init
+                     (Tether__Control__V1__DeleteDagRequest         *message)
+{
+  static const Tether__Control__V1__DeleteDagRequest init_value = TETHER__CONTROL__V1__DELETE_DAG_REQUEST__INIT;
+  *message = init_value;
+}
+size_t tether__control__v1__delete_dag_request__get_packed_size
+                     (const Tether__Control__V1__DeleteDagRequest *message)
+{
+  assert(message->base.descriptor == &tether__control__v1__delete_dag_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t tether__control__v1__delete_dag_request__pack
+                     (const Tether__Control__V1__DeleteDagRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &tether__control__v1__delete_dag_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t tether__control__v1__delete_dag_request__pack_to_buffer
+                     (const Tether__Control__V1__DeleteDagRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &tether__control__v1__delete_dag_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Tether__Control__V1__DeleteDagRequest *
+       tether__control__v1__delete_dag_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Tether__Control__V1__DeleteDagRequest *)
+     protobuf_c_message_unpack (&tether__control__v1__delete_dag_request__descriptor,
+                                allocator, len, data);
+}
+void   tether__control__v1__delete_dag_request__free_unpacked
+                     (Tether__Control__V1__DeleteDagRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &tether__control__v1__delete_dag_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   tether__control__v1__delete_dag_response__init
+                     (Tether__Control__V1__DeleteDagResponse         *message)
+{
+  static const Tether__Control__V1__DeleteDagResponse init_value = TETHER__CONTROL__V1__DELETE_DAG_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t tether__control__v1__delete_dag_response__get_packed_size
+                     (const Tether__Control__V1__DeleteDagResponse *message)
+{
+  assert(message->base.descriptor == &tether__control__v1__delete_dag_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t tether__control__v1__delete_dag_response__pack
+                     (const Tether__Control__V1__DeleteDagResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &tether__control__v1__delete_dag_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t tether__control__v1__delete_dag_response__pack_to_buffer
+                     (const Tether__Control__V1__DeleteDagResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &tether__control__v1__delete_dag_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Tether__Control__V1__DeleteDagResponse *
+       tether__control__v1__delete_dag_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Tether__Control__V1__DeleteDagResponse *)
+     protobuf_c_message_unpack (&tether__control__v1__delete_dag_response__descriptor,
+                                allocator, len, data);
+}
+void   tether__control__v1__delete_dag_response__free_unpacked
+                     (Tether__Control__V1__DeleteDagResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &tether__control__v1__delete_dag_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
 void   tether__control__v1__get_run_response__init
@@ -2890,7 +3031,7 @@ const ProtobufCMessageDescriptor tether__control__v1__task_spec__params_entry__d
   (ProtobufCMessageInit) tether__control__v1__task_spec__params_entry__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor tether__control__v1__task_spec__field_descriptors[15] =
+static const ProtobufCFieldDescriptor tether__control__v1__task_spec__field_descriptors[18] =
 {
   {
     "task_id",
@@ -3072,12 +3213,51 @@ static const ProtobufCFieldDescriptor tether__control__v1__task_spec__field_desc
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "on_success",
+    16,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__TaskSpec, on_success),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "on_failure",
+    17,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__TaskSpec, on_failure),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "on_retry",
+    18,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__TaskSpec, on_retry),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned tether__control__v1__task_spec__field_indices_by_name[] = {
   3,   /* field[3] = depends_on */
   1,   /* field[1] = entrypoint */
   9,   /* field[9] = execution_timeout_ms */
   8,   /* field[8] = max_retry_delay_ms */
+  16,   /* field[16] = on_failure */
+  17,   /* field[17] = on_retry */
+  15,   /* field[15] = on_success */
   11,   /* field[11] = params */
   12,   /* field[12] = pool */
   13,   /* field[13] = pool_slots */
@@ -3093,7 +3273,7 @@ static const unsigned tether__control__v1__task_spec__field_indices_by_name[] = 
 static const ProtobufCIntRange tether__control__v1__task_spec__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 15 }
+  { 0, 18 }
 };
 const ProtobufCMessageDescriptor tether__control__v1__task_spec__descriptor =
 {
@@ -3103,7 +3283,7 @@ const ProtobufCMessageDescriptor tether__control__v1__task_spec__descriptor =
   "Tether__Control__V1__TaskSpec",
   "tether.control.v1",
   sizeof(Tether__Control__V1__TaskSpec),
-  15,
+  18,
   tether__control__v1__task_spec__field_descriptors,
   tether__control__v1__task_spec__field_indices_by_name,
   1,  tether__control__v1__task_spec__number_ranges,
@@ -3161,7 +3341,7 @@ const ProtobufCMessageDescriptor tether__control__v1__dag_spec__params_entry__de
   (ProtobufCMessageInit) tether__control__v1__dag_spec__params_entry__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor tether__control__v1__dag_spec__field_descriptors[10] =
+static const ProtobufCFieldDescriptor tether__control__v1__dag_spec__field_descriptors[15] =
 {
   {
     "dag_id",
@@ -3283,13 +3463,78 @@ static const ProtobufCFieldDescriptor tether__control__v1__dag_spec__field_descr
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "on_success",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__DagSpec, on_success),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "on_failure",
+    12,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__DagSpec, on_failure),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "on_deadline_miss",
+    13,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__DagSpec, on_deadline_miss),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "deadline",
+    14,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__DagSpec, deadline),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "callback_queue",
+    15,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__DagSpec, callback_queue),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned tether__control__v1__dag_spec__field_indices_by_name[] = {
+  14,   /* field[14] = callback_queue */
   8,   /* field[8] = catchup */
   0,   /* field[0] = dag_id */
+  13,   /* field[13] = deadline */
   1,   /* field[1] = description */
   4,   /* field[4] = max_active_runs */
   5,   /* field[5] = max_active_tasks */
+  12,   /* field[12] = on_deadline_miss */
+  11,   /* field[11] = on_failure */
+  10,   /* field[10] = on_success */
   6,   /* field[6] = params */
   3,   /* field[3] = paused */
   9,   /* field[9] = run_timeout_ms */
@@ -3299,7 +3544,7 @@ static const unsigned tether__control__v1__dag_spec__field_indices_by_name[] = {
 static const ProtobufCIntRange tether__control__v1__dag_spec__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 10 }
+  { 0, 15 }
 };
 const ProtobufCMessageDescriptor tether__control__v1__dag_spec__descriptor =
 {
@@ -3309,14 +3554,14 @@ const ProtobufCMessageDescriptor tether__control__v1__dag_spec__descriptor =
   "Tether__Control__V1__DagSpec",
   "tether.control.v1",
   sizeof(Tether__Control__V1__DagSpec),
-  10,
+  15,
   tether__control__v1__dag_spec__field_descriptors,
   tether__control__v1__dag_spec__field_indices_by_name,
   1,  tether__control__v1__dag_spec__number_ranges,
   (ProtobufCMessageInit) tether__control__v1__dag_spec__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor tether__control__v1__dag__field_descriptors[9] =
+static const ProtobufCFieldDescriptor tether__control__v1__dag__field_descriptors[10] =
 {
   {
     "dag_id",
@@ -3426,11 +3671,24 @@ static const ProtobufCFieldDescriptor tether__control__v1__dag__field_descriptor
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "deleted",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__Dag, deleted),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned tether__control__v1__dag__field_indices_by_name[] = {
   8,   /* field[8] = active_runs */
   6,   /* field[6] = created_at_unix_us */
   0,   /* field[0] = dag_id */
+  9,   /* field[9] = deleted */
   1,   /* field[1] = description */
   4,   /* field[4] = latest_version */
   5,   /* field[5] = next_run_at_unix_us */
@@ -3441,7 +3699,7 @@ static const unsigned tether__control__v1__dag__field_indices_by_name[] = {
 static const ProtobufCIntRange tether__control__v1__dag__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 9 }
+  { 0, 10 }
 };
 const ProtobufCMessageDescriptor tether__control__v1__dag__descriptor =
 {
@@ -3451,7 +3709,7 @@ const ProtobufCMessageDescriptor tether__control__v1__dag__descriptor =
   "Tether__Control__V1__Dag",
   "tether.control.v1",
   sizeof(Tether__Control__V1__Dag),
-  9,
+  10,
   tether__control__v1__dag__field_descriptors,
   tether__control__v1__dag__field_indices_by_name,
   1,  tether__control__v1__dag__number_ranges,
@@ -3663,7 +3921,7 @@ const ProtobufCMessageDescriptor tether__control__v1__run__task_counts_entry__de
   (ProtobufCMessageInit) tether__control__v1__run__task_counts_entry__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor tether__control__v1__run__field_descriptors[16] =
+static const ProtobufCFieldDescriptor tether__control__v1__run__field_descriptors[19] =
 {
   {
     "run_id",
@@ -3857,13 +4115,52 @@ static const ProtobufCFieldDescriptor tether__control__v1__run__field_descriptor
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "deadline_at_unix_us",
+    17,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__Run, deadline_at_unix_us),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "deadline_missed_at_unix_us",
+    18,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__Run, deadline_missed_at_unix_us),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "backfill_id",
+    19,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__Run, backfill_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned tether__control__v1__run__field_indices_by_name[] = {
+  18,   /* field[18] = backfill_id */
   6,   /* field[6] = created_at_unix_us */
   1,   /* field[1] = dag_id */
   2,   /* field[2] = dag_version */
   13,   /* field[13] = data_interval_end_unix_us */
   12,   /* field[12] = data_interval_start_unix_us */
+  16,   /* field[16] = deadline_at_unix_us */
+  17,   /* field[17] = deadline_missed_at_unix_us */
   8,   /* field[8] = finished_at_unix_us */
   14,   /* field[14] = idempotency_key */
   5,   /* field[5] = logical_time_unix_us */
@@ -3879,7 +4176,7 @@ static const unsigned tether__control__v1__run__field_indices_by_name[] = {
 static const ProtobufCIntRange tether__control__v1__run__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 16 }
+  { 0, 19 }
 };
 const ProtobufCMessageDescriptor tether__control__v1__run__descriptor =
 {
@@ -3889,11 +4186,243 @@ const ProtobufCMessageDescriptor tether__control__v1__run__descriptor =
   "Tether__Control__V1__Run",
   "tether.control.v1",
   sizeof(Tether__Control__V1__Run),
-  16,
+  19,
   tether__control__v1__run__field_descriptors,
   tether__control__v1__run__field_indices_by_name,
   1,  tether__control__v1__run__number_ranges,
   (ProtobufCMessageInit) tether__control__v1__run__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor tether__control__v1__callback__params_entry__field_descriptors[2] =
+{
+  {
+    "key",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__Callback__ParamsEntry, key),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "value",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__Callback__ParamsEntry, value),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned tether__control__v1__callback__params_entry__field_indices_by_name[] = {
+  0,   /* field[0] = key */
+  1,   /* field[1] = value */
+};
+static const ProtobufCIntRange tether__control__v1__callback__params_entry__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor tether__control__v1__callback__params_entry__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "tether.control.v1.Callback.ParamsEntry",
+  "ParamsEntry",
+  "Tether__Control__V1__Callback__ParamsEntry",
+  "tether.control.v1",
+  sizeof(Tether__Control__V1__Callback__ParamsEntry),
+  2,
+  tether__control__v1__callback__params_entry__field_descriptors,
+  tether__control__v1__callback__params_entry__field_indices_by_name,
+  1,  tether__control__v1__callback__params_entry__number_ranges,
+  (ProtobufCMessageInit) tether__control__v1__callback__params_entry__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor tether__control__v1__callback__field_descriptors[12] =
+{
+  {
+    "run_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__Callback, run_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "callback_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__Callback, callback_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "kind",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__Callback, kind),
+    &tether__control__v1__callback_kind__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "task_id",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__Callback, task_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "entrypoint",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__Callback, entrypoint),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "queue",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__Callback, queue),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "state",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__Callback, state),
+    &tether__control__v1__task_state__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "params",
+    8,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Tether__Control__V1__Callback, n_params),
+    offsetof(Tether__Control__V1__Callback, params),
+    &tether__control__v1__callback__params_entry__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "created_at_unix_us",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__Callback, created_at_unix_us),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "finished_at_unix_us",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__Callback, finished_at_unix_us),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "reason",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__Callback, reason),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "attempts",
+    12,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Tether__Control__V1__Callback, n_attempts),
+    offsetof(Tether__Control__V1__Callback, attempts),
+    &tether__control__v1__task_attempt__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned tether__control__v1__callback__field_indices_by_name[] = {
+  11,   /* field[11] = attempts */
+  1,   /* field[1] = callback_id */
+  8,   /* field[8] = created_at_unix_us */
+  4,   /* field[4] = entrypoint */
+  9,   /* field[9] = finished_at_unix_us */
+  2,   /* field[2] = kind */
+  7,   /* field[7] = params */
+  5,   /* field[5] = queue */
+  10,   /* field[10] = reason */
+  0,   /* field[0] = run_id */
+  6,   /* field[6] = state */
+  3,   /* field[3] = task_id */
+};
+static const ProtobufCIntRange tether__control__v1__callback__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 12 }
+};
+const ProtobufCMessageDescriptor tether__control__v1__callback__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "tether.control.v1.Callback",
+  "Callback",
+  "Tether__Control__V1__Callback",
+  "tether.control.v1",
+  sizeof(Tether__Control__V1__Callback),
+  12,
+  tether__control__v1__callback__field_descriptors,
+  tether__control__v1__callback__field_indices_by_name,
+  1,  tether__control__v1__callback__number_ranges,
+  (ProtobufCMessageInit) tether__control__v1__callback__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor tether__control__v1__task_attempt__field_descriptors[15] =
@@ -5667,7 +6196,96 @@ const ProtobufCMessageDescriptor tether__control__v1__get_run_request__descripto
   (ProtobufCMessageInit) tether__control__v1__get_run_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor tether__control__v1__get_run_response__field_descriptors[2] =
+static const ProtobufCFieldDescriptor tether__control__v1__delete_dag_request__field_descriptors[2] =
+{
+  {
+    "dag_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__DeleteDagRequest, dag_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "cancel_runs",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__DeleteDagRequest, cancel_runs),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned tether__control__v1__delete_dag_request__field_indices_by_name[] = {
+  1,   /* field[1] = cancel_runs */
+  0,   /* field[0] = dag_id */
+};
+static const ProtobufCIntRange tether__control__v1__delete_dag_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor tether__control__v1__delete_dag_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "tether.control.v1.DeleteDagRequest",
+  "DeleteDagRequest",
+  "Tether__Control__V1__DeleteDagRequest",
+  "tether.control.v1",
+  sizeof(Tether__Control__V1__DeleteDagRequest),
+  2,
+  tether__control__v1__delete_dag_request__field_descriptors,
+  tether__control__v1__delete_dag_request__field_indices_by_name,
+  1,  tether__control__v1__delete_dag_request__number_ranges,
+  (ProtobufCMessageInit) tether__control__v1__delete_dag_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor tether__control__v1__delete_dag_response__field_descriptors[1] =
+{
+  {
+    "cancelled_run_ids",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Tether__Control__V1__DeleteDagResponse, n_cancelled_run_ids),
+    offsetof(Tether__Control__V1__DeleteDagResponse, cancelled_run_ids),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned tether__control__v1__delete_dag_response__field_indices_by_name[] = {
+  0,   /* field[0] = cancelled_run_ids */
+};
+static const ProtobufCIntRange tether__control__v1__delete_dag_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor tether__control__v1__delete_dag_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "tether.control.v1.DeleteDagResponse",
+  "DeleteDagResponse",
+  "Tether__Control__V1__DeleteDagResponse",
+  "tether.control.v1",
+  sizeof(Tether__Control__V1__DeleteDagResponse),
+  1,
+  tether__control__v1__delete_dag_response__field_descriptors,
+  tether__control__v1__delete_dag_response__field_indices_by_name,
+  1,  tether__control__v1__delete_dag_response__number_ranges,
+  (ProtobufCMessageInit) tether__control__v1__delete_dag_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor tether__control__v1__get_run_response__field_descriptors[3] =
 {
   {
     "run",
@@ -5693,15 +6311,28 @@ static const ProtobufCFieldDescriptor tether__control__v1__get_run_response__fie
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "callbacks",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Tether__Control__V1__GetRunResponse, n_callbacks),
+    offsetof(Tether__Control__V1__GetRunResponse, callbacks),
+    &tether__control__v1__callback__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned tether__control__v1__get_run_response__field_indices_by_name[] = {
+  2,   /* field[2] = callbacks */
   0,   /* field[0] = run */
   1,   /* field[1] = task_instances */
 };
 static const ProtobufCIntRange tether__control__v1__get_run_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 2 }
+  { 0, 3 }
 };
 const ProtobufCMessageDescriptor tether__control__v1__get_run_response__descriptor =
 {
@@ -5711,7 +6342,7 @@ const ProtobufCMessageDescriptor tether__control__v1__get_run_response__descript
   "Tether__Control__V1__GetRunResponse",
   "tether.control.v1",
   sizeof(Tether__Control__V1__GetRunResponse),
-  2,
+  3,
   tether__control__v1__get_run_response__field_descriptors,
   tether__control__v1__get_run_response__field_indices_by_name,
   1,  tether__control__v1__get_run_response__number_ranges,
@@ -6328,7 +6959,7 @@ const ProtobufCMessageDescriptor tether__control__v1__list_pools_response__descr
   (ProtobufCMessageInit) tether__control__v1__list_pools_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor tether__control__v1__backfill_request__field_descriptors[4] =
+static const ProtobufCFieldDescriptor tether__control__v1__backfill_request__field_descriptors[5] =
 {
   {
     "dag_id",
@@ -6378,17 +7009,30 @@ static const ProtobufCFieldDescriptor tether__control__v1__backfill_request__fie
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "max_active_runs",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Tether__Control__V1__BackfillRequest, max_active_runs),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned tether__control__v1__backfill_request__field_indices_by_name[] = {
   0,   /* field[0] = dag_id */
   1,   /* field[1] = from_unix_us */
+  4,   /* field[4] = max_active_runs */
   3,   /* field[3] = rerun_failed */
   2,   /* field[2] = to_unix_us */
 };
 static const ProtobufCIntRange tether__control__v1__backfill_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 4 }
+  { 0, 5 }
 };
 const ProtobufCMessageDescriptor tether__control__v1__backfill_request__descriptor =
 {
@@ -6398,7 +7042,7 @@ const ProtobufCMessageDescriptor tether__control__v1__backfill_request__descript
   "Tether__Control__V1__BackfillRequest",
   "tether.control.v1",
   sizeof(Tether__Control__V1__BackfillRequest),
-  4,
+  5,
   tether__control__v1__backfill_request__field_descriptors,
   tether__control__v1__backfill_request__field_indices_by_name,
   1,  tether__control__v1__backfill_request__number_ranges,
@@ -7840,6 +8484,40 @@ const ProtobufCEnumDescriptor tether__control__v1__run_trigger__descriptor =
   tether__control__v1__run_trigger__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
+static const ProtobufCEnumValue tether__control__v1__callback_kind__enum_values_by_number[5] =
+{
+  { "CALLBACK_KIND_UNSPECIFIED", "TETHER__CONTROL__V1__CALLBACK_KIND__CALLBACK_KIND_UNSPECIFIED", 0 },
+  { "CALLBACK_KIND_ON_SUCCESS", "TETHER__CONTROL__V1__CALLBACK_KIND__CALLBACK_KIND_ON_SUCCESS", 1 },
+  { "CALLBACK_KIND_ON_FAILURE", "TETHER__CONTROL__V1__CALLBACK_KIND__CALLBACK_KIND_ON_FAILURE", 2 },
+  { "CALLBACK_KIND_ON_RETRY", "TETHER__CONTROL__V1__CALLBACK_KIND__CALLBACK_KIND_ON_RETRY", 3 },
+  { "CALLBACK_KIND_ON_DEADLINE_MISS", "TETHER__CONTROL__V1__CALLBACK_KIND__CALLBACK_KIND_ON_DEADLINE_MISS", 4 },
+};
+static const ProtobufCIntRange tether__control__v1__callback_kind__value_ranges[] = {
+{0, 0},{0, 5}
+};
+static const ProtobufCEnumValueIndex tether__control__v1__callback_kind__enum_values_by_name[5] =
+{
+  { "CALLBACK_KIND_ON_DEADLINE_MISS", 4 },
+  { "CALLBACK_KIND_ON_FAILURE", 2 },
+  { "CALLBACK_KIND_ON_RETRY", 3 },
+  { "CALLBACK_KIND_ON_SUCCESS", 1 },
+  { "CALLBACK_KIND_UNSPECIFIED", 0 },
+};
+const ProtobufCEnumDescriptor tether__control__v1__callback_kind__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "tether.control.v1.CallbackKind",
+  "CallbackKind",
+  "Tether__Control__V1__CallbackKind",
+  "tether.control.v1",
+  5,
+  tether__control__v1__callback_kind__enum_values_by_number,
+  5,
+  tether__control__v1__callback_kind__enum_values_by_name,
+  1,
+  tether__control__v1__callback_kind__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
 static const ProtobufCEnumValue tether__control__v1__task_state__enum_values_by_number[10] =
 {
   { "TASK_STATE_UNSPECIFIED", "TETHER__CONTROL__V1__TASK_STATE__TASK_STATE_UNSPECIFIED", 0 },
@@ -8024,7 +8702,7 @@ const ProtobufCEnumDescriptor tether__control__v1__token_role__descriptor =
   tether__control__v1__token_role__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor tether__control__v1__control_service__method_descriptors[25] =
+static const ProtobufCMethodDescriptor tether__control__v1__control_service__method_descriptors[26] =
 {
   { "ApplyDag", &tether__control__v1__apply_dag_request__descriptor, &tether__control__v1__apply_dag_response__descriptor },
   { "GetDag", &tether__control__v1__get_dag_request__descriptor, &tether__control__v1__get_dag_response__descriptor },
@@ -8032,6 +8710,7 @@ static const ProtobufCMethodDescriptor tether__control__v1__control_service__met
   { "ListDagVersions", &tether__control__v1__list_dag_versions_request__descriptor, &tether__control__v1__list_dag_versions_response__descriptor },
   { "PauseDag", &tether__control__v1__pause_dag_request__descriptor, &tether__control__v1__pause_dag_response__descriptor },
   { "UnpauseDag", &tether__control__v1__unpause_dag_request__descriptor, &tether__control__v1__unpause_dag_response__descriptor },
+  { "DeleteDag", &tether__control__v1__delete_dag_request__descriptor, &tether__control__v1__delete_dag_response__descriptor },
   { "TriggerRun", &tether__control__v1__trigger_run_request__descriptor, &tether__control__v1__trigger_run_response__descriptor },
   { "GetRun", &tether__control__v1__get_run_request__descriptor, &tether__control__v1__get_run_response__descriptor },
   { "ListRuns", &tether__control__v1__list_runs_request__descriptor, &tether__control__v1__list_runs_response__descriptor },
@@ -8054,30 +8733,31 @@ static const ProtobufCMethodDescriptor tether__control__v1__control_service__met
 };
 const unsigned tether__control__v1__control_service__method_indices_by_name[] = {
   0,        /* ApplyDag */
-  12,        /* Backfill */
-  9,        /* CancelRun */
-  10,        /* CancelTaskInstance */
-  11,        /* ClearRun */
-  20,        /* CreateToken */
-  14,        /* DeletePool */
-  17,        /* DrainAgent */
-  19,        /* ForgetAgent */
+  13,        /* Backfill */
+  10,        /* CancelRun */
+  11,        /* CancelTaskInstance */
+  12,        /* ClearRun */
+  21,        /* CreateToken */
+  6,        /* DeleteDag */
+  15,        /* DeletePool */
+  18,        /* DrainAgent */
+  20,        /* ForgetAgent */
   1,        /* GetDag */
-  7,        /* GetRun */
-  16,        /* ListAgents */
-  24,        /* ListAuditEntries */
+  8,        /* GetRun */
+  17,        /* ListAgents */
+  25,        /* ListAuditEntries */
   3,        /* ListDagVersions */
   2,        /* ListDags */
-  15,        /* ListPools */
-  8,        /* ListRuns */
-  21,        /* ListTokens */
+  16,        /* ListPools */
+  9,        /* ListRuns */
+  22,        /* ListTokens */
   4,        /* PauseDag */
-  22,        /* RevokeToken */
-  13,        /* SetPool */
-  6,        /* TriggerRun */
-  18,        /* UndrainAgent */
+  23,        /* RevokeToken */
+  14,        /* SetPool */
+  7,        /* TriggerRun */
+  19,        /* UndrainAgent */
   5,        /* UnpauseDag */
-  23         /* WatchEvents */
+  24         /* WatchEvents */
 };
 const ProtobufCServiceDescriptor tether__control__v1__control_service__descriptor =
 {
@@ -8086,7 +8766,7 @@ const ProtobufCServiceDescriptor tether__control__v1__control_service__descripto
   "ControlService",
   "Tether__Control__V1__ControlService",
   "tether.control.v1",
-  25,
+  26,
   tether__control__v1__control_service__method_descriptors,
   tether__control__v1__control_service__method_indices_by_name
 };
@@ -8138,13 +8818,21 @@ void tether__control__v1__control_service__unpause_dag(ProtobufCService *service
   assert(service->descriptor == &tether__control__v1__control_service__descriptor);
   service->invoke(service, 5, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
+void tether__control__v1__control_service__delete_dag(ProtobufCService *service,
+                                                      const Tether__Control__V1__DeleteDagRequest *input,
+                                                      Tether__Control__V1__DeleteDagResponse_Closure closure,
+                                                      void *closure_data)
+{
+  assert(service->descriptor == &tether__control__v1__control_service__descriptor);
+  service->invoke(service, 6, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
 void tether__control__v1__control_service__trigger_run(ProtobufCService *service,
                                                        const Tether__Control__V1__TriggerRunRequest *input,
                                                        Tether__Control__V1__TriggerRunResponse_Closure closure,
                                                        void *closure_data)
 {
   assert(service->descriptor == &tether__control__v1__control_service__descriptor);
-  service->invoke(service, 6, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 7, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void tether__control__v1__control_service__get_run(ProtobufCService *service,
                                                    const Tether__Control__V1__GetRunRequest *input,
@@ -8152,7 +8840,7 @@ void tether__control__v1__control_service__get_run(ProtobufCService *service,
                                                    void *closure_data)
 {
   assert(service->descriptor == &tether__control__v1__control_service__descriptor);
-  service->invoke(service, 7, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 8, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void tether__control__v1__control_service__list_runs(ProtobufCService *service,
                                                      const Tether__Control__V1__ListRunsRequest *input,
@@ -8160,7 +8848,7 @@ void tether__control__v1__control_service__list_runs(ProtobufCService *service,
                                                      void *closure_data)
 {
   assert(service->descriptor == &tether__control__v1__control_service__descriptor);
-  service->invoke(service, 8, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 9, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void tether__control__v1__control_service__cancel_run(ProtobufCService *service,
                                                       const Tether__Control__V1__CancelRunRequest *input,
@@ -8168,7 +8856,7 @@ void tether__control__v1__control_service__cancel_run(ProtobufCService *service,
                                                       void *closure_data)
 {
   assert(service->descriptor == &tether__control__v1__control_service__descriptor);
-  service->invoke(service, 9, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 10, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void tether__control__v1__control_service__cancel_task_instance(ProtobufCService *service,
                                                                 const Tether__Control__V1__CancelTaskInstanceRequest *input,
@@ -8176,7 +8864,7 @@ void tether__control__v1__control_service__cancel_task_instance(ProtobufCService
                                                                 void *closure_data)
 {
   assert(service->descriptor == &tether__control__v1__control_service__descriptor);
-  service->invoke(service, 10, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 11, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void tether__control__v1__control_service__clear_run(ProtobufCService *service,
                                                      const Tether__Control__V1__ClearRunRequest *input,
@@ -8184,7 +8872,7 @@ void tether__control__v1__control_service__clear_run(ProtobufCService *service,
                                                      void *closure_data)
 {
   assert(service->descriptor == &tether__control__v1__control_service__descriptor);
-  service->invoke(service, 11, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 12, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void tether__control__v1__control_service__backfill(ProtobufCService *service,
                                                     const Tether__Control__V1__BackfillRequest *input,
@@ -8192,7 +8880,7 @@ void tether__control__v1__control_service__backfill(ProtobufCService *service,
                                                     void *closure_data)
 {
   assert(service->descriptor == &tether__control__v1__control_service__descriptor);
-  service->invoke(service, 12, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 13, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void tether__control__v1__control_service__set_pool(ProtobufCService *service,
                                                     const Tether__Control__V1__SetPoolRequest *input,
@@ -8200,7 +8888,7 @@ void tether__control__v1__control_service__set_pool(ProtobufCService *service,
                                                     void *closure_data)
 {
   assert(service->descriptor == &tether__control__v1__control_service__descriptor);
-  service->invoke(service, 13, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 14, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void tether__control__v1__control_service__delete_pool(ProtobufCService *service,
                                                        const Tether__Control__V1__DeletePoolRequest *input,
@@ -8208,7 +8896,7 @@ void tether__control__v1__control_service__delete_pool(ProtobufCService *service
                                                        void *closure_data)
 {
   assert(service->descriptor == &tether__control__v1__control_service__descriptor);
-  service->invoke(service, 14, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 15, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void tether__control__v1__control_service__list_pools(ProtobufCService *service,
                                                       const Tether__Control__V1__ListPoolsRequest *input,
@@ -8216,7 +8904,7 @@ void tether__control__v1__control_service__list_pools(ProtobufCService *service,
                                                       void *closure_data)
 {
   assert(service->descriptor == &tether__control__v1__control_service__descriptor);
-  service->invoke(service, 15, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 16, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void tether__control__v1__control_service__list_agents(ProtobufCService *service,
                                                        const Tether__Control__V1__ListAgentsRequest *input,
@@ -8224,7 +8912,7 @@ void tether__control__v1__control_service__list_agents(ProtobufCService *service
                                                        void *closure_data)
 {
   assert(service->descriptor == &tether__control__v1__control_service__descriptor);
-  service->invoke(service, 16, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 17, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void tether__control__v1__control_service__drain_agent(ProtobufCService *service,
                                                        const Tether__Control__V1__DrainAgentRequest *input,
@@ -8232,7 +8920,7 @@ void tether__control__v1__control_service__drain_agent(ProtobufCService *service
                                                        void *closure_data)
 {
   assert(service->descriptor == &tether__control__v1__control_service__descriptor);
-  service->invoke(service, 17, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 18, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void tether__control__v1__control_service__undrain_agent(ProtobufCService *service,
                                                          const Tether__Control__V1__UndrainAgentRequest *input,
@@ -8240,7 +8928,7 @@ void tether__control__v1__control_service__undrain_agent(ProtobufCService *servi
                                                          void *closure_data)
 {
   assert(service->descriptor == &tether__control__v1__control_service__descriptor);
-  service->invoke(service, 18, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 19, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void tether__control__v1__control_service__forget_agent(ProtobufCService *service,
                                                         const Tether__Control__V1__ForgetAgentRequest *input,
@@ -8248,7 +8936,7 @@ void tether__control__v1__control_service__forget_agent(ProtobufCService *servic
                                                         void *closure_data)
 {
   assert(service->descriptor == &tether__control__v1__control_service__descriptor);
-  service->invoke(service, 19, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 20, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void tether__control__v1__control_service__create_token(ProtobufCService *service,
                                                         const Tether__Control__V1__CreateTokenRequest *input,
@@ -8256,7 +8944,7 @@ void tether__control__v1__control_service__create_token(ProtobufCService *servic
                                                         void *closure_data)
 {
   assert(service->descriptor == &tether__control__v1__control_service__descriptor);
-  service->invoke(service, 20, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 21, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void tether__control__v1__control_service__list_tokens(ProtobufCService *service,
                                                        const Tether__Control__V1__ListTokensRequest *input,
@@ -8264,7 +8952,7 @@ void tether__control__v1__control_service__list_tokens(ProtobufCService *service
                                                        void *closure_data)
 {
   assert(service->descriptor == &tether__control__v1__control_service__descriptor);
-  service->invoke(service, 21, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 22, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void tether__control__v1__control_service__revoke_token(ProtobufCService *service,
                                                         const Tether__Control__V1__RevokeTokenRequest *input,
@@ -8272,7 +8960,7 @@ void tether__control__v1__control_service__revoke_token(ProtobufCService *servic
                                                         void *closure_data)
 {
   assert(service->descriptor == &tether__control__v1__control_service__descriptor);
-  service->invoke(service, 22, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 23, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void tether__control__v1__control_service__watch_events(ProtobufCService *service,
                                                         const Tether__Control__V1__WatchEventsRequest *input,
@@ -8280,7 +8968,7 @@ void tether__control__v1__control_service__watch_events(ProtobufCService *servic
                                                         void *closure_data)
 {
   assert(service->descriptor == &tether__control__v1__control_service__descriptor);
-  service->invoke(service, 23, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 24, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void tether__control__v1__control_service__list_audit_entries(ProtobufCService *service,
                                                               const Tether__Control__V1__ListAuditEntriesRequest *input,
@@ -8288,7 +8976,7 @@ void tether__control__v1__control_service__list_audit_entries(ProtobufCService *
                                                               void *closure_data)
 {
   assert(service->descriptor == &tether__control__v1__control_service__descriptor);
-  service->invoke(service, 24, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 25, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void tether__control__v1__control_service__init (Tether__Control__V1__ControlService_Service *service,
                                                  Tether__Control__V1__ControlService_ServiceDestroy destroy)

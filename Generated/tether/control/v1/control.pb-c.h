@@ -24,6 +24,8 @@ typedef struct Tether__Control__V1__DagVersion Tether__Control__V1__DagVersion;
 typedef struct Tether__Control__V1__Run Tether__Control__V1__Run;
 typedef struct Tether__Control__V1__Run__ParamsEntry Tether__Control__V1__Run__ParamsEntry;
 typedef struct Tether__Control__V1__Run__TaskCountsEntry Tether__Control__V1__Run__TaskCountsEntry;
+typedef struct Tether__Control__V1__Callback Tether__Control__V1__Callback;
+typedef struct Tether__Control__V1__Callback__ParamsEntry Tether__Control__V1__Callback__ParamsEntry;
 typedef struct Tether__Control__V1__TaskAttempt Tether__Control__V1__TaskAttempt;
 typedef struct Tether__Control__V1__TaskInstance Tether__Control__V1__TaskInstance;
 typedef struct Tether__Control__V1__Agent Tether__Control__V1__Agent;
@@ -47,6 +49,8 @@ typedef struct Tether__Control__V1__TriggerRunRequest Tether__Control__V1__Trigg
 typedef struct Tether__Control__V1__TriggerRunRequest__ParamsEntry Tether__Control__V1__TriggerRunRequest__ParamsEntry;
 typedef struct Tether__Control__V1__TriggerRunResponse Tether__Control__V1__TriggerRunResponse;
 typedef struct Tether__Control__V1__GetRunRequest Tether__Control__V1__GetRunRequest;
+typedef struct Tether__Control__V1__DeleteDagRequest Tether__Control__V1__DeleteDagRequest;
+typedef struct Tether__Control__V1__DeleteDagResponse Tether__Control__V1__DeleteDagResponse;
 typedef struct Tether__Control__V1__GetRunResponse Tether__Control__V1__GetRunResponse;
 typedef struct Tether__Control__V1__ListRunsRequest Tether__Control__V1__ListRunsRequest;
 typedef struct Tether__Control__V1__ListRunsResponse Tether__Control__V1__ListRunsResponse;
@@ -198,6 +202,32 @@ typedef enum _Tether__Control__V1__RunTrigger {
   TETHER__CONTROL__V1__RUN_TRIGGER__RUN_TRIGGER_BACKFILL = 3
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(TETHER__CONTROL__V1__RUN_TRIGGER)
 } Tether__Control__V1__RunTrigger;
+/*
+ * What a callback reports on.
+ */
+typedef enum _Tether__Control__V1__CallbackKind {
+  /*
+   * Not set.
+   */
+  TETHER__CONTROL__V1__CALLBACK_KIND__CALLBACK_KIND_UNSPECIFIED = 0,
+  /*
+   * A task (task_id set) or the run succeeded.
+   */
+  TETHER__CONTROL__V1__CALLBACK_KIND__CALLBACK_KIND_ON_SUCCESS = 1,
+  /*
+   * A task (task_id set) or the run failed.
+   */
+  TETHER__CONTROL__V1__CALLBACK_KIND__CALLBACK_KIND_ON_FAILURE = 2,
+  /*
+   * An attempt of a task failed and the task will be retried.
+   */
+  TETHER__CONTROL__V1__CALLBACK_KIND__CALLBACK_KIND_ON_RETRY = 3,
+  /*
+   * The run missed its deadline.
+   */
+  TETHER__CONTROL__V1__CALLBACK_KIND__CALLBACK_KIND_ON_DEADLINE_MISS = 4
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(TETHER__CONTROL__V1__CALLBACK_KIND)
+} Tether__Control__V1__CallbackKind;
 /*
  * Task instance states.
  */
@@ -439,10 +469,24 @@ struct  Tether__Control__V1__TaskSpec
    * A task queued this long without starting fails; 0 means no limit.
    */
   uint64_t queue_timeout_ms;
+  /*
+   * Entrypoint run (as a callback, on the task's queue) when the task
+   * succeeds; empty for none.
+   */
+  char *on_success;
+  /*
+   * Entrypoint run when the task fails with no retries left; empty for none.
+   */
+  char *on_failure;
+  /*
+   * Entrypoint run when an attempt fails and the task will be retried;
+   * empty for none.
+   */
+  char *on_retry;
 };
 #define TETHER__CONTROL__V1__TASK_SPEC__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&tether__control__v1__task_spec__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, TETHER__CONTROL__V1__TRIGGER_RULE__TRIGGER_RULE_UNSPECIFIED, 0, 0, 0, 0, 0, 0, 0,NULL, (char *)protobuf_c_empty_string, 0, 0 }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, TETHER__CONTROL__V1__TRIGGER_RULE__TRIGGER_RULE_UNSPECIFIED, 0, 0, 0, 0, 0, 0, 0,NULL, (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
 struct  Tether__Control__V1__DagSpec__ParamsEntry
@@ -508,10 +552,33 @@ struct  Tether__Control__V1__DagSpec
    * tasks cancelled; 0 means no limit.
    */
   uint64_t run_timeout_ms;
+  /*
+   * Entrypoint run (as a callback, on callback_queue) once a run succeeded;
+   * empty for none.
+   */
+  char *on_success;
+  /*
+   * Entrypoint run once a run failed; empty for none.
+   */
+  char *on_failure;
+  /*
+   * Entrypoint run once when a run misses its deadline; empty for none.
+   */
+  char *on_deadline_miss;
+  /*
+   * When a run should have finished, as in the DAG file: a duration after
+   * the run was created ("2h"), or a UTC time of day ("06:00"), the first at
+   * or after the end of the run's data interval; empty for none.
+   */
+  char *deadline;
+  /*
+   * The queue DAG-level callbacks run on (defaults.queue in the file).
+   */
+  char *callback_queue;
 };
 #define TETHER__CONTROL__V1__DAG_SPEC__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&tether__control__v1__dag_spec__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, 0,NULL, 0,NULL, 0, 0 }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, 0,NULL, 0,NULL, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
 /*
@@ -556,10 +623,15 @@ struct  Tether__Control__V1__Dag
    * Runs in queued or running state.
    */
   uint32_t active_runs;
+  /*
+   * Set only in a WatchEvents event saying the DAG was deleted (with its
+   * versions and runs); the other fields are then empty but dag_id.
+   */
+  protobuf_c_boolean deleted;
 };
 #define TETHER__CONTROL__V1__DAG__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&tether__control__v1__dag__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0, 0 }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0, 0, 0 }
 
 
 /*
@@ -701,10 +773,100 @@ struct  Tether__Control__V1__Run
    * max_active_runs); empty otherwise.
    */
   char *wait_reason;
+  /*
+   * When the run should have finished (its DAG version's deadline); 0 for none.
+   */
+  int64_t deadline_at_unix_us;
+  /*
+   * When the scheduler found it unfinished past its deadline; 0 if it has not.
+   */
+  int64_t deadline_missed_at_unix_us;
+  /*
+   * The backfill that made it (that backfill's first run id) when the
+   * backfill had a max_active_runs of its own; empty otherwise.
+   */
+  char *backfill_id;
 };
 #define TETHER__CONTROL__V1__RUN__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&tether__control__v1__run__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, TETHER__CONTROL__V1__RUN_STATE__RUN_STATE_UNSPECIFIED, TETHER__CONTROL__V1__RUN_TRIGGER__RUN_TRIGGER_UNSPECIFIED, 0, 0, 0, 0, 0,NULL, (char *)protobuf_c_empty_string, 0,NULL, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, TETHER__CONTROL__V1__RUN_STATE__RUN_STATE_UNSPECIFIED, TETHER__CONTROL__V1__RUN_TRIGGER__RUN_TRIGGER_UNSPECIFIED, 0, 0, 0, 0, 0,NULL, (char *)protobuf_c_empty_string, 0,NULL, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string }
+
+
+struct  Tether__Control__V1__Callback__ParamsEntry
+{
+  ProtobufCMessage base;
+  char *key;
+  char *value;
+};
+#define TETHER__CONTROL__V1__CALLBACK__PARAMS_ENTRY__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&tether__control__v1__callback__params_entry__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+/*
+ * A callback: an entrypoint run once, on an agent, to report on a run or one
+ * of its tasks. It never changes the run's state.
+ */
+struct  Tether__Control__V1__Callback
+{
+  ProtobufCMessage base;
+  /*
+   * The run it reports on.
+   */
+  char *run_id;
+  /*
+   * <kind>.<n>, unique in its run; agents see it as the task id.
+   */
+  char *callback_id;
+  /*
+   * What it reports on.
+   */
+  Tether__Control__V1__CallbackKind kind;
+  /*
+   * The task reported on; empty for the run.
+   */
+  char *task_id;
+  /*
+   * The entrypoint an agent runs.
+   */
+  char *entrypoint;
+  /*
+   * The queue whose agents may run it.
+   */
+  char *queue;
+  /*
+   * Its state: queued, running, up_for_retry (after a rejected attempt),
+   * success or failed.
+   */
+  Tether__Control__V1__TaskState state;
+  /*
+   * What the entrypoint is given: callback, dag_id, run_id, task_id, state,
+   * attempt, reason, logical_date, data_interval_start, data_interval_end,
+   * deadline.
+   */
+  size_t n_params;
+  Tether__Control__V1__Callback__ParamsEntry **params;
+  /*
+   * When it was started.
+   */
+  int64_t created_at_unix_us;
+  /*
+   * When it finished; 0 until then.
+   */
+  int64_t finished_at_unix_us;
+  /*
+   * Why it failed; empty otherwise.
+   */
+  char *reason;
+  /*
+   * Its attempts, oldest first.
+   */
+  size_t n_attempts;
+  Tether__Control__V1__TaskAttempt **attempts;
+};
+#define TETHER__CONTROL__V1__CALLBACK__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&tether__control__v1__callback__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, TETHER__CONTROL__V1__CALLBACK_KIND__CALLBACK_KIND_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, TETHER__CONTROL__V1__TASK_STATE__TASK_STATE_UNSPECIFIED, 0,NULL, 0, 0, (char *)protobuf_c_empty_string, 0,NULL }
 
 
 typedef enum {
@@ -1357,6 +1519,43 @@ struct  Tether__Control__V1__GetRunRequest
 
 
 /*
+ * DeleteDag input.
+ */
+struct  Tether__Control__V1__DeleteDagRequest
+{
+  ProtobufCMessage base;
+  /*
+   * The DAG to delete.
+   */
+  char *dag_id;
+  /*
+   * Cancel its queued and running runs (and delete them) instead of refusing.
+   */
+  protobuf_c_boolean cancel_runs;
+};
+#define TETHER__CONTROL__V1__DELETE_DAG_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&tether__control__v1__delete_dag_request__descriptor) \
+    , (char *)protobuf_c_empty_string, 0 }
+
+
+/*
+ * DeleteDag result.
+ */
+struct  Tether__Control__V1__DeleteDagResponse
+{
+  ProtobufCMessage base;
+  /*
+   * The runs that were still active and were cancelled with the DAG.
+   */
+  size_t n_cancelled_run_ids;
+  char **cancelled_run_ids;
+};
+#define TETHER__CONTROL__V1__DELETE_DAG_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&tether__control__v1__delete_dag_response__descriptor) \
+    , 0,NULL }
+
+
+/*
  * GetRun result.
  */
 struct  Tether__Control__V1__GetRunResponse
@@ -1371,10 +1570,15 @@ struct  Tether__Control__V1__GetRunResponse
    */
   size_t n_task_instances;
   Tether__Control__V1__TaskInstance **task_instances;
+  /*
+   * Its callbacks, oldest first.
+   */
+  size_t n_callbacks;
+  Tether__Control__V1__Callback **callbacks;
 };
 #define TETHER__CONTROL__V1__GET_RUN_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&tether__control__v1__get_run_response__descriptor) \
-    , NULL, 0,NULL }
+    , NULL, 0,NULL, 0,NULL }
 
 
 /*
@@ -1651,10 +1855,15 @@ struct  Tether__Control__V1__BackfillRequest
    * Also clear the failed tasks of failed runs in the range, to run again.
    */
   protobuf_c_boolean rerun_failed;
+  /*
+   * Most runs of this backfill running at once, besides the DAG's own
+   * max_active_runs; 0 for no limit of its own.
+   */
+  uint32_t max_active_runs;
 };
 #define TETHER__CONTROL__V1__BACKFILL_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&tether__control__v1__backfill_request__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, 0, 0 }
+    , (char *)protobuf_c_empty_string, 0, 0, 0, 0 }
 
 
 /*
@@ -2292,6 +2501,28 @@ Tether__Control__V1__Run *
 void   tether__control__v1__run__free_unpacked
                      (Tether__Control__V1__Run *message,
                       ProtobufCAllocator *allocator);
+/* Tether__Control__V1__Callback__ParamsEntry methods */
+void   tether__control__v1__callback__params_entry__init
+                     (Tether__Control__V1__Callback__ParamsEntry         *message);
+/* Tether__Control__V1__Callback methods */
+void   tether__control__v1__callback__init
+                     (Tether__Control__V1__Callback         *message);
+size_t tether__control__v1__callback__get_packed_size
+                     (const Tether__Control__V1__Callback   *message);
+size_t tether__control__v1__callback__pack
+                     (const Tether__Control__V1__Callback   *message,
+                      uint8_t             *out);
+size_t tether__control__v1__callback__pack_to_buffer
+                     (const Tether__Control__V1__Callback   *message,
+                      ProtobufCBuffer     *buffer);
+Tether__Control__V1__Callback *
+       tether__control__v1__callback__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   tether__control__v1__callback__free_unpacked
+                     (Tether__Control__V1__Callback *message,
+                      ProtobufCAllocator *allocator);
 /* Tether__Control__V1__TaskAttempt methods */
 void   tether__control__v1__task_attempt__init
                      (Tether__Control__V1__TaskAttempt         *message);
@@ -2680,6 +2911,44 @@ Tether__Control__V1__GetRunRequest *
                       const uint8_t       *data);
 void   tether__control__v1__get_run_request__free_unpacked
                      (Tether__Control__V1__GetRunRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Tether__Control__V1__DeleteDagRequest methods */
+void   tether__control__v1__delete_dag_request__init
+                     (Tether__Control__V1__DeleteDagRequest         *message);
+size_t tether__control__v1__delete_dag_request__get_packed_size
+                     (const Tether__Control__V1__DeleteDagRequest   *message);
+size_t tether__control__v1__delete_dag_request__pack
+                     (const Tether__Control__V1__DeleteDagRequest   *message,
+                      uint8_t             *out);
+size_t tether__control__v1__delete_dag_request__pack_to_buffer
+                     (const Tether__Control__V1__DeleteDagRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Tether__Control__V1__DeleteDagRequest *
+       tether__control__v1__delete_dag_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   tether__control__v1__delete_dag_request__free_unpacked
+                     (Tether__Control__V1__DeleteDagRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Tether__Control__V1__DeleteDagResponse methods */
+void   tether__control__v1__delete_dag_response__init
+                     (Tether__Control__V1__DeleteDagResponse         *message);
+size_t tether__control__v1__delete_dag_response__get_packed_size
+                     (const Tether__Control__V1__DeleteDagResponse   *message);
+size_t tether__control__v1__delete_dag_response__pack
+                     (const Tether__Control__V1__DeleteDagResponse   *message,
+                      uint8_t             *out);
+size_t tether__control__v1__delete_dag_response__pack_to_buffer
+                     (const Tether__Control__V1__DeleteDagResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Tether__Control__V1__DeleteDagResponse *
+       tether__control__v1__delete_dag_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   tether__control__v1__delete_dag_response__free_unpacked
+                     (Tether__Control__V1__DeleteDagResponse *message,
                       ProtobufCAllocator *allocator);
 /* Tether__Control__V1__GetRunResponse methods */
 void   tether__control__v1__get_run_response__init
@@ -3413,6 +3682,12 @@ typedef void (*Tether__Control__V1__Run__TaskCountsEntry_Closure)
 typedef void (*Tether__Control__V1__Run_Closure)
                  (const Tether__Control__V1__Run *message,
                   void *closure_data);
+typedef void (*Tether__Control__V1__Callback__ParamsEntry_Closure)
+                 (const Tether__Control__V1__Callback__ParamsEntry *message,
+                  void *closure_data);
+typedef void (*Tether__Control__V1__Callback_Closure)
+                 (const Tether__Control__V1__Callback *message,
+                  void *closure_data);
 typedef void (*Tether__Control__V1__TaskAttempt_Closure)
                  (const Tether__Control__V1__TaskAttempt *message,
                   void *closure_data);
@@ -3481,6 +3756,12 @@ typedef void (*Tether__Control__V1__TriggerRunResponse_Closure)
                   void *closure_data);
 typedef void (*Tether__Control__V1__GetRunRequest_Closure)
                  (const Tether__Control__V1__GetRunRequest *message,
+                  void *closure_data);
+typedef void (*Tether__Control__V1__DeleteDagRequest_Closure)
+                 (const Tether__Control__V1__DeleteDagRequest *message,
+                  void *closure_data);
+typedef void (*Tether__Control__V1__DeleteDagResponse_Closure)
+                 (const Tether__Control__V1__DeleteDagResponse *message,
                   void *closure_data);
 typedef void (*Tether__Control__V1__GetRunResponse_Closure)
                  (const Tether__Control__V1__GetRunResponse *message,
@@ -3624,6 +3905,10 @@ struct Tether__Control__V1__ControlService_Service
                       const Tether__Control__V1__UnpauseDagRequest *input,
                       Tether__Control__V1__UnpauseDagResponse_Closure closure,
                       void *closure_data);
+  void (*delete_dag)(Tether__Control__V1__ControlService_Service *service,
+                     const Tether__Control__V1__DeleteDagRequest *input,
+                     Tether__Control__V1__DeleteDagResponse_Closure closure,
+                     void *closure_data);
   void (*trigger_run)(Tether__Control__V1__ControlService_Service *service,
                       const Tether__Control__V1__TriggerRunRequest *input,
                       Tether__Control__V1__TriggerRunResponse_Closure closure,
@@ -3714,6 +3999,7 @@ void tether__control__v1__control_service__init (Tether__Control__V1__ControlSer
       function_prefix__ ## list_dag_versions,\
       function_prefix__ ## pause_dag,\
       function_prefix__ ## unpause_dag,\
+      function_prefix__ ## delete_dag,\
       function_prefix__ ## trigger_run,\
       function_prefix__ ## get_run,\
       function_prefix__ ## list_runs,\
@@ -3757,6 +4043,10 @@ void tether__control__v1__control_service__unpause_dag(ProtobufCService *service
                                                        const Tether__Control__V1__UnpauseDagRequest *input,
                                                        Tether__Control__V1__UnpauseDagResponse_Closure closure,
                                                        void *closure_data);
+void tether__control__v1__control_service__delete_dag(ProtobufCService *service,
+                                                      const Tether__Control__V1__DeleteDagRequest *input,
+                                                      Tether__Control__V1__DeleteDagResponse_Closure closure,
+                                                      void *closure_data);
 void tether__control__v1__control_service__trigger_run(ProtobufCService *service,
                                                        const Tether__Control__V1__TriggerRunRequest *input,
                                                        Tether__Control__V1__TriggerRunResponse_Closure closure,
@@ -3839,6 +4129,7 @@ void tether__control__v1__control_service__list_audit_entries(ProtobufCService *
 extern const ProtobufCEnumDescriptor    tether__control__v1__trigger_rule__descriptor;
 extern const ProtobufCEnumDescriptor    tether__control__v1__run_state__descriptor;
 extern const ProtobufCEnumDescriptor    tether__control__v1__run_trigger__descriptor;
+extern const ProtobufCEnumDescriptor    tether__control__v1__callback_kind__descriptor;
 extern const ProtobufCEnumDescriptor    tether__control__v1__task_state__descriptor;
 extern const ProtobufCEnumDescriptor    tether__control__v1__attempt_outcome__descriptor;
 extern const ProtobufCEnumDescriptor    tether__control__v1__agent_state__descriptor;
@@ -3853,6 +4144,8 @@ extern const ProtobufCMessageDescriptor tether__control__v1__dag_version__descri
 extern const ProtobufCMessageDescriptor tether__control__v1__run__descriptor;
 extern const ProtobufCMessageDescriptor tether__control__v1__run__params_entry__descriptor;
 extern const ProtobufCMessageDescriptor tether__control__v1__run__task_counts_entry__descriptor;
+extern const ProtobufCMessageDescriptor tether__control__v1__callback__descriptor;
+extern const ProtobufCMessageDescriptor tether__control__v1__callback__params_entry__descriptor;
 extern const ProtobufCMessageDescriptor tether__control__v1__task_attempt__descriptor;
 extern const ProtobufCMessageDescriptor tether__control__v1__task_instance__descriptor;
 extern const ProtobufCMessageDescriptor tether__control__v1__agent__descriptor;
@@ -3876,6 +4169,8 @@ extern const ProtobufCMessageDescriptor tether__control__v1__trigger_run_request
 extern const ProtobufCMessageDescriptor tether__control__v1__trigger_run_request__params_entry__descriptor;
 extern const ProtobufCMessageDescriptor tether__control__v1__trigger_run_response__descriptor;
 extern const ProtobufCMessageDescriptor tether__control__v1__get_run_request__descriptor;
+extern const ProtobufCMessageDescriptor tether__control__v1__delete_dag_request__descriptor;
+extern const ProtobufCMessageDescriptor tether__control__v1__delete_dag_response__descriptor;
 extern const ProtobufCMessageDescriptor tether__control__v1__get_run_response__descriptor;
 extern const ProtobufCMessageDescriptor tether__control__v1__list_runs_request__descriptor;
 extern const ProtobufCMessageDescriptor tether__control__v1__list_runs_response__descriptor;
