@@ -17,10 +17,10 @@ import TetherWire
 /// Thread-safe.
 final class EventLog: Sendable {
     struct Limits: Sendable {
-        /// Encoded bytes of history kept; the oldest events go first.
-        var maxBytes = 64 << 20
+        /// Memory the history may take (`Entry.cost`); the oldest events go first.
+        var maxBytes = 32 << 20
         /// Events of history kept.
-        var maxEvents = 1_000_000
+        var maxEvents = 200_000
         /// Live events a subscriber may have waiting (backlog aside); one more ends its
         /// stream with RESOURCE_EXHAUSTED, and it may resume from the last cursor it got.
         var maxQueuedPerSubscriber = 65_536
@@ -36,6 +36,10 @@ final class EventLog: Sendable {
         var runID: String
         var isAgent: Bool
         var bytes: [UInt8]
+
+        /// What keeping it costs, roughly: the encoded message, the filter keys and the
+        /// overhead of the entry and its arrays.
+        var cost: Int { bytes.count + dagID.utf8.count + runID.utf8.count + 96 }
     }
 
     /// Which events a subscriber gets (`WatchEventsRequest`'s rules).
@@ -74,12 +78,12 @@ final class EventLog: Sendable {
             }
             ring[(start + count) % ring.count] = entry
             count += 1
-            bytes += entry.bytes.count
+            bytes += entry.cost
             while bytes > limits.maxBytes && count > 1 { dropOldest() }
         }
 
         mutating func dropOldest() {
-            bytes -= ring[start]?.bytes.count ?? 0
+            bytes -= ring[start]?.cost ?? 0
             ring[start] = nil
             start = (start + 1) % ring.count
             count -= 1

@@ -57,7 +57,7 @@ import TetherWire
         let cursors = byCount.append((1...7).map { Self.event($0) }).map(\.message.cursor)
         #expect(try Self.notes(await byCount.subscribe(after: cursors[3], EventLog.Filter()).next()) == [5, 6, 7])
 
-        let size = try #require(try Self.event(1).message.serializedBytes().count) + 8   // cursor field
+        let size = try #require(try Self.event(1).message.serializedBytes().count) + 8 + 2 + 96  // cursor field, keys, overhead
         limits = EventLog.Limits()
         limits.maxBytes = size * 2 + size / 2
         let byBytes = EventLog(limits: limits, epoch: 1)

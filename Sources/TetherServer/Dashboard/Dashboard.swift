@@ -173,6 +173,13 @@ struct Dashboard: Sendable {
                              peer: request.peer.map { "\($0)" } ?? "", surface: .dashboard, thrown: thrown)
     }
 
+    /// Agents connected or not: the overview shows the gone ones as down, with why.
+    private static let allAgents: ControlV1.ListAgentsRequest = {
+        var request = ControlV1.ListAgentsRequest()
+        request.includeDisconnected = true
+        return request
+    }()
+
     /// Answers an API request of a session allowed to make it.
     private func respond(_ request: HTTPRequest, method: String, _ path: [String], session: DashboardSessions.Session) async throws -> HTTPResponse {
         let query = Self.queryItems(request.query)
@@ -222,7 +229,7 @@ struct Dashboard: Sendable {
                 get.runID = path[1]
                 return try Self.json(await control.getRun(get))
             case ("GET", 1, "agents"):
-                return try Self.json(await control.listAgents(ControlV1.ListAgentsRequest()))
+                return try Self.json(await control.listAgents(Self.allAgents))
             case ("GET", 1, "audit"):
                 guard DashboardAction.readAudit.isPermitted(for: session.role) else {
                     return Self.error(403, "a \(session.role.rawValue) token may not read the audit log")
@@ -234,7 +241,7 @@ struct Dashboard: Sendable {
                 list.tokenID = query["token"] ?? ""
                 return try Self.json(await control.listAuditEntries(list))
             case ("GET", 2, "agents"):
-                guard let agent = try await control.listAgents(ControlV1.ListAgentsRequest()).agents.first(where: { $0.name == path[1] }) else {
+                guard let agent = try await control.listAgents(Self.allAgents).agents.first(where: { $0.name == path[1] }) else {
                     return Self.error(404, "no connected agent '\(path[1])'")
                 }
                 return try Self.json(agent)

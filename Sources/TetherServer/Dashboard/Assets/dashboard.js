@@ -185,7 +185,10 @@ function connectFeed() {
 
 function agentHealth(agent) {
   const state = stateName(agent.state);
-  if (state === 'disconnected') return ['down', 'disconnected'];
+  if (state === 'disconnected') {
+    const why = String(agent.disconnectReason || '').replace(/^AGENT_DISCONNECT_REASON_/, '').toLowerCase().replace('_', ' ');
+    return ['down', why ? `disconnected (${why})` : 'disconnected'];
+  }
   if (state === 'draining') return ['draining', 'draining'];
   const age = Date.now() * 1000 - us(agent.lastHeartbeatAtUnixUs);
   if (us(agent.lastHeartbeatAtUnixUs) && age > STALE_HEARTBEAT_US) return ['stale', `silent ${fmtAgo(agent.lastHeartbeatAtUnixUs)}`];
@@ -271,14 +274,14 @@ function overviewPage() {
       return el('div', { class: 'region', data: { region } },
         el('h3', {}, region, el('span', { class: 'muted', text: `  ${healthy} of ${list.length} healthy` })),
         el('table', {},
-          el('thead', {}, el('tr', {}, ['agent', 'health', 'queues', 'slots used', 'version', 'last heartbeat', 'peer'].map((h) => el('th', { text: h })))),
+          el('thead', {}, el('tr', {}, ['agent', 'health', 'queues', 'slots used', 'version', 'last seen', 'peer'].map((h) => el('th', { text: h })))),
           el('tbody', {}, list.map((a) => el('tr', { class: 'agent-row', data: { agent: a.name } },
             el('td', {}, el('a', { href: `/ui/agents/${encodeURIComponent(a.name)}`, text: a.name })),
             el('td', {}, healthBadge(a)),
             el('td', { class: 'mono', text: (a.queues || []).join(', ') }),
             el('td', { text: stateName(a.state) === 'disconnected' ? '' : `${(a.slots || 0) - (a.freeSlots || 0)} / ${a.slots || 0}` }),
             el('td', { class: 'mono', text: a.version || '' }),
-            el('td', { text: fmtAgo(a.lastHeartbeatAtUnixUs) }),
+            el('td', { text: fmtAgo(a.lastSeenAtUnixUs || a.lastHeartbeatAtUnixUs) }),
             el('td', { class: 'mono muted', text: a.peerAddress || '' }))))));
     }));
   }
