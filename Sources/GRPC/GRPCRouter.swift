@@ -170,13 +170,11 @@ public struct GRPCResponseWriter<Message: WireMessage>: Sendable {
         try call.send(try encode(message))
     }
 
-    /// Queues one message that the caller encoded already (so an event fanned out to many
-    /// calls is encoded once). `serialized` must be a valid encoding of `Message`.
-    public func write(serialized: [UInt8]) async throws {
+    /// Queues messages that the caller encoded already (so an event fanned out to many
+    /// calls is encoded once), in one DATA chunk. Each must be a valid encoding of `Message`.
+    public func write(serialized messages: [[UInt8]]) async throws {
         if call.mustWaitUntilWritable { try await call.waitUntilWritable() }
-        var buffer = [UInt8](repeating: 0, count: GRPCMessageFramer.prefixLength)
-        buffer.append(contentsOf: serialized)
-        try call.send(buffer)
+        try call.send(encoded: messages)
     }
 
     /// Ends the call now with `status`, from any thread: the status goes out (then

@@ -209,6 +209,22 @@ final class GRPCServerCall: HTTP2StreamDelegate, @unchecked Sendable {
         stream.sendData(try framer.frame(prefixed: message))
     }
 
+    /// Frames `messages` (each already encoded) into one buffer and queues it at once, so
+    /// a batch costs one DATA chunk, not one per message.
+    func send(encoded messages: [[UInt8]]) throws(GRPCStatus) {
+        loop.preconditionInEventLoop()
+        guard case .running = state else { throw GRPCStatus(code: .cancelled, message: "call already finished") }
+        guard !messages.isEmpty else { return }
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(messages.reduce(0) { $0 + $1.count + GRPCMessageFramer.prefixLength })
+        for message in messages { try framer.frame(message, into: &buffer) }
+        if !responseHeadersSent {
+            responseHeadersSent = true
+            stream.sendResponseHeaders(Self.responseHeaders)
+        }
+        stream.sendData(buffer)
+    }
+
     private static let okTrailers = HTTP2PreparedHeaders(GRPCStatus.ok.wireTrailers.map { HTTP2Header($0.name, $0.value) })
     private static let responseHeaders = HTTP2PreparedHeaders([
         HTTP2Header(":status", "200"), HTTP2Header("content-type", "application/grpc"),

@@ -354,12 +354,13 @@ final class AgentSession: Sendable {
         endCall(status)
     }
 
-    /// Why the session ended: as the server ended it, or else drained (it said Goodbye
-    /// or was drained, and closed its stream cleanly) or lost.
+    /// Why the session ended: as the server ended it, or else drained (it was told to drain
+    /// or said Goodbye: an agent that drained exits, and may close its connection before its
+    /// Goodbye is read, so how the stream ended does not matter then) or lost.
     func endCause(thrown: (any Error)?) -> (AgentDisconnectReason, String) {
         live.withLock { state in
             if let endedBy = state.endedBy { return endedBy }
-            if thrown == nil && state.draining { return (.drained, "drained and closed its stream") }
+            if state.draining { return (.drained, thrown == nil ? "drained and closed its stream" : "drained, then its connection closed") }
             if let status = thrown as? GRPCStatus { return (.lost, status.message) }
             return (.lost, thrown.map { "\($0)" } ?? "closed its stream without saying Goodbye")
         }

@@ -601,7 +601,17 @@ struct ControlService: Sendable {
         while true {
             let batch = await subscription.next()
             if batch.isEmpty { break }
-            for entry in batch { try await writer.write(serialized: entry.bytes) }
+            // At most 256 KiB a write, so a long replay waits for the client's window in steps.
+            var start = batch.startIndex
+            while start < batch.endIndex {
+                var end = start, bytes = 0
+                while end < batch.endIndex && (end == start || bytes + batch[end].bytes.count <= 256 << 10) {
+                    bytes += batch[end].bytes.count
+                    end += 1
+                }
+                try await writer.write(serialized: batch[start..<end].map(\.bytes))
+                start = end
+            }
         }
         if let status = subscription.endStatus { throw status }
     }

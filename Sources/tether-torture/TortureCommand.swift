@@ -12,7 +12,7 @@ struct TortureCommand: AsyncParsableCommand {
         commandName: "tether-torture",
         abstract: "Crash tests, benchmarks and swarms of agents for Tether.",
         subcommands: [StoreTorture.self, StoreBench.self, SchedulerTorture.self, SchedulerBench.self, E2EAgent.self, E2ESpawn.self,
-                      E2ERun.self, Swarm.self, FakeAgents.self]
+                      E2ERun.self, Swarm.self, FakeAgents.self, WatchLoad.self]
     )
 }
 
