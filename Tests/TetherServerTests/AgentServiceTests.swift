@@ -141,9 +141,15 @@ import TetherWire
             let agents: ControlV1.ListAgentsResponse = try await h.control(ControlV1.ControlService.listAgents, ControlV1.ListAgentsRequest())
             return agents.agents.map(\.name)
         }
+        // How many Acks a number of events makes depends on how the server batches them
+        // (one Ack per batch read together), so send until the call ends, within a deadline;
+        // the reader heartbeats meanwhile so that its own lease TTL does not end it.
         var sequence: UInt64 = 0
         var gone = false
-        while !gone && sequence < 2_000 {
+        let deadline = ContinuousClock.now + .seconds(60)
+        var beat: UInt64 = 0
+        var lastBeat = ContinuousClock.now
+        while !gone && ContinuousClock.now < deadline {
             for _ in 0..<50 {
                 sequence += 1
                 do {
@@ -152,13 +158,12 @@ import TetherWire
                     break  // the stream is gone
                 }
             }
-            gone = try await !connected().contains("stalled")
-        }
-        // The events are sent faster than the server handles them (the client buffers):
-        // give it time to get through those already sent.
-        let deadline = ContinuousClock.now + .seconds(30)
-        while !gone && ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(50))
+            if ContinuousClock.now - lastBeat > .seconds(5) {
+                beat += 1
+                try await reader.heartbeat(id: beat)
+                #expect(try await reader.heartbeatAck().heartbeatID == beat)
+                lastBeat = ContinuousClock.now
+            }
             gone = try await !connected().contains("stalled")
         }
         #expect(gone, "still connected after \(sequence) events")
