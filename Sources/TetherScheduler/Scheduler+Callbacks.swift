@@ -88,22 +88,11 @@ extension Scheduler {
         let now = clock.now()
         var callback = callbacks[ready.key]!
         var task = callback.instance
-        task.state = try! task.state.transition(to: .running)
-        task.tries += 1
-        task.epoch += 1
-        let leaseID = Self.leaseID(task.key, epoch: task.epoch, nonce: configuration.leaseIDNonce())
-        let lease = LeaseRecord(leaseID: leaseID, agentID: agentID, epoch: task.epoch, attempt: task.tries, grantedAt: now,
-                                expiresAt: now.adding(milliseconds: configuration.leaseTTLMilliseconds))
-        task.lease = lease
+        let (leaseID, attempt) = startAttempt(&task, agentID: agentID, dagID: callback.dagID, queue: callback.queue, pool: nil, now: now)
         callback.instance = task
         callbacks[ready.key] = callback
-        let attempt = AttemptRecord(key: task.key, attempt: task.tries, leaseID: leaseID, epoch: task.epoch, agentID: agentID,
-                                    outcome: .running, grantedAt: now)
-        leases[leaseID] = LiveLease(record: lease, dagID: callback.dagID, queue: callback.queue, pool: nil, attempt: attempt)
-        leasesByAgent[agentID, default: []].insert(leaseID)
         output.changes.append(.callback(callback))
         output.changes.append(.attempt(attempt))
-        arm(.leaseExpiry(leaseID: leaseID), at: lease.expiresAt)
         output.effects.append(.grant(LeaseGrant(
             agentID: agentID, leaseID: leaseID, epoch: task.epoch, key: task.key, dagID: callback.dagID,
             dagVersion: callback.dagVersion, entrypoint: callback.entrypoint, params: callback.params, timeoutMilliseconds: nil,

@@ -198,21 +198,11 @@ extension Scheduler {
         let run = runs[ready.key.runID]!
         let spec = run.specs[ready.key.taskID]!
         var task = run.tasks[ready.key.taskID]!
-        task.state = try! task.state.transition(to: .running)
-        task.tries += 1
-        task.epoch += 1
-        let leaseID = Self.leaseID(task.key, epoch: task.epoch, nonce: configuration.leaseIDNonce())
-        let lease = LeaseRecord(leaseID: leaseID, agentID: agentID, epoch: task.epoch, attempt: task.tries, grantedAt: now,
-                                expiresAt: now.adding(milliseconds: configuration.leaseTTLMilliseconds))
-        task.lease = lease
+        let (leaseID, attempt) = startAttempt(&task, agentID: agentID, dagID: run.record.dagID, queue: spec.queue, pool: ready.pool,
+                                              now: now)
         run.tasks[ready.key.taskID] = task
-        let attempt = AttemptRecord(key: task.key, attempt: task.tries, leaseID: leaseID, epoch: task.epoch, agentID: agentID,
-                                    outcome: .running, grantedAt: now)
-        leases[leaseID] = LiveLease(record: lease, dagID: run.record.dagID, queue: spec.queue, pool: ready.pool, attempt: attempt)
-        leasesByAgent[agentID, default: []].insert(leaseID)
         output.changes.append(.task(task))
         output.changes.append(.attempt(attempt))
-        arm(.leaseExpiry(leaseID: leaseID), at: lease.expiresAt)
         if let timeout = spec.executionTimeoutMilliseconds {
             arm(.executionTimeout(leaseID: leaseID), at: now.adding(milliseconds: timeout + configuration.timeoutGraceMilliseconds))
         }
@@ -223,6 +213,26 @@ extension Scheduler {
             entrypoint: spec.entrypoint, params: params, timeoutMilliseconds: spec.executionTimeoutMilliseconds,
             attempt: task.tries, grantedAt: now, readyAt: ready.readyAt, logicalDate: run.record.logicalDate,
             dataInterval: run.record.dataInterval)))
+    }
+
+    /// Starts an attempt of `task` (a task's or a callback's) on `agentID`: running, one
+    /// more try under a new epoch and lease, the live lease registered and its expiry armed.
+    /// The caller stores `task` and appends its change, then the attempt's.
+    func startAttempt(_ task: inout TaskInstanceRecord, agentID: String, dagID: String, queue: String, pool: PoolClaim?,
+                      now: Instant) -> (leaseID: String, attempt: AttemptRecord) {
+        task.state = try! task.state.transition(to: .running)
+        task.tries += 1
+        task.epoch += 1
+        let leaseID = Self.leaseID(task.key, epoch: task.epoch, nonce: configuration.leaseIDNonce())
+        let lease = LeaseRecord(leaseID: leaseID, agentID: agentID, epoch: task.epoch, attempt: task.tries, grantedAt: now,
+                                expiresAt: now.adding(milliseconds: configuration.leaseTTLMilliseconds))
+        task.lease = lease
+        let attempt = AttemptRecord(key: task.key, attempt: task.tries, leaseID: leaseID, epoch: task.epoch, agentID: agentID,
+                                    outcome: .running, grantedAt: now)
+        leases[leaseID] = LiveLease(record: lease, dagID: dagID, queue: queue, pool: pool, attempt: attempt)
+        leasesByAgent[agentID, default: []].insert(leaseID)
+        arm(.leaseExpiry(leaseID: leaseID), at: lease.expiresAt)
+        return (leaseID, attempt)
     }
 
     // MARK: Ending attempts
