@@ -261,19 +261,9 @@ struct ControlService: Sendable {
         let versions = scheduler.read { $0.versions(of: request.dagID) }
             .filter { request.pageToken.isEmpty || $0.version < after }.sorted { $0.version > $1.version }
         var response = ControlV1.ListDagVersionsResponse()
-        var budget = ListResponseBudget()
-        var last: Int?
-        for record in versions.prefix(size) {
-            switch budget.admit(ControlV1.DagVersion(record), slim: { $0.slimForList() }) {
-            case .send(let row): response.versions.append(row)
-            case .leftOut: break
-            case .full:
-                response.nextPageToken = last.map(String.init) ?? ""
-                return response
-            }
-            last = record.version
-        }
-        if versions.count > size { response.nextPageToken = last.map(String.init) ?? "" }
+        (response.versions, response.nextPageToken) = await ListResponseBudget.page(
+            versions.prefix(size), more: versions.count > size, cursor: { String($0.version) },
+            row: { ControlV1.DagVersion($0) }, slim: { $0.slimForList() })
         return response
     }
 
@@ -410,21 +400,11 @@ struct ControlService: Sendable {
         }
         let page = try await store.runPage(dagID: request.dagID.isEmpty ? nil : request.dagID, states: states, limit: size, after: cursor)
         var response = ControlV1.ListRunsResponse()
-        var budget = ListResponseBudget()
-        var last: Int64?
-        for (stored, cursor) in page {
+        (response.runs, response.nextPageToken) = try await ListResponseBudget.page(
+            page, more: page.count == size, cursor: { String($0.1) },
             // The store may lag the scheduler by the commit in flight; prefer memory.
-            let run = try await runMessage(scheduler.read { $0.activeRun(stored.runID) } ?? stored)
-            switch budget.admit(run, slim: { $0.slimForList() }) {
-            case .send(let row): response.runs.append(row)
-            case .leftOut: break
-            case .full:
-                response.nextPageToken = last.map(String.init) ?? ""
-                return response
-            }
-            last = cursor
-        }
-        if page.count == size { response.nextPageToken = last.map(String.init) ?? "" }
+            row: { stored, _ in try await runMessage(scheduler.read { $0.activeRun(stored.runID) } ?? stored) },
+            slim: { $0.slimForList() })
         return response
     }
 
@@ -684,19 +664,9 @@ struct ControlService: Sendable {
         let audit = self.audit, tokenID = request.tokenID, method = request.method
         let page = try await offLoop { try audit.entries(since: since, tokenID: tokenID, method: method, before: before, limit: size + 1) }
         var response = ControlV1.ListAuditEntriesResponse()
-        var budget = ListResponseBudget()
-        var last: Int64?
-        for entry in page.prefix(size) {
-            switch budget.admit(ControlV1.AuditEntry(entry), slim: { _ in }) {
-            case .send(let row): response.entries.append(row)
-            case .leftOut: break
-            case .full:
-                response.nextPageToken = last.map(String.init) ?? ""
-                return response
-            }
-            last = entry.id
-        }
-        if page.count > size { response.nextPageToken = last.map(String.init) ?? "" }
+        (response.entries, response.nextPageToken) = await ListResponseBudget.page(
+            page.prefix(size), more: page.count > size, cursor: { String($0.id) },
+            row: { ControlV1.AuditEntry($0) }, slim: { _ in })
         return response
     }
 

@@ -40,6 +40,28 @@ struct ListResponseBudget {
         return .send(row)
     }
 
+    /// One page of a paged listing: each of `sources`, in order, made a row and admitted
+    /// while the response has room. The page token is the cursor of the last source sent
+    /// or left out when the budget cut the page short, or when `more` says sources follow;
+    /// empty otherwise.
+    static func page<Source, Row: WireMessage>(
+        _ sources: some Sequence<Source>, more: Bool, cursor: (Source) -> String,
+        row: (Source) async throws -> Row, slim: (inout Row) -> Void
+    ) async rethrows -> (rows: [Row], nextPageToken: String) {
+        var budget = ListResponseBudget()
+        var rows: [Row] = []
+        var last: String?
+        for source in sources {
+            switch budget.admit(try await row(source), slim: slim) {
+            case .send(let row): rows.append(row)
+            case .leftOut: break
+            case .full: return (rows, last ?? "")
+            }
+            last = cursor(source)
+        }
+        return (rows, more ? last ?? "" : "")
+    }
+
     /// Encoded size with the repeated field's tag and length prefix (at most 6 bytes);
     /// an unencodable row costs more than any response, so it is slimmed.
     private static func cost<Row: WireMessage>(of row: Row) -> Int {
