@@ -499,23 +499,18 @@ struct ControlService: Sendable {
     /// Connected agents, and with `include_disconnected` those known from earlier sessions,
     /// by name.
     func listAgents(_ request: ControlV1.ListAgentsRequest) async throws -> ControlV1.ListAgentsResponse {
-        var response = ControlV1.ListAgentsResponse()
+        func serves(_ queues: [String]) -> Bool { request.queue.isEmpty || queues.contains(request.queue) }
         let live = sessions.all
-        var agents = live.map(agentMessage)
+        var agents = live.filter { serves($0.hello.queues) }.map(agentMessage)
         if request.includeDisconnected {
             let connected = Set(live.map(\.name))
-            agents += sessions.directory.disconnectedAgents().filter { !connected.contains($0.name) }
+            agents += sessions.directory.disconnectedAgents().filter { !connected.contains($0.name) && serves($0.queues) }
             agents.sort { $0.name < $1.name }
         }
         // Unpaged (agents are few): past one message's worth the rest are left out.
-        var budget = ListResponseBudget()
-        for agent in agents where request.queue.isEmpty || agent.queues.contains(request.queue) {
-            switch budget.admit(agent, slim: { $0.slimForList() }) {
-            case .send(let row): response.agents.append(row)
-            case .leftOut: continue
-            case .full: return response
-            }
-        }
+        var response = ControlV1.ListAgentsResponse()
+        response.agents = await ListResponseBudget.page(agents, more: false, cursor: { _ in "" }, row: { $0 },
+                                                        slim: { $0.slimForList() }).rows
         return response
     }
 
