@@ -52,11 +52,7 @@ struct FakeAgents: AsyncParsableCommand {
         let secret = try String(contentsOfFile: tokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         let metadata = try E2EAgent.bearer(secret)
         let target = try SocketAddress(parsing: server)
-        let clients = try (0..<connections).map { _ in
-            var configuration = GRPCClient.Configuration(target: target, tls: nil)
-            configuration.busyPoll = .zero
-            return try GRPCClient(configuration: configuration)
-        }
+        let clients = try plaintextClients(target, count: connections)
         let state = FleetState()
         let (failed, failedContinuation) = AsyncStream.makeStream(of: Void.self)
         let agents = self.agents
@@ -80,12 +76,7 @@ struct FakeAgents: AsyncParsableCommand {
             }
         }
         // Whichever comes first: a signal, or an agent whose stream ended on its own.
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { for await _ in signals { return } }
-            group.addTask { for await _ in failed { return } }
-            await group.next()
-            group.cancelAll()
-        }
+        await untilSignalOrFailure(signals, failed)
         fleet.cancel()
         // A stream's read does not end on cancellation; closing the connections ends them.
         for client in clients { await client.close() }

@@ -3,6 +3,7 @@ import Foundation
 import Synchronization
 public import TetherStore
 import GRPC
+import H2
 import TetherScheduler
 
 /// `tether-torture`: crash and throughput harnesses for Tether's store, scheduler and agents.
@@ -113,4 +114,25 @@ func onClientLoop<T: Sendable>(_ client: GRPCClient, _ body: @escaping @Sendable
     }
     done.wait()
     return try outcome.withLock { $0! }.get()
+}
+
+/// `count` h2c clients of `target`, without busy polling (load generators share the
+/// machine's cores with the server they load).
+func plaintextClients(_ target: SocketAddress, count: Int) throws -> [GRPCClient] {
+    try (0..<count).map { _ in
+        var configuration = GRPCClient.Configuration(target: target, tls: nil)
+        configuration.busyPoll = .zero
+        return try GRPCClient(configuration: configuration)
+    }
+}
+
+/// Returns at the first termination signal or the first element of `failed`, whichever
+/// comes first (a load generator's stream that ended on its own).
+func untilSignalOrFailure(_ signals: AsyncStream<Int32>, _ failed: AsyncStream<Void>) async {
+    await withTaskGroup(of: Void.self) { group in
+        group.addTask { for await _ in signals { return } }
+        group.addTask { for await _ in failed { return } }
+        await group.next()
+        group.cancelAll()
+    }
 }

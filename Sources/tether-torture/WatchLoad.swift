@@ -36,11 +36,7 @@ struct WatchLoad: AsyncParsableCommand {
         let secret = try String(contentsOfFile: tokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         let metadata = try E2EAgent.bearer(secret)
         let target = try SocketAddress(parsing: server)
-        let clients = try (0..<connections).map { _ in
-            var configuration = GRPCClient.Configuration(target: target, tls: nil)
-            configuration.busyPoll = .zero
-            return try GRPCClient(configuration: configuration)
-        }
+        let clients = try plaintextClients(target, count: connections)
         let state = WatchLoadState(streams: streams)
         let (failed, failedContinuation) = AsyncStream.makeStream(of: Void.self)
         let request = {
@@ -76,12 +72,7 @@ struct WatchLoad: AsyncParsableCommand {
                 }
             }
         }
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { for await _ in signals { return } }
-            group.addTask { for await _ in failed { return } }
-            await group.next()
-            group.cancelAll()
-        }
+        await untilSignalOrFailure(signals, failed)
         readers.cancel()
         for call in calls { await call.cancel() }
         for client in clients { await client.close() }
