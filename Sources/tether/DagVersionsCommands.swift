@@ -111,10 +111,8 @@ struct DagSpecDiff {
         return String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self)
     }
 
-    private static let options = WireJSONOptions(layout: .compact, alwaysPrintsFieldsWithoutPresence: false, escapesNonASCII: false)
-
     private static func object(_ spec: ControlV1.DagSpec) throws -> [String: Any] {
-        let data = Data(try spec.jsonString(options: options).utf8)
+        let data = Data(try spec.jsonString(options: compactJSON).utf8)
         return (try JSONSerialization.jsonObject(with: data) as? [String: Any]) ?? [:]
     }
 

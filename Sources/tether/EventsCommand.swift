@@ -72,7 +72,7 @@ struct EventsCommand: AsyncParsableCommand {
 
     private func printEvent(_ event: ControlV1.WatchEventsResponse) throws {
         if client.json {
-            print(try event.jsonString(options: WireJSONOptions(layout: .compact, alwaysPrintsFieldsWithoutPresence: false, escapesNonASCII: false)))
+            print(try event.jsonString(options: compactJSON))
             fflush(nil)
             return
         }

@@ -16,6 +16,10 @@ func printTable(_ headers: [String], _ rows: [[String]]) {
     for row in rows { print(line(row)) }
 }
 
+/// Protobuf JSON on one line, UTF-8 as it is: one `tether events --json` line, or a value
+/// to compare (`tether dag diff`).
+let compactJSON = WireJSONOptions(layout: .compact, alwaysPrintsFieldsWithoutPresence: false, escapesNonASCII: false)
+
 /// The response as protobuf JSON (`--json`), or the human form.
 func emit(_ message: some WireMessage, json: Bool, human: () -> Void) throws {
     if json {
