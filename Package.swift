@@ -77,7 +77,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // SQLite: connection, statements, transactions, migrations, group commit.
-        .target(name: "TetherStore", dependencies: ["CSQLite"], swiftSettings: swiftSettings),
+        .target(name: "TetherStore", dependencies: ["CLinux", "CSQLite"], swiftSettings: swiftSettings),
         // Domain core: DAG specs and versions, runs, task state, cron, retries, lease dispatcher.
         // Pure Swift over an injected clock and a store protocol; no C, no I/O.
         .target(name: "TetherScheduler", dependencies: ["TetherSyntax"], swiftSettings: swiftSettings),

@@ -27,6 +27,12 @@ static inline int tether_pidfd_open(int pid) {
 #endif
 }
 
+// Names the calling thread, as top -H, perf and /proc show it (the first 15 bytes).
+#include <sys/prctl.h>
+static inline void tether_name_thread(const char *name) {
+    prctl(PR_SET_NAME, name, 0, 0, 0);
+}
+
 // For a child between fork/vfork and exec (async-signal-safe calls only): every signal
 // to its default action, and every descriptor from `lowest` up closed.
 #include <signal.h>

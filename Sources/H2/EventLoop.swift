@@ -290,6 +290,7 @@ public final class EventLoop: @unchecked Sendable {
     /// Runs the loop on the calling thread until `stop()`.
     public func run() {
         loopThread.store(UInt(pthread_self()), ordering: .releasing)
+        tether_name_thread(name)
         var events = [epoll_event](repeating: epoll_event(), count: 256)
         while !stopRequested.load(ordering: .relaxed) {
             runWork()

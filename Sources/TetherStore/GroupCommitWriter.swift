@@ -1,5 +1,6 @@
 import Dispatch
 import Glibc
+internal import CLinux
 
 /// The one writer of a database, with group commit.
 ///
@@ -169,6 +170,7 @@ private final class WriterCore: @unchecked Sendable {
 
     /// The writer thread's loop.
     func run() {
+        tether_name_thread("tether-commit")
         var batch: [Pending] = []
         lock.lock()
         writerThread = pthread_self()

@@ -1,5 +1,6 @@
 internal import CSQLite
 import Glibc
+internal import CLinux
 
 /// Runs WAL checkpoints on a thread and connection of its own, so no commit waits for
 /// one. SQLite's automatic checkpoint runs inside the COMMIT that crosses the WAL size
@@ -67,6 +68,7 @@ public final class WALCheckpointer: @unchecked Sendable {
     }
 
     private func run() {
+        tether_name_thread("tether-wal")
         lock.lock()
         while true {
             while !nudged && !stopping { lock.wait() }
