@@ -4,9 +4,11 @@ internal import Glibc
 import Synchronization
 
 /// An HTTP/2 server: one listening socket watched by every event loop with
-/// EPOLLEXCLUSIVE, so a new connection wakes one loop, which accepts it and owns
-/// it from then on: no hand-off between threads. (Not SO_REUSEPORT: that would
-/// also let a second process bind the same port and take half the connections.)
+/// EPOLLEXCLUSIVE, so a new connection wakes one loop, which accepts it and hands it to
+/// the loop that owns the fewest connections (itself on a tie), which owns it from then
+/// on. The kernel wakes the same idle loop for nearly every connection, so without the
+/// hand-off one loop would serve them all. (Not SO_REUSEPORT: that would also let a
+/// second process bind the same port and take half the connections.)
 ///
 /// With an `HTTPHandler` it serves HTTP/1.1 on the same port too: each connection's
 /// protocol is detected once, when it opens (`HTTPProtocolDetector`: the client preface in
@@ -63,6 +65,10 @@ public final class HTTP2Server: Sendable {
 
     /// Open connections right now, across every loop.
     public var openConnections: Int { counters.connectionsOpen }
+
+    /// Connections each loop owns right now (with those handed to it and not yet opened),
+    /// in the order of the loops given at init.
+    public var connectionsPerLoop: [Int] { listeners.withLock { $0.map { $0.owned.load(ordering: .relaxed) } } }
 
     /// Binds and starts accepting. Returns the bound address (with the real port).
     public func start() throws -> SocketAddress {
@@ -133,6 +139,13 @@ public final class HTTP2Server: Sendable {
     }
 
     fileprivate var serverDelegate: any HTTP2ServerDelegate { delegate }
+
+    /// The listener whose loop owns the fewest connections; `preferred` on a tie.
+    fileprivate func leastLoaded(preferring preferred: Listener) -> Listener {
+        listeners.withLock { all in
+            all.reduce(preferred) { best, next in next.owned.load(ordering: .relaxed) < best.owned.load(ordering: .relaxed) ? next : best }
+        }
+    }
 }
 
 /// A server-side connection a `Listener` tracks until it closes: HTTP/2, HTTP/1.1, or one
@@ -165,6 +178,9 @@ private final class Listener: EventLoopSelectable, @unchecked Sendable {
     private var connections: [ObjectIdentifier: any ServerSideConnection] = [:]
     private var stopped = false
     private var onDrained: (() -> Void)?
+    /// Connections this loop owns or has been handed and not yet opened; read by other
+    /// loops to pick the least loaded one.
+    let owned = Atomic<Int>(0)
 
     init(fd: Int32, loop: EventLoop, server: HTTP2Server) {
         self.fd = fd
@@ -198,8 +214,29 @@ private final class Listener: EventLoopSelectable, @unchecked Sendable {
                 Glibc.close(accepted.fd)
                 continue
             }
-            open(accepted.fd, peer: accepted.peer)
+            let owner = server.leastLoaded(preferring: self)
+            owner.owned.add(1, ordering: .relaxed)
+            if owner === self {
+                open(accepted.fd, peer: accepted.peer)
+            } else {
+                owner.loop.execute { owner.adopt(accepted.fd, peer: accepted.peer) }
+            }
         }
+    }
+
+    /// A connection another loop accepted for this one.
+    private func adopt(_ fd: Int32, peer: SocketAddress?) {
+        guard !stopped else {
+            Glibc.close(fd)
+            return released()
+        }
+        open(fd, peer: peer)
+    }
+
+    /// A connection of this loop's is gone (closed, or never opened).
+    private func released() {
+        owned.subtract(1, ordering: .relaxed)
+        server.releaseConnection()
     }
 
     private func open(_ fd: Int32, peer: SocketAddress?) {
@@ -208,8 +245,7 @@ private final class Listener: EventLoopSelectable, @unchecked Sendable {
             tls = try server.configuration.tls.map { try TLSSession(context: $0, fileDescriptor: fd) }
         } catch {
             Glibc.close(fd)
-            server.releaseConnection()
-            return
+            return released()
         }
         guard let handler = server.httpHandler else { return openHTTP2(fd, tls: tls, peer: peer, initialBytes: []) }
         let detector = HTTPProtocolDetector(loop: loop, fd: fd, tls: tls, counters: server.counters)
@@ -235,8 +271,7 @@ private final class Listener: EventLoopSelectable, @unchecked Sendable {
             connection = try HTTP2Connection(loop: loop, fd: fd, role: .server, connecting: false, tls: tls,
                                              peer: peer, configuration: server.configuration.http2)
         } catch {
-            server.releaseConnection()
-            return
+            return released()
         }
         connection.serverDelegate = server.serverDelegate
         connection.counters = server.counters
@@ -268,7 +303,7 @@ private final class Listener: EventLoopSelectable, @unchecked Sendable {
         connections[key] = connection
         setOnClose { [unowned self] _ in
             self.connections[key] = nil
-            self.server.releaseConnection()
+            self.released()
             self.closedOne()
         }
     }
