@@ -1,5 +1,7 @@
 internal import CProtobufC
 internal import TetherProtoC
+internal import Glibc
+internal import Synchronization
 
 /// Prints a C message, and every message inside it, in the proto3 JSON mapping as
 /// Python's `json_format.MessageToJson` does, reading it through its protobuf-c
@@ -25,32 +27,32 @@ struct WireJSONPrinter {
     /// wire) prints as the empty message.
     private mutating func message(_ message: UnsafeRawPointer?,
                                   _ descriptor: UnsafePointer<ProtobufCMessageDescriptor>) throws(WireError) {
-        let fields = WireField.all(of: descriptor)
+        let layout = JSONMessageLayout.of(descriptor)
         text.beginObject()
         // MessageToJson prints the fields set (upb's ListFields: field-number order),
         // then, when asked, the unset fields without presence in declaration order.
         // protobuf-c keeps number order only; WireJSONTests checks that every .proto
         // declares its fields in that order.
-        var present: [Bool] = []
-        for field in fields {
-            let isSet = message.map { Self.isSet(field, in: $0) } ?? false
-            present.append(isSet)
-            if let message, isSet {
-                text.key(field.jsonName)
-                try value(of: field, in: message, descriptor)
+        var unset = 0
+        for (index, field) in layout.fields.enumerated() {
+            guard let message, Self.isSet(field, in: message) else {
+                unset += 1
+                continue
             }
+            text.key(quoted: layout.keys[index])
+            try value(of: field, in: message, isMap: layout.isMap[index], descriptor)
         }
-        if alwaysPrintsFieldsWithoutPresence {
-            for (field, isSet) in zip(fields, present) where !isSet && !field.hasPresence {
-                text.key(field.jsonName)
-                try defaultValue(of: field, descriptor)
+        if alwaysPrintsFieldsWithoutPresence && unset > 0 {
+            for (index, field) in layout.fields.enumerated() where !field.hasPresence && !(message.map { Self.isSet(field, in: $0) } ?? false) {
+                text.key(quoted: layout.keys[index])
+                try defaultValue(of: field, isMap: layout.isMap[index], descriptor)
             }
         }
         text.endObject()
     }
 
     /// The value of a field that is set: an array, a map's object or a single value.
-    private mutating func value(of field: WireField, in message: UnsafeRawPointer,
+    private mutating func value(of field: WireField, in message: UnsafeRawPointer, isMap: Bool,
                                 _ owner: UnsafePointer<ProtobufCMessageDescriptor>) throws(WireError) {
         guard field.isRepeated else {
             return try element(field, at: message + field.offset, owner)
@@ -59,7 +61,7 @@ struct WireJSONPrinter {
         guard let array = message.load(fromByteOffset: field.offset, as: UnsafeRawPointer?.self) else {
             preconditionFailure("\(String(cString: owner.pointee.name)).\(field.name) has \(count) elements and no array")
         }
-        if field.isMapField(of: owner) {
+        if isMap {
             return try map(field, entries: UnsafeBufferPointer(start: array.assumingMemoryBound(to: UnsafeRawPointer.self),
                                                                count: count))
         }
@@ -73,10 +75,10 @@ struct WireJSONPrinter {
 
     /// An unset field without presence: what `MessageToJson` prints for
     /// `always_print_fields_with_no_presence`.
-    private mutating func defaultValue(of field: WireField,
+    private mutating func defaultValue(of field: WireField, isMap: Bool,
                                        _ owner: UnsafePointer<ProtobufCMessageDescriptor>) throws(WireError) {
         if field.isRepeated {
-            if field.isMapField(of: owner) {
+            if isMap {
                 text.beginObject()
                 text.endObject()
             } else {
@@ -115,13 +117,21 @@ struct WireJSONPrinter {
             let number = address.load(as: Int32.self)
             let enumDescriptor = field.descriptor.pointee.descriptor.assumingMemoryBound(to: ProtobufCEnumDescriptor.self)
             if let value = protobuf_c_enum_descriptor_get_value(enumDescriptor, number) {
-                text.string(String(cString: value.pointee.name))
+                // protoc allows only ASCII identifiers as names.
+                text.string(utf8: UnsafeBufferPointer(start: UnsafeRawPointer(value.pointee.name).assumingMemoryBound(to: UInt8.self),
+                                                      count: strlen(value.pointee.name)))
             } else {
                 // proto3 enums are open: a number without a name prints as the number.
                 text.literal(String(number))
             }
         case PROTOBUF_C_TYPE_STRING:
-            text.string(try Self.string(address.load(as: UnsafePointer<CChar>?.self), field, owner))
+            guard let pointer = address.load(as: UnsafePointer<CChar>?.self) else { return text.string("") }
+            let utf8 = UnsafeBufferPointer(start: UnsafeRawPointer(pointer).assumingMemoryBound(to: UInt8.self), count: strlen(pointer))
+            if utf8.allSatisfy({ $0 < 0x80 }) {
+                text.string(utf8: utf8)  // ASCII: valid UTF-8 as it is
+            } else {
+                text.string(try Self.string(pointer, field, owner))
+            }
         case PROTOBUF_C_TYPE_BYTES:
             let data = address.load(as: ProtobufCBinaryData.self)
             text.string(WireJSONText.base64(UnsafeBufferPointer(start: data.len == 0 ? nil : data.data, count: data.len)))
@@ -241,6 +251,38 @@ private struct MapKey: Comparable {
     }
 
     static func == (a: MapKey, b: MapKey) -> Bool { a.utf8 == b.utf8 }
+}
+
+/// What printing needs of one message type, worked out once per type: its fields in
+/// number order, each one's JSON key as a quoted string, and which are maps. Types are
+/// the static descriptors protoc-c generated, so the cache holds at most one entry each.
+private final class JSONMessageLayout: @unchecked Sendable {
+    let fields: [WireField]
+    let keys: [[UInt8]]
+    let isMap: [Bool]
+
+    private init(_ descriptor: UnsafePointer<ProtobufCMessageDescriptor>) {
+        fields = WireField.all(of: descriptor)
+        keys = fields.map { field in
+            var text = WireJSONText(WireJSONOptions(layout: .compact))
+            text.string(field.jsonName)
+            return text.bytes
+        }
+        isMap = fields.map { $0.isMapField(of: descriptor) }
+    }
+
+    private static let cache = Mutex<[UInt: JSONMessageLayout]>([:])
+
+    static func of(_ descriptor: UnsafePointer<ProtobufCMessageDescriptor>) -> JSONMessageLayout {
+        let key = UInt(bitPattern: descriptor)
+        if let known = cache.withLock({ $0[key] }) { return known }
+        let layout = JSONMessageLayout(descriptor)
+        return cache.withLock { cache in
+            if let known = cache[key] { return known }
+            cache[key] = layout
+            return layout
+        }
+    }
 }
 
 extension WireField {

@@ -84,6 +84,14 @@ struct WireJSONText {
         if pretty { bytes.append(UInt8(ascii: " ")) }
     }
 
+    /// `key(_:)` of a name already written as a JSON string (quotes included).
+    mutating func key(quoted: [UInt8]) {
+        nextItem()
+        bytes.append(contentsOf: quoted)
+        bytes.append(UInt8(ascii: ":"))
+        if pretty { bytes.append(UInt8(ascii: " ")) }
+    }
+
     /// Starts the next element of the innermost array; the value comes next.
     mutating func element() { nextItem() }
 
@@ -108,17 +116,33 @@ struct WireJSONText {
     /// them (`\b \f \n \r \t`, else `\u00xx`), and with `escapesNonASCII` everything
     /// from U+007F up as `\uxxxx` (UTF-16 surrogate pairs above U+FFFF).
     mutating func string(_ value: String) {
+        var value = value
+        value.withUTF8 { string(utf8: $0) }
+    }
+
+    /// `string(_:)` of text already known to be valid UTF-8.
+    mutating func string(utf8: UnsafeBufferPointer<UInt8>) {
+        // Most text is printable ASCII with nothing to escape: copied in runs. Escaping
+        // non-ASCII needs whole scalars: that text takes the scalar path below.
+        if escapesNonASCII && utf8.contains(where: { $0 >= 0x7F }) {
+            return string(scalars: String(decoding: utf8, as: UTF8.self))
+        }
+        bytes.append(UInt8(ascii: "\""))
+        var run = 0
+        for (i, byte) in utf8.enumerated() where byte < 0x20 || byte == 0x22 || byte == 0x5C {
+            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[run..<i]))
+            escape(UInt32(byte))
+            run = i + 1
+        }
+        bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[run...]))
+        bytes.append(UInt8(ascii: "\""))
+    }
+
+    private mutating func string(scalars value: String) {
         bytes.append(UInt8(ascii: "\""))
         for scalar in value.unicodeScalars {
             switch scalar.value {
-            case 0x22: bytes.append(contentsOf: #"\""#.utf8)
-            case 0x5C: bytes.append(contentsOf: #"\\"#.utf8)
-            case 0x08: bytes.append(contentsOf: #"\b"#.utf8)
-            case 0x0C: bytes.append(contentsOf: #"\f"#.utf8)
-            case 0x0A: bytes.append(contentsOf: #"\n"#.utf8)
-            case 0x0D: bytes.append(contentsOf: #"\r"#.utf8)
-            case 0x09: bytes.append(contentsOf: #"\t"#.utf8)
-            case 0..<0x20: unicodeEscape(scalar.value)
+            case 0..<0x20, 0x22, 0x5C: escape(scalar.value)
             case 0x20..<0x7F: bytes.append(UInt8(scalar.value))
             case _ where !escapesNonASCII: bytes.append(contentsOf: String(scalar).utf8)
             case 0x10000...:
@@ -129,6 +153,20 @@ struct WireJSONText {
             }
         }
         bytes.append(UInt8(ascii: "\""))
+    }
+
+    /// `"`, `\` or a control character, escaped.
+    private mutating func escape(_ value: UInt32) {
+        switch value {
+        case 0x22: bytes.append(contentsOf: #"\""#.utf8)
+        case 0x5C: bytes.append(contentsOf: #"\\"#.utf8)
+        case 0x08: bytes.append(contentsOf: #"\b"#.utf8)
+        case 0x0C: bytes.append(contentsOf: #"\f"#.utf8)
+        case 0x0A: bytes.append(contentsOf: #"\n"#.utf8)
+        case 0x0D: bytes.append(contentsOf: #"\r"#.utf8)
+        case 0x09: bytes.append(contentsOf: #"\t"#.utf8)
+        default: unicodeEscape(value)
+        }
     }
 
     // MARK: Layout
