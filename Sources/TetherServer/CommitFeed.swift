@@ -1,4 +1,5 @@
 import GRPC
+internal import Glibc
 internal import Synchronization
 import TetherScheduler
 import TetherWire
@@ -52,6 +53,10 @@ final class ObservedSchedulerStore: SchedulerStore {
 /// happened while a client was away. Agents live outside the scheduler's commits, so they
 /// are compared once a second (they are few).
 ///
+/// The feed is background work beside dispatch on the same CPUs: it yields its CPU every
+/// 50 us of work (`CPUYielder`), so a loop or the commit thread woken on that CPU does not
+/// wait behind a whole batch.
+///
 /// Bounds: at most `maxSubscribers` at once (more are refused); each has at most
 /// `maxBufferedBytes` waiting for it, past which it is dropped (its stream ends; the
 /// browser reconnects and reloads). A drain that would send more than a quarter of that
@@ -94,6 +99,9 @@ final class CommitFeed: Sendable {
         /// The latest stats event, sent to each new subscriber at once.
         var lastStats: [UInt8] = []
     }
+
+    /// Events appended to the log under one hold of its lock.
+    static let appendSlice = 16
 
     let limits: Limits
     /// What `WatchEvents` streams from.
@@ -190,18 +198,35 @@ final class CommitFeed: Sendable {
                         log.breakHistory(GRPCStatus(code: .aborted, message: "the server fell behind and dropped events; "
                             + "re-read the state you need and watch from cursor 0"))
                     }
-                    var (events, restored) = state.apply(inputs, scheduler: scheduler)
+                    var yielder = CPUYielder()
+                    var (events, restored) = state.apply(inputs, scheduler: scheduler, yielder: &yielder)
                     let now = ContinuousClock.now
                     let statsDue = now >= nextStats
                     if statsDue { events += state.agentEvents(await agents(), now: clock.now()) }
-                    events = log.append(events)
+                    // In slices, each appended (and fanned out) under the log's lock on its own.
+                    var numbered: [FeedEvent] = []
+                    numbered.reserveCapacity(events.count)
+                    for start in stride(from: 0, to: events.count, by: Self.appendSlice) {
+                        numbered += log.append(Array(events[start..<min(start + Self.appendSlice, events.count)]))
+                        yielder.checkpoint()
+                    }
+                    events = numbered
                     let watched = subscriberCount > 0
                     if watched {
-                        let encoded = events.map(FeedState.sse)
-                        if dropped || restored || encoded.reduce(0, { $0 + $1.count }) > limits.maxBufferedBytes / 4 {
+                        var encoded: [[UInt8]] = []
+                        var bytes = 0
+                        for event in events where bytes <= limits.maxBufferedBytes / 4 {
+                            encoded.append(FeedState.sse(event))
+                            bytes += encoded[encoded.count - 1].count
+                            yielder.checkpoint()
+                        }
+                        if dropped || restored || bytes > limits.maxBufferedBytes / 4 {
                             publish(FeedState.resyncEvent)
                         } else {
-                            for event in encoded { publish(event) }
+                            for event in encoded {
+                                publish(event)
+                                yielder.checkpoint()
+                            }
                         }
                     }
                     if statsDue {
@@ -374,7 +399,8 @@ struct FeedState {
 
     /// Applies inputs in order; returns the change events, and whether state was reloaded
     /// (clients of the dashboard then fetch everything again).
-    mutating func apply(_ inputs: [CommitFeed.Input], scheduler: SchedulerService) -> (events: [FeedEvent], restored: Bool) {
+    mutating func apply(_ inputs: [CommitFeed.Input], scheduler: SchedulerService,
+                        yielder: inout CPUYielder) -> (events: [FeedEvent], restored: Bool) {
         var events: [FeedEvent] = []
         var restored = false
         for input in inputs {
@@ -387,13 +413,14 @@ struct FeedState {
                 for task in restoredTasks { track(task) }
                 restored = true
             case .committed(let changes, let at):
-                events += apply(changes, at: at, scheduler: scheduler)
+                events += apply(changes, at: at, scheduler: scheduler, yielder: &yielder)
             }
         }
         return (events, restored)
     }
 
-    private mutating func apply(_ changes: [SchedulerChange], at: Instant, scheduler: SchedulerService) -> [FeedEvent] {
+    private mutating func apply(_ changes: [SchedulerChange], at: Instant, scheduler: SchedulerService,
+                                yielder: inout CPUYielder) -> [FeedEvent] {
         var attempts: [TaskKey: [AttemptRecord]] = [:]
         var newGrants: Set<TaskKey> = []
         var finishedRuns: [String] = []
@@ -439,6 +466,7 @@ struct FeedState {
                 let subject = ControlV1.WatchEventsResponse.Subject.taskInstance(
                     ControlV1.TaskInstance(task, spec: spec, attempts: attempts[task.key] ?? [], waitingReason: nil))
                 events.append(event(.task, subject, dagID: runs[task.key.runID]?.dagID ?? "", runID: task.key.runID, at: at))
+                yielder.checkpoint()
             case .attempt, .dag, .dagVersion, .agentSequence, .pool, .poolRemoved, .callback, .dagRemoved:
                 break
             }
