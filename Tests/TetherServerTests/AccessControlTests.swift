@@ -50,13 +50,21 @@ import Testing
     }
 
     /// Calls `path` with an empty request (valid protobuf for any message) and the given
-    /// token; nil if it was not refused at all.
+    /// token; nil if it was not refused at all. WatchEvents gets a cursor of no server
+    /// process, so a permitted call ends at once (OUT_OF_RANGE) instead of streaming.
     static func refusal(_ h: ServerHarness, _ path: String, secret: String?) async -> GRPCStatusCode? {
-        let method = RPCMethod<ControlV1.ListPoolsRequest, ControlV1.ListPoolsResponse, RPCShape.Unary>(path: path)
+        let metadata = secret.map(ServerHarness.bearer) ?? GRPCMetadata()
         do {
-            // A short deadline: a permitted WatchEvents streams until it passes.
-            let _: ControlV1.ListPoolsResponse = try await h.client.unary(
-                method, ControlV1.ListPoolsRequest(), metadata: secret.map(ServerHarness.bearer) ?? GRPCMetadata(), timeout: .seconds(5))
+            if path == ControlV1.ControlService.watchEvents.path {
+                var request = ControlV1.WatchEventsRequest()
+                request.afterCursor = 1
+                let method = RPCMethod<ControlV1.WatchEventsRequest, ControlV1.ListPoolsResponse, RPCShape.Unary>(path: path)
+                let _: ControlV1.ListPoolsResponse = try await h.client.unary(method, request, metadata: metadata, timeout: .seconds(10))
+            } else {
+                let method = RPCMethod<ControlV1.ListPoolsRequest, ControlV1.ListPoolsResponse, RPCShape.Unary>(path: path)
+                let _: ControlV1.ListPoolsResponse = try await h.client.unary(method, ControlV1.ListPoolsRequest(), metadata: metadata,
+                                                                              timeout: .seconds(10))
+            }
             return nil
         } catch {
             return [.unauthenticated, .permissionDenied].contains(error.code) ? error.code : nil
