@@ -5,7 +5,7 @@ import TetherWire
 
 /// Why an agent's session ended, as the directory keeps it.
 enum AgentDisconnectReason: String, Sendable {
-    case drained, lost, revoked
+    case drained, lost, revoked, replaced
     case serverStopped = "server_stopped"
 }
 
@@ -163,6 +163,7 @@ extension ControlV1.AgentDisconnectReason {
         case .drained: self = .drained
         case .lost: self = .lost
         case .revoked: self = .revoked
+        case .replaced: self = .replaced
         case .serverStopped: self = .serverStopped
         }
     }

@@ -299,6 +299,8 @@ final class AgentSession: Sendable {
         var endedBy: (AgentDisconnectReason, String)?
         var lastSequence: UInt64 = 0
         var isReplaced = false
+        /// The session this one replaced, still open when this one registered: its peer.
+        var tookOverFrom: String?
         /// The queue was closed (overflow, replacement); nothing more is queued.
         var closed = false
     }
@@ -382,6 +384,11 @@ final class AgentSession: Sendable {
     /// Whether a newer session of the same name took over.
     var isReplaced: Bool { live.withLock { $0.isReplaced } }
 
+    /// The peer of the session this one replaced (nil: it replaced none).
+    var tookOverFrom: String? { live.withLock { $0.tookOverFrom } }
+
+    func noteTookOver(from old: AgentSession) { live.withLock { $0.tookOverFrom = old.peer } }
+
     /// Ends this session's call: a newer one of the same name took over.
     func markReplaced() {
         live.withLock { $0.isReplaced = true }
@@ -425,7 +432,9 @@ final class AgentSessions: Sendable {
             sessions[session.name] = session
             return old
         }
-        old?.markReplaced()
+        guard let old else { return }
+        session.noteTookOver(from: old)
+        old.markReplaced()
     }
 
     /// Removes `session` if it is still its name's session; returns whether it was.

@@ -321,6 +321,10 @@ extension ControlV1.Agent {
         lastSeenAtUnixUs = max(lastHeartbeatAtUnixUs, connectedAtUnixUs)
         peerAddress = session.peer
         self.metrics = metrics
+        if let previous = session.tookOverFrom {
+            disconnectReason = .replaced
+            disconnectDetail = "this session took over from one still open from \(previous)"
+        }
     }
 }
 

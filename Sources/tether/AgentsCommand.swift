@@ -7,7 +7,7 @@ struct AgentsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "agents",
         abstract: "List, drain and forget agents.",
-        discussion: "Agents stay listed after they disconnect, with when they were last seen and why they went, until forgotten.",
+        discussion: "Agents stay listed after they disconnect, with when they were last seen and why they went (drained, lost, revoked, server stopped), until forgotten. A connected agent shows replaced when its session took over from one still open (it reconnected first).",
         subcommands: [List.self, Drain.self, Undrain.self, Forget.self],
         defaultSubcommand: List.self
     )
@@ -25,14 +25,14 @@ struct AgentsCommand: AsyncParsableCommand {
                 request.includeDisconnected = !connected
                 let response: ControlV1.ListAgentsResponse = try await control.call(ControlV1.ControlService.listAgents, request)
                 try emit(response, json: client.json) {
-                    printTable(["AGENT", "STATE", "QUEUES", "SLOTS", "LEASES", "TASKS DONE", "LABELS", "VERSION", "LAST SEEN", "WHY GONE"],
+                    printTable(["AGENT", "STATE", "QUEUES", "SLOTS", "LEASES", "TASKS DONE", "LABELS", "VERSION", "LAST SEEN", "LAST ENDED"],
                                response.agents.map { agent in
                         let done = agent.metrics.filter { $0.name == "tether_agent_tasks_finished_total" }.reduce(0) { $0 + $1.value }
                         return [agent.name, agent.state.label, agent.queues.joined(separator: ","),
                                 String(agent.slots), String(agent.leaseIds.count), String(Int(done)),
                                 agent.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","),
                                 agent.version.isEmpty ? "-" : agent.version, formatTime(agent.lastSeenAtUnixUs),
-                                agent.state == .disconnected ? agent.disconnectReason.label : "-"]
+                                agent.disconnectReason.label]
                     })
                 }
             }
@@ -107,6 +107,7 @@ extension ControlV1.AgentDisconnectReason {
         case .drained: "drained"
         case .lost: "lost"
         case .revoked: "revoked"
+        case .replaced: "replaced"
         case .serverStopped: "server stopped"
         default: "-"
         }

@@ -32,6 +32,26 @@ import TetherWire
     }
 
     @Test(.timeLimit(.minutes(1)))
+    func aSessionThatTookOverFromAnOpenOneShowsReplacedUntilItEndsOtherwise() async throws {
+        let h = try ServerHarness()
+        let first = try await h.connectAgent("eu-1", entrypoints: ["work"])
+        _ = try await first.welcome()
+        #expect(try await Self.agents(h)["eu-1"]?.disconnectReason == .unspecified)
+        // The same agent redials while its old session is still open.
+        let second = try await h.connectAgent("eu-1", entrypoints: ["work"])
+        _ = try await second.welcome()
+        #expect(await first.endStatus()?.code == .aborted)
+        let listed = try await Self.agents(h)["eu-1"]
+        #expect(listed?.state == .connected && listed?.disconnectReason == .replaced, "\(String(describing: listed))")
+        #expect(listed?.disconnectDetail.contains("took over from one still open from") == true, "\(String(describing: listed))")
+        // It ends for another reason: that is what stays.
+        await second.call.cancel()
+        let gone = try await Self.waitFor(h) { $0["eu-1"]?.state == .disconnected }["eu-1"]
+        #expect(gone?.disconnectReason == .lost, "\(String(describing: gone))")
+        await h.stop()
+    }
+
+    @Test(.timeLimit(.minutes(1)))
     func disconnectedAgentsStayListedWithWhyAndTheirCountersSurviveARestart() async throws {
         let h = try ServerHarness()
         let lost = try await h.connectAgent("lost", entrypoints: ["work"])

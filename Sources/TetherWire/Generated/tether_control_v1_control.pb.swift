@@ -871,7 +871,9 @@ extension ControlV1 {
         /// When the server last heard from it: its last heartbeat, or when its session
         /// began or ended, whichever is latest.
         public var lastSeenAtUnixUs: Int64 = 0
-        /// Why its last session ended; unspecified while connected.
+        /// Why its last session ended; unspecified while connected, except REPLACED:
+        /// its current session took over from one still open (disconnect_detail says
+        /// from where).
         public var disconnectReason = AgentDisconnectReason.unspecified
         /// How its last session ended, in words (the status its stream ended with).
         public var disconnectDetail = ""
@@ -932,6 +934,11 @@ extension ControlV1 {
         case revoked = 3
         /// The server stopped (or restarted) while it was connected.
         case serverStopped = 4
+        /// The same agent (its instance id) connected again while its session was still
+        /// open, as after a NAT dropped the old connection unseen: the new session took
+        /// over and the old one was ended. A connected agent shows it until its session
+        /// ends for another reason.
+        case replaced = 5
     }
 }
 

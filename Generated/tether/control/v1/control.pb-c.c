@@ -8634,21 +8634,23 @@ const ProtobufCEnumDescriptor tether__control__v1__agent_state__descriptor =
   tether__control__v1__agent_state__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCEnumValue tether__control__v1__agent_disconnect_reason__enum_values_by_number[5] =
+static const ProtobufCEnumValue tether__control__v1__agent_disconnect_reason__enum_values_by_number[6] =
 {
   { "AGENT_DISCONNECT_REASON_UNSPECIFIED", "TETHER__CONTROL__V1__AGENT_DISCONNECT_REASON__AGENT_DISCONNECT_REASON_UNSPECIFIED", 0 },
   { "AGENT_DISCONNECT_REASON_DRAINED", "TETHER__CONTROL__V1__AGENT_DISCONNECT_REASON__AGENT_DISCONNECT_REASON_DRAINED", 1 },
   { "AGENT_DISCONNECT_REASON_LOST", "TETHER__CONTROL__V1__AGENT_DISCONNECT_REASON__AGENT_DISCONNECT_REASON_LOST", 2 },
   { "AGENT_DISCONNECT_REASON_REVOKED", "TETHER__CONTROL__V1__AGENT_DISCONNECT_REASON__AGENT_DISCONNECT_REASON_REVOKED", 3 },
   { "AGENT_DISCONNECT_REASON_SERVER_STOPPED", "TETHER__CONTROL__V1__AGENT_DISCONNECT_REASON__AGENT_DISCONNECT_REASON_SERVER_STOPPED", 4 },
+  { "AGENT_DISCONNECT_REASON_REPLACED", "TETHER__CONTROL__V1__AGENT_DISCONNECT_REASON__AGENT_DISCONNECT_REASON_REPLACED", 5 },
 };
 static const ProtobufCIntRange tether__control__v1__agent_disconnect_reason__value_ranges[] = {
-{0, 0},{0, 5}
+{0, 0},{0, 6}
 };
-static const ProtobufCEnumValueIndex tether__control__v1__agent_disconnect_reason__enum_values_by_name[5] =
+static const ProtobufCEnumValueIndex tether__control__v1__agent_disconnect_reason__enum_values_by_name[6] =
 {
   { "AGENT_DISCONNECT_REASON_DRAINED", 1 },
   { "AGENT_DISCONNECT_REASON_LOST", 2 },
+  { "AGENT_DISCONNECT_REASON_REPLACED", 5 },
   { "AGENT_DISCONNECT_REASON_REVOKED", 3 },
   { "AGENT_DISCONNECT_REASON_SERVER_STOPPED", 4 },
   { "AGENT_DISCONNECT_REASON_UNSPECIFIED", 0 },
@@ -8660,9 +8662,9 @@ const ProtobufCEnumDescriptor tether__control__v1__agent_disconnect_reason__desc
   "AgentDisconnectReason",
   "Tether__Control__V1__AgentDisconnectReason",
   "tether.control.v1",
-  5,
+  6,
   tether__control__v1__agent_disconnect_reason__enum_values_by_number,
-  5,
+  6,
   tether__control__v1__agent_disconnect_reason__enum_values_by_name,
   1,
   tether__control__v1__agent_disconnect_reason__value_ranges,

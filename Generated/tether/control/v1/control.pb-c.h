@@ -357,7 +357,14 @@ typedef enum _Tether__Control__V1__AgentDisconnectReason {
   /*
    * The server stopped (or restarted) while it was connected.
    */
-  TETHER__CONTROL__V1__AGENT_DISCONNECT_REASON__AGENT_DISCONNECT_REASON_SERVER_STOPPED = 4
+  TETHER__CONTROL__V1__AGENT_DISCONNECT_REASON__AGENT_DISCONNECT_REASON_SERVER_STOPPED = 4,
+  /*
+   * The same agent (its instance id) connected again while its session was still
+   * open, as after a NAT dropped the old connection unseen: the new session took
+   * over and the old one was ended. A connected agent shows it until its session
+   * ends for another reason.
+   */
+  TETHER__CONTROL__V1__AGENT_DISCONNECT_REASON__AGENT_DISCONNECT_REASON_REPLACED = 5
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(TETHER__CONTROL__V1__AGENT_DISCONNECT_REASON)
 } Tether__Control__V1__AgentDisconnectReason;
 /*
@@ -1110,7 +1117,9 @@ struct  Tether__Control__V1__Agent
    */
   int64_t last_seen_at_unix_us;
   /*
-   * Why its last session ended; unspecified while connected.
+   * Why its last session ended; unspecified while connected, except REPLACED:
+   * its current session took over from one still open (disconnect_detail says
+   * from where).
    */
   Tether__Control__V1__AgentDisconnectReason disconnect_reason;
   /*

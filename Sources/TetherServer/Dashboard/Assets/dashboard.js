@@ -183,10 +183,15 @@ function connectFeed() {
 // ---------------------------------------------------------------------------------------
 // Overview: agents by region and queue, queue depths, running tasks, charts
 
+/** An AgentDisconnectReason as words: "server stopped", "replaced". */
+function reasonName(reason) {
+  return String(reason || '').replace(/^AGENT_DISCONNECT_REASON_/, '').toLowerCase().replace('_', ' ');
+}
+
 function agentHealth(agent) {
   const state = stateName(agent.state);
   if (state === 'disconnected') {
-    const why = String(agent.disconnectReason || '').replace(/^AGENT_DISCONNECT_REASON_/, '').toLowerCase().replace('_', ' ');
+    const why = reasonName(agent.disconnectReason);
     return ['down', why ? `disconnected (${why})` : 'disconnected'];
   }
   if (state === 'draining') return ['draining', 'draining'];
@@ -720,7 +725,9 @@ function agentPage(name) {
         el('dt', { text: 'labels' }), el('dd', { class: 'mono', text: Object.entries(agent.labels || {}).map(([k, v]) => `${k}=${v}`).join(', ') || '—' }),
         el('dt', { text: 'entrypoints' }), el('dd', { class: 'mono', text: (agent.entrypoints || []).join(', ') }),
         el('dt', { text: 'connected' }), el('dd', { text: `${fmtTime(agent.connectedAtUnixUs)} from ${agent.peerAddress || '?'}` }),
-        el('dt', { text: 'last heartbeat' }), el('dd', { text: fmtAgo(agent.lastHeartbeatAtUnixUs) })),
+        el('dt', { text: 'last heartbeat' }), el('dd', { text: fmtAgo(agent.lastHeartbeatAtUnixUs) }),
+        agent.disconnectDetail ? [el('dt', { text: 'last session ended' }),
+          el('dd', { text: `${reasonName(agent.disconnectReason)}: ${agent.disconnectDetail}` })] : []),
       el('h2', { text: 'Leases' }),
       leaseRuns.length ? el('ul', {}, leaseRuns.map(([id, run]) => el('li', { class: 'mono' }, el('a', { href: `/ui/runs/${encodeURIComponent(run)}`, text: id }))))
         : el('p', { class: 'muted', text: 'No lease held.' }),
