@@ -32,7 +32,8 @@ struct E2EAgent: ParsableCommand {
             Each sample also holds one loopback trip of the event (or the trigger) to the server,
             so it bounds "ready on the server -> lease received" from above.
 
-            After --warmup-runs untimed runs, prints one line per timed run to stdout:
+            After --warmup-runs untimed runs, prints one line per timed run to stdout, then one
+            over the samples of every timed run (run=all):
               shape=S run=N samples=K p50_ms=X p99_ms=Y mean_ms=Z max_ms=M
             Percentiles are nearest-rank. Fails unless every run ends in success.
             """
@@ -122,6 +123,7 @@ private struct E2EAgentSession: Sendable {
         var stream = AgentStream(call: call, sequence: welcome.ackedSequence)
         if !client.eventLoop.inEventLoop { throw E2EError("the fake agent is not running on the client's event loop") }
 
+        var timed: [Int64] = []
         for index in 0..<(options.warmupRuns + options.runs) {
             var samples: [Int64] = []
             samples.reserveCapacity(options.tasks)
@@ -151,15 +153,22 @@ private struct E2EAgentSession: Sendable {
             // Leases live for the server's TTL from their grant or the agent's last heartbeat.
             try await stream.heartbeat()
             guard index >= options.warmupRuns else { continue }
-            samples.sort()
-            let mean = Double(samples.reduce(0, +)) / Double(samples.count)
-            func ms(_ ns: Double) -> String { String(format: "%.3f", ns / 1e6) }
-            writeLine("shape=\(options.shape.rawValue) run=\(index - options.warmupRuns + 1) samples=\(samples.count)"
-                      + " p50_ms=\(ms(Double(percentile(samples, 0.50)))) p99_ms=\(ms(Double(percentile(samples, 0.99))))"
-                      + " mean_ms=\(ms(mean)) max_ms=\(ms(Double(samples.last!)))")
+            timed += samples
+            report(run: String(index - options.warmupRuns + 1), samples)
         }
+        report(run: "all", timed)
         await call.finishSending()
         while try await call.next() != nil {}
+    }
+
+    /// One line of results for `samples` (unsorted, not empty).
+    private func report(run: String, _ samples: [Int64]) {
+        let sorted = samples.sorted()
+        let mean = Double(sorted.reduce(0, +)) / Double(sorted.count)
+        func ms(_ ns: Double) -> String { String(format: "%.3f", ns / 1e6) }
+        writeLine("shape=\(options.shape.rawValue) run=\(run) samples=\(sorted.count)"
+                  + " p50_ms=\(ms(Double(percentile(sorted, 0.50)))) p99_ms=\(ms(Double(percentile(sorted, 0.99))))"
+                  + " mean_ms=\(ms(mean)) max_ms=\(ms(Double(sorted.last!)))")
     }
 
     private func trigger(_ client: GRPCClient) async throws -> String {
