@@ -54,34 +54,22 @@ struct FakeAgents: AsyncParsableCommand {
         let target = try SocketAddress(parsing: server)
         let clients = try plaintextClients(target, count: connections)
         let state = FleetState()
-        let (failed, failedContinuation) = AsyncStream.makeStream(of: Void.self)
+        let failures = WorkerFailures()
         let agents = self.agents
-        let fleet = Task {
-            await withTaskGroup(of: Void.self) { group in
-                for index in 0..<agents {
-                    let client = clients[index % clients.count]
-                    group.addTask(executorPreference: client.eventLoop) {
-                        do {
-                            try await runAgent(index, client: client, metadata: metadata) {
-                                if state.welcomed.add(1, ordering: .relaxed).newValue == agents {
-                                    writeLine("fake-agents: \(agents) connected")
-                                }
-                            }
-                        } catch where !Task.isCancelled {
-                            state.failure.withLock { $0 = $0 ?? "agent \(index): \(error)" }
-                            failedContinuation.yield()
-                        } catch {}
-                    }
+        let fleet = workersOnClientLoops(agents, clients, what: "agent", failed: failures.record) { index, client in
+            try await runAgent(index, client: client, metadata: metadata) {
+                if state.welcomed.add(1, ordering: .relaxed).newValue == agents {
+                    writeLine("fake-agents: \(agents) connected")
                 }
             }
         }
         // Whichever comes first: a signal, or an agent whose stream ended on its own.
-        await untilSignalOrFailure(signals, failed)
+        await untilSignalOrFailure(signals, failures.failed)
         fleet.cancel()
         // A stream's read does not end on cancellation; closing the connections ends them.
         for client in clients { await client.close() }
         await fleet.value
-        if let failure = state.failure.withLock({ $0 }) {
+        if let failure = failures.first {
             writeLine("fake-agents: \(failure)", to: .standardError)
             throw ExitCode(1)
         }
@@ -129,8 +117,7 @@ struct FakeAgents: AsyncParsableCommand {
     }
 }
 
-/// What the fleet's agents share: how many have their Welcome, and the first failure.
+/// What the fleet's agents share: how many have their Welcome.
 private final class FleetState: Sendable {
     let welcomed = Atomic<Int>(0)
-    let failure = Mutex<String?>(nil)
 }

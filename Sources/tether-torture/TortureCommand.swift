@@ -126,6 +126,45 @@ func plaintextClients(_ target: SocketAddress, count: Int) throws -> [GRPCClient
     }
 }
 
+/// `count` workers, worker `i` on the loop of `clients[i % clients.count]`, each running
+/// `body(i, client)` until cancelled. One that throws other than by cancellation is told to
+/// `failed` as "`what` i: error".
+func workersOnClientLoops(_ count: Int, _ clients: [GRPCClient], what: String,
+                          failed: @escaping @Sendable (String) -> Void,
+                          _ body: @escaping @Sendable (Int, GRPCClient) async throws -> Void) -> Task<Void, Never> {
+    Task {
+        await withTaskGroup(of: Void.self) { group in
+            for index in 0..<count {
+                let client = clients[index % clients.count]
+                group.addTask(executorPreference: client.eventLoop) {
+                    do {
+                        try await body(index, client)
+                    } catch where !Task.isCancelled {
+                        failed("\(what) \(index): \(error)")
+                    } catch {}
+                }
+            }
+        }
+    }
+}
+
+/// A load generator's workers' failures: the first is kept, and each one is an element of
+/// `failed`.
+final class WorkerFailures: Sendable {
+    let failed: AsyncStream<Void>
+    private let continuation: AsyncStream<Void>.Continuation
+    private let firstFailure = Mutex<String?>(nil)
+
+    init() { (failed, continuation) = AsyncStream.makeStream(of: Void.self) }
+
+    func record(_ failure: String) {
+        firstFailure.withLock { $0 = $0 ?? failure }
+        continuation.yield()
+    }
+
+    var first: String? { firstFailure.withLock { $0 } }
+}
+
 /// Returns at the first termination signal or the first element of `failed`, whichever
 /// comes first (a load generator's stream that ended on its own).
 func untilSignalOrFailure(_ signals: AsyncStream<Int32>, _ failed: AsyncStream<Void>) async {

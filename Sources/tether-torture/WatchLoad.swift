@@ -38,7 +38,7 @@ struct WatchLoad: AsyncParsableCommand {
         let target = try SocketAddress(parsing: server)
         let clients = try plaintextClients(target, count: connections)
         let state = WatchLoadState(streams: streams)
-        let (failed, failedContinuation) = AsyncStream.makeStream(of: Void.self)
+        let failures = WorkerFailures()
         let request = {
             var request = ControlV1.WatchEventsRequest()
             request.includeAgents = true
@@ -57,33 +57,22 @@ struct WatchLoad: AsyncParsableCommand {
             return try await group.reduce(into: []) { $0.append($1) }
         }
         writeLine("watch-events: \(streams) streams open")
-        let readers = Task {
-            await withTaskGroup(of: Void.self) { group in
-                for (index, call) in calls.enumerated() {
-                    group.addTask(executorPreference: clients[index % clients.count].eventLoop) {
-                        do {
-                            while try await call.next() != nil { state.counts.withLock { $0[index] += 1 } }
-                            throw await call.status() ?? GRPCStatus(code: .unknown, message: "ended")
-                        } catch where !Task.isCancelled {
-                            state.failure.withLock { $0 = $0 ?? "stream \(index): \(error)" }
-                            failedContinuation.yield()
-                        } catch {}
-                    }
-                }
-            }
+        let readers = workersOnClientLoops(streams, clients, what: "stream", failed: failures.record) { index, _ in
+            let call = calls[index]
+            while try await call.next() != nil { state.counts.withLock { $0[index] += 1 } }
+            throw await call.status() ?? GRPCStatus(code: .unknown, message: "ended")
         }
-        await untilSignalOrFailure(signals, failed)
+        await untilSignalOrFailure(signals, failures.failed)
         readers.cancel()
         for call in calls { await call.cancel() }
         for client in clients { await client.close() }
-        if let failure = state.failure.withLock({ $0 }) { throw E2EError("a stream ended: \(failure)") }
+        if let failure = failures.first { throw E2EError("a stream ended: \(failure)") }
         writeLine("streams=\(streams) events=\(state.counts.withLock { $0 }.map(String.init).joined(separator: ","))")
     }
 }
 
 private final class WatchLoadState: Sendable {
     let counts: Mutex<[Int]>
-    let failure = Mutex<String?>(nil)
 
     init(streams: Int) { counts = Mutex([Int](repeating: 0, count: streams)) }
 }
