@@ -65,7 +65,7 @@ public final class EventLoop: @unchecked Sendable {
 
     // Shared with other threads.
     private let inbox = Mutex<[SendableWork]>([])
-    private let sleeping = Atomic<Bool>(false)
+    private let waker = LoopWaker()
     private let stopRequested = Atomic<Bool>(false)
     private let loopThread = Atomic<UInt>(0)
 
@@ -171,7 +171,7 @@ public final class EventLoop: @unchecked Sendable {
             return
         }
         inbox.withLock { $0.append(work) }
-        if sleeping.load(ordering: .sequentiallyConsistent) {
+        if waker.shouldWake() {
             var one: UInt64 = 1
             _ = Glibc.write(wakeFD, &one, 8)
         }
@@ -342,11 +342,11 @@ public final class EventLoop: @unchecked Sendable {
     /// Waits up to `timeout` ms (-1: no limit) for events, marked asleep so that work
     /// handed over from other threads wakes the loop.
     private func waitForEvents(_ events: inout [epoll_event], timeout: Int32) -> Int32 {
-        sleeping.store(true, ordering: .sequentiallyConsistent)
+        waker.sleeping.store(true, ordering: .sequentiallyConsistent)
         var timeout = timeout
         if !inbox.withLock({ $0.isEmpty }) || stopRequested.load(ordering: .relaxed) { timeout = 0 }
         let count = epollWait(&events, timeout: timeout)
-        sleeping.store(false, ordering: .sequentiallyConsistent)
+        waker.sleeping.store(false, ordering: .sequentiallyConsistent)
         return count
     }
 
@@ -368,6 +368,7 @@ public final class EventLoop: @unchecked Sendable {
         if token == Self.wakeToken {
             var value: UInt64 = 0
             _ = Glibc.read(wakeFD, &value, 8)
+            waker.woke()
             return
         }
         let slot = Int(token & 0xFFFF_FFFF)
@@ -446,6 +447,31 @@ extension EventLoop: TaskExecutor {
 /// that outlasted the ceiling, or that only a timer ended, halves it, and below a quarter of
 /// the ceiling it closes. A period that polling ended leaves it alone. So periodic timers
 /// alone never keep a loop polling.
+/// When a hand-over must write the loop's eventfd: only while the loop may be asleep, and
+/// only once until the loop has read it. A burst of hand-overs to a sleeping loop (a commit
+/// resuming a dozen streams' handlers) then costs one write and one wake-up, not one each
+/// before the loop gets a CPU to mark itself awake.
+///
+/// No wake-up is lost: the loop sets `sleeping` and then checks its inbox before it waits,
+/// and a hand-over appends to the inbox before `shouldWake` reads `sleeping`
+/// (sequentially consistent, so one of the two sees the other). `pending` is cleared only
+/// when the loop reads the eventfd, which holds the write of whoever set it.
+final class LoopWaker: Sendable {
+    let sleeping = Atomic<Bool>(false)
+    private let pending = Atomic<Bool>(false)
+
+    /// Whether the caller, having queued work, must write the eventfd.
+    func shouldWake() -> Bool {
+        sleeping.load(ordering: .sequentiallyConsistent)
+            && !pending.exchange(true, ordering: .sequentiallyConsistent)
+    }
+
+    /// The loop read the eventfd: the next hand-over to a sleeping loop writes it again.
+    func woke() {
+        pending.store(false, ordering: .sequentiallyConsistent)
+    }
+}
+
 struct BusyPollWindow {
     /// The most the window may grow to, in nanoseconds; 0 never polls.
     let ceiling: Int64

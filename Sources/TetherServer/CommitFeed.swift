@@ -203,30 +203,19 @@ final class CommitFeed: Sendable {
                     let now = ContinuousClock.now
                     let statsDue = now >= nextStats
                     if statsDue { events += state.agentEvents(await agents(), now: clock.now()) }
-                    // In slices, each appended (and fanned out) under the log's lock on its own.
-                    var numbered: [FeedEvent] = []
-                    numbered.reserveCapacity(events.count)
-                    for start in stride(from: 0, to: events.count, by: Self.appendSlice) {
-                        numbered += log.append(Array(events[start..<min(start + Self.appendSlice, events.count)]))
-                        yielder.checkpoint()
-                    }
-                    events = numbered
+                    events = log.append(events, slice: Self.appendSlice) { yielder.checkpoint() }
                     let watched = subscriberCount > 0
                     if watched {
-                        var encoded: [[UInt8]] = []
-                        var bytes = 0
-                        for event in events where bytes <= limits.maxBufferedBytes / 4 {
-                            encoded.append(FeedState.sse(event))
-                            bytes += encoded[encoded.count - 1].count
+                        // One buffer for the whole batch: one wake-up of each subscriber's handler.
+                        var encoded: [UInt8] = []
+                        for event in events where encoded.count <= limits.maxBufferedBytes / 4 {
+                            encoded += FeedState.sse(event)
                             yielder.checkpoint()
                         }
-                        if dropped || restored || bytes > limits.maxBufferedBytes / 4 {
+                        if dropped || restored || encoded.count > limits.maxBufferedBytes / 4 {
                             publish(FeedState.resyncEvent)
-                        } else {
-                            for event in encoded {
-                                publish(event)
-                                yielder.checkpoint()
-                            }
+                        } else if !encoded.isEmpty {
+                            publish(encoded)
                         }
                     }
                     if statsDue {

@@ -119,32 +119,48 @@ final class EventLog: Sendable {
     var lastCursor: UInt64 { history.withLock { $0.lastSequence == 0 ? 0 : epoch << Self.sequenceBits | $0.lastSequence } }
 
     /// Numbers, encodes, keeps and fans out `events` in order; returns them with their cursors.
+    ///
+    /// The log's lock is held for `slice` events at a time, with `betweenSlices` run
+    /// outside it (the feed yields its CPU there), so a subscriber or a reader waits behind
+    /// one slice, not the whole batch. Subscribers get the batch at once, after the last
+    /// slice: one wake-up of each stream's handler per batch, not per slice. (One that
+    /// subscribes between slices has the earlier slices in its backlog, and gets only the
+    /// later ones live.)
     @discardableResult
-    func append(_ events: [FeedEvent]) -> [FeedEvent] {
+    func append(_ events: [FeedEvent], slice: Int = .max, betweenSlices: () -> Void = {}) -> [FeedEvent] {
         guard !events.isEmpty else { return [] }
+        precondition(slice > 0)
         var numbered = events
         var entries: [Entry] = []
         entries.reserveCapacity(events.count)
-        history.withLock { history in
-            guard !history.closed else { return }
-            for index in numbered.indices {
-                history.lastSequence += 1
-                numbered[index].message.cursor = epoch << Self.sequenceBits | history.lastSequence
-                let event = numbered[index]
-                // A message that cannot be encoded (a NUL in stored text) is kept as its cursor
-                // alone, so the sequence has no hole.
-                var bytes = (try? event.message.serializedBytes()) ?? []
-                if bytes.isEmpty {
-                    var bare = ControlV1.WatchEventsResponse()
-                    bare.cursor = event.message.cursor
-                    bare.committedAtUnixUs = event.message.committedAtUnixUs
-                    bytes = (try? bare.serializedBytes()) ?? []
+        var start = numbered.startIndex
+        while start < numbered.endIndex {
+            if start > numbered.startIndex { betweenSlices() }
+            let end = numbered.index(start, offsetBy: slice, limitedBy: numbered.endIndex) ?? numbered.endIndex
+            history.withLock { history in
+                guard !history.closed else { return }
+                for index in start..<end {
+                    history.lastSequence += 1
+                    numbered[index].message.cursor = epoch << Self.sequenceBits | history.lastSequence
+                    let event = numbered[index]
+                    // A message that cannot be encoded (a NUL in stored text) is kept as its cursor
+                    // alone, so the sequence has no hole.
+                    var bytes = (try? event.message.serializedBytes()) ?? []
+                    if bytes.isEmpty {
+                        var bare = ControlV1.WatchEventsResponse()
+                        bare.cursor = event.message.cursor
+                        bare.committedAtUnixUs = event.message.committedAtUnixUs
+                        bytes = (try? bare.serializedBytes()) ?? []
+                    }
+                    let entry = Entry(cursor: event.message.cursor, dagID: event.dagID, runID: event.runID,
+                                      isAgent: event.kind == .agent, bytes: bytes)
+                    entries.append(entry)
+                    history.append(entry, limits: limits)
                 }
-                let entry = Entry(cursor: event.message.cursor, dagID: event.dagID, runID: event.runID,
-                                  isAgent: event.kind == .agent, bytes: bytes)
-                entries.append(entry)
-                history.append(entry, limits: limits)
             }
+            start = end
+        }
+        history.withLock { history in
             for subscription in history.subscribers.values { subscription.push(entries) }
         }
         return numbered
@@ -179,7 +195,8 @@ final class EventLog: Sendable {
                 backlog = history.entries(after: sequence)
             }
             let subscription = EventSubscription(filter: filter, limit: limits.maxQueuedPerSubscriber,
-                                                 backlog: backlog.filter(filter.matches))
+                                                 backlog: backlog.filter(filter.matches),
+                                                 liveAfter: epoch << Self.sequenceBits | history.lastSequence)
             history.subscribers[ObjectIdentifier(subscription)] = subscription
             return subscription
         }
@@ -229,16 +246,19 @@ final class EventSubscription: Sendable {
 
     let filter: EventLog.Filter
     let limit: Int
+    /// The newest cursor at subscription: later ones are live, earlier ones were in the backlog.
+    let liveAfter: UInt64
     private let state: Mutex<State>
 
-    init(filter: EventLog.Filter, limit: Int, backlog: [EventLog.Entry]) {
+    init(filter: EventLog.Filter, limit: Int, backlog: [EventLog.Entry], liveAfter: UInt64) {
         self.filter = filter
         self.limit = limit
+        self.liveAfter = liveAfter
         state = Mutex(State(queued: backlog))
     }
 
     func push(_ entries: [EventLog.Entry]) {
-        let matching = entries.filter(filter.matches)
+        let matching = entries.filter { $0.cursor > liveAfter && filter.matches($0) }
         guard !matching.isEmpty else { return }
         enum Action { case none, overflow, resume(CheckedContinuation<[EventLog.Entry], Never>, [EventLog.Entry]) }
         let action = state.withLock { state -> Action in
@@ -269,6 +289,9 @@ final class EventSubscription: Sendable {
         }
         waiter?.resume(returning: [])
     }
+
+    /// Whether the handler waits in `next` (for tests).
+    var isWaiting: Bool { state.withLock { $0.waiter != nil } }
 
     /// Why the subscription ended (nil while it runs, or when the client went).
     var endStatus: GRPCStatus? { state.withLock { $0.ended ?? nil } }

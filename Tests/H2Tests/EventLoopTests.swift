@@ -66,6 +66,18 @@ import Testing
         #expect(EventLoop.milliseconds(until: .max - 1, from: 0) == .max)
     }
 
+    // Without the pending flag every hand-over that lands before the woken loop runs
+    // writes the eventfd again: a commit resuming ten streams' handlers cost ten writes.
+    @Test func aBurstOfHandOversToASleepingLoopWakesItOnce() {
+        let waker = LoopWaker()
+        #expect(!waker.shouldWake(), "an awake loop needs no wake-up")
+        waker.sleeping.store(true, ordering: .sequentiallyConsistent)
+        #expect((0..<10).filter { _ in waker.shouldWake() }.count == 1)
+        waker.woke()   // the loop read the eventfd, and went back to sleep
+        #expect(waker.shouldWake(), "the next hand-over must wake it again")
+        #expect(!waker.shouldWake())
+    }
+
     /// A loop polling for half a second (a quarter of its two-second ceiling) before it sleeps.
     static func pollingLoop() async throws -> EventLoop {
         let loop = try EventLoop.start(name: "busy-poll-test", busyPoll: .seconds(2))
@@ -125,5 +137,30 @@ import Testing
             let until = clock.now + .nanoseconds(Int.random(in: 0...120_000, using: &generator))
             while clock.now < until {}
         }
+    }
+
+    // Four threads handing work to a loop that sleeps between hand-overs, so that one's
+    // wake-up is often still pending when another's work arrives. A lost wake-up hangs
+    // the test until its time limit.
+    @Test(.timeLimit(.minutes(1)))
+    func concurrentHandOversToASleepingLoopAreNeverLost() async throws {
+        let loop = try EventLoop.start(name: "wake-race")
+        defer { loop.stop() }
+        let total = await withTaskGroup(of: Int.self) { group in
+            for _ in 0..<4 {
+                group.addTask {
+                    var generator = SystemRandomNumberGenerator()
+                    var sum = 0
+                    for i in 0..<5_000 {
+                        sum += await Self.run(on: loop) { i }
+                        let until = ContinuousClock.now + .nanoseconds(Int.random(in: 0...50_000, using: &generator))
+                        while ContinuousClock.now < until {}
+                    }
+                    return sum
+                }
+            }
+            return await group.reduce(0, +)
+        }
+        #expect(total == 4 * (0..<5_000).reduce(0, +))
     }
 }

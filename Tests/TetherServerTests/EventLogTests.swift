@@ -101,4 +101,37 @@ import TetherWire
         #expect(subscription.endStatus?.code == .unavailable)
         #expect(throws: GRPCStatus.self) { try log.subscribe(after: 0, EventLog.Filter()) }
     }
+
+    // Without the fan-out after the last slice, the waiting handler is woken by the first
+    // slice alone (16 events) and again for the rest: a wake-up per slice per stream.
+    @Test func aBatchAppendedInSlicesWakesAWaitingSubscriberOnceWithAllOfIt() async throws {
+        let log = EventLog(epoch: 4)
+        let subscription = try log.subscribe(after: 0, EventLog.Filter())
+        let reader = Task { try Self.notes(await subscription.next()) }
+        while !subscription.isWaiting { await Task.yield() }
+        var slices = 1
+        log.append((1...40).map { Self.event($0) }, slice: 16) { slices += 1 }
+        #expect(slices == 3)
+        #expect(try await reader.value == (1...40).map(Int64.init))
+    }
+
+    // A subscriber that arrives between slices has the earlier ones in its backlog; without
+    // `liveAfter` the fan-out after the last slice would give it those again.
+    @Test func aSubscriberArrivingBetweenSlicesGetsEveryEventOnce() async throws {
+        let log = EventLog(epoch: 6)
+        let before = log.append([Self.event(0)])[0].message.cursor
+        var resuming: EventSubscription?
+        var fresh: EventSubscription?
+        log.append((1...10).map { Self.event($0) }, slice: 4) {
+            guard resuming == nil else { return }
+            resuming = try? log.subscribe(after: before, EventLog.Filter())
+            fresh = try? log.subscribe(after: 0, EventLog.Filter())
+        }
+        let (resumed, new) = try (#require(resuming), #require(fresh))
+        #expect(try Self.notes(await resumed.next()) == (1...10).map(Int64.init))
+        #expect(try Self.notes(await new.next()) == (5...10).map(Int64.init), "cursor 0: the events after it subscribed")
+        log.append([Self.event(11)])
+        #expect(try Self.notes(await resumed.next()) == [11])
+        #expect(try Self.notes(await new.next()) == [11])
+    }
 }
