@@ -24,6 +24,8 @@ struct WatchLoad: AsyncParsableCommand {
     @Option(help: "File holding an admin (or viewer) token.") var tokenFile: String
     @Option(help: "Streams to hold.") var streams = 10
     @Option(help: "Connections the streams are spread over (each has a thread of its own).") var connections = 1
+    @Option(help: "Only this DAG's events (and agents'): a DAG that does not run leaves the streams open and quiet.")
+    var dag = ""
 
     func validate() throws {
         guard streams > 0, connections > 0, connections <= streams else {
@@ -42,6 +44,7 @@ struct WatchLoad: AsyncParsableCommand {
         let request = {
             var request = ControlV1.WatchEventsRequest()
             request.includeAgents = true
+            request.dagID = dag
             return request
         }()
         let calls = try await withThrowingTaskGroup(of: GRPCClientCall<ControlV1.WatchEventsRequest, ControlV1.WatchEventsResponse>.self) { group in
