@@ -106,6 +106,8 @@ final class EventLog: Sendable {
     let limits: Limits
     let epoch: UInt64
     private let history = Mutex(History())
+    /// Held across one `append`, so that appends from two threads fan out in cursor order.
+    private let appending = Mutex(())
 
     init(limits: Limits = Limits(), epoch: UInt64 = UInt64.random(in: 1..<(1 << 23))) {
         precondition(epoch > 0 && epoch < 1 << 23)
@@ -130,6 +132,10 @@ final class EventLog: Sendable {
     func append(_ events: [FeedEvent], slice: Int = .max, betweenSlices: () -> Void = {}) -> [FeedEvent] {
         guard !events.isEmpty else { return [] }
         precondition(slice > 0)
+        return appending.withLock { _ in record(events, slice: slice, betweenSlices: betweenSlices) }
+    }
+
+    private func record(_ events: [FeedEvent], slice: Int, betweenSlices: () -> Void) -> [FeedEvent] {
         var numbered = events
         var entries: [Entry] = []
         entries.reserveCapacity(events.count)

@@ -134,4 +134,24 @@ import TetherWire
         #expect(try Self.notes(await resumed.next()) == [11])
         #expect(try Self.notes(await new.next()) == [11])
     }
+
+    // Two threads appending in slices: without the append lock one's fan-out could
+    // overtake the other's, and a subscriber would see cursors out of order.
+    @Test func concurrentAppendsReachSubscribersInCursorOrder() async throws {
+        let log = EventLog(epoch: 8)
+        let subscription = try log.subscribe(after: 0, EventLog.Filter())
+        let batches = 300, size = 10
+        await withTaskGroup(of: Void.self) { group in
+            for _ in 0..<2 {
+                group.addTask {
+                    for _ in 0..<batches { log.append((1...size).map { Self.event($0) }, slice: 3) }
+                }
+            }
+        }
+        var cursors: [UInt64] = []
+        while cursors.count < 2 * batches * size {
+            cursors += await subscription.next().map(\.cursor)
+        }
+        #expect(cursors == cursors.sorted() && Set(cursors).count == cursors.count)
+    }
 }
