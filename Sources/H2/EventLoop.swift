@@ -439,14 +439,8 @@ extension EventLoop: TaskExecutor {
     }
 }
 
-// MARK: - Busy polling
+// MARK: - Waking
 
-/// How long an idle loop polls before it sleeps. Adapted as KVM adapts its halt-polling
-/// window, from the whole idle period (poll and sleep): a period that ended in a sleep
-/// within the ceiling grows the window (x2, starting from a quarter of the ceiling); one
-/// that outlasted the ceiling, or that only a timer ended, halves it, and below a quarter of
-/// the ceiling it closes. A period that polling ended leaves it alone. So periodic timers
-/// alone never keep a loop polling.
 /// When a hand-over must write the loop's eventfd: only while the loop may be asleep, and
 /// only once until the loop has read it. A burst of hand-overs to a sleeping loop (a commit
 /// resuming a dozen streams' handlers) then costs one write and one wake-up, not one each
@@ -472,6 +466,14 @@ final class LoopWaker: Sendable {
     }
 }
 
+// MARK: - Busy polling
+
+/// How long an idle loop polls before it sleeps. Adapted as KVM adapts its halt-polling
+/// window, from the whole idle period (poll and sleep): a period that ended in a sleep
+/// within the ceiling grows the window (x2, starting from a quarter of the ceiling); one
+/// that outlasted the ceiling, or that only a timer ended, halves it, and below a quarter of
+/// the ceiling it closes. A period that polling ended leaves it alone. So periodic timers
+/// alone never keep a loop polling.
 struct BusyPollWindow {
     /// The most the window may grow to, in nanoseconds; 0 never polls.
     let ceiling: Int64
