@@ -139,9 +139,9 @@ import Testing
         }
     }
 
-    // Four threads handing work to a loop that sleeps between hand-overs, so that one's
-    // wake-up is often still pending when another's work arrives. A lost wake-up hangs
-    // the test until its time limit.
+    // Four tasks (on the pool's threads) handing work to a loop that sleeps between
+    // hand-overs, so that one's wake-up is often still pending when another's work arrives.
+    // A lost wake-up hangs the test until its time limit.
     @Test(.timeLimit(.minutes(1)))
     func concurrentHandOversToASleepingLoopAreNeverLost() async throws {
         let loop = try EventLoop.start(name: "wake-race")
