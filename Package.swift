@@ -136,7 +136,7 @@ let package = Package(
             dependencies: ["TetherWire", "TetherTestSupport"],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "H2Tests", dependencies: ["H2", "TetherTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "H2Tests", dependencies: ["H2", "COpenSSL", "TetherTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "GRPCTests", dependencies: ["GRPC", "H2", "TetherEcho", "TetherWire", "TetherTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "TetherAgentTests", dependencies: ["TetherAgent", "TetherServer", "GRPC", "H2", "TetherStore", "TetherWire", "TetherSyntax", "TetherTestSupport"], swiftSettings: swiftSettings),
         .testTarget(

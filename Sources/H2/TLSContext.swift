@@ -18,6 +18,7 @@ public final class TLSContext: @unchecked Sendable {
     ///   or naming the setting when `configuration` is inconsistent (a client certificate
     ///   without its key; a required client certificate without a client CA file).
     public init(_ configuration: TLSConfiguration) throws(TLSError) {
+        Self.initializeOpenSSL
         let isServer: Bool
         if case .server = configuration.role { isServer = true } else { isServer = false }
         let context = try checkOpenSSL(SSL_CTX_new(isServer ? TLS_server_method() : TLS_client_method()),
@@ -43,6 +44,17 @@ public final class TLSContext: @unchecked Sendable {
     deinit {
         SSL_CTX_free(handle)
     }
+
+    /// OpenSSL's process-wide setup, before the first `SSL_CTX` (every OpenSSL object this
+    /// layer makes comes from one), so it decides how OpenSSL initializes.
+    ///
+    /// Without exit-time cleanup (`OPENSSL_INIT_NO_ATEXIT`). By default OpenSSL frees its
+    /// global and per-thread state in an `atexit` handler, which races every thread still
+    /// running or ending while the process exits: an event loop freeing its last session,
+    /// or its thread's error queue (glibc's "double free or corruption"; openssl/openssl
+    /// issue 6214). The process is ending: the kernel takes the memory back.
+    /// (A failure here shows as `SSL_CTX_new`'s.)
+    private static let initializeOpenSSL: Void = { _ = OPENSSL_init_ssl(UInt64(OPENSSL_INIT_NO_ATEXIT), nil) }()
 
     /// Versions, buffer modes, renegotiation and session caching: the same on both sides.
     private static func applyPolicy(_ configuration: TLSConfiguration, to context: OpaquePointer) throws(TLSError) {
