@@ -6,6 +6,10 @@
 /// the task's queue, offers its entrypoint and has a free slot, and neither the DAG's
 /// `max_active_tasks` nor the queue's slot cap is reached. A task whose DAG is at its
 /// limit is parked until that DAG frees a slot, so it never blocks other DAGs' tasks.
+/// Parked tasks wait in a heap per DAG and (queue, entrypoint); while the DAG is below its
+/// limit the best of each such heap stands in the ready heap, and when it is granted the
+/// next takes its place. A freed slot so moves one task per (queue, entrypoint) of its
+/// DAG, not every parked one.
 ///
 /// Pools are counted earlier, as Airflow counts queued tasks against their pool: a task
 /// that names a pool enters its heap only once the pool has room for its slots, which it
@@ -35,6 +39,12 @@ struct LeaseDispatcher {
             return lhs.sequence < rhs.sequence
         }
         static func == (lhs: ReadyTask, rhs: ReadyTask) -> Bool { lhs.sequence == rhs.sequence }
+    }
+
+    /// A ready heap's key.
+    struct Group: Hashable {
+        var queue: String
+        var entrypoint: String
     }
 
     struct Agent {
@@ -78,7 +88,11 @@ struct LeaseDispatcher {
     private var ready: [String: [String: BinaryHeap<ReadyTask>]] = [:]
     /// The live heap entry's sequence of every queued task.
     private var queued: [TaskKey: ReadyTask] = [:]
-    private var parked: [String: [ReadyTask]] = [:]
+    /// Tasks parked at their DAG's limit, by DAG and (queue, entrypoint), best first.
+    private var parked: [String: [Group: BinaryHeap<ReadyTask>]] = [:]
+    /// The parked task standing in its (queue, entrypoint)'s ready heap, by DAG: its
+    /// sequence. At most one per group; its entry may have been removed since.
+    private var standIns: [String: [Group: UInt64]] = [:]
     private var activeByDAG: [String: Int] = [:]
     private var activeByQueue: [String: Int] = [:]
     private var dagLimits: [String: Int] = [:]
@@ -95,6 +109,9 @@ struct LeaseDispatcher {
     }
 
     var queuedCount: Int { queued.count }
+
+    /// Heap entries parked at their DAG's limit (removed tasks' included, until dropped).
+    var parkedCount: Int { parked.values.reduce(0) { $0 + $1.values.reduce(0) { $0 + $1.count } } }
 
     /// Queued tasks by queue (parked ones included: they wait too). O(queued tasks).
     var queuedCountByQueue: [String: Int] {
@@ -209,6 +226,11 @@ struct LeaseDispatcher {
         ready[task.queue]![task.entrypoint]!.popFirst()
         queued[task.key] = nil
         occupySlot(agentID: agent.id, dagID: task.dagID, queue: task.queue)  // its pool slots are held already
+        let group = Group(queue: task.queue, entrypoint: task.entrypoint)
+        if standIns[task.dagID]?[group] == task.sequence {
+            clearStandIn(task.dagID, group)
+            standIn(task.dagID, group)
+        }
         return (task, agent.id)
     }
 
@@ -250,19 +272,31 @@ struct LeaseDispatcher {
     }
 
     private mutating func liveHead(queue: String, entrypoint: String) -> ReadyTask? {
+        let group = Group(queue: queue, entrypoint: entrypoint)
         while let head = ready[queue]![entrypoint]!.first {
+            let stoodIn = standIns[head.dagID]?[group] == head.sequence
             if queued[head.key]?.sequence != head.sequence {
                 ready[queue]![entrypoint]!.popFirst()  // removed or re-queued since
+                if stoodIn {
+                    clearStandIn(head.dagID, group)
+                    standIn(head.dagID, group)
+                }
                 continue
             }
-            if let limit = dagLimits[head.dagID], activeByDAG[head.dagID, default: 0] >= limit {
+            if isAtLimit(head.dagID) {
                 ready[queue]![entrypoint]!.popFirst()
-                parked[head.dagID, default: []].append(head)
+                if stoodIn { clearStandIn(head.dagID, group) }
+                parked[head.dagID, default: [:]][group, default: BinaryHeap()].insert(head)
                 continue
             }
             return head
         }
         return nil
+    }
+
+    private func isAtLimit(_ dagID: String) -> Bool {
+        guard let limit = dagLimits[dagID] else { return false }
+        return activeByDAG[dagID, default: 0] >= limit
     }
 
     private mutating func freePoolSlots(_ claim: PoolClaim) {
@@ -290,12 +324,31 @@ struct LeaseDispatcher {
     }
 
     private mutating func unparkIfBelowLimit(_ dagID: String) {
-        guard let waiting = parked[dagID], !waiting.isEmpty else { return }
-        if let limit = dagLimits[dagID], activeByDAG[dagID, default: 0] >= limit { return }
-        parked[dagID] = nil
-        for task in waiting where queued[task.key]?.sequence == task.sequence {
-            ready[task.queue]![task.entrypoint]!.insert(task)
+        guard let groups = parked[dagID].map({ Array($0.keys) }) else { return }
+        for group in groups { standIn(dagID, group) }
+    }
+
+    /// Moves the best live task parked for `dagID` on `group` into the group's ready heap,
+    /// unless the DAG is at its limit or a task of it stands in there already.
+    private mutating func standIn(_ dagID: String, _ group: Group) {
+        guard !isAtLimit(dagID), standIns[dagID]?[group] == nil, var heap = parked[dagID]?[group] else { return }
+        parked[dagID]![group] = nil  // no copy of the heap while it changes
+        while let task = heap.popFirst() {
+            guard queued[task.key]?.sequence == task.sequence else { continue }  // removed since
+            ready[group.queue, default: [:]][group.entrypoint, default: BinaryHeap()].insert(task)
+            standIns[dagID, default: [:]][group] = task.sequence
+            break
         }
+        if heap.isEmpty {
+            if parked[dagID]!.isEmpty { parked[dagID] = nil }
+        } else {
+            parked[dagID]![group] = heap
+        }
+    }
+
+    private mutating func clearStandIn(_ dagID: String, _ group: Group) {
+        standIns[dagID]![group] = nil
+        if standIns[dagID]!.isEmpty { standIns[dagID] = nil }
     }
 }
 

@@ -40,11 +40,14 @@ struct SchedulerBench: ParsableCommand {
     var maxBatch = 1024
     @Option(help: "Pools the tasks are spread over (0: none).")
     var pools = 0
+    @Option(help: "The DAG's max_active_tasks (0: no limit).")
+    var maxActiveTasks = 0
 
     func validate() throws {
         guard !FileManager.default.fileExists(atPath: db) else { throw ValidationError("\(db) exists; the bench writes a fresh database") }
         guard tasks > 0, runs > 0, agents > 0, slots > 0 else { throw ValidationError("counts must be positive") }
         guard pools >= 0, pools <= agents * slots else { throw ValidationError("--pools must be 0 to agents x slots") }
+        guard maxActiveTasks >= 0 else { throw ValidationError("--max-active-tasks must be 0 or more") }
     }
 
     func run() throws {
@@ -54,7 +57,7 @@ struct SchedulerBench: ParsableCommand {
             store: store, clock: SystemClock(), configuration: SchedulerConfiguration(leaseTTLMilliseconds: 600_000)
         ) { effects in bench.delivered(effects) }
         let runCount = shape == .chain ? 1 : runs
-        let spec = DAGSpec(dagID: "bench", maxActiveRuns: runCount, tasks: (0..<tasks).map { i in
+        let spec = DAGSpec(dagID: "bench", maxActiveRuns: runCount, maxActiveTasks: maxActiveTasks, tasks: (0..<tasks).map { i in
             TaskSpec(id: "t\(i)", entrypoint: "noop", dependsOn: shape == .chain && i > 0 ? ["t\(i - 1)"] : [],
                      pool: pools > 0 ? "p\(i % pools)" : "")
         })
@@ -100,7 +103,7 @@ struct SchedulerBench: ParsableCommand {
         let batches = stats.batches - statsBefore.batches
         let changes = stats.changes - statsBefore.changes
         let common = #""shape":"\#(shape.rawValue)","tasks":\#(total),"synchronous":"\#(synchronous.rawValue)","agents":\#(agents),"#
-            + #""slots":\#(slots),"pools":\#(pools),"commits":\#(batches),"writer_changes":\#(changes),"#
+            + #""slots":\#(slots),"pools":\#(pools),"max_active_tasks":\#(maxActiveTasks),"commits":\#(batches),"writer_changes":\#(changes),"#
             + #""mean_batch":\#(String(format: "%.1f", Double(changes) / Double(max(1, batches)))),"#
             + #""max_batch":\#(stats.largestBatch),"elapsed_s":\#(String(format: "%.3f", seconds))"#
         func metric(_ name: String, _ value: Double, _ unit: String) {
