@@ -57,6 +57,25 @@ struct LeaseDispatcher {
         /// resume) but gets no new grants.
         var connected = true
         var free: Int { connected ? max(0, slots - used) : 0 }
+        var capability: Capability { Capability(queues: queues, entrypoints: entrypoints) }
+    }
+
+    /// What an agent can take. Agents alike in it have the same best task.
+    struct Capability: Hashable {
+        var queues: Set<String>
+        var entrypoints: Set<String>
+    }
+
+    /// An agent's free slots when it was ranked: a ranking entry is live while they
+    /// still are (and its capability is the same).
+    struct AgentRank: Comparable {
+        var free: Int
+        var id: String
+
+        /// Most free slots first, then the lowest id.
+        static func < (lhs: AgentRank, rhs: AgentRank) -> Bool {
+            lhs.free != rhs.free ? lhs.free > rhs.free : lhs.id < rhs.id
+        }
     }
 
     /// Why a queued task has not been granted yet, for operators.
@@ -85,6 +104,9 @@ struct LeaseDispatcher {
     }
 
     private(set) var agents: [String: Agent] = [:]
+    /// Agents with free slots by capability, best first; entries go stale as slots change
+    /// and are dropped when they come to the top (or all at once, past twice the agents).
+    private var rankings: [Capability: BinaryHeap<AgentRank>] = [:]
     private var ready: [String: [String: BinaryHeap<ReadyTask>]] = [:]
     /// The live heap entry's sequence of every queued task.
     private var queued: [TaskKey: ReadyTask] = [:]
@@ -167,6 +189,7 @@ struct LeaseDispatcher {
     mutating func connect(agentID: String, queues: Set<String>, entrypoints: Set<String>, slots: Int) {
         let used = agents[agentID]?.used ?? 0
         agents[agentID] = Agent(id: agentID, queues: queues, entrypoints: entrypoints, slots: slots, used: used)
+        rank(agentID)
     }
 
     /// The agent gets no new grants; its used slots stay counted until released.
@@ -189,6 +212,7 @@ struct LeaseDispatcher {
             agents[agentID] = Agent(id: agentID, queues: [], entrypoints: [], slots: 0, connected: false)
         }
         agents[agentID]!.used += 1
+        rank(agentID)
         activeByDAG[dagID, default: 0] += 1
         activeByQueue[queue, default: 0] += 1
     }
@@ -198,6 +222,7 @@ struct LeaseDispatcher {
         if var agent = agents[agentID] {
             agent.used = max(0, agent.used - 1)
             agents[agentID] = agent.connected || agent.used > 0 ? agent : nil
+            rank(agentID)
         }
         activeByDAG[dagID] = max(0, (activeByDAG[dagID] ?? 0) - 1)
         activeByQueue[queue] = max(0, (activeByQueue[queue] ?? 0) - 1)
@@ -210,8 +235,9 @@ struct LeaseDispatcher {
     /// from the queue and counts the slot. Nil when nothing can be granted now.
     mutating func nextGrant() -> (task: ReadyTask, agentID: String)? {
         var best: (task: ReadyTask, agent: Agent)?
-        for agent in agents.values where agent.free > 0 {
-            guard let task = bestTask(for: agent) else { continue }
+        for capability in Array(rankings.keys) {
+            // The best-ranked agent of each capability: for its task, the others of it rank lower.
+            guard let agent = topAgent(capability), let task = bestTask(for: agent) else { continue }
             if let current = best {
                 if task < current.task
                     || (task.sequence == current.task.sequence
@@ -253,6 +279,33 @@ struct LeaseDispatcher {
             return .queueAtSlotCap(task.queue)
         }
         return .noFreeSlot(queue: task.queue)
+    }
+
+    /// Ranks the agent anew after its free slots or capability changed.
+    private mutating func rank(_ agentID: String) {
+        guard let agent = agents[agentID], agent.free > 0 else { return }
+        let capability = agent.capability
+        rankings[capability, default: BinaryHeap()].insert(AgentRank(free: agent.free, id: agentID))
+        if rankings[capability]!.count > 2 * agents.count + 16 {
+            var live = BinaryHeap<AgentRank>()
+            for entry in Set(rankings[capability]!.elements.map(\.id)) {
+                if let agent = agents[entry], agent.free > 0, agent.capability == capability {
+                    live.insert(AgentRank(free: agent.free, id: entry))
+                }
+            }
+            rankings[capability] = live
+        }
+    }
+
+    /// The connected agent of `capability` with the most free slots (ties: lowest id),
+    /// after dropping stale entries; nil when none has a free slot.
+    private mutating func topAgent(_ capability: Capability) -> Agent? {
+        while let top = rankings[capability]?.first {
+            if let agent = agents[top.id], agent.free == top.free, agent.capability == capability { return agent }
+            rankings[capability]!.popFirst()
+        }
+        rankings[capability] = nil
+        return nil
     }
 
     /// The best task `agent` may take, after dropping removed entries and parking
