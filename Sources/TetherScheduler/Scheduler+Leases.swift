@@ -403,8 +403,9 @@ extension Scheduler {
             markFinal(run, key.taskID, .failed, now: now,
                       reason: "queued for its queue_timeout of \(DurationText.format(milliseconds: timeout)) without starting\(waited)")
             settle(run, after: [key.taskID], now: now)
-        case .runTimeout(let runID):
-            guard let run = runs[runID], run.record.state == .running, let timeout = run.dagSpec.runTimeoutMilliseconds else { return }
+        case .runTimeout(let runID, let createdAt):
+            guard let run = runs[runID], run.record.createdAt == createdAt, run.record.state == .running,
+                  let timeout = run.dagSpec.runTimeoutMilliseconds else { return }
             let reason = "the run's run_timeout of \(DurationText.format(milliseconds: timeout)) passed"
             for taskID in run.dagSpec.tasks.map(\.id) where !run.tasks[taskID]!.state.isFinal {
                 cancelTask(run, taskID, now: now, reason: reason)

@@ -141,7 +141,7 @@ extension Scheduler {
         for run in runs.values where run.record.state == .running {
             if let timeout = run.dagSpec.runTimeoutMilliseconds {
                 let startedAt = run.record.startedAt ?? now
-                arm(.runTimeout(runID: run.record.runID),
+                arm(.runTimeout(runID: run.record.runID, createdAt: run.record.createdAt),
                     at: min(startedAt.adding(milliseconds: timeout), now.adding(milliseconds: timeout)))
             }
         }

@@ -48,7 +48,7 @@ extension Scheduler {
             run.record.startedAt = now
             output.changes.append(.run(run.record))
             if let timeout = run.dagSpec.runTimeoutMilliseconds {
-                arm(.runTimeout(runID: run.record.runID), at: now.adding(milliseconds: timeout))
+                arm(.runTimeout(runID: run.record.runID, createdAt: run.record.createdAt), at: now.adding(milliseconds: timeout))
             }
             for task in run.dagSpec.tasks where task.dependsOn.isEmpty || task.triggerRule == .always {
                 evaluate(run, task.id, now: now)

@@ -592,8 +592,8 @@ struct SchedulerTimer: Comparable {
         case agentSilence(agentID: String)
         /// The task, queued since `readyAt`, has waited its queue_timeout.
         case queueTimeout(TaskKey, readyAt: Instant)
-        /// The run has run for its DAG's run_timeout.
-        case runTimeout(runID: String)
+        /// The run has run for its DAG's run_timeout; `createdAt` as for `deadline`.
+        case runTimeout(runID: String, createdAt: Instant)
         /// The run's deadline; `createdAt` tells the run from a later one of the same id
         /// (its DAG deleted and applied again).
         case deadline(runID: String, createdAt: Instant)

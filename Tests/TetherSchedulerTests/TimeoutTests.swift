@@ -51,6 +51,26 @@ import TetherScheduler
         #expect(h.revokes.map(\.reason) == [.cancelled])
     }
 
+    @Test func aDeletedRunsRunTimeoutDoesNotEndALaterRunOfTheSameID() throws {
+        let h = SchedulerHarness()
+        var spec = dag("d", ["a"])
+        spec.runTimeoutMilliseconds = 30 * Self.minute
+        try h.apply(spec)
+        let first = try h.trigger("d")
+        #expect(h.runState(first.runID) == .running)
+        _ = h.advance(10 * Self.minute)
+        #expect(try h.scheduler.deleteDAG("d", cancelRuns: true) == [first.runID])
+        h.flush()
+        try h.apply(spec)
+        let second = try h.trigger("d")
+        try #require(second.runID == first.runID)  // ids start afresh with the DAG
+        _ = h.advance(25 * Self.minute)  // past the first run's timeout, not the second's
+        #expect(h.runState(second.runID) == .running)
+        _ = h.advance(5 * Self.minute)
+        #expect(h.runState(second.runID) == .failed)
+        #expect(h.store.run(second.runID)?.note == "failed: the run's run_timeout of 30m passed")
+    }
+
     @Test func timeoutsAfterARestartComeAtMostAWholeTimeoutLater() throws {
         let h = SchedulerHarness(configuration: SchedulerConfiguration(leaseTTLMilliseconds: 3_600_000))
         var spec = dag("d", ["a", "b"]) { $0.queueTimeoutMilliseconds = 10 * Self.minute }
