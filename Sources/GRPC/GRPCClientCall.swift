@@ -3,7 +3,8 @@ public import TetherWire
 
 /// One client call of any shape: send requests, then `finishSending()`; read
 /// responses with `next()` until it returns nil (status OK) or throws the
-/// call's status. `cancel()` sends RST_STREAM(CANCEL).
+/// call's status. `cancel()` sends RST_STREAM(CANCEL); so does cancelling a task
+/// that waits in `send` or `next`, which then throws CANCELLED.
 ///
 /// Methods may be called from any task; they run on the client's loop, hopping
 /// there only when the caller is elsewhere. A call keeps a loop its client started
@@ -32,13 +33,15 @@ public final class GRPCClientCall<Request: WireMessage, Response: WireMessage>: 
         // Already on the loop (a caller running there, as a ping-pong loop does): no hop. A
         // task runs on the loop's thread only with the loop as its executor preference, so
         // it also resumes there.
-        if loop.inEventLoop {
-            try core.send(framed: framed)
-            return try await core.waitUntilWritable()
-        }
-        try await withTaskExecutorPreference(loop) { () async throws(GRPCStatus) in
-            try core.send(framed: framed)
-            try await core.waitUntilWritable()
+        try await cancellingOnTaskCancel { [loop] () async throws(GRPCStatus) in
+            if loop.inEventLoop {
+                try core.send(framed: framed)
+                return try await core.waitUntilWritable()
+            }
+            try await withTaskExecutorPreference(loop) { () async throws(GRPCStatus) in
+                try core.send(framed: framed)
+                try await core.waitUntilWritable()
+            }
         }
     }
 
@@ -54,9 +57,11 @@ public final class GRPCClientCall<Request: WireMessage, Response: WireMessage>: 
     public func next() async throws(GRPCStatus) -> Response? {
         guard !loop.isStopped else { throw Self.loopStopped }
         let core = self.core
-        let bytes = loop.inEventLoop
-            ? try await core.next()
-            : try await withTaskExecutorPreference(loop) { () async throws(GRPCStatus) in try await core.next() }
+        let bytes = try await cancellingOnTaskCancel { [loop] () async throws(GRPCStatus) in
+            loop.inEventLoop
+                ? try await core.next()
+                : try await withTaskExecutorPreference(loop) { () async throws(GRPCStatus) in try await core.next() }
+        }
         guard let bytes else { return nil }
         do {
             return try Response(serializedBytes: bytes)
@@ -98,6 +103,22 @@ public final class GRPCClientCall<Request: WireMessage, Response: WireMessage>: 
     func bufferedResponseBytes() async -> Int {
         let core = self.core
         return await withTaskExecutorPreference(loop) { core.bufferedResponseBytes }
+    }
+
+    /// Runs `wait` (one of the core's waits); cancelling the calling task meanwhile cancels
+    /// the call, which ends the wait.
+    private func cancellingOnTaskCancel<T: Sendable>(_ wait: () async throws(GRPCStatus) -> T) async throws(GRPCStatus) -> T {
+        let core = self.core
+        let result = await withTaskCancellationHandler {
+            do throws(GRPCStatus) {
+                return Result<T, GRPCStatus>.success(try await wait())
+            } catch {
+                return .failure(error)
+            }
+        } onCancel: { [loop] in
+            loop.execute { core.cancel(GRPCStatus(code: .cancelled, message: "the calling task was cancelled")) }
+        }
+        return try result.get()
     }
 
     private static var loopStopped: GRPCStatus { GRPCStatus(code: .unavailable, message: "the call's event loop was stopped") }

@@ -51,6 +51,19 @@ import TetherWire
         }
     }
 
+    /// The log's newest cursor once it holds at least `count` events. The feed logs a commit
+    /// some milliseconds after it (batched), so a cursor read at once may predate events of
+    /// calls that already returned; a watcher resuming from it would wait for them forever.
+    static func cursor(afterAtLeast count: UInt64, _ h: ServerHarness) async throws -> UInt64 {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline {
+            let cursor = h.server.eventLog.lastCursor
+            if cursor & (1 << EventLog.sequenceBits - 1) >= count { return cursor }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        throw GRPCStatus(code: .deadlineExceeded, message: "the event log holds fewer than \(count) events after 30 s")
+    }
+
     static func runFinished(_ event: ControlV1.WatchEventsResponse) -> Bool {
         if case .run(let run)? = event.subject { return run.state == .success || run.state == .failed }
         return false
@@ -60,7 +73,7 @@ import TetherWire
     func aClientThatResumesFromItsCursorSeesEveryEventOnce() async throws {
         let h = try ServerHarness()
         _ = try await h.apply(Self.chain)
-        let start = h.server.eventLog.lastCursor
+        let start = try await Self.cursor(afterAtLeast: 1, h)
         let agent = try await h.connectAgent("eu-1", entrypoints: ["work"])
         _ = try await agent.welcome()
         let continuous = try await Watcher(h, after: start, dag: "chain")
@@ -104,7 +117,7 @@ import TetherWire
         let h = try ServerHarness()
         _ = try await h.apply(Self.chain)
         _ = try await h.apply(Self.chain.replacingOccurrences(of: "dag_id: chain", with: "dag_id: other"))
-        let start = h.server.eventLog.lastCursor
+        let start = try await Self.cursor(afterAtLeast: 2, h)
         let runA = try await h.trigger("chain")
         _ = try await h.trigger("other")
         let agent = try await h.connectAgent("eu-2", entrypoints: ["work"])
@@ -134,7 +147,7 @@ import TetherWire
     func deletingADagIsAnEventSayingSo() async throws {
         let h = try ServerHarness()
         _ = try await h.apply(Self.chain)
-        let start = h.server.eventLog.lastCursor
+        let start = try await Self.cursor(afterAtLeast: 1, h)
         var request = ControlV1.DeleteDagRequest()
         request.dagID = "chain"
         let _: ControlV1.DeleteDagResponse = try await h.control(ControlV1.ControlService.deleteDag, request)
