@@ -270,6 +270,17 @@ import TetherSchedulerSQLite
                 #expect(held[name, default: 0] <= size, "pool \(name) over its \(size) slots at step \(steps)")
                 #expect(h.scheduler.dispatcher.poolUse(name) <= size && h.scheduler.dispatcher.poolUse(name) >= held[name, default: 0])
             }
+            // Work-conserving: no queued task waits only for a free slot while an agent that
+            // could take it has one (its DAG below its limit, its pool letting it in).
+            let dispatcher = h.scheduler.dispatcher
+            for run in h.scheduler.runs.values {
+                for task in run.tasks.values where task.state == .queued {
+                    guard case .noFreeSlot(let queue)? = dispatcher.waitReason(task.key),
+                          let entrypoint = run.specs[task.key.taskID]?.entrypoint else { continue }
+                    let idle = dispatcher.agents.values.filter { $0.free > 0 && $0.queues.contains(queue) && $0.entrypoints.contains(entrypoint) }
+                    #expect(idle.isEmpty, "\(task.key) waits while \(idle.map(\.id)) have free slots, at step \(steps)")
+                }
+            }
             for (runID, run) in h.scheduler.runs {
                 for task in run.tasks.values where task.state == .running {
                     #expect(task.lease != nil && h.scheduler.leases[task.lease!.leaseID] != nil, "running task \(runID)/\(task.key.taskID) without a live lease")
