@@ -252,11 +252,7 @@ struct LeaseDispatcher {
         ready[task.queue]![task.entrypoint]!.popFirst()
         queued[task.key] = nil
         occupySlot(agentID: agent.id, dagID: task.dagID, queue: task.queue)  // its pool slots are held already
-        let group = Group(queue: task.queue, entrypoint: task.entrypoint)
-        if standIns[task.dagID]?[group] == task.sequence {
-            clearStandIn(task.dagID, group)
-            standIn(task.dagID, group)
-        }
+        replaceStandIn(task, Group(queue: task.queue, entrypoint: task.entrypoint))
         return (task, agent.id)
     }
 
@@ -272,9 +268,7 @@ struct LeaseDispatcher {
         if !serving.contains(where: { $0.entrypoints.contains(task.entrypoint) }) {
             return .noAgentOffersEntrypoint(queue: task.queue, entrypoint: task.entrypoint)
         }
-        if let limit = dagLimits[task.dagID], activeByDAG[task.dagID, default: 0] >= limit {
-            return .dagAtMaxActiveTasks(task.dagID)
-        }
+        if isAtLimit(task.dagID) { return .dagAtMaxActiveTasks(task.dagID) }
         if let cap = queueCaps[task.queue], activeByQueue[task.queue, default: 0] >= cap {
             return .queueAtSlotCap(task.queue)
         }
@@ -327,18 +321,14 @@ struct LeaseDispatcher {
     private mutating func liveHead(queue: String, entrypoint: String) -> ReadyTask? {
         let group = Group(queue: queue, entrypoint: entrypoint)
         while let head = ready[queue]![entrypoint]!.first {
-            let stoodIn = standIns[head.dagID]?[group] == head.sequence
             if queued[head.key]?.sequence != head.sequence {
                 ready[queue]![entrypoint]!.popFirst()  // removed or re-queued since
-                if stoodIn {
-                    clearStandIn(head.dagID, group)
-                    standIn(head.dagID, group)
-                }
+                replaceStandIn(head, group)
                 continue
             }
             if isAtLimit(head.dagID) {
                 ready[queue]![entrypoint]!.popFirst()
-                if stoodIn { clearStandIn(head.dagID, group) }
+                if standIns[head.dagID]?[group] == head.sequence { clearStandIn(head.dagID, group) }
                 parked[head.dagID, default: [:]][group, default: BinaryHeap()].insert(head)
                 continue
             }
@@ -397,6 +387,14 @@ struct LeaseDispatcher {
         } else {
             parked[dagID]![group] = heap
         }
+    }
+
+    /// `task` left its ready heap (granted, or found removed): if it stood in for its DAG's
+    /// parked tasks on `group`, the next of them takes its place.
+    private mutating func replaceStandIn(_ task: ReadyTask, _ group: Group) {
+        guard standIns[task.dagID]?[group] == task.sequence else { return }
+        clearStandIn(task.dagID, group)
+        standIn(task.dagID, group)
     }
 
     private mutating func clearStandIn(_ dagID: String, _ group: Group) {
