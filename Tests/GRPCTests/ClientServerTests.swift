@@ -167,7 +167,9 @@ import TetherTestSupport
             #expect(try await call.next() != nil)
             let waiting = Task { try await call.next() }  // the server answers nothing more
             waiting.cancel()
-            let outcome = await Self.result(of: waiting, within: .seconds(10))
+            let ended = Signal<Result<Response?, any Error>>()
+            Task { ended.fire(await waiting.result) }  // without the fix it never does
+            let outcome = await ended.wait(within: .seconds(10))
             guard case .failure(let error)? = outcome else {
                 Issue.record("the cancelled task's next() did not end within 10 s: \(String(describing: outcome))")
                 return
@@ -175,27 +177,6 @@ import TetherTestSupport
             #expect((error as? GRPCStatus)?.code == .cancelled)
             #expect(await call.status()?.code == .cancelled)
         }
-    }
-
-    /// `task`'s result, or nil if it has none within `limit` (the task is left running).
-    static func result<T: Sendable>(of task: Task<T, any Error>, within limit: Duration) async -> Result<T, any Error>? {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Result<T, any Error>?, Never>) in
-            let first = FirstAnswer(continuation)
-            Task { first.resume(await task.result) }
-            Task {
-                try? await Task.sleep(for: limit)
-                first.resume(nil)
-            }
-        }
-    }
-
-    /// Resumes a continuation with whichever answer comes first.
-    final class FirstAnswer<T: Sendable>: Sendable {
-        private let continuation: Mutex<CheckedContinuation<T, Never>?>
-
-        init(_ continuation: CheckedContinuation<T, Never>) { self.continuation = Mutex(continuation) }
-
-        func resume(_ value: T) { continuation.withLock { $0.take() }?.resume(returning: value) }
     }
 
     /// Closing a client with no call left stops the loop it started.

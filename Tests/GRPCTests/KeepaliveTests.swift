@@ -68,14 +68,3 @@ import TetherWire
         try await peer.stop()
     }
 }
-
-/// Whether `condition` holds within `limit`, checked every 10 ms: for state that another
-/// thread updates right after the event a test waited for.
-func eventually(within limit: Duration = .seconds(10), _ condition: () -> Bool) async -> Bool {
-    let deadline = ContinuousClock.now + limit
-    while !condition() {
-        if ContinuousClock.now >= deadline { return false }
-        try? await Task.sleep(for: .milliseconds(10))
-    }
-    return true
-}

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TetherTestSupport
 @testable import H2
 #if canImport(Glibc)
 import Glibc

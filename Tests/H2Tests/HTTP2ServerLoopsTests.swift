@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TetherTestSupport
 @testable import H2
 #if canImport(Glibc)
 import Glibc
@@ -26,7 +27,7 @@ import Glibc
         #expect(server.connectionsPerLoop == [2, 2])
         // Closed connections no longer count; an odd number still spreads.
         clients = []
-        #expect(await HTTPServerCountersTests.eventually { server.connectionsPerLoop == [0, 0] })
+        #expect(await eventually { server.connectionsPerLoop == [0, 0] })
         for _ in 0..<3 {
             let client = try RawHTTPClient(address)
             client.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -11,17 +11,6 @@ import Glibc
 @Suite struct HTTPServerCountersTests {
     init() { signal(SIGPIPE, SIG_IGN) }
 
-    /// Whether `condition` holds within 10 s: the loop thread counts a write right after the
-    /// system call returns, which may be after the client has read the bytes.
-    static func eventually(_ condition: () -> Bool) async -> Bool {
-        let deadline = ContinuousClock.now + .seconds(10)
-        while !condition() {
-            if ContinuousClock.now >= deadline { return false }
-            try? await Task.sleep(for: .milliseconds(5))
-        }
-        return true
-    }
-
     @Test func countsHTTP1RequestBytesExactlyAndConnectionsUntilTheyClose() async throws {
         let fixture = try HTTPServerFixture { _ in .text(200, "hello") }
         let counters = fixture.server.counters
@@ -31,12 +20,14 @@ import Glibc
         let response = try client!.readResponse()
         #expect(response.status == 200 && response.body == "hello\n")
         // The protocol detector's first bytes and the connection's later reads, each counted once.
-        #expect(await Self.eventually { counters.bytesReceived == request.count }, "received \(counters.bytesReceived)")
-        #expect(await Self.eventually { counters.bytesSent > "hello\n".utf8.count })
+        // The loop thread counts a write right after the system call returns, which may be
+        // after the client has read the bytes: hence `eventually`.
+        #expect(await eventually { counters.bytesReceived == request.count }, "received \(counters.bytesReceived)")
+        #expect(await eventually { counters.bytesSent > "hello\n".utf8.count })
         #expect(counters.http1Requests == 1)
         #expect(counters.connectionsOpen == 1 && counters.connectionsAccepted == 1)
         client = nil   // closes the socket
-        #expect(await Self.eventually { counters.connectionsOpen == 0 })
+        #expect(await eventually { counters.connectionsOpen == 0 })
         #expect(counters.connectionsAccepted == 1)
         await fixture.stop()
     }
@@ -54,7 +45,7 @@ import Glibc
             }
             #expect(status == "204", "answered by AnswersNoContent")
         }
-        #expect(await Self.eventually { counters.connectionsOpen == 0 })
+        #expect(await eventually { counters.connectionsOpen == 0 })
         #expect(counters.streamsOpened == 2 && counters.streamsOpenNow == 0)
         #expect(counters.connectionsAccepted == 2 && counters.http1Requests == 0)
         #expect(counters.bytesReceived > 2 * 24 && counters.bytesSent > 0)   // the prefaces, SETTINGS, HEADERS

@@ -2,6 +2,7 @@ import Foundation
 import GRPC
 import Testing
 @testable import TetherServer
+import TetherTestSupport
 import TetherWire
 
 /// `WatchEvents` against an in-process server driven by a fake agent.
@@ -55,13 +56,10 @@ import TetherWire
     /// some milliseconds after it (batched), so a cursor read at once may predate events of
     /// calls that already returned; a watcher resuming from it would wait for them forever.
     static func cursor(afterAtLeast count: UInt64, _ h: ServerHarness) async throws -> UInt64 {
-        let deadline = ContinuousClock.now + .seconds(30)
-        while ContinuousClock.now < deadline {
-            let cursor = h.server.eventLog.lastCursor
-            if cursor & (1 << EventLog.sequenceBits - 1) >= count { return cursor }
-            try await Task.sleep(for: .milliseconds(5))
-        }
-        throw GRPCStatus(code: .deadlineExceeded, message: "the event log holds fewer than \(count) events after 30 s")
+        let log = h.server.eventLog
+        try #require(await eventually(within: .seconds(30)) { log.lastCursor & (1 << EventLog.sequenceBits - 1) >= count },
+                     "the event log holds fewer than \(count) events after 30 s")
+        return log.lastCursor
     }
 
     static func runFinished(_ event: ControlV1.WatchEventsResponse) -> Bool {
